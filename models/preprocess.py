@@ -1,0 +1,233 @@
+"""Pre-processing recipe of the encoder: onset gate, per-block level, blocking.
+
+The whole recipe lives here (numpy only) so that the runtime encoder and the
+quantisation calibration of the export script see exactly the same inputs.
+
+Recipe, for mono audio at 44.1 kHz:
+
+1. Leading silence is trimmed by an onset gate: input is dropped until the first
+   sample at which the mean square level of the last 1 ms (44 samples, zeros before
+   the signal) reaches -60 dBFS; the 5 ms (220 samples) before that sample are kept.
+   Tails are never trimmed. The gate only looks backwards, so it streams.
+2. The trimmed audio goes through the log-mel front-end (``models.frontend``) as
+   linear power mel frames (frame ``k`` starts at trimmed sample ``k*1024``).
+3. Blocks of ``BLOCK_FRAMES`` = 100 frames with a hop of ``HOP_FRAMES`` = 50.
+   A block starting at frame ``s`` covers trimmed samples
+   ``[(s-1)*1024, (s+100)*1024)`` (clipped to the signal). Its power mel is
+   multiplied by ``gain**2`` with ``gain = 10**(-40/20) / peak``, ``peak`` being the
+   largest absolute sample the block covers, then ``log10(1e4*x + 1) / 9.4578``.
+   A block whose peak is below -80 dBFS gives no embedding.
+4. End of clip: when fewer than ``MIN_FRAMES`` = 8 frames exist, the audio is
+   zero-padded to ``(MIN_FRAMES-1)*1024`` samples first (8 frames). The last partial
+   block (starting one hop after the last full block, or at frame 0 if no full block
+   exists) is emitted only if it covers frames that no full block covered; its
+   missing frames are filled with 0.0 (the log of zero power).
+
+Instances are not thread-safe: one thread at a time per instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import frontend
+
+MODEL_SAMPLE_RATE = frontend.SAMPLE_RATE
+BLOCK_FRAMES = 100
+HOP_FRAMES = 50
+MIN_FRAMES = 8
+
+GATE_THRESHOLD_DB = -60.0
+GATE_WINDOW = 44            # 1 ms at 44.1 kHz
+GATE_PRE_ROLL = 220         # 5 ms kept before the onset
+TARGET_PEAK_DB = -40.0
+SILENCE_PEAK_DB = -80.0
+
+_GATE_MEAN_SQUARE = 10.0 ** (GATE_THRESHOLD_DB / 10.0)
+_TARGET_PEAK = 10.0 ** (TARGET_PEAK_DB / 20.0)
+_SILENCE_PEAK = 10.0 ** (SILENCE_PEAK_DB / 20.0)
+
+
+def as_mono_float(audio: np.ndarray) -> np.ndarray:
+    """Validate one chunk of mono audio and return it as float64; ValueError if unusable."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio as a 1-D array, got shape {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"expected floating-point samples, got dtype {audio.dtype}")
+    audio = audio.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return audio
+
+
+class OnsetGate:
+    """Drops input until the onset (see module docstring), then passes everything."""
+
+    def __init__(self) -> None:
+        self._history = np.zeros(0, dtype=np.float64)   # last samples seen while closed
+        self._n_seen = 0
+        self.is_open = False
+        self.offset = 0          # input samples dropped before the first one passed
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """Return the part of ``audio`` (with any kept pre-roll) that passes the gate."""
+        if self.is_open:
+            return audio
+        if audio.size == 0:
+            return audio
+        x = np.concatenate([self._history, audio])
+        n_before = self._n_seen - self._history.size     # input index of x[0]
+        # zeros stand in for the samples before the signal start
+        n_zeros = max(0, GATE_WINDOW - 1 - n_before)
+        squares = np.concatenate([np.zeros(n_zeros), x * x])
+        n_windows = squares.size - GATE_WINDOW + 1
+        sums = np.zeros(max(n_windows, 0))
+        for k in range(GATE_WINDOW):     # fixed summation order: same result for any chunking
+            sums += squares[k:k + n_windows]
+        # window j ends at x index j + GATE_WINDOW - 1 - n_zeros; only new samples are tested
+        first_new = self._history.size
+        ends = np.arange(n_windows) + GATE_WINDOW - 1 - n_zeros
+        hits = np.flatnonzero((sums >= _GATE_MEAN_SQUARE * GATE_WINDOW) & (ends >= first_new))
+        self._n_seen += audio.size
+        if hits.size == 0:
+            self._history = x[-GATE_PRE_ROLL:].copy()
+            return audio[:0]
+        onset = int(ends[hits[0]])
+        start = max(0, onset - GATE_PRE_ROLL)
+        self.is_open = True
+        self.offset = n_before + start
+        self._history = np.zeros(0, dtype=np.float64)
+        return x[start:]
+
+
+@dataclass(frozen=True)
+class LogMelBlock:
+    """One encoder input: ``log_mel`` (BLOCK_FRAMES, N_MELS) float32 and where it starts."""
+    start_frame: int
+    start_sample: int
+    log_mel: np.ndarray
+
+
+class BlockAssembler:
+    """Streams audio into level-normalised log-mel blocks following the recipe above."""
+
+    def __init__(self, *, trim_leading_silence: bool = True) -> None:
+        self._trim = trim_leading_silence
+        self._reset()
+
+    def _reset(self) -> None:
+        self._gate = OnsetGate() if self._trim else None
+        self._mel = frontend.StreamingMel()
+        self._frames: list[np.ndarray] = []      # power mel rows, from frame self._frame_base
+        self._frame_base = 0
+        self._n_frames = 0
+        self._seg_peaks: list[float] = []         # peak of each hop segment, from self._seg_base
+        self._seg_base = 0
+        self._cur_peak = 0.0
+        self._cur_fill = 0
+        self._n_samples = 0
+        self._next_start = 0
+        self._covered_until = 0
+
+    @property
+    def _offset(self) -> int:
+        return self._gate.offset if self._gate is not None else 0
+
+    def _add_samples(self, audio: np.ndarray) -> None:
+        hop = frontend.HOP_LENGTH
+        self._n_samples += audio.size
+        pos = 0
+        if self._cur_fill:
+            take = min(hop - self._cur_fill, audio.size)
+            if take:
+                self._cur_peak = max(self._cur_peak, float(np.max(np.abs(audio[:take]))))
+            self._cur_fill += take
+            pos = take
+            if self._cur_fill == hop:
+                self._seg_peaks.append(self._cur_peak)
+                self._cur_peak, self._cur_fill = 0.0, 0
+        n_full = (audio.size - pos) // hop
+        if n_full:
+            full = np.abs(audio[pos:pos + n_full * hop]).reshape(n_full, hop).max(axis=1)
+            self._seg_peaks.extend(full.tolist())
+            pos += n_full * hop
+        if pos < audio.size:
+            self._cur_peak = max(self._cur_peak, float(np.max(np.abs(audio[pos:]))))
+            self._cur_fill += audio.size - pos
+        frames = self._mel.push(audio)
+        self._append_frames(frames)
+
+    def _append_frames(self, frames: np.ndarray) -> None:
+        if frames.shape[0]:
+            self._frames.extend(frames)
+            self._n_frames += frames.shape[0]
+
+    def _block(self, start: int, stop: int) -> LogMelBlock | None:
+        rows = np.asarray(self._frames[start - self._frame_base:stop - self._frame_base])
+        first_seg = max(0, start - 1) - self._seg_base
+        peaks = self._seg_peaks[first_seg:start + BLOCK_FRAMES - self._seg_base]
+        peak = max(peaks) if peaks else 0.0
+        if peak < _SILENCE_PEAK:
+            return None
+        gain = _TARGET_PEAK / peak
+        log_mel = np.zeros((BLOCK_FRAMES, frontend.N_MELS), dtype=np.float32)
+        log_mel[:rows.shape[0]] = frontend.log_compress(rows * (gain * gain))
+        return LogMelBlock(start, self._offset + start * frontend.HOP_LENGTH, log_mel)
+
+    def _emit_full_blocks(self) -> list[LogMelBlock]:
+        out = []
+        while self._next_start + BLOCK_FRAMES <= self._n_frames:
+            block = self._block(self._next_start, self._next_start + BLOCK_FRAMES)
+            if block is not None:
+                out.append(block)
+            self._covered_until = self._next_start + BLOCK_FRAMES
+            self._next_start += HOP_FRAMES
+        # forget what no later block can use
+        drop = self._next_start - self._frame_base
+        if drop > 0:
+            del self._frames[:drop]
+            self._frame_base += drop
+        drop = max(0, self._next_start - 1) - self._seg_base
+        if drop > 0:
+            del self._seg_peaks[:drop]
+            self._seg_base += drop
+        return out
+
+    def push(self, audio: np.ndarray) -> list[LogMelBlock]:
+        """Add a chunk of mono samples (any size); return the blocks it completes."""
+        audio = as_mono_float(audio)
+        if self._gate is not None:
+            audio = self._gate.push(audio)
+        if audio.size == 0:
+            return []
+        self._add_samples(audio)
+        return self._emit_full_blocks()
+
+    def flush(self) -> list[LogMelBlock]:
+        """End of clip: return the remaining blocks (see module docstring), then reset."""
+        if self._n_samples == 0:
+            self._reset()
+            return []
+        min_samples = (MIN_FRAMES - 1) * frontend.HOP_LENGTH
+        if self._n_samples < min_samples:
+            self._add_samples(np.zeros(min_samples - self._n_samples))
+        self._append_frames(self._mel.flush())
+        if self._cur_fill:
+            self._seg_peaks.append(self._cur_peak)
+            self._cur_peak, self._cur_fill = 0.0, 0
+        out = self._emit_full_blocks()
+        if self._n_frames > self._covered_until:
+            block = self._block(self._next_start, self._n_frames)
+            if block is not None:
+                out.append(block)
+        self._reset()
+        return out
+
+
+def clip_blocks(audio: np.ndarray, *, trim_leading_silence: bool = True) -> list[LogMelBlock]:
+    """Offline convenience: all blocks of one whole clip."""
+    assembler = BlockAssembler(trim_leading_silence=trim_leading_silence)
+    return assembler.push(audio) + assembler.flush()
