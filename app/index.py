@@ -222,6 +222,11 @@ class VectorIndex:
             self._ef_search = int(value)
             self._hnsw.set_ef(self._ef_search)
 
+    def vector_files(self) -> dict[int, int]:
+        """vector_id -> file_id of every live vector (for repairs against the catalog)."""
+        with self._lock.read():
+            return {v: f for f, vs in self._vectors_of.items() for v in vs}
+
     def file_ids(self) -> set[int]:
         """The files that have at least one live vector."""
         with self._lock.read():
