@@ -217,7 +217,8 @@ def _mid_stream_error(path: str, plan: _Plan, decoded: int, exc: Exception) -> D
                     f"that would end at {end_sample} ({reason})",
                 )
     return DecodeError(
-        "corrupt", f"decoding failed after {decoded} of {plan.info.frames} frames: {reason}"
+        "corrupt",
+        f"decoding failed in the block after frame {decoded} of {plan.info.frames}: {reason}",
     )
 
 
