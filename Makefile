@@ -1,0 +1,41 @@
+# Sample Scout — the two entry points are `make run` and `make test`.
+# Both install what they need: Debian packages (apt-get when root, otherwise the
+# exact command is printed), a virtual environment in .venv, and the project.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+# Debian packages the app needs at run time (audio I/O, decoding, Qt's xcb plugin).
+RUN_PACKAGES := libportaudio2 libsndfile1 jackd2 g++ \
+	libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
+	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+# ...and what the tests exercise: real samples, a real VST3, a virtual screen.
+TEST_PACKAGES := $(RUN_PACKAGES) zam-plugins hydrogen-drumkits hydrogen-drumkits-effects \
+	sonic-pi-samples lmms-common xvfb
+
+.PHONY: run test bench system-run system-test venv clean-venv
+
+run: system-run $(VENV)/.installed
+	$(VENV)/bin/samplescout $(ARGS)
+
+test: system-test $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+system-run:
+	@PACKAGES="$(RUN_PACKAGES)" sh .ci/system-packages.sh
+
+system-test:
+	@PACKAGES="$(TEST_PACKAGES)" sh .ci/system-packages.sh
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  echo "error: could not create $(VENV). On Debian: apt-get install python3-venv"; exit 1; }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,125 @@
+"""``samplescout doctor``: what is installed, which audio and MIDI APIs work,
+where data lives. Every check catches its own failure and reports it as text.
+Main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except Exception as exc:  # noqa: BLE001 — a failed probe is the answer
+        return Check(name, False, f"{type(exc).__name__}: {exc}".strip())
+
+
+def _version(module: str, attr: str = "__version__") -> Callable[[], str]:
+    def probe() -> str:
+        return str(getattr(importlib.import_module(module), attr, "installed"))
+    return probe
+
+
+def _soundfile() -> str:
+    import soundfile
+    formats = soundfile.available_formats()
+    return (f"{soundfile.__version__}, {soundfile.__libsndfile_version__}; "
+            f"mp3 {'yes' if 'MP3' in formats else 'no'}")
+
+
+def _portaudio() -> str:
+    with _quiet_native_stderr():
+        import sounddevice
+    apis = sounddevice.query_hostapis()
+    devices = sounddevice.query_devices()
+    names = ", ".join(f"{api['name']} ({len(api['devices'])} devices)" for api in apis)
+    if not len(devices):
+        raise RuntimeError(f"{sounddevice.get_portaudio_version()[1]}: no audio device "
+                           "(is an audio server such as JACK or PulseAudio running?)")
+    return f"{sounddevice.get_portaudio_version()[1]}; {names}"
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what C libraries (ALSA, libjack) print on fd 2 while probing."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _midi() -> str:
+    import rtmidi
+    parts, working = [], 0
+    for api in rtmidi.get_compiled_api():
+        name = rtmidi.get_api_display_name(api)
+        try:
+            with _quiet_native_stderr():
+                ports = rtmidi.MidiIn(api).get_ports()
+            parts.append(f"{name}: {len(ports)} input ports")
+            working += 1
+        except Exception as exc:  # noqa: BLE001
+            parts.append(f"{name}: unavailable ({exc})")
+    summary = f"python-rtmidi {rtmidi.__version__}; " + "; ".join(parts)
+    if not working:
+        raise RuntimeError(summary)
+    return summary
+
+
+def _model() -> str:
+    from models.encoder import Encoder, default_model_path
+    encoder = Encoder()
+    return f"{encoder.model_id}, {encoder.dim}-d, {default_model_path()}"
+
+
+def _library(library_dir: str | None) -> Callable[[], str]:
+    def probe() -> str:
+        from app.catalog import Catalog
+        from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir as resolve
+        directory = resolve(library_dir)
+        with Catalog(directory / CATALOG_FILENAME) as catalog:
+            stats = catalog.stats()
+        index = directory / INDEX_FILENAME
+        index_state = f"index {index.stat().st_size / 1e6:.1f} MB" if index.exists() else "no index yet"
+        return (f"{directory}: {stats['indexed']} indexed, {stats['skipped']} skipped, "
+                f"{index_state}")
+    return probe
+
+
+def run_checks(library_dir: str | None = None) -> list[Check]:
+    return [
+        Check("python", True, f"{platform.python_version()} on {platform.platform()}"),
+        _check("numpy", _version("numpy")),
+        _check("onnxruntime", _version("onnxruntime")),
+        _check("encoder model", _model),
+        _check("hnswlib", lambda: importlib.import_module("hnswlib").__name__ and "importable"),
+        _check("soundfile", _soundfile),
+        _check("soxr", _version("soxr")),
+        _check("audio (PortAudio)", _portaudio),
+        _check("MIDI (rtmidi)", _midi),
+        _check("plugins (pedalboard)", _version("pedalboard")),
+        _check("Qt (PyQt6)", _version("PyQt6.QtCore", "PYQT_VERSION_STR")),
+        _check("library", _library(library_dir)),
+    ]

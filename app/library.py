@@ -1,0 +1,170 @@
+"""A sample library: its catalog, its vector index and the encoder that fills them.
+
+``Library`` ties the three together: it opens (and repairs or rebuilds) the
+index from the catalog, saves it with the catalog's generation stamp, and
+answers searches by example. Threads: a ``Library`` belongs to the thread that
+opened it (it holds a SQLite connection); ``VectorIndex.search`` itself may be
+called from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.catalog import Catalog, FileRow
+from app.decode import read_mono
+from app.index import IndexFormatError, VectorIndex
+from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
+from models.encoder import MODEL_SAMPLE_RATE, Encoder
+
+# A query longer than this is cut: the best window of a long clip is found
+# within its first minute in practice, and it bounds the work.
+MAX_QUERY_SECONDS = 60.0
+
+
+class LibraryError(Exception):
+    """A one-line, user-facing problem with the library (empty, unreadable query...)."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rank: int
+    file: FileRow
+    score: float          # cosine similarity of the best window pair, 1 = identical
+    offset_s: float       # where the best-matching window starts in the library file
+    exists: bool          # False when the file vanished since the last scan
+
+    def as_dict(self) -> dict:
+        return {
+            "rank": self.rank, "path": self.file.path, "score": round(self.score, 6),
+            "offset_s": round(self.offset_s, 3), "kind": self.file.kind,
+            "duration_s": self.file.duration, "exists": self.exists,
+        }
+
+
+class Library:
+    """Catalog + index + encoder of one library dir (see module docstring on threads)."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, *,
+                 model_path: str | os.PathLike | None = None, encoder: Encoder | None = None):
+        self.directory = library_dir(directory)
+        self.catalog = Catalog(self.directory / CATALOG_FILENAME)
+        self.encoder = encoder or Encoder(model_path, threads=1)
+        self.model_path = model_path
+        self._index: VectorIndex | None = None
+        self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
+
+    @property
+    def index_path(self) -> Path:
+        return self.directory / INDEX_FILENAME
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- index lifecycle -----------------------------------------------------
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = self._open_index()
+        return self._index
+
+    def _open_index(self) -> VectorIndex:
+        model_id, dim = self.encoder.model_id, self.encoder.dim
+        try:
+            index = VectorIndex.load(self.index_path, dim=dim, model_id=model_id)
+        except FileNotFoundError:
+            self.index_note = "built from the catalog (no index file yet)"
+            return self.rebuild_index(save=self.catalog.vector_count(model_id) > 0)
+        except IndexFormatError as exc:
+            self.index_note = f"rebuilt from the catalog ({exc})"
+            return self.rebuild_index()
+        if index.generation == self.catalog.generation:
+            self.index_note = "loaded"
+            return index
+        repaired = self._repair(index)
+        self.index_note = f"repaired from the catalog ({repaired} vectors changed since it was saved)"
+        if index.needs_rebuild():
+            return self.rebuild_index()
+        self._index = index
+        self.save_index()
+        return index
+
+    def _repair(self, index: VectorIndex) -> int:
+        """Bring an index saved at an older catalog state up to date.
+
+        Vector ids are never reused, so the difference of id sets says exactly
+        what to drop and what to add.
+        """
+        model_id, dim = self.encoder.model_id, self.encoder.dim
+        in_index = index.vector_files()
+        in_catalog = set(self.catalog.vector_ids(model_id).tolist())
+        stale_files = {in_index[v] for v in in_index.keys() - in_catalog}
+        index.remove_files(stale_files)
+        wanted = (in_catalog - in_index.keys())
+        for file_id in stale_files:
+            wanted.update(self.catalog.file_vectors(file_id)[0].tolist())
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=wanted):
+            index.add(ids, file_ids, vectors)
+        return len(wanted) + len(stale_files)
+
+    def rebuild_index(self, *, save: bool = True) -> VectorIndex:
+        """A fresh index from every vector of the current model in the catalog."""
+        model_id, dim = self.encoder.model_id, self.encoder.dim
+        count = self.catalog.vector_count(model_id)
+        index = VectorIndex(dim, model_id, capacity=max(1024, count))
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim):
+            index.add(ids, file_ids, vectors)
+        self._index = index
+        if save:
+            self.save_index()
+        return index
+
+    def save_index(self) -> None:
+        index = self.index
+        if index.needs_rebuild():
+            index = self.rebuild_index(save=False)
+        index.generation = self.catalog.generation
+        index.save(self.index_path)
+
+    # -- search ----------------------------------------------------------------
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[SearchResult]:
+        """Rank library files against query windows ``vectors`` (m, dim)."""
+        hits = self.index.search(vectors, k)
+        rows = self.catalog.files_by_id(h.file_id for h in hits)
+        starts = self.catalog.window_starts(h.vector_id for h in hits)
+        results = []
+        for hit in hits:
+            row = rows.get(hit.file_id)
+            if row is None:
+                continue
+            results.append(SearchResult(
+                rank=len(results) + 1, file=row, score=float(hit.score),
+                offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
+                exists=os.path.exists(row.path)))
+        return results
+
+    def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+        """Query windows of an audio file; raises DecodeError or LibraryError."""
+        audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
+        vectors = self.encoder.embed_clip(audio, trim_leading_silence=True)
+        if len(vectors) == 0:
+            raise LibraryError(f"{path}: the query is silent, nothing to search for")
+        return vectors
+
+    def search_file(self, path: str | os.PathLike, k: int = 10) -> list[SearchResult]:
+        if self.catalog.vector_count(self.encoder.model_id) == 0:
+            raise LibraryError(
+                "the library is empty: add samples with `samplescout index FOLDER` first")
+        return self.search_vectors(self.embed_file(path), k)

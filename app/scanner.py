@@ -1,0 +1,340 @@
+"""Library scanner: walks sample folders and brings the catalog and index up to date.
+
+Incremental: a file whose size and mtime match its catalog row is skipped; a
+new file whose bytes match a catalogued file that disappeared is relinked (a
+move or rename, no re-embedding); a duplicate of a catalogued file copies its
+analysis; files gone from a folder leave the catalog and the index. Decoding
+and embedding run in worker processes on all cores; results are committed to
+the catalog in small transactions as they arrive, so an interrupted scan (Ctrl-C,
+``cancel()``, even ``kill -9``) keeps everything finished so far and the next
+scan resumes from there. Nothing is ever written into the scanned folders.
+
+Threads: ``Scanner.scan`` runs on the thread that owns the ``Library``;
+``cancel`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import threading
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from app.analysis import KnownContent, analyse_in_worker, init_worker
+from app.catalog import FileAnalysis, FileRow
+from app.decode import SUPPORTED_EXTENSIONS
+from app.library import Library
+
+# Extensions of audio files we know of but cannot read: they get a catalog row
+# that says so. Anything else (text, images, DAW project files) is ignored.
+UNSUPPORTED_AUDIO_EXTENSIONS = frozenset({
+    ".m4a", ".aac", ".alac", ".wma", ".opus", ".mid", ".midi", ".caf", ".ape", ".wv",
+    ".amr", ".ra", ".mka", ".webm", ".mp2", ".rex", ".rx2", ".sd2", ".mp4",
+})
+# Rows with these reasons are retried on every scan: the cause may be gone
+# without the file changing (permissions fixed, a newer app version).
+RETRY_CODES = frozenset({"unreadable", "analysis_failed"})
+
+COMMIT_EVERY_S = 0.5
+SAVE_INDEX_EVERY_S = 60.0
+
+
+@dataclass
+class ScanProgress:
+    done: int
+    total: int
+    bytes_done: int
+    elapsed_s: float
+    current: str
+
+
+@dataclass
+class ScanReport:
+    roots: list[str] = field(default_factory=list)
+    seen: int = 0
+    unchanged: int = 0
+    indexed: int = 0            # newly analysed and indexed (new or changed files)
+    relinked: int = 0           # moved/renamed files recognised by content
+    duplicates: int = 0         # copies of catalogued files, analysis reused
+    touched: int = 0            # same content, new timestamp
+    removed: int = 0            # gone from disk, removed from catalog and index
+    skipped: Counter = field(default_factory=Counter)      # reason code -> count (this scan)
+    skipped_files: list[tuple[str, str, str]] = field(default_factory=list)  # (path, code, message)
+    problems: list[str] = field(default_factory=list)      # folder-level problems
+    bytes_analysed: int = 0
+    files_analysed: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files_analysed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_analysed / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def walk_audio_files(root: str, problems: list[str]) -> Iterator[_Candidate]:
+    """Audio files under ``root`` (following folder links once, never in a loop).
+
+    Unreadable folders, link loops and broken links are reported in ``problems``.
+    Hidden files and folders (dot names) are ignored. Any thread.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            problems.append(f"unreadable folder: {folder} ({exc.strerror})")
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen_dirs:
+            problems.append(f"folder reached twice through a link (loop?), skipped: {folder} "
+                            f"-> {os.path.realpath(folder)}")
+            continue
+        seen_dirs.add(key)
+        try:
+            with os.scandir(folder) as entries:
+                children = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(f"unreadable folder: {folder} ({exc.strerror})")
+            continue
+        subfolders = []
+        for entry in children:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    subfolders.append(entry.path)
+                    continue
+                if not entry.is_file():
+                    if entry.is_symlink():
+                        problems.append(f"broken link: {entry.path}")
+                    continue
+                ext = os.path.splitext(entry.name)[1].lower()
+                if ext not in SUPPORTED_EXTENSIONS and ext not in UNSUPPORTED_AUDIO_EXTENSIONS:
+                    continue
+                st = entry.stat()
+            except OSError as exc:
+                problems.append(f"unreadable: {entry.path} ({exc.strerror})")
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield _Candidate(entry.path, st.st_size, st.st_mtime_ns)
+        stack.extend(reversed(subfolders))
+
+
+class Scanner:
+    """Scans folders into a ``Library`` (see the module docstring)."""
+
+    def __init__(self, library: Library, *, workers: int | None = None,
+                 progress: Callable[[ScanProgress], None] | None = None):
+        self.library = library
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.progress = progress
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop after the files in flight; what is done stays done. Any thread."""
+        self._cancel.set()
+
+    def scan(self, roots: list[str | os.PathLike]) -> ScanReport:
+        """Scan ``roots`` (and remember them as library folders).
+
+        Raises KeyboardInterrupt after committing what was finished when
+        interrupted with Ctrl-C; ``report.interrupted`` is set on ``cancel()``.
+        """
+        report = ScanReport()
+        started = time.monotonic()
+        catalog = self.library.catalog
+        model_id = self.library.encoder.model_id
+        tasks: list[_Candidate] = []
+        orphans: dict[str, FileRow] = {}
+        for root in roots:
+            root_path = os.path.abspath(os.path.expanduser(os.fspath(root)))
+            if not os.path.isdir(root_path):
+                known = len(catalog.files_under(root_path))
+                hint = f"; its {known} catalogued files are kept" if known else ""
+                report.problems.append(
+                    f"library folder not found: {root_path} (moved or unmounted?){hint}")
+                continue
+            catalog.add_root(root_path)
+            report.roots.append(root_path)
+            rows = catalog.files_under(root_path)
+            seen: set[str] = set()
+            for candidate in walk_audio_files(root_path, report.problems):
+                seen.add(candidate.path)
+                row = rows.get(candidate.path)
+                if row is not None and _unchanged(row, candidate, model_id):
+                    report.unchanged += 1
+                else:
+                    tasks.append(candidate)
+            report.seen += len(seen)
+            orphans.update((p, r) for p, r in rows.items() if p not in seen)
+
+        index = self.library.index
+        interrupted = False
+        try:
+            self._run(tasks, orphans, report, started)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if interrupted or self._cancel.is_set():
+                report.interrupted = True
+            else:
+                # Orphans not relinked by a moved copy are really gone.
+                gone = [row.id for row in orphans.values()]
+                index.remove_files(gone)
+                catalog.delete_files(gone)
+                report.removed = len(gone)
+            self.library.save_index()
+            report.elapsed_s = time.monotonic() - started
+        if interrupted:
+            raise KeyboardInterrupt
+        return report
+
+    def _run(self, tasks: list[_Candidate], orphans: dict[str, FileRow], report: ScanReport,
+             started: float) -> None:
+        if not tasks:
+            return
+        catalog = self.library.catalog
+        known = frozenset(catalog.known_hashes())
+        context = multiprocessing.get_context("spawn")
+        model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+        total = len(tasks)
+        done = 0
+        max_in_flight = self.workers * 4
+        # (candidate, force): force skips the known-content shortcut.
+        pending = [(task, False) for task in reversed(tasks)]
+        in_flight: dict[Future, _Candidate] = {}
+        last_commit = time.monotonic()
+        last_save = last_commit
+        executor = ProcessPoolExecutor(
+            max_workers=min(self.workers, total), mp_context=context,
+            initializer=init_worker, initargs=(model_path, known))
+        batch: list = []
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < max_in_flight and not self._cancel.is_set():
+                    task, force = pending.pop()
+                    in_flight[executor.submit(
+                        analyse_in_worker, task.path, task.size, task.mtime_ns, force)] = task
+                if not in_flight:
+                    break
+                finished, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = in_flight.pop(future)
+                    batch.append((task, future.result()))
+                now = time.monotonic()
+                if batch and (now - last_commit >= COMMIT_EVERY_S or not in_flight):
+                    with catalog.transaction():
+                        for task, result in batch:
+                            if self._record(task, result, orphans, report):
+                                pending.append((task, True))
+                            else:
+                                done += 1
+                                report.bytes_analysed += task.size
+                    batch.clear()
+                    last_commit = now
+                    if now - last_save >= SAVE_INDEX_EVERY_S:
+                        self.library.save_index()
+                        last_save = now
+                    if self.progress:
+                        self.progress(ScanProgress(done, total, report.bytes_analysed,
+                                                   now - started, task.path))
+                if self._cancel.is_set() and not in_flight:
+                    break
+        except BaseException:
+            # Keep what finished before the interruption.
+            if batch:
+                with catalog.transaction():
+                    for task, result in batch:
+                        self._record(task, result, orphans, report)
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        executor.shutdown(wait=True)
+
+    def _record(self, task: _Candidate, result, orphans: dict[str, FileRow],
+                report: ScanReport) -> bool:
+        """Store one worker result; returns True when the file must be analysed after all."""
+        catalog = self.library.catalog
+        index = self.library.index
+        if isinstance(result, KnownContent):
+            return self._record_known(task, result, orphans, report)
+        report.files_analysed += 1
+        previous = catalog.file_by_path(task.path)
+        if previous is not None:
+            index.remove_files([previous.id])
+        file_id, vector_ids = catalog.store(result)
+        if result.status == "indexed":
+            report.indexed += 1
+            index.add(vector_ids, [file_id] * len(vector_ids), result.vectors)
+        else:
+            self._note_skip(report, result.path, result.error_code, result.error)
+        return False
+
+    def _record_known(self, task: _Candidate, result: KnownContent, orphans: dict[str, FileRow],
+                      report: ScanReport) -> bool:
+        catalog = self.library.catalog
+        model_id = self.library.encoder.model_id
+        matches = catalog.rows_with_hash(result.content_hash)
+        same_path = next((r for r in matches if r.path == task.path), None)
+        if same_path is not None and _reusable(same_path, model_id):
+            catalog.touch(same_path.id, task.size, task.mtime_ns)
+            report.touched += 1
+            return False
+        moved = next((r for r in matches if r.path in orphans and _reusable(r, model_id)), None)
+        if moved is not None:
+            del orphans[moved.path]
+            previous = catalog.file_by_path(task.path)
+            if previous is not None:  # the new path held other content before
+                self.library.index.remove_files([previous.id])
+                catalog.delete_files([previous.id])
+            catalog.relink(moved.id, task.path, task.size, task.mtime_ns)
+            report.relinked += 1
+            return False
+        source = next((r for r in matches if _reusable(r, model_id)), None)
+        if source is None:
+            return True
+        previous = catalog.file_by_path(task.path)
+        if previous is not None:
+            self.library.index.remove_files([previous.id])
+        file_id, vector_ids = catalog.copy_file(source.id, task.path, task.size, task.mtime_ns)
+        report.duplicates += 1
+        if source.status == "indexed":
+            _, vectors = catalog.file_vectors(file_id)
+            self.library.index.add(vector_ids, [file_id] * len(vector_ids), vectors)
+        else:
+            self._note_skip(report, task.path, source.error_code, source.error)
+        return False
+
+    @staticmethod
+    def _note_skip(report: ScanReport, path: str, code: str | None, message: str | None) -> None:
+        report.skipped[code or "unknown"] += 1
+        report.skipped_files.append((path, code or "unknown", message or ""))
+
+
+def _unchanged(row: FileRow, candidate: _Candidate, model_id: str) -> bool:
+    return (row.size == candidate.size and row.mtime_ns == candidate.mtime_ns
+            and _reusable(row, model_id))
+
+
+def _reusable(row: FileRow, model_id: str) -> bool:
+    """Can this row's analysis stand for its content under the current model?"""
+    if row.status == "indexed":
+        return row.model_id == model_id
+    return row.error_code not in RETRY_CODES
