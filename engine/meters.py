@@ -1,0 +1,90 @@
+"""Input meters (peak and RMS per channel) and xrun counters, written by the audio callback and
+read by polling from any thread.
+
+The callback writes into preallocated arrays (which may live in shared memory); a reader takes a
+copy. A reader may see one channel from block k and another from block k+1: harmless for meters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Meters", "MeterReading"]
+
+# counters array layout
+IN_OVERFLOW, IN_UNDERFLOW, OUT_OVERFLOW, OUT_UNDERFLOW, CALLBACKS = range(5)
+N_COUNTERS = 5
+
+
+@dataclass
+class MeterReading:
+    peak: list[float]          # per input channel, linear, decaying peak hold
+    rms: list[float]           # per input channel, linear, ~300 ms window
+    input_overflows: int
+    input_underflows: int
+    output_overflows: int
+    output_underflows: int
+    callbacks: int
+
+    @property
+    def xruns(self) -> int:
+        return self.input_overflows + self.input_underflows + self.output_overflows + self.output_underflows
+
+    def peak_dbfs(self) -> list[float]:
+        return [20 * np.log10(max(p, 1e-9)) for p in self.peak]
+
+
+class Meters:
+    """`update` is called by the audio thread once per block; `read` by anyone."""
+
+    def __init__(self, channels: int, max_block: int, sample_rate: int, window_s: float = 0.3,
+                 levels: np.ndarray | None = None, counters: np.ndarray | None = None):
+        self.channels = channels
+        # levels[0] = peak hold, levels[1] = mean square
+        self.levels = levels if levels is not None else np.zeros((2, channels), np.float32)
+        self.counters = counters if counters is not None else np.zeros(N_COUNTERS, np.int64)
+        self._scratch = np.zeros((max_block, channels), np.float32)
+        self._block = np.zeros(channels, np.float32)
+        self._window_frames = max(1.0, window_s * sample_rate)
+
+    def update(self, indata: np.ndarray, status_bits: int = 0) -> None:
+        """Audio thread only. status_bits: 1 in-underflow, 2 in-overflow, 4 out-underflow, 8 out-overflow
+        (PortAudio's paInputUnderflow... flags)."""
+        frames = indata.shape[0]
+        c = self.counters
+        c[CALLBACKS] += 1
+        if status_bits:
+            if status_bits & 1:
+                c[IN_UNDERFLOW] += 1
+            if status_bits & 2:
+                c[IN_OVERFLOW] += 1
+            if status_bits & 4:
+                c[OUT_UNDERFLOW] += 1
+            if status_bits & 8:
+                c[OUT_OVERFLOW] += 1
+        s = self._scratch[:frames]
+        b = self._block
+        peak, ms = self.levels[0], self.levels[1]
+        np.abs(indata, out=s)
+        np.max(s, axis=0, out=b)
+        decay = np.float32(0.5 ** (frames / self._window_frames))
+        peak *= decay
+        np.maximum(peak, b, out=peak)
+        np.square(indata, out=s)
+        np.mean(s, axis=0, out=b)
+        a = np.float32(min(1.0, frames / self._window_frames))
+        b -= ms
+        b *= a
+        ms += b
+
+    def read(self) -> MeterReading:
+        levels = self.levels.copy()
+        c = self.counters.copy()
+        return MeterReading(
+            peak=[float(x) for x in levels[0]],
+            rms=[float(np.sqrt(max(x, 0.0))) for x in levels[1]],
+            input_overflows=int(c[IN_OVERFLOW]), input_underflows=int(c[IN_UNDERFLOW]),
+            output_overflows=int(c[OUT_OVERFLOW]), output_underflows=int(c[OUT_UNDERFLOW]),
+            callbacks=int(c[CALLBACKS]))

@@ -1,0 +1,332 @@
+"""A real JACK server (dummy backend) for tests and benchmarks, plus JACK peers in subprocesses.
+
+`JackServer` starts `jackd -R -P 70 -d dummy -r 48000 -p 64` under a unique server name
+(exported as JACK_DEFAULT_SERVER, so PortAudio, python-rtmidi and JACK-Client in this process
+and in peers all talk to it), falls back to no realtime scheduling if -R is refused, waits until
+it accepts clients, and stops it afterwards.
+
+Peers run in their own process (so they never compete with the engine for the GIL):
+`python tests/jack_server.py <mode> ...` — see `_peer_main`. `start_peer()` launches one and
+waits for its "ready" line; results come back as one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class JackUnavailable(RuntimeError):
+    pass
+
+
+class JackServer:
+    def __init__(self, sample_rate: int = 48000, period: int = 64, name: str | None = None):
+        self.sample_rate = sample_rate
+        self.period = period
+        self.name = name or f"ssc{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.proc: subprocess.Popen | None = None
+        self.realtime = False
+        self.log_path = os.path.join("/tmp", f"jackd_{self.name}.log")
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["JACK_DEFAULT_SERVER"] = self.name
+        env["JACK_NO_AUDIO_RESERVATION"] = "1"
+        return env
+
+    def start(self, timeout: float = 10.0) -> "JackServer":
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise JackUnavailable("jackd not found (Debian package jackd2)")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
+        base = ["-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
+        for realtime in (True, False):
+            args = [jackd, "-n", self.name] + (["-R", "-P", "70"] if realtime else ["-r"]) + base
+            log = open(self.log_path, "w")
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+            log.close()
+            if self._wait_ready(timeout):
+                self.realtime = realtime
+                return self
+            self._kill()
+        raise JackUnavailable(f"jackd did not start; see {self.log_path}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            probe = subprocess.run(
+                [sys.executable, "-c",
+                 "import jack; c = jack.Client('probe', no_start_server=True); c.close()"],
+                env=self.env(), capture_output=True, timeout=timeout)
+            if probe.returncode == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def stop(self) -> None:
+        self._kill()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def xrun_count(self) -> int:
+        """xruns jackd itself reported in its log."""
+        return self.log().lower().count("xrun")
+
+
+@pytest.fixture
+def jack_server():
+    server = JackServer()
+    try:
+        server.start()
+    except JackUnavailable as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+class Peer:
+    """A JACK-Client peer process. Reads 'ready' then, at the end, one JSON result line."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def go(self) -> None:
+        """Tell the peer to start playing / recording / sending."""
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout: float = 30.0) -> dict:
+        out, err = self.proc.communicate(timeout=timeout)
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        if self.proc.returncode != 0 or not lines:
+            raise RuntimeError(f"peer failed ({self.proc.returncode}): {err[-2000:]}")
+        return json.loads(lines[-1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_peer(server: JackServer, mode: str, *args: str, timeout: float = 15.0) -> Peer:
+    """Start `python tests/jack_server.py mode args...` and wait until it prints 'ready'."""
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "jack_server.py"), mode, *map(str, args)],
+                            env=server.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == "ready":
+            return Peer(proc)
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"peer {mode} exited: {proc.stderr.read()[-2000:]}")
+    proc.kill()
+    raise RuntimeError(f"peer {mode} not ready in {timeout} s")
+
+
+# ---- peer processes ----------------------------------------------------------------------
+
+def burst(seed: int, frames: int):
+    """Deterministic float32 noise burst, never exactly zero, so its edges are visible."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.05, 0.9, frames) * rng.choice([-1.0, 1.0], frames)
+    return x.astype(np.float32)
+
+
+def _connect_all(client, ours, pattern, is_input):
+    """Connect `ours` to every port of the other side whose name matches pattern."""
+    found = client.get_ports(pattern, is_audio=None, is_input=is_input)
+    for p in found:
+        if is_input:
+            client.connect(ours, p)
+        else:
+            client.connect(p, ours)
+    return [p.name for p in found]
+
+
+def _wait_for_ports(client, pattern, is_input, is_midi=False, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ports = client.get_ports(pattern, is_input=is_input, is_midi=is_midi, is_audio=not is_midi)
+        if ports:
+            return ports
+        time.sleep(0.05)
+    raise RuntimeError(f"no JACK port matching {pattern!r}")
+
+
+def _peer_play(target: str, seed: str, frames: str, gap: str):
+    """Play burst A, then `gap` frames later burst B, into every input port matching `target`.
+    Reports the JACK frame at which each burst started."""
+    import threading
+    import jack
+    import numpy as np
+    frames, gap = int(frames), int(gap)
+    a, b = burst(int(seed), frames), burst(int(seed) + 1, frames)
+    signal = np.zeros(frames + gap + frames + 48000, np.float32)
+    signal[:frames] = a
+    signal[gap:gap + frames] = b
+    client = jack.Client("peer_play", no_start_server=True)
+    out = client.outports.register("out")
+    state = {"pos": -1, "start_frame": None}
+    done = threading.Event()
+
+    @client.set_process_callback
+    def process(n):
+        buf = out.get_array()
+        if state["pos"] < 0:
+            buf[:] = 0
+            return
+        if state["start_frame"] is None:
+            state["start_frame"] = client.last_frame_time
+        p = state["pos"]
+        chunk = signal[p:p + n]
+        buf[:len(chunk)] = chunk
+        buf[len(chunk):] = 0
+        state["pos"] = p + n
+        if p + n >= len(signal):
+            done.set()
+
+    client.activate()
+    ports = _wait_for_ports(client, target, is_input=True)
+    for p in ports:
+        client.connect(out, p)
+    time.sleep(0.3)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the test says when to go
+    state["pos"] = 0
+    done.wait(30)
+    print(json.dumps({"start_frame": state["start_frame"], "gap": gap, "frames": frames,
+                      "ports": [p.name for p in ports]}), flush=True)
+    client.deactivate()
+    client.close()
+
+
+def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str = "0.5",
+                 repeats: str = "1", spacing: str = "0.25"):
+    """Record every output port matching `source` (summed) for `seconds`.
+    If midi_note >= 0, also send note-on/off through a JACK MIDI port connected to every MIDI
+    input port whose name contains 'Sample Scout', first at `midi_at` s, `repeats` times.
+    Reports the JACK frame of each note-on and the first non-silent frame after each."""
+    import jack
+    import numpy as np
+    seconds = float(seconds)
+    note = int(midi_note)
+    client = jack.Client("peer_rec", no_start_server=True)
+    inp = client.inports.register("in")
+    midi_out = client.midi_outports.register("midi_out") if note >= 0 else None
+    sr = client.samplerate
+    total = int(seconds * sr)
+    tape = np.zeros(total + 8192, np.float32)
+    state = {"pos": -1, "t0": None}
+    note_frames = [int((float(midi_at) + i * float(spacing)) * sr) for i in range(int(repeats))]
+    sent = []
+
+    @client.set_process_callback
+    def process(n):
+        if midi_out is not None:
+            midi_out.clear_buffer()
+        if state["pos"] < 0 or state["pos"] >= total:
+            return
+        if state["t0"] is None:
+            state["t0"] = client.last_frame_time
+        p = state["pos"]
+        tape[p:p + n] = inp.get_array()
+        if midi_out is not None:
+            for k, f in enumerate(note_frames):
+                if p <= f < p + n:
+                    midi_out.write_midi_event(f - p, bytes([0x90, note, 100]))
+                    sent.append(f)
+                off = f + int(0.1 * sr)
+                if p <= off < p + n:
+                    midi_out.write_midi_event(off - p, bytes([0x80, note, 0]))
+        state["pos"] = p + n
+
+    client.activate()
+    ports = _wait_for_ports(client, source, is_input=False)
+    for p in ports:
+        client.connect(p, inp)
+    if midi_out is not None:
+        for p in _wait_for_ports(client, "Sample Scout", is_input=True, is_midi=True):
+            client.connect(midi_out, p)
+    time.sleep(0.2)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    state["pos"] = 0
+    while state["pos"] < total:
+        time.sleep(0.05)
+    client.deactivate()
+    client.close()
+    y = tape[:total]
+    np.save(os.environ.get("PEER_TAPE", "/tmp/peer_tape.npy"), y)
+    onsets = []
+    for f in sent:
+        nz = np.flatnonzero(np.abs(y[f:f + int(float(spacing) * sr)]) > 0)
+        onsets.append(int(nz[0]) if len(nz) else None)
+    print(json.dumps({"t0": state["t0"], "sample_rate": sr, "note_frames": sent,
+                      "note_to_sound_frames": onsets, "ports": [p.name for p in ports]}), flush=True)
+
+
+def _peer_rtmidi_send(port_pattern: str, note: str, count: str = "1"):
+    """Send note-on/off with python-rtmidi over JACK to the first port containing port_pattern."""
+    import rtmidi
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="peer_rtmidi")
+    deadline = time.monotonic() + 10
+    idx = None
+    while idx is None and time.monotonic() < deadline:
+        names = out.get_ports()
+        idx = next((i for i, n in enumerate(names) if port_pattern in n), None)
+        if idx is None:
+            time.sleep(0.1)
+    if idx is None:
+        raise SystemExit(f"no MIDI port containing {port_pattern!r}: {out.get_ports()}")
+    out.open_port(idx)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(int(count)):
+        out.send_message([0x90, int(note), 110])
+        time.sleep(0.1)
+        out.send_message([0x80, int(note), 0])
+        time.sleep(0.1)
+    time.sleep(0.2)
+    out.close_port()
+    print(json.dumps({"sent": int(count)}), flush=True)
+
+
+def _peer_main(argv):
+    modes = {"play": _peer_play, "record": _peer_record, "rtmidi-send": _peer_rtmidi_send}
+    modes[argv[0]](*argv[1:])
+
+
+if __name__ == "__main__":
+    _peer_main(sys.argv[1:])
