@@ -10,9 +10,7 @@ plugins read per block), so a slider move does not rebuild anything.
 Output does not depend on the block size: every member is primed once with
 a block of ``max_block_size`` zero frames (pedalboard then never re-prepares,
 which would reset its state, and it knows the channel layout even for
-one-frame blocks), longer blocks are split, and effects that return a
-varying number of frames per call (PitchShift) are driven in fixed internal
-blocks of FIXED_BLOCK_SIZE frames, which adds that many frames of latency.
+one-frame blocks), and longer blocks are split.
 
 Thread rules: ``process`` runs on one processing thread at a time (the
 matcher thread, a preview renderer or the monitoring path). Every other
@@ -34,68 +32,12 @@ from engine import plugins
 from engine.plugins import ParameterInfo, PluginError, PluginScanner
 
 DEFAULT_MAX_BLOCK_SIZE = 8192
-FIXED_BLOCK_SIZE = 64
 
 _ids = itertools.count(1)
 
 
 class ChainError(Exception):
     """An invalid chain operation (unknown member, bad index, bad value); message is user-facing."""
-
-
-class FixedBlockRunner:
-    """Feeds a plugin in blocks of exactly block_size frames, whatever the caller's block size.
-
-    The plugin then sees the same sequence of calls for any outer block size,
-    so its output is identical; the price is block_size frames of latency.
-    Processing thread only.
-    """
-
-    def __init__(self, plugin: pedalboard.Plugin, channels: int, block_size: int, max_block_size: int) -> None:
-        self.plugin = plugin
-        self.block_size = block_size
-        self._in = np.zeros((channels, block_size), np.float32)
-        self._fill = 0
-        cap = 2 * max_block_size + 4 * block_size
-        self._out = np.zeros((channels, cap), np.float32)
-        self._read = 0
-        self._avail = block_size  # the latency: block_size frames of silence up front
-
-    def _push(self, y: np.ndarray) -> None:
-        n = y.shape[1]
-        cap = self._out.shape[1]
-        if self._avail + n > cap:  # never expected; keep the data rather than drop it
-            self._out = np.concatenate([self._ordered(), np.zeros((self._out.shape[0], cap + n), np.float32)], 1)
-            self._read, cap = 0, self._out.shape[1]
-        w = (self._read + self._avail) % cap
-        first = min(n, cap - w)
-        self._out[:, w : w + first] = y[:, :first]
-        self._out[:, : n - first] = y[:, first:]
-        self._avail += n
-
-    def _ordered(self) -> np.ndarray:
-        idx = (self._read + np.arange(self._avail)) % self._out.shape[1]
-        return self._out[:, idx]
-
-    def __call__(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
-        n = x.shape[1]
-        pos = 0
-        while pos < n:
-            take = min(self.block_size - self._fill, n - pos)
-            self._in[:, self._fill : self._fill + take] = x[:, pos : pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == self.block_size:
-                self._push(self.plugin(self._in, sample_rate, reset=False))
-                self._fill = 0
-        out = np.zeros((x.shape[0], n), np.float32)
-        got = min(n, self._avail)
-        cap = self._out.shape[1]
-        idx = (self._read + np.arange(got)) % cap
-        out[:, n - got :] = self._out[:, idx]
-        self._read = (self._read + got) % cap
-        self._avail -= got
-        return out
 
 
 @dataclass(eq=False)
@@ -110,7 +52,6 @@ class ChainMember:
     id: str = field(default_factory=lambda: f"m{next(_ids)}")
     # Set by control threads when a VST3 parameter changes; cleared by process().
     state_dirty: bool = False
-    _runner: object = field(default=None, repr=False)
     _plugin_channels: int = 0
 
     def prepare(self, sample_rate: float, channels: int, max_block_size: int) -> None:
@@ -121,11 +62,8 @@ class ChainMember:
             pc = 2
         else:
             pc = self.channels[0]
-        fixed = self.kind == "builtin" and self.effect in plugins.FIXED_BLOCK_EFFECTS
-        prime = FIXED_BLOCK_SIZE if fixed else max_block_size
-        self.plugin(np.zeros((pc, prime), np.float32), sample_rate, reset=True)
+        self.plugin(np.zeros((pc, max_block_size), np.float32), sample_rate, reset=True)
         self._plugin_channels = pc
-        self._runner = FixedBlockRunner(self.plugin, pc, FIXED_BLOCK_SIZE, max_block_size) if fixed else None
 
     def run(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         """Process channels-first audio, adapting the channel count to the plugin (processing thread)."""
@@ -143,8 +81,6 @@ class ChainMember:
         return y
 
     def _call(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
-        if self._runner is not None:
-            return self._runner(x, sample_rate)
         return self.plugin(x, sample_rate, reset=False)
 
     @property

@@ -113,7 +113,6 @@ BUILTIN_EFFECTS: dict[str, tuple[ParamSpec, ...]] = {
         _p("width", 0, 1, 1),
         _p("freeze_mode", 0, 1, 0),
     ),
-    "PitchShift": (_p("semitones", -24, 24, 0, "st"),),
     "Delay": (
         _p("delay_seconds", 0, 2, 0.5, "s"),
         _p("feedback", 0, 1, 0),
@@ -139,10 +138,14 @@ BUILTIN_EFFECTS: dict[str, tuple[ParamSpec, ...]] = {
     "Invert": (),
 }
 
-# Effects fed through a fixed internal block size because pedalboard returns
-# a varying number of frames per call for them (see FixedBlockRunner in
-# engine.chain).
-FIXED_BLOCK_EFFECTS = frozenset({"PitchShift"})
+# pedalboard effects a chain refuses, with the reason shown to the user.
+UNSUPPORTED_EFFECTS = {
+    # pedalboard 0.9.26: streamed with reset=False, PitchShift returns only
+    # silence and fewer frames than it was given (one-shot processing works).
+    "PitchShift": "PitchShift produces no output when streamed block by block; it is not available in chains",
+    "Convolution": "Convolution needs an impulse-response file and is not available in chains",
+    "Resample": "Resample changes latency with the block size and is not available in chains",
+}
 
 
 def builtin_effect_names() -> list[str]:
@@ -152,6 +155,8 @@ def builtin_effect_names() -> list[str]:
 
 def builtin_param_specs(effect: str) -> tuple[ParamSpec, ...]:
     """Parameter table of one built-in effect; PluginError if unknown."""
+    if effect in UNSUPPORTED_EFFECTS:
+        raise PluginError(UNSUPPORTED_EFFECTS[effect])
     try:
         return BUILTIN_EFFECTS[effect]
     except KeyError:
