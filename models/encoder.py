@@ -1,9 +1,16 @@
 """Audio encoder: ONNX session, block embedding and streaming embedding of clips.
 
 Input audio is mono float at ``MODEL_SAMPLE_RATE`` (resample before). The
-pre-processing recipe (onset gate, per-block peak level to -40 dBFS before the log,
-100-frame blocks with 50-frame hop, zero-padding of short clips, never fewer than
-``MIN_FRAMES`` real frames) is documented and implemented in ``models.preprocess``.
+pre-processing recipe is implemented (and documented in full) in ``models.preprocess``:
+
+- leading silence is dropped until the 1 ms level reaches -60 dBFS (5 ms kept before);
+  tails are never trimmed;
+- one block per 100 mel frames (hop 1024 samples, ~2.3 s) with a 50-frame hop;
+- per block, the power mel is scaled so that the block's sample peak sits at -40 dBFS,
+  then ``log10(1e4*x + 1) / 9.4578``; blocks peaking below -80 dBFS give nothing;
+- clips shorter than ``MIN_FRAMES`` frames are zero-padded (audio) to 8 frames; a
+  block with fewer than 100 frames is padded with 0.0; the last partial block is
+  emitted only if it covers frames that no full block covered.
 """
 
 from __future__ import annotations

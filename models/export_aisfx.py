@@ -93,7 +93,7 @@ def export_fp32(path: pathlib.Path) -> None:
 def _set_metadata(model, model_id: str) -> None:
     entries = {
         "model_id": model_id,
-        "source": "aisfx 0.1.2 (Brendan Ma, Alexander Lerch; ISMIR 2022), EmbeddingNet of X-Sequential-CE",
+        "source": "aisfx 0.1.2 (Alison B. Ma, Alexander Lerch; ISMIR 2022), EmbeddingNet of X-Sequential-CE",
         "license": "weights CC BY 4.0, code MIT",
         "input": "log_mel (batch, 100, 96) float32: aisfx-normalised log10(1e4*mel+1)/9.4578",
         "output": "embedding (batch, 512) float32, not normalised",
