@@ -1,0 +1,107 @@
+"""The `samplescout` command: options, outputs and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from tests.test_scanner import write_hits
+
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def small_library(tmp_path, isolated_library_dir):
+    root = tmp_path / "samples"
+    paths = write_hits(root, 5)
+    assert main(["index", str(root), "--workers", "1"]) == 0
+    return root, paths
+
+
+def test_library_dir_is_accepted_before_and_after_the_subcommand(tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["--library-dir", str(one), "library", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["library_dir"] == str(one)
+    assert main(["library", "--library-dir", str(two), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["library_dir"] == str(two)
+
+
+def test_environment_variable_chooses_the_library_dir(isolated_library_dir, capsys):
+    assert main(["library", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["library_dir"] == str(isolated_library_dir)
+
+
+def test_search_several_files_as_json(small_library, capsys):
+    _, paths = small_library
+    capsys.readouterr()
+    assert main(["search", str(paths[0]), str(paths[3]), "-k", "3", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    for line, path in zip(lines, (paths[0], paths[3])):
+        answer = json.loads(line)
+        assert answer["query"] == str(path)
+        assert len(answer["results"]) == 3
+        assert answer["results"][0]["path"] == str(path)
+        scores = [r["score"] for r in answer["results"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_search_table_and_library_summary(small_library, capsys):
+    _, paths = small_library
+    capsys.readouterr()
+    assert main(["search", str(paths[1]), "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert paths[1].name in out and "score" in out
+    assert main(["library"]) == 0
+    assert "5 indexed" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_and_non_zero(tmp_path, small_library, capsys):
+    capsys.readouterr()
+    text = tmp_path / "notes.wav"
+    text.write_text("hello")
+    assert main(["search", str(text)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not_audio" in err[0] and "notes.wav" in err[0]
+
+    assert main(["search", str(tmp_path / "nope.wav")]) == 1
+    assert "nope.wav" in capsys.readouterr().err
+
+    assert main(["index", str(tmp_path / "no-such-folder")]) == 1
+    assert capsys.readouterr().err.strip().startswith("samplescout: error: folder not found")
+
+
+def test_search_on_an_empty_library_says_what_to_do(tmp_path, capsys):
+    query = write_hits(tmp_path / "q", 1)[0]
+    assert main(["search", str(query)]) == 1
+    err = capsys.readouterr().err
+    assert "library is empty" in err and "samplescout index" in err
+
+
+def test_remove_a_folder_from_the_library(small_library, capsys):
+    root, paths = small_library
+    assert main(["index", "--remove", str(root)]) == 0
+    assert main(["library", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stats["files"] == 0 and stats["roots"] == []
+
+
+def test_console_script_and_doctor_run_without_traceback(tmp_path):
+    exe = shutil.which("samplescout", path=str(Path(sys.executable).parent))
+    assert exe, "the samplescout console script is not installed in the venv"
+    result = subprocess.run([exe, "doctor", "--json", "--library-dir", str(tmp_path / "lib")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["encoder model"]["ok"] and "aisfx" in checks["encoder model"]["detail"]
+    assert checks["library"]["ok"] and str(tmp_path / "lib") in checks["library"]["detail"]
+    assert "Traceback" not in result.stderr
+    # Audio may or may not have a device here; either way the answer is a sentence.
+    assert checks["audio (PortAudio)"]["detail"]
