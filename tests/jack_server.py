@@ -138,6 +138,11 @@ class Peer:
             self.proc.wait(5)
 
 
+def tape_path(server_name: str) -> str:
+    """Where a 'record' peer leaves its recording (numpy .npy)."""
+    return os.path.join("/tmp", f"peer_tape_{server_name}.npy")
+
+
 def start_peer(server: JackServer, mode: str, *args: str, timeout: float = 15.0) -> Peer:
     """Start `python tests/jack_server.py mode args...` and wait until it prints 'ready'."""
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "jack_server.py"), mode, *map(str, args)],
@@ -219,6 +224,7 @@ def _peer_play(target: str, seed: str, frames: str, gap: str):
 
     client.activate()
     ports = _wait_for_ports(client, target, is_input=True)
+    port_names = [p.name for p in ports]
     for p in ports:
         client.connect(out, p)
     time.sleep(0.3)
@@ -227,7 +233,7 @@ def _peer_play(target: str, seed: str, frames: str, gap: str):
     state["pos"] = 0
     done.wait(30)
     print(json.dumps({"start_frame": state["start_frame"], "gap": gap, "frames": frames,
-                      "ports": [p.name for p in ports]}), flush=True)
+                      "ports": port_names}), flush=True)
     client.deactivate()
     client.close()
 
@@ -274,6 +280,7 @@ def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str 
 
     client.activate()
     ports = _wait_for_ports(client, source, is_input=False)
+    port_names = [p.name for p in ports]
     for p in ports:
         client.connect(p, inp)
     if midi_out is not None:
@@ -288,13 +295,13 @@ def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str 
     client.deactivate()
     client.close()
     y = tape[:total]
-    np.save(os.environ.get("PEER_TAPE", "/tmp/peer_tape.npy"), y)
+    np.save(tape_path(os.environ.get("JACK_DEFAULT_SERVER", "default")), y)
     onsets = []
     for f in sent:
         nz = np.flatnonzero(np.abs(y[f:f + int(float(spacing) * sr)]) > 0)
         onsets.append(int(nz[0]) if len(nz) else None)
     print(json.dumps({"t0": state["t0"], "sample_rate": sr, "note_frames": sent,
-                      "note_to_sound_frames": onsets, "ports": [p.name for p in ports]}), flush=True)
+                      "note_to_sound_frames": onsets, "ports": port_names}), flush=True)
 
 
 def _peer_rtmidi_send(port_pattern: str, note: str, count: str = "1"):

@@ -1,0 +1,139 @@
+"""The engine against a real JACK server (dummy backend) and JACK peers in other processes."""
+
+import time
+
+import numpy as np
+import pytest
+
+from engine.midi import MidiMap
+from engine.stream import AudioEngine, StreamConfig
+try:
+    from tests.jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401  (fixture)
+except ImportError:
+    from jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401
+
+pytestmark = pytest.mark.jack
+
+
+def engine_for(**kw):
+    cfg = StreamConfig(hostapi="JACK", input_channels=1, output_channels=1, block_size=64, **kw)
+    eng = AudioEngine(cfg)
+    eng.start()
+    if not eng.wait_running(20):
+        eng.close()
+        pytest.fail(f"engine did not start: {eng.status().message}")
+    return eng
+
+
+def click_free(y, limit=0.05):
+    """Largest sample-to-sample jump in a tape stays below `limit` (a smooth signal's steps)."""
+    return float(np.max(np.abs(np.diff(y)))) < limit
+
+
+def test_capture_ring_holds_peer_signal_bit_exact(jack_server):
+    eng = engine_for()
+    try:
+        frames, gap = 4800, 12345
+        peer = start_peer(jack_server, "play", "PortAudio:in_", 7, frames, gap)
+        before = eng.ring.end_frame
+        peer.go()
+        info = peer.result()
+        time.sleep(0.2)
+        end = eng.ring.end_frame
+        tape = eng.ring.read(before, end - before)[:, 0]
+        nz = np.flatnonzero(tape)
+        assert len(nz) > 0, "peer signal never reached the capture ring"
+        first = int(nz[0])
+        a = burst(7, frames)
+        b = burst(8, frames)
+        np.testing.assert_array_equal(tape[first:first + frames], a)
+        # The second burst sits exactly `gap` frames later: no frame lost or repeated.
+        np.testing.assert_array_equal(tape[first + gap:first + gap + frames], b)
+        assert not tape[first + frames:first + gap].any()
+        # Latency on the JACK frame clock: the ring's frame for the burst vs the peer's JACK frame.
+        print("capture: burst at ring frame", before + first, "peer JACK frame", info["start_frame"])
+    finally:
+        eng.close()
+
+
+def test_triggered_preview_reaches_output_at_next_block_without_clicks(jack_server, tmp_path):
+    eng = engine_for()
+    try:
+        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(24000) / 48000)).astype(np.float32)
+        idx = eng.add_sample(tone[:, None] + 0.25)  # starts at 0.25: a click unless faded in
+        rec = start_peer(jack_server, "record", "PortAudio:out_", 1.5)
+        rec.go()
+        time.sleep(0.5)
+        vid = eng.play(idx)
+        time.sleep(0.1)
+        heads = eng.playheads()
+        assert vid in heads and heads[vid] > 0
+        eng.stop_voice(vid)  # stop mid-sample: must fade, not cut
+        info = rec.result()
+        y = np.load(tape_path(jack_server.name))
+        nz = np.flatnonzero(y)
+        assert len(nz) > 0, "preview never reached the peer"
+        sound = y[nz[0]:nz[-1] + 1]
+        assert 0.1 * 48000 < len(sound) < 0.5 * 48000  # stopped well before its 0.5 s end
+        # Fade-in and fade-out: no step larger than the tone's own largest step (2*pi*440/48000*0.5).
+        assert click_free(y, limit=0.05)
+        assert np.max(np.abs(y)) > 0.7
+        # Output is exactly the sample (scaled by the ramps) once the fade-in is over.
+        fade_in = 48
+        start = nz[0]
+        seg = y[start + fade_in: start + fade_in + 2000]
+        ref = (tone[:, None] + 0.25)[:, 0]
+        np.testing.assert_allclose(seg, ref[fade_in:fade_in + 2000], atol=1e-6)
+        assert info["ports"]
+    finally:
+        eng.close()
+
+
+def test_midi_note_from_peer_plays_mapped_preview(jack_server):
+    eng = engine_for(midi_api="jack")
+    try:
+        assert "Sample Scout In" in eng.status().midi
+        click = np.zeros((2400, 1), np.float32)
+        click[:, 0] = 0.3
+        idx = eng.add_sample(click)
+        eng.set_midi_map(MidiMap.default_16_pads())
+        eng.set_slot(3, idx)  # note 38 -> slot 3
+        lookups = []
+        eng.on_action("capture_lookup", lambda: lookups.append(1))
+        rec = start_peer(jack_server, "record", "PortAudio:out_", 1.5)
+        sender = start_peer(jack_server, "rtmidi-send", "Sample Scout", 38, 2)
+        rec.go()
+        time.sleep(0.3)
+        sender.go()
+        sender.result()
+        rec.result()
+        y = np.load(tape_path(jack_server.name))
+        loud = y > 0.29
+        onsets = np.flatnonzero(loud[1:] & ~loud[:-1])
+        assert len(onsets) == 2, f"expected two pad hits, heard {len(onsets)}"
+        assert eng.midi_events >= 2
+        assert lookups == []  # only audition was mapped
+    finally:
+        eng.close()
+
+
+def test_engine_survives_server_stop_and_reconnects(jack_server):
+    eng = engine_for(retry_interval=0.3)
+    try:
+        first = eng.meters().callbacks
+        assert first > 0
+        jack_server.stop()
+        deadline = time.monotonic() + 10
+        while eng.status().state == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = eng.status()
+        assert status.state == "waiting", status
+        assert "retrying" in status.message or "reconnecting" in status.message
+        frames_while_down = eng.ring.end_frame
+        jack_server.start()
+        assert eng.wait_running(20), eng.status().message
+        time.sleep(0.3)
+        assert eng.ring.end_frame > frames_while_down  # the frame clock moves on after reconnect
+        assert eng.status().restarts >= 1
+    finally:
+        eng.close()
