@@ -1,7 +1,7 @@
 """The ``samplescout`` command.
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
-``index``, ``search``, ``library``, ``doctor``. Every subcommand accepts
+``index``, ``search``, ``library``, ``devices``, ``doctor``. Every subcommand accepts
 ``--library-dir DIR`` (before or after its name). Errors print one line and
 exit non-zero. Runs on the main thread.
 """
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="list every skipped file")
 
+    p = sub.add_parser("devices", parents=[common], help="audio devices per host API and MIDI ports")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("doctor", parents=[common],
                        help="what is installed, which audio and MIDI APIs work, where data lives")
     p.add_argument("--json", action="store_true")
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
-                   "doctor": cmd_doctor}[args.command]
+                   "devices": cmd_devices, "doctor": cmd_doctor}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -254,6 +257,25 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         if not args.all and stats["skipped"] > len(skipped):
             out.print(f"  … {stats['skipped'] - len(skipped)} more (--all)")
     return EXIT_OK
+
+
+# -- devices ---------------------------------------------------------------
+
+def cmd_devices(args, library_dir, out: Console, err: Console) -> int:
+    from dataclasses import asdict
+
+    from app.stderr_guard import quiet_native_stderr
+    from engine.devices import describe, list_devices
+
+    with quiet_native_stderr():
+        report = list_devices()
+    if args.json:
+        print(json.dumps({"audio": [asdict(d) for d in report.audio], "midi": report.midi,
+                          "errors": report.errors}))
+    else:
+        for line in describe(report):
+            out.print(line, markup=False)
+    return EXIT_OK if report.audio else EXIT_ERROR
 
 
 # -- doctor ----------------------------------------------------------------

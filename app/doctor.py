@@ -5,13 +5,12 @@ Main thread.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import platform
-import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
+
+from app.stderr_guard import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def _soundfile() -> str:
 
 
 def _portaudio() -> str:
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         import sounddevice
     apis = sounddevice.query_hostapis()
     devices = sounddevice.query_devices()
@@ -56,27 +55,13 @@ def _portaudio() -> str:
     return f"{sounddevice.get_portaudio_version()[1]}; {names}"
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence what C libraries (ALSA, libjack) print on fd 2 while probing."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _midi() -> str:
     import rtmidi
     parts, working = [], 0
     for api in rtmidi.get_compiled_api():
         name = rtmidi.get_api_display_name(api)
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 ports = rtmidi.MidiIn(api).get_ports()
             parts.append(f"{name}: {len(ports)} input ports")
             working += 1

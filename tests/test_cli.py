@@ -105,3 +105,26 @@ def test_console_script_and_doctor_run_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     # Audio may or may not have a device here; either way the answer is a sentence.
     assert checks["audio (PortAudio)"]["detail"]
+
+
+def _devices(env=None):
+    exe = shutil.which("samplescout", path=str(Path(sys.executable).parent))
+    return subprocess.run([exe, "devices"], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_devices_without_an_audio_server_is_one_clear_line(monkeypatch):
+    # A server name nobody runs: PortAudio's JACK backend finds nothing to talk to.
+    env = {**os.environ, "JACK_DEFAULT_SERVER": "samplescout-nobody-home"}
+    result = _devices(env)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].lower().startswith("no audio device found")
+    assert "Traceback" not in result.stderr and result.stderr.strip() == ""
+
+
+@pytest.mark.jack
+def test_devices_lists_the_jack_server(jack_server):
+    result = _devices(jack_server.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "JACK Audio Connection Kit:" in result.stdout
+    assert "MIDI (jack)" in result.stdout
