@@ -8,12 +8,15 @@ and embedded as one or more vectors.
 Measures, for every model in the same run:
 
 - Category precision@10: leave-one-out over the labelled files; each file is queried
-  with its own clean vectors, itself excluded, and P@10 is the share of the 10 best
-  files with the same strict (then coarse) category. Unlabelled files take no part.
-  Micro = mean over files; macro = mean over categories of the per-category mean.
+  with its own clean vectors, itself and its level twins (below) excluded, and P@10
+  is the share of the 10 best files with the same strict (then coarse) category.
+  Unlabelled files take no part. Micro = mean over files; macro = mean over
+  categories of the per-category mean.
 - Re-identification recall@1/@10: ``--queries`` files (fixed seed) are damaged
   (``bench/damage.py``) and searched among all library files; R@k = share whose
-  own file ranks in the top k (ties count against the query). The 2 s excerpt
+  own file ranks in the top k (ties count against the query). Level twins (files
+  whose audio is the same up to a gain factor, e.g. velocity layers made by scaling
+  one recording; see :func:`level_twins`) count as the same file. The 2 s excerpt
   condition draws its queries from files longer than 4 s.
 
 A file's score for a query is the best cosine over query vectors x file vectors,
@@ -23,8 +26,9 @@ Models: ``aisfx`` (the default ``models.encoder.Encoder()``, static int8),
 ``aisfx-no-trim`` (the same with ``trim_leading_silence=False`` for library and
 queries), ``aisfx-fp32`` (the same pre-processing on the float ONNX export,
 ``--fp32-model``, default ``/tmp/aisfx_fp32.onnx`` as written by
-``models/export_aisfx.py``; used only when the file exists) and ``mfcc``: librosa MFCC at 44.1 kHz (n_mfcc=20, n_fft=2048, hop_length=512,
-n_mels=128, Slaney mel, ``power_to_db`` with ``ref=1.0``), no trimming; per file the
+``models/export_aisfx.py``; used only when the file exists) and ``mfcc``:
+librosa MFCC at 44.1 kHz (n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128,
+Slaney mel, ``power_to_db`` with ``ref=1.0``, DCT-II ortho), no trimming; per file the
 mean and the standard deviation of each coefficient over frames (40 values);
 each of the 40 dimensions standardised by the mean and standard deviation over
 the clean library files; then L2-normalised. One vector per file.
@@ -70,6 +74,7 @@ ALL_MODELS = DEFAULT_MODELS
 DEFAULT_FP32_MODEL = Path("/tmp/aisfx_fp32.onnx")
 CACHE_VERSION = 1
 TOP_K = 10
+TWIN_CORRELATION = 0.9999
 
 
 # ---------------------------------------------------------------- decoding
@@ -140,7 +145,8 @@ class Model:
 
 
 class EncoderModel(Model):
-    def __init__(self, name: str, trim_leading_silence: bool = True, model_path: Path | None = None):
+    def __init__(self, name: str, trim_leading_silence: bool = True,
+                 model_path: Path | None = None):
         from models.encoder import Encoder
         self.encoder = Encoder(model_path, threads=1)
         self.name = name
@@ -234,8 +240,12 @@ class LibraryFile:
     sha1: str
     strict: str | None
     coarse: str | None
-    duration: float = 0.0
+    n_samples: int = 0
     skip: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.n_samples / SAMPLE_RATE
 
 
 @dataclass
@@ -314,7 +324,8 @@ def save_cache(model: Model, entries: dict[str, np.ndarray]) -> None:
     os.replace(tmp, _cache_path(model))
 
 
-def embed_library(files: list[LibraryFile], models: list[Model], timing: dict) -> dict[str, Embedded]:
+def embed_library(files: list[LibraryFile], models: list[Model],
+                  timing: dict) -> dict[str, Embedded]:
     """Decode every file once and embed it with each model (from the cache when possible)."""
     caches = {m.name: load_cache(m) for m in models}
     fresh = {m.name: 0 for m in models}
@@ -324,17 +335,16 @@ def embed_library(files: list[LibraryFile], models: list[Model], timing: dict) -
     started = time.perf_counter()
     for i, f in enumerate(files):
         key = _file_key(f)
-        missing = [m for m in models if key not in caches[m.name]]
+        # decoded even on a cache hit: length and decodability are needed
         audio = None
-        if True:  # decoded even on a cache hit: the duration and decodability are needed
-            t0 = time.perf_counter()
-            try:
-                audio = read_audio(f.path)
-            except SkipFile as exc:
-                f.skip = f"decode:{exc.code}"
-            decode_seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            audio = read_audio(f.path)
+        except SkipFile as exc:
+            f.skip = f"decode:{exc.code}"
+        decode_seconds += time.perf_counter() - t0
         if audio is not None:
-            f.duration = audio.size / SAMPLE_RATE
+            f.n_samples = int(audio.size)
         for m in models:
             if audio is None:
                 raw[m.name].append(np.zeros((0, 0), np.float32))
@@ -380,17 +390,58 @@ def file_scores(query: np.ndarray, lib: Embedded, n_files: int) -> np.ndarray:
     return scores
 
 
-def rank_of(scores: np.ndarray, target: int) -> int:
-    """1-based rank of ``target``; other files scoring equal rank ahead of it."""
-    if not np.isfinite(scores[target]):
+def rank_of(scores: np.ndarray, target: int, twins: list[int] | tuple = ()) -> int:
+    """1-based rank of ``target`` or its best level twin; others scoring equal rank ahead."""
+    group = [target, *twins]
+    best = float(np.max(scores[group]))
+    if not np.isfinite(best):
         return len(scores) + 1
-    others = np.delete(scores, target)
-    return 1 + int(np.count_nonzero(others >= scores[target]))
+    others = np.delete(scores, group)
+    return 1 + int(np.count_nonzero(others >= best))
+
+
+def level_twins(files: list[LibraryFile], threshold: float = TWIN_CORRELATION) -> list[list[int]]:
+    """Groups of files whose decoded audio is the same up to a gain factor.
+
+    Hydrogen kits often ship one recording scaled to several velocity layers, and
+    the same sample under two names. A level-invariant encoder cannot tell them
+    apart, so re-identification counts any member of the group as the right file.
+    Same length at 44.1 kHz and normalised correlation >= ``threshold``.
+    """
+    by_length = defaultdict(list)
+    for i, f in enumerate(files):
+        if f.skip is None and f.n_samples:
+            by_length[f.n_samples].append(i)
+    parent = list(range(len(files)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for members in by_length.values():
+        if len(members) < 2:
+            continue
+        audio = np.stack([read_audio(files[i].path).astype(np.float64) for i in members])
+        audio /= np.maximum(np.linalg.norm(audio, axis=1, keepdims=True), 1e-12)
+        corr = audio @ audio.T
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                if corr[a, b] >= threshold:
+                    parent[root(members[b])] = root(members[a])
+    groups = defaultdict(list)
+    for i in range(len(files)):
+        groups[root(i)].append(i)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def category_precision(lib: Embedded, files: list[LibraryFile], usable: np.ndarray,
-                       attr: str) -> dict:
-    """Leave-one-out P@10 over usable labelled files (micro and macro over categories)."""
+                       attr: str, twins: dict[int, list[int]]) -> dict:
+    """Leave-one-out P@10 over usable labelled files (micro and macro over categories).
+
+    A query's own file and its level twins are left out of its candidates.
+    """
     idx = np.array([i for i in range(len(files)) if usable[i] and getattr(files[i], attr)])
     if idx.size < 2:
         return {"n_queries": int(idx.size), "micro": None, "macro": None, "per_category": {}}
@@ -402,6 +453,11 @@ def category_precision(lib: Embedded, files: list[LibraryFile], usable: np.ndarr
     sims = np.maximum.reduceat(sims, starts, axis=0)
     sims = np.maximum.reduceat(sims, starts, axis=1)
     np.fill_diagonal(sims, -np.inf)
+    position = {int(i): p for p, i in enumerate(idx)}
+    for p, i in enumerate(idx):
+        for j in twins.get(int(i), ()):
+            if j in position:
+                sims[p, position[j]] = -np.inf
     k = min(TOP_K, idx.size - 1)
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     precision = (labels[top] == labels[:, None]).mean(axis=1)
@@ -466,13 +522,21 @@ def run(args) -> dict:
         "labelled_coarse": int(sum(1 for i, f in enumerate(files) if usable[i] and f.coarse)),
     })
 
+    t0 = time.perf_counter()
+    groups = level_twins(files)
+    twins = {i: [j for j in g if j != i] for g in groups for i in g}
+    timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
+    counts["level_twin_groups"] = len(groups)
+    counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
+    counts["level_twin_group_paths"] = [[files[i].path.as_posix() for i in g] for g in groups]
+
     results = {m.name: {"model_id": m.model_id, "config": m.config(), "category": {},
                         "reid": {}} for m in models}
     t0 = time.perf_counter()
     for m in models:
         for attr in ("strict", "coarse"):
             results[m.name]["category"][attr] = category_precision(library[m.name], files,
-                                                                   usable, attr)
+                                                                   usable, attr, twins)
     timing["category_s"] = round(time.perf_counter() - t0, 2)
 
     usable_idx = [i for i in range(n_files) if usable[i]]
@@ -505,7 +569,7 @@ def run(args) -> dict:
                 if query.size == 0:
                     empty_queries[m.name] += 1
                 scores = file_scores(query, library[m.name], n_files)
-                ranks[m.name].append(rank_of(scores, item))
+                ranks[m.name].append(rank_of(scores, item, twins.get(item, ())))
         timing["damage_s"][condition] = round(damage_s, 2)
         for m in models:
             r = np.array(ranks[m.name])
@@ -530,8 +594,10 @@ def run(args) -> dict:
             "seed": args.seed, "queries": args.queries, "limit": args.limit,
             "models": [m.name for m in models], "sample_rate": SAMPLE_RATE,
             "scoring": "file score = max cosine over query vectors x file vectors; exact "
-                       "brute force; ties rank against the query",
-            "category": f"leave-one-out P@{TOP_K}, unlabelled files excluded",
+                       "brute force; ties rank against the query; a level twin (same audio "
+                       f"up to gain, correlation >= {TWIN_CORRELATION}) counts as the file",
+            "category": f"leave-one-out P@{TOP_K} (own file and its level twins excluded), "
+                        "unlabelled files excluded",
             "damage": {c: damage.DESCRIPTIONS[c] for c in query_sets},
             "reverb": "synthetic RIR (bench/damage.py), not a room simulator",
             "roots": [str(p) for p in (Path("/usr/share/hydrogen/data/drumkits"),
@@ -597,7 +663,8 @@ def main(argv=None) -> int:
     else:
         args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.out is None:
-        args.out = DEFAULT_OUT if args.limit is None else REPO / "bench" / "out" / "retrieval-limit.json"
+        args.out = (DEFAULT_OUT if args.limit is None
+                    else REPO / "bench" / "out" / "retrieval-limit.json")
     report = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
