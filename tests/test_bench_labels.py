@@ -254,3 +254,68 @@ def test_light_combo_noise_level_ignores_the_padding():
 def test_unknown_condition_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown damage condition"):
         damage.apply_condition("chorus", _tone(), np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- benchmark scoring
+
+
+def _toy_library(blocks):
+    from bench.retrieval import Embedded
+    vectors = np.concatenate(blocks).astype(np.float32)
+    starts = np.cumsum([0] + [b.shape[0] for b in blocks]).astype(np.int64)
+    return Embedded([], vectors, starts)
+
+
+def test_file_score_is_the_best_window_pair():
+    from bench.retrieval import file_scores
+    e = np.eye(4, dtype=np.float32)
+    lib = _toy_library([e[[0, 1]], e[[2]], np.zeros((0, 4), np.float32), e[[3]]])
+    scores = file_scores(e[[1, 2]] * 0.5 + e[[3, 3]] * 0.1, lib, 4)
+    assert scores[0] == pytest.approx(0.5) and scores[1] == pytest.approx(0.5)
+    assert scores[2] == -np.inf
+    assert scores[3] == pytest.approx(0.1)
+
+
+def test_rank_counts_ties_against_the_query_and_accepts_level_twins():
+    from bench.retrieval import rank_of
+    scores = np.array([0.9, 0.9, 0.95, 0.1])
+    assert rank_of(scores, 0) == 3                     # the tie and the better file first
+    assert rank_of(scores, 0, twins=[2]) == 1          # its twin is the best file
+    assert rank_of(np.array([-np.inf, 0.2]), 0) == 3   # no vectors: never found
+
+
+def test_level_twins_group_gain_copies_only(tmp_path):
+    import soundfile as sf
+    from bench.retrieval import LibraryFile, level_twins
+    rng = np.random.default_rng(0)
+    base = (0.3 * rng.standard_normal(4410)).astype(np.float32)
+    other = (0.3 * rng.standard_normal(4410)).astype(np.float32)
+    clips = {"a.wav": base, "b.wav": 0.25 * base, "c.wav": other, "d.wav": base[:4000]}
+    files = []
+    for name, audio in clips.items():
+        path = tmp_path / name
+        sf.write(path, audio, SR, subtype="FLOAT")
+        files.append(LibraryFile(path, 0, 0, name, None, None, n_samples=audio.size))
+    assert level_twins(files) == [[0, 1]]
+
+
+def test_category_precision_on_a_toy_library():
+    from bench.retrieval import LibraryFile, category_precision
+    rng = np.random.default_rng(0)
+    centres = {"kick": rng.standard_normal(8), "snare": rng.standard_normal(8)}
+    blocks, files = [], []
+    for i, category in enumerate(["kick"] * 12 + ["snare"] * 3):
+        v = centres[category] + 0.01 * rng.standard_normal(8)
+        blocks.append((v / np.linalg.norm(v))[None, :])
+        files.append(LibraryFile(Path(f"{i}.wav"), 0, 0, str(i), category, "drum"))
+    lib = _toy_library(blocks)
+    usable = np.ones(len(files), dtype=bool)
+    result = category_precision(lib, files, usable, "strict", twins={})
+    assert result["per_category"]["kick"]["p_at_10"] == pytest.approx(1.0)
+    # a snare has only 2 other snares: its 10 neighbours hold at most 2 of them
+    assert result["per_category"]["snare"]["p_at_10"] == pytest.approx(0.2)
+    assert result["macro"] == pytest.approx(0.6)
+    assert result["micro"] == pytest.approx((12 * 1.0 + 3 * 0.2) / 15)
+    # with its twins excluded, kick 0 loses two same-category neighbours
+    twin_result = category_precision(lib, files, usable, "strict", twins={0: [1, 2]})
+    assert twin_result["micro"] < result["micro"]
