@@ -1,0 +1,202 @@
+"""Streaming onset detection: spectral flux with an adaptive threshold and a level gate.
+
+For mono audio at any sample rate (the matcher runs it at the model rate):
+
+1. Frames of ``n_fft`` samples every ``hop_length`` samples (frame ``n`` covers samples
+   ``[n*hop_length, n*hop_length + n_fft)``), Hann window, power spectrum summed into
+   ``N_BANDS`` log-spaced bands and scaled so the bands of a signal add up to its mean
+   square (a full-scale white noise gives 1 in total).
+2. Each band becomes ``10*log10(power + floor)`` with ``floor`` = the gate level's power
+   divided by the number of bands: anything quieter than the gate barely moves the log.
+3. Flux of frame ``n``: the mean over bands of the positive dB rises from frame ``n-1``.
+4. Frame ``n`` is an onset when its flux is a local maximum (``>=`` frame ``n-1``, ``>``
+   frame ``n+1``), exceeds ``delta_db + median_weight*median + mean_weight*mean`` of the
+   flux of the ``history_frames`` frames before it, is at least ``min_gap`` after the
+   previous onset, and the RMS level of frame ``n`` or ``n+1`` reaches ``gate_db``.
+5. The reported onset sample is the start of the audio frame ``n`` added to frame ``n-1``
+   (``(n-1)*hop_length + n_fft``) minus half a hop: within one hop of the true attack.
+
+Decisions for frame ``n`` wait for frame ``n+1`` (one hop of look-ahead). The detector
+gives the same onsets whatever the sizes of the chunks pushed (tested).
+
+Threads: an ``OnsetDetector`` is used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_N_FFT = 1024
+DEFAULT_HOP_LENGTH = 512
+N_BANDS = 24
+LOWEST_BAND_HZ = 40.0
+
+
+@dataclass(frozen=True)
+class Onset:
+    sample: int          # position in the pushed signal, in samples
+    strength: float      # flux above the adaptive threshold, dB
+    level_db: float      # RMS level of the onset frame (or the next one), dBFS
+
+
+@dataclass(frozen=True)
+class OnsetParams:
+    n_fft: int = DEFAULT_N_FFT
+    hop_length: int = DEFAULT_HOP_LENGTH
+    gate_db: float = -50.0
+    delta_db: float = 4.0
+    median_weight: float = 1.0
+    mean_weight: float = 0.5
+    history_frames: int = 24
+    min_gap_s: float = 0.05
+
+    def validate(self) -> None:
+        if self.n_fft < 64 or self.n_fft & (self.n_fft - 1):
+            raise ValueError(f"n_fft must be a power of two >= 64, got {self.n_fft}")
+        if not 0 < self.hop_length <= self.n_fft:
+            raise ValueError(f"hop_length must be in 1..n_fft, got {self.hop_length}")
+        if not -120.0 <= self.gate_db <= 0.0:
+            raise ValueError(f"gate_db must be between -120 and 0 dBFS, got {self.gate_db}")
+        if self.delta_db < 0 or self.median_weight < 0 or self.mean_weight < 0:
+            raise ValueError("delta_db, median_weight and mean_weight must be >= 0")
+        if self.history_frames < 1:
+            raise ValueError("history_frames must be >= 1")
+        if self.min_gap_s < 0:
+            raise ValueError("min_gap_s must be >= 0")
+
+
+def sensitivity_to_delta(sensitivity: float) -> float:
+    """Map a 0..1 sensitivity (1 = most sensitive) to the threshold's ``delta_db``."""
+    s = min(1.0, max(0.0, float(sensitivity)))
+    return 1.0 + 11.0 * (1.0 - s)
+
+
+class OnsetDetector:
+    """Streaming spectral-flux onset detector (see module docstring)."""
+
+    def __init__(self, sample_rate: int, params: OnsetParams | None = None):
+        self.params = params or OnsetParams()
+        self.params.validate()
+        self.sample_rate = int(sample_rate)
+        p = self.params
+        self._window = np.hanning(p.n_fft + 1)[:-1].astype(np.float64)
+        n_bins = p.n_fft // 2 + 1
+        # full-scale white noise (variance 1) gives E|X|^2 = sum(w^2) per bin: bins then sum to 1
+        self._scale = 1.0 / (float(np.sum(self._window ** 2)) * n_bins)
+        self._bands = _band_matrix(n_bins, p.n_fft, sample_rate)
+        self._floor = 10.0 ** (p.gate_db / 10.0) / self._bands.shape[1]
+        self._gate_ms = 10.0 ** (p.gate_db / 10.0)
+        self._min_gap_frames = max(1, int(round(p.min_gap_s * sample_rate / p.hop_length)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next push starts a new signal at sample 0."""
+        self._buffer = np.zeros(0, dtype=np.float64)
+        self._buffer_start = 0          # signal sample index of _buffer[0]
+        self._next_frame = 0
+        self._prev_log: np.ndarray | None = None
+        self._history: deque[float] = deque(maxlen=self.params.history_frames)
+        self._pending: tuple[int, float, float, float] | None = None  # frame, flux, level, thr
+        self._prev_flux = -np.inf
+        self._last_onset_frame = -(1 << 40)
+        self.n_samples = 0
+
+    @property
+    def hop_length(self) -> int:
+        return self.params.hop_length
+
+    def push(self, audio: np.ndarray) -> list[Onset]:
+        """Add mono samples; return the onsets decided so far (in signal order)."""
+        audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+        self.n_samples += audio.size
+        self._buffer = np.concatenate([self._buffer, audio]) if self._buffer.size else audio.copy()
+        p = self.params
+        available = self._buffer_start + self._buffer.size
+        n_frames = 0
+        if available >= self._next_frame * p.hop_length + p.n_fft:
+            n_frames = (available - self._next_frame * p.hop_length - p.n_fft) // p.hop_length + 1
+        if n_frames <= 0:
+            return []
+        first = self._next_frame * p.hop_length - self._buffer_start
+        idx = first + np.arange(n_frames)[:, None] * p.hop_length + np.arange(p.n_fft)[None, :]
+        frames = self._buffer[idx]
+        power = (np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2) @ self._bands * self._scale
+        log_power = 10.0 * np.log10(power + self._floor)
+        levels = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
+        onsets = self._decide(log_power, levels)
+        self._next_frame += n_frames
+        drop = self._next_frame * p.hop_length - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+        return onsets
+
+    def flush(self) -> list[Onset]:
+        """End of signal: decide the last frame (no frame follows it), then reset."""
+        out = []
+        if self._pending is not None:
+            out = self._judge(self._pending, next_flux=-np.inf, next_level=-np.inf)
+        self.reset()
+        return out
+
+    def _decide(self, log_power: np.ndarray, levels: np.ndarray) -> list[Onset]:
+        prev = self._prev_log
+        if prev is None:
+            prev = log_power[:1]   # the first frame has no rise
+        rises = np.diff(np.concatenate([prev, log_power]), axis=0)
+        flux = np.mean(np.maximum(rises, 0.0), axis=1)
+        self._prev_log = log_power[-1:].copy()
+        out: list[Onset] = []
+        for i in range(flux.shape[0]):
+            frame = self._next_frame + i
+            f, level = float(flux[i]), float(levels[i])
+            if self._pending is not None:
+                out.extend(self._judge(self._pending, f, level))
+            hist = self._history
+            if hist:
+                h = np.fromiter(hist, dtype=np.float64, count=len(hist))
+                thr = (self.params.delta_db + self.params.median_weight * float(np.median(h))
+                       + self.params.mean_weight * float(np.mean(h)))
+            else:
+                thr = self.params.delta_db
+            self._pending = (frame, f, level, thr)
+            hist.append(f)
+        return out
+
+    def _judge(self, pending, next_flux: float, next_level: float) -> list[Onset]:
+        frame, f, level, thr = pending
+        prev_flux = self._prev_flux
+        self._prev_flux = f
+        if not (f > thr and f >= prev_flux and f > next_flux):
+            return []
+        if frame - self._last_onset_frame < self._min_gap_frames:
+            return []
+        onset_level = max(level, next_level)
+        if onset_level < self.params.gate_db:
+            return []
+        self._last_onset_frame = frame
+        p = self.params
+        sample = max(0, (frame - 1) * p.hop_length + p.n_fft - p.hop_length // 2)
+        return [Onset(sample=sample, strength=f - thr, level_db=onset_level)]
+
+
+def _band_matrix(n_bins: int, n_fft: int, sample_rate: int) -> np.ndarray:
+    """(n_bins, n_bands) 0/1 matrix: log-spaced bands from LOWEST_BAND_HZ to Nyquist, each at
+    least one bin wide; bins below the lowest edge go to the first band."""
+    edges_hz = np.geomspace(LOWEST_BAND_HZ, sample_rate / 2.0, N_BANDS + 1)
+    edges = np.unique(np.clip(np.round(edges_hz * n_fft / sample_rate).astype(int), 1, n_bins))
+    edges[0], edges[-1] = 0, n_bins
+    edges = np.unique(edges)
+    matrix = np.zeros((n_bins, len(edges) - 1), dtype=np.float64)
+    for b in range(len(edges) - 1):
+        matrix[edges[b]:edges[b + 1], b] = 1.0
+    return matrix
+
+
+def detect_onsets(audio: np.ndarray, sample_rate: int, params: OnsetParams | None = None) -> list[Onset]:
+    """Offline: every onset of a whole signal. Any thread."""
+    detector = OnsetDetector(sample_rate, params)
+    return detector.push(audio) + detector.flush()
