@@ -10,40 +10,22 @@ called from any thread.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.catalog import Catalog, FileRow
+from app.catalog import Catalog
 from app.decode import read_mono
 from app.index import IndexFormatError, VectorIndex
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
+from app.query import MAX_QUERY_SECONDS, SearchResult, embed_query, rank_files
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 
-# A query longer than this is cut: the best window of a long clip is found
-# within its first minute in practice, and it bounds the work.
-MAX_QUERY_SECONDS = 60.0
+__all__ = ["Library", "LibraryError", "SearchResult", "MAX_QUERY_SECONDS"]
 
 
 class LibraryError(Exception):
     """A one-line, user-facing problem with the library (empty, unreadable query...)."""
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    rank: int
-    file: FileRow
-    score: float          # cosine similarity of the best window pair, 1 = identical
-    offset_s: float       # where the best-matching window starts in the library file
-    exists: bool          # False when the file vanished since the last scan
-
-    def as_dict(self) -> dict:
-        return {
-            "rank": self.rank, "path": self.file.path, "score": round(self.score, 6),
-            "offset_s": round(self.offset_s, 3), "kind": self.file.kind,
-            "duration_s": self.file.duration, "exists": self.exists,
-        }
 
 
 class Library:
@@ -141,24 +123,12 @@ class Library:
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[SearchResult]:
         """Rank library files against query windows ``vectors`` (m, dim)."""
-        hits = self.index.search(vectors, k)
-        rows = self.catalog.files_by_id(h.file_id for h in hits)
-        starts = self.catalog.window_starts(h.vector_id for h in hits)
-        results = []
-        for hit in hits:
-            row = rows.get(hit.file_id)
-            if row is None:
-                continue
-            results.append(SearchResult(
-                rank=len(results) + 1, file=row, score=float(hit.score),
-                offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
-                exists=os.path.exists(row.path)))
-        return results
+        return rank_files(self.index, self.catalog, vectors, k)
 
     def embed_file(self, path: str | os.PathLike) -> np.ndarray:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
         audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
-        vectors = self.encoder.embed_clip(audio, trim_leading_silence=True)
+        vectors = embed_query(self.encoder, audio)
         if len(vectors) == 0:
             raise LibraryError(f"{path}: the query is silent, nothing to search for")
         return vectors
