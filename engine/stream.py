@@ -13,14 +13,37 @@ stream is closed after the server went away, so the supervisor thread in the app
 a fresh audio process (retrying every `retry_interval` s) and the app lives on.
 `isolation="thread"` runs the same callback in the app process (for comparison; no reconnect).
 
+Monitoring and chains (engine.monitor): the app sends a chain's *description* (the preset
+document of `chain_presets.chain_to_dict`); a control thread in the audio process builds its
+own Chain from it and swaps it in whole. With monitoring on, the output is
+input -> input chain -> output, mixed with the previews (which run through the preview chain
+live, on the preview bus). The capture ring always keeps the RAW input: the app's analysis
+applies its own input Chain to ring audio. Real-time cost: pedalboard allocates its output
+arrays on every call, so with monitoring on (or a preview chain set) the callback is no
+longer allocation-free; bench/engine.py measures what that costs.
+
+Latency: on JACK the stream asks PortAudio for the server's own period (block size
+"unspecified"); a fixed block size makes PortAudio's buffer adapter add one more block of
+output latency. `StreamConfig.block_size` is then the JACK period the server runs at.
+
+Audio process hygiene (process mode): the cyclic garbage collector is disabled after setup
+(its pauses would land in the callback), the shared block is paged in before the stream
+starts, the process runs at raised priority where permitted, MIDI notes go straight from the
+MIDI thread into the mixer's command deque, and the messages to the app are sent by the
+control loop, not by the MIDI thread.
+
 Threads: `AudioEngine` methods may be called from any app thread; `status()`, `meters()`,
 `playheads()` and `ring` reads are polling-safe. The callback itself is `_Core.callback`.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
+import gc
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, asdict
@@ -30,6 +53,7 @@ from typing import Callable
 import numpy as np
 
 from .meters import Meters, MeterReading, N_COUNTERS
+from .monitor import CHAIN_NAMES, ChainHost, check_chain_name, finite_number, member_index, route_monitor
 from .previews import OP_CHOKE, OP_PLAY, OP_STOP, OP_STOP_ALL, PreviewMixer, SampleCache
 from .ring import CaptureRing
 
@@ -37,7 +61,8 @@ __all__ = ["StreamConfig", "AudioEngine", "EngineStatus", "EngineError"]
 
 CMD_SLOTS = 256
 DURATION_SLOTS = 1 << 16
-MAX_BLOCK = 1024
+MAX_BLOCK = 1024                 # largest block_size a config may ask for
+MAX_CALLBACK_FRAMES = 8192       # largest block a host may hand the callback (JACK's own period)
 BASE_VOICE_ID = 1 << 40  # voice ids made inside the audio process (MIDI) start here
 
 
@@ -59,6 +84,8 @@ class StreamConfig:
     midi_api: str | None = None         # None: no MIDI; "auto", "jack", "alsa", "coremidi", "winmm"
     midi_port: str | int | None = None  # None: virtual port "Sample Scout In"
     retry_interval: float = 1.0
+    vst3_paths: tuple = ()              # extra VST3 folders chain plugins may be loaded from
+    vst3_cache_dir: str | None = None   # plugin scan cache (default: the user cache dir)
 
     def validate(self) -> None:
         if not 64 <= self.block_size <= MAX_BLOCK:
@@ -81,7 +108,7 @@ class EngineStatus:
 
 
 def _layout(cfg: StreamConfig) -> list[tuple[str, tuple, type]]:
-    ring_frames = int(cfg.ring_seconds * cfg.sample_rate) + 2 * MAX_BLOCK
+    ring_frames = int(cfg.ring_seconds * cfg.sample_rate) + 2 * MAX_CALLBACK_FRAMES
     return [
         ("ring", (ring_frames, cfg.input_channels), np.float32),
         ("clock", (1,), np.int64),
@@ -91,7 +118,7 @@ def _layout(cfg: StreamConfig) -> list[tuple[str, tuple, type]]:
         ("voice_ids", (cfg.voices,), np.int64),
         ("cmd", (CMD_SLOTS, 5), np.float64),
         ("cmd_head", (2,), np.int64),      # [written, read]
-        ("params", (4,), np.float64),      # [preview volume]
+        ("params", (4,), np.float64),      # [preview volume, monitoring on, chain errors, -]
         ("durations", (DURATION_SLOTS,), np.int64),
         ("dur_head", (1,), np.int64),
     ]
@@ -143,10 +170,15 @@ def _ring_view(cfg: StreamConfig, sh: _Shared) -> CaptureRing:
     ring = CaptureRing.__new__(CaptureRing)
     ring.channels = cfg.input_channels
     ring.capacity = sh["ring"].shape[0]
-    ring.max_write_frames = MAX_BLOCK
+    ring.max_write_frames = MAX_CALLBACK_FRAMES
     ring._data = sh["ring"]
     ring._clock = sh["clock"]
     return ring
+
+
+def _host_block_size(cfg: StreamConfig, dev) -> int:
+    """Block size asked of PortAudio: JACK's own period on JACK (no adapter latency)."""
+    return 0 if "jack" in str(getattr(dev, "hostapi", "")).lower() else cfg.block_size
 
 
 class _Core:
@@ -156,9 +188,9 @@ class _Core:
         self.cfg = cfg
         self.sh = sh
         self.ring = _ring_view(cfg, sh)
-        self.meters = Meters(cfg.input_channels, MAX_BLOCK, cfg.sample_rate,
+        self.meters = Meters(cfg.input_channels, MAX_CALLBACK_FRAMES, cfg.sample_rate,
                              levels=sh["levels"], counters=sh["counters"])
-        self.mixer = PreviewMixer(cfg.output_channels, MAX_BLOCK, cfg.voices, cfg.sample_rate,
+        self.mixer = PreviewMixer(cfg.output_channels, MAX_CALLBACK_FRAMES, cfg.voices, cfg.sample_rate,
                                   positions=sh["positions"], voice_ids=sh["voice_ids"])
         self.mixer._ids = iter(range(BASE_VOICE_ID, 1 << 62))
         self.cmd = sh["cmd"]
@@ -168,11 +200,25 @@ class _Core:
         self.dur_head = sh["dur_head"]
         self.slots = [-1] * 17  # audition slot 1..16 -> sample index
         self.midi_gain = 1.0
-        self.monitor: Callable[[np.ndarray], np.ndarray] | None = None
+        self.monitor: Callable[[np.ndarray], np.ndarray] | None = None  # extra monitor hook
+        # Published by the chain control thread with one reference assignment each.
+        self.input_chain = None
+        self.preview_chain = None
+        self._preview_bus = np.zeros((MAX_CALLBACK_FRAMES, cfg.output_channels), np.float32)
+
+    def publish_chain(self, name: str, chain) -> None:
+        """Chain control thread: swap a ready chain (or None) in whole."""
+        if name == "input":
+            self.input_chain = chain
+        else:
+            self.preview_chain = chain
 
     def callback(self, indata, outdata, frames, time_info, status):
         t0 = time.perf_counter_ns()
-        self.ring.write(indata)
+        if frames > MAX_CALLBACK_FRAMES:  # a host period larger than any buffer here
+            outdata.fill(0.0)
+            return
+        self.ring.write(indata)  # always the raw input
         self.meters.update(indata, status._flags)
         head = self.cmd_head
         written = int(head[0])
@@ -184,21 +230,67 @@ class _Core:
                 mixer.apply((int(c[0]), int(c[1]), int(c[2]), float(c[3]), int(c[4])))
                 read += 1
             head[1] = read
-        self.mixer.volume = float(self.params[0])
+        params = self.params
+        self.mixer.volume = float(params[0])
         outdata.fill(0.0)
+        if params[1] != 0.0:
+            chain = self.input_chain
+            try:
+                route_monitor(indata if chain is None else chain.process(indata), outdata)
+            except Exception:  # a failing plugin is dropped, never the stream
+                self.input_chain = None
+                params[2] += 1
         monitor = self.monitor
         if monitor is not None:
             outdata += monitor(indata)
-        self.mixer.mix(outdata)
+        chain = self.preview_chain
+        if chain is None:
+            self.mixer.mix(outdata)
+        else:
+            bus = self._preview_bus[:frames]
+            bus.fill(0.0)
+            self.mixer.mix(bus)
+            try:
+                outdata += chain.process(bus)
+            except Exception:
+                self.preview_chain = None
+                params[2] += 1
+                outdata += bus
         d = int(self.dur_head[0])
         self.durations[d % DURATION_SLOTS] = time.perf_counter_ns() - t0
         self.dur_head[0] = d + 1
 
     def audition(self, slot: int, velocity: int) -> None:
-        """MIDI thread: straight to the callback's command deque."""
+        """MIDI thread: straight into the mixer's command deque; the next callback starts the
+        voice at its first frame."""
         index = self.slots[slot] if 1 <= slot <= 16 else -1
         if index >= 0:
             self.mixer.post((OP_PLAY, self.mixer.new_voice_id(), index, self.midi_gain, 0))
+
+
+def _tune_audio_process(sh: _Shared) -> None:
+    """Audio process only, before the stream starts: raised priority (inherited by the threads
+    started later; JACK's own threads run realtime anyway), a short GIL switch interval so a
+    thread holding the GIL yields quickly to the callback, and every page of the shared block
+    faulted in now rather than by the callback. Failures (no permission) are ignored."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -11)
+    except (OSError, AttributeError):
+        pass
+    sys.setswitchinterval(0.0005)
+    if sh.shm is not None:
+        pages = np.frombuffer(sh.shm.buf, np.uint8)[::4096]
+        int(pages.sum(dtype=np.int64))
+        del pages
+
+
+def _freeze_garbage_collector() -> None:
+    """Audio process only, after setup: no cyclic collection pauses can land in the callback.
+    Plain reference counting still frees everything that is not in a cycle; the few cycles made
+    by later chain rebuilds stay allocated (a small, bounded leak per rebuild)."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
 
 
 def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | None = None,
@@ -211,6 +303,9 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
 
     cfg = StreamConfig(**cfg_dict)
     sh = shared or _Shared(cfg, name=shm_name)
+    isolated = shared is None
+    if isolated:
+        _tune_audio_process(sh)
     core = _Core(cfg, sh)
     send_lock = threading.Lock()
 
@@ -223,7 +318,7 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
 
     try:
         dev = find_device(cfg.hostapi, cfg.device, cfg.input_channels, cfg.output_channels)
-        stream = sd.Stream(device=dev.index, samplerate=cfg.sample_rate, blocksize=cfg.block_size,
+        stream = sd.Stream(device=dev.index, samplerate=cfg.sample_rate, blocksize=_host_block_size(cfg, dev),
                            channels=(cfg.input_channels, cfg.output_channels), dtype="float32",
                            latency="low", callback=core.callback)
         stream.start()
@@ -234,72 +329,82 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         send(("error", f"cannot open audio device: {str(exc).strip() or type(exc).__name__}"))
         return
 
+    chains = ChainHost(cfg.sample_rate, {"input": cfg.input_channels, "preview": cfg.output_channels},
+                       MAX_CALLBACK_FRAMES, core.publish_chain,
+                       lambda token, error: send(("chain_ack", token, error)),
+                       vst3_paths=cfg.vst3_paths, vst3_cache_dir=cfg.vst3_cache_dir)
     midi_map = MidiMap()
     midi_map.audition = core.audition
     midi_map.handlers["stop_all"] = lambda: core.mixer.post((OP_STOP_ALL,))
     midi_in = None
     midi_msg = ""
+    midi_seen: collections.deque = collections.deque(maxlen=1024)  # for the app, sent by the loop
     if cfg.midi_api:
         try:
             midi_in = open_midi_input(cfg.midi_api, cfg.midi_port)
             midi_msg = f"MIDI {midi_in.api}: {midi_in.port_name}"
 
             def on_midi(message):
-                action = midi_map.handle(message)
-                send(("midi", list(message), action))
+                midi_seen.append((message, midi_map.handle(message)))
 
             midi_in.set_callback(on_midi)
         except MidiUnavailable as exc:
             midi_msg = str(exc)
+    if isolated:
+        _freeze_garbage_collector()
     send(("started", f"{dev.hostapi}: {dev.name}", midi_msg, stream.latency))
 
     attached = {}
     last_count, last_change = -1, time.monotonic()
     stall_limit = max(0.5, 40 * cfg.block_size / cfg.sample_rate)
-    try:
-        while True:
-            if conn.poll(0.05):
-                try:
-                    msg = conn.recv()
-                except EOFError:
-                    break
-                kind = msg[0]
-                if kind == "stop":
-                    break
-                if kind == "sample":
-                    _, index, name, shape = msg
-                    if name is None:
-                        core.mixer.samples[index] = shape  # thread mode: the array itself
-                    else:
-                        seg = shared_memory.SharedMemory(name=name)
-                        attached[index] = seg
-                        core.mixer.samples[index] = np.ndarray(shape, np.float32, buffer=seg.buf)
-                    send(("ack", index))
-                elif kind == "slots":
-                    core.slots = list(msg[1])
-                elif kind == "midi_map":
-                    new = MidiMap.from_json(msg[1])
-                    midi_map._bindings = new._bindings
-                elif kind == "learn":
-                    midi_map.learn(msg[1])
-                elif kind == "midi_gain":
-                    core.midi_gain = float(msg[1])
-            count = int(sh["counters"][4])
-            now = time.monotonic()
-            if count != last_count:
-                last_count, last_change = count, now
-            elif now - last_change > stall_limit:
-                send(("lost", "audio device stopped responding (audio server gone?)"))
-                if exit_on_loss:
-                    # PortAudio's JACK backend asserts when closing a stream of a dead server.
-                    os._exit(4)
-                return
-    finally:
-        pass
+    while True:
+        while midi_seen:
+            message, action = midi_seen.popleft()
+            send(("midi", list(message), action))
+        if conn.poll(0.02):
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break
+            kind = msg[0]
+            if kind == "stop":
+                break
+            if kind == "sample":
+                _, index, name, shape = msg
+                if name is None:
+                    core.mixer.samples[index] = shape  # thread mode: the array itself
+                else:
+                    seg = shared_memory.SharedMemory(name=name)
+                    attached[index] = seg
+                    core.mixer.samples[index] = np.ndarray(shape, np.float32, buffer=seg.buf)
+                send(("ack", index))
+            elif kind == "slots":
+                core.slots = list(msg[1])
+            elif kind == "midi_map":
+                new = MidiMap.from_json(msg[1])
+                midi_map._bindings = new._bindings
+            elif kind == "learn":
+                midi_map.learn(msg[1])
+            elif kind == "midi_gain":
+                core.midi_gain = float(msg[1])
+            elif kind == "chains":
+                chains.submit(msg[1])
+        count = int(sh["counters"][4])
+        now = time.monotonic()
+        if count != last_count:
+            last_count, last_change = count, now
+        elif now - last_change > stall_limit:
+            send(("lost", "audio device stopped responding (audio server gone?)"))
+            if exit_on_loss:
+                # PortAudio's JACK backend asserts when closing a stream of a dead server.
+                os._exit(4)
+            chains.close()
+            return
     if midi_in is not None:
         midi_in.close()
     stream.stop()
     stream.close()
+    chains.close()
     core.mixer.samples = [None] * len(core.mixer.samples)
     for seg in attached.values():
         try:
@@ -339,6 +444,14 @@ class AudioEngine:
         self.restarts = 0
         self.midi_events = 0
         self.last_midi: list | None = None
+        # Chain descriptions as last set (with later parameter/bypass edits folded in), so a
+        # fresh audio process gets them again after a reconnect.
+        self._chain_specs: dict[str, dict | None] = {name: None for name in CHAIN_NAMES}
+        self._chain_ids: dict[str, list[str]] = {name: [] for name in CHAIN_NAMES}
+        self._chain_gen: dict[str, int] = {name: 0 for name in CHAIN_NAMES}
+        self._chain_waits: dict[int, list] = {}
+        self._tokens = iter(range(1, 1 << 62))
+        self.chain_errors: dict[str, str | None] = {name: None for name in CHAIN_NAMES}
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -408,6 +521,9 @@ class AudioEngine:
             self._conn = parent
             self._run_child(parent, child)
             self._conn = None
+            for waiter in list(self._chain_waits.values()):
+                waiter[0].set()  # the next audio process gets the chains again on start
+            self._chain_waits.clear()
             if self._thread_mode:
                 child.join(2)
             else:
@@ -448,6 +564,13 @@ class AudioEngine:
                     ev.set()
             elif kind == "midi":
                 self._on_midi(msg[1], msg[2])
+            elif kind == "chain_ack":
+                waiter = self._chain_waits.pop(msg[1], None)
+                if waiter is not None:
+                    waiter[1] = msg[2]
+                    if waiter[2] is not None and msg[2] is not None:
+                        self.chain_errors[waiter[2]] = msg[2]
+                    waiter[0].set()
 
     def _resend_state(self, conn) -> None:
         with self._lock:
@@ -457,6 +580,11 @@ class AudioEngine:
         self._send(("slots", list(self._slots)))
         if self._midi_map is not None:
             self._send(("midi_map", self._midi_map.to_json()))
+        for name in CHAIN_NAMES:
+            with self._lock:
+                spec, gen = self._chain_specs[name], self._chain_gen[name]
+            if spec is not None:
+                self._chain_request(("chain", name, gen, spec), name, wait=None)
 
     def _on_midi(self, message, action) -> None:
         self.midi_events += 1
@@ -567,6 +695,137 @@ class AudioEngine:
         ids = self._sh["voice_ids"].copy()
         pos = self._sh["positions"].copy()
         return {int(v): int(p) for v, p in zip(ids, pos) if v > 0}
+
+    # ---- monitoring and plugin chains -----------------------------------------------------
+
+    def set_monitoring(self, on: bool) -> None:
+        """Live monitoring: input -> input chain -> output, mixed with the previews. Any thread.
+        The capture ring keeps the raw input either way."""
+        self._sh["params"][1] = 1.0 if on else 0.0
+
+    @property
+    def monitoring(self) -> bool:
+        return bool(self._sh["params"][1] != 0.0)
+
+    def set_input_chain(self, spec: dict | None, member_ids: list[str] | None = None,
+                        timeout: float = 60.0) -> list[str]:
+        """Run monitoring through the chain described by `spec` (a `chain_presets.chain_to_dict`
+        document, VST3 state included; None or no members: dry). App thread.
+
+        The spec is validated here with the preset parser (PresetError subclasses on bad input,
+        plugin paths only inside the allowed VST3 folders), then built by the audio process off
+        its audio thread and swapped in whole. `member_ids` names the members in spec order (for
+        example the ids of the app's own Chain); default "0", "1", ... Returns those ids.
+        Waits up to `timeout` s for the audio process; EngineError if it could not build the
+        chain (monitoring then runs dry). The app keeps its own Chain for analysis: the
+        capture ring holds raw input."""
+        return self._set_chain("input", spec, member_ids, timeout)
+
+    def set_preview_chain(self, spec: dict | None, member_ids: list[str] | None = None,
+                          timeout: float = 60.0) -> list[str]:
+        """Like `set_input_chain`, for the chain that the preview voices play through (applied
+        live to the preview mix, so tails ring out). Use it instead of, not together with,
+        `SampleCache(render=...)`, or previews are processed twice."""
+        return self._set_chain("preview", spec, member_ids, timeout)
+
+    def chain_spec(self, chain: str) -> dict | None:
+        """The description the audio process runs for `chain`, edits included (a copy)."""
+        check_chain_name(chain)
+        with self._lock:
+            return copy.deepcopy(self._chain_specs[chain])
+
+    def set_chain_parameter(self, chain: str, member_id: str | int, name: str, value: float,
+                            timeout: float = 2.0) -> None:
+        """Set one parameter of a running chain member (in its own units). App thread.
+        Built-in ranges are checked here, VST3 ranges in the audio process; EngineError if
+        refused."""
+        spec, index = self._chain_member(chain, member_id)
+        try:
+            value = finite_number(value)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        entry = spec["members"][index]
+        if entry.get("type") == "builtin":
+            from .plugins import PluginError, check_builtin_value
+            try:
+                value = check_builtin_value(entry.get("effect", ""), name, value)
+            except PluginError as exc:
+                raise EngineError(str(exc)) from None
+        self._chain_edit(chain, index, ("param", chain, None, index, str(name), value), timeout,
+                         lambda e: e.setdefault("params", {}).__setitem__(str(name), value))
+
+    def set_chain_bypass(self, chain: str, member_id: str | int, bypassed: bool, timeout: float = 2.0) -> None:
+        """Bypass or re-enable one member of a running chain. App thread."""
+        spec, index = self._chain_member(chain, member_id)
+        self._chain_edit(chain, index, ("bypass", chain, None, index, bool(bypassed)), timeout,
+                         lambda e: e.__setitem__("bypass", bool(bypassed)))
+
+    def _chain_member(self, chain: str, member_id) -> tuple[dict, int]:
+        try:
+            check_chain_name(chain)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        with self._lock:
+            spec = self._chain_specs[chain]
+            ids = list(self._chain_ids[chain])
+        if spec is None:
+            raise EngineError(f"no {chain} chain is set")
+        try:
+            return spec, member_index(ids, member_id)
+        except ValueError as exc:
+            raise EngineError(f"{chain} chain: {exc}") from None
+
+    def _chain_edit(self, chain: str, index: int, request: tuple, timeout: float, fold) -> None:
+        with self._lock:
+            gen = self._chain_gen[chain]
+            fold(self._chain_specs[chain]["members"][index])
+        request = request[:2] + (gen,) + request[3:]
+        error = self._chain_request(request, None, wait=timeout)
+        if error is not None:
+            raise EngineError(f"{chain} chain: {error}")
+
+    def _set_chain(self, chain: str, spec: dict | None, member_ids, timeout: float) -> list[str]:
+        check_chain_name(chain)
+        if spec is not None:
+            from .chain_presets import parse_preset
+            from .plugins import resolve_roots
+            spec = copy.deepcopy(spec)
+            parse_preset(spec, resolve_roots(self.config.vst3_paths))
+            n = len(spec["members"])
+        else:
+            n = 0
+        ids = [str(i) for i in range(n)] if member_ids is None else [str(m) for m in member_ids]
+        if len(ids) != n or len(set(ids)) != n:
+            raise EngineError(f"member_ids must name each of the {n} members once")
+        with self._lock:
+            self._chain_gen[chain] += 1
+            gen = self._chain_gen[chain]
+            self._chain_specs[chain] = spec
+            self._chain_ids[chain] = ids
+            self.chain_errors[chain] = None
+        error = self._chain_request(("chain", chain, gen, spec), chain, wait=timeout)
+        if error is not None:
+            raise EngineError(f"{chain} chain not loaded: {error}")
+        return ids
+
+    def _chain_request(self, request: tuple, chain: str | None, wait: float | None) -> str | None:
+        """Send one chain request to the audio process; with `wait`, block for its outcome
+        (None when there is no audio process right now: it gets the chain when it starts)."""
+        token = next(self._tokens)
+        waiter = [threading.Event(), None, chain]
+        self._chain_waits[token] = waiter
+        if self._conn is None:
+            self._chain_waits.pop(token, None)
+            return None
+        self._send(("chains", request + (token,)))
+        if wait is None:
+            return None
+        if not waiter[0].wait(wait):
+            self._chain_waits.pop(token, None)
+            if self._conn is None:
+                return None
+            return f"no answer from the audio process within {wait:g} s"
+        return waiter[1]
 
     # ---- MIDI -----------------------------------------------------------------------------
 
