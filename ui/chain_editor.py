@@ -1,0 +1,435 @@
+"""Effect chain editor: members in order, bypass, parameters as sliders, presets, plugin windows.
+
+One ``ChainEditor`` per chain (input and preview). Built-in effects are added
+at once; VST3 plugins are probed and loaded on a pool thread (a plugin that
+hangs on load is stopped by the probe's timeout, never the window). Chain
+edits publish a new snapshot, so audio keeps running while a slider moves.
+GUI thread, except the jobs it starts.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Callable
+
+from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtGui import QGuiApplication
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                             QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSlider,
+                             QVBoxLayout, QWidget)
+
+from engine.chain import Chain
+from engine.plugins import ParameterInfo, PluginScanner, builtin_effect_names
+
+SLIDER_STEPS = 1000
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Callable[[], object], done):
+        super().__init__()
+        self.fn, self.done = fn, done
+
+    def run(self) -> None:
+        try:
+            result, error = self.fn(), ""
+        except Exception as exc:  # noqa: BLE001 - shown as one line
+            result, error = None, str(exc)
+        self.done.emit(result, error)
+
+
+class PluginCatalog(QObject):
+    """The VST3 plugins found by a background scan (cached by ``PluginScanner``)."""
+
+    changed = pyqtSignal()
+    _scanned = pyqtSignal(object, str)
+
+    def __init__(self, scanner: PluginScanner | None, parent=None):
+        super().__init__(parent)
+        self.scanner = scanner
+        self.plugins: list = []      # ProbeResult with ok=True, effects only
+        self.failed: list = []
+        self.scanning = False
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._scanned.connect(self._done)
+
+    def scan(self, rescan: bool = False) -> None:
+        if self.scanner is None or self.scanning:
+            return
+        self.scanning = True
+        self.changed.emit()
+        self._pool.start(_Job(lambda: self.scanner.scan(rescan=rescan), self._scanned))
+
+    def _done(self, report, error: str) -> None:
+        self.scanning = False
+        if report is not None:
+            self.plugins = [r for r in report.loaded if not r.is_instrument]
+            self.failed = report.failed
+        self.changed.emit()
+
+
+def slider_position(p: ParameterInfo, value: float) -> int:
+    lo, hi = p.min, p.max
+    if hi <= lo:
+        return 0
+    if _log_scale(p):
+        t = (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    else:
+        t = (value - lo) / (hi - lo)
+    return int(round(max(0.0, min(1.0, t)) * SLIDER_STEPS))
+
+
+def slider_value(p: ParameterInfo, position: int) -> float:
+    t = position / SLIDER_STEPS
+    if _log_scale(p):
+        return math.exp(math.log(p.min) + t * (math.log(p.max) - math.log(p.min)))
+    return p.min + t * (p.max - p.min)
+
+
+def _log_scale(p: ParameterInfo) -> bool:
+    return p.units.strip().lower() in ("hz", "ms") and p.min > 0 and p.max / p.min > 50
+
+
+def format_value(p: ParameterInfo, value: float) -> str:
+    if p.is_boolean:
+        return "on" if value >= 0.5 else "off"
+    if abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {p.units}".strip()
+
+
+def editor_supported() -> bool:
+    """A plugin's own window needs a real display (not the offscreen/minimal platforms)."""
+    return QGuiApplication.platformName() not in ("offscreen", "minimal", "")
+
+
+class ChainEditor(QWidget):
+    """Edits one ``Chain``; see the module docstring."""
+
+    error = pyqtSignal(str)
+    changed = pyqtSignal()
+    _vst_loaded = pyqtSignal(object, str)
+    _preset_loaded = pyqtSignal(object, str)
+
+    def __init__(self, chain: Chain, plugins: PluginCatalog, title: str,
+                 preset_dir: Path | None = None, parent=None):
+        super().__init__(parent)
+        self.chain = chain
+        self.plugins = plugins
+        self.preset_dir = preset_dir
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._sliders: dict[str, tuple[QSlider, QLabel, ParameterInfo]] = {}
+        self._editor_threads: dict[str, threading.Event] = {}
+
+        head = QLabel(title.upper())
+        head.setObjectName("sectionTitle")
+        self.add_combo = QComboBox()
+        self.add_combo.setMinimumWidth(160)
+        self.add_button = QPushButton("Add")
+        self.members = QListWidget()
+        self.members.setMinimumHeight(90)
+        self.up_button = QPushButton("▲")
+        self.down_button = QPushButton("▼")
+        self.remove_button = QPushButton("Remove")
+        self.editor_button = QPushButton("Plugin window")
+        self.editor_button.setToolTip("Open the plugin's own editor (VST3, needs a display)")
+        self.params_box = QWidget()
+        self.params_form = QFormLayout(self.params_box)
+        self.params_form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.params_box)
+        scroll.setMinimumHeight(120)
+        self.preset_combo = QComboBox()
+        self.load_button = QPushButton("Load…")
+        self.save_button = QPushButton("Save…")
+
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.add_combo, 1)
+        add_row.addWidget(self.add_button)
+        edit_row = QHBoxLayout()
+        for b in (self.up_button, self.down_button, self.remove_button):
+            edit_row.addWidget(b)
+        edit_row.addStretch(1)
+        edit_row.addWidget(self.editor_button)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(QLabel("Preset"))
+        preset_row.addWidget(self.preset_combo, 1)
+        preset_row.addWidget(self.load_button)
+        preset_row.addWidget(self.save_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(head)
+        lay.addLayout(preset_row)
+        lay.addLayout(add_row)
+        lay.addWidget(self.members)
+        lay.addLayout(edit_row)
+        lay.addWidget(scroll, 1)
+
+        self.add_button.clicked.connect(self._add_selected)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.up_button.clicked.connect(lambda: self.move_selected(-1))
+        self.down_button.clicked.connect(lambda: self.move_selected(+1))
+        self.editor_button.clicked.connect(self.open_editor)
+        self.members.currentRowChanged.connect(self._show_parameters)
+        self.members.itemChanged.connect(self._bypass_toggled)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button.clicked.connect(self._load_dialog)
+        self.preset_combo.activated.connect(self._preset_chosen)
+        self._vst_loaded.connect(self._after_vst)
+        self._preset_loaded.connect(self._after_preset)
+        plugins.changed.connect(self._fill_add_combo)
+        self._fill_add_combo()
+        self._fill_presets()
+        self.refresh()
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def _fill_add_combo(self) -> None:
+        current = self.add_combo.currentData()
+        self.add_combo.clear()
+        for name in builtin_effect_names():
+            self.add_combo.addItem(name, ("builtin", name))
+        for p in self.plugins.plugins:
+            self.add_combo.addItem(f"{p.name} (VST3, {p.layout or 'any'})", ("vst3", p.path))
+        if self.plugins.scanning:
+            self.add_combo.addItem("Scanning VST3 plugins…", None)
+        i = self.add_combo.findData(current)
+        if i >= 0:
+            self.add_combo.setCurrentIndex(i)
+
+    def _fill_presets(self) -> None:
+        from engine.chain_presets import shipped_presets
+        self.preset_combo.clear()
+        self.preset_combo.addItem("—", None)
+        paths = list(shipped_presets())
+        if self.preset_dir is not None and self.preset_dir.is_dir():
+            paths += sorted(self.preset_dir.glob("*.json"))
+        for p in paths:
+            self.preset_combo.addItem(p.stem.replace("_", " "), str(p))
+
+    def refresh(self) -> None:
+        """Rebuild the member list from the chain, keeping the selected member."""
+        selected = self.selected_id()
+        self.members.blockSignals(True)
+        self.members.clear()
+        for info in self.chain.members():
+            label = info.effect if info.kind == "builtin" else f"{info.effect}  ·  VST3 {info.layout}"
+            item = QListWidgetItem(label)
+            item.setData(Qt.ItemDataRole.UserRole, info.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked if info.bypassed else Qt.CheckState.Checked)
+            item.setToolTip("Tick to enable, untick to bypass")
+            self.members.addItem(item)
+        self.members.blockSignals(False)
+        ids = [m.id for m in self.chain.members()]
+        row = ids.index(selected) if selected in ids else (0 if ids else -1)
+        self.members.setCurrentRow(row)
+        self._show_parameters(row)
+        self.changed.emit()
+
+    def selected_id(self) -> str | None:
+        item = self.members.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def _add_selected(self) -> None:
+        data = self.add_combo.currentData()
+        if data is None:
+            return
+        kind, what = data
+        if kind == "builtin":
+            self.add_effect(what)
+        else:
+            self.add_vst3(what)
+
+    def add_effect(self, effect: str) -> str | None:
+        try:
+            member_id = self.chain.add_effect(effect)
+        except Exception as exc:  # noqa: BLE001
+            self.error.emit(str(exc))
+            return None
+        self.refresh()
+        self._select(member_id)
+        return member_id
+
+    def add_vst3(self, path: str) -> None:
+        self.add_button.setEnabled(False)
+        self.add_button.setText("Loading…")
+        self._pool.start(_Job(lambda: self.chain.add_vst3(path), self._vst_loaded))
+
+    def _after_vst(self, member_id, error: str) -> None:
+        self.add_button.setEnabled(True)
+        self.add_button.setText("Add")
+        if error:
+            self.error.emit(error)
+            return
+        self.refresh()
+        self._select(member_id)
+
+    def _select(self, member_id: str) -> None:
+        for i in range(self.members.count()):
+            if self.members.item(i).data(Qt.ItemDataRole.UserRole) == member_id:
+                self.members.setCurrentRow(i)
+
+    def remove_selected(self) -> None:
+        member_id = self.selected_id()
+        if member_id is not None:
+            self.chain.remove(member_id)
+            self.refresh()
+
+    def move_selected(self, delta: int) -> None:
+        member_id = self.selected_id()
+        if member_id is None:
+            return
+        row = self.members.currentRow() + delta
+        if 0 <= row < self.members.count():
+            self.chain.move(member_id, row)
+            self.refresh()
+
+    def _bypass_toggled(self, item: QListWidgetItem) -> None:
+        member_id = item.data(Qt.ItemDataRole.UserRole)
+        self.chain.set_bypass(member_id, item.checkState() != Qt.CheckState.Checked)
+        self.changed.emit()
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _show_parameters(self, row: int) -> None:
+        while self.params_form.rowCount():
+            self.params_form.removeRow(0)
+        self._sliders = {}
+        member_id = self.selected_id()
+        member = self.chain.member(member_id) if member_id else None
+        self.remove_button.setEnabled(member is not None)
+        self.up_button.setEnabled(member is not None and row > 0)
+        self.down_button.setEnabled(member is not None and row < self.members.count() - 1)
+        self.editor_button.setEnabled(member is not None and member.kind == "vst3"
+                                      and editor_supported()
+                                      and hasattr(member.plugin, "show_editor"))
+        if member is None:
+            return
+        for p in self.chain.parameters(member_id):
+            value_label = QLabel(format_value(p, p.value))
+            value_label.setMinimumWidth(76)
+            value_label.setObjectName("dim")
+            if p.is_boolean:
+                box = QCheckBox()
+                box.setChecked(p.value >= 0.5)
+                box.toggled.connect(lambda on, name=p.name, pi=p, lab=value_label:
+                                    self._set_param(name, 1.0 if on else 0.0, pi, lab))
+                self.params_form.addRow(p.label or p.name, box)
+                continue
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setRange(0, SLIDER_STEPS)
+            slider.setValue(slider_position(p, p.value))
+            slider.valueChanged.connect(lambda pos, pi=p, lab=value_label:
+                                        self._set_param(pi.name, slider_value(pi, pos), pi, lab))
+            row_widget = QWidget()
+            row_lay = QHBoxLayout(row_widget)
+            row_lay.setContentsMargins(0, 0, 0, 0)
+            row_lay.addWidget(slider, 1)
+            row_lay.addWidget(value_label)
+            self.params_form.addRow(pretty_name(p.name), row_widget)
+            self._sliders[p.name] = (slider, value_label, p)
+
+    def _set_param(self, name: str, value: float, p: ParameterInfo, label: QLabel) -> None:
+        member_id = self.selected_id()
+        if member_id is None:
+            return
+        value = min(p.max, max(p.min, value))
+        try:
+            self.chain.set_parameter(member_id, name, value)
+        except Exception as exc:  # noqa: BLE001
+            self.error.emit(str(exc))
+            return
+        label.setText(format_value(p, value))
+
+    def set_parameter(self, name: str, value: float) -> None:
+        """Move a parameter's slider to ``value`` (as a user would)."""
+        slider, _, p = self._sliders[name]
+        slider.setValue(slider_position(p, value))
+
+    # -- plugin window -----------------------------------------------------------------------
+
+    def open_editor(self) -> None:
+        member_id = self.selected_id()
+        if member_id is None or member_id in self._editor_threads:
+            return
+        plugin = self.chain.member(member_id).plugin
+        close = threading.Event()
+        self._editor_threads[member_id] = close
+
+        def show():
+            try:
+                plugin.show_editor(close)
+            except Exception as exc:  # noqa: BLE001
+                self.error.emit(f"plugin window: {exc}")
+            finally:
+                self._editor_threads.pop(member_id, None)
+
+        threading.Thread(target=show, name="plugin-editor", daemon=True).start()
+
+    def close_editors(self) -> None:
+        for event in list(self._editor_threads.values()):
+            event.set()
+
+    # -- presets -------------------------------------------------------------------------------
+
+    def save_preset(self, path: str | Path) -> Path:
+        from engine.chain_presets import save_chain_preset
+        saved = save_chain_preset(self.chain, path)
+        self._fill_presets()
+        return saved
+
+    def load_preset(self, path: str | Path) -> None:
+        """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
+        from engine.chain_presets import load_chain_preset
+        self._pool.start(_Job(lambda: load_chain_preset(self.chain, path), self._preset_loaded))
+
+    def wait(self, msecs: int = 30000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _after_preset(self, preset, error: str) -> None:
+        if error:
+            self.error.emit(f"preset not loaded: {error}")
+        self.refresh()
+
+    def _preset_chosen(self, index: int) -> None:
+        path = self.preset_combo.itemData(index)
+        if path:
+            self.load_preset(path)
+
+    def _save_dialog(self) -> None:
+        start = str(self.preset_dir or Path.home())
+        path, _ = QFileDialog.getSaveFileName(self, "Save chain preset", start, "Chain presets (*.json)")
+        if path:
+            if not path.endswith(".json"):
+                path += ".json"
+            try:
+                self.save_preset(path)
+            except Exception as exc:  # noqa: BLE001
+                self.error.emit(f"preset not saved: {exc}")
+
+    def _load_dialog(self) -> None:
+        start = str(self.preset_dir or Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Load chain preset", start, "Chain presets (*.json)")
+        if path:
+            self.load_preset(path)
+
+
+def pretty_name(name: str) -> str:
+    words = name.replace("_", " ").split()
+    units = {"db", "hz", "ms", "s"}
+    words = [w for w in words if w.lower() not in units] or words
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]

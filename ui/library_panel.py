@@ -1,0 +1,270 @@
+"""Library panel: sample folders, scanning with progress and cancel, skipped files, totals.
+
+Scans and folder removals run on a ``QThread`` whose ``LibraryJobs`` object
+opens a ``Library`` of its own inside that thread (a SQLite connection
+belongs to the thread that opened it). The scanner's decoding and embedding
+run in its worker processes; the GUI thread only receives progress signals.
+After a scan or removal the host reloads its index.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                             QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                             QVBoxLayout, QWidget)
+
+from .host import Host
+
+SKIPPED_SHOWN = 500
+
+
+class LibraryJobs(QObject):
+    """Lives on the library thread; every slot runs there."""
+
+    progress = pyqtSignal(int, int, str)          # done, total, current file
+    scan_finished = pyqtSignal(object)            # app.scanner.ScanReport (or None)
+    summary = pyqtSignal(dict, list)              # catalog stats, skipped rows
+    failed = pyqtSignal(str)
+
+    def __init__(self, library_dir: Path, workers: int | None = None):
+        super().__init__()
+        self.library_dir = library_dir
+        self.workers = workers
+        self._library = None
+        self._scanner = None
+
+    def _lib(self):
+        if self._library is None:
+            from app.library import Library
+            self._library = Library(self.library_dir)
+        return self._library
+
+    @pyqtSlot(list)
+    def scan(self, roots: list) -> None:
+        from app.scanner import Scanner
+        report = None
+        try:
+            library = self._lib()
+            self._scanner = Scanner(
+                library, workers=self.workers,
+                progress=lambda p: self.progress.emit(p.done, p.total, p.current))
+            report = self._scanner.scan(roots)
+        except KeyboardInterrupt:
+            pass
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            self.failed.emit(f"scan failed: {exc}")
+        finally:
+            self._scanner = None
+        self.scan_finished.emit(report)
+        self.refresh()
+
+    def cancel(self) -> None:
+        """Any thread: stop the running scan after the files in flight."""
+        scanner = self._scanner
+        if scanner is not None:
+            scanner.cancel()
+
+    @pyqtSlot(str)
+    def remove_root(self, root: str) -> None:
+        try:
+            library = self._lib()
+            rows = library.catalog.files_under(root)
+            library.index.remove_files(row.id for row in rows.values())
+            library.catalog.remove_root(root)
+            library.save_index()
+        except Exception as exc:  # noqa: BLE001
+            self.failed.emit(f"could not remove {root}: {exc}")
+        self.scan_finished.emit(None)
+        self.refresh()
+
+    @pyqtSlot()
+    def refresh(self) -> None:
+        try:
+            catalog = self._lib().catalog
+            self.summary.emit(catalog.stats(), catalog.skipped(SKIPPED_SHOWN))
+        except Exception as exc:  # noqa: BLE001
+            self.failed.emit(f"library unavailable: {exc}")
+
+    @pyqtSlot()
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+
+
+class LibraryPanel(QWidget):
+    """Folders, scan/cancel, progress, totals and the skipped files with their reasons."""
+
+    request_scan = pyqtSignal(list)
+    request_remove = pyqtSignal(str)
+    request_refresh = pyqtSignal()
+    request_close = pyqtSignal()
+    scan_done = pyqtSignal()
+
+    def __init__(self, host: Host, workers: int | None = None, parent=None):
+        super().__init__(parent)
+        self.host = host
+        self.scanning = False
+        self.stats: dict = {}
+        self.folders = QListWidget()
+        self.folders.setMinimumHeight(70)
+        self.add_button = QPushButton("Add folder…")
+        self.remove_button = QPushButton("Remove")
+        self.scan_button = QPushButton("Rescan all")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.current = QLabel("")
+        self.current.setObjectName("dim")
+        self.totals = QLabel("")
+        self.totals.setWordWrap(True)
+        self.skipped = QTableWidget(0, 2)
+        self.skipped.setHorizontalHeaderLabels(["Skipped file", "Reason"])
+        self.skipped.verticalHeader().setVisible(False)
+        self.skipped.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.skipped.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        self.skipped.setColumnWidth(1, 160)
+        self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+
+        title = QLabel("SAMPLE FOLDERS")
+        title.setObjectName("sectionTitle")
+        row = QHBoxLayout()
+        for b in (self.add_button, self.remove_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        row.addWidget(self.scan_button)
+        row.addWidget(self.cancel_button)
+        skipped_title = QLabel("SKIPPED")
+        skipped_title.setObjectName("sectionTitle")
+        lay = QVBoxLayout(self)
+        lay.addWidget(title)
+        lay.addWidget(self.folders)
+        lay.addLayout(row)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.current)
+        lay.addWidget(self.totals)
+        lay.addWidget(skipped_title)
+        lay.addWidget(self.skipped, 1)
+
+        self.thread = QThread(self)
+        self.thread.setObjectName("library-scan")
+        self.jobs = LibraryJobs(host.library_dir, workers)
+        self.jobs.moveToThread(self.thread)
+        self.request_scan.connect(self.jobs.scan)
+        self.request_remove.connect(self.jobs.remove_root)
+        self.request_refresh.connect(self.jobs.refresh)
+        self.request_close.connect(self.jobs.close)
+        self.jobs.progress.connect(self._progress)
+        self.jobs.scan_finished.connect(self._finished)
+        self.jobs.summary.connect(self._summary)
+        self.jobs.failed.connect(self.host.error)
+        self.thread.start()
+
+        self.add_button.clicked.connect(self._choose_folder)
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.scan_button.clicked.connect(lambda: self.scan(self.roots()))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.request_refresh.emit()
+
+    def roots(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a sample folder")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        """Add a folder and scan it."""
+        folder = os.path.abspath(os.path.expanduser(folder))
+        if folder not in self.roots():
+            self.folders.addItem(folder)
+        self.scan([folder])
+
+    def _remove_selected(self) -> None:
+        item = self.folders.currentItem()
+        if item is not None and not self.scanning:
+            self.remove_folder(item.text())
+
+    def remove_folder(self, folder: str) -> None:
+        self._set_busy(True, "removing…")
+        self.request_remove.emit(folder)
+
+    def scan(self, roots: list[str]) -> None:
+        if self.scanning or not roots:
+            return
+        self._set_busy(True, "scanning…")
+        self.progress.setRange(0, 0)
+        self.request_scan.emit(list(roots))
+
+    def cancel(self) -> None:
+        self.jobs.cancel()
+        self.current.setText("Stopping after the files in flight…")
+
+    def _set_busy(self, busy: bool, text: str = "") -> None:
+        self.scanning = busy
+        self.scan_button.setEnabled(not busy)
+        self.add_button.setEnabled(not busy)
+        self.remove_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if text:
+            self.progress.setFormat(text)
+
+    def _progress(self, done: int, total: int, current: str) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done} / {total}")
+        self.current.setText(Path(current).name)
+
+    def _finished(self, report) -> None:
+        self._set_busy(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        if report is None:
+            self.progress.setFormat("done")
+            self.current.setText("")
+        else:
+            skipped = sum(report.skipped.values())
+            state = "stopped" if report.interrupted else "done"
+            self.progress.setFormat(f"{state}: {report.indexed} new, {report.unchanged} unchanged, "
+                                    f"{skipped} skipped")
+            self.current.setText("; ".join(report.problems[:3]))
+        self.host.reload_library()
+        self.scan_done.emit()
+
+    def _summary(self, stats: dict, skipped: list) -> None:
+        self.stats = stats
+        roots = stats.get("roots", [])
+        for root in roots:
+            if root not in self.roots():
+                self.folders.addItem(root)
+        for i in reversed(range(self.folders.count())):
+            if self.folders.item(i).text() not in roots and not self.scanning:
+                self.folders.takeItem(i)
+        minutes = stats.get("total_duration_s", 0.0) / 60
+        self.totals.setText(
+            f"<b>{stats.get('indexed', 0)}</b> samples indexed · {stats.get('one_shots', 0)} one-shots · "
+            f"{stats.get('loops', 0)} loops · {minutes:.1f} min of audio · "
+            f"{stats.get('skipped', 0)} skipped")
+        self.skipped.setRowCount(len(skipped))
+        for r, row in enumerate(skipped):
+            name = QTableWidgetItem(row.path)
+            name.setToolTip(row.error or "")
+            reason = QTableWidgetItem(row.error_code or "")
+            reason.setToolTip(row.error or "")
+            self.skipped.setItem(r, 0, name)
+            self.skipped.setItem(r, 1, reason)
+
+    def shutdown(self) -> None:
+        """Cancel a running scan and stop the thread (GUI thread, on close)."""
+        self.jobs.cancel()
+        self.request_close.emit()
+        self.thread.quit()
+        self.thread.wait(30000)

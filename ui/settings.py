@@ -1,0 +1,204 @@
+"""Persisted settings (a JSON file in the user config dir) and the Settings panel.
+
+``SettingsStore`` reads and writes ``settings.json`` under
+``platformdirs.user_config_dir("samplescout")`` (or a directory given to it,
+as tests do). Unknown or malformed values fall back to defaults with no
+error: a settings file must never stop the app from opening. GUI thread,
+except the device listing, which runs on a pool thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+from PyQt6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                             QWidget)
+
+from .host import AudioSettings, Host
+
+SAMPLE_RATES = (44100, 48000, 88200, 96000)
+BLOCK_SIZES = (64, 128, 256, 512, 1024)
+SETTINGS_FILE = "settings.json"
+
+UI_DEFAULTS = {"auto_preview": True, "volume": 0.8, "mode": "one-shot", "profile": "",
+               "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": ""}
+
+
+def config_dir() -> Path:
+    import platformdirs
+    return Path(platformdirs.user_config_dir("samplescout", appauthor=False))
+
+
+class SettingsStore:
+    """Audio settings and window preferences in one JSON file."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.path = Path(directory or config_dir()) / SETTINGS_FILE
+        self.audio = AudioSettings()
+        self.ui = dict(UI_DEFAULTS)
+        self.load()
+
+    def load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(data, dict):
+            return
+        audio = data.get("audio", {})
+        if isinstance(audio, dict):
+            defaults = AudioSettings()
+            values = {}
+            for f in fields(AudioSettings):
+                v = audio.get(f.name, getattr(defaults, f.name))
+                if type(v) is type(getattr(defaults, f.name)):
+                    values[f.name] = v
+            self.audio = AudioSettings(**values)
+            if self.audio.block_size not in BLOCK_SIZES:
+                self.audio.block_size = defaults.block_size
+        ui = data.get("ui", {})
+        if isinstance(ui, dict):
+            for key, default in UI_DEFAULTS.items():
+                if key in ui and type(ui[key]) is type(default) or (
+                        key == "volume" and isinstance(ui.get(key), (int, float))):
+                    self.ui[key] = ui[key]
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"audio": asdict(self.audio), "ui": self.ui}, indent=2),
+                       encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+class _DeviceJob(QRunnable):
+    def __init__(self, done):
+        super().__init__()
+        self.done = done
+
+    def run(self) -> None:
+        try:
+            from engine.devices import list_devices
+            report = list_devices(midi=True)
+        except Exception as exc:  # noqa: BLE001
+            self.done.emit(None, str(exc))
+            return
+        self.done.emit(report, "")
+
+
+class SettingsPanel(QWidget):
+    """Audio host API, device, sample rate, block size and preview output; Apply restarts audio."""
+
+    devices_listed = pyqtSignal(object, str)
+
+    def __init__(self, host: Host, store: SettingsStore, parent=None):
+        super().__init__(parent)
+        self.host, self.store = host, store
+        self.report = None
+        self.hostapi = QComboBox()
+        self.device = QComboBox()
+        self.preview_output = QComboBox()
+        self.sample_rate = QComboBox()
+        self.block_size = QComboBox()
+        for sr in SAMPLE_RATES:
+            self.sample_rate.addItem(f"{sr} Hz", sr)
+        for bs in BLOCK_SIZES:
+            self.block_size.addItem(f"{bs} frames", bs)
+        self.latency = QLabel()
+        self.latency.setObjectName("dim")
+        self.note = QLabel()
+        self.note.setObjectName("dim")
+        self.note.setWordWrap(True)
+        refresh = QPushButton("Refresh devices")
+        apply = QPushButton("Apply")
+        apply.setDefault(True)
+        form = QFormLayout()
+        form.addRow("Audio system", self.hostapi)
+        form.addRow("Input device", self.device)
+        form.addRow("Preview output", self.preview_output)
+        form.addRow("Sample rate", self.sample_rate)
+        form.addRow("Block size", self.block_size)
+        form.addRow("", self.latency)
+        buttons = QHBoxLayout()
+        buttons.addWidget(refresh)
+        buttons.addStretch(1)
+        buttons.addWidget(apply)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.note)
+        lay.addStretch(1)
+        self.hostapi.currentIndexChanged.connect(self._fill_devices)
+        self.block_size.currentIndexChanged.connect(self._show_latency)
+        self.sample_rate.currentIndexChanged.connect(self._show_latency)
+        refresh.clicked.connect(self.refresh)
+        apply.clicked.connect(self.apply)
+        self.devices_listed.connect(self._listed)
+        self._select(self.sample_rate, store.audio.sample_rate)
+        self._select(self.block_size, store.audio.block_size)
+        self._show_latency()
+        self._pool = QThreadPool(self)
+        self.refresh()
+
+    @staticmethod
+    def _select(combo: QComboBox, value) -> None:
+        i = combo.findData(value)
+        if i >= 0:
+            combo.setCurrentIndex(i)
+
+    def refresh(self) -> None:
+        self.note.setText("Looking for audio devices…")
+        self._pool.start(_DeviceJob(self.devices_listed))
+
+    def _listed(self, report, error: str) -> None:
+        self.report = report
+        self.hostapi.blockSignals(True)
+        self.hostapi.clear()
+        apis = list(report.by_hostapi()) if report is not None else []
+        for api in apis:
+            self.hostapi.addItem(api, api)
+        if not apis:
+            self.hostapi.addItem("(none)", "")
+        self._select(self.hostapi, self.store.audio.hostapi)
+        self.hostapi.blockSignals(False)
+        self._fill_devices()
+        lines = list(report.errors) if report is not None else [error]
+        self.note.setText("\n".join(lines))
+
+    def _fill_devices(self) -> None:
+        api = self.hostapi.currentData()
+        devices = self.report.by_hostapi().get(api, []) if self.report is not None else []
+        for combo, want in ((self.device, self.store.audio.device),
+                            (self.preview_output, self.store.audio.preview_output)):
+            combo.clear()
+            combo.addItem("Default", "")
+            for d in devices:
+                if combo is self.device and d.max_input_channels < 1:
+                    continue
+                if combo is self.preview_output and d.max_output_channels < 1:
+                    continue
+                combo.addItem(d.name, d.name)
+            self._select(combo, want)
+
+    def _show_latency(self) -> None:
+        sr = self.sample_rate.currentData() or 48000
+        bs = self.block_size.currentData() or 256
+        self.latency.setText(f"{bs / sr * 1000:.1f} ms per block")
+
+    def current(self) -> AudioSettings:
+        a = self.store.audio
+        return AudioSettings(hostapi=self.hostapi.currentData() or "",
+                             device=self.device.currentData() or "",
+                             sample_rate=int(self.sample_rate.currentData()),
+                             block_size=int(self.block_size.currentData()),
+                             preview_output=self.preview_output.currentData() or "",
+                             input_channels=a.input_channels, extra=dict(a.extra))
+
+    def apply(self) -> None:
+        self.store.audio = self.current()
+        self.store.save()
+        self.host.apply_audio_settings(self.store.audio)

@@ -1,0 +1,275 @@
+"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform thumbnails.
+
+GUI thread only. They draw what their view models give them and never poll anything themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QDrag, QLinearGradient, QPainter, QPainterPath, QPen
+from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate,
+                             QTableView, QWidget)
+
+from . import theme
+from .models import PlayheadRole, ScopeFrame, SuggestionModel, SuggestionRole, ThumbnailRole
+
+METER_FLOOR_DB = -60.0
+
+
+class LevelMeter(QWidget):
+    """Horizontal peak/RMS bars, one per channel, -60..0 dBFS, with a peak hold tick."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.peak_db: tuple[float, ...] = ()
+        self.rms_db: tuple[float, ...] = ()
+        self._hold: list[float] = []
+        self.setMinimumSize(160, 22)
+        self.setToolTip("Input level (peak and RMS, dBFS)")
+
+    def set_levels(self, peak_db, rms_db) -> None:
+        self.peak_db, self.rms_db = tuple(peak_db), tuple(rms_db)
+        if len(self._hold) != len(self.peak_db):
+            self._hold = list(self.peak_db)
+        self._hold = [max(p, h - 0.6) for p, h in zip(self.peak_db, self._hold)]
+        self.update()
+
+    @staticmethod
+    def _x(db: float, width: float) -> float:
+        if not math.isfinite(db):
+            return 0.0
+        return max(0.0, min(1.0, (db - METER_FLOOR_DB) / -METER_FLOOR_DB)) * width
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        p.fillRect(r, QColor(theme.SUNKEN))
+        n = max(1, len(self.peak_db))
+        gap = 2.0
+        h = (r.height() - gap * (n + 1)) / n
+        grad = QLinearGradient(r.left(), 0, r.right(), 0)
+        grad.setColorAt(0.0, QColor(theme.METER_LOW))
+        grad.setColorAt(0.75, QColor(theme.METER_LOW))
+        grad.setColorAt(0.9, QColor(theme.METER_MID))
+        grad.setColorAt(1.0, QColor(theme.METER_HIGH))
+        for i in range(len(self.peak_db)):
+            y = r.top() + gap + i * (h + gap)
+            w_peak = self._x(self.peak_db[i], r.width())
+            w_rms = self._x(self.rms_db[i] if i < len(self.rms_db) else -math.inf, r.width())
+            p.setOpacity(0.45)
+            p.fillRect(QRectF(r.left(), y, w_peak, h), grad)
+            p.setOpacity(1.0)
+            p.fillRect(QRectF(r.left(), y, w_rms, h), grad)
+            hold = self._x(self._hold[i], r.width()) if i < len(self._hold) else 0
+            if hold > 1:
+                p.fillRect(QRectF(r.left() + hold - 1.5, y, 2, h), QColor(theme.TEXT))
+        p.setPen(QColor(theme.GRID))
+        for db in (-48, -36, -24, -12, -6):
+            x = r.left() + self._x(db, r.width())
+            p.drawLine(QPointF(x, r.top()), QPointF(x, r.top() + 3))
+            p.drawLine(QPointF(x, r.bottom() - 3), QPointF(x, r.bottom()))
+        p.end()
+
+
+class ScopeWidget(QWidget):
+    """Scrolling waveform of the live input, newest on the right, with onset marks."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.frame: ScopeFrame | None = None
+        self.seconds = 4.0
+        self.status_text = ""
+        self.setMinimumHeight(110)
+
+    def set_frame(self, frame: ScopeFrame) -> None:
+        self.frame = frame
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        r = QRectF(self.rect())
+        p.fillRect(r, QColor(theme.SUNKEN))
+        mid = r.center().y()
+        p.setPen(QPen(QColor(theme.GRID), 1))
+        for s in range(1, int(self.seconds)):
+            x = r.right() - s / self.seconds * r.width()
+            p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
+        p.drawLine(QPointF(r.left(), mid), QPointF(r.right(), mid))
+        f = self.frame
+        if f is not None and len(f.hi):
+            n = len(f.hi)
+            xs = r.left() + (np.arange(n) + 0.5) / n * r.width()
+            half = r.height() / 2 - 6
+            # Gentle display gain so quiet input is still visible; peaks stay inside.
+            hi = np.clip(f.hi * 1.0, -1, 1)
+            lo = np.clip(f.lo * 1.0, -1, 1)
+            path = QPainterPath()
+            path.moveTo(xs[0], mid - hi[0] * half)
+            for x, v in zip(xs[1:], hi[1:]):
+                path.lineTo(x, mid - v * half)
+            for x, v in zip(xs[::-1], lo[::-1]):
+                path.lineTo(x, mid - v * half)
+            path.closeSubpath()
+            grad = QLinearGradient(0, r.top(), 0, r.bottom())
+            accent = QColor(theme.ACCENT)
+            grad.setColorAt(0.0, accent.lighter(130))
+            grad.setColorAt(0.5, accent)
+            grad.setColorAt(1.0, accent.lighter(130))
+            p.setPen(QPen(accent, 1))
+            p.setBrush(grad)
+            p.drawPath(path)
+            onset = QColor(theme.ONSET)
+            for x in f.onsets:
+                px = r.left() + x * r.width()
+                p.setPen(QPen(onset, 1.5))
+                p.drawLine(QPointF(px, r.top() + 8), QPointF(px, r.bottom()))
+                tri = QPainterPath()
+                tri.moveTo(px - 5, r.top())
+                tri.lineTo(px + 5, r.top())
+                tri.lineTo(px, r.top() + 8)
+                tri.closeSubpath()
+                p.fillPath(tri, onset)
+        p.setPen(QColor(theme.TEXT_DIM))
+        font = p.font()
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        p.setFont(font)
+        p.drawText(r.adjusted(8, 4, -8, -4), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                   "INPUT")
+        if self.status_text:
+            p.drawText(r.adjusted(8, 4, -8, -4),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, self.status_text)
+        p.drawText(r.adjusted(8, 4, -8, -4), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                   f"−{self.seconds:.0f} s")
+        p.drawText(r.adjusted(8, 4, -8, -4),
+                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, "now")
+        p.end()
+
+
+class WaveformDelegate(QStyledItemDelegate):
+    """Paints a suggestion's waveform thumbnail and the preview playhead over it."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        env = index.data(ThumbnailRole)
+        playhead = index.data(PlayheadRole)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.fillRect(option.rect, QColor(theme.SELECTION if selected else theme.SUNKEN))
+        r = QRectF(option.rect).adjusted(6, 5, -6, -5)
+        if env is not None and len(env):
+            mid = r.center().y()
+            n = len(env)
+            step = r.width() / n
+            wave = QColor(theme.ACCENT if not selected else theme.TEXT)
+            played = QColor(theme.ONSET)
+            for i, v in enumerate(env):
+                x = r.left() + i * step
+                h = max(1.0, float(v) * r.height() / 2)
+                color = played if playhead is not None and i / n <= playhead else wave
+                painter.fillRect(QRectF(x, mid - h, max(1.0, step - 0.6), 2 * h), color)
+        if playhead is not None:
+            x = r.left() + max(0.0, min(1.0, playhead)) * r.width()
+            painter.setPen(QPen(QColor(theme.TEXT), 1.5))
+            painter.drawLine(QPointF(x, option.rect.top() + 2), QPointF(x, option.rect.bottom() - 2))
+        painter.restore()
+
+
+class SuggestionView(QTableView):
+    """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as files."""
+
+    audition_requested = pyqtSignal(int)    # row
+    stop_requested = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.auto_preview = True
+        self.drag_rendered = None  # callable(suggestion) -> path of a rendered copy, or None
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setShowGrid(False)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(34)
+        self.setItemDelegateForColumn(SuggestionModel.COL_WAVE, WaveformDelegate(self))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def setModel(self, model) -> None:
+        super().setModel(model)
+        h = self.horizontalHeader()
+        h.setHighlightSections(False)
+        h.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        modes = {SuggestionModel.COL_RANK: QHeaderView.ResizeMode.Fixed,
+                 SuggestionModel.COL_NAME: QHeaderView.ResizeMode.Stretch,
+                 SuggestionModel.COL_CATEGORY: QHeaderView.ResizeMode.Interactive,
+                 SuggestionModel.COL_SCORE: QHeaderView.ResizeMode.Fixed,
+                 SuggestionModel.COL_LENGTH: QHeaderView.ResizeMode.Fixed,
+                 SuggestionModel.COL_WAVE: QHeaderView.ResizeMode.Fixed}
+        for col, mode in modes.items():
+            h.setSectionResizeMode(col, mode)
+        self.setColumnWidth(SuggestionModel.COL_RANK, 34)
+        self.setColumnWidth(SuggestionModel.COL_CATEGORY, 130)
+        self.setColumnWidth(SuggestionModel.COL_SCORE, 60)
+        self.setColumnWidth(SuggestionModel.COL_LENGTH, 70)
+        self.setColumnWidth(SuggestionModel.COL_WAVE, 190)
+
+    def current_suggestion(self):
+        idx = self.currentIndex()
+        return idx.data(SuggestionRole) if idx.isValid() else None
+
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.currentIndex().isValid():
+                self.audition_requested.emit(self.currentIndex().row())
+            event.accept()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.stop_requested.emit()
+            event.accept()
+            return
+        before = self.currentIndex().row()
+        super().keyPressEvent(event)
+        after = self.currentIndex()
+        moving = key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown,
+                         Qt.Key.Key_Home, Qt.Key.Key_End)
+        if moving and self.auto_preview and after.isValid() and after.row() != before:
+            self.audition_requested.emit(after.row())
+
+    def mousePressEvent(self, event) -> None:
+        super().mousePressEvent(event)
+        idx = self.indexAt(event.position().toPoint())
+        if idx.isValid() and event.button() == Qt.MouseButton.LeftButton:
+            self.audition_requested.emit(idx.row())
+
+    def drag_payload(self):
+        """The QMimeData a drag of the selected rows carries (also used by tests)."""
+        rows = sorted({i.row() for i in self.selectionModel().selectedRows()})
+        if not rows and self.currentIndex().isValid():
+            rows = [self.currentIndex().row()]
+        model: SuggestionModel = self.model()
+        if self.drag_rendered is not None:
+            from .dragdrop import mime_for_files
+            paths = []
+            for r in rows:
+                s = model.suggestion(r)
+                rendered = self.drag_rendered(s)
+                paths.append(rendered or s.path)
+            return mime_for_files(paths)
+        return model.mimeData([model.index(r, 0) for r in rows])
+
+    def startDrag(self, supported_actions) -> None:
+        mime = self.drag_payload()
+        if not mime.hasUrls():
+            return
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.exec(Qt.DropAction.CopyAction)
