@@ -1,0 +1,535 @@
+"""Live matching: capture ring -> input chain -> resampler -> onsets/windows -> encoder -> index.
+
+``LiveMatcher`` runs one worker thread. It reads the engine's capture ring by frame position
+(never touching the audio thread), runs the optional input chain, mixes to mono, resamples
+to the model rate with a streaming soxr resampler, keeps the last ``history_seconds`` of that
+audio, and feeds the onset detector. In *one-shot* mode every onset opens an analysis window
+(``window_seconds`` from the onset minus a short pre-roll, cut where the next hit starts);
+in *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
+Each window goes through ``app.query`` (the same path as search by file), and the ranked files
+are merged over recent windows with hysteresis (``app.suggestions``) and published.
+
+Falling behind: if the ring overran the reader, or more than ``max_lag_seconds`` wait to be
+read, the worker jumps to the newest audio, restarts its stream state and counts the frames
+it skipped.
+
+Latency of an update: from the moment the last frame of its window was in the capture ring
+to the moment the update is published (window end -> published); for a capture, from the
+request to the publication.
+
+Threads: ``start``/``stop`` from the owning thread; ``set_mode``, ``set_profile``,
+``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and ``search_file``
+from any thread. Subscribers run on the matcher thread (for ``search_file``, and for
+``capture`` while the matcher is stopped, on the caller's thread): keep them short and
+hand work to your own thread or event loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from app.catalog import Catalog
+from app.decode import read_mono
+from app.index import VectorIndex
+from app.match_profiles import MODES, MatchProfile, ProfileError
+from app.onsets import Onset, OnsetDetector, OnsetParams, detect_onsets, sensitivity_to_delta
+from app.paths import CATALOG_FILENAME, library_dir as resolve_library_dir
+from app.query import MAX_QUERY_SECONDS, embed_query, rank_files
+from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
+from engine.ring import RingOverrun, RingUnderrun
+from models.encoder import MODEL_SAMPLE_RATE, Encoder
+
+__all__ = ["LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
+
+# Medium quality: 3.6 ms of resampler delay from 48 kHz instead of 16 ms for "HQ" (the
+# passband ends near 20 kHz instead of 21 kHz; only the top mel band or two see it).
+RESAMPLE_QUALITY = "MQ"
+MAX_READ_SECONDS = 0.25        # frames read from the ring per step
+RECENT_ONSETS = 64
+LATENCY_HISTORY = 512
+
+
+class MatcherError(Exception):
+    """A one-line, user-facing problem of the matcher (bad mode, unreadable query...)."""
+
+
+@dataclass
+class _Window:
+    start: int                # model-rate sample (absolute)
+    end: int
+    onset: int | None         # model-rate sample of the onset, if any
+    reason: str
+
+
+def _onset_params(profile: MatchProfile) -> OnsetParams:
+    return OnsetParams(gate_db=profile.gate_db, delta_db=sensitivity_to_delta(profile.onset_sensitivity),
+                       min_gap_s=profile.min_onset_gap_seconds)
+
+
+def _peak_db(audio: np.ndarray) -> float:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+class LiveMatcher:
+    """Suggestions from the live input (see module docstring)."""
+
+    def __init__(self, library_dir, ring, sample_rate: int, *, profile: MatchProfile,
+                 input_chain=None, encoder: Encoder | None = None, index: VectorIndex | None = None,
+                 history_seconds: float = 12.0, max_lag_seconds: float = 2.0,
+                 poll_interval: float = 0.002):
+        if profile.mode not in MODES:
+            raise ProfileError(f"mode must be one of {', '.join(MODES)}, not {profile.mode!r}")
+        self.library_dir = resolve_library_dir(library_dir)
+        self.ring = ring
+        self.sample_rate = int(sample_rate)
+        self.input_chain = input_chain
+        self.encoder = encoder or Encoder(threads=1)
+        if index is None:
+            from app.library import Library
+            with Library(self.library_dir, encoder=self.encoder) as library:
+                index = library.index
+        self.index = index
+        self._profile = profile
+        self._history_len = int(history_seconds * MODEL_SAMPLE_RATE)
+        self.max_lag_frames = int(max_lag_seconds * self.sample_rate)
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._subscribers: list = []
+        self._merger = SuggestionMerger(profile.hysteresis)
+        self._latest: SuggestionUpdate | None = None
+        self._seq = 0
+        self._onsets: collections.deque[tuple[int, float]] = collections.deque(maxlen=RECENT_ONSETS)
+        self._requests: collections.deque = collections.deque()
+        self._catalogs = threading.local()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._running = False
+        self._last_window: tuple[int, np.ndarray] | None = None
+        self._stats = {"queries": 0, "windows_gated": 0, "empty_windows": 0, "onsets": 0,
+                       "skipped_frames": 0, "jumps": 0, "errors": 0, "last_error": "",
+                       "captures": 0, "last_latency_ms": None}
+        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
+        self._position = 0
+        self._reset_stream(0)
+
+    # ---- control (any thread) ---------------------------------------------------------
+
+    @property
+    def profile(self) -> MatchProfile:
+        return self._profile
+
+    @property
+    def mode(self) -> str:
+        return self._profile.mode
+
+    def start(self) -> None:
+        """Start listening from the newest frame of the ring."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._position = self.ring.end_frame
+        self._reset_stream(self._position)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="live-matcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(10)
+        self._thread = None
+        self._running = False
+        while self._requests:
+            _, future, _ = self._requests.popleft()
+            if not future.done():
+                future.set_result(None)
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between 'one-shot' and 'rolling' while running."""
+        self.set_profile(self._profile.with_mode(mode))
+
+    def set_profile(self, profile: MatchProfile) -> None:
+        if profile.mode not in MODES:
+            raise ProfileError(f"mode must be one of {', '.join(MODES)}, not {profile.mode!r}")
+        with self._lock:
+            self._profile = profile
+            self._merger.hysteresis = profile.hysteresis
+
+    def subscribe(self, callback) -> None:
+        with self._lock:
+            self._subscribers = [*self._subscribers, callback]
+
+    def unsubscribe(self, callback) -> None:
+        with self._lock:
+            self._subscribers = [c for c in self._subscribers if c is not callback]
+
+    def latest(self) -> SuggestionUpdate | None:
+        return self._latest
+
+    def recent_onsets(self) -> list[int]:
+        """Device-frame positions of the most recent onsets, oldest first."""
+        with self._lock:
+            return [f for f, _ in self._onsets]
+
+    def last_window(self) -> tuple[int, np.ndarray] | None:
+        """(device frame where it starts, model-rate audio) of the last analysed window."""
+        return self._last_window
+
+    def stats(self) -> dict:
+        with self._lock:
+            out = dict(self._stats)
+            lat = np.asarray(self._latencies, dtype=np.float64)
+        out["latency_p50_ms"] = float(np.percentile(lat, 50)) if lat.size else None
+        out["latency_p95_ms"] = float(np.percentile(lat, 95)) if lat.size else None
+        out["behind_frames"] = max(0, self.ring.end_frame - self._position) if self._running else 0
+        out["mode"] = self._profile.mode
+        out["profile"] = self._profile.name
+        out["running"] = self._running
+        return out
+
+    def latencies(self) -> list[float]:
+        """Latencies (ms) of the recent live updates, oldest first."""
+        with self._lock:
+            return list(self._latencies)
+
+    # ---- queries from outside the live stream -------------------------------------------
+
+    def capture(self, seconds: float | None = None) -> SuggestionUpdate | None:
+        """Look up the last ``seconds`` of input: the strongest onset in it, else the whole span.
+
+        Returns the published update, or None if the span is silent. Any thread.
+        """
+        seconds = self._capture_seconds(seconds)
+        requested = time.perf_counter()
+        if self._running and threading.current_thread() is not self._thread:
+            future: Future = Future()
+            self._requests.append((seconds, future, requested))
+            return future.result(timeout=30.0)
+        return self._capture_from_ring(seconds, requested)
+
+    def search_file(self, path, k: int | None = None) -> SuggestionUpdate:
+        """Search by example with an audio file, through the same query path. Any thread.
+
+        Raises DecodeError for unreadable files and MatcherError for silent ones.
+        """
+        started = time.perf_counter()
+        audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
+        update = self.query_audio(audio, k=k, reason="file", started=started)
+        if update is None:
+            raise MatcherError(f"{os.fspath(path)}: the query is silent, nothing to search for")
+        return update
+
+    def query_audio(self, audio_44k: np.ndarray, *, k: int | None = None, reason: str = "file",
+                    started: float | None = None) -> SuggestionUpdate | None:
+        """Query with model-rate mono audio (no hysteresis) and publish; None if silent."""
+        started = time.perf_counter() if started is None else started
+        profile = self._profile
+        vectors = embed_query(self.encoder, audio_44k)
+        if len(vectors) == 0:
+            return None
+        results = rank_files(self.index, self._catalog(), vectors, k or profile.k)
+        suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
+        return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
+                             (time.perf_counter() - started) * 1000.0, record_latency=False)
+
+    # ---- worker thread --------------------------------------------------------------------
+
+    def _catalog(self) -> Catalog:
+        catalog = getattr(self._catalogs, "catalog", None)
+        if catalog is None:
+            catalog = self._catalogs.catalog = Catalog(self.library_dir / CATALOG_FILENAME)
+        return catalog
+
+    def _reset_stream(self, device_frame: int) -> None:
+        """New continuous segment starting at ``device_frame`` (start, or after a jump)."""
+        profile = self._profile
+        self._active_profile = profile
+        self._seg_frame = device_frame
+        self._seg_model = getattr(self, "_model_end", 0)
+        self._model_end = self._seg_model
+        if not hasattr(self, "_history"):
+            self._history = np.zeros(self._history_len, dtype=np.float32)
+        self._resampler = (soxr.ResampleStream(self.sample_rate, MODEL_SAMPLE_RATE, 1, dtype="float32",
+                                               quality=RESAMPLE_QUALITY)
+                           if self.sample_rate != MODEL_SAMPLE_RATE else None)
+        self._detector = OnsetDetector(MODEL_SAMPLE_RATE, _onset_params(profile))
+        self._pending: list[_Window] = []
+        self._seg_onsets: list[tuple[int, Onset]] = []   # (absolute model sample, onset)
+        self._next_rolling_end = self._seg_model + int(profile.window_seconds * MODEL_SAMPLE_RATE)
+        self._reads: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=256)
+        self._level_db = -math.inf
+
+    def _model_to_frame(self, m: int) -> int:
+        return self._seg_frame + int(math.ceil((m - self._seg_model) * self.sample_rate / MODEL_SAMPLE_RATE))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self._step()
+                while self._requests:
+                    seconds, future, requested = self._requests.popleft()
+                    try:
+                        future.set_result(self._capture_live(seconds, requested))
+                    except Exception as exc:  # noqa: BLE001 — the caller gets it
+                        future.set_exception(exc)
+                    worked = True
+            except Exception as exc:  # noqa: BLE001 — keep listening; report in stats
+                with self._lock:
+                    self._stats["errors"] += 1
+                    self._stats["last_error"] = f"{type(exc).__name__}: {exc}"
+                worked = False
+                self._stop.wait(0.05)
+            if not worked:
+                self._stop.wait(self.poll_interval)
+
+    def _step(self) -> bool:
+        """Read what the ring holds, analyse due windows. True if anything happened."""
+        if self._profile is not self._active_profile:
+            self._switch_profile()
+        end = self.ring.end_frame
+        if end - self._position > self.max_lag_frames:
+            self._jump(end, self._position)
+            return True
+        frames = min(end - self._position, int(MAX_READ_SECONDS * self.sample_rate))
+        did = False
+        if frames > 0:
+            block = np.empty((frames, self.ring.channels), dtype=np.float32)
+            try:
+                self.ring.read_into(block, self._position)
+            except RingOverrun as exc:
+                self._jump(self.ring.end_frame, exc.start_frame)
+                return True
+            except RingUnderrun:
+                return False
+            t_read = time.perf_counter()
+            self._position += frames
+            self._consume(block, t_read)
+            did = True
+        return self._analyse_due() or did
+
+    def _jump(self, end: int, lost_from: int) -> None:
+        target = max(end - int(0.1 * self.sample_rate), self._position)
+        with self._lock:
+            self._stats["skipped_frames"] += max(0, target - lost_from)
+            self._stats["jumps"] += 1
+        self._position = target
+        self._reset_stream(target)
+
+    def _switch_profile(self) -> None:
+        new, old = self._profile, self._active_profile
+        self._active_profile = new
+        if _onset_params(new) != _onset_params(old):
+            self._jump(self.ring.end_frame, self._position)
+            return
+        if new.mode != old.mode:
+            self._pending = []
+            window = int(new.window_seconds * MODEL_SAMPLE_RATE)
+            self._next_rolling_end = max(self._model_end, self._seg_model + window)
+
+    def _consume(self, block: np.ndarray, t_read: float) -> None:
+        if self.input_chain is not None:
+            block = self.input_chain.process(block, self.sample_rate)
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
+        mono = np.asarray(mono, dtype=np.float32)
+        if mono.size:
+            self._append_history(mono)
+        self._reads.append((t_read, self._position, self._model_end))
+        for onset in self._detector.push(mono):
+            self._on_onset(onset)
+
+    def _append_history(self, mono: np.ndarray) -> None:
+        size = self._history_len
+        if mono.size > size:
+            self._model_end += mono.size - size
+            mono = mono[-size:]
+        n = mono.size
+        start = self._model_end % size
+        first = min(n, size - start)
+        self._history[start:start + first] = mono[:first]
+        if first < n:
+            self._history[:n - first] = mono[first:]
+        self._model_end += n
+
+    def _history_span(self, start: int, end: int) -> np.ndarray:
+        oldest = max(self._seg_model, self._model_end - self._history_len)
+        start, end = max(start, oldest), min(end, self._model_end)
+        if end <= start:
+            return np.zeros(0, dtype=np.float32)
+        size = self._history_len
+        idx = np.arange(start, end) % size
+        return self._history[idx]
+
+    def _on_onset(self, onset: Onset) -> None:
+        m = self._seg_model + onset.sample
+        profile = self._active_profile
+        with self._lock:
+            self._onsets.append((self._model_to_frame(m), onset.strength))
+            self._stats["onsets"] += 1
+        self._seg_onsets.append((m, onset))
+        if len(self._seg_onsets) > 4 * RECENT_ONSETS:
+            del self._seg_onsets[:-RECENT_ONSETS]
+        if profile.mode != "one-shot":
+            return
+        pre = int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE)
+        start = max(self._seg_model, m - pre)
+        if profile.cut_at_next_onset:
+            for w in self._pending:
+                if w.end > start:
+                    w.end = max(w.start + 1, start)
+        self._pending.append(_Window(start, start + int(profile.window_seconds * MODEL_SAMPLE_RATE), m, "onset"))
+
+    def _analyse_due(self) -> bool:
+        profile = self._active_profile
+        due: list[_Window] = []
+        if profile.mode == "one-shot":
+            due = [w for w in self._pending if w.end <= self._model_end]
+            self._pending = [w for w in self._pending if w.end > self._model_end]
+        elif self._model_end >= self._next_rolling_end:
+            hop = max(1, int(profile.hop_seconds * MODEL_SAMPLE_RATE))
+            window = int(profile.window_seconds * MODEL_SAMPLE_RATE)
+            steps = (self._model_end - self._next_rolling_end) // hop
+            end = self._next_rolling_end + steps * hop      # only the newest due window
+            self._next_rolling_end = end + hop
+            due = [_Window(end - window, end, None, "rolling")]
+        for w in due:
+            self._analyse(w, profile)
+        return bool(due)
+
+    def _analyse(self, w: _Window, profile: MatchProfile) -> None:
+        audio = self._history_span(w.start, w.end)
+        level = _peak_db(audio)
+        if level < profile.gate_db:
+            with self._lock:
+                self._stats["windows_gated"] += 1
+            return
+        self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
+        vectors = embed_query(self.encoder, audio)
+        if len(vectors) == 0:
+            with self._lock:
+                self._stats["empty_windows"] += 1
+            return
+        results = rank_files(self.index, self._catalog(), vectors, profile.k)
+        arrived = self._arrival_time(w.end)
+        onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
+        with self._lock:
+            self._stats["queries"] += 1
+            suggestions = self._merger.update(results, time.monotonic())
+        latency = (time.perf_counter() - arrived) * 1000.0
+        self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,
+                      mode=profile.mode)
+
+    def _arrival_time(self, model_end: int) -> float:
+        """When the ring held the last device frame of a window ending at ``model_end``."""
+        frame = self._model_to_frame(model_end)
+        for t_read, ring_end, model_after in self._reads:
+            if model_after >= model_end:
+                return t_read - max(0, ring_end - frame) / self.sample_rate
+        return time.perf_counter()
+
+    def _publish(self, suggestions: tuple[Suggestion, ...], onset_frame: int | None, level_db: float,
+                 reason: str, latency_ms: float, *, record_latency: bool,
+                 mode: str | None = None) -> SuggestionUpdate:
+        with self._lock:
+            self._seq += 1
+            update = SuggestionUpdate(seq=self._seq, onset_frame=onset_frame, mode=mode or self._profile.mode,
+                                      suggestions=suggestions, level_db=level_db, reason=reason,
+                                      latency_ms=latency_ms)
+            self._latest = update
+            subscribers = self._subscribers
+            if record_latency:
+                self._latencies.append(latency_ms)
+                self._stats["last_latency_ms"] = latency_ms
+        for callback in subscribers:
+            try:
+                callback(update)
+            except Exception as exc:  # noqa: BLE001 — a bad subscriber must not stop matching
+                with self._lock:
+                    self._stats["errors"] += 1
+                    self._stats["last_error"] = f"subscriber: {type(exc).__name__}: {exc}"
+        return update
+
+    # ---- capture ------------------------------------------------------------------------
+
+    def _capture_seconds(self, seconds: float | None) -> float:
+        if seconds is None:
+            return self._profile.window_seconds + 0.5
+        seconds = float(seconds)
+        if not 0.05 <= seconds <= 20.0:
+            raise MatcherError(f"capture span must be 0.05..20 s, got {seconds:g}")
+        return seconds
+
+    def _capture_window(self, onsets: list[tuple[int, Onset]], span_start: int, span_end: int,
+                        profile: MatchProfile) -> tuple[int, int, int | None]:
+        inside = [(m, o) for m, o in onsets if span_start <= m < span_end]
+        if not inside:
+            return span_start, span_end, None
+        m, _ = max(inside, key=lambda mo: (mo[1].strength, mo[0]))
+        start = max(span_start, m - int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE))
+        end = min(span_end, start + int(profile.window_seconds * MODEL_SAMPLE_RATE))
+        if profile.cut_at_next_onset:
+            later = [x for x, _ in inside if x > m]
+            if later:
+                end = min(end, max(start + 1, min(later) - int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE)))
+        return start, end, m
+
+    def _capture_live(self, seconds: float, requested: float) -> SuggestionUpdate | None:
+        profile = self._active_profile
+        span_end = self._model_end
+        span_start = max(self._seg_model, span_end - int(seconds * MODEL_SAMPLE_RATE))
+        start, end, onset = self._capture_window(self._seg_onsets, span_start, span_end, profile)
+        audio = self._history_span(start, end)
+        onset_frame = self._model_to_frame(onset) if onset is not None else None
+        return self._capture_query(audio, onset_frame, requested, profile, seed_merger=True)
+
+    def _capture_from_ring(self, seconds: float, requested: float) -> SuggestionUpdate | None:
+        """Matcher stopped: read the ring directly and analyse the span offline."""
+        profile = self._profile
+        frames = min(int(seconds * self.sample_rate), self.ring.end_frame)
+        if frames <= 0:
+            return None
+        start_frame, block = self.ring.read_latest(frames)
+        if self.input_chain is not None:
+            block = self.input_chain.process(block, self.sample_rate)
+        mono = block.mean(axis=1, dtype=np.float32)
+        if self.sample_rate != MODEL_SAMPLE_RATE:
+            mono = soxr.resample(mono, self.sample_rate, MODEL_SAMPLE_RATE, quality=RESAMPLE_QUALITY)
+        mono = np.asarray(mono, dtype=np.float32)
+        onsets = [(o.sample, o) for o in detect_onsets(mono, MODEL_SAMPLE_RATE, _onset_params(profile))]
+        start, end, onset = self._capture_window(onsets, 0, mono.size, profile)
+        onset_frame = (start_frame + int(onset * self.sample_rate / MODEL_SAMPLE_RATE)
+                       if onset is not None else None)
+        return self._capture_query(mono[start:end], onset_frame, requested, profile, seed_merger=False)
+
+    def _capture_query(self, audio: np.ndarray, onset_frame: int | None, requested: float,
+                       profile: MatchProfile, *, seed_merger: bool) -> SuggestionUpdate | None:
+        level = _peak_db(audio)
+        with self._lock:
+            self._stats["captures"] += 1
+        if level < profile.gate_db:
+            return None
+        vectors = embed_query(self.encoder, audio)
+        if len(vectors) == 0:
+            return None
+        results = rank_files(self.index, self._catalog(), vectors, profile.k)
+        suggestions = ranked(results, profile.hysteresis.display)
+        if seed_merger:
+            with self._lock:
+                self._merger.reset()
+                self._merger.update(results, time.monotonic())
+        return self._publish(suggestions, onset_frame, level, "capture",
+                             (time.perf_counter() - requested) * 1000.0, record_latency=False,
+                             mode=profile.mode)

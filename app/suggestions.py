@@ -1,0 +1,130 @@
+"""Suggestions published by the matcher, and the hysteresis that keeps the list steady.
+
+``SuggestionMerger`` merges the ranked results of successive queries into one list:
+
+- an entry the new query returned gets ``new_weight*new + (1-new_weight)*old`` (a new entry
+  starts at its score); entries it did not return are multiplied by ``decay``;
+- entries below ``min_score``, or not returned for ``max_age_seconds``, leave the list;
+- ranks change only when an entry scores more than ``margin`` above the entry ranked just
+  before it (new entries start below the incumbents and climb by the same rule), so small
+  score wobbles never reorder the list.
+
+Threads: a ``SuggestionMerger`` is used under its owner's lock; the dataclasses are immutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.match_profiles import Hysteresis
+from app.query import SearchResult
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    rank: int
+    file_id: int
+    path: str
+    name: str
+    score: float
+    kind: str | None
+    duration_s: float | None
+    offset_s: float
+    exists: bool
+
+    @classmethod
+    def from_result(cls, result: SearchResult, rank: int | None = None, score: float | None = None) -> "Suggestion":
+        row = result.file
+        return cls(rank=result.rank if rank is None else rank, file_id=row.id, path=row.path,
+                   name=row.name, score=float(result.score if score is None else score),
+                   kind=row.kind, duration_s=row.duration, offset_s=float(result.offset_s),
+                   exists=bool(result.exists))
+
+    def as_dict(self) -> dict:
+        return {"rank": self.rank, "file_id": self.file_id, "path": self.path, "name": self.name,
+                "score": round(self.score, 6), "kind": self.kind, "duration_s": self.duration_s,
+                "offset_s": round(self.offset_s, 3), "exists": self.exists}
+
+
+@dataclass(frozen=True)
+class SuggestionUpdate:
+    seq: int
+    onset_frame: int | None     # device frame of the onset (one-shot, capture), else None
+    mode: str
+    suggestions: tuple[Suggestion, ...]
+    level_db: float             # peak level of the analysed audio, dBFS
+    reason: str                 # 'onset' | 'rolling' | 'capture' | 'file'
+    latency_ms: float           # end of the analysis window (or the request) -> published
+
+    def as_dict(self) -> dict:
+        return {"seq": self.seq, "onset_frame": self.onset_frame, "mode": self.mode,
+                "reason": self.reason, "level_db": round(self.level_db, 2),
+                "latency_ms": round(self.latency_ms, 3),
+                "suggestions": [s.as_dict() for s in self.suggestions]}
+
+
+class _Entry:
+    __slots__ = ("result", "score", "last_seen")
+
+    def __init__(self, result: SearchResult, score: float, last_seen: float):
+        self.result = result
+        self.score = score
+        self.last_seen = last_seen
+
+
+class SuggestionMerger:
+    """Merges ranked query results with hysteresis (see module docstring)."""
+
+    def __init__(self, hysteresis: Hysteresis):
+        self.hysteresis = hysteresis
+        self.reset()
+
+    def reset(self) -> None:
+        self._entries: dict[int, _Entry] = {}
+        self._order: list[int] = []
+
+    def update(self, results: list[SearchResult], now: float) -> tuple[Suggestion, ...]:
+        h = self.hysteresis
+        returned = {r.file.id: r for r in results}
+        for file_id, entry in self._entries.items():
+            if file_id not in returned:
+                entry.score *= h.decay
+        newcomers = []
+        for file_id, result in returned.items():
+            entry = self._entries.get(file_id)
+            if entry is None:
+                self._entries[file_id] = _Entry(result, float(result.score), now)
+                newcomers.append(file_id)
+            else:
+                entry.score = h.new_weight * float(result.score) + (1.0 - h.new_weight) * entry.score
+                entry.result = result
+                entry.last_seen = now
+        for file_id in [f for f, e in self._entries.items()
+                        if e.score < h.min_score or now - e.last_seen > h.max_age_seconds]:
+            del self._entries[file_id]
+        newcomers.sort(key=lambda f: -self._entries[f].score if f in self._entries else 0.0)
+        order = [f for f in self._order if f in self._entries]
+        order += [f for f in newcomers if f in self._entries]
+        score = {f: self._entries[f].score for f in order}
+        # Swap neighbours only when the lower one wins by more than the margin; each swap
+        # removes one such inversion, so this ends.
+        swapped = True
+        while swapped:
+            swapped = False
+            for i in range(len(order) - 1):
+                if score[order[i + 1]] > score[order[i]] + h.margin:
+                    order[i], order[i + 1] = order[i + 1], order[i]
+                    swapped = True
+        self._order = order
+        return self.suggestions()
+
+    def suggestions(self) -> tuple[Suggestion, ...]:
+        shown = self._order[:self.hysteresis.display]
+        return tuple(Suggestion.from_result(self._entries[f].result, rank=i + 1,
+                                            score=self._entries[f].score)
+                     for i, f in enumerate(shown))
+
+
+def ranked(results: list[SearchResult], display: int) -> tuple[Suggestion, ...]:
+    """Plain ranked suggestions (no hysteresis): captures and dropped files."""
+    return tuple(Suggestion.from_result(r, rank=i + 1) for i, r in enumerate(results[:display]))
