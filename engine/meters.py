@@ -67,16 +67,17 @@ class Meters:
         s = self._scratch[:frames]
         b = self._block
         peak, ms = self.levels[0], self.levels[1]
+        # Plain ufunc reductions and Python float scalars: np.max/np.mean would add their
+        # Python-level wrappers' temporary objects to every callback.
         np.abs(indata, out=s)
-        np.max(s, axis=0, out=b)
-        decay = np.float32(0.5 ** (frames / self._window_frames))
-        peak *= decay
+        np.maximum.reduce(s, axis=0, out=b)
+        peak *= 0.5 ** (frames / self._window_frames)
         np.maximum(peak, b, out=peak)
         np.square(indata, out=s)
-        np.mean(s, axis=0, out=b)
-        a = np.float32(min(1.0, frames / self._window_frames))
+        np.add.reduce(s, axis=0, out=b)
+        b *= 1.0 / frames
         b -= ms
-        b *= a
+        b *= min(1.0, frames / self._window_frames)
         ms += b
 
     def read(self) -> MeterReading:
