@@ -165,6 +165,9 @@ class Host(QObject):
     def midi_ports(self) -> list[str]: return []
     def set_midi_port(self, port: str) -> None: raise NotImplementedError
     def on_midi_action(self, action: str, handler: Callable[[], None]) -> None: ...
+    def set_midi_learning(self, on: bool) -> None:
+        """While on, incoming MIDI is only reported (midi_received), never acted on."""
+        raise NotImplementedError
 
     # settings
     def apply_audio_settings(self, settings: AudioSettings) -> None: raise NotImplementedError
@@ -260,6 +263,7 @@ class NullHost(Host):
         self._next_voice = 1
         self._midi_map = MidiMap.default_16_pads()
         self._midi_port = ""
+        self.midi_learning = False
         self._slots: list = []
         self._handlers: dict[str, Callable[[], None]] = {}
         self.input_chain = Chain("input", sample_rate=sample_rate)
@@ -358,6 +362,10 @@ class NullHost(Host):
         self._midi_map = midi_map
         self.midi_map_changed.emit()
 
+    def set_midi_learning(self, on: bool) -> None:
+        self._record("set_midi_learning", on)
+        self.midi_learning = on
+
     def set_midi_port(self, port: str) -> None:
         self._record("set_midi_port", port)
         self._midi_port = port
@@ -370,7 +378,10 @@ class NullHost(Host):
 
         Audition slots play the slot's suggestion; other actions run the registered handler.
         """
+        learning = self.midi_learning
         self.midi_received.emit(list(message))
+        if learning:
+            return None
         action = self._midi_map.action_for(message)
         if action is None:
             return None
@@ -378,6 +389,10 @@ class NullHost(Host):
             slot = int(action.rsplit("_", 1)[1])
             if slot <= len(self._slots):
                 self.audition(self._slots[slot - 1])
+        elif action == "stop_all":
+            self.stop_all()
+        elif action == "capture_lookup":
+            self.capture()
         else:
             handler = self._handlers.get(action)
             if handler is not None:

@@ -145,6 +145,7 @@ class MidiPanel(QWidget):
             return
         self.pending = None
         self.armed = None
+        self.host.set_midi_learning(on)
         self.prompt.setText("Press a pad or move a control, then click the action it should trigger."
                             if on else "")
 
