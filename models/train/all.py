@@ -1,0 +1,59 @@
+"""One command from the Debian packages to ``models/scout_int8.onnx``: prepare, train, export.
+
+Each step is skipped or resumed when its output exists in the work directory
+(``pool.npz``; ``checkpoint.pt`` / ``student.pt``), so an interrupted run continues.
+Uses one CPU thread throughout.
+
+Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm hedgewars-data
+openarena-data freedoom wesnoth-1.16-music frozen-bubble-data``; a venv with
+``torch==2.13.0 onnx onnxruntime numpy scipy soundfile soxr pedalboard pyroomacoustics``.
+
+Run from the repository root: ``nice -n 10 /work/export-venv/bin/python -m models.train.all
+[--work-dir DIR] [--steps N] [--out models/scout_int8.onnx]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import pathlib  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
+DEFAULT_STEPS = 1000
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work-dir", type=pathlib.Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
+    args = parser.parse_args(argv)
+    if shutil.which("fluidsynth") is None:
+        raise SystemExit("fluidsynth is missing: apt-get install fluidsynth fluid-soundfont-gm")
+    from models.train import export, prepare, train
+    started = time.time()
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    print(f"[1/3] training pool in {args.work_dir}", flush=True)
+    prepare.main(["--work-dir", str(args.work_dir)])
+    print(f"[2/3] training ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
+    if not (args.work_dir / "student.pt").exists():
+        train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps)])
+    print(f"[3/3] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
+    export.main(["--work-dir", str(args.work_dir), "--out", str(args.out)])
+    print(f"done in {time.time() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

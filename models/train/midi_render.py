@@ -1,0 +1,158 @@
+"""Render notes of the FluidR3 General MIDI SoundFont to audio with the fluidsynth program.
+
+A minimal Standard MIDI File writer (format 0) builds one file per program; fluidsynth
+renders it offline to a 44.1 kHz WAV, which is cut into one clip per note event.
+Runs in the data-preparation process only.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import struct
+import subprocess
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+SOUNDFONT = pathlib.Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SAMPLE_RATE = 44100
+TICKS_PER_BEAT = 480
+TEMPO_US = 500_000        # 120 bpm: one beat = 0.5 s, so one tick = 1/960 s
+SLOT_SECONDS = 4.0        # each event gets its own 4 s slot, cut out afterwards
+DRUM_CHANNEL = 9
+
+
+def _varlen(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _seconds_to_ticks(seconds: float) -> int:
+    return int(round(seconds * TICKS_PER_BEAT * 1e6 / TEMPO_US))
+
+
+def write_midi(path: pathlib.Path, events: list[tuple[float, bytes]]) -> None:
+    """Write a format-0 SMF; ``events`` are (time in seconds, raw channel message)."""
+    track = bytearray(b"\x00\xff\x51\x03" + TEMPO_US.to_bytes(3, "big"))
+    last = 0
+    for time, message in sorted(events, key=lambda e: (e[0], e[1][0] & 0xF0 == 0x90)):
+        tick = _seconds_to_ticks(time)
+        track += _varlen(tick - last) + message
+        last = tick
+    track += b"\x00\xff\x2f\x00"
+    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS_PER_BEAT)
+    path.write_bytes(header + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
+
+
+def render(events: list[tuple[float, bytes]], total_seconds: float) -> np.ndarray:
+    """Render MIDI events with FluidR3_GM; mono float32 at 44.1 kHz, ``total_seconds`` long."""
+    if shutil.which("fluidsynth") is None:
+        raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
+    if not SOUNDFONT.is_file():
+        raise RuntimeError(f"{SOUNDFONT} missing (apt-get install fluid-soundfont-gm)")
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = pathlib.Path(tmp) / "notes.mid"
+        wav = pathlib.Path(tmp) / "notes.wav"
+        # a silent controller event at the end keeps the render long enough for release tails
+        write_midi(mid, events + [(total_seconds, bytes([0xB0, 121, 0]))])
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(SAMPLE_RATE),
+                        "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
+                        "-F", str(wav), "-T", "wav", str(SOUNDFONT), str(mid)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE
+    audio = audio.mean(axis=1)
+    n = int(total_seconds * SAMPLE_RATE)
+    return np.pad(audio, (0, max(0, n - audio.size)))[:n]
+
+
+def note(channel: int, pitch: int, velocity: int, start: float, length: float):
+    return [(start, bytes([0x90 | channel, pitch, velocity])),
+            (start + length, bytes([0x80 | channel, pitch, 0]))]
+
+
+def program_change(channel: int, program: int, time: float = 0.0):
+    """Program change; on the drum channel fluidsynth takes the program from bank 128 (kits)."""
+    return [(time, bytes([0xC0 | channel, program]))]
+
+
+def render_slots(setup, slots: list[list[tuple[float, bytes]]]) -> list[np.ndarray]:
+    """Render each slot's events (times relative to the slot) in its own 4 s slot; one clip each."""
+    events = list(setup)
+    for k, slot in enumerate(slots):
+        events += [(k * SLOT_SECONDS + 0.05 + t, m) for t, m in slot]
+    audio = render(events, len(slots) * SLOT_SECONDS + 0.5)
+    n = int(SLOT_SECONDS * SAMPLE_RATE)
+    return [audio[k * n:(k + 1) * n] for k in range(len(slots))]
+
+
+def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[tuple[str, np.ndarray]]:
+    """Single notes of all 128 GM programs at random pitches, lengths and velocities."""
+    clips = []
+    for program in range(128):
+        slots, names = [], []
+        for _ in range(notes_per_program):
+            pitch = int(rng.integers(36, 85))
+            length = float(rng.uniform(0.15, 2.0))
+            velocity = int(rng.integers(60, 128))
+            slots.append(note(0, pitch, velocity, 0.0, length))
+            names.append(f"gm{program:03d}-p{pitch}-v{velocity}")
+        for name, audio in zip(names, render_slots(program_change(0, program), slots)):
+            clips.append((name, audio))
+    return clips
+
+
+DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)   # standard, room, power, electronic, 808, jazz, brush, orchestra
+
+
+def drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """Every GM percussion key (35-81) of several drum kits, one hit per clip."""
+    clips = []
+    for kit in DRUM_KITS:
+        keys = list(range(35, 82))
+        slots = [note(DRUM_CHANNEL, key, int(rng.integers(70, 128)), 0.0, 0.3) for key in keys]
+        setup = program_change(DRUM_CHANNEL, kit)
+        for key, audio in zip(keys, render_slots(setup, slots)):
+            clips.append((f"kit{kit:02d}-key{key}", audio))
+    return clips
+
+
+def drum_loops(rng: np.random.Generator, count: int = 80) -> list[tuple[str, np.ndarray]]:
+    """Random one- or two-bar drum patterns (kick, snare, hats, toms, cymbals) at 70-170 bpm."""
+    clips = []
+    per_file = 10
+    for start in range(0, count, per_file):
+        events = []
+        names = []
+        slot_len = 8.0
+        for k in range(per_file):
+            kit = int(rng.choice(DRUM_KITS))
+            bpm = float(rng.uniform(70, 170))
+            step = 60.0 / bpm / 4
+            steps = int(min(32, (slot_len - 0.5) // step))
+            base = k * slot_len + 0.05
+            events += program_change(DRUM_CHANNEL, kit, base)
+            hat = int(rng.choice([42, 44, 46, 51, 70]))
+            for s in range(steps):
+                t = base + 0.01 + s * step
+                if s % 4 == 0 and rng.random() < 0.85 or rng.random() < 0.08:
+                    events += note(DRUM_CHANNEL, int(rng.choice([35, 36])), int(rng.integers(90, 128)), t, 0.1)
+                if s % 8 == 4 and rng.random() < 0.9 or rng.random() < 0.05:
+                    events += note(DRUM_CHANNEL, int(rng.choice([38, 40, 39])), int(rng.integers(80, 128)), t, 0.1)
+                if rng.random() < 0.6:
+                    events += note(DRUM_CHANNEL, hat, int(rng.integers(40, 110)), t, 0.05)
+                if rng.random() < 0.04:
+                    events += note(DRUM_CHANNEL, int(rng.choice([41, 43, 45, 47, 48, 50, 49, 57, 55])),
+                                   int(rng.integers(70, 120)), t, 0.1)
+            names.append(f"loop{start + k:03d}-kit{kit}-bpm{bpm:.0f}")
+        audio = render(events, per_file * slot_len + 0.5)
+        n = int(slot_len * SAMPLE_RATE)
+        for k, name in enumerate(names):
+            clips.append((name, audio[k * n:(k + 1) * n]))
+    return clips
