@@ -193,7 +193,7 @@ class LiveMatcher:
             lat = np.asarray(self._latencies, dtype=np.float64)
         out["latency_p50_ms"] = float(np.percentile(lat, 50)) if lat.size else None
         out["latency_p95_ms"] = float(np.percentile(lat, 95)) if lat.size else None
-        out["behind_frames"] = max(0, self.ring.end_frame - self._position) if self._running else 0
+        out["behind_frames"] = max(0, self.ring.end_frame - self._position) if self._running and self.ring is not None else 0
         out["mode"] = self._profile.mode
         out["profile"] = self._profile.name
         out["running"] = self._running
@@ -521,6 +521,7 @@ class LiveMatcher:
             self._stats["captures"] += 1
         if level < profile.gate_db:
             return None
+        self._last_window = (onset_frame if onset_frame is not None else -1, audio)
         vectors = embed_query(self.encoder, audio)
         if len(vectors) == 0:
             return None

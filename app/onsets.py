@@ -14,7 +14,7 @@ For mono audio at any sample rate (the matcher runs it at the model rate):
    flux of the ``history_frames`` frames before it, is at least ``min_gap`` after the
    previous onset, and the RMS level of frame ``n`` or ``n+1`` reaches ``gate_db``.
 5. The reported onset sample is the start of the audio frame ``n`` added to frame ``n-1``
-   (``(n-1)*hop_length + n_fft``) minus half a hop: within one hop of the true attack.
+   (``(n-1)*hop_length + n_fft``) minus a quarter hop: within one hop of the true attack.
 
 Decisions for frame ``n`` wait for frame ``n+1`` (one hop of look-ahead). The detector
 gives the same onsets whatever the sizes of the chunks pushed (tested).
@@ -179,7 +179,7 @@ class OnsetDetector:
             return []
         self._last_onset_frame = frame
         p = self.params
-        sample = max(0, (frame - 1) * p.hop_length + p.n_fft - p.hop_length // 2)
+        sample = max(0, (frame - 1) * p.hop_length + p.n_fft - p.hop_length // 4)
         return [Onset(sample=sample, strength=f - thr, level_db=onset_level)]
 
 

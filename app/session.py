@@ -1,0 +1,163 @@
+"""The running app without a window: engine, chains, live matcher, MIDI capture and slots.
+
+``Session`` builds what ``samplescout listen`` and the desktop window need: the audio engine
+(its own audio process), the input chain (before analysis) and the preview chain (rendered
+into the engine's sample cache when a sample is loaded), the ``LiveMatcher`` reading the
+engine's capture ring, and the MIDI capture action: a capture note looks up the last hit and
+fills the 16 audition slots (slot i plays suggestion i, so the pads play the matches).
+
+Threads: construct, ``start`` and ``close`` on one thread. ``audition``, ``stop_all``,
+``capture``, ``slots`` from any thread. The MIDI capture runs on a worker thread of its own
+(the engine's message thread only hands it over).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+from app.match_profiles import MatchProfile, get_profile
+from app.matcher import LiveMatcher
+from app.suggestions import Suggestion, SuggestionUpdate
+from engine.chain import Chain
+from engine.midi import MidiMap
+from engine.stream import AudioEngine, EngineError, StreamConfig
+
+CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
+SLOTS = 16
+
+
+class SessionError(Exception):
+    """One line for the user (no audio device, engine failed...)."""
+
+
+def default_midi_map() -> MidiMap:
+    """The shipped 16-pad map plus the capture note, unless a capture binding exists."""
+    from engine.midi import DEFAULT_MAP_PATH
+    midi_map = MidiMap.load(DEFAULT_MAP_PATH) if Path(DEFAULT_MAP_PATH).exists() else MidiMap.default_16_pads()
+    if "capture_lookup" not in midi_map.bindings.values():
+        midi_map.bind("note", CAPTURE_NOTE, "capture_lookup")
+    return midi_map
+
+
+class Session:
+    def __init__(self, library_dir, stream_config: StreamConfig, profile_name: str | MatchProfile = "drums",
+                 *, mode: str | None = None, midi_map: MidiMap | None = None, encoder=None, index=None,
+                 capture_seconds: float | None = None):
+        profile = profile_name if isinstance(profile_name, MatchProfile) else get_profile(profile_name)
+        if mode is not None:
+            profile = profile.with_mode(mode)
+        self.config = stream_config
+        self.capture_seconds = capture_seconds
+        self.input_chain = Chain("input", stream_config.sample_rate, stream_config.input_channels)
+        self.preview_chain = Chain("preview", stream_config.sample_rate, stream_config.output_channels)
+        self.engine = AudioEngine(stream_config)
+        self.engine.cache.render = self._render_preview
+        self.matcher = LiveMatcher(library_dir, self.engine.ring, stream_config.sample_rate,
+                                   profile=profile, input_chain=self.input_chain,
+                                   encoder=encoder, index=index)
+        self.midi_map = midi_map or default_midi_map()
+        self._slots: list[Suggestion | None] = [None] * SLOTS
+        self._slot_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="session-capture", daemon=True)
+        self.slot_updates = 0
+        self.last_error = ""
+        self._started = False
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Open the audio device and start matching; SessionError if no device runs."""
+        self.engine.on_action("capture_lookup", lambda: self._jobs.put(("capture", None)))
+        self.engine.start()
+        if not self.engine.wait_running(timeout):
+            message = self.engine.status().message
+            self.engine.close()
+            raise SessionError(message.removesuffix("; retrying"))
+        if self.config.midi_api:
+            self.engine.set_midi_map(self.midi_map)
+        self._worker.start()
+        self.matcher.start()
+        self._started = True
+
+    def close(self) -> None:
+        self.matcher.stop()
+        if self._worker.is_alive():
+            self._jobs.put(("stop", None))
+            self._worker.join(10)
+        self.matcher.ring = None  # the ring is a view on the engine's shared memory
+        self.engine.close()
+
+    def __enter__(self) -> "Session":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- actions (any thread) -----------------------------------------------------------
+
+    def capture(self, seconds: float | None = None) -> SuggestionUpdate | None:
+        """Look up the last hit and fill the slots with its matches."""
+        update = self.matcher.capture(self.capture_seconds if seconds is None else seconds)
+        if update is not None:
+            self.fill_slots(update.suggestions)
+        return update
+
+    def fill_slots(self, suggestions) -> None:
+        """Slot i (1..16) plays suggestion i; slots past the list go silent."""
+        filled: list[Suggestion | None] = [None] * SLOTS
+        for i, suggestion in enumerate(list(suggestions)[:SLOTS]):
+            if not suggestion.exists:
+                self.engine.set_slot(i + 1, None)
+                continue
+            try:
+                index = self.engine.load_sample(suggestion.path)
+            except Exception as exc:  # noqa: BLE001 — one bad file must not empty the pads
+                self.last_error = f"{suggestion.path}: {exc}"
+                self.engine.set_slot(i + 1, None)
+                continue
+            self.engine.set_slot(i + 1, index)
+            filled[i] = suggestion
+        for slot in range(len(filled) + 1, SLOTS + 1):
+            self.engine.set_slot(slot, None)
+        with self._slot_lock:
+            self._slots = filled
+            self.slot_updates += 1
+
+    def slots(self) -> list[Suggestion | None]:
+        with self._slot_lock:
+            return list(self._slots)
+
+    def audition(self, suggestion_or_path) -> int:
+        """Play a suggestion (or a file path) now; returns the voice id."""
+        path = suggestion_or_path.path if isinstance(suggestion_or_path, Suggestion) else str(suggestion_or_path)
+        try:
+            index = self.engine.load_sample(path)
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — decode problems become one line
+            raise SessionError(f"cannot play {path}: {exc}") from None
+        return self.engine.play(index)
+
+    def stop_all(self) -> None:
+        self.engine.stop_all()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _render_preview(self, audio):
+        if not self.preview_chain.members():
+            return audio
+        return self.preview_chain.process(audio, self.config.sample_rate)
+
+    def _work(self) -> None:
+        while True:
+            kind, _ = self._jobs.get()
+            if kind == "stop":
+                return
+            try:
+                self.capture()
+            except Exception as exc:  # noqa: BLE001 — keep the pads alive
+                self.last_error = f"capture: {type(exc).__name__}: {exc}"

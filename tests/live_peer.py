@@ -1,0 +1,111 @@
+"""JACK peer for the live-matching tests and benchmark: plays a prepared signal into the app.
+
+`python tests/live_peer.py play SIGNAL.npy TARGET` plays a float32 mono signal (at the JACK
+rate) into every input port matching TARGET after the parent writes "go"; it reports the
+JACK frame of its first sample and the monotonic time at which it started, as one JSON line.
+`python tests/live_peer.py note PORT NOTE DELAYS` sends a note-on/off over JACK MIDI
+(python-rtmidi) to the first port containing PORT, once per delay (seconds after "go"), and
+reports the monotonic time of each note-on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from jack_server import Peer, _wait_for_ports  # noqa: E402
+
+
+def start_live_peer(server, mode: str, *args, timeout: float = 15.0) -> Peer:
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), mode, *map(str, args)],
+                            env=server.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == "ready":
+            return Peer(proc)
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"peer {mode} exited: {proc.stderr.read()[-2000:]}")
+    proc.kill()
+    raise RuntimeError(f"peer {mode} not ready in {timeout} s")
+
+
+def _play(path: str, target: str) -> None:
+    import threading
+
+    import jack
+    import numpy as np
+    signal = np.load(path).astype(np.float32)
+    client = jack.Client("peer_live_play", no_start_server=True)
+    out = client.outports.register("out")
+    state = {"pos": -1, "start_frame": None, "start_time": None}
+    done = threading.Event()
+
+    @client.set_process_callback
+    def process(n):
+        buf = out.get_array()
+        if state["pos"] < 0:
+            buf[:] = 0
+            return
+        if state["start_frame"] is None:
+            state["start_frame"] = client.last_frame_time
+            state["start_time"] = time.monotonic()
+        p = state["pos"]
+        chunk = signal[p:p + n]
+        buf[:len(chunk)] = chunk
+        buf[len(chunk):] = 0
+        state["pos"] = p + n
+        if p + n >= len(signal):
+            done.set()
+
+    client.activate()
+    for port in _wait_for_ports(client, target, is_input=True):
+        client.connect(out, port)
+    time.sleep(0.3)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    state["pos"] = 0
+    done.wait(len(signal) / client.samplerate + 30)
+    print(json.dumps({"start_frame": state["start_frame"], "start_time": state["start_time"],
+                      "frames": len(signal)}), flush=True)
+    client.deactivate()
+    client.close()
+
+
+def _note(port_pattern: str, note: str, delays: str) -> None:
+    import rtmidi
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="peer_live_midi")
+    deadline = time.monotonic() + 10
+    idx = None
+    while idx is None and time.monotonic() < deadline:
+        idx = next((i for i, n in enumerate(out.get_ports()) if port_pattern in n), None)
+        if idx is None:
+            time.sleep(0.1)
+    if idx is None:
+        raise SystemExit(f"no MIDI port containing {port_pattern!r}")
+    out.open_port(idx)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t0 = time.monotonic()
+    sent = []
+    for delay in [float(d) for d in delays.split(",")]:
+        while time.monotonic() < t0 + delay:
+            time.sleep(0.001)
+        sent.append(time.monotonic())
+        out.send_message([0x90, int(note), 110])
+        time.sleep(0.05)
+        out.send_message([0x80, int(note), 0])
+    time.sleep(0.2)
+    out.close_port()
+    print(json.dumps({"sent": sent}), flush=True)
+
+
+if __name__ == "__main__":
+    {"play": _play, "note": _note}[sys.argv[1]](*sys.argv[2:])
