@@ -353,6 +353,7 @@ class ChainEditor(QWidget):
             self.error.emit(str(exc))
             return
         label.setText(format_value(p, value))
+        self.changed.emit()
 
     def set_parameter(self, name: str, value: float) -> None:
         """Move a parameter's slider to ``value`` (as a user would)."""

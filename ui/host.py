@@ -158,6 +158,8 @@ class Host(QObject):
     def set_volume(self, volume: float) -> None: raise NotImplementedError
     def set_slots(self, suggestions: Iterable) -> None: raise NotImplementedError
     def reload_library(self) -> None: raise NotImplementedError
+    def chains_changed(self) -> None:
+        """An effect chain was edited in the window (previews rendered with it are stale)."""
 
     # MIDI
     def midi_map(self) -> MidiMap: raise NotImplementedError

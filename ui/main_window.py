@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         self.volume.valueChanged.connect(self._set_volume)
         for editor in (self.input_editor, self.preview_editor):
             editor.error.connect(self.show_error)
+            editor.changed.connect(host.chains_changed)
 
         self._restore()
         self.meter_timer = QTimer(self)

@@ -215,7 +215,7 @@ class SuggestionView(QTableView):
                  SuggestionModel.COL_WAVE: QHeaderView.ResizeMode.Fixed}
         for col, mode in modes.items():
             h.setSectionResizeMode(col, mode)
-        self.setColumnWidth(SuggestionModel.COL_RANK, 34)
+        self.setColumnWidth(SuggestionModel.COL_RANK, 42)
         self.setColumnWidth(SuggestionModel.COL_CATEGORY, 130)
         self.setColumnWidth(SuggestionModel.COL_SCORE, 60)
         self.setColumnWidth(SuggestionModel.COL_LENGTH, 70)
