@@ -1,0 +1,124 @@
+"""Smoke test of the real app: `python -m app.cli` under Xvfb against a JACK dummy server.
+
+A JACK peer plays a Sonic Pi snare (twice) into the app's input; the window shows the
+matches and saves a screenshot to bench/out/ui_main_window.png (look at it). The app is
+then asked to quit with SIGTERM and must exit with status 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SONIC_PI, require
+
+pytestmark = [pytest.mark.jack, pytest.mark.samples]
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "bench" / "out" / "ui_main_window.png"
+LAYOUT = {"Kicks": ["bd_haus", "bd_808", "bd_boom", "drum_heavy_kick"],
+          "Snares": ["sn_dolf", "sn_dub", "drum_snare_hard", "elec_snare"],
+          "Hats": ["drum_cymbal_closed", "drum_cymbal_open", "elec_tick"],
+          "Perc": ["perc_bell", "elec_bell", "tabla_na", "glitch_perc1"],
+          "Loops": ["loop_amen", "loop_compus"]}
+PLAYED = "sn_dolf"
+
+
+@pytest.fixture
+def xvfb():
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian package xvfb)")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
+                             "-nolisten", "tcp"], pass_fds=(write_fd,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not report a display number")
+    yield f":{number}"
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def build_library(base: Path) -> Path:
+    from app.library import Library
+    from app.scanner import Scanner
+    root = base / "samples"
+    for folder, stems in LAYOUT.items():
+        (root / folder).mkdir(parents=True)
+        for stem in stems:
+            shutil.copy(SONIC_PI / f"{stem}.flac", root / folder)
+    library_dir = base / "library"
+    with Library(library_dir) as library:
+        Scanner(library, workers=1).scan([root])
+    return library_dir
+
+
+def wait_for_ports(env: dict, pattern: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True).stdout
+        if any(pattern in line for line in out.splitlines()):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_app_window_shows_suggestions_for_live_input(jack_server, xvfb, tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    from app.decode import read_mono
+    from tests.live_peer import start_live_peer
+
+    library_dir = build_library(tmp_path)
+    config = tmp_path / "config" / "samplescout"
+    config.mkdir(parents=True)
+    (config / "settings.json").write_text(json.dumps({"audio": {"hostapi": "JACK", "block_size": 64}}))
+    shot = tmp_path / "window.png"
+    env = jack_server.env()
+    env.update(DISPLAY=xvfb, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               SAMPLESCOUT_UI_SNAPSHOT=str(shot))
+    log = open(tmp_path / "app.log", "w")
+    app = subprocess.Popen([sys.executable, "-m", "app.cli", "--library-dir", str(library_dir)],
+                           env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_ports(env, ":in_", 60), (tmp_path / "app.log").read_text()[-3000:]
+        hit = read_mono(SONIC_PI / f"{PLAYED}.flac", jack_server.sample_rate)
+        gap = np.zeros(jack_server.sample_rate, np.float32)
+        signal_path = tmp_path / "played.npy"
+        np.save(signal_path, np.concatenate([gap[:12000], hit, gap, hit, gap]).astype(np.float32))
+        peer = start_live_peer(jack_server, "play", signal_path, "PortAudio.*:in_")
+        peer.go()
+        peer.result(timeout=60)
+        sidecar = shot.with_suffix(".json")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not sidecar.exists():
+            time.sleep(0.2)
+        assert sidecar.exists(), (tmp_path / "app.log").read_text()[-3000:]
+        time.sleep(1.0)   # the second hit's update and its snapshot
+        shown = json.loads(sidecar.read_text())["suggestions"]
+        assert shown[0] == f"{PLAYED}.flac"
+        assert shot.stat().st_size > 10_000
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, SCREENSHOT)
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(30) == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)
+        log.close()
