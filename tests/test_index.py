@@ -387,3 +387,12 @@ def test_concurrent_searches_while_one_thread_adds():
     assert len(index) == 3000 - removed_vectors
     top = index.search(vectors[2999], k=1)[0]
     assert (top.file_id, top.vector_id) == (file_ids[2999], 2999)
+
+
+def test_vector_files_lists_live_vectors_only(library, built):
+    vector_ids, file_ids, vectors = library
+    built.remove_files([1])
+    mapping = built.vector_files()
+    assert len(mapping) == 1996
+    assert int(vector_ids[0]) not in mapping
+    assert mapping[int(vector_ids[4])] == int(file_ids[4])
