@@ -112,6 +112,8 @@ class LibraryPanel(QWidget):
         self.stats: dict = {}
         self.folders = QListWidget()
         self.folders.setMinimumHeight(70)
+        self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.folders.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.add_button = QPushButton("Add folder…")
         self.remove_button = QPushButton("Remove")
         self.scan_button = QPushButton("Rescan all")

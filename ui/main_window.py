@@ -173,16 +173,23 @@ class MainWindow(QMainWindow):
         self.status_latency = QLabel()
         self.status_library = QLabel()
         self.status_index = QLabel()
+        self.status_message = QLabel()
+        self.status_message.setStyleSheet(f"color: {theme.ONSET};")
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(self.status_message.clear)
         bar = QStatusBar()
+        bar.setSizeGripEnabled(False)
         for w in (self.status_engine, self.status_xruns, self.status_latency, self.status_library):
             bar.addWidget(w)
+        bar.addWidget(self.status_message, 1)
         bar.addPermanentWidget(self.status_index)
         self.setStatusBar(bar)
 
         # -- wiring ------------------------------------------------------------------------------------
         host.suggestions.connect(self.show_update)
         host.error.connect(self.show_error)
-        host.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        host.info.connect(lambda text: self.show_message(text, warning=False))
         host.library_changed.connect(self.update_status)
         self.capture_button.clicked.connect(self.capture)
         QShortcut(QKeySequence(CAPTURE_SHORTCUT), self, activated=self.capture)
@@ -379,7 +386,15 @@ class MainWindow(QMainWindow):
         self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
 
     def show_error(self, text: str) -> None:
-        self.statusBar().showMessage(f"⚠ {text}", 8000)
+        self.show_message(text, warning=True)
+
+    def show_message(self, text: str, warning: bool = False) -> None:
+        """A line in the status bar that clears itself; the engine figures stay visible."""
+        color = theme.ONSET if warning else theme.TEXT
+        self.status_message.setStyleSheet(f"color: {color};")
+        self.status_message.setText(("⚠ " if warning else "") + text)
+        self.status_message.setToolTip(text)
+        self._message_timer.start(8000 if warning else 5000)
 
     # -- close ----------------------------------------------------------------------------------------------
 

@@ -178,6 +178,23 @@ class WaveformDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+class ScoreDelegate(QStyledItemDelegate):
+    """The score as a number over a thin bar (0.5 .. 1.0 fills it), so ranks read at a glance."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        super().paint(painter, option, index)
+        try:
+            score = float(index.data())
+        except (TypeError, ValueError):
+            return
+        r = QRectF(option.rect).adjusted(8, option.rect.height() - 7, -8, -4)
+        fill = max(0.0, min(1.0, (score - 0.5) / 0.5))
+        painter.save()
+        painter.fillRect(r, QColor(theme.GRID))
+        painter.fillRect(QRectF(r.left(), r.top(), r.width() * fill, r.height()), QColor(theme.ACCENT))
+        painter.restore()
+
+
 class SuggestionView(QTableView):
     """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as files."""
 
@@ -200,6 +217,8 @@ class SuggestionView(QTableView):
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(34)
         self.setItemDelegateForColumn(SuggestionModel.COL_WAVE, WaveformDelegate(self))
+        self.setItemDelegateForColumn(SuggestionModel.COL_SCORE, ScoreDelegate(self))
+        self.empty_text = "Play a sound into the input, press Capture, or drop an audio file here."
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def setModel(self, model) -> None:
@@ -217,9 +236,18 @@ class SuggestionView(QTableView):
             h.setSectionResizeMode(col, mode)
         self.setColumnWidth(SuggestionModel.COL_RANK, 42)
         self.setColumnWidth(SuggestionModel.COL_CATEGORY, 130)
-        self.setColumnWidth(SuggestionModel.COL_SCORE, 60)
+        self.setColumnWidth(SuggestionModel.COL_SCORE, 64)
         self.setColumnWidth(SuggestionModel.COL_LENGTH, 70)
         self.setColumnWidth(SuggestionModel.COL_WAVE, 190)
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.model() is not None and self.model().rowCount() == 0 and self.empty_text:
+            p = QPainter(self.viewport())
+            p.setPen(QColor(theme.TEXT_DIM))
+            p.drawText(QRectF(self.viewport().rect()).adjusted(20, 20, -20, -20),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
+            p.end()
 
     def current_suggestion(self):
         idx = self.currentIndex()
