@@ -3,6 +3,9 @@ preview sample latency (measured by a JACK peer on the JACK frame clock), under 
 
 Designs:
 - process: the kept design (Python callback in an audio process of its own, engine.stream)
+- process+builtin / process+zamcomp: the same with live monitoring on, through a chain of
+           built-in effects (HighpassFilter, Compressor, Gain) or through Debian's ZamComp VST3,
+           processed inside the callback (the input port gets silence, so MIDI onsets stay clean)
 - thread:  the same Python callback inside the app process (rejected)
 - rtmixer: rtmixer's C callback in the app process, capture drained from its C ring and previews
            started with play_buffer from the rtmidi thread (rejected: no fades/choke/volume, and
@@ -11,7 +14,12 @@ Designs:
 Load in the app process while measuring: an encoder-like thread (log-mel-ish FFT + matmul on
 the newest 2.3 s of captured audio, in a loop) and a busy pure-Python thread like a UI.
 
-    .venv/bin/python bench/engine.py --seconds 60
+xruns are counted three ways: what PortAudio reported to the engine (any xrun of the JACK
+graph), jackd's "client = PortAudio was not finished" (our callback was late) and jackd's
+"JackTimedDriver::Process XRun" (the dummy driver's own timer woke late: machine load, no
+client involved). The load average of the (shared) machine is stored with each row.
+
+    .venv/bin/python bench/engine.py --seconds 60 [--keep-previous]
 """
 
 from __future__ import annotations
@@ -72,14 +80,28 @@ class Load:
             t.join(5)
 
 
+MONITOR_CHAINS = {
+    "builtin": [{"type": "builtin", "effect": "HighpassFilter", "params": {"cutoff_frequency_hz": 80.0}},
+                {"type": "builtin", "effect": "Compressor", "params": {"threshold_db": -20.0, "ratio": 4.0}},
+                {"type": "builtin", "effect": "Gain", "params": {"gain_db": 3.0}}],
+    "zamcomp": [{"type": "vst3", "path": "/usr/lib/vst3/ZamComp.vst3", "params": {"threshold_db": -30.0}}],
+}
+
+
 def run_engine(design, server, block, seconds):
     from engine.midi import MidiMap
     from engine.stream import AudioEngine, StreamConfig
+    isolation, _, monitor = design.partition("+")
     eng = AudioEngine(StreamConfig(hostapi="JACK", input_channels=1, output_channels=1, block_size=block,
-                                   isolation=design, midi_api="jack"))
+                                   isolation=isolation, midi_api="jack"))
     eng.start()
     if not eng.wait_running(20):
         raise RuntimeError(eng.status().message)
+    if monitor:
+        eng.set_input_chain({"format": "samplescout-chain", "version": 1, "name": monitor,
+                             "members": MONITOR_CHAINS[monitor]})
+        eng.set_monitoring(True)
+        time.sleep(0.5)
     click = np.full((2400, 1), 0.3, np.float32)
     idx = eng.add_sample(click)
     eng.set_midi_map(MidiMap.default_16_pads())
@@ -145,16 +167,28 @@ def run_rtmixer(server, block, seconds):
 def measure(server, seconds, load, xruns):
     repeats = max(1, int((seconds - 1.0) / 0.25))
     rec = start_peer(server, "record", "PortAudio:out_", seconds + 0.5, NOTE, 0.5, repeats, 0.25)
-    before_log = server.xrun_count()
+    before_log = jackd_xruns(server)
     before = xruns()
     load.start()
     rec.go()
     info = rec.result(timeout=seconds + 30)
     load.end()
+    after_log = jackd_xruns(server)
     lat = [f for f in info["note_to_sound_frames"] if f is not None]
-    return {"engine_xruns": xruns() - before, "jackd_xruns": server.xrun_count() - before_log,
+    return {"engine_xruns": xruns() - before, "jackd_xruns": after_log[0] - before_log[0],
+            "jackd_client_late": after_log[1] - before_log[1],
+            "jackd_driver_late": after_log[2] - before_log[2],
+            "loadavg_1min": os.getloadavg()[0],
             "notes": len(info["note_frames"]), "notes_heard": len(lat),
             "midi_to_sound_frames": lat, "encoder_blocks": load.encoder_blocks, "ui_loops": load.ui_loops}
+
+
+def jackd_xruns(server):
+    """(all xrun lines, our client late, dummy driver's timer late) in jackd's log so far."""
+    lines = [l for l in server.log().splitlines() if "xrun" in l.lower()]
+    ours = sum("client = PortAudio" in l for l in lines)
+    driver = sum("JackTimedDriver" in l for l in lines)
+    return len(lines), ours, driver
 
 
 def summarize(design, block, r):
@@ -176,6 +210,8 @@ def main():
     ap.add_argument("--blocks", default="64,128,256")
     ap.add_argument("--designs", default="process,thread,rtmixer")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "engine.json"))
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="store the rows of the existing results file under 'previous'")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # one run in a fresh process: PortAudio aborts when its JACK server goes away
@@ -207,17 +243,22 @@ def main():
             rows.append(json.loads(got[0]))
             print(got[0], flush=True)
     out = {"seconds_per_run": args.seconds, "sample_rate": SAMPLE_RATE, "cpus": os.cpu_count(), "rows": rows}
+    if args.keep_previous and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        out["previous"] = {k: v for k, v in old.items() if k != "previous"}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
-    fmt = "{:<8} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>6}"
-    print(fmt.format("design", "block", "cb p50", "cb p99", "cb max", "xruns", "jackd", "midi p50", "midi p99", "heard"))
+    fmt = "{:<16} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>5}"
+    print(fmt.format("design", "block", "cb p50", "cb p99", "cb max", "xruns", "jackd", "ours",
+                     "midi p50", "midi p99", "heard", "load"))
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.3f}"
         print(fmt.format(r["design"], r["block_size"], f(r["callback_ms_p50"]), f(r["callback_ms_p99"]),
                          f(r["callback_ms_max"]), r["engine_xruns"], r["jackd_xruns"],
-                         f(r["midi_to_sound_ms_p50"]), f(r["midi_to_sound_ms_p99"]),
-                         f"{r['notes_heard']}/{r['notes']}"))
+                         r["jackd_client_late"], f(r["midi_to_sound_ms_p50"]), f(r["midi_to_sound_ms_p99"]),
+                         f"{r['notes_heard']}/{r['notes']}", f"{r['loadavg_1min']:.1f}"))
 
 
 if __name__ == "__main__":

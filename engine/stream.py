@@ -4,8 +4,8 @@ meters and mixes preview voices.
 Design (chosen by bench/engine.py): the stream runs in an audio process of its own
 (`isolation="process"`). A Python callback must take the GIL; in the app process any busy
 Python thread (UI, matcher) holds it for milliseconds and the 64-frame callback misses its
-deadline. The audio process runs nothing else but its callback, the MIDI input thread and an
-idle control loop. The capture ring, meters, playheads and a command ring live in one shared
+deadline. The audio process runs nothing else but its callback, the MIDI input thread, an
+idle control loop and the chain control thread (engine.monitor). The capture ring, meters, playheads and a command ring live in one shared
 memory block, so the app reads them without a round trip.
 
 The same process also gives reconnection: PortAudio's JACK backend aborts the process when a
@@ -321,7 +321,6 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         stream = sd.Stream(device=dev.index, samplerate=cfg.sample_rate, blocksize=_host_block_size(cfg, dev),
                            channels=(cfg.input_channels, cfg.output_channels), dtype="float32",
                            latency="low", callback=core.callback)
-        stream.start()
     except NoAudioDevice as exc:
         send(("error", str(exc)))
         return
@@ -351,7 +350,15 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         except MidiUnavailable as exc:
             midi_msg = str(exc)
     if isolated:
-        _freeze_garbage_collector()
+        _freeze_garbage_collector()  # before the callback runs: a full collection holds the GIL
+    try:
+        stream.start()
+    except Exception as exc:
+        send(("error", f"cannot start audio stream: {str(exc).strip() or type(exc).__name__}"))
+        if midi_in is not None:
+            midi_in.close()
+        chains.close()
+        return
     send(("started", f"{dev.hostapi}: {dev.name}", midi_msg, stream.latency))
 
     attached = {}
@@ -361,7 +368,7 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         while midi_seen:
             message, action = midi_seen.popleft()
             send(("midi", list(message), action))
-        if conn.poll(0.02):
+        if conn.poll(0.05):
             try:
                 msg = conn.recv()
             except EOFError:
