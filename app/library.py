@@ -16,7 +16,7 @@ import numpy as np
 
 from app.catalog import Catalog
 from app.decode import read_mono
-from app.index import IndexFormatError, VectorIndex
+from app.index import IndexFormatError, VectorIndex, ef_search_for
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, SearchResult, embed_query, rank_files
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
@@ -59,6 +59,7 @@ class Library:
     def index(self) -> VectorIndex:
         if self._index is None:
             self._index = self._open_index()
+            self._index.ef_search = ef_search_for(len(self._index))
         return self._index
 
     def _open_index(self) -> VectorIndex:
@@ -117,6 +118,7 @@ class Library:
         if index.needs_rebuild():
             index = self.rebuild_index(save=False)
         index.generation = self.catalog.generation
+        index.ef_search = ef_search_for(len(index))
         index.save(self.index_path)
 
     # -- search ----------------------------------------------------------------
