@@ -1,7 +1,7 @@
 """The ``samplescout`` command.
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
-``index``, ``search``, ``library``, ``devices``, ``doctor``. Every subcommand accepts
+``index``, ``search``, ``library``, ``listen``, ``devices``, ``doctor``. Every subcommand accepts
 ``--library-dir DIR`` (before or after its name). Errors print one line and
 exit non-zero. Runs on the main thread.
 """
@@ -58,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="list every skipped file")
 
+    p = sub.add_parser("listen", parents=[common],
+                       help="listen to an audio input and suggest matching samples live")
+    p.add_argument("--device", default=None, help="input device name substring or index")
+    p.add_argument("--hostapi", default=None, help="host API name substring (JACK, ALSA, ...)")
+    p.add_argument("--profile", default="drums", help="match profile name or JSON file (default drums)")
+    p.add_argument("--mode", choices=["one-shot", "rolling"], default=None,
+                   help="override the profile's mode")
+    p.add_argument("--channels", type=int, default=1, help="input channels (default 1)")
+    p.add_argument("--sample-rate", type=int, default=48000)
+    p.add_argument("--block-size", type=int, default=256)
+    p.add_argument("--midi", default=None, metavar="API",
+                   help="MIDI input API for pads and capture (auto, jack, alsa, ...)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="one JSON line per suggestion update")
+
     p = sub.add_parser("devices", parents=[common], help="audio devices per host API and MIDI ports")
     p.add_argument("--json", action="store_true")
 
@@ -77,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
-                   "devices": cmd_devices, "doctor": cmd_doctor}[args.command]
+                   "listen": cmd_listen, "devices": cmd_devices, "doctor": cmd_doctor}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -94,8 +109,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from app.catalog import CatalogError
     from app.decode import DecodeError
     from app.library import LibraryError
+    from app.match_profiles import ProfileError
+    from app.matcher import MatcherError
+    from app.session import SessionError
+    from engine.stream import EngineError
     from models.encoder import EncoderError
-    return (CliError, CatalogError, DecodeError, LibraryError, EncoderError, OSError)
+    return (CliError, CatalogError, DecodeError, LibraryError, EncoderError, OSError,
+            ProfileError, MatcherError, SessionError, EngineError)
 
 
 def _run_gui(library_dir: str | None) -> int:
@@ -257,6 +277,108 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         if not args.all and stats["skipped"] > len(skipped):
             out.print(f"  … {stats['skipped'] - len(skipped)} more (--all)")
     return EXIT_OK
+
+
+# -- listen ----------------------------------------------------------------
+
+def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
+    import threading
+    import time
+
+    from app.match_profiles import get_profile
+    from app.session import Session
+    from app.stderr_guard import quiet_native_stderr
+    from engine.stream import StreamConfig
+
+    profile = get_profile(args.profile)
+    if args.channels < 1:
+        raise CliError("--channels must be at least 1")
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    config = StreamConfig(hostapi=args.hostapi, device=device, input_channels=args.channels,
+                          output_channels=2, sample_rate=args.sample_rate,
+                          block_size=args.block_size, midi_api=args.midi)
+    session = Session(library_dir, config, profile, mode=args.mode)
+    with quiet_native_stderr():
+        session.start()
+    stop = threading.Event()
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    print_lock = threading.Lock()
+    try:
+        if args.json:
+            def emit(update):
+                line = json.dumps({
+                    "seq": update.seq, "reason": update.reason, "mode": update.mode,
+                    "onset_frame": update.onset_frame, "level_db": round(update.level_db, 2),
+                    "latency_ms": round(update.latency_ms, 2),
+                    "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6)}
+                                for s in update.suggestions]})
+                with print_lock:
+                    print(line, flush=True)
+            session.matcher.subscribe(emit)
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                time.sleep(0.05)
+        else:
+            _listen_live_view(session, out, stop, deadline)
+    finally:
+        session.close()
+    return EXIT_OK
+
+
+def _listen_live_view(session, out: Console, stop, deadline) -> None:
+    """Rich live table; a number + Enter plays that suggestion, 'c' captures, 'q' quits."""
+    import threading
+    import time
+
+    from rich.live import Live
+
+    shown: list = []
+
+    def read_keys():
+        for line in sys.stdin:
+            text = line.strip().lower()
+            if text in ("q", "quit"):
+                break
+            if text == "c":
+                session.capture()
+            elif text.isdigit() and 1 <= int(text) <= len(shown):
+                try:
+                    session.audition(shown[int(text) - 1])
+                except Exception as exc:  # noqa: BLE001 — shown, never fatal
+                    session.last_error = str(exc)
+            elif text == "s":
+                session.stop_all()
+        stop.set()
+
+    threading.Thread(target=read_keys, daemon=True, name="listen-keys").start()
+
+    def render():
+        meters = session.engine.meters()
+        levels = meters.peak_dbfs()
+        peak = max(levels) if levels else -120.0
+        update = session.matcher.latest()
+        stats = session.matcher.stats()
+        bars = int(max(0.0, min(1.0, (peak + 60.0) / 60.0)) * 30)
+        table = Table(title=(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
+                             f"{session.matcher.profile.name} / {session.matcher.mode}   "
+                             f"queries {stats['queries']}  latency p50 "
+                             f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("kind")
+        table.add_column("length", justify="right")
+        table.add_column("sample")
+        shown[:] = list(update.suggestions) if update else []
+        for s in shown:
+            table.add_row(str(s.rank), f"{s.score:.3f}", s.kind or "", f"{s.duration_s or 0:.2f} s",
+                          s.name if s.exists else f"{s.name} (missing)")
+        table.caption = ("type a number + Enter to play it, c + Enter to capture, s to stop, q to quit"
+                         + (f"   {session.last_error}" if session.last_error else ""))
+        return table
+
+    with Live(render(), console=out, refresh_per_second=8, transient=False) as live:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.12)
+            live.update(render())
 
 
 # -- devices ---------------------------------------------------------------

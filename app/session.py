@@ -72,10 +72,16 @@ class Session:
         """Open the audio device and start matching; SessionError if no device runs."""
         self.engine.on_action("capture_lookup", lambda: self._jobs.put(("capture", None)))
         self.engine.start()
-        if not self.engine.wait_running(timeout):
-            message = self.engine.status().message
-            self.engine.close()
-            raise SessionError(message.removesuffix("; retrying"))
+        import time
+        deadline = time.monotonic() + timeout
+        status = self.engine.status()
+        while status.state != "running":
+            if status.state == "waiting" or time.monotonic() > deadline:
+                self.matcher.ring = None
+                self.engine.close()
+                raise SessionError(status.message.removesuffix("; retrying"))
+            time.sleep(0.02)
+            status = self.engine.status()
         if self.config.midi_api:
             self.engine.set_midi_map(self.midi_map)
         self._worker.start()

@@ -37,7 +37,7 @@ def start_live_peer(server, mode: str, *args, timeout: float = 15.0) -> Peer:
     raise RuntimeError(f"peer {mode} not ready in {timeout} s")
 
 
-def _play(path: str, target: str) -> None:
+def _play(path: str, target: str, wait_s: str = "10") -> None:
     import threading
 
     import jack
@@ -66,7 +66,7 @@ def _play(path: str, target: str) -> None:
             done.set()
 
     client.activate()
-    for port in _wait_for_ports(client, target, is_input=True):
+    for port in _wait_for_ports(client, target, is_input=True, timeout=float(wait_s)):
         client.connect(out, port)
     time.sleep(0.3)
     print("ready", flush=True)
