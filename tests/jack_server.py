@@ -25,6 +25,16 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: a jackd whose test process was killed stops too (Linux)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class JackUnavailable(RuntimeError):
     pass
 
@@ -48,13 +58,16 @@ class JackServer:
         jackd = shutil.which("jackd")
         if jackd is None:
             raise JackUnavailable("jackd not found (Debian package jackd2)")
+        self._saved_env = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER",
+                                                          "JACK_NO_AUDIO_RESERVATION")}
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
         base = ["-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
         for realtime in (True, False):
             args = [jackd, "-n", self.name] + (["-R", "-P", "70"] if realtime else ["-r"]) + base
             log = open(self.log_path, "w")
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env())
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
+                                         preexec_fn=_die_with_parent)
             log.close()
             if self._wait_ready(timeout):
                 self.realtime = realtime
@@ -90,6 +103,11 @@ class JackServer:
 
     def stop(self) -> None:
         self._kill()
+        for key, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def log(self) -> str:
         try:
