@@ -370,3 +370,27 @@ def test_scope_model_places_onsets_and_envelope():
     assert frame.onsets == [pytest.approx(0.75)]             # 1 s before the end of a 4 s view
     assert frame.hi[300] == pytest.approx(0.5) and frame.hi[10] == 0
     assert frame.peak_db == pytest.approx(20 * math.log10(0.5))
+
+
+def test_live_host_without_an_audio_server_says_so_and_still_searches(qtbot, sample_library,
+                                                                      monkeypatch):
+    from ui.host import AudioSettings
+    from ui.session_host import SessionHost
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "no_such_server_for_ui_test")
+    library_dir, _, paths = sample_library
+    host = SessionHost(library_dir, AudioSettings(hostapi="JACK"))
+    try:
+        host.start()
+        qtbot.waitUntil(lambda: host.status().state == "waiting", timeout=20000)
+        status = host.status()
+        assert "audio" in status.message and "retrying" in status.message
+        assert host.session is None
+        with qtbot.waitSignal(host.suggestions, timeout=30000) as got:
+            host.request_search(paths["elec_bell"])
+        assert got.args[0].suggestions[0].path == paths["elec_bell"]
+        errors = []
+        host.error.connect(errors.append)
+        assert host.audition(got.args[0].suggestions[0]) is None
+        assert errors and "not running" in errors[0]
+    finally:
+        host.close()

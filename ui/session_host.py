@@ -91,6 +91,19 @@ class SessionHost(NullHost):
         config = self._stream_config()
         self._state = HostStatus("starting", "opening the audio device")
         try:
+            # Cheap check first: without a device there is no point building the session
+            # (encoder, index, audio process) only to tear it down again.
+            from engine.devices import NoAudioDevice, _audio, find_device
+            _audio(rescan=True)
+            find_device(config.hostapi, config.device, config.input_channels,
+                        config.output_channels)
+        except NoAudioDevice as exc:
+            self._state = HostStatus("waiting", f"{exc} (retrying)")
+            return False
+        except Exception as exc:  # noqa: BLE001
+            self._state = HostStatus("waiting", f"audio unavailable: {exc} (retrying)")
+            return False
+        try:
             self.input_chain.set_format(config.sample_rate, config.input_channels)
             self.preview_chain.set_format(config.sample_rate, config.output_channels)
             session = Session(self.library_dir, config, self.profile, mode=self.mode,
