@@ -1,0 +1,169 @@
+"""Matcher pieces without an audio server: profiles, hysteresis, ring overrun, modes, gate.
+
+The capture ring here is the engine's real CaptureRing, written by a thread of the test."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from app.catalog import FileRow
+from app.match_profiles import Hysteresis, ProfileError, get_profile, load_profile, profile_names
+from app.matcher import LiveMatcher
+from app.query import SearchResult
+from app.suggestions import SuggestionMerger
+from engine.ring import CaptureRing
+from tests.live_support import build_library, played_files, sequence
+
+SR = 48000
+
+
+# ---- profiles -----------------------------------------------------------------------------
+
+def test_shipped_profiles_load():
+    assert set(profile_names()) >= {"drums", "tonal", "loops", "voice_imitation"}
+    for name in profile_names():
+        profile = get_profile(name)
+        assert profile.name == name and profile.mode in ("one-shot", "rolling")
+    assert get_profile("loops").mode == "rolling"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("k"), "missing key 'k'"),
+    (lambda d: d.update(mode="continuous"), "'mode' must be one of"),
+    (lambda d: d.update(window_seconds="1"), "'window_seconds' must be a number"),
+    (lambda d: d.update(gate_db=12), "'gate_db' must be between"),
+    (lambda d: d.update(k=0), "'k' must be between 1 and 100"),
+    (lambda d: d.update(windw_seconds=1.0), "unknown key 'windw_seconds'"),
+    (lambda d: d["hysteresis"].update(margin=True), "'hysteresis.margin' must be a number"),
+    (lambda d: d["hysteresis"].update(extra=1), "unknown key 'hysteresis.extra'"),
+    (lambda d: d.update(format="other"), "not a Sample Scout match profile"),
+    (lambda d: d.update(version=2), "unsupported version"),
+])
+def test_malformed_profiles_give_specific_errors(tmp_path, change, message):
+    data = json.loads(json.dumps(get_profile("drums").to_json()))
+    change(data)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match=message) as info:
+        load_profile(path)
+    assert str(path) in str(info.value)
+
+
+def test_broken_json_and_missing_files(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"format": ')
+    with pytest.raises(ProfileError, match=r"not valid JSON .*line 1"):
+        load_profile(path)
+    with pytest.raises(ProfileError, match="no match profile named 'nope'"):
+        get_profile("nope")
+    with pytest.raises(ProfileError, match="bad profile name"):
+        get_profile("drums!")
+
+
+# ---- hysteresis ---------------------------------------------------------------------------
+
+def result(file_id, score):
+    row = FileRow(id=file_id, path=f"/s/{file_id}.wav", size=1, mtime_ns=0, content_hash=None,
+                  duration=1.0, sample_rate=44100, channels=1, kind="one-shot", status="indexed",
+                  error_code=None, error=None, model_id="m")
+    return SearchResult(rank=0, file=row, score=score, offset_s=0.0, exists=False)
+
+
+def test_small_wobbles_do_not_reorder_and_clear_wins_do():
+    merger = SuggestionMerger(Hysteresis(margin=0.05, new_weight=1.0, decay=0.9, max_age_seconds=100,
+                                         min_score=0.0, display=10))
+    first = merger.update([result(1, 0.90), result(2, 0.88), result(3, 0.80)], now=0.0)
+    assert [s.file_id for s in first] == [1, 2, 3]
+    wobble = merger.update([result(1, 0.88), result(2, 0.91), result(3, 0.80)], now=1.0)
+    assert [s.file_id for s in wobble] == [1, 2, 3]        # 2 beats 1 by 0.03 < margin
+    clear = merger.update([result(1, 0.80), result(2, 0.95), result(3, 0.80)], now=2.0)
+    assert [s.file_id for s in clear][:2] == [2, 1]        # 2 beats 1 by 0.15
+    newcomer = merger.update([result(4, 0.97), result(2, 0.95)], now=3.0)
+    assert newcomer[0].file_id == 2                         # 4 is new but within the margin
+
+
+def test_entries_decay_out():
+    merger = SuggestionMerger(Hysteresis(margin=0.02, new_weight=0.8, decay=0.5, max_age_seconds=5.0,
+                                         min_score=0.3, display=10))
+    merger.update([result(1, 0.9), result(2, 0.5)], now=0.0)
+    after = merger.update([result(3, 0.9)], now=1.0)
+    ids = [s.file_id for s in after]
+    assert 2 not in ids and 1 in ids          # 0.5*0.5 < 0.3; 0.9*0.5 stays
+    later = merger.update([result(3, 0.9)], now=10.0)
+    assert [s.file_id for s in later] == [3]  # 1 too old
+
+
+# ---- the matcher on a ring written by a test thread -----------------------------------------
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("matcher-library")
+    return root / "library-data", build_library(root / "library-data", root / "samples")
+
+
+def feed(ring, signal, speed=4.0, block=512):
+    t0 = time.perf_counter()
+    for i in range(0, len(signal), block):
+        ring.write(signal[i:i + block, None])
+        delay = t0 + (i + block) / SR / speed - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def test_silence_and_quiet_noise_give_no_queries(library):
+    library_dir, _ = library
+    ring = CaptureRing.for_seconds(1, SR, 10, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    matcher.start()
+    try:
+        rng = np.random.default_rng(0)
+        quiet = (rng.standard_normal(3 * SR) * 10 ** (-70 / 20)).astype(np.float32)
+        feed(ring, np.concatenate([np.zeros(SR, np.float32), quiet]))
+        time.sleep(0.5)
+        matcher.set_mode("rolling")
+        feed(ring, quiet)
+        time.sleep(0.5)
+        stats = matcher.stats()
+    finally:
+        matcher.stop()
+    assert stats["queries"] == 0 and stats["onsets"] == 0
+    assert stats["windows_gated"] >= 1          # rolling windows came, the gate held them
+    assert matcher.latest() is None
+
+
+def test_mode_switch_and_overrun_skip(library):
+    library_dir, linked = library
+    files = played_files(linked, 12)[:3]
+    signal, _ = sequence(files, SR, 1.4)
+    ring = CaptureRing.for_seconds(1, SR, 3, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    updates = []
+    matcher.subscribe(updates.append)
+    matcher.start()
+    try:
+        feed(ring, signal)
+        time.sleep(1.5)
+        assert {u.reason for u in updates} == {"onset"} and matcher.recent_onsets()
+        matcher.set_mode("rolling")
+        feed(ring, signal)
+        time.sleep(1.0)
+        assert "rolling" in {u.reason for u in updates}
+        assert all(u.mode == "rolling" for u in updates if u.reason == "rolling")
+        # the matcher falls 3 s behind (more than the ring holds): it jumps and counts
+        end = ring.end_frame
+        original = matcher._step
+        matcher._step = lambda: False          # hold the reader while the ring overruns
+        for i in range(0, 5 * SR, 1024):
+            ring.write(np.zeros((1024, 1), np.float32))
+        matcher._step = original
+        time.sleep(0.5)
+        stats = matcher.stats()
+    finally:
+        matcher.stop()
+    assert stats["jumps"] >= 1 and stats["skipped_frames"] >= 3 * SR
+    assert stats["errors"] == 0, stats["last_error"]
+    assert end > 0
