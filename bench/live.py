@@ -134,12 +134,13 @@ def main() -> int:
                 before = session.engine.ring.end_frame
                 n_lat = len(matcher.latencies())
                 peer.go()
-                peer.result(timeout=len(signal) / 48000 + 30)
-                time.sleep(1.5)
-                matcher.unsubscribe(updates.append)
+                time.sleep(2.0)  # locate the signal in the ring while it is still held
                 end = session.engine.ring.end_frame
                 tape = session.engine.ring.read(before, end - before)[:, 0]
                 offset = before + int(np.flatnonzero(tape)[0]) - int(np.flatnonzero(signal)[0])
+                peer.result(timeout=len(signal) / 48000 + 30)
+                time.sleep(1.5)
+                matcher.unsubscribe(updates.append)
                 ranks = []
                 for path, s in zip(files, starts):
                     lo, hi = offset + s - 2048, offset + s + int((SPACING_S - 0.3) * 48000)

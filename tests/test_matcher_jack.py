@@ -51,7 +51,7 @@ def play(jack_server, tmp_path, signal, name):  # noqa: F811
 def ring_offset(session, before, signal):
     """Ring frame of signal index 0 (first non-zero frame of the ring vs of the signal)."""
     end = session.engine.ring.end_frame
-    tape = session.engine.ring.read(before, end - before)[:, 0]
+    tape = session.engine.ring.read(before, min(end - before, 10 * 48000))[:, 0]
     first_ring = int(np.flatnonzero(tape)[0])
     first_signal = int(np.flatnonzero(signal)[0])
     return before + first_ring - first_signal
