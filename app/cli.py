@@ -1,9 +1,10 @@
 """The ``samplescout`` command.
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
-``index``, ``search``, ``library``, ``listen``, ``devices``, ``doctor``. Every subcommand accepts
-``--library-dir DIR`` (before or after its name). Errors print one line and
-exit non-zero. Runs on the main thread.
+``index``, ``search``, ``library``, ``listen``, ``plugins``, ``devices``,
+``doctor``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
+(before or after its name). Errors print one line and exit non-zero. Runs on
+the main thread.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def _common_options() -> argparse.ArgumentParser:
         "--library-dir", metavar="DIR", default=argparse.SUPPRESS,
         help="where the catalog and index live (default: $SAMPLESCOUT_LIBRARY_DIR, "
              "else the user data dir)")
+    common.add_argument(
+        "--vst3-path", metavar="DIR", action="append", default=argparse.SUPPRESS,
+        help="extra folder of VST3 plugins, besides the standard ones (repeatable; "
+             "also $SAMPLESCOUT_VST3_PATH)")
     return common
 
 
@@ -73,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON line per suggestion update")
 
+    p = sub.add_parser("plugins", parents=[common],
+                       help="scan VST3 folders (out of process) and list usable plugins")
+    p.add_argument("--rescan", action="store_true", help="probe again, ignoring cached results")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a plugin may take to load before it is skipped (default 30)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("devices", parents=[common], help="audio devices per host API and MIDI ports")
     p.add_argument("--json", action="store_true")
 
@@ -92,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
-                   "listen": cmd_listen, "devices": cmd_devices, "doctor": cmd_doctor}[args.command]
+                   "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
+                   "doctor": cmd_doctor}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -296,7 +309,8 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     config = StreamConfig(hostapi=args.hostapi, device=device, input_channels=args.channels,
                           output_channels=2, sample_rate=args.sample_rate,
-                          block_size=args.block_size, midi_api=args.midi)
+                          block_size=args.block_size, midi_api=args.midi,
+                          vst3_paths=tuple(vst3_paths(args)))
     session = Session(library_dir, config, profile, mode=args.mode)
     with quiet_native_stderr():
         session.start()
@@ -379,6 +393,44 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.12)
             live.update(render())
+
+
+# -- plugins ---------------------------------------------------------------
+
+def vst3_paths(args) -> list[str]:
+    """Extra VST3 folders from --vst3-path and $SAMPLESCOUT_VST3_PATH."""
+    paths = list(getattr(args, "vst3_path", None) or [])
+    paths += [p for p in os.environ.get("SAMPLESCOUT_VST3_PATH", "").split(os.pathsep) if p]
+    return paths
+
+
+def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
+    from dataclasses import asdict
+
+    from engine.plugins import PluginScanner
+
+    if args.timeout <= 0:
+        raise CliError("--timeout must be positive")
+    scanner = PluginScanner(extra_paths=vst3_paths(args), timeout=args.timeout)
+    err.print(f"Scanning VST3 folders ({', '.join(str(r) for r in scanner.roots()) or 'none'}); "
+              "each plugin loads in a separate process…")
+    report = scanner.scan(rescan=args.rescan)
+    if args.json:
+        print(json.dumps({"roots": report.roots, "seconds": report.seconds,
+                          "plugins": [asdict(r) for r in report.results]}))
+        return EXIT_OK
+    table = Table(title=f"VST3 plugins ({len(report.loaded)} usable, {len(report.failed)} skipped)",
+                  title_justify="left")
+    for column in ("plugin", "vendor", "channels", "parameters", "status"):
+        table.add_column(column)
+    for r in sorted(report.results, key=lambda r: (not r.ok, r.name or r.path)):
+        status = (f"ok ({r.load_seconds:.2f} s)" if r.ok
+                  else ("timed out: " if r.timed_out else "failed: ") + (r.error or "")[:60])
+        table.add_row(r.name or os.path.basename(r.path), r.vendor, r.layout,
+                      str(len(r.parameters)), status)
+    out.print(table)
+    out.print(f"{report.from_cache} results from the cache; --rescan probes again.")
+    return EXIT_OK
 
 
 # -- devices ---------------------------------------------------------------
