@@ -122,3 +122,48 @@ def test_app_window_shows_suggestions_for_live_input(jack_server, xvfb, tmp_path
             app.kill()
             app.wait(10)
         log.close()
+
+
+def test_live_host_on_jack_plays_keys_and_sends_chains_to_the_engine(jack_server, qtbot, tmp_path):
+    """In-process: the window over SessionHost on JACK (offscreen); real previews and chains."""
+    require(SONIC_PI, "sonic-pi-samples")
+    from PyQt6.QtCore import Qt
+    from ui.host import AudioSettings
+    from ui.main_window import MainWindow
+    from ui.session_host import SessionHost
+    from ui.settings import SettingsStore
+
+    library_dir = build_library(tmp_path)
+    host = SessionHost(library_dir, AudioSettings(hostapi="JACK", block_size=64))
+    win = MainWindow(host, SettingsStore(tmp_path / "cfg"), scan_plugins=False)
+    qtbot.addWidget(win)
+    try:
+        host.start()
+        qtbot.waitUntil(lambda: host.session is not None, timeout=30000)
+        engine = host.session.engine
+        errors = []
+        host.error.connect(errors.append)
+        win.search_file(str(SONIC_PI / "bd_808.flac"))
+        qtbot.waitUntil(lambda: win.model.rowCount() > 0, timeout=30000)
+        assert win.model.suggestion(0).name == "bd_808.flac"
+        win.view.setFocus()
+        qtbot.keyClick(win.view, Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: any(v is not None for v, _ in host._voices.values()), timeout=10000)
+        voice = next(v for v, _ in host._voices.values())
+        assert voice > 0                                   # the engine started a preview voice
+        win.preview_editor.add_effect("Gain")
+        win.preview_editor.set_parameter("gain_db", -6.0)
+        qtbot.waitUntil(lambda: bool((engine.chain_spec("preview") or {}).get("members")),
+                        timeout=20000)
+        spec = engine.chain_spec("preview")
+        assert spec is not None, errors
+        member = spec["members"][0]
+        assert member["effect"] == "Gain"
+        assert member["params"]["gain_db"] == pytest.approx(-6.0, abs=0.2)
+        win.monitor.setChecked(True)
+        assert engine.monitoring
+        qtbot.waitUntil(lambda: host.status().state == "running", timeout=5000)
+        assert "JACK" in host.status().device
+    finally:
+        win.close()
+        host.close()

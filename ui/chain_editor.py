@@ -1,7 +1,7 @@
 """Effect chain editor: members in order, bypass, parameters as sliders, presets, plugin windows.
 
 One ``ChainEditor`` per chain (input and preview). Built-in effects are added
-at once; VST3 plugins are probed and loaded on a pool thread (a plugin that
+at once; VST3 plugins are probed and loaded on a worker thread (a plugin that
 hangs on load is stopped by the probe's timeout, never the window). Chain
 edits publish a new snapshot, so audio keeps running while a slider moves.
 GUI thread, except the jobs it starts.
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from PyQt6.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                              QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSlider,
@@ -23,27 +23,15 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
 from engine.chain import Chain
 from engine.plugins import ParameterInfo, PluginScanner, builtin_effect_names
 
+from .background import SerialWorker
+
 SLIDER_STEPS = 1000
-
-
-class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], object], done):
-        super().__init__()
-        self.fn, self.done = fn, done
-
-    def run(self) -> None:
-        try:
-            result, error = self.fn(), ""
-        except Exception as exc:  # noqa: BLE001 - shown as one line
-            result, error = None, str(exc)
-        self.done.emit(result, error)
 
 
 class PluginCatalog(QObject):
     """The VST3 plugins found by a background scan (cached by ``PluginScanner``)."""
 
     changed = pyqtSignal()
-    _scanned = pyqtSignal(object, str)
 
     def __init__(self, scanner: PluginScanner | None, parent=None):
         super().__init__(parent)
@@ -51,16 +39,14 @@ class PluginCatalog(QObject):
         self.plugins: list = []      # ProbeResult with ok=True, effects only
         self.failed: list = []
         self.scanning = False
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._scanned.connect(self._done)
+        self._worker = SerialWorker("vst3-scan")
 
     def scan(self, rescan: bool = False) -> None:
         if self.scanner is None or self.scanning:
             return
         self.scanning = True
         self.changed.emit()
-        self._pool.start(_Job(lambda: self.scanner.scan(rescan=rescan), self._scanned))
+        self._worker.call(lambda: self.scanner.scan(rescan=rescan), self._done)
 
     def _done(self, report, error: str) -> None:
         self.scanning = False
@@ -116,8 +102,6 @@ class ChainEditor(QWidget):
 
     error = pyqtSignal(str)
     changed = pyqtSignal()
-    _vst_loaded = pyqtSignal(object, str)
-    _preset_loaded = pyqtSignal(object, str)
 
     def __init__(self, chain: Chain, plugins: PluginCatalog, title: str,
                  preset_dir: Path | None = None, parent=None):
@@ -125,8 +109,7 @@ class ChainEditor(QWidget):
         self.chain = chain
         self.plugins = plugins
         self.preset_dir = preset_dir
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self._worker = SerialWorker(f"chain-{chain.name}")
         self._sliders: dict[str, tuple[QSlider, QLabel, ParameterInfo]] = {}
         self._editor_threads: dict[str, threading.Event] = {}
 
@@ -185,8 +168,6 @@ class ChainEditor(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
         self.preset_combo.activated.connect(self._preset_chosen)
-        self._vst_loaded.connect(self._after_vst)
-        self._preset_loaded.connect(self._after_preset)
         plugins.changed.connect(self._fill_add_combo)
         self._fill_add_combo()
         self._fill_presets()
@@ -266,7 +247,7 @@ class ChainEditor(QWidget):
     def add_vst3(self, path: str) -> None:
         self.add_button.setEnabled(False)
         self.add_button.setText("Loading…")
-        self._pool.start(_Job(lambda: self.chain.add_vst3(path), self._vst_loaded))
+        self._worker.call(lambda: self.chain.add_vst3(path), self._after_vst)
 
     def _after_vst(self, member_id, error: str) -> None:
         self.add_button.setEnabled(True)
@@ -395,10 +376,10 @@ class ChainEditor(QWidget):
     def load_preset(self, path: str | Path) -> None:
         """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
         from engine.chain_presets import load_chain_preset
-        self._pool.start(_Job(lambda: load_chain_preset(self.chain, path), self._preset_loaded))
+        self._worker.call(lambda: load_chain_preset(self.chain, path), self._after_preset)
 
     def wait(self, msecs: int = 30000) -> bool:
-        return self._pool.waitForDone(msecs)
+        return self._worker.wait(msecs)
 
     def _after_preset(self, preset, error: str) -> None:
         if error:

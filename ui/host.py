@@ -159,12 +159,14 @@ class Host(QObject):
     def set_slots(self, suggestions: Iterable) -> None: raise NotImplementedError
     def reload_library(self) -> None: raise NotImplementedError
     def chains_changed(self) -> None:
-        """An effect chain was edited in the window (previews rendered with it are stale)."""
+        """An effect chain was edited in the window."""
+    def set_monitoring(self, on: bool) -> None:
+        """Hear the input through the input chain."""
+        raise NotImplementedError
 
     # MIDI
     def midi_map(self) -> MidiMap: raise NotImplementedError
     def set_midi_map(self, midi_map: MidiMap) -> None: raise NotImplementedError
-    def midi_ports(self) -> list[str]: return []
     def set_midi_port(self, port: str) -> None: raise NotImplementedError
     def on_midi_action(self, action: str, handler: Callable[[], None]) -> None: ...
     def set_midi_learning(self, on: bool) -> None:
@@ -266,6 +268,7 @@ class NullHost(Host):
         self._midi_map = MidiMap.default_16_pads()
         self._midi_port = ""
         self.midi_learning = False
+        self.monitoring = False
         self._slots: list = []
         self._handlers: dict[str, Callable[[], None]] = {}
         self.input_chain = Chain("input", sample_rate=sample_rate)
@@ -363,6 +366,10 @@ class NullHost(Host):
         self._record("set_midi_map", json.dumps(midi_map.to_json()))
         self._midi_map = midi_map
         self.midi_map_changed.emit()
+
+    def set_monitoring(self, on: bool) -> None:
+        self._record("set_monitoring", on)
+        self.monitoring = on
 
     def set_midi_learning(self, on: bool) -> None:
         self._record("set_midi_learning", on)

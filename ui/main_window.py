@@ -138,8 +138,11 @@ class MainWindow(QMainWindow):
                                         user_presets / "chains")
         self.preview_editor = ChainEditor(host.preview_chain, self.plugin_catalog, "Preview chain",
                                           user_presets / "chains")
+        self.monitor = QCheckBox("Monitor input through the input chain")
+        self.monitor.setToolTip("Hear what you play, with the input effects (mind feedback with a mic)")
         effects = QWidget()
         fx_lay = QVBoxLayout(effects)
+        fx_lay.addWidget(self.monitor)
         fx_lay.addWidget(self.input_editor, 1)
         fx_lay.addSpacing(10)
         fx_lay.addWidget(self.preview_editor, 1)
@@ -189,7 +192,7 @@ class MainWindow(QMainWindow):
         # -- wiring ------------------------------------------------------------------------------------
         host.suggestions.connect(self.show_update)
         host.error.connect(self.show_error)
-        host.info.connect(lambda text: self.show_message(text, warning=False))
+        host.info.connect(self.show_info)
         host.library_changed.connect(self.update_status)
         self.capture_button.clicked.connect(self.capture)
         QShortcut(QKeySequence(CAPTURE_SHORTCUT), self, activated=self.capture)
@@ -202,6 +205,9 @@ class MainWindow(QMainWindow):
         self.auto_preview.toggled.connect(self._set_auto_preview)
         self.drag_fx.toggled.connect(self._set_drag_fx)
         self.volume.valueChanged.connect(self._set_volume)
+        self.monitor.toggled.connect(host.set_monitoring)
+        self.midi_panel.refresh_requested.connect(self.settings_panel.refresh)
+        self.settings_panel.devices_listed.connect(self._devices_listed)
         for editor in (self.input_editor, self.preview_editor):
             editor.error.connect(self.show_error)
             editor.changed.connect(host.chains_changed)
@@ -384,6 +390,12 @@ class MainWindow(QMainWindow):
                                     else "latency —")
         self.status_library.setText(f"library {st.library_files} samples")
         self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
+
+    def _devices_listed(self, report, error: str) -> None:
+        self.midi_panel.set_ports(report.midi if report is not None else {})
+
+    def show_info(self, text: str) -> None:
+        self.show_message(text, warning=False)
 
     def show_error(self, text: str) -> None:
         self.show_message(text, warning=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                              QLabel, QPushButton, QTableView, QVBoxLayout, QWidget)
 
@@ -23,6 +23,8 @@ from .models import MidiMapModel, action_label
 
 class MidiPanel(QWidget):
     """See the module docstring."""
+
+    refresh_requested = pyqtSignal()   # the window re-lists devices (off the GUI thread)
 
     def __init__(self, host: Host, user_preset_dir: Path | None = None, parent=None):
         super().__init__(parent)
@@ -80,7 +82,7 @@ class MidiPanel(QWidget):
         lay.addWidget(self.prompt)
         lay.addWidget(self.table, 1)
 
-        refresh.clicked.connect(self.refresh_ports)
+        refresh.clicked.connect(self.refresh_requested)
         self.port.activated.connect(lambda i: self.host.set_midi_port(self.port.itemData(i) or ""))
         self.learn_button.toggled.connect(self.set_learning)
         self.clear_button.clicked.connect(self.clear_selected)
@@ -89,17 +91,26 @@ class MidiPanel(QWidget):
         load.clicked.connect(self._load_dialog)
         save.clicked.connect(self._save_dialog)
         host.midi_received.connect(self.on_midi)
-        host.midi_map_changed.connect(lambda: self.model.set_map(self.host.midi_map()))
-        self.refresh_ports()
+        host.midi_map_changed.connect(self._map_changed)
+        self.set_ports({})
         self._fill_presets()
 
     # -- ports and presets -------------------------------------------------------------------
 
-    def refresh_ports(self) -> None:
+    def _map_changed(self) -> None:
+        self.model.set_map(self.host.midi_map())
+
+    def set_ports(self, ports: dict[str, list[str]]) -> None:
+        """MIDI input ports per API, from a device listing."""
+        current = self.port.currentData()
         self.port.clear()
         self.port.addItem("Virtual port “Sample Scout In”", "")
-        for name in self.host.midi_ports():
+        names = sorted({p for names in ports.values() for p in names if "Sample Scout" not in p})
+        for name in names:
             self.port.addItem(name, name)
+        i = self.port.findData(current)
+        if i >= 0:
+            self.port.setCurrentIndex(i)
 
     def _fill_presets(self) -> None:
         self.presets.clear()

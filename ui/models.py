@@ -6,23 +6,24 @@
 * ``ScopeModel``: min/max envelope columns of the last seconds of input and
   where the onsets fall in it.
 * ``MidiMapModel``: one row per action with its binding.
-* ``ThumbnailCache``: waveform thumbnails computed on a thread pool.
+* ``ThumbnailCache``: waveform thumbnails computed on a worker thread.
 
 GUI thread, except the thumbnail jobs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
-from PyQt6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QRunnable, Qt, QThreadPool,
-                          pyqtSignal)
+from PyQt6.QtCore import QAbstractTableModel, QCoreApplication, QModelIndex, QObject, Qt, pyqtSignal
 
 from engine.midi import ACTIONS, MidiMap
 
+from .background import SerialWorker
 from .dragdrop import mime_for_files
 from .host import category_of, describe_binding
 
@@ -199,50 +200,39 @@ def waveform_thumbnail(path: str, points: int = THUMB_POINTS) -> np.ndarray:
     return (env / peak if peak > 0 else env).astype(np.float32)
 
 
-class _ThumbJob(QRunnable):
-    def __init__(self, cache: "ThumbnailCache", path: str):
-        super().__init__()
-        self.cache, self.path = cache, path
-
-    def run(self) -> None:
-        try:
-            env = waveform_thumbnail(self.path)
-        except Exception:  # noqa: BLE001 - unreadable: a flat thumbnail, the list says missing
-            env = np.zeros(THUMB_POINTS, np.float32)
-        self.cache._done.emit(self.path, env)
-
-
 class ThumbnailCache(QObject):
     """Thumbnails by path, computed in the background; ``ready(path)`` when one arrives."""
 
     ready = pyqtSignal(str)
-    _done = pyqtSignal(str, object)
 
     def __init__(self, parent: QObject | None = None, limit: int = 2000):
         super().__init__(parent)
         self._cache: dict[str, np.ndarray] = {}
         self._pending: set[str] = set()
         self._limit = limit
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._done.connect(self._store)
+        self._worker = SerialWorker("thumbnails")
 
     def get(self, path: str) -> np.ndarray | None:
         env = self._cache.get(path)
         if env is None and path not in self._pending and os.path.exists(path):
             self._pending.add(path)
-            self._pool.start(_ThumbJob(self, path))
+            self._worker.call(lambda: waveform_thumbnail(path), functools.partial(self._store, path))
         return env
 
-    def _store(self, path: str, env) -> None:
+    def _store(self, path: str, env, error: str = "") -> None:
         self._pending.discard(path)
+        if env is None:   # unreadable: a flat thumbnail, the list says missing
+            env = np.zeros(THUMB_POINTS, np.float32)
         if len(self._cache) >= self._limit:
             self._cache.pop(next(iter(self._cache)))
         self._cache[path] = env
         self.ready.emit(path)
 
     def wait(self, msecs: int = 5000) -> bool:
-        return self._pool.waitForDone(msecs)
+        if not self._worker.wait(msecs):
+            return False
+        QCoreApplication.processEvents()   # deliver the queued results
+        return True
 
 
 @dataclass

@@ -10,6 +10,10 @@ Two worker threads keep the GUI thread free:
 * ``session-control``: open/close/rebuild the session, captures, searches, index reloads;
 * ``session-preview``: decoding samples for audition (and the pads), then ``engine.play``.
 
+Both effect chains are edited in the window on the app's own ``Chain`` objects (the input
+chain also feeds the matcher) and sent whole to the audio process after an edit, where the
+input chain runs the monitoring path and the preview chain the preview mix.
+
 Matcher updates arrive on the matcher's thread and are re-emitted as the ``suggestions``
 signal (Qt queues them to the window). Everything polled by the window (levels, input tail,
 onsets, playheads, status) reads shared memory or plain attributes and returns at once.
@@ -31,7 +35,6 @@ from .host import AudioSettings, HostStatus, LevelReading, NullHost, SILENCE_DB
 
 RETRY_SECONDS = 3.0
 START_TIMEOUT = 10.0
-FX_TAIL_SECONDS = 0.6
 
 
 def _db(x: float) -> float:
@@ -53,9 +56,7 @@ class SessionHost(NullHost):
         self._voices: dict[int, tuple[int | None, float]] = {}   # token -> (engine voice, started)
         self._next_token = 1
         self._midi_seen = 0
-        self._fx_version = 0
-        self._fx_chain = None           # (version, Chain) rendering previews off the live chain
-        self._fx_samples: dict[str, int] = {}
+        self._chains_pending = threading.Event()
         self._closing = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, name="session-control",
                                           daemon=True),
@@ -93,10 +94,10 @@ class SessionHost(NullHost):
         try:
             # Cheap check first: without a device there is no point building the session
             # (encoder, index, audio process) only to tear it down again.
-            from engine.devices import NoAudioDevice, _audio, find_device
-            _audio(rescan=True)
-            find_device(config.hostapi, config.device, config.input_channels,
-                        config.output_channels)
+            from engine.devices import NoAudioDevice
+            from .device_probe import check_device, probe_devices
+            check_device(probe_devices(), config.hostapi, config.device, config.input_channels,
+                         config.output_channels)
         except NoAudioDevice as exc:
             self._state = HostStatus("waiting", f"{exc} (retrying)")
             return False
@@ -112,15 +113,18 @@ class SessionHost(NullHost):
             session.input_chain = self.input_chain
             session.matcher.input_chain = self.input_chain
             session.preview_chain = self.preview_chain
-            session.engine.cache.render = None    # previews with effects are rendered here
+            session.engine.cache.render = None    # the engine runs the preview chain live
             session.matcher.subscribe(self.suggestions.emit)
             session.start(timeout=START_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - one line in the status bar, retried
             message = str(exc).strip() or type(exc).__name__
             self._state = HostStatus("waiting", f"{message} (retrying)")
             return False
-        self._fx_samples = {}
         self.session = session
+        try:
+            self._push_chains()
+        except Exception as exc:  # noqa: BLE001 - audio runs dry, the user is told
+            self.error.emit(f"effect chains not applied: {exc}")
         self._state = HostStatus("running", "listening")
         self.info.emit(f"Listening on {session.engine.status().device}")
         return True
@@ -156,6 +160,10 @@ class SessionHost(NullHost):
                         self.info.emit("Nothing heard in the last seconds (below the gate)")
                 elif kind == "search":
                     self.session.matcher.search_file(job[1], k=self.k)
+                elif kind == "chains":
+                    time.sleep(0.15)        # one rebuild for a burst of slider moves
+                    self._chains_pending.clear()
+                    self._push_chains()
                 elif kind == "reload":
                     self._reload_matcher_index()
             except Exception as exc:  # noqa: BLE001 - user-facing line
@@ -294,7 +302,14 @@ class SessionHost(NullHost):
         self._control.put(("reload",))
 
     def chains_changed(self) -> None:
-        self._fx_version += 1
+        if not self._chains_pending.is_set():
+            self._chains_pending.set()
+            self._control.put(("chains",))
+
+    def set_monitoring(self, on: bool) -> None:
+        super().set_monitoring(on)
+        if self.session is not None:
+            self.session.engine.set_monitoring(on)
 
     def _preview_loop(self) -> None:
         while True:
@@ -307,7 +322,7 @@ class SessionHost(NullHost):
             try:
                 if job[0] == "audition":
                     _, token, path = job
-                    index = self._load_for_preview(session, path)
+                    index = session.engine.load_sample(path)
                     voice = session.engine.play(index)
                     if token in self._voices:
                         self._voices[token] = (voice, time.monotonic())
@@ -317,33 +332,18 @@ class SessionHost(NullHost):
                 self._voices.clear()
                 self.error.emit(str(exc))
 
-    def _load_for_preview(self, session, path: str) -> int:
-        """Engine sample index of ``path``, rendered through the preview chain when it has members."""
+    def _push_chains(self) -> None:
+        """Send both chains to the audio process (monitoring and the live preview mix)."""
+        session = self.session
+        if session is None:
+            return
+        from engine.chain_presets import chain_to_dict
         engine = session.engine
-        if not self.preview_chain.members():
-            return engine.load_sample(path)
-        version = self._fx_version
-        key = f"{path}\x00fx{version}"
-        if key in self._fx_samples:
-            return self._fx_samples[key]
-        if self._fx_chain is None or self._fx_chain[0] != version:
-            from engine.chain import Chain
-            from engine.chain_presets import build_members, chain_to_dict, parse_preset
-            doc = chain_to_dict(self.preview_chain)
-            scanner = self.preview_chain.scanner
-            chain = Chain("preview-render", engine.config.sample_rate, engine.config.output_channels,
-                          scanner=scanner)
-            members, bypassed = build_members(
-                parse_preset(doc, scanner.roots() if scanner is not None else ()), chain)
-            chain.replace(members, bypassed)
-            self._fx_chain = (version, chain)
-            self._fx_samples = {}
-        dry = engine.cache.load(path)
-        tail = np.zeros((int(FX_TAIL_SECONDS * engine.config.sample_rate), dry.shape[1]), np.float32)
-        wet = self._fx_chain[1].process(np.concatenate([dry, tail]))
-        index = engine.add_sample(wet, key)
-        self._fx_samples[key] = index
-        return index
+        for chain, send in ((self.input_chain, engine.set_input_chain),
+                            (self.preview_chain, engine.set_preview_chain)):
+            members = chain.members()
+            send(chain_to_dict(chain) if members else None, [m.id for m in members] or None)
+        engine.set_monitoring(self.monitoring)
 
     # -- MIDI and settings ------------------------------------------------------------------------------
 
@@ -358,14 +358,6 @@ class SessionHost(NullHost):
         if self.session is not None:
             # While learning the engine gets an empty map, so pads do not fire.
             self.session.engine.set_midi_map(MidiMap(name="learning") if on else self._midi_map)
-
-    def midi_ports(self) -> list[str]:
-        try:
-            from engine.midi import list_midi_ports
-            ports, _ = list_midi_ports()
-        except Exception:  # noqa: BLE001
-            return []
-        return sorted({p for names in ports.values() for p in names if "Sample Scout" not in p})
 
     def set_midi_port(self, port: str) -> None:
         super().set_midi_port(port)

@@ -14,10 +14,11 @@ import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                              QWidget)
 
+from .background import SerialWorker
 from .host import AudioSettings, Host
 
 SAMPLE_RATES = (44100, 48000, 88200, 96000)
@@ -75,21 +76,6 @@ class SettingsStore:
         os.replace(tmp, self.path)
 
 
-class _DeviceJob(QRunnable):
-    def __init__(self, done):
-        super().__init__()
-        self.done = done
-
-    def run(self) -> None:
-        try:
-            from engine.devices import list_devices
-            report = list_devices(midi=True)
-        except Exception as exc:  # noqa: BLE001
-            self.done.emit(None, str(exc))
-            return
-        self.done.emit(report, "")
-
-
 class SettingsPanel(QWidget):
     """Audio host API, device, sample rate, block size and preview output; Apply restarts audio."""
 
@@ -137,11 +123,10 @@ class SettingsPanel(QWidget):
         self.sample_rate.currentIndexChanged.connect(self._show_latency)
         refresh.clicked.connect(self.refresh)
         apply.clicked.connect(self.apply)
-        self.devices_listed.connect(self._listed)
         self._select(self.sample_rate, store.audio.sample_rate)
         self._select(self.block_size, store.audio.block_size)
         self._show_latency()
-        self._pool = QThreadPool(self)
+        self._worker = SerialWorker("device-listing")
         self.refresh()
 
     @staticmethod
@@ -152,7 +137,12 @@ class SettingsPanel(QWidget):
 
     def refresh(self) -> None:
         self.note.setText("Looking for audio devices…")
-        self._pool.start(_DeviceJob(self.devices_listed))
+        from .device_probe import probe_devices
+        self._worker.call(probe_devices, self._devices_done)
+
+    def _devices_done(self, report, error: str) -> None:
+        self._listed(report, error)
+        self.devices_listed.emit(report, error)
 
     def _listed(self, report, error: str) -> None:
         self.report = report
