@@ -32,30 +32,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from engine.chain import Chain
 from engine.midi import ACTIONS, MidiMap, parse_message
 
-try:  # the live matcher's types, when it is installed
-    from app.matcher import Suggestion, SuggestionUpdate  # type: ignore
-except ImportError:  # same fields, so both hosts hand the window the same shape
-    @dataclass(frozen=True)
-    class Suggestion:  # type: ignore[no-redef]
-        rank: int
-        file_id: int
-        path: str
-        name: str
-        score: float
-        kind: str | None
-        duration_s: float | None
-        offset_s: float
-        exists: bool
-
-    @dataclass(frozen=True)
-    class SuggestionUpdate:  # type: ignore[no-redef]
-        seq: int
-        onset_frame: int | None
-        mode: str
-        suggestions: tuple
-        level_db: float
-        reason: str
-        latency_ms: float
+from app.suggestions import Suggestion, SuggestionUpdate
 
 MODES = ("one-shot", "rolling")
 DEFAULT_PROFILES = ("drums", "tonal", "loops", "voice")
