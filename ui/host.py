@@ -32,11 +32,9 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from engine.chain import Chain
 from engine.midi import ACTIONS, MidiMap, parse_message
 
+from app.match_profiles import MODES, profile_names
 from app.suggestions import Suggestion, SuggestionUpdate
 
-MODES = ("one-shot", "rolling")
-DEFAULT_PROFILES = ("drums", "tonal", "loops", "voice")
-MATCH_PRESET_DIR = Path(__file__).resolve().parent.parent / "presets" / "match"
 SILENCE_DB = -120.0
 
 
@@ -71,12 +69,6 @@ class AudioSettings:
     preview_output: str = ""   # output device for previews; "" = same as the input device
     input_channels: int = 2
     extra: dict = field(default_factory=dict)
-
-
-def profile_names() -> list[str]:
-    """Match profiles shipped in presets/match/ (their file stems), else the defaults."""
-    names = sorted(p.stem for p in MATCH_PRESET_DIR.glob("*.json")) if MATCH_PRESET_DIR.is_dir() else []
-    return names or list(DEFAULT_PROFILES)
 
 
 def category_of(path: str) -> str:
