@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -188,12 +189,15 @@ class Scanner:
 
         index = self.library.index
         interrupted = False
+        completed = False
         try:
             self._run(tasks, orphans, report, started)
+            completed = not self._cancel.is_set()
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            if interrupted or self._cancel.is_set():
+            if not completed:
+                # A move may not have been seen yet: keep the orphans for the next scan.
                 report.interrupted = True
             else:
                 # Orphans not relinked by a moved copy are really gone.
@@ -213,32 +217,50 @@ class Scanner:
             return
         catalog = self.library.catalog
         known = frozenset(catalog.known_hashes())
-        context = multiprocessing.get_context("spawn")
         model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+        pool = _WorkerPool(min(self.workers, len(tasks)), model_path, known)
         total = len(tasks)
         done = 0
         max_in_flight = self.workers * 4
         # (candidate, force): force skips the known-content shortcut.
         pending = [(task, False) for task in reversed(tasks)]
-        in_flight: dict[Future, _Candidate] = {}
+        # Files that were in flight when a worker process died: each is retried
+        # alone, so the one that kills a worker again is known and skipped.
+        suspects: list[tuple[_Candidate, bool]] = []
+        in_flight: dict[Future, tuple[_Candidate, bool, bool]] = {}
         last_commit = time.monotonic()
         last_save = last_commit
-        executor = ProcessPoolExecutor(
-            max_workers=min(self.workers, total), mp_context=context,
-            initializer=init_worker, initargs=(model_path, known))
         batch: list = []
         try:
-            while pending or in_flight:
-                while pending and len(in_flight) < max_in_flight and not self._cancel.is_set():
-                    task, force = pending.pop()
-                    in_flight[executor.submit(
-                        analyse_in_worker, task.path, task.size, task.mtime_ns, force)] = task
+            while pending or suspects or in_flight:
+                if not self._cancel.is_set():
+                    if suspects and not in_flight:
+                        task, force = suspects.pop()
+                        in_flight[pool.submit(task, force)] = (task, force, True)
+                    while not suspects and pending and len(in_flight) < max_in_flight:
+                        task, force = pending.pop()
+                        in_flight[pool.submit(task, force)] = (task, force, False)
                 if not in_flight:
                     break
                 finished, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
+                crashed = False
                 for future in finished:
-                    task = in_flight.pop(future)
-                    batch.append((task, future.result()))
+                    task, force, alone = in_flight.pop(future)
+                    try:
+                        batch.append((task, future.result()))
+                    except BrokenProcessPool:
+                        crashed = True
+                        if alone:
+                            batch.append((task, _crash_analysis(task)))
+                        else:
+                            suspects.append((task, force))
+                    except Exception as exc:  # noqa: BLE001 — a bug must not stop the scan
+                        batch.append((task, _crash_analysis(task, exc)))
+                if crashed:
+                    # Every other file in flight died with the worker: retry them alone.
+                    suspects.extend((t, f) for t, f, _ in in_flight.values())
+                    in_flight.clear()
+                    pool.restart()
                 now = time.monotonic()
                 if batch and (now - last_commit >= COMMIT_EVERY_S or not in_flight):
                     with catalog.transaction():
@@ -264,9 +286,9 @@ class Scanner:
                 with catalog.transaction():
                     for task, result in batch:
                         self._record(task, result, orphans, report)
-            executor.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel=True)
             raise
-        executor.shutdown(wait=True)
+        pool.shutdown()
 
     def _record(self, task: _Candidate, result, orphans: dict[str, FileRow],
                 report: ScanReport) -> bool:
@@ -326,6 +348,40 @@ class Scanner:
     def _note_skip(report: ScanReport, path: str, code: str | None, message: str | None) -> None:
         report.skipped[code or "unknown"] += 1
         report.skipped_files.append((path, code or "unknown", message or ""))
+
+
+class _WorkerPool:
+    """The scanner's worker processes (spawned, each with its own encoder)."""
+
+    def __init__(self, workers: int, model_path: str | None, known: frozenset[str]):
+        self._args = (workers, model_path, known)
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        workers, model_path, known = self._args
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker, initargs=(model_path, known))
+
+    def submit(self, task: _Candidate, force: bool) -> Future:
+        return self._executor.submit(analyse_in_worker, task.path, task.size, task.mtime_ns, force)
+
+    def restart(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._start()
+
+    def shutdown(self, cancel: bool = False) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=cancel)
+
+
+def _crash_analysis(task: _Candidate, exc: BaseException | None = None) -> FileAnalysis:
+    """A skipped row for a file whose analysis killed its worker or raised."""
+    if exc is None:
+        message = "analysis failed: decoding this file crashed the worker process"
+    else:
+        message = f"analysis failed: {type(exc).__name__}: {exc}"
+    return FileAnalysis(path=task.path, size=task.size, mtime_ns=task.mtime_ns, content_hash=None,
+                        status="skipped", error_code="analysis_failed", error=message)
 
 
 def _unchanged(row: FileRow, candidate: _Candidate, model_id: str) -> bool:

@@ -4,6 +4,7 @@ re-scans, moves, deletions, interruption (Ctrl-C and kill -9) and resumption."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -255,3 +257,51 @@ def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_librar
     assert report.unchanged == done and report.indexed == 80 - done
     with Library(isolated_library_dir) as library:
         assert library.catalog.stats()["indexed"] == 80
+
+
+def test_a_worker_that_dies_is_replaced_and_the_file_that_kills_it_is_skipped(
+        tmp_path, isolated_library_dir):
+    """Kills the scanner's worker processes for real (SIGKILL, as the OOM killer or a
+    crashing decoder would): first while the long file is in flight with others, then
+    while it is retried alone."""
+    root = tmp_path / "samples"
+    write_hits(root, 6)
+    long_file = badfiles.write_long(root, seconds=660.0, sample_rate=8000)
+    shorts_done = threading.Event()
+    kills: list[int] = []
+
+    def on_progress(progress):
+        if progress.done >= 6:
+            shorts_done.set()
+
+    def killer():
+        if not shorts_done.wait(120):
+            return
+        time.sleep(0.3)
+        first = {p.pid for p in multiprocessing.active_children()}
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        kills.append(len(first))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            fresh = [p.pid for p in multiprocessing.active_children() if p.pid not in first]
+            if fresh:
+                time.sleep(1.0)
+                for pid in fresh:
+                    os.kill(pid, signal.SIGKILL)
+                kills.append(len(fresh))
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    with Library(isolated_library_dir) as library:
+        report = Scanner(library, workers=2, progress=on_progress).scan([root])
+        thread.join()
+        assert len(kills) == 2, "the test did not get to kill the workers twice"
+        row = library.catalog.file_by_path(str(long_file))
+        assert (row.status, row.error_code) == ("skipped", "analysis_failed")
+        assert "crashed" in row.error
+        assert library.catalog.stats()["indexed"] == 6
+        assert not report.interrupted
+        assert len(library.index) == library.catalog.vector_count()
