@@ -132,6 +132,10 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def _run_gui(library_dir: str | None) -> int:
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise CliError("no display for the desktop window (neither DISPLAY nor WAYLAND_DISPLAY "
+                       "is set); in a terminal use `samplescout listen` or `samplescout search`")
     try:
         from ui.main_window import run  # the desktop app, when installed
     except ImportError:

@@ -143,3 +143,11 @@ def test_plugins_scans_an_extra_vst3_folder(tmp_path, capsys):
     assert len(mine) == 1 and mine[0]["ok"] and mine[0]["name"] == "ZamComp"
     verb = [p for p in report["plugins"] if p["path"].endswith("ZamVerb.vst3")]
     assert verb and not verb[0]["ok"] and verb[0]["timed_out"]  # hangs on load: reported, skipped
+
+
+def test_the_window_without_a_display_is_one_clear_line(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no display" in err and "samplescout listen" in err
