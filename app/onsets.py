@@ -15,6 +15,12 @@ For mono audio at any sample rate (the matcher runs it at the model rate):
    previous onset, and the RMS level of frame ``n`` or ``n+1`` reaches ``gate_db``.
 5. The reported onset sample is the start of the audio frame ``n`` added to frame ``n-1``
    (``(n-1)*hop_length + n_fft``) minus a quarter hop: within one hop of the true attack.
+6. Sounds out of silence. When the level rises from below the gate, the frame where it
+   crosses the gate opens a sound. A flux onset within ``backtrack_s`` of that frame (and the
+   first since it) is reported at the opening frame, so the window of a hit whose flux
+   peaks late (a swell, a swash, a backspin) starts where the sound starts. A sound with no
+   flux onset at all (a slow fade-in) is reported at its opening frame once its level stands
+   ``rise_db`` above the gate, ``backtrack_s`` or more after the opening (strength 0).
 
 Decisions for frame ``n`` wait for frame ``n+1`` (one hop of look-ahead). The detector
 gives the same onsets whatever the sizes of the chunks pushed (tested).
@@ -52,6 +58,8 @@ class OnsetParams:
     mean_weight: float = 0.5
     history_frames: int = 24
     min_gap_s: float = 0.05
+    backtrack_s: float = 0.1
+    rise_db: float = 15.0
 
     def validate(self) -> None:
         if self.n_fft < 64 or self.n_fft & (self.n_fft - 1):
@@ -66,6 +74,8 @@ class OnsetParams:
             raise ValueError("history_frames must be >= 1")
         if self.min_gap_s < 0:
             raise ValueError("min_gap_s must be >= 0")
+        if self.backtrack_s < 0 or self.rise_db < 0:
+            raise ValueError("backtrack_s and rise_db must be >= 0")
 
 
 def sensitivity_to_delta(sensitivity: float) -> float:
@@ -90,6 +100,7 @@ class OnsetDetector:
         self._floor = 10.0 ** (p.gate_db / 10.0) / self._bands.shape[1]
         self._gate_ms = 10.0 ** (p.gate_db / 10.0)
         self._min_gap_frames = max(1, int(round(p.min_gap_s * sample_rate / p.hop_length)))
+        self._backtrack_frames = int(round(p.backtrack_s * sample_rate / p.hop_length))
         self.reset()
 
     def reset(self) -> None:
@@ -102,6 +113,10 @@ class OnsetDetector:
         self._pending: tuple[int, float, float, float] | None = None  # frame, flux, level, thr
         self._prev_flux = -np.inf
         self._last_onset_frame = -(1 << 40)
+        self._below_gate = True          # the previous frame was quieter than the gate
+        self._open_frame: int | None = None   # where the current sound rose out of silence
+        self._open_sample = 0
+        self._open_reported = False      # an onset was reported since _open_frame
         self.n_samples = 0
 
     @property
@@ -126,7 +141,7 @@ class OnsetDetector:
         power = (np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2) @ self._bands * self._scale
         log_power = 10.0 * np.log10(power + self._floor)
         levels = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
-        onsets = self._decide(log_power, levels)
+        onsets = self._decide(log_power, levels, frames)
         self._next_frame += n_frames
         drop = self._next_frame * p.hop_length - self._buffer_start
         if drop > 0:
@@ -142,7 +157,7 @@ class OnsetDetector:
         self.reset()
         return out
 
-    def _decide(self, log_power: np.ndarray, levels: np.ndarray) -> list[Onset]:
+    def _decide(self, log_power: np.ndarray, levels: np.ndarray, frames: np.ndarray) -> list[Onset]:
         prev = self._prev_log
         if prev is None:
             prev = log_power[:1]   # the first frame has no rise
@@ -155,6 +170,7 @@ class OnsetDetector:
             f, level = float(flux[i]), float(levels[i])
             if self._pending is not None:
                 out.extend(self._judge(self._pending, f, level))
+            out.extend(self._follow_level(frame, level, frames[i]))
             hist = self._history
             if hist:
                 h = np.fromiter(hist, dtype=np.float64, count=len(hist))
@@ -178,9 +194,41 @@ class OnsetDetector:
         if onset_level < self.params.gate_db:
             return []
         self._last_onset_frame = frame
-        p = self.params
-        sample = max(0, (frame - 1) * p.hop_length + p.n_fft - p.hop_length // 4)
+        at = frame
+        sample = self._frame_sample(frame)
+        if (self._open_frame is not None and not self._open_reported
+                and frame - self._open_frame <= self._backtrack_frames):
+            sample = min(sample, self._open_sample)
+        self._open_reported = True
         return [Onset(sample=sample, strength=f - thr, level_db=onset_level)]
+
+    def _follow_level(self, frame: int, level: float, audio: np.ndarray) -> list[Onset]:
+        """Track sounds rising out of silence; report one that no flux onset marked."""
+        gate = self.params.gate_db
+        if level < gate:
+            self._below_gate = True
+            self._open_frame = None
+            return []
+        if self._below_gate:
+            self._below_gate = False
+            self._open_frame, self._open_reported = frame, False
+            # The sound starts in the hop this frame added: at its first sample above the gate.
+            p = self.params
+            new = np.abs(audio[p.n_fft - p.hop_length:])
+            loud = np.flatnonzero(new >= 10.0 ** (gate / 20.0))
+            self._open_sample = frame * p.hop_length + p.n_fft - p.hop_length + (int(loud[0]) if loud.size else 0)
+            return []
+        if (self._open_frame is None or self._open_reported or level < gate + self.params.rise_db
+                or frame - self._open_frame <= self._backtrack_frames):
+            return []
+        # No flux onset can still be backtracked here: the pending frame is past the window.
+        self._open_reported = True
+        self._last_onset_frame = frame
+        return [Onset(sample=self._open_sample, strength=0.0, level_db=level)]
+
+    def _frame_sample(self, frame: int) -> int:
+        p = self.params
+        return max(0, (frame - 1) * p.hop_length + p.n_fft - p.hop_length // 4)
 
 
 def _band_matrix(n_bins: int, n_fft: int, sample_rate: int) -> np.ndarray:

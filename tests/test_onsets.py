@@ -110,3 +110,53 @@ def test_bad_parameters_are_refused():
         OnsetDetector(SR, OnsetParams(n_fft=1000))
     with pytest.raises(ValueError, match="gate_db"):
         OnsetDetector(SR, OnsetParams(gate_db=10))
+
+
+def swell(seconds=0.6, rise_s=0.25, seed=5):
+    """Noise that fades in over rise_s (no sharp attack), then decays: a swell or soft buzz."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    env = np.minimum(1.0, t / rise_s) ** 2 * np.exp(-np.maximum(0.0, t - rise_s) / 0.1)
+    return rng.standard_normal(n) * env * 0.3
+
+
+def test_a_slow_fade_in_out_of_silence_is_one_onset_at_its_start():
+    start = int(0.5 * SR)
+    signal = np.zeros(2 * SR)
+    s = swell()
+    signal[start:start + len(s)] = s
+    found = detect_onsets(signal, SR)
+    assert len(found) == 1, found
+    # where it rose above the gate (-50 dBFS), within 50 ms of its start, long before it got loud
+    assert start <= found[0].sample <= start + int(0.05 * SR), found[0].sample - start
+    assert found[0].strength == 0.0                    # no flux onset marked it
+
+
+def test_late_flux_peak_is_moved_back_to_where_the_sound_rose_out_of_silence(sonic_pi_samples):
+    from app.decode import read_mono
+    for name in ("perc_swash", "vinyl_backspin", "ambi_soft_buzz"):
+        audio = read_mono(sonic_pi_samples / f"{name}.flac", SR)
+        start = int(0.3 * SR)
+        signal = np.zeros(start + len(audio) + SR // 2)
+        signal[start:start + len(audio)] = audio
+        first = start + int(np.flatnonzero(np.abs(audio) >= 10 ** (-50 / 20))[0])
+        found = detect_onsets(signal, SR)
+        assert found, name
+        assert abs(found[0].sample - first) <= 512, (name, found[0].sample - first)
+
+
+def test_fade_in_onsets_do_not_depend_on_chunking():
+    signal = np.zeros(3 * SR)
+    for i, pos in enumerate((int(0.3 * SR), int(1.4 * SR))):
+        s = swell(seed=i)
+        signal[pos:pos + len(s)] = s
+    offline = detect_onsets(signal, SR)
+    detector = OnsetDetector(SR)
+    streamed, pos, rng = [], 0, np.random.default_rng(3)
+    while pos < len(signal):
+        n = int(rng.integers(1, 3000))
+        streamed += detector.push(signal[pos:pos + n])
+        pos += n
+    streamed += detector.flush()
+    assert streamed == offline and len(offline) == 2
