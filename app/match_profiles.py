@@ -13,13 +13,15 @@ A profile file is a JSON object::
       "gate_db": -50,               no onsets/queries below this level (dBFS)
       "onset_sensitivity": 0.6,     0..1, 1 = most sensitive
       "min_onset_gap_seconds": 0.05,
+      "capture_seconds": 0.5,       capture: the span looked up (its strongest onset, else all)
       "k": 10,                      files asked from the index per query
       "hysteresis": {"margin": 0.02, "new_weight": 0.8, "decay": 0.6,
                      "max_age_seconds": 8.0, "min_score": 0.3, "display": 16}
     }
 
 Every key is required except ``description``, ``hop_seconds`` (rolling needs it),
-``pre_roll_seconds``, ``cut_at_next_onset`` and ``min_onset_gap_seconds``; unknown keys are
+``pre_roll_seconds``, ``cut_at_next_onset``, ``min_onset_gap_seconds`` and ``capture_seconds``
+(default: ``window_seconds`` + 0.5); unknown keys are
 errors, so a typo never passes silently. Any thread may call these functions.
 """
 
@@ -64,7 +66,13 @@ class MatchProfile:
     pre_roll_seconds: float = 0.01
     cut_at_next_onset: bool = True
     min_onset_gap_seconds: float = 0.05
+    capture_seconds: float | None = None
     description: str = ""
+
+    @property
+    def capture_span(self) -> float:
+        """Seconds a capture looks back (the strongest onset in them, else all of them)."""
+        return self.capture_seconds if self.capture_seconds is not None else self.window_seconds + 0.5
 
     def with_mode(self, mode: str) -> "MatchProfile":
         if mode not in MODES:
@@ -74,6 +82,8 @@ class MatchProfile:
     def to_json(self) -> dict:
         data = {"format": FORMAT, "version": 1}
         data.update(asdict(self))
+        if data["capture_seconds"] is None:
+            del data["capture_seconds"]
         return data
 
 
@@ -85,6 +95,7 @@ _NUMBERS = {
     "gate_db": (-120.0, 0.0),
     "onset_sensitivity": (0.0, 1.0),
     "min_onset_gap_seconds": (0.0, 2.0),
+    "capture_seconds": (0.05, 20.0),
 }
 _HYST_NUMBERS = {
     "margin": (0.0, 1.0),
@@ -96,7 +107,7 @@ _HYST_NUMBERS = {
 _REQUIRED = {"format", "version", "name", "mode", "window_seconds", "gate_db",
              "onset_sensitivity", "k", "hysteresis"}
 _OPTIONAL = {"description", "hop_seconds", "pre_roll_seconds", "cut_at_next_onset",
-             "min_onset_gap_seconds"}
+             "min_onset_gap_seconds", "capture_seconds"}
 
 
 def _number(source: str, key: str, value, lo: float, hi: float) -> float:

@@ -13,15 +13,20 @@ Falling behind: if the ring overran the reader, or more than ``max_lag_seconds``
 read, the worker jumps to the newest audio, restarts its stream state and counts the frames
 it skipped.
 
+Captures never wait behind live analysis: ``capture`` copies the span it needs (audio and
+onsets the worker has seen) under a short state lock and runs the encoder and the index on
+the caller's thread, alongside whatever window the worker is analysing (the encoder allows
+concurrent runs).
+
 Latency of an update: from the moment the last frame of its window was in the capture ring
 to the moment the update is published (window end -> published); for a capture, from the
 request to the publication.
 
 Threads: ``start``/``stop`` from the owning thread; ``set_mode``, ``set_profile``,
-``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and ``search_file``
-from any thread. Subscribers run on the matcher thread (for ``search_file``, and for
-``capture`` while the matcher is stopped, on the caller's thread): keep them short and
-hand work to your own thread or event loop.
+``set_index``, ``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and
+``search_file`` from any thread. Subscribers run on the matcher thread for live updates and
+on the caller's thread for ``capture`` and ``search_file``: keep them short and hand work to
+your own thread or event loop.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +59,9 @@ __all__ = ["LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
 RESAMPLE_QUALITY = "MQ"
 MAX_READ_SECONDS = 0.25        # frames read from the ring per step
 RECENT_ONSETS = 64
+# Suggestions an update carries at most (the pads page through them 16 at a time): captures
+# ask the index for this many files; live updates carry what the merger holds, up to this.
+KEEP_SUGGESTIONS = 64
 LATENCY_HISTORY = 512
 
 
@@ -104,12 +111,13 @@ class LiveMatcher:
         self.max_lag_frames = int(max_lag_seconds * self.sample_rate)
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
+        # Guards the worker's stream state (history, onsets, segment origin) against captures.
+        self._state_lock = threading.Lock()
         self._subscribers: list = []
         self._merger = SuggestionMerger(profile.hysteresis)
         self._latest: SuggestionUpdate | None = None
         self._seq = 0
         self._onsets: collections.deque[tuple[int, float]] = collections.deque(maxlen=RECENT_ONSETS)
-        self._requests: collections.deque = collections.deque()
         self._catalogs = threading.local()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -151,10 +159,6 @@ class LiveMatcher:
         thread.join(10)
         self._thread = None
         self._running = False
-        while self._requests:
-            _, future, _ = self._requests.popleft()
-            if not future.done():
-                future.set_result(None)
 
     def set_mode(self, mode: str) -> None:
         """Switch between 'one-shot' and 'rolling' while running."""
@@ -166,6 +170,14 @@ class LiveMatcher:
         with self._lock:
             self._profile = profile
             self._merger.hysteresis = profile.hysteresis
+
+    def set_index(self, index: VectorIndex) -> None:
+        """Query ``index`` from now on (after a rescan); queries already running finish on the
+        old one. Any thread."""
+        if index is None:
+            raise MatcherError("set_index needs an index")
+        with self._lock:
+            self.index = index
 
     def subscribe(self, callback) -> None:
         with self._lock:
@@ -207,16 +219,16 @@ class LiveMatcher:
     # ---- queries from outside the live stream -------------------------------------------
 
     def capture(self, seconds: float | None = None) -> SuggestionUpdate | None:
-        """Look up the last ``seconds`` of input: the strongest onset in it, else the whole span.
+        """Look up the last ``seconds`` of input (default: the profile's capture span): the
+        strongest onset in it, else the whole span.
 
-        Returns the published update, or None if the span is silent. Any thread.
+        Returns the published update, or None if the span is silent. Any thread; runs on the
+        caller's thread without waiting for the live analysis.
         """
-        seconds = self._capture_seconds(seconds)
         requested = time.perf_counter()
-        if self._running and threading.current_thread() is not self._thread:
-            future: Future = Future()
-            self._requests.append((seconds, future, requested))
-            return future.result(timeout=30.0)
+        seconds = self._capture_seconds(seconds)
+        if self._running:
+            return self._capture_live(seconds, requested)
         return self._capture_from_ring(seconds, requested)
 
     def search_file(self, path, k: int | None = None) -> SuggestionUpdate:
@@ -233,13 +245,15 @@ class LiveMatcher:
 
     def query_audio(self, audio_44k: np.ndarray, *, k: int | None = None, reason: str = "file",
                     started: float | None = None) -> SuggestionUpdate | None:
-        """Query with model-rate mono audio (no hysteresis) and publish; None if silent."""
+        """Query with model-rate mono audio (no hysteresis) and publish; None if silent.
+        ``k`` files (default: as many as a capture keeps)."""
         started = time.perf_counter() if started is None else started
         profile = self._profile
+        k = k or KEEP_SUGGESTIONS
         vectors = embed_query(self.encoder, audio_44k)
         if len(vectors) == 0:
             return None
-        results = rank_files(self.index, self._catalog(), vectors, k or profile.k)
+        results = rank_files(self.index, self._catalog(), vectors, max(k or 0, profile.k))
         suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
@@ -254,6 +268,10 @@ class LiveMatcher:
 
     def _reset_stream(self, device_frame: int) -> None:
         """New continuous segment starting at ``device_frame`` (start, or after a jump)."""
+        with self._state_lock:
+            self._reset_stream_locked(device_frame)
+
+    def _reset_stream_locked(self, device_frame: int) -> None:
         profile = self._profile
         self._active_profile = profile
         self._seg_frame = device_frame
@@ -278,13 +296,6 @@ class LiveMatcher:
         while not self._stop.is_set():
             try:
                 worked = self._step()
-                while self._requests:
-                    seconds, future, requested = self._requests.popleft()
-                    try:
-                        future.set_result(self._capture_live(seconds, requested))
-                    except Exception as exc:  # noqa: BLE001 — the caller gets it
-                        future.set_exception(exc)
-                    worked = True
             except Exception as exc:  # noqa: BLE001 — keep listening; report in stats
                 with self._lock:
                     self._stats["errors"] += 1
@@ -345,11 +356,13 @@ class LiveMatcher:
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
         mono = np.asarray(mono, dtype=np.float32)
-        if mono.size:
-            self._append_history(mono)
-        self._reads.append((t_read, self._position, self._model_end))
-        for onset in self._detector.push(mono):
-            self._on_onset(onset)
+        onsets = self._detector.push(mono)
+        with self._state_lock:
+            if mono.size:
+                self._append_history(mono)
+            self._reads.append((t_read, self._position, self._model_end))
+            for onset in onsets:
+                self._on_onset(onset)
 
     def _append_history(self, mono: np.ndarray) -> None:
         size = self._history_len
@@ -410,7 +423,7 @@ class LiveMatcher:
         return bool(due)
 
     def _analyse(self, w: _Window, profile: MatchProfile) -> None:
-        audio = self._history_span(w.start, w.end)
+        audio = self._history_span(w.start, w.end)   # the worker is the only writer: no lock
         level = _peak_db(audio)
         if level < profile.gate_db:
             with self._lock:
@@ -427,7 +440,8 @@ class LiveMatcher:
         onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
         with self._lock:
             self._stats["queries"] += 1
-            suggestions = self._merger.update(results, time.monotonic())
+            self._merger.update(results, time.monotonic())
+            suggestions = self._merger.suggestions(max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         latency = (time.perf_counter() - arrived) * 1000.0
         self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,
                       mode=profile.mode)
@@ -466,7 +480,7 @@ class LiveMatcher:
 
     def _capture_seconds(self, seconds: float | None) -> float:
         if seconds is None:
-            return self._profile.window_seconds + 0.5
+            return self._profile.capture_span
         seconds = float(seconds)
         if not 0.05 <= seconds <= 20.0:
             raise MatcherError(f"capture span must be 0.05..20 s, got {seconds:g}")
@@ -487,12 +501,13 @@ class LiveMatcher:
         return start, end, m
 
     def _capture_live(self, seconds: float, requested: float) -> SuggestionUpdate | None:
-        profile = self._active_profile
-        span_end = self._model_end
-        span_start = max(self._seg_model, span_end - int(seconds * MODEL_SAMPLE_RATE))
-        start, end, onset = self._capture_window(self._seg_onsets, span_start, span_end, profile)
-        audio = self._history_span(start, end)
-        onset_frame = self._model_to_frame(onset) if onset is not None else None
+        with self._state_lock:
+            profile = self._active_profile
+            span_end = self._model_end
+            span_start = max(self._seg_model, span_end - int(seconds * MODEL_SAMPLE_RATE))
+            start, end, onset = self._capture_window(list(self._seg_onsets), span_start, span_end, profile)
+            audio = self._history_span(start, end)
+            onset_frame = self._model_to_frame(onset) if onset is not None else None
         return self._capture_query(audio, onset_frame, requested, profile, seed_merger=True)
 
     def _capture_from_ring(self, seconds: float, requested: float) -> SuggestionUpdate | None:
@@ -525,12 +540,12 @@ class LiveMatcher:
         vectors = embed_query(self.encoder, audio)
         if len(vectors) == 0:
             return None
-        results = rank_files(self.index, self._catalog(), vectors, profile.k)
-        suggestions = ranked(results, profile.hysteresis.display)
+        results = rank_files(self.index, self._catalog(), vectors, max(profile.k, KEEP_SUGGESTIONS))
+        suggestions = ranked(results, max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         if seed_merger:
             with self._lock:
                 self._merger.reset()
-                self._merger.update(results, time.monotonic())
+                self._merger.update(results[:profile.k], time.monotonic())
         return self._publish(suggestions, onset_frame, level, "capture",
                              (time.perf_counter() - requested) * 1000.0, record_latency=False,
                              mode=profile.mode)

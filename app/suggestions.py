@@ -118,8 +118,9 @@ class SuggestionMerger:
         self._order = order
         return self.suggestions()
 
-    def suggestions(self) -> tuple[Suggestion, ...]:
-        shown = self._order[:self.hysteresis.display]
+    def suggestions(self, limit: int | None = None) -> tuple[Suggestion, ...]:
+        """The merged list, best first: ``limit`` entries (default: the profile's display)."""
+        shown = self._order[:self.hysteresis.display if limit is None else limit]
         return tuple(Suggestion.from_result(self._entries[f].result, rank=i + 1,
                                             score=self._entries[f].score)
                      for i, f in enumerate(shown))

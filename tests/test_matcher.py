@@ -167,3 +167,64 @@ def test_mode_switch_and_overrun_skip(library):
     assert stats["jumps"] >= 1 and stats["skipped_frames"] >= 3 * SR
     assert stats["errors"] == 0, stats["last_error"]
     assert end > 0
+
+
+# ---- captures, capture span, index swap -------------------------------------------------------
+
+def test_capture_span_comes_from_the_profile():
+    assert get_profile("drums").capture_span == 0.5
+    data = json.loads(json.dumps(get_profile("drums").to_json()))
+    del data["capture_seconds"]
+    from app.match_profiles import profile_from_json
+    assert profile_from_json(data).capture_span == data["window_seconds"] + 0.5
+    data["capture_seconds"] = 0.01
+    with pytest.raises(ProfileError, match="'capture_seconds' must be between"):
+        profile_from_json(data)
+
+
+def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(library):
+    import threading
+    library_dir, linked = library
+    files = played_files(linked, 12)
+    earlier, last = files[1], files[6]
+    signal, starts = sequence([earlier, last], SR, 0.8)
+    signal = signal[:starts[1] + int(0.3 * SR)]      # the capture comes 0.3 s after the last hit
+    ring = CaptureRing.for_seconds(1, SR, 10, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    seen = []
+    matcher.subscribe(lambda u: seen.append((u.reason, threading.current_thread().name)))
+    matcher.start()
+    try:
+        feed(ring, signal)
+        time.sleep(0.3)
+        update = matcher.capture()
+    finally:
+        matcher.stop()
+    assert update is not None and update.reason == "capture"
+    assert update.suggestions[0].path == str(last), [s.name for s in update.suggestions[:3]]
+    assert ("capture", threading.current_thread().name) in seen
+    assert ("onset", "live-matcher") in seen
+
+
+def test_set_index_swaps_the_index_queries_use(library):
+    from app.catalog import Catalog
+    from app.index import VectorIndex
+    from app.paths import CATALOG_FILENAME
+    library_dir, linked = library
+    target = played_files(linked, 12)[4]
+    ring = CaptureRing.for_seconds(1, SR, 2, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    full = matcher.search_file(target)
+    assert full.suggestions[0].path == str(target) and len(full.suggestions) > 1
+    with Catalog(library_dir / CATALOG_FILENAME) as catalog:
+        row = catalog.file_by_path(str(target))
+        parts = [p for p in catalog.iter_vectors(matcher.encoder.model_id, dim=matcher.encoder.dim)]
+    ids = np.concatenate([p[0] for p in parts])
+    fids = np.concatenate([p[1] for p in parts])
+    vecs = np.concatenate([p[2] for p in parts])
+    others = fids != row.id
+    smaller = VectorIndex.build(matcher.encoder.dim, matcher.encoder.model_id, ids[others], fids[others], vecs[others])
+    matcher.set_index(smaller)
+    swapped = matcher.search_file(target)
+    assert str(target) not in [s.path for s in swapped.suggestions]
+    assert len(swapped.suggestions) > 1
