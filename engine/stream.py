@@ -43,6 +43,7 @@ import copy
 import gc
 import multiprocessing as mp
 import os
+import select
 import sys
 import threading
 import time
@@ -105,6 +106,20 @@ class EngineStatus:
     device: str = ""
     restarts: int = 0
     midi: str = ""      # MIDI port in use or why there is none
+    input_latency: float | None = None    # seconds, as the audio process's stream reports them
+    output_latency: float | None = None
+
+
+def _split_latency(latency, cfg) -> tuple[float | None, float | None]:
+    """sounddevice reports (input, output) for a duplex stream, one float otherwise."""
+    if isinstance(latency, (tuple, list)) and len(latency) == 2:
+        return float(latency[0]), float(latency[1])
+    if isinstance(latency, (int, float)):
+        if cfg.input_channels and not cfg.output_channels:
+            return float(latency), None
+        if cfg.output_channels and not cfg.input_channels:
+            return None, float(latency)
+    return None, None
 
 
 def _layout(cfg: StreamConfig) -> list[tuple[str, tuple, type]]:
@@ -338,6 +353,11 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
     midi_in = None
     midi_msg = ""
     midi_seen: collections.deque = collections.deque(maxlen=1024)  # for the app, sent by the loop
+    # The MIDI callback wakes the control loop (one byte down a pipe) so a message reaches the
+    # app at once rather than at the loop's next 50 ms poll.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
     if cfg.midi_api:
         try:
             midi_in = open_midi_input(cfg.midi_api, cfg.midi_port)
@@ -345,6 +365,10 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
 
             def on_midi(message):
                 midi_seen.append((message, midi_map.handle(message)))
+                try:
+                    os.write(wake_w, b"m")
+                except OSError:     # pipe full: the loop is awake already
+                    pass
 
             midi_in.set_callback(on_midi)
         except MidiUnavailable as exc:
@@ -358,6 +382,8 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         if midi_in is not None:
             midi_in.close()
         chains.close()
+        os.close(wake_r)
+        os.close(wake_w)
         return
     send(("started", f"{dev.hostapi}: {dev.name}", midi_msg, stream.latency))
 
@@ -368,7 +394,16 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
         while midi_seen:
             message, action = midi_seen.popleft()
             send(("midi", list(message), action))
-        if conn.poll(0.05):
+        ready = select.select([conn, wake_r], [], [], 0.05)[0]
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except OSError:
+                pass
+            while midi_seen:
+                message, action = midi_seen.popleft()
+                send(("midi", list(message), action))
+        if conn in ready:
             try:
                 msg = conn.recv()
             except EOFError:
@@ -406,9 +441,15 @@ def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | No
                 # PortAudio's JACK backend asserts when closing a stream of a dead server.
                 os._exit(4)
             chains.close()
+            if midi_in is not None:
+                midi_in.close()
+            os.close(wake_r)
+            os.close(wake_w)
             return
     if midi_in is not None:
         midi_in.close()
+    os.close(wake_r)
+    os.close(wake_w)
     stream.stop()
     stream.close()
     chains.close()
@@ -451,6 +492,7 @@ class AudioEngine:
         self.restarts = 0
         self.midi_events = 0
         self.last_midi: list | None = None
+        self._midi_listeners: tuple[Callable[[list, str | None], None], ...] = ()
         # Chain descriptions as last set (with later parameter/bypass edits folded in), so a
         # fresh audio process gets them again after a reconnect.
         self._chain_specs: dict[str, dict | None] = {name: None for name in CHAIN_NAMES}
@@ -557,8 +599,10 @@ class AudioEngine:
                 return
             kind = msg[0]
             if kind == "started":
+                lat_in, lat_out = _split_latency(msg[3] if len(msg) > 3 else None, self.config)
                 self._status = EngineStatus("running", f"running on {msg[1]}", device=msg[1],
-                                            restarts=self.restarts, midi=msg[2])
+                                            restarts=self.restarts, midi=msg[2],
+                                            input_latency=lat_in, output_latency=lat_out)
                 self._resend_state(conn)
             elif kind == "error":
                 self._status = EngineStatus("waiting", msg[1] + "; retrying", restarts=self.restarts)
@@ -596,6 +640,11 @@ class AudioEngine:
     def _on_midi(self, message, action) -> None:
         self.midi_events += 1
         self.last_midi = message
+        for listener in self._midi_listeners:
+            try:
+                listener(list(message), action)
+            except Exception:  # noqa: BLE001 — a bad listener must not stop MIDI handling
+                pass
         if self._learning is not None and action == self._learning and self._midi_map is not None:
             from .midi import parse_message
             kind, number, _ = parse_message(message)
@@ -846,6 +895,19 @@ class AudioEngine:
     def set_midi_map(self, midi_map) -> None:
         self._midi_map = midi_map
         self._send(("midi_map", midi_map.to_json()))
+
+    def on_midi_message(self, callback: Callable[[list, str | None], None]) -> Callable[[], None]:
+        """Call ``callback(message, action)`` for every incoming MIDI message (the raw bytes as a
+        list of ints, and the action the map bound it to or None), also while MIDI learn runs.
+        Runs on the engine's message thread: keep it short. Returns a function that removes
+        the subscription. Any thread."""
+        with self._lock:
+            self._midi_listeners = (*self._midi_listeners, callback)
+
+        def remove() -> None:
+            with self._lock:
+                self._midi_listeners = tuple(c for c in self._midi_listeners if c is not callback)
+        return remove
 
     def on_action(self, action: str, handler: Callable[[], None]) -> None:
         """Register what capture_lookup / page_next / page_prev do (called on a non-audio thread)."""

@@ -187,9 +187,17 @@ def burst(seed: int, frames: int):
     return x.astype(np.float32)
 
 
+def engine_port_pattern(pattern: str) -> str:
+    """JACK port regex for the engine's ports: a second PortAudio client of the same server is
+    named "PortAudio-01" and so on, so "PortAudio:in_" also matches "PortAudio-01:in_1"."""
+    if pattern.startswith("PortAudio:"):
+        return "PortAudio(-[0-9]+)?:" + pattern[len("PortAudio:"):]
+    return pattern
+
+
 def _connect_all(client, ours, pattern, is_input):
     """Connect `ours` to every port of the other side whose name matches pattern."""
-    found = client.get_ports(pattern, is_audio=None, is_input=is_input)
+    found = client.get_ports(engine_port_pattern(pattern), is_audio=None, is_input=is_input)
     for p in found:
         if is_input:
             client.connect(ours, p)
@@ -201,7 +209,8 @@ def _connect_all(client, ours, pattern, is_input):
 def _wait_for_ports(client, pattern, is_input, is_midi=False, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ports = client.get_ports(pattern, is_input=is_input, is_midi=is_midi, is_audio=not is_midi)
+        ports = client.get_ports(engine_port_pattern(pattern), is_input=is_input, is_midi=is_midi,
+                                 is_audio=not is_midi)
         if ports:
             return ports
         time.sleep(0.05)

@@ -30,6 +30,18 @@ def click_free(y, limit=0.05):
     return float(np.max(np.abs(np.diff(y)))) < limit
 
 
+def test_status_reports_the_stream_latency(jack_server):
+    eng = engine_for()
+    try:
+        status = eng.status()
+        # PortAudio on JACK's dummy driver: no capture latency, one period of playback latency
+        period = 64 / 48000
+        assert status.input_latency is not None and 0.0 <= status.input_latency < 0.5, status
+        assert status.output_latency is not None and period <= status.output_latency < 0.5, status
+    finally:
+        eng.close()
+
+
 def test_capture_ring_holds_peer_signal_bit_exact(jack_server):
     eng = engine_for()
     try:
@@ -100,6 +112,8 @@ def test_midi_note_from_peer_plays_mapped_preview(jack_server):
         eng.set_slot(3, idx)  # note 38 -> slot 3
         lookups = []
         eng.on_action("capture_lookup", lambda: lookups.append(1))
+        heard = []
+        remove = eng.on_midi_message(lambda message, action: heard.append((message, action)))
         rec = start_peer(jack_server, "record", "PortAudio:out_", 1.5)
         sender = start_peer(jack_server, "rtmidi-send", "Sample Scout", 38, 2)
         rec.go()
@@ -113,6 +127,12 @@ def test_midi_note_from_peer_plays_mapped_preview(jack_server):
         assert len(onsets) == 2, f"expected two pad hits, heard {len(onsets)}"
         assert eng.midi_events >= 2
         assert lookups == []  # only audition was mapped
+        # every message reached the public subscription, note-offs included, with its action
+        assert [m for m, _ in heard].count([0x90, 38, 110]) == 2, heard
+        assert ([0x90, 38, 110], "audition_slot_3") in heard
+        assert any(m[0] & 0xF0 == 0x80 for m, _ in heard)
+        remove()
+        assert eng._midi_listeners == ()
     finally:
         eng.close()
 
