@@ -30,7 +30,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
-DEFAULT_STEPS = 1000
+DEFAULT_STEPS = 1700
 
 
 def main(argv=None) -> int:

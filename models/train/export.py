@@ -110,13 +110,23 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
     parser.add_argument("--calibration-blocks", type=int, default=256)
+    parser.add_argument("--from-checkpoint", action="store_true",
+                        help="export the latest training checkpoint instead of the finished student.pt")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    state = torch.load(args.work_dir / "student.pt", weights_only=False)
+    if args.from_checkpoint:
+        state = torch.load(args.work_dir / "checkpoint.pt", weights_only=False)
+        weights = {k[len("student."):]: v for k, v in state["model"].items() if k.startswith("student.")}
+        state = {"dim": state["args"]["dim"], "widths": Student().widths, "student": weights}
+    else:
+        state = torch.load(args.work_dir / "student.pt", weights_only=False)
     student = Student(state["dim"], tuple(state["widths"]))
     student.load_state_dict(state["student"])
     student.eval()
-    fp32_path = args.work_dir / "scout_fp32.onnx"
+    fp32_path = args.out.with_name(args.out.stem.replace("int8", "fp32") + ".onnx")
+    if fp32_path == args.out:
+        fp32_path = args.out.with_suffix(".fp32.onnx")
+    fp32_path = args.work_dir / fp32_path.name
     export_fp32(student, fp32_path)
 
     with np.load(args.work_dir / "pool.npz") as data:

@@ -14,7 +14,7 @@ vector ``t_i`` of the clean block; ``z`` = the student's L2-normalised embedding
 
 Checkpoints every ``--checkpoint-every`` steps to ``work/checkpoint.pt``; batches are
 drawn from a generator seeded by (seed, step), so a resumed run sees the same data.
-Run: ``python -m models.train.train --work-dir DIR [--steps 900]``. One torch thread.
+Run: ``python -m models.train.train --work-dir DIR [--steps 1700]``. One torch thread.
 """
 
 from __future__ import annotations
@@ -99,12 +99,12 @@ def evaluate(model: Student, pool, idx: np.ndarray) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
-    parser.add_argument("--steps", type=int, default=900)
-    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=1700)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--tau", type=float, default=0.07)
-    parser.add_argument("--tau-teacher", type=float, default=0.05)
+    parser.add_argument("--tau-teacher", type=float, default=0.03)
     parser.add_argument("--alpha", type=float, default=0.3)
     parser.add_argument("--w-relational", type=float, default=0.5)
     parser.add_argument("--w-distill", type=float, default=1.0)
