@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     pick = rng.choice(train_idx, size=args.calibration_blocks, replace=False)
     half = args.calibration_blocks // 2
     calib = np.concatenate([clean[pick[:half]], views[pick[half:], rng.integers(0, views.shape[1], len(pick) - half)]])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     quantise(fp32_path, args.out, calib.astype(np.float32), state["dim"])
 
     test = np.concatenate([clean[held][:100], views[held][:100, 1]]).astype(np.float32)
