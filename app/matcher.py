@@ -13,6 +13,11 @@ Falling behind: if the ring overran the reader, or more than ``max_lag_seconds``
 read, the worker jumps to the newest audio, restarts its stream state and counts the frames
 it skipped.
 
+A capture asked for shortly after a hit has heard only the start of it. When its window was
+cut short by the end of the span (not by the next hit), the worker analyses the full window
+once the ring holds it and publishes it again with reason 'capture-full' (same onset), so
+the answer for the whole sound follows the instant one.
+
 Captures never wait behind live analysis: ``capture`` copies the span it needs (audio and
 onsets the worker has seen) under a short state lock and runs the encoder and the index on
 the caller's thread, alongside whatever window the worker is analysing (the encoder allows
@@ -74,7 +79,7 @@ class _Window:
     start: int                # model-rate sample (absolute)
     end: int
     onset: int | None         # model-rate sample of the onset, if any
-    reason: str
+    reason: str               # 'onset', 'rolling', or 'capture-full' (a capture's full window)
 
 
 def _onset_params(profile: MatchProfile) -> OnsetParams:
@@ -345,7 +350,8 @@ class LiveMatcher:
             self._jump(self.ring.end_frame, self._position)
             return
         if new.mode != old.mode:
-            self._pending = []
+            with self._state_lock:
+                self._pending = []
             window = int(new.window_seconds * MODEL_SAMPLE_RATE)
             self._next_rolling_end = max(self._model_end, self._seg_model + window)
 
@@ -408,22 +414,28 @@ class LiveMatcher:
     def _analyse_due(self) -> bool:
         profile = self._active_profile
         due: list[_Window] = []
-        if profile.mode == "one-shot":
-            due = [w for w in self._pending if w.end <= self._model_end]
-            self._pending = [w for w in self._pending if w.end > self._model_end]
-        elif self._model_end >= self._next_rolling_end:
+        if self._pending:
+            with self._state_lock:          # captures add windows from their own threads
+                due = [w for w in self._pending if w.end <= self._model_end]
+                self._pending = [w for w in self._pending if w.end > self._model_end]
+        if profile.mode != "one-shot" and self._model_end >= self._next_rolling_end:
             hop = max(1, int(profile.hop_seconds * MODEL_SAMPLE_RATE))
             window = int(profile.window_seconds * MODEL_SAMPLE_RATE)
             steps = (self._model_end - self._next_rolling_end) // hop
             end = self._next_rolling_end + steps * hop      # only the newest due window
             self._next_rolling_end = end + hop
-            due = [_Window(end - window, end, None, "rolling")]
+            due.append(_Window(end - window, end, None, "rolling"))
         for w in due:
             self._analyse(w, profile)
         return bool(due)
 
     def _analyse(self, w: _Window, profile: MatchProfile) -> None:
         audio = self._history_span(w.start, w.end)   # the worker is the only writer: no lock
+        if w.reason == "capture-full":
+            onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
+            self._capture_query(audio, onset_frame, self._arrival_time(w.end), profile,
+                                seed_merger=True, reason="capture-full")
+            return
         level = _peak_db(audio)
         if level < profile.gate_db:
             with self._lock:
@@ -508,6 +520,10 @@ class LiveMatcher:
             start, end, onset = self._capture_window(list(self._seg_onsets), span_start, span_end, profile)
             audio = self._history_span(start, end)
             onset_frame = self._model_to_frame(onset) if onset is not None else None
+            full_end = start + int(profile.window_seconds * MODEL_SAMPLE_RATE)
+            if onset is not None and end == span_end < full_end and _peak_db(audio) >= profile.gate_db:
+                # later onsets cut this window like any other (see _on_onset)
+                self._pending.append(_Window(start, full_end, onset, "capture-full"))
         return self._capture_query(audio, onset_frame, requested, profile, seed_merger=True)
 
     def _capture_from_ring(self, seconds: float, requested: float) -> SuggestionUpdate | None:
@@ -530,10 +546,12 @@ class LiveMatcher:
         return self._capture_query(mono[start:end], onset_frame, requested, profile, seed_merger=False)
 
     def _capture_query(self, audio: np.ndarray, onset_frame: int | None, requested: float,
-                       profile: MatchProfile, *, seed_merger: bool) -> SuggestionUpdate | None:
+                       profile: MatchProfile, *, seed_merger: bool,
+                       reason: str = "capture") -> SuggestionUpdate | None:
         level = _peak_db(audio)
-        with self._lock:
-            self._stats["captures"] += 1
+        if reason == "capture":
+            with self._lock:
+                self._stats["captures"] += 1
         if level < profile.gate_db:
             return None
         self._last_window = (onset_frame if onset_frame is not None else -1, audio)
@@ -546,6 +564,6 @@ class LiveMatcher:
             with self._lock:
                 self._merger.reset()
                 self._merger.update(results[:profile.k], time.monotonic())
-        return self._publish(suggestions, onset_frame, level, "capture",
+        return self._publish(suggestions, onset_frame, level, reason,
                              (time.perf_counter() - requested) * 1000.0, record_latency=False,
                              mode=profile.mode)

@@ -6,13 +6,19 @@ into the engine's sample cache when a sample is loaded), the ``LiveMatcher`` rea
 engine's capture ring, and the MIDI capture action: a capture note looks up the last hit and
 fills the 16 audition slots (slot i plays suggestion i, so the pads play the matches).
 
+The pads page through the current suggestion list (up to ``PAD_SUGGESTIONS``): page n puts
+suggestions 16n+1..16n+16 on pads 1..16. The MIDI actions 'page_next' / 'page_prev' (and
+``next_page`` / ``previous_page``) turn pages; a new list starts again at page 0.
+
 Threads: construct, ``start`` and ``close`` on one thread. ``audition``, ``stop_all``,
-``capture``, ``slots`` from any thread. The MIDI capture runs on a worker thread of its own
-(the engine's message thread only hands it over).
+``capture``, ``slots``, ``fill_slots``, ``next_page``, ``previous_page``, ``pad_page`` from
+any thread. MIDI captures and page turns run on a worker thread of the session (the engine's
+message thread only hands them over).
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from pathlib import Path
@@ -26,6 +32,7 @@ from engine.stream import AudioEngine, EngineError, StreamConfig
 
 CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
 SLOTS = 16
+PAD_SUGGESTIONS = 64   # suggestions the pads can page through (4 pages)
 
 
 class SessionError(Exception):
@@ -57,9 +64,12 @@ class Session:
         self.matcher = LiveMatcher(library_dir, self.engine.ring, stream_config.sample_rate,
                                    profile=profile, input_chain=self.input_chain,
                                    encoder=encoder, index=index)
+        self.matcher.subscribe(self._on_update)
         self.midi_map = midi_map or default_midi_map()
         self._slots: list[Suggestion | None] = [None] * SLOTS
-        self._slot_lock = threading.Lock()
+        self._pad_list: list[Suggestion] = []
+        self._page = 0
+        self._slot_lock = threading.RLock()
         self._jobs: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="session-capture", daemon=True)
         self.slot_updates = 0
@@ -71,6 +81,8 @@ class Session:
     def start(self, timeout: float = 10.0) -> None:
         """Open the audio device and start matching; SessionError if no device runs."""
         self.engine.on_action("capture_lookup", lambda: self._jobs.put(("capture", None)))
+        self.engine.on_action("page_next", lambda: self._jobs.put(("page", 1)))
+        self.engine.on_action("page_prev", lambda: self._jobs.put(("page", -1)))
         self.engine.start()
         import time
         deadline = time.monotonic() + timeout
@@ -113,9 +125,42 @@ class Session:
         return update
 
     def fill_slots(self, suggestions) -> None:
-        """Slot i (1..16) plays suggestion i; slots past the list go silent."""
+        """A new suggestion list for the pads (up to PAD_SUGGESTIONS), shown from page 0:
+        slot i (1..16) plays suggestion i; slots past the list go silent."""
+        with self._slot_lock:
+            self._pad_list = list(suggestions)[:PAD_SUGGESTIONS]
+            self._page = 0
+            self._load_page()
+
+    def next_page(self) -> int:
+        """Show the next 16 suggestions on the pads (stays on the last page); the page shown."""
+        return self._turn(1)
+
+    def previous_page(self) -> int:
+        return self._turn(-1)
+
+    def pad_page(self) -> tuple[int, int]:
+        """(page shown, number of pages) of the pads' suggestion list; (0, 0) when empty."""
+        with self._slot_lock:
+            return self._page, self._page_count()
+
+    def _page_count(self) -> int:
+        return math.ceil(len(self._pad_list) / SLOTS)
+
+    def _turn(self, step: int) -> int:
+        with self._slot_lock:
+            page = min(max(0, self._page + step), max(0, self._page_count() - 1))
+            if page != self._page:
+                self._page = page
+                self._load_page()
+            return self._page
+
+    def _load_page(self) -> None:
+        """Caller holds the slot lock: put the current page on the pads."""
+        first = self._page * SLOTS
+        page = self._pad_list[first:first + SLOTS]
         filled: list[Suggestion | None] = [None] * SLOTS
-        for i, suggestion in enumerate(list(suggestions)[:SLOTS]):
+        for i, suggestion in enumerate(page):
             if not suggestion.exists:
                 self.engine.set_slot(i + 1, None)
                 continue
@@ -127,11 +172,10 @@ class Session:
                 continue
             self.engine.set_slot(i + 1, index)
             filled[i] = suggestion
-        for slot in range(len(filled) + 1, SLOTS + 1):
+        for slot in range(len(page) + 1, SLOTS + 1):
             self.engine.set_slot(slot, None)
-        with self._slot_lock:
-            self._slots = filled
-            self.slot_updates += 1
+        self._slots = filled
+        self.slot_updates += 1
 
     def slots(self) -> list[Suggestion | None]:
         with self._slot_lock:
@@ -153,6 +197,11 @@ class Session:
 
     # ---- internals ----------------------------------------------------------------------
 
+    def _on_update(self, update: SuggestionUpdate) -> None:
+        """Matcher thread: a capture's full-window answer refills the pads (on our worker)."""
+        if update.reason == "capture-full":
+            self._jobs.put(("fill", update.suggestions))
+
     def _render_preview(self, audio):
         if not self.preview_chain.members():
             return audio
@@ -160,10 +209,15 @@ class Session:
 
     def _work(self) -> None:
         while True:
-            kind, _ = self._jobs.get()
+            kind, arg = self._jobs.get()
             if kind == "stop":
                 return
             try:
-                self.capture()
+                if kind == "page":
+                    self._turn(arg)
+                elif kind == "fill":
+                    self.fill_slots(arg)
+                else:
+                    self.capture()
             except Exception as exc:  # noqa: BLE001 — keep the pads alive
-                self.last_error = f"capture: {type(exc).__name__}: {exc}"
+                self.last_error = f"{kind}: {type(exc).__name__}: {exc}"

@@ -53,7 +53,7 @@ class SuggestionUpdate:
     mode: str
     suggestions: tuple[Suggestion, ...]
     level_db: float             # peak level of the analysed audio, dBFS
-    reason: str                 # 'onset' | 'rolling' | 'capture' | 'file'
+    reason: str                 # 'onset' | 'rolling' | 'capture' | 'capture-full' | 'file'
     latency_ms: float           # end of the analysis window (or the request) -> published
 
     def as_dict(self) -> dict:

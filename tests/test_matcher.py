@@ -191,19 +191,25 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
     signal = signal[:starts[1] + int(0.3 * SR)]      # the capture comes 0.3 s after the last hit
     ring = CaptureRing.for_seconds(1, SR, 10, 1024)
     matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
-    seen = []
+    seen, full = [], []
     matcher.subscribe(lambda u: seen.append((u.reason, threading.current_thread().name)))
+    matcher.subscribe(lambda u: full.append(u) if u.reason == "capture-full" else None)
     matcher.start()
     try:
         feed(ring, signal)
         time.sleep(0.3)
         update = matcher.capture()
+        feed(ring, np.zeros(SR, np.float32))      # the rest of the hit's window arrives
+        time.sleep(0.5)
     finally:
         matcher.stop()
     assert update is not None and update.reason == "capture"
     assert update.suggestions[0].path == str(last), [s.name for s in update.suggestions[:3]]
     assert ("capture", threading.current_thread().name) in seen
     assert ("onset", "live-matcher") in seen
+    # the capture heard 0.3 s of the hit: its full window follows, for the same onset
+    assert len(full) == 1 and full[0].onset_frame == update.onset_frame
+    assert full[0].suggestions[0].path == str(last)
 
 
 def test_set_index_swaps_the_index_queries_use(library):
