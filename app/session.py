@@ -69,6 +69,7 @@ class Session:
         self._slots: list[Suggestion | None] = [None] * SLOTS
         self._pad_list: list[Suggestion] = []
         self._page = 0
+        self._page_info = (0, 0)     # replaced whole: read without the lock (GUI polling)
         self._slot_lock = threading.RLock()
         self._jobs: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="session-capture", daemon=True)
@@ -140,9 +141,9 @@ class Session:
         return self._turn(-1)
 
     def pad_page(self) -> tuple[int, int]:
-        """(page shown, number of pages) of the pads' suggestion list; (0, 0) when empty."""
-        with self._slot_lock:
-            return self._page, self._page_count()
+        """(page shown, number of pages) of the pads' suggestion list; (0, 0) when empty.
+        Never waits for a page being loaded."""
+        return self._page_info
 
     def _page_count(self) -> int:
         return math.ceil(len(self._pad_list) / SLOTS)
@@ -175,11 +176,12 @@ class Session:
         for slot in range(len(page) + 1, SLOTS + 1):
             self.engine.set_slot(slot, None)
         self._slots = filled
+        self._page_info = (self._page, self._page_count())
         self.slot_updates += 1
 
     def slots(self) -> list[Suggestion | None]:
-        with self._slot_lock:
-            return list(self._slots)
+        """The suggestions on pads 1..16 (None: silent pad). Never waits for a page load."""
+        return list(self._slots)
 
     def audition(self, suggestion_or_path) -> int:
         """Play a suggestion (or a file path) now; returns the voice id."""

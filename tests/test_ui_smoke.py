@@ -164,6 +164,13 @@ def test_live_host_on_jack_plays_keys_and_sends_chains_to_the_engine(jack_server
         assert engine.monitoring
         qtbot.waitUntil(lambda: host.status().state == "running", timeout=5000)
         assert "JACK" in host.status().device
+        # the status bar shows the stream's own latency (JACK dummy: one 64-frame period out)
+        # and which suggestions the pads hold
+        qtbot.waitUntil(lambda: host.status().pad_page[1] >= 1, timeout=10000)
+        win.update_status()
+        assert host.status().output_latency_ms == pytest.approx(1000 * 64 / 48000, rel=0.01)
+        assert "out 1.3 ms" in win.status_latency.text()
+        assert win.status_pads.text().startswith("pads 1–16 · page 1/")
     finally:
         win.close()
         host.close()

@@ -46,10 +46,13 @@ class HostStatus:
     message: str
     device: str = ""
     xruns: int = 0
-    latency_ms: float | None = None
+    latency_ms: float | None = None            # input + output latency of the running stream
     midi: str = ""
     library_files: int = 0
     index_state: str = ""
+    input_latency_ms: float | None = None
+    output_latency_ms: float | None = None
+    pad_page: tuple[int, int] = (0, 0)   # (page the 16 pads show, pages in the list)
 
 
 @dataclass(frozen=True)

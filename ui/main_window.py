@@ -37,6 +37,13 @@ STATUS_INTERVAL_MS = 500
 SNAPSHOT_ENV = "SAMPLESCOUT_UI_SNAPSHOT"   # save a PNG of the window after each suggestion update
 
 
+def pads_text(page: int, pages: int) -> str:
+    """Status bar: which suggestions the 16 pads hold ('pads 17–32 · page 2/4')."""
+    if pages <= 0:
+        return "pads —"
+    return f"pads {16 * page + 1}–{16 * page + 16} · page {page + 1}/{pages}"
+
+
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
@@ -175,6 +182,7 @@ class MainWindow(QMainWindow):
         self.status_xruns = QLabel()
         self.status_latency = QLabel()
         self.status_library = QLabel()
+        self.status_pads = QLabel()
         self.status_index = QLabel()
         self.status_message = QLabel()
         self.status_message.setStyleSheet(f"color: {theme.ONSET};")
@@ -183,7 +191,8 @@ class MainWindow(QMainWindow):
         self._message_timer.timeout.connect(self.status_message.clear)
         bar = QStatusBar()
         bar.setSizeGripEnabled(False)
-        for w in (self.status_engine, self.status_xruns, self.status_latency, self.status_library):
+        for w in (self.status_engine, self.status_xruns, self.status_latency, self.status_library,
+                  self.status_pads):
             bar.addWidget(w)
         bar.addWidget(self.status_message, 1)
         bar.addPermanentWidget(self.status_index)
@@ -386,9 +395,13 @@ class MainWindow(QMainWindow):
         self.status_engine.setText(f"<span style='color:{dot}'>●</span> {st.message}")
         self.device_label.setText(f"INPUT  ·  {st.device}" if st.device else "INPUT  ·  no device")
         self.status_xruns.setText(f"xruns {st.xruns}")
-        self.status_latency.setText(f"latency {st.latency_ms:.1f} ms" if st.latency_ms is not None
-                                    else "latency —")
+        if st.input_latency_ms is not None and st.output_latency_ms is not None:
+            self.status_latency.setText(f"latency in {st.input_latency_ms:.1f} · out {st.output_latency_ms:.1f} ms")
+        else:
+            self.status_latency.setText(f"latency {st.latency_ms:.1f} ms" if st.latency_ms is not None
+                                        else "latency —")
         self.status_library.setText(f"library {st.library_files} samples")
+        self.status_pads.setText(pads_text(*st.pad_page))
         self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
 
     def _devices_listed(self, report, error: str) -> None:

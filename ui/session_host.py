@@ -55,7 +55,6 @@ class SessionHost(NullHost):
         self._preview: queue.Queue = queue.Queue()
         self._voices: dict[int, tuple[int | None, float]] = {}   # token -> (engine voice, started)
         self._next_token = 1
-        self._midi_seen = 0
         self._chains_pending = threading.Event()
         self._closing = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, name="session-control",
@@ -115,6 +114,8 @@ class SessionHost(NullHost):
             session.preview_chain = self.preview_chain
             session.engine.cache.render = None    # the engine runs the preview chain live
             session.matcher.subscribe(self.suggestions.emit)
+            # Every message, also during MIDI learn; Qt queues the signal to the GUI thread.
+            session.engine.on_midi_message(lambda message, _action: self.midi_received.emit(message))
             session.start(timeout=START_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - one line in the status bar, retried
             message = str(exc).strip() or type(exc).__name__
@@ -175,7 +176,7 @@ class SessionHost(NullHost):
             return
         from app.library import Library
         with Library(self.library_dir, encoder=session.matcher.encoder) as library:
-            session.matcher.index = library.index
+            session.matcher.set_index(library.index)
 
     # -- polled by the window -------------------------------------------------------------------
 
@@ -188,21 +189,20 @@ class SessionHost(NullHost):
         engine = session.engine
         es = engine.status()
         meters = engine.meters()
-        config = session.config
+        known = [x for x in (es.input_latency, es.output_latency) if x is not None]
         return HostStatus(es.state, es.message, device=es.device, xruns=meters.xruns,
-                          latency_ms=1000.0 * config.block_size / config.sample_rate,
+                          latency_ms=1000.0 * sum(known) if known else None,
+                          input_latency_ms=1000.0 * es.input_latency if es.input_latency is not None else None,
+                          output_latency_ms=1000.0 * es.output_latency if es.output_latency is not None else None,
                           midi=es.midi, library_files=base.library_files,
-                          index_state=f"{len(session.matcher.index)} vectors")
+                          index_state=f"{len(session.matcher.index)} vectors",
+                          pad_page=session.pad_page())
 
     def levels(self) -> LevelReading:
         session = self.session
         if session is None:
             return super().levels()
-        engine = session.engine
-        if engine.midi_events != self._midi_seen and engine.last_midi is not None:
-            self._midi_seen = engine.midi_events
-            self.midi_received.emit(list(engine.last_midi))
-        m = engine.meters()
+        m = session.engine.meters()
         return LevelReading(tuple(_db(p) for p in m.peak), tuple(_db(r) for r in m.rms))
 
     @property
