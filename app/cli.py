@@ -34,6 +34,10 @@ def _common_options() -> argparse.ArgumentParser:
         help="where the catalog and index live (default: $SAMPLESCOUT_LIBRARY_DIR, "
              "else the user data dir)")
     common.add_argument(
+        "--model", metavar="NAME|FILE", default=argparse.SUPPRESS,
+        help="encoder: 'scout' (default), 'aisfx', or an ONNX file (also $SAMPLESCOUT_MODEL); "
+             "changing it re-embeds the library on the next scan")
+    common.add_argument(
         "--vst3-path", metavar="DIR", action="append", default=argparse.SUPPRESS,
         help="extra folder of VST3 plugins, besides the standard ones (repeatable; "
              "also $SAMPLESCOUT_VST3_PATH)")
@@ -98,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     library_dir = getattr(args, "library_dir", None)
+    if getattr(args, "model", None):
+        from models.encoder import MODEL_ENV
+        os.environ[MODEL_ENV] = args.model  # worker processes and the window inherit it
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -285,8 +292,12 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "
                   f"{stats['skipped']} skipped")
+        from models.encoder import Encoder
+        current = Encoder().model_id
         for model, count in stats["vectors_by_model"].items():
-            out.print(f"Vectors: {count} from model {model}", markup=False)
+            note = "" if model == current else (
+                f" — not the current model {current}: `samplescout index` re-embeds them")
+            out.print(f"Vectors: {count} from model {model}{note}", markup=False)
         for code, count in sorted(stats["skipped_by_reason"].items()):
             out.print(f"  skipped {count:>4} × {code}")
         for row in skipped:

@@ -12,12 +12,13 @@ from models import preprocess
 SONIC_PI = pathlib.Path("/usr/share/sonic-pi/samples")
 HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
 SR = enc.MODEL_SAMPLE_RATE
+AISFX = pathlib.Path(enc.__file__).parent / enc.SHIPPED_MODELS["aisfx"]
 CHUNK_SIZES = [1, 7, 256, 512, 1000, 4410, 44100]
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    return enc.Encoder()
+    return enc.Encoder(AISFX)
 
 
 def _load_mono_44k(path: pathlib.Path) -> np.ndarray:
@@ -52,6 +53,18 @@ def test_model_identity(encoder):
     assert encoder.model_id == "aisfx-int8-1"
     assert encoder.dim == 512
     assert enc.default_model_path().is_file()
+
+
+def test_model_choice_default_name_and_path(monkeypatch, tmp_path):
+    monkeypatch.delenv(enc.MODEL_ENV, raising=False)
+    assert enc.Encoder().model_id == "scout-int8-1"
+    monkeypatch.setenv(enc.MODEL_ENV, "aisfx")
+    assert enc.Encoder().model_id == "aisfx-int8-1"
+    monkeypatch.setenv(enc.MODEL_ENV, str(AISFX))
+    assert enc.default_model_path() == AISFX
+    monkeypatch.setenv(enc.MODEL_ENV, str(tmp_path / "nope.onnx"))
+    with pytest.raises(enc.EncoderError, match="not found"):
+        enc.Encoder()
     assert (enc.BLOCK_FRAMES, enc.HOP_FRAMES, enc.MIN_FRAMES, enc.MODEL_SAMPLE_RATE) == (100, 50, 8, 44100)
 
 

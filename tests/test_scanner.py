@@ -205,9 +205,10 @@ def test_unreadable_folder_is_reported_and_the_rest_walked(tmp_path):
 
 
 def _start_scan(root: Path, library_dir: Path) -> subprocess.Popen:
+    # The slower aisfx encoder and one worker leave time to interrupt the scan.
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "index", str(root), "--library-dir", str(library_dir),
-         "--workers", "1"],
+         "--workers", "1", "--model", "aisfx"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).parent.parent)
 
@@ -230,9 +231,10 @@ def _wait_for_rows(library_dir: Path, at_least: int, proc: subprocess.Popen, tim
 
 
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
-def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_library_dir, how):
+def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_library_dir, how,
+                                                       monkeypatch):
     root = tmp_path / "samples"
-    write_hits(root, 80, seconds=3.0)
+    write_hits(root, 80, seconds=6.0)
     proc = _start_scan(root, isolated_library_dir)
     _wait_for_rows(isolated_library_dir, 5, proc)
     if how == "kill -9":
@@ -252,6 +254,7 @@ def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_librar
     db.close()
     assert 0 < done < 80 and orphan_vectors == 0
 
+    monkeypatch.setenv("SAMPLESCOUT_MODEL", "aisfx")
     report, consistent = scan(isolated_library_dir, root)
     assert consistent
     assert report.unchanged == done and report.indexed == 80 - done
@@ -260,10 +263,11 @@ def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_librar
 
 
 def test_a_worker_that_dies_is_replaced_and_the_file_that_kills_it_is_skipped(
-        tmp_path, isolated_library_dir):
+        tmp_path, isolated_library_dir, monkeypatch):
     """Kills the scanner's worker processes for real (SIGKILL, as the OOM killer or a
     crashing decoder would): first while the long file is in flight with others, then
     while it is retried alone."""
+    monkeypatch.setenv("SAMPLESCOUT_MODEL", "aisfx")  # the slower encoder: time to kill
     root = tmp_path / "samples"
     write_hits(root, 6)
     long_file = badfiles.write_long(root, seconds=660.0, sample_rate=8000)
@@ -305,3 +309,21 @@ def test_a_worker_that_dies_is_replaced_and_the_file_that_kills_it_is_skipped(
         assert library.catalog.stats()["indexed"] == 6
         assert not report.interrupted
         assert len(library.index) == library.catalog.vector_count()
+
+
+def test_changing_the_model_re_embeds_instead_of_mixing_vectors(tmp_path, isolated_library_dir,
+                                                                monkeypatch):
+    root = tmp_path / "samples"
+    paths = write_hits(root, 4)
+    monkeypatch.setenv("SAMPLESCOUT_MODEL", "aisfx")
+    first, _ = scan(isolated_library_dir, root)
+    assert first.indexed == 4
+    monkeypatch.setenv("SAMPLESCOUT_MODEL", "scout")
+    report, consistent = scan(isolated_library_dir, root)
+    assert consistent and report.indexed == 4 and report.files_analysed == 4
+    with Library(isolated_library_dir) as library:
+        assert library.encoder.model_id == "scout-int8-1"
+        assert set(library.catalog.stats()["vectors_by_model"]) == {"scout-int8-1"}
+        assert library.search_file(paths[2], k=1)[0].file.path == str(paths[2])
+    again, _ = scan(isolated_library_dir, root)
+    assert again.unchanged == 4 and again.files_analysed == 0
