@@ -1,3 +1,4 @@
+import sys
 import threading
 import time
 
@@ -67,7 +68,7 @@ def test_concurrent_reader_never_sees_torn_data():
     the frame positions exactly or reports an overrun."""
     ring = CaptureRing(channels=1, capacity_frames=600, max_write_frames=64)
     stop = threading.Event()
-    blocks = [ramp(i * 64, 64, 1) for i in range(3000)]
+    blocks = [ramp(i * 64, 64, 1) for i in range(800)]
 
     def produce():
         for b in blocks:
@@ -75,6 +76,9 @@ def test_concurrent_reader_never_sees_torn_data():
             time.sleep(0)  # let the reader run between blocks, as a real callback would
         stop.set()
 
+    # Hand the GIL over often so both threads interleave many times within a short test.
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     thread = threading.Thread(target=produce)
     thread.start()
     good = overruns = 0
@@ -91,6 +95,7 @@ def test_concurrent_reader_never_sees_torn_data():
         np.testing.assert_array_equal(out, ramp(start, 400, 1))
         good += 1
     thread.join()
+    sys.setswitchinterval(old_interval)
     assert good > 0
 
 
