@@ -15,7 +15,14 @@ RUN_PACKAGES := libportaudio2 libsndfile1 jackd2 g++ \
 TEST_PACKAGES := $(RUN_PACKAGES) zam-plugins hydrogen-drumkits hydrogen-drumkits-effects \
 	sonic-pi-samples lmms-common xvfb
 
-.PHONY: run test bench system-run system-test venv clean-venv
+# Reproducing the trained encoder (models/scout_int8.onnx): Debian audio packages for the
+# training data and a separate venv with torch (the app itself never imports torch).
+TRAIN_PACKAGES := fluidsynth fluid-soundfont-gm hedgewars-data openarena-data freedoom \
+	wesnoth-1.16-music frozen-bubble-data
+TRAIN_VENV := .venv-train
+TRAIN_WORK ?= $(HOME)/.cache/sample-scout/train
+
+.PHONY: run test bench system-run system-test venv clean-venv train-model export-aisfx
 
 run: system-run $(VENV)/.installed
 	$(VENV)/bin/samplescout $(ARGS)
@@ -36,6 +43,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+train-model:
+	@PACKAGES="$(TRAIN_PACKAGES)" sh .ci/system-packages.sh
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q torch==2.13.0 onnx onnxruntime numpy scipy soundfile soxr \
+		pedalboard==0.9.26 pyroomacoustics==0.10.1
+	nice -n 10 $(TRAIN_VENV)/bin/python -m models.train.all --work-dir $(TRAIN_WORK)
+
+# Re-export the aisfx teacher (models/aisfx_int8.onnx) from its PyPI package.
+export-aisfx:
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q torch==2.13.0 onnx onnxruntime numpy soundfile soxr tqdm
+	$(TRAIN_VENV)/bin/pip install -q --no-deps aisfx==0.1.2
+	@PACKAGES="frozen-bubble-data" sh .ci/system-packages.sh
+	$(TRAIN_VENV)/bin/python models/export_aisfx.py --out models/
 
 clean-venv:
 	rm -rf $(VENV)

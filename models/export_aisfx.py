@@ -4,11 +4,11 @@ Build-time only (needs torch, onnx, onnxruntime, soundfile, soxr and the ``aisfx
 package, installed without its pinned dependencies); the app never imports this.
 Reproduce the shipped model with:
 
-    python3 -m venv /work/export-venv
-    /work/export-venv/bin/pip install torch==2.13.0 onnx onnxruntime numpy soundfile soxr tqdm
-    /work/export-venv/bin/pip install --no-deps aisfx==0.1.2
+    python3 -m venv .venv-train
+    .venv-train/bin/pip install torch==2.13.0 onnx onnxruntime numpy soundfile soxr tqdm
+    .venv-train/bin/pip install --no-deps aisfx==0.1.2
     apt-get install frozen-bubble-data          # calibration sounds
-    /work/export-venv/bin/python models/export_aisfx.py --out models/
+    .venv-train/bin/python models/export_aisfx.py --out models/
 
 Writes ``aisfx_int8.onnx`` into ``--out`` and the float model to ``--fp32-out``
 (default ``/tmp/aisfx_fp32.onnx``, too large to keep in the repository).

@@ -8,8 +8,9 @@ Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm hedgewars-
 openarena-data freedoom wesnoth-1.16-music frozen-bubble-data``; a venv with
 ``torch==2.13.0 onnx onnxruntime numpy scipy soundfile soxr pedalboard pyroomacoustics``.
 
-Run from the repository root: ``nice -n 10 /work/export-venv/bin/python -m models.train.all
-[--work-dir DIR] [--steps N] [--out models/scout_int8.onnx]``.
+Run from the repository root: ``make train-model`` (installs the above, then runs
+``nice -n 10 .venv-train/bin/python -m models.train.all [--work-dir DIR] [--steps N]
+[--out models/scout_int8.onnx]``).
 """
 
 from __future__ import annotations
