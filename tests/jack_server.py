@@ -161,9 +161,11 @@ def tape_path(server_name: str) -> str:
     return os.path.join("/tmp", f"peer_tape_{server_name}.npy")
 
 
-def start_peer(server: JackServer, mode: str, *args: str, timeout: float = 15.0) -> Peer:
-    """Start `python tests/jack_server.py mode args...` and wait until it prints 'ready'."""
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "jack_server.py"), mode, *map(str, args)],
+def start_peer(server: JackServer, mode: str, *args: str, timeout: float = 15.0,
+               script: str | None = None) -> Peer:
+    """Start `python SCRIPT mode args...` (default: this file) and wait until it prints 'ready'."""
+    script = script or os.path.join(HERE, "jack_server.py")
+    proc = subprocess.Popen([sys.executable, script, mode, *map(str, args)],
                             env=server.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout

@@ -12,29 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from jack_server import Peer, _wait_for_ports  # noqa: E402
+from jack_server import Peer, _wait_for_ports, start_peer  # noqa: E402
 
 
 def start_live_peer(server, mode: str, *args, timeout: float = 15.0) -> Peer:
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), mode, *map(str, args)],
-                            env=server.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.strip() == "ready":
-            return Peer(proc)
-        if not line and proc.poll() is not None:
-            raise RuntimeError(f"peer {mode} exited: {proc.stderr.read()[-2000:]}")
-    proc.kill()
-    raise RuntimeError(f"peer {mode} not ready in {timeout} s")
+    return start_peer(server, mode, *args, timeout=timeout, script=os.path.abspath(__file__))
 
 
 def _play(path: str, target: str, wait_s: str = "10") -> None:
