@@ -7,10 +7,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 
 # Debian packages the app needs at run time (audio I/O, decoding, Qt's xcb plugin).
-RUN_PACKAGES := libportaudio2 libsndfile1 jackd2 g++ \
-	libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
-	libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-randr0 \
-	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+# g++ and the Python headers build hnswlib, which PyPI ships as source only.
+RUN_PACKAGES := libportaudio2 libsndfile1 jackd2 g++ python3-dev python3-venv libatomic1 \
+	libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 \
+	libxkbcommon0 libxkbcommon-x11-0 libx11-xcb1 libxcb1 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-cursor0 libxcb-image0 libxcb-randr0 libxcb-render0 libxcb-render-util0 \
+	libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xinerama0 libxcb-xkb1
 # ...and what the tests exercise: real samples, a real VST3, a virtual screen.
 TEST_PACKAGES := $(RUN_PACKAGES) zam-plugins hydrogen-drumkits hydrogen-drumkits-effects \
 	sonic-pi-samples lmms-common xvfb
