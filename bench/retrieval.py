@@ -35,7 +35,7 @@ the clean library files; then L2-normalised. One vector per file.
 
 Clean library embeddings are cached per model in ``bench/cache/`` (keyed by path,
 size and mtime). Run: ``.venv/bin/python bench/retrieval.py [--limit N]
-[--queries 300] [--seed 0] [--models aisfx,aisfx-no-trim,aisfx-fp32,mfcc]``. Writes
+[--queries 300] [--seed 0] [--models scout,aisfx,aisfx-no-trim,aisfx-fp32,mfcc]``. Writes
 ``bench/results/retrieval.json`` (or ``--out``) and prints a table.
 """
 
@@ -69,7 +69,7 @@ from bench.labels import debian_labels, list_audio_files  # noqa: E402
 SAMPLE_RATE = 44100
 CACHE_DIR = REPO / "bench" / "cache"
 DEFAULT_OUT = REPO / "bench" / "results" / "retrieval.json"
-DEFAULT_MODELS = ("aisfx", "aisfx-no-trim", "aisfx-fp32", "mfcc")
+DEFAULT_MODELS = ("scout", "aisfx", "aisfx-no-trim", "aisfx-fp32", "mfcc")
 ALL_MODELS = DEFAULT_MODELS
 DEFAULT_FP32_MODEL = Path("/tmp/aisfx_fp32.onnx")
 CACHE_VERSION = 1
@@ -152,7 +152,7 @@ class EncoderModel(Model):
         self.name = name
         self.trim = trim_leading_silence
         self.model_id = f"{self.encoder.model_id}" + ("" if trim_leading_silence else "+no-trim")
-        if model_path is not None:
+        if model_path is not None and Path(model_path).parent != _shipped_model("aisfx").parent:
             self.model_id += f"@{Path(model_path).name}"
 
     def raw(self, audio):
@@ -214,11 +214,18 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def _shipped_model(name: str) -> Path:
+    """The shipped ONNX file of an encoder, whatever the app's current default is."""
+    import models.encoder as encoder_module
+    return Path(encoder_module.__file__).parent / encoder_module.SHIPPED_MODELS[name]
+
+
 def build_model(name: str, fp32_path: Path) -> Model:
-    if name == "aisfx":
-        return EncoderModel("aisfx", trim_leading_silence=True)
+    if name in ("scout", "aisfx"):
+        return EncoderModel(name, trim_leading_silence=True, model_path=_shipped_model(name))
     if name == "aisfx-no-trim":
-        return EncoderModel("aisfx-no-trim", trim_leading_silence=False)
+        return EncoderModel("aisfx-no-trim", trim_leading_silence=False,
+                            model_path=_shipped_model("aisfx"))
     if name == "aisfx-fp32":
         if not fp32_path.is_file():
             raise SystemExit(f"aisfx-fp32: no float model at {fp32_path} (models/export_aisfx.py "
