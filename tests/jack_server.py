@@ -132,6 +132,19 @@ def jack_server():
     server.stop()
 
 
+def start_engine(**config):
+    """An AudioEngine on the test's JACK server (1 in, 1 out, 64 frames), running or a test failure."""
+    from engine.stream import AudioEngine, StreamConfig
+    cfg = StreamConfig(**{"hostapi": "JACK", "input_channels": 1, "output_channels": 1,
+                          "block_size": 64, **config})
+    eng = AudioEngine(cfg)
+    eng.start()
+    if not eng.wait_running(20):
+        eng.close()
+        pytest.fail(f"engine did not start: {eng.status().message}")
+    return eng
+
+
 class Peer:
     """A JACK-Client peer process. Reads 'ready' then, at the end, one JSON result line."""
 
@@ -219,20 +232,15 @@ def _wait_for_ports(client, pattern, is_input, is_midi=False, timeout=10.0):
     raise RuntimeError(f"no JACK port matching {pattern!r}")
 
 
-def _peer_play(target: str, seed: str, frames: str, gap: str):
-    """Play burst A, then `gap` frames later burst B, into every input port matching `target`.
-    Reports the JACK frame at which each burst started."""
+def play_signal(client_name: str, signal, target: str, wait_s: float = 10.0) -> dict:
+    """Peer side: connect an output port to every input port matching `target`, print
+    'ready', wait for the test's go line on stdin, play `signal` once.
+    Returns the JACK frame and monotonic time of its first sample and the ports used."""
     import threading
     import jack
-    import numpy as np
-    frames, gap = int(frames), int(gap)
-    a, b = burst(int(seed), frames), burst(int(seed) + 1, frames)
-    signal = np.zeros(frames + gap + frames + 48000, np.float32)
-    signal[:frames] = a
-    signal[gap:gap + frames] = b
-    client = jack.Client("peer_play", no_start_server=True)
+    client = jack.Client(client_name, no_start_server=True)
     out = client.outports.register("out")
-    state = {"pos": -1, "start_frame": None}
+    state = {"pos": -1, "start_frame": None, "start_time": None}
     done = threading.Event()
 
     @client.set_process_callback
@@ -243,6 +251,7 @@ def _peer_play(target: str, seed: str, frames: str, gap: str):
             return
         if state["start_frame"] is None:
             state["start_frame"] = client.last_frame_time
+            state["start_time"] = time.monotonic()
         p = state["pos"]
         chunk = signal[p:p + n]
         buf[:len(chunk)] = chunk
@@ -252,19 +261,33 @@ def _peer_play(target: str, seed: str, frames: str, gap: str):
             done.set()
 
     client.activate()
-    ports = _wait_for_ports(client, target, is_input=True)
-    port_names = [p.name for p in ports]
-    for p in ports:
-        client.connect(out, p)
+    ports = _wait_for_ports(client, target, is_input=True, timeout=wait_s)
+    port_names = [port.name for port in ports]
+    for port in ports:
+        client.connect(out, port)
     time.sleep(0.3)
     print("ready", flush=True)
     sys.stdin.readline()  # the test says when to go
     state["pos"] = 0
-    done.wait(30)
-    print(json.dumps({"start_frame": state["start_frame"], "gap": gap, "frames": frames,
-                      "ports": port_names}), flush=True)
+    done.wait(len(signal) / client.samplerate + 30)
     client.deactivate()
     client.close()
+    return {"start_frame": state["start_frame"], "start_time": state["start_time"],
+            "ports": port_names}
+
+
+def _peer_play(target: str, seed: str, frames: str, gap: str):
+    """Play burst A, then `gap` frames later burst B, into every input port matching `target`.
+    Reports the JACK frame at which each burst started."""
+    import numpy as np
+    frames, gap = int(frames), int(gap)
+    a, b = burst(int(seed), frames), burst(int(seed) + 1, frames)
+    signal = np.zeros(frames + gap + frames + 48000, np.float32)
+    signal[:frames] = a
+    signal[gap:gap + frames] = b
+    played = play_signal("peer_play", signal, target)
+    print(json.dumps({"start_frame": played["start_frame"], "gap": gap, "frames": frames,
+                      "ports": played["ports"]}), flush=True)
 
 
 def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str = "0.5",

@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from jack_server import Peer, _wait_for_ports, start_peer  # noqa: E402
+from jack_server import Peer, play_signal, start_peer  # noqa: E402
 
 
 def start_live_peer(server, mode: str, *args, timeout: float = 15.0) -> Peer:
@@ -26,45 +26,11 @@ def start_live_peer(server, mode: str, *args, timeout: float = 15.0) -> Peer:
 
 
 def _play(path: str, target: str, wait_s: str = "10") -> None:
-    import threading
-
-    import jack
     import numpy as np
     signal = np.load(path).astype(np.float32)
-    client = jack.Client("peer_live_play", no_start_server=True)
-    out = client.outports.register("out")
-    state = {"pos": -1, "start_frame": None, "start_time": None}
-    done = threading.Event()
-
-    @client.set_process_callback
-    def process(n):
-        buf = out.get_array()
-        if state["pos"] < 0:
-            buf[:] = 0
-            return
-        if state["start_frame"] is None:
-            state["start_frame"] = client.last_frame_time
-            state["start_time"] = time.monotonic()
-        p = state["pos"]
-        chunk = signal[p:p + n]
-        buf[:len(chunk)] = chunk
-        buf[len(chunk):] = 0
-        state["pos"] = p + n
-        if p + n >= len(signal):
-            done.set()
-
-    client.activate()
-    for port in _wait_for_ports(client, target, is_input=True, timeout=float(wait_s)):
-        client.connect(out, port)
-    time.sleep(0.3)
-    print("ready", flush=True)
-    sys.stdin.readline()
-    state["pos"] = 0
-    done.wait(len(signal) / client.samplerate + 30)
-    print(json.dumps({"start_frame": state["start_frame"], "start_time": state["start_time"],
+    played = play_signal("peer_live_play", signal, target, wait_s=float(wait_s))
+    print(json.dumps({"start_frame": played["start_frame"], "start_time": played["start_time"],
                       "frames": len(signal)}), flush=True)
-    client.deactivate()
-    client.close()
 
 
 def _note(port_pattern: str, note: str, delays: str) -> None:

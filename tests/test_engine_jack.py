@@ -6,23 +6,13 @@ import numpy as np
 import pytest
 
 from engine.midi import MidiMap
-from engine.stream import AudioEngine, StreamConfig
-try:
-    from tests.jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401  (fixture)
-except ImportError:
-    from jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401
+from tests.jack_server import burst, start_engine, start_peer, tape_path
 
 pytestmark = pytest.mark.jack
 
 
 def engine_for(**kw):
-    cfg = StreamConfig(hostapi="JACK", input_channels=1, output_channels=1, block_size=64, **kw)
-    eng = AudioEngine(cfg)
-    eng.start()
-    if not eng.wait_running(20):
-        eng.close()
-        pytest.fail(f"engine did not start: {eng.status().message}")
-    return eng
+    return start_engine(**kw)
 
 
 def click_free(y, limit=0.05):

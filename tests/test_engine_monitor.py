@@ -10,11 +10,8 @@ import pytest
 from engine.chain import Chain
 from engine.chain_presets import PresetPathError, build_members, chain_to_dict, parse_preset
 from engine.plugins import PluginScanner
-from engine.stream import AudioEngine, EngineError, StreamConfig
-try:
-    from tests.jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401  (fixture)
-except ImportError:
-    from jack_server import burst, jack_server, start_peer, tape_path  # noqa: F401
+from engine.stream import EngineError
+from tests.jack_server import burst, start_engine, start_peer, tape_path
 
 pytestmark = pytest.mark.jack
 
@@ -30,14 +27,7 @@ def gain_spec(db):
 
 
 def engine_for(tmp_path, **kw):
-    cfg = StreamConfig(hostapi="JACK", input_channels=1, output_channels=1, block_size=64,
-                       vst3_cache_dir=str(tmp_path / "vst3-cache"), **kw)
-    eng = AudioEngine(cfg)
-    eng.start()
-    if not eng.wait_running(20):
-        eng.close()
-        pytest.fail(f"engine did not start: {eng.status().message}")
-    return eng
+    return start_engine(vst3_cache_dir=str(tmp_path / "vst3-cache"), **kw)
 
 
 def play_and_record(server, eng, seed, between=None, seconds=2.5):
