@@ -4,8 +4,8 @@ import pathlib
 
 import numpy as np
 import pytest
-import soundfile as sf
 
+from app.decode import read_mono
 from models import encoder as enc
 from models import preprocess
 
@@ -21,15 +21,6 @@ def encoder():
     return enc.Encoder(AISFX)
 
 
-def _load_mono_44k(path: pathlib.Path) -> np.ndarray:
-    audio, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if sample_rate != SR:
-        import soxr
-        audio = soxr.resample(audio, sample_rate, SR).astype(np.float32)
-    return audio
-
-
 def _sample(kind: str) -> np.ndarray:
     if kind == "loop":
         path = SONIC_PI / "loop_amen.flac"
@@ -38,7 +29,7 @@ def _sample(kind: str) -> np.ndarray:
         path = hits[0] if hits else pathlib.Path("/nonexistent")
     if not path.is_file():
         pytest.skip(f"Debian sample file missing: {path}")
-    return _load_mono_44k(path)
+    return read_mono(path, SR)
 
 
 def _streamed(encoder, audio, chunk, **kwargs):

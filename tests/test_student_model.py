@@ -4,8 +4,8 @@ import pathlib
 
 import numpy as np
 import pytest
-import soundfile as sf
 
+from app.decode import read_mono
 from models.encoder import MODEL_SAMPLE_RATE as SR
 from models.encoder import Encoder
 
@@ -95,15 +95,6 @@ def _live_capture(audio: np.ndarray, rng) -> np.ndarray:
     return (0.3 * wet / np.max(np.abs(wet))).astype(np.float32)
 
 
-def _load(path: pathlib.Path) -> np.ndarray:
-    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != SR:
-        import soxr
-        audio = soxr.resample(audio, rate, SR).astype(np.float32)
-    return audio
-
-
 def test_debian_one_shots_found_through_a_room(student):
     """Each damaged one-shot finds its own clean file among ten within two places, and
     first for at least nine (an untrained network, or the aisfx teacher, ranks some of
@@ -112,7 +103,7 @@ def test_debian_one_shots_found_through_a_room(student):
     if not all(p.is_file() for p in paths):
         pytest.skip("sonic-pi-samples is not installed")
     rng = np.random.default_rng(5)
-    clips = [_load(p) for p in paths]
+    clips = [read_mono(p, SR) for p in paths]
     clean = np.stack([_file_vector(student, a) for a in clips])
     damaged = np.stack([_file_vector(student, _live_capture(a, rng)) for a in clips])
     sims = damaged @ clean.T
@@ -128,7 +119,7 @@ def test_debian_sample_and_its_noisy_copy(student):
     rng = np.random.default_rng(2)
     vectors = []
     for path in paths:
-        audio = _load(path)
+        audio = read_mono(path, SR)
         vectors.append((_file_vector(student, audio), _file_vector(student, _noisy(audio, rng))))
     for i, (clean, noisy) in enumerate(vectors):
         others = [float(clean @ v[0]) for j, v in enumerate(vectors) if j != i]
