@@ -393,23 +393,30 @@ def _is_mpeg_frame_header(b: bytes) -> bool:
     return version != 1 and layer != 0 and bitrate != 15 and rate != 3
 
 
+def _chunks(f, size: int, u32: str) -> Iterator[tuple[bytes, int, int]]:
+    """(id, declared size, body offset) of each chunk of a RIFF or IFF file after its
+    12-byte header, with ``f`` positioned at the body. Chunks are padded to even sizes."""
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        header = f.read(8)
+        if len(header) < 8:
+            return
+        (chunk_size,) = struct.unpack(u32, header[4:])
+        body = pos + 8
+        yield header[:4], chunk_size, body
+        pos = body + chunk_size + (chunk_size & 1)
+
+
 def _check_riff(f, size: int) -> tuple[int, int] | None:
     """Walk a RIFF/WAVE chunk table. Returns a window for an embedded Ogg stream."""
     f.seek(0)
     big_endian = f.read(4) == b"RIFX"
     u32 = ">I" if big_endian else "<I"
-    pos = 12
     fmt_tag = None
     block_align = 0
     data = None  # (offset, declared, held)
-    while pos + 8 <= size:
-        f.seek(pos)
-        header = f.read(8)
-        if len(header) < 8:
-            break
-        chunk_id = header[:4]
-        (chunk_size,) = struct.unpack(u32, header[4:])
-        body = pos + 8
+    for chunk_id, chunk_size, body in _chunks(f, size, u32):
         if chunk_id == b"fmt ":
             fmt = f.read(min(chunk_size, 40))
             if len(fmt) < 16:
@@ -426,7 +433,6 @@ def _check_riff(f, size: int) -> tuple[int, int] | None:
                 raise DecodeError("truncated", _short_message(chunk_size, held, block_align))
             if fmt_tag is not None:
                 break
-        pos = body + chunk_size + (chunk_size & 1)
     if fmt_tag is None:
         raise DecodeError("corrupt", "WAV file has no 'fmt ' chunk")
     if data is None:
@@ -454,17 +460,9 @@ def _check_riff(f, size: int) -> tuple[int, int] | None:
 def _check_aiff(f, size: int) -> None:
     f.seek(8)
     form_type = f.read(4)
-    pos = 12
     comm = None  # (channels, frames, bits, compression)
     ssnd_held = None
-    while pos + 8 <= size:
-        f.seek(pos)
-        header = f.read(8)
-        if len(header) < 8:
-            break
-        chunk_id = header[:4]
-        (chunk_size,) = struct.unpack(">I", header[4:])
-        body = pos + 8
+    for chunk_id, chunk_size, body in _chunks(f, size, ">I"):
         if chunk_id == b"COMM":
             raw = f.read(min(chunk_size, 22))
             if len(raw) < 18:
@@ -478,7 +476,6 @@ def _check_aiff(f, size: int) -> None:
                 frame_bytes = _aiff_frame_bytes(comm)
                 raise DecodeError("truncated", _short_message(chunk_size - 8, held - 8, frame_bytes))
             ssnd_held = chunk_size - 8
-        pos = body + chunk_size + (chunk_size & 1)
     if comm is None:
         raise DecodeError("corrupt", "AIFF file has no 'COMM' chunk")
     frame_bytes = _aiff_frame_bytes(comm)
