@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import frontend
+from . import frontend, preprocess
 from .preprocess import (BLOCK_FRAMES, HOP_FRAMES, MIN_FRAMES, MODEL_SAMPLE_RATE,  # noqa: F401
                          BlockAssembler, LogMelBlock)
 
@@ -106,7 +106,11 @@ class Encoder:
         self.model_path = path
         self.dim: int = int(out_shape[1])
         meta = session.get_modelmeta().custom_metadata_map
-        self.model_id: str = meta.get("model_id") or path.stem
+        #: the network's own id (ONNX metadata)
+        self.network_id: str = meta.get("model_id") or path.stem
+        #: what made a vector: the network and the pre-processing recipe version; vectors
+        #: of two different ids are never compared (the catalog re-embeds instead)
+        self.model_id: str = f"{self.network_id}/r{preprocess.RECIPE_VERSION}"
 
     def embed_blocks(self, log_mel_blocks: np.ndarray) -> np.ndarray:
         """``(n, 100, 96)`` normalised log-mel -> ``(n, dim)`` float32 unit-norm rows. Any thread."""

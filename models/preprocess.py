@@ -7,8 +7,15 @@ Recipe, for mono audio at 44.1 kHz:
 
 1. Leading silence is trimmed by an onset gate: input is dropped until the first
    sample at which the mean square level of the last 1 ms (44 samples, zeros before
-   the signal) reaches -60 dBFS; the 5 ms (220 samples) before that sample are kept.
-   Tails are never trimmed. The gate only looks backwards, so it streams.
+   the signal) reaches -60 dBFS. A lead-in of noise (room tone, hiss) opens that gate
+   long before the sound, so the gate then looks ``GATE_LOOKAHEAD`` (200 ms) ahead:
+   when, at least ``GATE_FLOOR`` (10 ms) after that sample, the 1 ms level rises
+   ``GATE_RISE_DB`` (15 dB) above the mean level of those first 10 ms, the onset moves
+   to the first such sample, provided the lead-in up to it holds its level (every
+   10 ms within ``GATE_STEADY_DB`` (6 dB) of the first): a sound that began at the level
+   gate and decays, or a ghost note before an accent, keeps its start. The 5 ms
+   (220 samples) before the onset are kept.
+   Tails are never trimmed. The gate streams; it holds at most 200 ms back.
 2. The trimmed audio goes through the log-mel front-end (``models.frontend``) as
    linear power mel frames (frame ``k`` starts at trimmed sample ``k*1024``).
 3. Blocks of ``BLOCK_FRAMES`` = 100 frames with a hop of ``HOP_FRAMES`` = 50.
@@ -42,6 +49,11 @@ MIN_FRAMES = 8
 GATE_THRESHOLD_DB = -60.0
 GATE_WINDOW = 44            # 1 ms at 44.1 kHz
 GATE_PRE_ROLL = 220         # 5 ms kept before the onset
+GATE_FLOOR = 441            # 10 ms after the level gate opens: the lead-in's level
+GATE_LOOKAHEAD = 8820       # 200 ms after it: how far a rise out of a noise lead-in is sought
+GATE_RISE_DB = 15.0
+GATE_STEADY_DB = 6.0        # a noise lead-in stays within this of its first 10 ms
+RECIPE_VERSION = 2          # 1: level gate only; 2: with the noise lead-in rule
 TARGET_PEAK_DB = -40.0
 SILENCE_PEAK_DB = -80.0
 
@@ -63,44 +75,100 @@ def as_mono_float(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
+def _window_sums(squares: np.ndarray) -> np.ndarray:
+    """Sums over every GATE_WINDOW consecutive values, in a fixed order (chunking-independent)."""
+    n_windows = squares.size - GATE_WINDOW + 1
+    sums = np.zeros(max(n_windows, 0))
+    for k in range(GATE_WINDOW):
+        sums += squares[k:k + n_windows]
+    return sums
+
+
 class OnsetGate:
-    """Drops input until the onset (see module docstring), then passes everything."""
+    """Drops input until the onset (see module docstring), then passes everything.
+
+    States: closed (no sample has reached the level gate yet), deciding (the level
+    gate opened at ``_level_onset``; input is held until the look-ahead is complete)
+    and open.
+    """
 
     def __init__(self) -> None:
-        self._history = np.zeros(0, dtype=np.float64)   # last samples seen while closed
+        self._history = np.zeros(0, dtype=np.float64)   # closed: last samples; deciding: held input
+        self._history_start = 0                          # input index of _history[0]
         self._n_seen = 0
+        self._level_onset: int | None = None
         self.is_open = False
         self.offset = 0          # input samples dropped before the first one passed
 
     def push(self, audio: np.ndarray) -> np.ndarray:
         """Return the part of ``audio`` (with any kept pre-roll) that passes the gate."""
-        if self.is_open:
-            return audio
-        if audio.size == 0:
+        if self.is_open or audio.size == 0:
             return audio
         x = np.concatenate([self._history, audio])
-        n_before = self._n_seen - self._history.size     # input index of x[0]
-        # zeros stand in for the samples before the signal start
-        n_zeros = max(0, GATE_WINDOW - 1 - n_before)
-        squares = np.concatenate([np.zeros(n_zeros), x * x])
-        n_windows = squares.size - GATE_WINDOW + 1
-        sums = np.zeros(max(n_windows, 0))
-        for k in range(GATE_WINDOW):     # fixed summation order: same result for any chunking
-            sums += squares[k:k + n_windows]
-        # window j ends at x index j + GATE_WINDOW - 1 - n_zeros; only new samples are tested
-        first_new = self._history.size
-        ends = np.arange(n_windows) + GATE_WINDOW - 1 - n_zeros
-        hits = np.flatnonzero((sums >= _GATE_MEAN_SQUARE * GATE_WINDOW) & (ends >= first_new))
+        x_start = self._history_start
         self._n_seen += audio.size
-        if hits.size == 0:
-            self._history = x[-GATE_PRE_ROLL:].copy()
+        if self._level_onset is None:
+            onset = self._find_level_onset(x, x_start, first_new=self._n_seen - audio.size)
+            if onset is None:
+                keep = x[-(GATE_PRE_ROLL + GATE_WINDOW):]
+                self._history, self._history_start = keep.copy(), self._n_seen - keep.size
+                return audio[:0]
+            self._level_onset = onset
+            cut = max(x_start, onset - GATE_PRE_ROLL - GATE_WINDOW)
+            x, x_start = x[cut - x_start:], cut
+        if self._n_seen < self._level_onset + GATE_LOOKAHEAD:
+            self._history, self._history_start = x.copy(), x_start
             return audio[:0]
-        onset = int(ends[hits[0]])
+        return self._open(x, x_start)
+
+    def finish(self) -> np.ndarray:
+        """End of input: decide with what is held and return it (empty if the gate never opened)."""
+        if self.is_open or self._level_onset is None:
+            return np.zeros(0, dtype=np.float64)
+        return self._open(self._history, self._history_start)
+
+    def _find_level_onset(self, x: np.ndarray, x_start: int, first_new: int) -> int | None:
+        # zeros stand in for the samples before the signal start
+        n_zeros = max(0, GATE_WINDOW - 1 - x_start)
+        sums = _window_sums(np.concatenate([np.zeros(n_zeros), x * x]))
+        # window j ends at input index x_start + j + GATE_WINDOW - 1 - n_zeros
+        ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
+        hits = np.flatnonzero((sums >= _GATE_MEAN_SQUARE * GATE_WINDOW) & (ends >= first_new))
+        return int(ends[hits[0]]) if hits.size else None
+
+    def _rise_onset(self, x: np.ndarray, x_start: int) -> int:
+        """The level onset, or the first rise out of a noise lead-in within the look-ahead."""
+        level_onset = self._level_onset
+        n_zeros = max(0, GATE_WINDOW - 1 - x_start)
+        sums = _window_sums(np.concatenate([np.zeros(n_zeros), x * x]))
+        ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
+        floor_sel = (ends >= level_onset) & (ends < level_onset + GATE_FLOOR)
+        search = (ends >= level_onset + GATE_FLOOR) & (ends < level_onset + GATE_LOOKAHEAD)
+        if not floor_sel.any() or not search.any():
+            return level_onset
+        floor = float(np.mean(sums[floor_sel]))
+        rises = np.flatnonzero(search & (sums >= floor * 10.0 ** (GATE_RISE_DB / 10.0)))
+        if not rises.size:
+            return level_onset
+        rise = int(ends[rises[0]])
+        # a lead-in of noise holds its level up to the rise; a sound that began at the
+        # level onset (a ghost note before an accent, a decaying hit) does not
+        lead = sums[(ends >= level_onset) & (ends < rise - GATE_WINDOW)]
+        n_parts = lead.size // GATE_FLOOR
+        if n_parts:
+            parts = lead[:n_parts * GATE_FLOOR].reshape(n_parts, GATE_FLOOR).mean(axis=1)
+            limit = 10.0 ** (GATE_STEADY_DB / 10.0)
+            if np.any(parts > floor * limit) or np.any(parts < floor / limit):
+                return level_onset
+        return rise
+
+    def _open(self, x: np.ndarray, x_start: int) -> np.ndarray:
+        onset = self._rise_onset(x, x_start)
         start = max(0, onset - GATE_PRE_ROLL)
         self.is_open = True
-        self.offset = n_before + start
+        self.offset = start
         self._history = np.zeros(0, dtype=np.float64)
-        return x[start:]
+        return x[start - x_start:]
 
 
 @dataclass(frozen=True)
@@ -208,6 +276,10 @@ class BlockAssembler:
 
     def flush(self) -> list[LogMelBlock]:
         """End of clip: return the remaining blocks (see module docstring), then reset."""
+        if self._gate is not None and not self._gate.is_open:
+            held = self._gate.finish()
+            if held.size:
+                self._add_samples(held)
         if self._n_samples == 0:
             self._reset()
             return []

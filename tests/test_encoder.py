@@ -41,16 +41,17 @@ def _streamed(encoder, audio, chunk, **kwargs):
 
 
 def test_model_identity(encoder):
-    assert encoder.model_id == "aisfx-int8-1"
+    assert encoder.network_id == "aisfx-int8-1"
+    assert encoder.model_id == f"aisfx-int8-1/r{preprocess.RECIPE_VERSION}"
     assert encoder.dim == 512
     assert enc.default_model_path().is_file()
 
 
 def test_model_choice_default_name_and_path(monkeypatch, tmp_path):
     monkeypatch.delenv(enc.MODEL_ENV, raising=False)
-    assert enc.Encoder().model_id == "scout-int8-1"
+    assert enc.Encoder().network_id == "scout-int8-1"
     monkeypatch.setenv(enc.MODEL_ENV, "aisfx")
-    assert enc.Encoder().model_id == "aisfx-int8-1"
+    assert enc.Encoder().network_id == "aisfx-int8-1"
     monkeypatch.setenv(enc.MODEL_ENV, str(AISFX))
     assert enc.default_model_path() == AISFX
     monkeypatch.setenv(enc.MODEL_ENV, str(tmp_path / "nope.onnx"))

@@ -50,7 +50,7 @@ def _file_vector(encoder: Encoder, audio: np.ndarray) -> np.ndarray:
 
 
 def test_loads_with_documented_id_and_dim(student):
-    assert student.model_id == MODEL_ID
+    assert student.network_id == MODEL_ID
     assert student.dim == DIM
 
 

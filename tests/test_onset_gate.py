@@ -1,0 +1,114 @@
+"""The onset gate of the pre-processing recipe: level gate plus the noise lead-in rule."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from app.decode import read_mono
+from models import preprocess
+from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, OnsetGate
+
+SR = preprocess.MODEL_SAMPLE_RATE
+HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
+CHUNK_SIZES = [1, 7, 44, 441, 1000, 8820, 8821, 44100]
+
+
+def _gate_offset(audio: np.ndarray, chunk: int | None = None) -> tuple[int, np.ndarray]:
+    gate = OnsetGate()
+    chunk = chunk or audio.size
+    passed = [gate.push(audio[i:i + chunk]) for i in range(0, audio.size, chunk)]
+    passed.append(gate.finish())
+    return gate.offset, np.concatenate(passed)
+
+
+def _hit(rng: np.random.Generator, seconds: float = 0.4) -> np.ndarray:
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    return (0.5 * np.exp(-t / 0.05) * (np.sin(2 * np.pi * 180 * t) + 0.3 * rng.standard_normal(n)))
+
+
+def _noise(rng: np.random.Generator, seconds: float, dbfs: float) -> np.ndarray:
+    return rng.standard_normal(int(seconds * SR)) * 10 ** (dbfs / 20)
+
+
+def test_digital_silence_lead_is_trimmed_to_the_pre_roll():
+    rng = np.random.default_rng(1)
+    audio = np.concatenate([np.zeros(3000), _hit(rng)])
+    offset, passed = _gate_offset(audio)
+    assert offset == 3000 - GATE_PRE_ROLL
+    np.testing.assert_array_equal(passed, audio[offset:])
+
+
+@pytest.mark.parametrize("lead_ms", [30, 80, 150])
+def test_noise_lead_in_moves_the_onset_to_the_sound(lead_ms):
+    rng = np.random.default_rng(lead_ms)
+    lead = int(lead_ms * SR / 1000)
+    audio = np.concatenate([_noise(rng, lead_ms / 1000, -45.0), _hit(rng)])
+    audio[lead:] += _noise(rng, audio.size / SR, -45.0)[: audio.size - lead]
+    offset, passed = _gate_offset(audio)
+    # the level gate alone would open within the first millisecond of noise
+    assert lead - GATE_PRE_ROLL <= offset <= lead - GATE_PRE_ROLL + 44
+    np.testing.assert_array_equal(passed, audio[offset:])
+
+
+def test_steady_noise_without_a_rise_keeps_the_level_onset():
+    rng = np.random.default_rng(3)
+    audio = _noise(rng, 1.0, -40.0)
+    offset, _ = _gate_offset(audio)
+    assert offset == 0
+
+
+def test_a_hit_that_starts_at_once_is_not_moved_to_a_later_louder_part():
+    rng = np.random.default_rng(4)
+    hit = _hit(rng)
+    later = np.zeros_like(hit)
+    later[4000:4000 + hit.size // 2] = 4 * hit[: hit.size // 2]    # +12 dB, 90 ms later
+    audio = np.concatenate([np.zeros(500), hit + later])
+    offset, _ = _gate_offset(audio)
+    assert offset == 500 - GATE_PRE_ROLL
+
+
+@pytest.mark.parametrize("chunk", CHUNK_SIZES)
+def test_streamed_gate_equals_one_push(chunk):
+    rng = np.random.default_rng(5)
+    audio = np.concatenate([np.zeros(700), _noise(rng, 0.06, -50.0), _hit(rng)])
+    whole_offset, whole = _gate_offset(audio)
+    offset, passed = _gate_offset(audio, chunk)
+    assert offset == whole_offset
+    np.testing.assert_array_equal(passed, whole)
+
+
+@pytest.mark.parametrize("chunk", [1, 100, 3000])
+def test_clip_shorter_than_the_look_ahead_is_decided_at_the_end(chunk):
+    rng = np.random.default_rng(6)
+    audio = np.concatenate([_noise(rng, 0.03, -50.0), _hit(rng, 0.05)])
+    assert audio.size < GATE_LOOKAHEAD
+    offset, passed = _gate_offset(audio, chunk)
+    assert abs(offset - (int(0.03 * SR) - GATE_PRE_ROLL)) <= 44
+    assert passed.size == audio.size - offset
+    blocks = preprocess.clip_blocks(audio.astype(np.float32))
+    assert len(blocks) == 1 and blocks[0].start_sample == offset
+
+
+def test_silence_never_opens():
+    gate = OnsetGate()
+    assert gate.push(np.zeros(50_000)).size == 0
+    assert gate.finish().size == 0
+    assert not gate.is_open
+
+
+@pytest.mark.samples
+def test_real_snare_under_room_tone_is_aligned_with_its_clean_self():
+    hits = sorted(HYDROGEN.glob("*/*nare*.wav")) + sorted(HYDROGEN.glob("*/*nare*.flac"))
+    if not hits:
+        pytest.skip("hydrogen-drumkits not installed")
+    clean = read_mono(hits[0], SR).astype(np.float64)
+    clean_offset, _ = _gate_offset(clean)
+    rng = np.random.default_rng(7)
+    lead = int(0.05 * SR)
+    noise_db = 10 * np.log10(np.mean(clean ** 2)) - 25.0
+    noisy = np.concatenate([np.zeros(lead), clean]) + _noise(rng, (lead + clean.size) / SR, noise_db)[: lead + clean.size]
+    noisy_offset, _ = _gate_offset(noisy)
+    # within one frame hop (1024 samples) of the clean start, not at the noise start
+    assert abs((noisy_offset - lead) - clean_offset) < 1024
