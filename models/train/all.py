@@ -1,8 +1,12 @@
 """One command from the Debian packages to ``models/scout_int8.onnx``: prepare, train, export.
 
-Each step is skipped or resumed when its output exists in the work directory
-(``pool.npz``; ``checkpoint.pt`` / ``student.pt``), so an interrupted run continues.
-Uses one CPU thread throughout.
+Steps: the training pool; stage 1 (contrastive + distillation, random batches, from
+scratch); stage 2 (the same losses from stage 1's weights, half of each batch drawn as
+groups of near neighbours in the teacher's space, less weight on the teacher's soft
+targets: it teaches the fine differences between similar samples that damage blurs);
+export. Each step is skipped or resumed when its output exists in the work directory
+(``pool.npz``; ``checkpoint.pt`` / ``student.pt``; ``checkpoint_hn.pt`` /
+``student_hn.pt``), so an interrupted run continues.
 
 Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm hedgewars-data
 openarena-data freedoom wesnoth-1.16-music frozen-bubble-data``; a venv with
@@ -32,12 +36,15 @@ if str(REPO) not in sys.path:
 
 DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
 DEFAULT_STEPS = 1700
+STAGE2 = {"name": "_hn", "steps": 1200, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, default=DEFAULT_WORK_DIR)
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1 steps")
+    parser.add_argument("--stage2-steps", type=int, default=STAGE2["steps"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
@@ -45,13 +52,22 @@ def main(argv=None) -> int:
     from models.train import export, prepare, train
     started = time.time()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[1/3] training pool in {args.work_dir}", flush=True)
+    print(f"[1/4] training pool in {args.work_dir}", flush=True)
     prepare.main(["--work-dir", str(args.work_dir)])
-    print(f"[2/3] training ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
+    print(f"[2/4] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
     if not (args.work_dir / "student.pt").exists():
-        train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps)])
-    print(f"[3/3] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
-    export.main(["--work-dir", str(args.work_dir), "--out", str(args.out)])
+        train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps),
+                    "--threads", str(args.threads)])
+    print(f"[3/4] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
+          flush=True)
+    if not (args.work_dir / f"student{STAGE2['name']}.pt").exists():
+        train.main(["--work-dir", str(args.work_dir), "--init", str(args.work_dir / "student.pt"),
+                    "--name", STAGE2["name"], "--steps", str(args.stage2_steps),
+                    "--lr", str(STAGE2["lr"]), "--hard-fraction", str(STAGE2["hard_fraction"]),
+                    "--alpha", str(STAGE2["alpha"]), "--threads", str(args.threads)])
+    print(f"[4/4] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
+    export.main(["--work-dir", str(args.work_dir), "--out", str(args.out),
+                 "--student", f"student{STAGE2['name']}.pt"])
     print(f"done in {time.time() - started:.0f} s", flush=True)
     return 0
 

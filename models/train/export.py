@@ -25,10 +25,11 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from models.preprocess import RECIPE_VERSION  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
-MODEL_ID = "scout-int8-1"
-MODEL_ID_FP32 = "scout-fp32-1"
+MODEL_ID = "scout-int8-2"
+MODEL_ID_FP32 = "scout-fp32-2"
 SOURCE = ("Sample Scout student encoder, trained from scratch on audio of Debian packages "
           "(fluid-soundfont-gm, hedgewars-data, openarena-data, freedoom, wesnoth-1.16-music, "
           "frozen-bubble-data) with contrastive learning and distillation from aisfx-int8-1")
@@ -39,7 +40,8 @@ LICENSE = ("weights: CC BY 4.0 (distilled from the aisfx weights by A.B. Ma and 
 def set_metadata(model, model_id: str, dim: int) -> None:
     del model.metadata_props[:]
     for key, value in {"model_id": model_id, "source": SOURCE, "license": LICENSE,
-                       "input": "log_mel (batch, 100, 96) float32, models.preprocess recipe",
+                       "input": "log_mel (batch, 100, 96) float32, models.preprocess recipe "
+                                f"version {RECIPE_VERSION}",
                        "output": f"embedding (batch, {dim}) float32, not normalised"}.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
@@ -110,16 +112,18 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
     parser.add_argument("--calibration-blocks", type=int, default=256)
-    parser.add_argument("--from-checkpoint", action="store_true",
-                        help="export the latest training checkpoint instead of the finished student.pt")
+    parser.add_argument("--student", default="student_hn.pt",
+                        help="finished weights in the work dir (student.pt: stage 1 only)")
+    parser.add_argument("--from-checkpoint", default=None, metavar="NAME",
+                        help="export this training checkpoint (e.g. checkpoint_hn.pt) instead")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.from_checkpoint:
-        state = torch.load(args.work_dir / "checkpoint.pt", weights_only=False)
+        state = torch.load(args.work_dir / args.from_checkpoint, weights_only=False)
         weights = {k[len("student."):]: v for k, v in state["model"].items() if k.startswith("student.")}
         state = {"dim": state["args"]["dim"], "widths": Student().widths, "student": weights}
     else:
-        state = torch.load(args.work_dir / "student.pt", weights_only=False)
+        state = torch.load(args.work_dir / args.student, weights_only=False)
     student = Student(state["dim"], tuple(state["widths"]))
     student.load_state_dict(state["student"])
     student.eval()

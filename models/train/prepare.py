@@ -6,7 +6,7 @@ made into blocks by the runtime recipe (``models.preprocess.clip_blocks``, leadi
 on), and the aisfx teacher's vector of the clean block (``models/aisfx_int8.onnx``).
 Writes ``pool.npz`` into the work directory; single process.
 
-Run: ``python -m models.train.prepare --work-dir DIR [--views 4]``.
+Run: ``python -m models.train.prepare --work-dir DIR [--views 8]``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def first_block(audio: np.ndarray) -> np.ndarray | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
-    parser.add_argument("--views", type=int, default=4)
+    parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--rirs", type=int, default=300)
     parser.add_argument("--teacher", type=pathlib.Path, default=REPO / "models" / "aisfx_int8.onnx")
     args = parser.parse_args(argv)

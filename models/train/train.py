@@ -61,6 +61,39 @@ def teacher_neighbours(t, tau_t, same_clip):
     return F.softmax(sims, dim=1)
 
 
+def teacher_knn(teacher: torch.Tensor, clips: np.ndarray, k: int) -> np.ndarray:
+    """For every item, its ``k`` nearest other items by the teacher's cosine (other clips only)."""
+    sims = teacher @ teacher.T
+    same = torch.from_numpy(clips[:, None] == clips[None, :])
+    sims = sims.masked_fill(same, -2.0)
+    return sims.topk(k, dim=1).indices.numpy()
+
+
+def draw_batch(rng: np.random.Generator, train_idx: np.ndarray, knn: np.ndarray | None,
+               batch: int, hard_fraction: float, group: int = 4) -> np.ndarray:
+    """Batch of distinct training items; ``hard_fraction`` of it comes in groups of
+    ``group`` teacher neighbours (hard negatives for each other), the rest at random."""
+    if knn is None or hard_fraction <= 0:
+        return rng.choice(train_idx, size=batch, replace=False)
+    chosen: list[int] = []
+    taken: set[int] = set()
+    n_hard = int(batch * hard_fraction) // group * group
+    while len(chosen) < n_hard:
+        seed = int(rng.choice(train_idx))
+        if seed in taken:
+            continue
+        members = [seed] + [int(j) for j in rng.permutation(knn[seed]) if int(j) not in taken][:group - 1]
+        for j in members[:n_hard - len(chosen)]:
+            chosen.append(j)
+            taken.add(j)
+    while len(chosen) < batch:
+        j = int(rng.choice(train_idx))
+        if j not in taken:
+            chosen.append(j)
+            taken.add(j)
+    return np.array(chosen)
+
+
 def spec_mask(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     x = x.clone()
     for i in range(x.shape[0]):
@@ -108,10 +141,18 @@ def main(argv=None) -> int:
     parser.add_argument("--alpha", type=float, default=0.3)
     parser.add_argument("--w-relational", type=float, default=0.5)
     parser.add_argument("--w-distill", type=float, default=1.0)
+    parser.add_argument("--hard-fraction", type=float, default=0.0,
+                        help="share of each batch drawn as groups of teacher neighbours")
+    parser.add_argument("--hard-k", type=int, default=8, help="neighbours a group is drawn from")
+    parser.add_argument("--init", type=pathlib.Path, default=None,
+                        help="start from this run's final weights (student.pt of an earlier stage)")
+    parser.add_argument("--name", default="",
+                        help="stage name: files are checkpoint{name}.pt and student{name}.pt")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--eval-every", type=int, default=100)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
 
     with np.load(args.work_dir / "pool.npz") as data:
@@ -122,7 +163,12 @@ def main(argv=None) -> int:
     n_views = pool["views"].shape[1]
     print(f"pool: {len(train_idx)} training items, {len(held_idx)} held out, {n_views} views", flush=True)
 
+    knn = teacher_knn(teacher_all, pool["clip"], args.hard_k) if args.hard_fraction > 0 else None
     model = Trainer(args.dim, pool["teacher"].shape[1])
+    if args.init is not None:
+        init = torch.load(args.init, weights_only=False)
+        model.load_state_dict(init["trainer"] if "trainer" in init else init["model"])
+        print(f"initialised from {args.init}", flush=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = 30
 
@@ -131,7 +177,7 @@ def main(argv=None) -> int:
             return args.lr * (step + 1) / warmup
         return args.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, args.steps - warmup)))
 
-    ckpt_path = args.work_dir / "checkpoint.pt"
+    ckpt_path = args.work_dir / f"checkpoint{args.name}.pt"
     step = 0
     log = []
     if ckpt_path.exists():
@@ -150,9 +196,9 @@ def main(argv=None) -> int:
     started = time.time()
     model.train()
     while step < args.steps:
-        rng = np.random.default_rng([SEED, step])
-        # one item per clip in a batch, so same-clip masking is rarely needed
-        idx = rng.choice(train_idx, size=args.batch, replace=False)
+        # stage 1 keeps its original stream; later stages get their own
+        rng = np.random.default_rng([SEED, step] + ([sum(map(ord, args.name))] if args.name else []))
+        idx = draw_batch(rng, train_idx, knn, args.batch, args.hard_fraction)
         view_pick = rng.integers(0, n_views + 1, size=args.batch)   # n_views = the clean block itself
         clean = torch.from_numpy(pool["clean"][idx].astype(np.float32))
         views = np.where((view_pick < n_views)[:, None, None],
@@ -190,9 +236,10 @@ def main(argv=None) -> int:
             print(json.dumps(entry), flush=True)
         if step % args.checkpoint_every == 0 or step == args.steps:
             save()
-    torch.save({"student": model.student.state_dict(), "dim": args.dim, "widths": model.student.widths,
-                "log": log}, args.work_dir / "student.pt")
-    print(f"wrote {args.work_dir / 'student.pt'}", flush=True)
+    out = args.work_dir / f"student{args.name}.pt"
+    torch.save({"student": model.student.state_dict(), "trainer": model.state_dict(), "dim": args.dim,
+                "widths": model.student.widths, "log": log}, out)
+    print(f"wrote {out}", flush=True)
     return 0
 
 
