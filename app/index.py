@@ -57,6 +57,9 @@ def ef_search_for(count: int) -> int:
 # most, not for a whole scan batch.
 _ADD_CHUNK = 256
 _COPY_CHUNK = 1 << 20
+# Cosine distance below which two stored vectors count as the same: float32 rounding puts a
+# vector up to ~1e-6 away from itself.
+_SAME_VECTOR_DISTANCE = 1e-5
 _MAX_HEADER_BYTES = 1 << 20
 
 
@@ -115,9 +118,10 @@ class _ReadWriteLock:
 class VectorIndex:
     """HNSW index of file vectors, searched by cosine similarity.
 
-    Thread safety: every public method may be called from any thread. ``search``, ``save``,
-    ``__len__`` and the read-only properties take a shared lock and run concurrently with each
-    other (hnswlib's knn_query is safe alongside other queries and save_index only reads).
+    Thread safety: every public method may be called from any thread. ``search``,
+    ``self_recall``, ``save``, ``__len__`` and the read-only properties take a shared lock and
+    run concurrently with each other (hnswlib's knn_query and get_items are safe alongside
+    other queries and save_index only reads).
     ``add``, ``remove_files`` and setting ``ef_search`` take the exclusive lock, because hnswlib
     is not safe to mutate while it is being queried; ``add`` releases the lock between chunks
     of 256 vectors so that live queries keep flowing during a long scan. Set ``generation``
@@ -356,6 +360,35 @@ class VectorIndex:
                 n_ask = min(live, n_ask * 2)
         ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
         return [Hit(file_id=f, score=s, vector_id=v) for f, (s, v) in ranked]
+
+    def self_recall(self, sample: int = 256, seed: int = 0) -> float:
+        """Share of a random sample of live vectors that a k=1 query for their own stored
+        vector answers with themselves, at the current ef_search.
+
+        Below 1.0 means the graph has nodes that searches cannot reach (HNSW can strand them,
+        e.g. in tight clusters of near-duplicates). An exact duplicate answering first also
+        counts as found, since no query can tell the two apart. An empty index gives 1.0.
+        Any thread; takes the shared lock, so it runs alongside searches.
+        """
+        if int(sample) < 1:
+            raise ValueError(f"sample must be >= 1, got {sample}")
+        with self._lock.read():
+            live = np.fromiter(
+                (v for f in self._vectors_of.values() for v in f), dtype=np.int64
+            )
+            if len(live) == 0:
+                return 1.0
+            rng = np.random.default_rng(seed)
+            chosen = rng.choice(np.sort(live), size=min(int(sample), len(live)), replace=False)
+            stored = np.asarray(self._hnsw.get_items(chosen.tolist()), dtype=np.float32)
+            found = 0
+            for vector_id, vector in zip(chosen.tolist(), stored):
+                labels, distances = self._knn(vector.reshape(1, -1), 1)
+                if labels.size and (
+                    int(labels[0, 0]) == vector_id or distances[0, 0] <= _SAME_VECTOR_DISTANCE
+                ):
+                    found += 1
+        return found / len(chosen)
 
     def _knn(self, q: np.ndarray, n_ask: int) -> tuple[np.ndarray, np.ndarray]:
         # hnswlib raises when it finds fewer than n_ask live neighbours (possible with many

@@ -16,12 +16,18 @@ import numpy as np
 
 from app.catalog import Catalog
 from app.decode import read_mono
-from app.index import IndexFormatError, VectorIndex, ef_search_for
+from app.index import (
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
+)
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, SearchResult, embed_query, rank_files
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 
 __all__ = ["Library", "LibraryError", "SearchResult", "MAX_QUERY_SECONDS"]
+
+# Share of sampled vectors that must find themselves in a fresh index before it is accepted
+# without trying a denser graph.
+SELF_RECALL_FLOOR = 0.99
 
 
 class LibraryError(Exception):
@@ -39,6 +45,7 @@ class Library:
         self.model_path = model_path
         self._index: VectorIndex | None = None
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
+        self.index_self_recall: float | None = None  # measured by the last rebuild_index
 
     @property
     def index_path(self) -> Path:
@@ -101,16 +108,35 @@ class Library:
             index.add(ids, file_ids, vectors)
         return len(wanted) + len(stale_files)
 
-    def rebuild_index(self, *, save: bool = True) -> VectorIndex:
-        """A fresh index from every vector of the current model in the catalog."""
-        model_id, dim = self.encoder.model_id, self.encoder.dim
-        count = self.catalog.vector_count(model_id)
-        index = VectorIndex(dim, model_id, capacity=max(1024, count))
-        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim):
-            index.add(ids, file_ids, vectors)
+    def rebuild_index(self, *, save: bool = True, M: int = DEFAULT_M,
+                      ef_construction: int = DEFAULT_EF_CONSTRUCTION) -> VectorIndex:
+        """A fresh index from every vector of the current model in the catalog.
+
+        HNSW can leave some vectors unreachable by any query; when the self-recall of the new
+        graph is below SELF_RECALL_FLOOR it is built once more with doubled M and
+        ef_construction, and the better of the two is kept. The figure lands in
+        ``index_self_recall``.
+        """
+        index = self._build_index(M, ef_construction)
+        recall = index.self_recall()
+        if recall < SELF_RECALL_FLOOR:
+            denser = self._build_index(2 * M, 2 * ef_construction)
+            denser_recall = denser.self_recall()
+            if denser_recall > recall:
+                index, recall = denser, denser_recall
+        self.index_self_recall = recall
         self._index = index
         if save:
             self.save_index()
+        return index
+
+    def _build_index(self, M: int, ef_construction: int) -> VectorIndex:
+        model_id, dim = self.encoder.model_id, self.encoder.dim
+        count = self.catalog.vector_count(model_id)
+        index = VectorIndex(dim, model_id, capacity=max(1024, count), ef_search=ef_search_for(count),
+                            M=M, ef_construction=ef_construction)
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim):
+            index.add(ids, file_ids, vectors)
         return index
 
     def save_index(self) -> None:

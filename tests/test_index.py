@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import app.index as index_module
-from app.index import Hit, IndexFormatError, VectorIndex
+from app.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, Hit, IndexFormatError, VectorIndex
 
 DIM = 64
 MODEL = "test-encoder-v1"
@@ -396,3 +396,48 @@ def test_vector_files_lists_live_vectors_only(library, built):
     assert len(mapping) == 1996
     assert int(vector_ids[0]) not in mapping
     assert mapping[int(vector_ids[4])] == int(file_ids[4])
+
+
+def tight_cluster(rng: np.random.Generator, n: int, dim: int = DIM, spread: float = 0.05) -> np.ndarray:
+    """n near-duplicates of one vector: the layout in which HNSW strands nodes."""
+    return unit(rng.normal(size=dim) + spread * rng.normal(size=(n, dim)))
+
+
+def test_self_recall_of_a_normal_index_is_complete(built):
+    assert built.self_recall() == 1.0
+    assert built.self_recall(sample=5000, seed=3) == 1.0  # more than stored: all of them
+    assert VectorIndex(DIM, MODEL).self_recall() == 1.0
+
+
+def test_self_recall_counts_an_exact_duplicate_answering_first_as_found(library):
+    vector_ids, file_ids, vectors = library
+    twice = VectorIndex.build(
+        DIM, MODEL, np.concatenate([vector_ids, vector_ids + 100_000]),
+        np.concatenate([file_ids, file_ids + 1000]), np.concatenate([vectors, vectors]),
+        num_threads=1,
+    )
+    assert twice.self_recall(sample=1000) == 1.0
+
+
+def test_self_recall_samples_live_vectors_only(built):
+    built.remove_files(range(1, 500))  # every file but the last (vector ids 11996..11999)
+    assert len(built) == 4
+    assert built.self_recall() == 1.0
+    built.remove_files([500])
+    assert built.self_recall() == 1.0
+
+
+def test_self_recall_detects_nodes_a_sparse_graph_strands():
+    vectors = tight_cluster(np.random.default_rng(11), 2000)
+    ids = np.arange(2000, dtype=np.int64)
+
+    def recall(M: int, ef_construction: int) -> float:
+        index = VectorIndex.build(DIM, MODEL, ids, ids // 4, vectors, M=M,
+                                  ef_construction=ef_construction, num_threads=1)
+        return index.self_recall(sample=500)
+
+    sparse, dense = recall(2, 1), recall(DEFAULT_M, DEFAULT_EF_CONSTRUCTION)
+    assert sparse < 0.9
+    assert dense > sparse
+    with pytest.raises(ValueError, match="sample"):
+        VectorIndex(DIM, MODEL).self_recall(sample=0)
