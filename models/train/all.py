@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:
 
 DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
 DEFAULT_STEPS = 1700
-STAGE2 = {"name": "_hn", "steps": 1200, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15}
+STAGE2 = {"name": "_hn", "steps": 2000, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15}
 
 
 def main(argv=None) -> int:
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=pathlib.Path, default=DEFAULT_WORK_DIR)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1 steps")
     parser.add_argument("--stage2-steps", type=int, default=STAGE2["steps"])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:

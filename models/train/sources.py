@@ -23,7 +23,7 @@ SAMPLE_RATE = 44100
 
 FORBIDDEN_PACKAGES = (
     "hydrogen-drumkits", "hydrogen-drumkits-effects", "sonic-pi-samples", "lmms-common",
-    "freepats", "timgm6mb-soundfont", "neverball-data", "warzone2100-data",
+    "freepats", "timgm6mb-soundfont", "neverball-data", "neverball-common", "warzone2100-data",
     "sound-theme-freedesktop",
 )
 
