@@ -294,6 +294,16 @@ class Catalog:
         return self._db.execute(
             "SELECT COUNT(*) FROM vectors WHERE model_id = ?", (model_id,)).fetchone()[0]
 
+    def files_of_other_models(self, model_id: str) -> dict[str, int]:
+        """Files holding vectors of a model other than ``model_id``: {that model id: files}.
+
+        Empty when every vector is of ``model_id``. After a model upgrade these are the files
+        the next scan re-embeds. Thread: the one that opened this catalog, like every method.
+        """
+        return dict(self._db.execute(
+            "SELECT model_id, COUNT(DISTINCT file_id) FROM vectors WHERE model_id != ? "
+            "GROUP BY model_id ORDER BY model_id", (model_id,)))
+
     def vector_ids(self, model_id: str) -> np.ndarray:
         ids = [r[0] for r in self._db.execute(
             "SELECT id FROM vectors WHERE model_id = ? ORDER BY id", (model_id,))]

@@ -5,6 +5,10 @@ opens a ``Library`` of its own inside that thread (a SQLite connection
 belongs to the thread that opened it). The scanner's decoding and embedding
 run in its worker processes; the GUI thread only receives progress signals.
 After a scan or removal the host reloads its index.
+
+When the catalog holds vectors of another model than the current encoder's (after a model
+upgrade), the panel says so and rescans the library folders once, by itself, through the
+same scan path as "Rescan all"; the host keeps searching its loaded index meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLis
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                              QVBoxLayout, QWidget)
 
+from . import theme
 from .host import Host
 
 SKIPPED_SHOWN = 500
@@ -84,8 +89,12 @@ class LibraryJobs(QObject):
     @pyqtSlot()
     def refresh(self) -> None:
         try:
-            catalog = self._lib().catalog
-            self.summary.emit(catalog.stats(), catalog.skipped(SKIPPED_SHOWN))
+            library = self._lib()
+            catalog, model_id = library.catalog, library.encoder.model_id
+            stats = catalog.stats()
+            stats["model_id"] = model_id
+            stats["other_models"] = catalog.files_of_other_models(model_id)
+            self.summary.emit(stats, catalog.skipped(SKIPPED_SHOWN))
         except Exception as exc:  # noqa: BLE001
             self.failed.emit(f"library unavailable: {exc}")
 
@@ -110,6 +119,7 @@ class LibraryPanel(QWidget):
         self.host = host
         self.scanning = False
         self.stats: dict = {}
+        self.auto_rescan = False     # a rescan for another model's vectors was started (once)
         self.folders = QListWidget()
         self.folders.setMinimumHeight(70)
         self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -127,6 +137,10 @@ class LibraryPanel(QWidget):
         self.current.setObjectName("dim")
         self.totals = QLabel("")
         self.totals.setWordWrap(True)
+        self.notice = QLabel("")     # the library was analysed by another model
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet(f"color: {theme.ONSET};")
+        self.notice.hide()
         self.skipped = QTableWidget(0, 2)
         self.skipped.setHorizontalHeaderLabels(["Skipped file", "Reason"])
         self.skipped.verticalHeader().setVisible(False)
@@ -149,6 +163,7 @@ class LibraryPanel(QWidget):
         lay.addWidget(title)
         lay.addWidget(self.folders)
         lay.addLayout(row)
+        lay.addWidget(self.notice)
         lay.addWidget(self.progress)
         lay.addWidget(self.current)
         lay.addWidget(self.totals)
@@ -263,6 +278,33 @@ class LibraryPanel(QWidget):
             reason.setToolTip(row.error or "")
             self.skipped.setItem(r, 0, name)
             self.skipped.setItem(r, 1, reason)
+        self._check_model(stats)
+
+    def _check_model(self, stats: dict) -> None:
+        """Vectors of another model: say so, and rescan the folders once by ourselves."""
+        other = stats.get("other_models") or {}
+        current = stats.get("model_id", "")
+        files = sum(other.values())
+        models = ", ".join(other)
+        if not other:
+            if self.auto_rescan and not self.scanning:
+                self.notice.setText(f"Library re-analysed by the current model ({current}).")
+            return
+        if self.scanning:
+            return
+        if not self.auto_rescan and self.roots():
+            self.auto_rescan = True
+            text = (f"Library was analysed by another model ({models}): "
+                    f"re-analysing {files:,} files with {current}…")
+            self.notice.setText(text)
+            self.notice.show()
+            self.host.info.emit(text)
+            self.scan(self.roots())
+        else:
+            # Stopped, a folder missing, or nothing to scan: leave it to the user.
+            self.notice.setText(f"{files:,} files still hold vectors of another model ({models}) "
+                                f"and are not searchable: Rescan all re-analyses them with {current}.")
+            self.notice.show()
 
     def shutdown(self) -> None:
         """Cancel a running scan and stop the thread (GUI thread, on close)."""
