@@ -163,6 +163,13 @@ class Library:
 
     def search_file(self, path: str | os.PathLike, k: int = 10) -> list[SearchResult]:
         if self.catalog.vector_count(self.encoder.model_id) == 0:
+            others = self.catalog.files_of_other_models(self.encoder.model_id)
+            if others:
+                names = ", ".join(sorted(others))
+                raise LibraryError(
+                    f"the library was analysed by another model ({names}), not by "
+                    f"{self.encoder.model_id}: re-analyse it with `samplescout index` (the app "
+                    "does this by itself when it opens)")
             raise LibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
         return self.search_vectors(self.embed_file(path), k)

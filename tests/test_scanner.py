@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.library import Library
+from app.library import Library, LibraryError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import Scanner, walk_audio_files
 from tests import badfiles
@@ -319,6 +319,10 @@ def test_changing_the_model_re_embeds_instead_of_mixing_vectors(tmp_path, isolat
     first, _ = scan(isolated_library_dir, root)
     assert first.indexed == 4
     monkeypatch.setenv("SAMPLESCOUT_MODEL", "scout")
+    with Library(isolated_library_dir) as library:
+        # before the re-scan, a search says why it cannot answer instead of "empty"
+        with pytest.raises(LibraryError, match=r"analysed by another model \(aisfx-int8-1/r\d+\)"):
+            library.search_file(paths[2], k=1)
     report, consistent = scan(isolated_library_dir, root)
     assert consistent and report.indexed == 4 and report.files_analysed == 4
     with Library(isolated_library_dir) as library:
