@@ -5,17 +5,20 @@ quantisation calibration of the export script see exactly the same inputs.
 
 Recipe, for mono audio at 44.1 kHz:
 
-1. Leading silence is trimmed by an onset gate: input is dropped until the first
+1. Leading silence is trimmed by an onset gate. The level gate opens at the first
    sample at which the mean square level of the last 1 ms (44 samples, zeros before
-   the signal) reaches -60 dBFS. A lead-in of noise (room tone, hiss) opens that gate
-   long before the sound, so the gate then looks ``GATE_LOOKAHEAD`` (200 ms) ahead:
-   when, at least ``GATE_FLOOR`` (10 ms) after that sample, the 1 ms level rises
-   ``GATE_RISE_DB`` (15 dB) above the mean level of those first 10 ms, the onset moves
-   to the first such sample, provided the lead-in up to it holds its level (every
-   10 ms within ``GATE_STEADY_DB`` (6 dB) of the first): a sound that began at the level
-   gate and decays, or a ghost note before an accent, keeps its start. The 5 ms
-   (220 samples) before the onset are kept.
-   Tails are never trimmed. The gate streams; it holds at most 200 ms back.
+   the signal) reaches -60 dBFS. The gate then looks ``GATE_LOOKAHEAD`` (200 ms)
+   ahead, and every threshold from here on is relative to the loudest 1 ms in that
+   look-ahead, so the start does not move with the input's gain:
+   - the start is the first 1 ms within ``GATE_RELATIVE_DB`` (30 dB) of the loudest;
+   - a lead-in of noise (room tone, hiss) within 30 dB of the sound is skipped: when,
+     at least 20 ms after the start, the 1 ms level rises ``GATE_RISE_DB`` (15 dB)
+     above the mean level of the first 10 ms, and the lead-in held its level up to
+     there (every 10 ms within ``GATE_STEADY_DB`` (6 dB) of the first), the start
+     moves to that rise. A sound that starts and decays, a slow attack, or a ghost
+     note before an accent keeps its start.
+   The 5 ms (220 samples) before the start are kept. Tails are never trimmed. The
+   gate streams; it holds at most 200 ms back.
 2. The trimmed audio goes through the log-mel front-end (``models.frontend``) as
    linear power mel frames (frame ``k`` starts at trimmed sample ``k*1024``).
 3. Blocks of ``BLOCK_FRAMES`` = 100 frames with a hop of ``HOP_FRAMES`` = 50.
@@ -53,7 +56,8 @@ GATE_FLOOR = 441            # 10 ms after the level gate opens: the lead-in's le
 GATE_LOOKAHEAD = 8820       # 200 ms after it: how far a rise out of a noise lead-in is sought
 GATE_RISE_DB = 15.0
 GATE_STEADY_DB = 6.0        # a noise lead-in stays within this of its first 10 ms
-RECIPE_VERSION = 2          # 1: level gate only; 2: with the noise lead-in rule
+GATE_RELATIVE_DB = 30.0     # the start: first 1 ms within this of the look-ahead's loudest
+RECIPE_VERSION = 3          # 1: level gate only; 2: noise lead-in rule; 3: relative thresholds
 TARGET_PEAK_DB = -40.0
 SILENCE_PEAK_DB = -80.0
 
@@ -137,29 +141,39 @@ class OnsetGate:
         return int(ends[hits[0]]) if hits.size else None
 
     def _rise_onset(self, x: np.ndarray, x_start: int) -> int:
-        """The level onset, or the first rise out of a noise lead-in within the look-ahead."""
+        """Where the sound starts, looking ``GATE_LOOKAHEAD`` past the level gate.
+
+        Every threshold here is relative to the loudest 1 ms of the look-ahead, so the
+        decision does not change with the input's gain (only the -60 dBFS gate does).
+        """
         level_onset = self._level_onset
         n_zeros = max(0, GATE_WINDOW - 1 - x_start)
         sums = _window_sums(np.concatenate([np.zeros(n_zeros), x * x]))
         ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
-        floor_sel = (ends >= level_onset) & (ends < level_onset + GATE_FLOOR)
-        search = (ends >= level_onset + GATE_FLOOR) & (ends < level_onset + GATE_LOOKAHEAD)
-        if not floor_sel.any() or not search.any():
+        ahead = (ends >= level_onset) & (ends < level_onset + GATE_LOOKAHEAD)
+        if not ahead.any():
             return level_onset
+        loudest = float(sums[ahead].max())
+        anchor = int(ends[np.flatnonzero(ahead & (sums >= loudest * 10.0 ** (-GATE_RELATIVE_DB / 10.0)))[0]])
+        floor_sel = (ends >= anchor) & (ends < anchor + GATE_FLOOR)
+        search = (ends >= anchor + 2 * GATE_FLOOR) & (ends < level_onset + GATE_LOOKAHEAD)
+        if not search.any():
+            return anchor
         floor = float(np.mean(sums[floor_sel]))
         rises = np.flatnonzero(search & (sums >= floor * 10.0 ** (GATE_RISE_DB / 10.0)))
         if not rises.size:
-            return level_onset
+            return anchor
         rise = int(ends[rises[0]])
         # a lead-in of noise holds its level up to the rise; a sound that began at the
-        # level onset (a ghost note before an accent, a decaying hit) does not
-        lead = sums[(ends >= level_onset) & (ends < rise - GATE_WINDOW)]
+        # anchor (a ghost note before an accent, a decaying hit, a slow attack) does not
+        lead = sums[(ends >= anchor) & (ends < rise - GATE_WINDOW)]
         n_parts = lead.size // GATE_FLOOR
-        if n_parts:
-            parts = lead[:n_parts * GATE_FLOOR].reshape(n_parts, GATE_FLOOR).mean(axis=1)
-            limit = 10.0 ** (GATE_STEADY_DB / 10.0)
-            if np.any(parts > floor * limit) or np.any(parts < floor / limit):
-                return level_onset
+        if n_parts < 2:
+            return anchor
+        parts = lead[:n_parts * GATE_FLOOR].reshape(n_parts, GATE_FLOOR).mean(axis=1)
+        limit = 10.0 ** (GATE_STEADY_DB / 10.0)
+        if np.any(parts > floor * limit) or np.any(parts < floor / limit):
+            return anchor
         return rise
 
     def _open(self, x: np.ndarray, x_start: int) -> np.ndarray:

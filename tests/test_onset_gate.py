@@ -7,7 +7,7 @@ import pytest
 
 from app.decode import read_mono
 from models import preprocess
-from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, OnsetGate
+from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, GATE_WINDOW, OnsetGate
 
 SR = preprocess.MODEL_SAMPLE_RATE
 HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
@@ -36,7 +36,8 @@ def test_digital_silence_lead_is_trimmed_to_the_pre_roll():
     rng = np.random.default_rng(1)
     audio = np.concatenate([np.zeros(3000), _hit(rng)])
     offset, passed = _gate_offset(audio)
-    assert offset == 3000 - GATE_PRE_ROLL
+    # the start is the first 1 ms window within 30 dB of the loudest: a few samples in
+    assert 3000 - GATE_PRE_ROLL <= offset <= 3000 - GATE_PRE_ROLL + GATE_WINDOW
     np.testing.assert_array_equal(passed, audio[offset:])
 
 
@@ -66,7 +67,7 @@ def test_a_hit_that_starts_at_once_is_not_moved_to_a_later_louder_part():
     later[4000:4000 + hit.size // 2] = 4 * hit[: hit.size // 2]    # +12 dB, 90 ms later
     audio = np.concatenate([np.zeros(500), hit + later])
     offset, _ = _gate_offset(audio)
-    assert offset == 500 - GATE_PRE_ROLL
+    assert 500 - GATE_PRE_ROLL <= offset <= 500 - GATE_PRE_ROLL + GATE_WINDOW
 
 
 @pytest.mark.parametrize("chunk", CHUNK_SIZES)
@@ -112,3 +113,50 @@ def test_real_snare_under_room_tone_is_aligned_with_its_clean_self():
     noisy_offset, _ = _gate_offset(noisy)
     # within one frame hop (1024 samples) of the clean start, not at the noise start
     assert abs((noisy_offset - lead) - clean_offset) < 1024
+
+
+def _soft_start_strum(rng: np.random.Generator) -> np.ndarray:
+    """A steady soft start (-27 dB) that builds to picks about 15 dB louder: the borderline case."""
+    n = int(0.6 * SR)
+    t = np.arange(n) / SR
+    body = 0.045 * np.sin(2 * np.pi * 196 * t) * (1 + 0.1 * rng.standard_normal(n))
+    picks = np.zeros(n)
+    for k, at in enumerate((0.035, 0.06, 0.09)):
+        i = int(at * SR)
+        picks[i:] += (0.25 + 0.05 * k) * np.exp(-(t[i:] - at) / 0.08) * np.sin(2 * np.pi * 247 * (t[i:] - at))
+    return body + picks
+
+
+@pytest.mark.parametrize("case", ["hit", "noise_lead", "soft_start", "ghost_note"])
+def test_the_start_does_not_depend_on_gain(case):
+    rng = np.random.default_rng(11)
+    if case == "hit":
+        audio = np.concatenate([np.zeros(900), _hit(rng)])
+    elif case == "noise_lead":
+        audio = np.concatenate([_noise(rng, 0.05, -45.0), _hit(rng)])
+    elif case == "soft_start":
+        audio = np.concatenate([np.zeros(300), _soft_start_strum(rng)])
+    else:
+        ghost = 0.1 * _hit(rng, 0.08)
+        audio = np.concatenate([np.zeros(300), ghost, _hit(rng)])
+    offsets = {db: _gate_offset(audio * 10 ** (db / 20))[0] for db in (0, -6, -12, -20)}
+    assert len(set(offsets.values())) == 1, offsets
+
+
+@pytest.mark.samples
+def test_real_samples_start_at_the_same_place_at_minus_12_db():
+    files = sorted(HYDROGEN.glob("*/*.flac"))[:60] + sorted(HYDROGEN.glob("*/*.wav"))[:60]
+    if not files:
+        pytest.skip("hydrogen-drumkits not installed")
+    moved, checked = [], 0
+    for path in files:
+        clean = read_mono(path, SR).astype(np.float64)
+        if clean.size == 0:
+            continue
+        checked += 1
+        shift = abs(_gate_offset(clean)[0] - _gate_offset(clean * 10 ** (-12 / 20))[0])
+        # a few samples move with the -60 dBFS gate; half a frame hop (512) would change the blocks
+        if shift >= 512:
+            moved.append((path.name, shift))
+    assert checked > 50
+    assert not moved, moved
