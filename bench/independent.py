@@ -596,24 +596,11 @@ def run(args) -> dict:
     }
 
 
-ROW_ORDER = damage.CONDITIONS + (damage.EXCERPT_CONDITION,)
-
-
 def format_table(report: dict) -> str:
     names = report["config"]["models"]
     results = report["results"]
     width = max(16, *(len(n) + 2 for n in names))
-    header = f"{'condition':<28}" + "".join(f"{n:>{width}}" for n in names)
-    lines = [header, "-" * len(header)]
-    for condition in ROW_ORDER:
-        n = report["counts"]["queries"].get(condition, 0)
-        cells = []
-        for name in names:
-            r = results[name]["reid"].get(condition)
-            cells.append("-" if not r or r["r_at_1"] is None
-                         else f"{r['r_at_1']:.2f} / {r['r_at_10']:.2f}")
-        lines.append(f"{condition + f' ({n})':<28}" + "".join(f"{c:>{width}}" for c in cells))
-    lines.append("-" * len(header))
+    lines = retrieval.reid_table_lines(report, width)
     cells = []
     for name in names:
         mean = results[name].get("mean_over_damage_conditions")

@@ -623,10 +623,10 @@ def run(args) -> dict:
 ROW_ORDER = damage.CONDITIONS + (damage.EXCERPT_CONDITION,)
 
 
-def format_table(report: dict) -> str:
+def reid_table_lines(report: dict, width: int) -> list[str]:
+    """Header, rule and one R@1 / R@10 row per damage condition (shared with bench/independent.py)."""
     names = report["config"]["models"]
     results = report["results"]
-    width = max(16, *(len(n) for n in names))
     header = f"{'condition':<28}" + "".join(f"{n:>{width}}" for n in names)
     lines = [header, "-" * len(header)]
     for condition in ROW_ORDER:
@@ -638,6 +638,14 @@ def format_table(report: dict) -> str:
                          else f"{r['r_at_1']:.2f} / {r['r_at_10']:.2f}")
         lines.append(f"{condition + f' ({n})':<28}" + "".join(f"{c:>{width}}" for c in cells))
     lines.append("-" * len(header))
+    return lines
+
+
+def format_table(report: dict) -> str:
+    names = report["config"]["models"]
+    results = report["results"]
+    width = max(16, *(len(n) for n in names))
+    lines = reid_table_lines(report, width)
     for attr in ("strict", "coarse"):
         cells = []
         for name in names:

@@ -79,13 +79,18 @@ def as_mono_float(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def _window_sums(squares: np.ndarray) -> np.ndarray:
-    """Sums over every GATE_WINDOW consecutive values, in a fixed order (chunking-independent)."""
+def _window_levels(x: np.ndarray, x_start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of squares over every GATE_WINDOW samples of ``x`` (input index ``x_start`` onwards,
+    zeros before the signal start) and the input index each window ends at. The fixed
+    summation order makes the result independent of how the input was chunked."""
+    n_zeros = max(0, GATE_WINDOW - 1 - x_start)
+    squares = np.concatenate([np.zeros(n_zeros), x * x])
     n_windows = squares.size - GATE_WINDOW + 1
     sums = np.zeros(max(n_windows, 0))
     for k in range(GATE_WINDOW):
         sums += squares[k:k + n_windows]
-    return sums
+    ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
+    return sums, ends
 
 
 class OnsetGate:
@@ -133,10 +138,7 @@ class OnsetGate:
 
     def _find_level_onset(self, x: np.ndarray, x_start: int, first_new: int) -> int | None:
         # zeros stand in for the samples before the signal start
-        n_zeros = max(0, GATE_WINDOW - 1 - x_start)
-        sums = _window_sums(np.concatenate([np.zeros(n_zeros), x * x]))
-        # window j ends at input index x_start + j + GATE_WINDOW - 1 - n_zeros
-        ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
+        sums, ends = _window_levels(x, x_start)
         hits = np.flatnonzero((sums >= _GATE_MEAN_SQUARE * GATE_WINDOW) & (ends >= first_new))
         return int(ends[hits[0]]) if hits.size else None
 
@@ -147,9 +149,7 @@ class OnsetGate:
         decision does not change with the input's gain (only the -60 dBFS gate does).
         """
         level_onset = self._level_onset
-        n_zeros = max(0, GATE_WINDOW - 1 - x_start)
-        sums = _window_sums(np.concatenate([np.zeros(n_zeros), x * x]))
-        ends = x_start + np.arange(sums.size) + GATE_WINDOW - 1 - n_zeros
+        sums, ends = _window_levels(x, x_start)
         ahead = (ends >= level_onset) & (ends < level_onset + GATE_LOOKAHEAD)
         if not ahead.any():
             return level_onset
