@@ -93,7 +93,13 @@ def render_slots(setup, slots: list[list[tuple[float, bytes]]]) -> list[np.ndarr
 
 
 def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[tuple[str, np.ndarray]]:
-    """Single notes of all 128 GM programs at random pitches, lengths and velocities."""
+    """Single notes of all 128 GM programs at random pitches, lengths and velocities.
+
+    Every note comes with a sister: the same program a semitone or two away, or at the
+    same pitch 30-60 velocity steps apart. Sisters are the near twins a library is full
+    of (one instrument's neighbouring samples) and teach the fine differences that
+    damage blurs.
+    """
     clips = []
     for program in range(128):
         slots, names = [], []
@@ -101,8 +107,17 @@ def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[
             pitch = int(rng.integers(36, 85))
             length = float(rng.uniform(0.15, 2.0))
             velocity = int(rng.integers(60, 128))
-            slots.append(note(0, pitch, velocity, 0.0, length))
-            names.append(f"gm{program:03d}-p{pitch}-v{velocity}")
+            if rng.random() < 0.5:
+                sister_pitch, sister_velocity = pitch + int(rng.choice([-2, -1, 1, 2])), velocity
+            else:
+                step = int(rng.integers(30, 61))
+                sister_pitch = pitch
+                sister_velocity = velocity - step if velocity - step >= 20 else min(127, velocity + step)
+            for p, v in ((pitch, velocity), (sister_pitch, sister_velocity)):
+                name = f"gm{program:03d}-p{p}-v{v}"
+                if name not in names:
+                    slots.append(note(0, p, v, 0.0, length))
+                    names.append(name)
         for name, audio in zip(names, render_slots(program_change(0, program), slots)):
             clips.append((name, audio))
     return clips
@@ -111,15 +126,24 @@ def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[
 DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)   # standard, room, power, electronic, 808, jazz, brush, orchestra
 
 
+VELOCITY_LAYERS = (40, 70, 100, 127)
+
+
 def drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """Every GM percussion key (35-81) of several drum kits, one hit per clip."""
+    """Every GM percussion key (35-81) of several drum kits at four velocities, one hit per clip.
+
+    Velocity layers of one drum are the commonest near twins in a sample library; the
+    SoundFont's velocity layers and velocity-to-filter modulation make them differ in
+    timbre, not only in level (level twins are grouped by ``sources.level_twin_groups``).
+    """
     clips = []
     for kit in DRUM_KITS:
         keys = list(range(35, 82))
-        slots = [note(DRUM_CHANNEL, key, int(rng.integers(70, 128)), 0.0, 0.3) for key in keys]
+        hits = [(key, int(np.clip(v + rng.integers(-5, 6), 1, 127))) for key in keys for v in VELOCITY_LAYERS]
+        slots = [note(DRUM_CHANNEL, key, velocity, 0.0, 0.3) for key, velocity in hits]
         setup = program_change(DRUM_CHANNEL, kit)
-        for key, audio in zip(keys, render_slots(setup, slots)):
-            clips.append((f"kit{kit:02d}-key{key}", audio))
+        for (key, velocity), audio in zip(hits, render_slots(setup, slots)):
+            clips.append((f"kit{kit:02d}-key{key}-v{velocity}", audio))
     return clips
 
 

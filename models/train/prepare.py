@@ -67,6 +67,9 @@ def main(argv=None) -> int:
     beds = [bed_pool[i] for i in rng.choice(len(bed_pool), size=min(120, len(bed_pool)), replace=False)]
     print(f"{len(clips)} clips, {len(rirs)} rooms, {len(beds)} noise beds ({time.time() - t0:.0f} s)", flush=True)
 
+    # level twins share one group: never negatives of each other, never split by the hold-out
+    group = sources.level_twin_groups(clips)
+    print(f"{len(clips) - len(set(group.tolist()))} clips are level twins of another", flush=True)
     held_out_clip = rng.random(len(clips)) < HOLDOUT_SHARE
     clean, views, clip_index, names = [], [], [], []
     for ci, clip in enumerate(clips):
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
                 item_views.append(view if view is not None else block)
             clean.append(block.astype(np.float16))
             views.append(np.stack(item_views).astype(np.float16))
-            clip_index.append(ci)
+            clip_index.append(group[ci])
             names.append(f"{clip.package}:{clip.name}@{start}")
         if (ci + 1) % 200 == 0:
             print(f"  {ci + 1}/{len(clips)} clips, {len(clean)} items, {time.time() - t0:.0f} s", flush=True)

@@ -177,6 +177,41 @@ def music_clips(rng: np.random.Generator) -> list[Clip]:
     return clips
 
 
+def level_twin_groups(clips: list[Clip], min_correlation: float = 0.9999) -> np.ndarray:
+    """For every clip, the index of the first clip that is the same audio up to gain.
+
+    Such twins (a file copied into two folders, a velocity layer that only changes level)
+    must not be treated as different sounds by the contrastive loss. Twins have the same
+    length, so only clips of one length are compared.
+    """
+    group = np.arange(len(clips))
+    by_length: dict[int, list[int]] = {}
+    for i, clip in enumerate(clips):
+        by_length.setdefault(clip.audio.size, []).append(i)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        norm = np.linalg.norm(x)
+        return x / norm if norm > 0 else x
+
+    for members in by_length.values():
+        if len(members) < 2:
+            continue
+        # a 4096-sample probe from the middle picks candidates; the whole clip confirms
+        size = clips[members[0]].audio.size
+        lo = max(0, size // 2 - 2048)
+        probe = np.stack([unit(clips[i].audio[lo:lo + 4096]) for i in members])
+        candidates = probe @ probe.T >= min_correlation
+        for a in range(len(members)):
+            if group[members[a]] != members[a]:
+                continue
+            for b in np.flatnonzero(candidates[a, a + 1:]) + a + 1:
+                whole = float(unit(clips[members[a]].audio) @ unit(clips[members[b]].audio))
+                if whole >= min_correlation:
+                    group[members[b]] = members[a]
+    return group
+
+
 def all_clips(seed: int = 20261124, log=print) -> list[Clip]:
     clips = []
     for i, reader in enumerate((soundfont_clips, hedgewars_clips, openarena_clips,

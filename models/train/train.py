@@ -35,6 +35,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from models.train.batches import draw_batch, training_neighbours  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
 SEED = 7
@@ -61,37 +62,14 @@ def teacher_neighbours(t, tau_t, same_clip):
     return F.softmax(sims, dim=1)
 
 
-def teacher_knn(teacher: torch.Tensor, clips: np.ndarray, k: int) -> np.ndarray:
-    """For every item, its ``k`` nearest other items by the teacher's cosine (other clips only)."""
-    sims = teacher @ teacher.T
-    same = torch.from_numpy(clips[:, None] == clips[None, :])
-    sims = sims.masked_fill(same, -2.0)
-    return sims.topk(k, dim=1).indices.numpy()
-
-
-def draw_batch(rng: np.random.Generator, train_idx: np.ndarray, knn: np.ndarray | None,
-               batch: int, hard_fraction: float, group: int = 4) -> np.ndarray:
-    """Batch of distinct training items; ``hard_fraction`` of it comes in groups of
-    ``group`` teacher neighbours (hard negatives for each other), the rest at random."""
-    if knn is None or hard_fraction <= 0:
-        return rng.choice(train_idx, size=batch, replace=False)
-    chosen: list[int] = []
-    taken: set[int] = set()
-    n_hard = int(batch * hard_fraction) // group * group
-    while len(chosen) < n_hard:
-        seed = int(rng.choice(train_idx))
-        if seed in taken:
-            continue
-        members = [seed] + [int(j) for j in rng.permutation(knn[seed]) if int(j) not in taken][:group - 1]
-        for j in members[:n_hard - len(chosen)]:
-            chosen.append(j)
-            taken.add(j)
-    while len(chosen) < batch:
-        j = int(rng.choice(train_idx))
-        if j not in taken:
-            chosen.append(j)
-            taken.add(j)
-    return np.array(chosen)
+def student_vectors(model: Student, blocks: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The student's unit vectors of ``blocks`` (float16 log-mel), in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        out = [F.normalize(model(torch.from_numpy(blocks[i:i + batch].astype(np.float32))), dim=1).numpy()
+               for i in range(0, len(blocks), batch)]
+    model.train()
+    return np.concatenate(out)
 
 
 def spec_mask(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -144,6 +122,10 @@ def main(argv=None) -> int:
     parser.add_argument("--hard-fraction", type=float, default=0.0,
                         help="share of each batch drawn as groups of teacher neighbours")
     parser.add_argument("--hard-k", type=int, default=8, help="neighbours a group is drawn from")
+    parser.add_argument("--hard-space", choices=("teacher", "student"), default="teacher",
+                        help="whose clean vectors define the neighbours: the teacher's (fixed) or the "
+                             "student's own (mined again every --remine-every steps)")
+    parser.add_argument("--remine-every", type=int, default=250)
     parser.add_argument("--init", type=pathlib.Path, default=None,
                         help="start from this run's final weights (student.pt of an earlier stage)")
     parser.add_argument("--name", default="",
@@ -163,7 +145,9 @@ def main(argv=None) -> int:
     n_views = pool["views"].shape[1]
     print(f"pool: {len(train_idx)} training items, {len(held_idx)} held out, {n_views} views", flush=True)
 
-    knn = teacher_knn(teacher_all, pool["clip"], args.hard_k) if args.hard_fraction > 0 else None
+    knn = None
+    if args.hard_fraction > 0 and args.hard_space == "teacher":
+        knn = training_neighbours(teacher_all.numpy(), pool["clip"], train_idx, args.hard_k)
     model = Trainer(args.dim, pool["teacher"].shape[1])
     if args.init is not None:
         init = torch.load(args.init, weights_only=False)
@@ -198,6 +182,10 @@ def main(argv=None) -> int:
     while step < args.steps:
         # stage 1 keeps its original stream; later stages get their own
         rng = np.random.default_rng([SEED, step] + ([sum(map(ord, args.name))] if args.name else []))
+        remine = knn is None or step % args.remine_every == 0
+        if args.hard_fraction > 0 and args.hard_space == "student" and remine:
+            own = student_vectors(model.student, pool["clean"])
+            knn = training_neighbours(own, pool["clip"], train_idx, args.hard_k)
         idx = draw_batch(rng, train_idx, knn, args.batch, args.hard_fraction)
         view_pick = rng.integers(0, n_views + 1, size=args.batch)   # n_views = the clean block itself
         clean = torch.from_numpy(pool["clean"][idx].astype(np.float32))
