@@ -1,13 +1,16 @@
-"""Encoder speed and int8/fp32 agreement.
+"""Encoder speed and int8/fp32 agreement, for every shipped model.
 
-Measures, on one thread: ONNX inference per 100-frame block for the fp32 model
-(``/tmp/aisfx_fp32.onnx``, made by ``models/export_aisfx.py``; skipped if absent) and
-the shipped int8 model, the numpy front-end per block, and the cosine between fp32
-and int8 embeddings of the same blocks from ~50 Debian sample files.
+Measures ONNX inference per 100-frame block for each shipped int8 model (scout and
+aisfx) on one and two threads, the numpy front-end per block, and — where the float
+model a shipped file was quantised from is on disk — the float model's cost and the
+cosine between its embeddings and the int8 ones on blocks of ~50 Debian sample files.
+Float models are not shipped: ``/tmp/aisfx_fp32.onnx`` comes from
+``models/export_aisfx.py``, ``$TRAIN_WORK/scout_fp32.onnx`` from ``make train-model``.
 
-    .venv/bin/python bench/encoder_speed.py [--fp32 PATH] [--files 50]
+    .venv/bin/python bench/encoder_speed.py [--fp32 scout=PATH] [--fp32 aisfx=PATH] [--files 50]
 
-Writes bench/results/encoder_speed.json and prints a table.
+Writes bench/results/encoder_speed.json and prints a table; compare models by their
+ratio within one run (the machine is shared).
 """
 
 from __future__ import annotations
@@ -80,70 +83,87 @@ def frontend_times(audio: np.ndarray, repeats: int = 20) -> list[float]:
     return times
 
 
+def measure_model(name: str, fp32_path: pathlib.Path | None, blocks: np.ndarray, repeats: int) -> dict:
+    int8 = enc.Encoder(ROOT / "models" / enc.SHIPPED_MODELS[name], threads=1)
+    result = {"model_id": int8.model_id,
+              "int8_ms_per_block_1_thread": time_per_block(int8, blocks, repeats),
+              "int8_ms_per_block_2_threads": time_per_block(
+                  enc.Encoder(ROOT / "models" / enc.SHIPPED_MODELS[name], threads=2), blocks, repeats),
+              "fp32": None, "agreement": None}
+    if fp32_path is None or not fp32_path.is_file():
+        return result
+    fp32 = enc.Encoder(fp32_path, threads=1)
+    result["fp32"] = {"model_id": fp32.model_id, "path": str(fp32_path),
+                      "ms_per_block_1_thread": time_per_block(fp32, blocks, repeats)}
+    v8, v32 = int8.embed_blocks(blocks), fp32.embed_blocks(blocks)
+    cos = np.sum(v8 * v32, axis=1)
+    # does int8 keep each block's nearest fp32 neighbour among the other blocks?
+    sims32, sims8 = v32 @ v32.T, v8 @ v8.T
+    np.fill_diagonal(sims32, -2)
+    np.fill_diagonal(sims8, -2)
+    same_nn = float(np.mean(np.argmax(sims32, axis=1) == np.argmax(sims8, axis=1)))
+    result["agreement"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+                           "cosine_p01": float(np.percentile(cos, 1)), "same_nearest_block": same_nn}
+    return result
+
+
+def parse_fp32(pairs: list[str]) -> dict[str, pathlib.Path]:
+    paths = {"aisfx": pathlib.Path("/tmp/aisfx_fp32.onnx")}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or name not in enc.SHIPPED_MODELS:
+            raise SystemExit(f"--fp32 wants NAME=PATH with NAME one of {sorted(enc.SHIPPED_MODELS)}: {pair!r}")
+        paths[name] = pathlib.Path(path)
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fp32", type=pathlib.Path, default=pathlib.Path("/tmp/aisfx_fp32.onnx"))
+    parser.add_argument("--fp32", action="append", default=[], metavar="NAME=PATH",
+                        help="float model a shipped int8 model was made from")
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
+    fp32_paths = parse_fp32(args.fp32)
 
     files = sample_files(args.files)
-    blocks, file_of_block, clips = [], [], []
+    blocks, clips = [], []
     for path in files:
         audio = load(path)
         if audio is None:
             continue
         clips.append(audio)
-        for block in preprocess.clip_blocks(audio):
-            blocks.append(block.log_mel)
-            file_of_block.append(str(path))
+        blocks.extend(block.log_mel for block in preprocess.clip_blocks(audio))
     blocks = np.stack(blocks)
 
-    int8 = enc.Encoder(threads=1)
     results = {
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                     "onnxruntime": __import__("onnxruntime").__version__},
         "files": len(clips), "blocks": int(blocks.shape[0]),
-        "int8": {"model_id": int8.model_id, "ms_per_block_1_thread": time_per_block(int8, blocks, args.repeats)},
+        "models": {name: measure_model(name, fp32_paths.get(name), blocks, args.repeats)
+                   for name in enc.SHIPPED_MODELS},
         "frontend_ms_per_block": _stats([t for c in clips[:10] for t in frontend_times(c)]),
     }
-    int8_2 = enc.Encoder(threads=2)
-    results["int8"]["ms_per_block_2_threads"] = time_per_block(int8_2, blocks, args.repeats)
-    v8 = int8.embed_blocks(blocks)
-    if args.fp32.is_file():
-        fp32 = enc.Encoder(args.fp32, threads=1)
-        results["fp32"] = {"model_id": fp32.model_id,
-                           "ms_per_block_1_thread": time_per_block(fp32, blocks, args.repeats)}
-        v32 = fp32.embed_blocks(blocks)
-        cos = np.sum(v8 * v32, axis=1)
-        # does int8 keep each block's nearest fp32 neighbour among the other blocks?
-        sims32, sims8 = v32 @ v32.T, v8 @ v8.T
-        np.fill_diagonal(sims32, -2)
-        np.fill_diagonal(sims8, -2)
-        same_nn = float(np.mean(np.argmax(sims32, axis=1) == np.argmax(sims8, axis=1)))
-        results["agreement"] = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
-                                "cosine_p01": float(np.percentile(cos, 1)), "same_nearest_block": same_nn}
-    else:
-        results["fp32"] = None
-        results["agreement"] = None
-
     out = ROOT / "bench" / "results" / "encoder_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"{results['files']} files, {results['blocks']} blocks")
-    print(f"{'what':<34}{'min':>10}{'median':>10}")
+    print(f"{'what':<44}{'min':>10}{'median':>10}")
 
-    def row(name, stats):
-        print(f"{name:<34}{stats['min']:>10.2f}{stats['median']:>10.2f}")
+    def row(label, stats):
+        print(f"{label:<44}{stats['min']:>10.2f}{stats['median']:>10.2f}")
 
-    row("int8 ms/block (1 thread)", results["int8"]["ms_per_block_1_thread"])
-    row("int8 ms/block (2 threads)", results["int8"]["ms_per_block_2_threads"])
-    if results["fp32"]:
-        row("fp32 ms/block (1 thread)", results["fp32"]["ms_per_block_1_thread"])
-        a = results["agreement"]
-        print(f"{'cosine int8 vs fp32 (mean / min)':<34}{a['cosine_mean']:>10.4f}{a['cosine_min']:>10.4f}")
-        print(f"{'same nearest block':<34}{a['same_nearest_block']:>10.3f}")
+    for name, m in results["models"].items():
+        row(f"{m['model_id']} int8 ms/block (1 thread)", m["int8_ms_per_block_1_thread"])
+        row(f"{m['model_id']} int8 ms/block (2 threads)", m["int8_ms_per_block_2_threads"])
+        if m["fp32"]:
+            row(f"{m['fp32']['model_id']} fp32 ms/block (1 thread)", m["fp32"]["ms_per_block_1_thread"])
+            a = m["agreement"]
+            print(f"{name + ' cosine int8 vs fp32 (mean / min)':<44}{a['cosine_mean']:>10.4f}{a['cosine_min']:>10.4f}")
+            print(f"{name + ' same nearest block':<44}{a['same_nearest_block']:>10.3f}")
+        else:
+            print(f"{name}: no float model given (--fp32 {name}=PATH): agreement not measured")
     row("front-end ms/block (100 frames)", results["frontend_ms_per_block"])
     print(f"wrote {out}")
 
