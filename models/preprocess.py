@@ -19,6 +19,10 @@ Recipe, for mono audio at 44.1 kHz:
      note before an accent keeps its start.
    The 5 ms (220 samples) before the start are kept. Tails are never trimmed. The
    gate streams; it holds at most 200 ms back.
+   A quiet clip whose level never reaches -60 dBFS (a soft take, a tail, a distant mic)
+   is not dropped: at the end of the clip, if its peak is at least -80 dBFS, its first
+   ``GATE_QUIET_KEEP`` (30 s) samples are gated as if raised so that their loudest 1 ms
+   sits at -30 dBFS, which puts the level gate 30 dB below that loudest 1 ms.
 2. The trimmed audio goes through the log-mel front-end (``models.frontend``) as
    linear power mel frames (frame ``k`` starts at trimmed sample ``k*1024``).
 3. Blocks of ``BLOCK_FRAMES`` = 100 frames with a hop of ``HOP_FRAMES`` = 50.
@@ -57,7 +61,9 @@ GATE_LOOKAHEAD = 8820       # 200 ms after it: how far a rise out of a noise lea
 GATE_RISE_DB = 15.0
 GATE_STEADY_DB = 6.0        # a noise lead-in stays within this of its first 10 ms
 GATE_RELATIVE_DB = 30.0     # the start: first 1 ms within this of the look-ahead's loudest
-RECIPE_VERSION = 3          # 1: level gate only; 2: noise lead-in rule; 3: relative thresholds
+GATE_QUIET_KEEP = 30 * 44100  # how much of a clip that stays below the level gate is kept
+RECIPE_VERSION = 4          # 1: level gate only; 2: noise lead-in rule; 3: relative thresholds;
+                            # 4: quiet clips gated relative to their loudest 1 ms
 TARGET_PEAK_DB = -40.0
 SILENCE_PEAK_DB = -80.0
 
@@ -101,8 +107,10 @@ class OnsetGate:
     and open.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet_fallback: bool = True) -> None:
         self._history = np.zeros(0, dtype=np.float64)   # closed: last samples; deciding: held input
+        self._quiet: list[np.ndarray] | None = [] if quiet_fallback else None  # closed: input so far
+        self._quiet_size = 0
         self._history_start = 0                          # input index of _history[0]
         self._n_seen = 0
         self._level_onset: int | None = None
@@ -118,6 +126,13 @@ class OnsetGate:
         self._n_seen += audio.size
         if self._level_onset is None:
             onset = self._find_level_onset(x, x_start, first_new=self._n_seen - audio.size)
+            if self._quiet is not None:
+                if onset is None and self._quiet_size < GATE_QUIET_KEEP:
+                    part = audio[:GATE_QUIET_KEEP - self._quiet_size].copy()
+                    self._quiet.append(part)
+                    self._quiet_size += part.size
+                elif onset is not None:
+                    self._quiet, self._quiet_size = None, 0
             if onset is None:
                 keep = x[-(GATE_PRE_ROLL + GATE_WINDOW):]
                 self._history, self._history_start = keep.copy(), self._n_seen - keep.size
@@ -131,10 +146,29 @@ class OnsetGate:
         return self._open(x, x_start)
 
     def finish(self) -> np.ndarray:
-        """End of input: decide with what is held and return it (empty if the gate never opened)."""
-        if self.is_open or self._level_onset is None:
+        """End of input: decide with what is held and return it (empty for silence)."""
+        if self.is_open:
             return np.zeros(0, dtype=np.float64)
+        if self._level_onset is None:
+            return self._open_quiet()
         return self._open(self._history, self._history_start)
+
+    def _open_quiet(self) -> np.ndarray:
+        """The level gate never opened: gate the kept start of the clip relative to its loudest 1 ms."""
+        held = np.concatenate(self._quiet) if self._quiet else np.zeros(0, dtype=np.float64)
+        self._quiet, self._quiet_size = None, 0
+        if held.size == 0 or float(np.max(np.abs(held))) < _SILENCE_PEAK:
+            return np.zeros(0, dtype=np.float64)
+        loudest = float(_window_levels(held, 0)[0].max())
+        if loudest <= 0.0:
+            return np.zeros(0, dtype=np.float64)
+        raised_sum = _GATE_MEAN_SQUARE * GATE_WINDOW * 10.0 ** (GATE_RELATIVE_DB / 10.0)
+        inner = OnsetGate(quiet_fallback=False)
+        passed = inner.push(held * np.sqrt(raised_sum / loudest)).size + inner.finish().size
+        self.is_open = True
+        self.offset = held.size - passed
+        self._history = np.zeros(0, dtype=np.float64)
+        return held[self.offset:]
 
     def _find_level_onset(self, x: np.ndarray, x_start: int, first_new: int) -> int | None:
         # zeros stand in for the samples before the signal start

@@ -7,7 +7,7 @@ import pytest
 
 from app.decode import read_mono
 from models import preprocess
-from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, GATE_WINDOW, OnsetGate
+from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, GATE_QUIET_KEEP, GATE_WINDOW, OnsetGate
 
 SR = preprocess.MODEL_SAMPLE_RATE
 HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
@@ -97,6 +97,49 @@ def test_silence_never_opens():
     assert gate.push(np.zeros(50_000)).size == 0
     assert gate.finish().size == 0
     assert not gate.is_open
+
+
+def test_noise_below_the_silence_floor_gives_nothing():
+    rng = np.random.default_rng(8)
+    offset, passed = _gate_offset(np.clip(_noise(rng, 1.0, -100.0), -1e-4, 1e-4))
+    assert passed.size == 0
+
+
+@pytest.mark.parametrize("chunk", CHUNK_SIZES)
+def test_quiet_hit_starts_where_the_same_hit_starts_at_normal_level(chunk):
+    """A hit that never reaches -60 dBFS (here its loudest 1 ms is at about -66 dBFS) is gated
+    relative to its own level: same start, same blocks as at normal level, streamed or not."""
+    rng = np.random.default_rng(9)
+    loud = np.concatenate([np.zeros(4000), _hit(rng, 0.6)])
+    quiet = loud * 10 ** (-60 / 20)
+    assert np.max(np.convolve(quiet ** 2, np.ones(GATE_WINDOW) / GATE_WINDOW)) < 1e-6   # below -60 dBFS
+    loud_offset, _ = _gate_offset(loud)
+    quiet_offset, passed = _gate_offset(quiet, chunk)
+    assert passed.size > 0 and quiet_offset == loud_offset
+    np.testing.assert_array_equal(passed, quiet[quiet_offset:])
+    loud_blocks = preprocess.clip_blocks(loud.astype(np.float32))
+    quiet_blocks = preprocess.clip_blocks(quiet.astype(np.float32))
+    assert len(quiet_blocks) == len(loud_blocks) >= 1
+    np.testing.assert_allclose(quiet_blocks[0].log_mel, loud_blocks[0].log_mel, atol=1e-4)
+
+
+def test_quiet_clip_keeps_its_first_thirty_seconds_only():
+    rng = np.random.default_rng(10)
+    quiet = _noise(rng, 31.0, -75.0)
+    gate = OnsetGate()
+    for i in range(0, quiet.size, 44100):
+        assert gate.push(quiet[i:i + 44100]).size == 0
+    passed = gate.finish()
+    assert gate.is_open and passed.size == GATE_QUIET_KEEP - gate.offset
+    np.testing.assert_array_equal(passed, quiet[gate.offset:GATE_QUIET_KEEP])
+
+
+def test_a_quiet_start_before_a_loud_sound_is_not_kept():
+    rng = np.random.default_rng(11)
+    audio = np.concatenate([_noise(rng, 2.0, -75.0), _hit(rng)])
+    offset, passed = _gate_offset(audio, 4410)
+    assert offset >= 2 * SR - GATE_PRE_ROLL - GATE_WINDOW
+    np.testing.assert_array_equal(passed, audio[offset:])
 
 
 @pytest.mark.samples
