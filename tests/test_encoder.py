@@ -140,6 +140,10 @@ def test_level_normalisation_makes_gain_irrelevant(encoder):
     quiet = encoder.embed_clip(0.02 * tone)
     assert loud.shape == quiet.shape == (1, 512)
     assert float(loud[0] @ quiet[0]) > 0.999
+    # below the -60 dBFS level gate (peak about -65 dBFS): gated relative to its own level
+    very_quiet = encoder.embed_clip(np.float32(10 ** (-65 / 20)) * tone)
+    assert very_quiet.shape == (1, 512)
+    assert float(loud[0] @ very_quiet[0]) > 0.99
 
 
 def test_bad_audio_is_rejected(encoder):

@@ -36,7 +36,8 @@ if str(REPO) not in sys.path:
 
 DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
 DEFAULT_STEPS = 1700
-STAGE2 = {"name": "_hn", "steps": 2000, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15}
+STAGE2 = {"name": "_hn", "steps": 2000, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15,
+          "hard_space": "teacher"}
 
 
 def main(argv=None) -> int:
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
         train.main(["--work-dir", str(args.work_dir), "--init", str(args.work_dir / "student.pt"),
                     "--name", STAGE2["name"], "--steps", str(args.stage2_steps),
                     "--lr", str(STAGE2["lr"]), "--hard-fraction", str(STAGE2["hard_fraction"]),
-                    "--alpha", str(STAGE2["alpha"]), "--threads", str(args.threads)])
+                    "--alpha", str(STAGE2["alpha"]), "--hard-space", STAGE2["hard_space"],
+                    "--threads", str(args.threads)])
     print(f"[4/4] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
     export.main(["--work-dir", str(args.work_dir), "--out", str(args.out),
                  "--student", f"student{STAGE2['name']}.pt"])
