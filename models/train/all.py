@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 DEFAULT_WORK_DIR = pathlib.Path.home() / ".cache" / "sample-scout" / "train"
 DEFAULT_STEPS = 1700
 STAGE2 = {"name": "_hn", "steps": 2000, "lr": 1e-3, "hard_fraction": 0.5, "alpha": 0.15,
-          "hard_space": "teacher"}
+          "hard_space": "student"}
 
 
 def main(argv=None) -> int:
