@@ -87,8 +87,8 @@ if str(REPO) not in sys.path:
 
 from bench import damage, retrieval  # noqa: E402
 from bench.retrieval import (  # noqa: E402
-    SAMPLE_RATE, EncoderModel, LibraryFile, Model, build_model, choose, embed_library,
-    file_scores, level_twins, rank_of, read_audio,
+    SAMPLE_RATE, EncoderModel, LibraryFile, Model, best_lag_correlation, build_model, choose,
+    embed_library, file_sha1, level_twins, rank_condition, recall_summary, twin_map,
 )
 
 CACHE_DIR = REPO / "bench" / "cache" / "independent"
@@ -201,10 +201,6 @@ def package_files() -> dict[str, list[tuple[str, Path]]]:
 # ---------------------------------------------------------------- TimGM6mb renders
 
 
-def _sha1(path: Path) -> str:
-    return retrieval._sha1(path)
-
-
 def _render_spec() -> dict:
     return {"version": RENDER_VERSION, "seed": RENDER_SEED,
             "notes_per_program": NOTES_PER_PROGRAM, "drum_kits": list(DRUM_KITS),
@@ -269,18 +265,6 @@ def _finish_clip(audio: np.ndarray) -> np.ndarray:
     return trim_tail(audio, TAIL_FLOOR_DB)
 
 
-def best_lag_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
-    """Largest normalised cross-correlation of two clips over lags up to ``max_lag``."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    if norm == 0:
-        return 0.0
-    n = 1 << int(np.ceil(np.log2(a.size + b.size)))
-    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
-    return float(max(c[:max_lag + 1].max(), c[-max_lag:].max()) / norm)
-
-
 def drop_near_duplicates(folder: Path, groups: dict[tuple, list[str]]) -> dict[str, str]:
     """Delete renders that repeat an earlier render of the same pitch or drum key.
 
@@ -317,7 +301,7 @@ def render_soundfont(log=None) -> tuple[Path, dict]:
     if not SOUNDFONT.is_file():
         raise SystemExit(f"{SOUNDFONT} missing (apt-get install {SOUNDFONT_PACKAGE})")
     check_library([(SOUNDFONT_PACKAGE, SOUNDFONT)])
-    font_sha1 = _sha1(SOUNDFONT)
+    font_sha1 = file_sha1(SOUNDFONT)
     spec = _render_spec()
     key = hashlib.sha1(json.dumps([font_sha1, spec], sort_keys=True).encode()).hexdigest()[:12]
     folder = CACHE_DIR / f"timgm6mb-{key}"
@@ -389,7 +373,7 @@ def collect_library(log=None) -> tuple[list[IndependentFile], dict]:
     entries += [(SOUNDFONT_PACKAGE, folder / n) for n in sorted(manifest["files"])]
     files, seen, duplicates = [], {}, []
     for package, path in entries:
-        digest = _sha1(path)
+        digest = file_sha1(path)
         if digest in seen:
             duplicates.append([str(path), str(seen[digest])])
             continue
@@ -445,15 +429,6 @@ def build_student(path: Path) -> Model:
 # ---------------------------------------------------------------- run
 
 
-def _recall(ranks) -> dict:
-    r = np.asarray(ranks, dtype=np.float64)
-    if not r.size:
-        return {"n": 0, "r_at_1": None, "r_at_10": None, "mrr": None}
-    return {"n": int(r.size), "r_at_1": round(float(np.mean(r <= 1)), 4),
-            "r_at_10": round(float(np.mean(r <= 10)), 4),
-            "mrr": round(float(np.mean(1.0 / r)), 4)}
-
-
 def run(args) -> dict:
     t_start = time.perf_counter()
     timing: dict = {}
@@ -494,7 +469,7 @@ def run(args) -> dict:
 
     t0 = time.perf_counter()
     groups = level_twins(files)
-    twins = {i: [j for j in g if j != i] for g in groups for i in g}
+    twins = twin_map(groups)
     timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
     counts["level_twin_groups"] = len(groups)
     counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
@@ -518,36 +493,18 @@ def run(args) -> dict:
     timing["query_embed_s"] = {m.name: {} for m in models}
     t_queries = time.perf_counter()
     for condition, query_idx in query_sets.items():
-        ranks = {m.name: [] for m in models}
-        empty_queries = Counter()
-        damage_s = 0.0
-        embed_s = Counter()
-        for item in query_idx:
-            if item not in audio_cache:
-                audio_cache[item] = read_audio(files[item].path)
-            t1 = time.perf_counter()
-            rng = damage.condition_rng(args.seed, DAMAGE_TAG + condition, item)
-            damaged = damage.apply_condition(condition, audio_cache[item], rng)
-            damage_s += time.perf_counter() - t1
-            for m in models:
-                t1 = time.perf_counter()
-                query = m.raw(damaged)
-                query = m.finish(query) if query.size else query
-                embed_s[m.name] += time.perf_counter() - t1
-                if query.size == 0:
-                    empty_queries[m.name] += 1
-                scores = file_scores(query, library[m.name], n_files)
-                ranks[m.name].append(rank_of(scores, item, twins.get(item, ())))
-        timing["damage_s"][condition] = round(damage_s, 2)
+        ranked = rank_condition(condition, query_idx, files, models, library, twins, args.seed,
+                                audio_cache, rng_condition=DAMAGE_TAG + condition)
+        timing["damage_s"][condition] = round(ranked.damage_s, 2)
         packages = [files[i].package for i in query_idx]
         for m in models:
-            r = np.array(ranks[m.name])
-            timing["query_embed_s"][m.name][condition] = round(embed_s[m.name], 2)
-            entry = _recall(r)
+            r = np.array(ranked.ranks[m.name])
+            timing["query_embed_s"][m.name][condition] = round(ranked.embed_s[m.name], 2)
+            entry = recall_summary(r)
             entry["median_rank"] = float(np.median(r)) if r.size else None
-            entry["empty_queries"] = int(empty_queries[m.name])
+            entry["empty_queries"] = int(ranked.empty_queries[m.name])
             entry["per_package"] = {
-                p: _recall([x for x, q in zip(r, packages) if q == p])
+                p: recall_summary([x for x, q in zip(r, packages) if q == p])
                 for p in sorted(set(packages))}
             results[m.name]["reid"][condition] = entry
         summary = "  ".join(f"{m.name} R@1 {results[m.name]['reid'][condition]['r_at_1']}"

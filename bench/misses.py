@@ -33,13 +33,7 @@ import retrieval  # noqa: E402
 def waveform_match(a: np.ndarray, b: np.ndarray, seconds: float = 1.0) -> float:
     """Peak normalised cross-correlation of the first ``seconds`` of two clips (any lag)."""
     n = min(a.size, b.size, int(seconds * damage.SAMPLE_RATE))
-    if n == 0:
-        return 0.0
-    x, y = a[:n].astype(np.float64), b[:n].astype(np.float64)
-    x /= np.linalg.norm(x) or 1.0
-    y /= np.linalg.norm(y) or 1.0
-    spectrum = np.fft.rfft(x, 2 * n) * np.conj(np.fft.rfft(y, 2 * n))
-    return float(np.abs(np.fft.irfft(spectrum, 2 * n)).max())
+    return retrieval.best_lag_correlation(a[:n], b[:n], max(n - 1, 0)) if n else 0.0
 
 
 def main(argv=None) -> int:
@@ -53,34 +47,32 @@ def main(argv=None) -> int:
     model = retrieval.build_model(args.model, retrieval.DEFAULT_FP32_MODEL)
     files, _ = retrieval.collect_files(None, args.seed)
     library = retrieval.embed_library(files, [model], {})[model.name]
-    n_files = len(files)
     usable = [i for i, f in enumerate(files)
               if f.skip is None and library.starts[i + 1] > library.starts[i]]
-    twins = {i: [j for j in g if j != i] for g in retrieval.level_twins(files) for i in g}
+    twins = retrieval.twin_map(retrieval.level_twins(files))
 
     def vectors(i: int) -> np.ndarray:
         return library.vectors[library.starts[i]:library.starts[i + 1]]
 
     misses = []
-    query_idx = retrieval.choose(usable, args.queries, args.seed, 2)
-    for item in query_idx:
-        clean = retrieval.read_audio(files[item].path)
-        damaged = damage.apply_condition(args.condition, clean,
-                                         damage.condition_rng(args.seed, args.condition, item))
-        query = model.raw(damaged)
-        query = model.finish(query) if query.size else query
-        scores = retrieval.file_scores(query, library, n_files)
-        rank = retrieval.rank_of(scores, item, twins.get(item, ()))
+
+    def record_miss(item: int, _model: str, scores: np.ndarray, rank: int) -> None:
         if rank == 1:
-            continue
+            return
         winner = int(np.argmax(scores))
         misses.append({
             "file": files[item].path.as_posix(), "winner": files[winner].path.as_posix(), "rank": rank,
             "same_folder": files[item].path.parent == files[winner].path.parent,
             "clean_cosine": round(float((vectors(item) @ vectors(winner).T).max()), 4),
-            "waveform_match": round(waveform_match(clean, retrieval.read_audio(files[winner].path)), 4),
+            "waveform_match": round(waveform_match(audio_cache[item],
+                                                   retrieval.read_audio(files[winner].path)), 4),
             "score_margin": round(float(scores[winner] - scores[item]), 4),
         })
+
+    query_idx = retrieval.choose(usable, args.queries, args.seed, 2)
+    audio_cache: dict[int, np.ndarray] = {}
+    retrieval.rank_condition(args.condition, query_idx, files, [model], {model.name: library}, twins,
+                             args.seed, audio_cache, observe=record_miss)
 
     summary = {
         "queries": len(query_idx), "misses": len(misses),

@@ -55,6 +55,7 @@ import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import warnings  # noqa: E402
@@ -139,6 +140,11 @@ class Model:
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         return raw
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        """Final vectors of one clip (``raw`` then ``finish``; empty if it gave none)."""
+        raw = self.raw(audio)
+        return self.finish(raw) if raw.size else raw
 
     def config(self) -> dict:
         return {}
@@ -263,7 +269,7 @@ class Embedded:
     starts: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
 
-def _sha1(path: Path) -> str:
+def file_sha1(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -281,7 +287,7 @@ def collect_files(limit: int | None, seed: int) -> tuple[list[LibraryFile], dict
     files, seen, duplicates = [], {}, []
     for path in paths:
         stat = path.stat()
-        digest = _sha1(path)
+        digest = file_sha1(path)
         if digest in seen:
             duplicates.append([str(path), str(seen[digest])])
             continue
@@ -395,6 +401,71 @@ def file_scores(query: np.ndarray, lib: Embedded, n_files: int) -> np.ndarray:
     has = np.diff(lib.starts) > 0
     scores[has] = np.maximum.reduceat(best, lib.starts[:-1][has])
     return scores
+
+
+def recall_summary(ranks) -> dict:
+    """``n``, R@1, R@10 and MRR of 1-based ranks (None when there are none)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if not r.size:
+        return {"n": 0, "r_at_1": None, "r_at_10": None, "mrr": None}
+    return {"n": int(r.size), "r_at_1": round(float(np.mean(r <= 1)), 4),
+            "r_at_10": round(float(np.mean(r <= 10)), 4),
+            "mrr": round(float(np.mean(1.0 / r)), 4)}
+
+
+@dataclass
+class ConditionRanks:
+    """What :func:`rank_condition` measured for one damage condition."""
+    ranks: dict[str, list[int]]          # per model, the rank of each query's own file
+    empty_queries: Counter               # per model, queries that gave no vector
+    damage_s: float
+    embed_s: Counter                     # per model, seconds spent embedding queries
+
+
+def rank_condition(condition: str, query_idx: list[int], files: list[LibraryFile],
+                   models: list[Model], library: dict[str, Embedded], twins: dict[int, list[int]],
+                   seed: int, audio_cache: dict[int, np.ndarray], rng_condition: str | None = None,
+                   observe: Callable[[int, str, np.ndarray, int], None] | None = None) -> ConditionRanks:
+    """Damage each query file, embed it with every model and rank its own file (or a level
+    twin) among the library. The damage generator is seeded by ``(seed, rng_condition or
+    condition, item)``; ``observe(item, model name, file scores, rank)`` sees every query."""
+    out = ConditionRanks({m.name: [] for m in models}, Counter(), 0.0, Counter())
+    for item in query_idx:
+        if item not in audio_cache:
+            audio_cache[item] = read_audio(files[item].path)
+        t1 = time.perf_counter()
+        rng = damage.condition_rng(seed, rng_condition or condition, item)
+        damaged = damage.apply_condition(condition, audio_cache[item], rng)
+        out.damage_s += time.perf_counter() - t1
+        for m in models:
+            t1 = time.perf_counter()
+            query = m.embed(damaged)
+            out.embed_s[m.name] += time.perf_counter() - t1
+            if query.size == 0:
+                out.empty_queries[m.name] += 1
+            scores = file_scores(query, library[m.name], len(files))
+            rank = rank_of(scores, item, twins.get(item, ()))
+            out.ranks[m.name].append(rank)
+            if observe is not None:
+                observe(item, m.name, scores, rank)
+    return out
+
+
+def twin_map(groups: list[list[int]]) -> dict[int, list[int]]:
+    """For every file in a level-twin group, the other members."""
+    return {i: [j for j in g if j != i] for g in groups for i in g}
+
+
+def best_lag_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
+    """Largest normalised cross-correlation of two clips over lags up to ``max_lag``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    if norm == 0:
+        return 0.0
+    n = 1 << int(np.ceil(np.log2(a.size + b.size)))
+    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    return float(max(c[:max_lag + 1].max(), c[-max_lag:].max()) / norm)
 
 
 def rank_of(scores: np.ndarray, target: int, twins: list[int] | tuple = ()) -> int:
@@ -531,7 +602,7 @@ def run(args) -> dict:
 
     t0 = time.perf_counter()
     groups = level_twins(files)
-    twins = {i: [j for j in g if j != i] for g in groups for i in g}
+    twins = twin_map(groups)
     timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
     counts["level_twin_groups"] = len(groups)
     counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
@@ -557,38 +628,16 @@ def run(args) -> dict:
     timing["damage_s"] = {}
     timing["query_embed_s"] = {m.name: {} for m in models}
     for condition, query_idx in query_sets.items():
-        ranks = {m.name: [] for m in models}
-        empty_queries = Counter()
-        damage_s = 0.0
-        embed_s = Counter()
-        for item in query_idx:
-            if item not in audio_cache:
-                audio_cache[item] = read_audio(files[item].path)
-            t1 = time.perf_counter()
-            damaged = damage.apply_condition(condition, audio_cache[item],
-                                             damage.condition_rng(args.seed, condition, item))
-            damage_s += time.perf_counter() - t1
-            for m in models:
-                t1 = time.perf_counter()
-                query = m.raw(damaged)
-                query = m.finish(query) if query.size else query
-                embed_s[m.name] += time.perf_counter() - t1
-                if query.size == 0:
-                    empty_queries[m.name] += 1
-                scores = file_scores(query, library[m.name], n_files)
-                ranks[m.name].append(rank_of(scores, item, twins.get(item, ())))
-        timing["damage_s"][condition] = round(damage_s, 2)
+        ranked = rank_condition(condition, query_idx, files, models, library, twins, args.seed,
+                                audio_cache)
+        timing["damage_s"][condition] = round(ranked.damage_s, 2)
         for m in models:
-            r = np.array(ranks[m.name])
-            timing["query_embed_s"][m.name][condition] = round(embed_s[m.name], 2)
-            results[m.name]["reid"][condition] = {
-                "n": int(r.size),
-                "r_at_1": round(float(np.mean(r <= 1)), 4) if r.size else None,
-                "r_at_10": round(float(np.mean(r <= 10)), 4) if r.size else None,
-                "mrr": round(float(np.mean(1.0 / r)), 4) if r.size else None,
-                "median_rank": float(np.median(r)) if r.size else None,
-                "empty_queries": int(empty_queries[m.name]),
-            }
+            r = np.array(ranked.ranks[m.name])
+            timing["query_embed_s"][m.name][condition] = round(ranked.embed_s[m.name], 2)
+            entry = recall_summary(r)
+            entry["median_rank"] = float(np.median(r)) if r.size else None
+            entry["empty_queries"] = int(ranked.empty_queries[m.name])
+            results[m.name]["reid"][condition] = entry
         summary = "  ".join(f"{m.name} R@1 {results[m.name]['reid'][condition]['r_at_1']}"
                             for m in models)
         print(f"  {condition}: {len(query_idx)} queries  {summary}", file=sys.stderr, flush=True)

@@ -107,9 +107,9 @@ class OnsetGate:
     and open.
     """
 
-    def __init__(self, *, quiet_fallback: bool = True) -> None:
+    def __init__(self) -> None:
         self._history = np.zeros(0, dtype=np.float64)   # closed: last samples; deciding: held input
-        self._quiet: list[np.ndarray] | None = [] if quiet_fallback else None  # closed: input so far
+        self._quiet: list[np.ndarray] = []               # closed: the input so far, up to GATE_QUIET_KEEP
         self._quiet_size = 0
         self._history_start = 0                          # input index of _history[0]
         self._n_seen = 0
@@ -126,13 +126,12 @@ class OnsetGate:
         self._n_seen += audio.size
         if self._level_onset is None:
             onset = self._find_level_onset(x, x_start, first_new=self._n_seen - audio.size)
-            if self._quiet is not None:
-                if onset is None and self._quiet_size < GATE_QUIET_KEEP:
-                    part = audio[:GATE_QUIET_KEEP - self._quiet_size].copy()
-                    self._quiet.append(part)
-                    self._quiet_size += part.size
-                elif onset is not None:
-                    self._quiet, self._quiet_size = None, 0
+            if onset is None and self._quiet_size < GATE_QUIET_KEEP:
+                part = audio[:GATE_QUIET_KEEP - self._quiet_size].copy()
+                self._quiet.append(part)
+                self._quiet_size += part.size
+            elif onset is not None:
+                self._quiet, self._quiet_size = [], 0
             if onset is None:
                 keep = x[-(GATE_PRE_ROLL + GATE_WINDOW):]
                 self._history, self._history_start = keep.copy(), self._n_seen - keep.size
@@ -154,21 +153,17 @@ class OnsetGate:
         return self._open(self._history, self._history_start)
 
     def _open_quiet(self) -> np.ndarray:
-        """The level gate never opened: gate the kept start of the clip relative to its loudest 1 ms."""
+        """The level gate never opened: open it 30 dB below the loudest 1 ms of the kept start
+        (where it would open had the clip been raised to put that 1 ms at -30 dBFS); the
+        look-ahead rules are relative already, so they apply unchanged."""
         held = np.concatenate(self._quiet) if self._quiet else np.zeros(0, dtype=np.float64)
-        self._quiet, self._quiet_size = None, 0
+        self._quiet, self._quiet_size = [], 0
         if held.size == 0 or float(np.max(np.abs(held))) < _SILENCE_PEAK:
             return np.zeros(0, dtype=np.float64)
-        loudest = float(_window_levels(held, 0)[0].max())
-        if loudest <= 0.0:
-            return np.zeros(0, dtype=np.float64)
-        raised_sum = _GATE_MEAN_SQUARE * GATE_WINDOW * 10.0 ** (GATE_RELATIVE_DB / 10.0)
-        inner = OnsetGate(quiet_fallback=False)
-        passed = inner.push(held * np.sqrt(raised_sum / loudest)).size + inner.finish().size
-        self.is_open = True
-        self.offset = held.size - passed
-        self._history = np.zeros(0, dtype=np.float64)
-        return held[self.offset:]
+        sums, ends = _window_levels(held, 0)
+        level = float(sums.max()) * 10.0 ** (-GATE_RELATIVE_DB / 10.0)
+        self._level_onset = int(ends[np.flatnonzero(sums >= level)[0]])
+        return self._open(held, 0)
 
     def _find_level_onset(self, x: np.ndarray, x_start: int, first_new: int) -> int | None:
         # zeros stand in for the samples before the signal start

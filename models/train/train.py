@@ -86,24 +86,19 @@ def spec_mask(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def evaluate(model: Student, pool, idx: np.ndarray) -> dict:
     """Held-out items: R@1 of each damaged view among all held-out clean blocks; teacher agreement."""
-    model.eval()
-    with torch.no_grad():
-        clean = torch.from_numpy(pool["clean"][idx].astype(np.float32))
-        zc = F.normalize(model(clean), dim=1)
-        hits = []
-        for v in range(pool["views"].shape[1]):
-            zd = F.normalize(model(torch.from_numpy(pool["views"][idx, v].astype(np.float32))), dim=1)
-            hits.append((zd @ zc.T).argmax(dim=1).numpy() == np.arange(len(idx)))
-        t = torch.from_numpy(pool["teacher"][idx])
-        t = F.normalize(t, dim=1)
-        ts, ss = t @ t.T, zc @ zc.T
-        ts.fill_diagonal_(-2)
-        ss.fill_diagonal_(-2)
-        k = 10
-        tn = ts.topk(k, dim=1).indices.numpy()
-        sn = ss.topk(k, dim=1).indices.numpy()
-        overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(tn, sn)])
-    model.train()
+    zc = torch.from_numpy(student_vectors(model, pool["clean"][idx]))
+    hits = []
+    for v in range(pool["views"].shape[1]):
+        zd = torch.from_numpy(student_vectors(model, pool["views"][idx, v]))
+        hits.append((zd @ zc.T).argmax(dim=1).numpy() == np.arange(len(idx)))
+    t = F.normalize(torch.from_numpy(pool["teacher"][idx]), dim=1)
+    ts, ss = t @ t.T, zc @ zc.T
+    ts.fill_diagonal_(-2)
+    ss.fill_diagonal_(-2)
+    k = 10
+    tn = ts.topk(k, dim=1).indices.numpy()
+    sn = ss.topk(k, dim=1).indices.numpy()
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(tn, sn)])
     return {"r1_views": [round(float(h.mean()), 3) for h in hits], "knn10_overlap": round(float(overlap), 3)}
 
 
@@ -146,7 +141,8 @@ def main(argv=None) -> int:
     print(f"pool: {len(train_idx)} training items, {len(held_idx)} held out, {n_views} views", flush=True)
 
     knn = None
-    if args.hard_fraction > 0 and args.hard_space == "teacher":
+    mine_student = args.hard_fraction > 0 and args.hard_space == "student"
+    if args.hard_fraction > 0 and not mine_student:
         knn = training_neighbours(teacher_all.numpy(), pool["clip"], train_idx, args.hard_k)
     model = Trainer(args.dim, pool["teacher"].shape[1])
     if args.init is not None:
@@ -182,8 +178,7 @@ def main(argv=None) -> int:
     while step < args.steps:
         # stage 1 keeps its original stream; later stages get their own
         rng = np.random.default_rng([SEED, step] + ([sum(map(ord, args.name))] if args.name else []))
-        remine = knn is None or step % args.remine_every == 0
-        if args.hard_fraction > 0 and args.hard_space == "student" and remine:
+        if mine_student and (knn is None or step % args.remine_every == 0):
             own = student_vectors(model.student, pool["clean"])
             knn = training_neighbours(own, pool["clip"], train_idx, args.hard_k)
         idx = draw_batch(rng, train_idx, knn, args.batch, args.hard_fraction)
