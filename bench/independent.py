@@ -88,7 +88,7 @@ if str(REPO) not in sys.path:
 from bench import damage, retrieval  # noqa: E402
 from bench.retrieval import (  # noqa: E402
     SAMPLE_RATE, EncoderModel, LibraryFile, Model, best_lag_correlation, build_model, choose,
-    embed_library, file_sha1, level_twins, rank_condition, recall_summary, twin_map,
+    embed_library, file_sha1, find_level_twins, rank_condition, recall_summary,
 )
 
 CACHE_DIR = REPO / "bench" / "cache" / "independent"
@@ -467,13 +467,7 @@ def run(args) -> dict:
             for p in sorted({f.package for f in files})},
     })
 
-    t0 = time.perf_counter()
-    groups = level_twins(files)
-    twins = twin_map(groups)
-    timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
-    counts["level_twin_groups"] = len(groups)
-    counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
-    counts["level_twin_group_paths"] = [[files[i].path.as_posix() for i in g] for g in groups]
+    twins = find_level_twins(files, counts, timing)
 
     usable_idx = [i for i in range(n_files) if usable[i]]
     query_sets = {c: choose(usable_idx, args.queries, args.seed, QUERY_STREAM)
@@ -537,10 +531,7 @@ def run(args) -> dict:
             "render": _render_spec(),
             "seed_streams": {"queries": QUERY_STREAM, "excerpt_queries": EXCERPT_STREAM,
                              "damage": f"condition_rng(seed, '{DAMAGE_TAG}' + condition, item)"},
-            "scoring": "file score = max cosine over query vectors x file vectors; exact "
-                       "brute force; ties rank against the query; a level twin (same audio "
-                       f"up to gain, correlation >= {retrieval.TWIN_CORRELATION}) counts as "
-                       "the file",
+            "scoring": retrieval.SCORING,
             "damage": {c: damage.DESCRIPTIONS[c] for c in query_sets},
             "reverb": "synthetic RIR (bench/damage.py), not a room simulator",
             "python": platform.python_version(),
@@ -581,11 +572,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(format_table(report))
-    print(f"\nwrote {args.out}  ({report['timing']['total_s']:.0f} s)")
+    retrieval.write_report(run(args), args.out, format_table)
     return 0
 
 

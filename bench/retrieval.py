@@ -76,6 +76,9 @@ DEFAULT_FP32_MODEL = Path("/tmp/aisfx_fp32.onnx")
 CACHE_VERSION = 1
 TOP_K = 10
 TWIN_CORRELATION = 0.9999
+SCORING = ("file score = max cosine over query vectors x file vectors; exact brute force; ties "
+           "rank against the query; a level twin (same audio up to gain, correlation >= "
+           f"{TWIN_CORRELATION}) counts as the file")
 
 
 # ---------------------------------------------------------------- decoding
@@ -451,6 +454,18 @@ def rank_condition(condition: str, query_idx: list[int], files: list[LibraryFile
     return out
 
 
+def find_level_twins(files: list[LibraryFile], counts: dict, timing: dict) -> dict[int, list[int]]:
+    """:func:`level_twins` of the library, recorded in ``counts`` and ``timing``; for every
+    file in a group, the other members."""
+    t0 = time.perf_counter()
+    groups = level_twins(files)
+    timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
+    counts["level_twin_groups"] = len(groups)
+    counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
+    counts["level_twin_group_paths"] = [[files[i].path.as_posix() for i in g] for g in groups]
+    return twin_map(groups)
+
+
 def twin_map(groups: list[list[int]]) -> dict[int, list[int]]:
     """For every file in a level-twin group, the other members."""
     return {i: [j for j in g if j != i] for g in groups for i in g}
@@ -600,13 +615,7 @@ def run(args) -> dict:
         "labelled_coarse": int(sum(1 for i, f in enumerate(files) if usable[i] and f.coarse)),
     })
 
-    t0 = time.perf_counter()
-    groups = level_twins(files)
-    twins = twin_map(groups)
-    timing["level_twins_s"] = round(time.perf_counter() - t0, 2)
-    counts["level_twin_groups"] = len(groups)
-    counts["files_in_level_twin_groups"] = sum(len(g) for g in groups)
-    counts["level_twin_group_paths"] = [[files[i].path.as_posix() for i in g] for g in groups]
+    twins = find_level_twins(files, counts, timing)
 
     results = {m.name: {"model_id": m.model_id, "config": m.config(), "category": {},
                         "reid": {}} for m in models}
@@ -649,9 +658,7 @@ def run(args) -> dict:
         "config": {
             "seed": args.seed, "queries": args.queries, "limit": args.limit,
             "models": [m.name for m in models], "sample_rate": SAMPLE_RATE,
-            "scoring": "file score = max cosine over query vectors x file vectors; exact "
-                       "brute force; ties rank against the query; a level twin (same audio "
-                       f"up to gain, correlation >= {TWIN_CORRELATION}) counts as the file",
+            "scoring": SCORING,
             "category": f"leave-one-out P@{TOP_K} (own file and its level twins excluded), "
                         "unlabelled files excluded",
             "damage": {c: damage.DESCRIPTIONS[c] for c in query_sets},
@@ -729,12 +736,16 @@ def main(argv=None) -> int:
     if args.out is None:
         args.out = (DEFAULT_OUT if args.limit is None
                     else REPO / "bench" / "out" / "retrieval-limit.json")
-    report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(format_table(report))
-    print(f"\nwrote {args.out}  ({report['timing']['total_s']:.0f} s)")
+    write_report(run(args), args.out, format_table)
     return 0
+
+
+def write_report(report: dict, out: Path, format_table: Callable[[dict], str]) -> None:
+    """Write a benchmark's JSON, then print its table and where it went."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(format_table(report))
+    print(f"\nwrote {out}  ({report['timing']['total_s']:.0f} s)")
 
 
 if __name__ == "__main__":
