@@ -203,3 +203,27 @@ def test_real_samples_start_at_the_same_place_at_minus_12_db():
             moved.append((path.name, shift))
     assert checked > 50
     assert not moved, moved
+
+
+@pytest.mark.samples
+def test_real_samples_below_the_level_gate_start_where_they_start_at_full_level():
+    """Real Hydrogen hits turned down until no 1 ms reaches -60 dBFS (loudest 1 ms at -66 dBFS)
+    still give blocks, starting within half a frame hop of the full-level start."""
+    files = sorted(HYDROGEN.glob("*/*.flac"))[:40] + sorted(HYDROGEN.glob("*/*.wav"))[:40]
+    if not files:
+        pytest.skip("hydrogen-drumkits not installed")
+    moved, checked = [], 0
+    for path in files:
+        clean = read_mono(path, SR).astype(np.float64)
+        if clean.size == 0 or not np.any(clean):
+            continue
+        loudest = np.max(np.convolve(clean ** 2, np.ones(GATE_WINDOW) / GATE_WINDOW, mode="valid"))
+        quiet = clean * np.sqrt(10 ** (-66 / 10) / loudest)
+        offset, passed = _gate_offset(quiet, 4410)
+        assert passed.size > 0, path.name
+        checked += 1
+        shift = abs(offset - _gate_offset(clean)[0])
+        if shift >= 512:
+            moved.append((path.name, shift))
+    assert checked > 50
+    assert not moved, moved
