@@ -52,7 +52,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections import Counter, defaultdict  # noqa: E402
+from collections import Counter  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -66,6 +66,7 @@ if str(REPO) not in sys.path:
 
 from bench import damage  # noqa: E402
 from bench.labels import debian_labels, list_audio_files  # noqa: E402
+from models.level_twins import TWIN_CORRELATION, level_twin_groups  # noqa: E402
 
 SAMPLE_RATE = 44100
 CACHE_DIR = REPO / "bench" / "cache"
@@ -75,7 +76,6 @@ ALL_MODELS = DEFAULT_MODELS
 DEFAULT_FP32_MODEL = Path("/tmp/aisfx_fp32.onnx")
 CACHE_VERSION = 1
 TOP_K = 10
-TWIN_CORRELATION = 0.9999
 SCORING = ("file score = max cosine over query vectors x file vectors; exact brute force; ties "
            "rank against the query; a level twin (same audio up to gain, correlation >= "
            f"{TWIN_CORRELATION}) counts as the file")
@@ -499,34 +499,11 @@ def level_twins(files: list[LibraryFile], threshold: float = TWIN_CORRELATION) -
     Hydrogen kits often ship one recording scaled to several velocity layers, and
     the same sample under two names. A level-invariant encoder cannot tell them
     apart, so re-identification counts any member of the group as the right file.
-    Same length at 44.1 kHz and normalised correlation >= ``threshold``.
+    Same length at 44.1 kHz and whole-clip correlation >= ``threshold``
+    (:func:`models.level_twins.level_twin_groups`, shared with training).
     """
-    by_length = defaultdict(list)
-    for i, f in enumerate(files):
-        if f.skip is None and f.n_samples:
-            by_length[f.n_samples].append(i)
-    parent = list(range(len(files)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for members in by_length.values():
-        if len(members) < 2:
-            continue
-        audio = np.stack([read_audio(files[i].path).astype(np.float64) for i in members])
-        audio /= np.maximum(np.linalg.norm(audio, axis=1, keepdims=True), 1e-12)
-        corr = audio @ audio.T
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                if corr[a, b] >= threshold:
-                    parent[root(members[b])] = root(members[a])
-    groups = defaultdict(list)
-    for i in range(len(files)):
-        groups[root(i)].append(i)
-    return [g for g in groups.values() if len(g) > 1]
+    lengths = [f.n_samples if f.skip is None else 0 for f in files]
+    return level_twin_groups(lengths, lambda i: read_audio(files[i].path), threshold)
 
 
 def category_precision(lib: Embedded, files: list[LibraryFile], usable: np.ndarray,

@@ -1,6 +1,6 @@
 """One command from the Debian packages to ``models/scout_int8.onnx``: prepare, train, export.
 
-Steps: the training pool; stage 1 (contrastive + distillation, random batches, from
+Steps: the training pool (16 damaged views per item, made by two processes); stage 1 (contrastive + distillation, random batches, from
 scratch); stage 2 (the same losses from stage 1's weights, half of each batch drawn as
 groups of near neighbours in the teacher's space, less weight on the teacher's soft
 targets: it teaches the fine differences between similar samples that damage blurs);
@@ -8,7 +8,7 @@ export. Each step is skipped or resumed when its output exists in the work direc
 (``pool.npz``; ``checkpoint.pt`` / ``student.pt``; ``checkpoint_hn.pt`` /
 ``student_hn.pt``), so an interrupted run continues.
 
-Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm hedgewars-data
+Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont hedgewars-data
 openarena-data freedoom wesnoth-1.16-music frozen-bubble-data``; a venv with
 ``torch==2.13.0 onnx onnxruntime numpy scipy soundfile soxr pedalboard pyroomacoustics``.
 

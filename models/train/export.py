@@ -28,8 +28,8 @@ if str(REPO) not in sys.path:
 from models.preprocess import RECIPE_VERSION  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
-MODEL_ID = "scout-int8-4"
-MODEL_ID_FP32 = "scout-fp32-4"
+MODEL_ID = "scout-int8-5"
+MODEL_ID_FP32 = "scout-fp32-5"
 SOURCE = ("Sample Scout student encoder, trained from scratch on audio of Debian packages "
           "(fluid-soundfont-gm, hedgewars-data, openarena-data, freedoom, wesnoth-1.16-music, "
           "frozen-bubble-data) with contrastive learning and distillation from aisfx-int8-1")

@@ -1,4 +1,4 @@
-"""Render notes of the FluidR3 General MIDI SoundFont to audio with the fluidsynth program.
+"""Render notes of SoundFonts (FluidR3 GM, the AVL drum kits) to audio with the fluidsynth program.
 
 A minimal Standard MIDI File writer (format 0) builds one file per program; fluidsynth
 renders it offline to a 44.1 kHz WAV, which is cut into one clip per note event.
@@ -17,6 +17,11 @@ import numpy as np
 import soundfile as sf
 
 SOUNDFONT = pathlib.Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# Glen MacArthur's AVL drum kits (Debian avldrums.lv2-soundfont): acoustic kits recorded
+# at many velocities, one preset each with the pieces on GM drum keys 36-61.
+AVL_KITS = (pathlib.Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"),
+            pathlib.Path("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2"))
+AVL_KEYS = tuple(range(36, 62))
 SAMPLE_RATE = 44100
 TICKS_PER_BEAT = 480
 TEMPO_US = 500_000        # 120 bpm: one beat = 0.5 s, so one tick = 1/960 s
@@ -50,12 +55,14 @@ def write_midi(path: pathlib.Path, events: list[tuple[float, bytes]]) -> None:
     path.write_bytes(header + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
 
 
-def render(events: list[tuple[float, bytes]], total_seconds: float) -> np.ndarray:
-    """Render MIDI events with FluidR3_GM; mono float32 at 44.1 kHz, ``total_seconds`` long."""
+def render(events: list[tuple[float, bytes]], total_seconds: float,
+           soundfont: pathlib.Path = SOUNDFONT) -> np.ndarray:
+    """Render MIDI events with ``soundfont``; mono float32 at 44.1 kHz, ``total_seconds`` long."""
     if shutil.which("fluidsynth") is None:
         raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
-    if not SOUNDFONT.is_file():
-        raise RuntimeError(f"{SOUNDFONT} missing (apt-get install fluid-soundfont-gm)")
+    if not soundfont.is_file():
+        package = "fluid-soundfont-gm" if soundfont == SOUNDFONT else "avldrums.lv2-soundfont"
+        raise RuntimeError(f"{soundfont} missing (apt-get install {package})")
     with tempfile.TemporaryDirectory() as tmp:
         mid = pathlib.Path(tmp) / "notes.mid"
         wav = pathlib.Path(tmp) / "notes.wav"
@@ -63,7 +70,7 @@ def render(events: list[tuple[float, bytes]], total_seconds: float) -> np.ndarra
         write_midi(mid, events + [(total_seconds, bytes([0xB0, 121, 0]))])
         subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(SAMPLE_RATE),
                         "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
-                        "-F", str(wav), "-T", "wav", str(SOUNDFONT), str(mid)],
+                        "-F", str(wav), "-T", "wav", str(soundfont), str(mid)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
     assert rate == SAMPLE_RATE
@@ -82,12 +89,13 @@ def program_change(channel: int, program: int, time: float = 0.0):
     return [(time, bytes([0xC0 | channel, program]))]
 
 
-def render_slots(setup, slots: list[list[tuple[float, bytes]]]) -> list[np.ndarray]:
+def render_slots(setup, slots: list[list[tuple[float, bytes]]],
+                 soundfont: pathlib.Path = SOUNDFONT) -> list[np.ndarray]:
     """Render each slot's events (times relative to the slot) in its own 4 s slot; one clip each."""
     events = list(setup)
     for k, slot in enumerate(slots):
         events += [(k * SLOT_SECONDS + 0.05 + t, m) for t, m in slot]
-    audio = render(events, len(slots) * SLOT_SECONDS + 0.5)
+    audio = render(events, len(slots) * SLOT_SECONDS + 0.5, soundfont)
     n = int(SLOT_SECONDS * SAMPLE_RATE)
     return [audio[k * n:(k + 1) * n] for k in range(len(slots))]
 
@@ -144,6 +152,27 @@ def drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         setup = program_change(DRUM_CHANNEL, kit)
         for (key, velocity), audio in zip(hits, render_slots(setup, slots)):
             clips.append((f"kit{kit:02d}-key{key}-v{velocity}", audio))
+    return clips
+
+
+AVL_VELOCITIES = tuple(int(v) for v in np.linspace(12, 124, 12))
+
+
+def avl_drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """Every piece of both AVL kits at twelve velocities (±3), one hit per clip.
+
+    The kits hold separate recordings per velocity layer, so neighbouring velocities are
+    different takes of one drum: the near twins a real drum library is made of, which
+    level-only velocity layers (most of FluidR3's) cannot teach.
+    """
+    clips = []
+    for soundfont in AVL_KITS:
+        hits = [(key, int(np.clip(v + rng.integers(-3, 4), 1, 127)))
+                for key in AVL_KEYS for v in AVL_VELOCITIES]
+        slots = [note(0, key, velocity, 0.0, 0.3) for key, velocity in hits]
+        kit = soundfont.stem.removesuffix("_LV2")
+        for (key, velocity), audio in zip(hits, render_slots([], slots, soundfont)):
+            clips.append((f"{kit}-key{key}-v{velocity}", audio))
     return clips
 
 

@@ -4,15 +4,21 @@ For every training item (one block position in one clip of :mod:`models.train.so
 the pool holds the clean block, ``--views`` damaged views (:mod:`models.train.augment`)
 made into blocks by the runtime recipe (``models.preprocess.clip_blocks``, leading trim
 on), and the aisfx teacher's vector of the clean block (``models/aisfx_int8.onnx``).
-Writes ``pool.npz`` into the work directory; single process.
+Writes ``pool.npz`` into the work directory.
 
-Run: ``python -m models.train.prepare --work-dir DIR [--views 8]``.
+Views are made by ``--workers`` processes. Each item draws its views from its own
+generator, seeded by (seed, clip, start), so the pool is the same for any number of
+workers.
+
+Run: ``python -m models.train.prepare --work-dir DIR [--views 16] [--workers 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import pathlib
 import sys
 import time
@@ -30,6 +36,7 @@ SEED = 20261124
 MAX_ITEMS_PER_CLIP = 4
 ITEM_HOP = int(2.32 * augment.SAMPLE_RATE)
 HOLDOUT_SHARE = 0.04
+CHUNK_ITEMS = 40
 
 
 def item_starts(n_samples: int) -> list[int]:
@@ -46,11 +53,36 @@ def first_block(audio: np.ndarray) -> np.ndarray | None:
     return blocks[0].log_mel if blocks else None
 
 
+# what the view workers read; set in the parent before the workers fork
+_shared: dict = {}
+
+
+def _make_items(chunk: list[tuple[int, int]]) -> list[tuple[int, int, np.ndarray, np.ndarray] | None]:
+    """Clean block and damaged views of each (clip, start) in ``chunk``; None for silence."""
+    clips, rirs, beds, n_views = _shared["clips"], _shared["rirs"], _shared["beds"], _shared["views"]
+    out = []
+    for ci, start in chunk:
+        audio = clips[ci].audio
+        block = first_block(augment.clean_segment(audio, start))
+        if block is None:
+            out.append(None)
+            continue
+        rng = np.random.default_rng([SEED, ci, start])
+        item_views = []
+        for v in range(n_views):
+            damaged = augment.damage_view(audio, start, rng, rirs, beds, 0.5 if v == 0 else 1.0)
+            view = first_block(damaged)
+            item_views.append(view if view is not None else block)
+        out.append((ci, start, block.astype(np.float16), np.stack(item_views).astype(np.float16)))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
-    parser.add_argument("--views", type=int, default=8)
+    parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--rirs", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--teacher", type=pathlib.Path, default=REPO / "models" / "aisfx_int8.onnx")
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -69,26 +101,28 @@ def main(argv=None) -> int:
 
     # level twins share one group: never negatives of each other, never split by the hold-out
     group = sources.level_twin_groups(clips)
-    print(f"{len(clips) - len(set(group.tolist()))} clips are level twins of another", flush=True)
-    held_out_clip = rng.random(len(clips)) < HOLDOUT_SHARE
+    print(f"{len(clips) - len(set(group.tolist()))} clips are level twins of another "
+          f"({time.time() - t0:.0f} s)", flush=True)
+    held_out_group = rng.random(len(clips)) < HOLDOUT_SHARE
+
+    wanted = [(ci, start) for ci, clip in enumerate(clips) for start in item_starts(clip.audio.size)]
+    chunks = [wanted[i:i + CHUNK_ITEMS] for i in range(0, len(wanted), CHUNK_ITEMS)]
+    _shared.update(clips=clips, rirs=rirs, beds=beds, views=args.views)
     clean, views, clip_index, names = [], [], [], []
-    for ci, clip in enumerate(clips):
-        for start in item_starts(clip.audio.size):
-            block = first_block(augment.clean_segment(clip.audio, start))
-            if block is None:
-                continue
-            item_views = []
-            for v in range(args.views):
-                strength = 0.5 if v == 0 else 1.0
-                damaged = augment.damage_view(clip.audio, start, rng, rirs, beds, strength)
-                view = first_block(damaged)
-                item_views.append(view if view is not None else block)
-            clean.append(block.astype(np.float16))
-            views.append(np.stack(item_views).astype(np.float16))
-            clip_index.append(group[ci])
-            names.append(f"{clip.package}:{clip.name}@{start}")
-        if (ci + 1) % 200 == 0:
-            print(f"  {ci + 1}/{len(clips)} clips, {len(clean)} items, {time.time() - t0:.0f} s", flush=True)
+    with multiprocessing.get_context("fork").Pool(max(1, args.workers)) as workers:
+        for k, done in enumerate(workers.imap(_make_items, chunks)):
+            for item in done:
+                if item is None:
+                    continue
+                ci, start, block, item_views = item
+                clean.append(block)
+                views.append(item_views)
+                clip_index.append(group[ci])
+                names.append(f"{clips[ci].package}:{clips[ci].name}@{start}")
+            if (k + 1) % 25 == 0 or k + 1 == len(chunks):
+                print(f"  {min(len(wanted), (k + 1) * CHUNK_ITEMS)}/{len(wanted)} items, "
+                      f"{time.time() - t0:.0f} s", flush=True)
+    _shared.clear()
 
     from models.encoder import Encoder
     teacher = Encoder(args.teacher, threads=1)
@@ -98,14 +132,14 @@ def main(argv=None) -> int:
     clip_index = np.array(clip_index, dtype=np.int32)
     np.savez(args.work_dir / "pool.tmp.npz", clean=clean_arr, views=np.stack(views),
              teacher=teacher_vecs.astype(np.float32), clip=clip_index,
-             held_out=held_out_clip[clip_index], names=np.array(names))
+             held_out=held_out_group[clip_index], names=np.array(names))
     (args.work_dir / "pool.tmp.npz").replace(out)
     packages = {}
     for ci in clip_index:
         packages[clips[ci].package] = packages.get(clips[ci].package, 0) + 1
     summary = {"clips": len(clips), "items": len(clean), "views_per_item": args.views,
-               "items_per_package": packages, "teacher": teacher.model_id,
-               "held_out_items": int(held_out_clip[clip_index].sum()),
+               "workers": args.workers, "items_per_package": packages, "teacher": teacher.model_id,
+               "held_out_items": int(held_out_group[clip_index].sum()),
                "seconds": round(time.time() - t0, 1)}
     (args.work_dir / "pool.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary), flush=True)

@@ -19,6 +19,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from models.level_twins import TWIN_CORRELATION, group_ids
+from models.level_twins import level_twin_groups as _twin_groups
+
 SAMPLE_RATE = 44100
 
 FORBIDDEN_PACKAGES = (
@@ -29,6 +32,7 @@ FORBIDDEN_PACKAGES = (
 
 PACKAGES = {
     "fluid-soundfont-gm": "MIT",
+    "avldrums.lv2-soundfont": "CC-BY-SA-3.0 (AVL Drumkits, Glen MacArthur)",
     "hedgewars-data": "GPL-2 (sounds and music; some files under other free licences, see the package copyright)",
     "openarena-data": "GPL-2",
     "freedoom": "BSD-3-clause",
@@ -117,6 +121,18 @@ def soundfont_clips(rng: np.random.Generator) -> list[Clip]:
     return clips
 
 
+def avl_drum_clips(rng: np.random.Generator) -> list[Clip]:
+    from . import midi_render
+    clips = []
+    for soundfont in midi_render.AVL_KITS:
+        check_not_forbidden(soundfont)
+    for name, audio in midi_render.avl_drum_clips(rng):
+        audio = trim_tail(audio)
+        if audio.size > 2048:
+            clips.append(Clip("avldrums.lv2-soundfont", name, audio))
+    return clips
+
+
 def hedgewars_clips(rng: np.random.Generator) -> list[Clip]:
     voices = {"Default", "Pirate", "Robot", "Singer"}
     clips = []
@@ -177,45 +193,21 @@ def music_clips(rng: np.random.Generator) -> list[Clip]:
     return clips
 
 
-def level_twin_groups(clips: list[Clip], min_correlation: float = 0.9999) -> np.ndarray:
-    """For every clip, the index of the first clip that is the same audio up to gain.
+def level_twin_groups(clips: list[Clip], min_correlation: float = TWIN_CORRELATION) -> np.ndarray:
+    """For every clip, the lowest index of the clips that are the same audio up to gain.
 
     Such twins (a file copied into two folders, a velocity layer that only changes level)
-    must not be treated as different sounds by the contrastive loss. Twins have the same
-    length, so only clips of one length are compared.
+    must not be treated as different sounds by the contrastive loss. Whole clips are
+    compared (:func:`models.level_twins.level_twin_groups`, shared with the benchmark).
     """
-    group = np.arange(len(clips))
-    by_length: dict[int, list[int]] = {}
-    for i, clip in enumerate(clips):
-        by_length.setdefault(clip.audio.size, []).append(i)
-
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float64)
-        norm = np.linalg.norm(x)
-        return x / norm if norm > 0 else x
-
-    for members in by_length.values():
-        if len(members) < 2:
-            continue
-        # a 4096-sample probe from the middle picks candidates; the whole clip confirms
-        size = clips[members[0]].audio.size
-        lo = max(0, size // 2 - 2048)
-        probe = np.stack([unit(clips[i].audio[lo:lo + 4096]) for i in members])
-        candidates = probe @ probe.T >= min_correlation
-        for a in range(len(members)):
-            if group[members[a]] != members[a]:
-                continue
-            for b in np.flatnonzero(candidates[a, a + 1:]) + a + 1:
-                whole = float(unit(clips[members[a]].audio) @ unit(clips[members[b]].audio))
-                if whole >= min_correlation:
-                    group[members[b]] = members[a]
-    return group
+    groups = _twin_groups([c.audio.size for c in clips], lambda i: clips[i].audio, min_correlation)
+    return group_ids(len(clips), groups)
 
 
 def all_clips(seed: int = 20261124, log=print) -> list[Clip]:
     clips = []
     for i, reader in enumerate((soundfont_clips, hedgewars_clips, openarena_clips,
-                                freedoom_clips, music_clips)):
+                                freedoom_clips, music_clips, avl_drum_clips)):
         got = reader(np.random.default_rng([seed, i]))
         log(f"  {reader.__name__}: {len(got)} clips, "
             f"{sum(c.audio.size for c in got) / SAMPLE_RATE / 60:.1f} min")

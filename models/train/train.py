@@ -125,6 +125,8 @@ def main(argv=None) -> int:
                         help="start from this run's final weights (student.pt of an earlier stage)")
     parser.add_argument("--name", default="",
                         help="stage name: files are checkpoint{name}.pt and student{name}.pt")
+    parser.add_argument("--views-used", type=int, default=0,
+                        help="train on the pool's first N damaged views only (0: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--eval-every", type=int, default=100)
@@ -137,6 +139,8 @@ def main(argv=None) -> int:
     teacher_all = F.normalize(torch.from_numpy(pool["teacher"]), dim=1)
     train_idx = np.flatnonzero(~pool["held_out"])
     held_idx = np.flatnonzero(pool["held_out"])
+    if args.views_used:
+        pool["views"] = pool["views"][:, :args.views_used]
     n_views = pool["views"].shape[1]
     print(f"pool: {len(train_idx)} training items, {len(held_idx)} held out, {n_views} views", flush=True)
 
@@ -182,10 +186,11 @@ def main(argv=None) -> int:
             own = student_vectors(model.student, pool["clean"])
             knn = training_neighbours(own, pool["clip"], train_idx, args.hard_k)
         idx = draw_batch(rng, train_idx, knn, args.batch, args.hard_fraction)
-        view_pick = rng.integers(0, n_views + 1, size=args.batch)   # n_views = the clean block itself
+        # one query in nine is the clean block itself, however many views the pool holds
+        use_clean = rng.random(args.batch) < 1 / 9
+        view_pick = rng.integers(0, n_views, size=args.batch)
         clean = torch.from_numpy(pool["clean"][idx].astype(np.float32))
-        views = np.where((view_pick < n_views)[:, None, None],
-                         pool["views"][idx, np.minimum(view_pick, n_views - 1)], pool["clean"][idx])
+        views = np.where(use_clean[:, None, None], pool["clean"][idx], pool["views"][idx, view_pick])
         damaged = spec_mask(torch.from_numpy(views.astype(np.float32)), rng)
         clips = torch.from_numpy(pool["clip"][idx])
         same_clip = (clips[:, None] == clips[None, :]) & ~torch.eye(args.batch, dtype=torch.bool)
