@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="stage 1 steps")
     parser.add_argument("--stage2-steps", type=int, default=STAGE2["steps"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--widths", default=None, help="student conv channels, e.g. 32,64,112,160,160")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     print(f"[2/4] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
     if not (args.work_dir / "student.pt").exists():
         train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps),
-                    "--threads", str(args.threads)])
+                    "--threads", str(args.threads)] + (["--widths", args.widths] if args.widths else []))
     print(f"[3/4] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
           flush=True)
     if not (args.work_dir / f"student{STAGE2['name']}.pt").exists():

@@ -121,7 +121,9 @@ def main(argv=None) -> int:
     if args.from_checkpoint:
         state = torch.load(args.work_dir / args.from_checkpoint, weights_only=False)
         weights = {k[len("student."):]: v for k, v in state["model"].items() if k.startswith("student.")}
-        state = {"dim": state["args"]["dim"], "widths": Student().widths, "student": weights}
+        # the conv weights (out, in, 3, 3) say how wide the network was
+        widths = tuple(int(w.shape[0]) for w in weights.values() if w.ndim == 4)
+        state = {"dim": state["args"]["dim"], "widths": widths, "student": weights}
     else:
         state = torch.load(args.work_dir / args.student, weights_only=False)
     student = Student(state["dim"], tuple(state["widths"]))

@@ -15,6 +15,7 @@ from torch import nn
 
 N_FRAMES = 100
 N_MELS = 96
+DEFAULT_WIDTHS = (24, 48, 96, 128, 128)
 
 
 def _conv(c_in: int, c_out: int) -> list[nn.Module]:
@@ -22,7 +23,7 @@ def _conv(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class Student(nn.Module):
-    def __init__(self, dim: int = 256, widths: tuple[int, ...] = (24, 48, 96, 128, 128)):
+    def __init__(self, dim: int = 256, widths: tuple[int, ...] = DEFAULT_WIDTHS):
         super().__init__()
         w = widths
         self.features = nn.Sequential(

@@ -36,15 +36,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from models.train.batches import draw_batch, training_neighbours  # noqa: E402
-from models.train.student import Student  # noqa: E402
+from models.train.student import DEFAULT_WIDTHS, Student  # noqa: E402
 
 SEED = 7
 
 
 class Trainer(nn.Module):
-    def __init__(self, dim: int, teacher_dim: int):
+    def __init__(self, dim: int, teacher_dim: int, widths: tuple[int, ...] = DEFAULT_WIDTHS):
         super().__init__()
-        self.student = Student(dim)
+        self.student = Student(dim, widths)
         self.to_teacher = nn.Linear(dim, teacher_dim)
 
 
@@ -121,6 +121,8 @@ def main(argv=None) -> int:
                         help="whose clean vectors define the neighbours: the teacher's (fixed) or the "
                              "student's own (mined again every --remine-every steps)")
     parser.add_argument("--remine-every", type=int, default=250)
+    parser.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
+                        help="channels of the five conv layers (ignored with --init: taken from it)")
     parser.add_argument("--init", type=pathlib.Path, default=None,
                         help="start from this run's final weights (student.pt of an earlier stage)")
     parser.add_argument("--name", default="",
@@ -148,9 +150,12 @@ def main(argv=None) -> int:
     mine_student = args.hard_fraction > 0 and args.hard_space == "student"
     if args.hard_fraction > 0 and not mine_student:
         knn = training_neighbours(teacher_all.numpy(), pool["clip"], train_idx, args.hard_k)
-    model = Trainer(args.dim, pool["teacher"].shape[1])
-    if args.init is not None:
-        init = torch.load(args.init, weights_only=False)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    init = torch.load(args.init, weights_only=False) if args.init is not None else None
+    if init is not None:
+        widths = tuple(init.get("widths", DEFAULT_WIDTHS))
+    model = Trainer(args.dim, pool["teacher"].shape[1], widths)
+    if init is not None:
         model.load_state_dict(init["trainer"] if "trainer" in init else init["model"])
         print(f"initialised from {args.init}", flush=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
