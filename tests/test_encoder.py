@@ -49,7 +49,7 @@ def test_model_identity(encoder):
 
 def test_model_choice_default_name_and_path(monkeypatch, tmp_path):
     monkeypatch.delenv(enc.MODEL_ENV, raising=False)
-    assert enc.Encoder().network_id == "scout-int8-4"
+    assert enc.Encoder().network_id == "scout-int8-5"
     monkeypatch.setenv(enc.MODEL_ENV, "aisfx")
     assert enc.Encoder().network_id == "aisfx-int8-1"
     monkeypatch.setenv(enc.MODEL_ENV, str(AISFX))

@@ -11,7 +11,7 @@ from models.encoder import Encoder
 
 MODEL = pathlib.Path(__file__).resolve().parents[1] / "models" / "scout_int8.onnx"
 SONIC_PI = pathlib.Path("/usr/share/sonic-pi/samples")
-MODEL_ID = "scout-int8-4"
+MODEL_ID = "scout-int8-5"
 DIM = 256
 
 
