@@ -8,6 +8,7 @@ import pytest
 from app.decode import read_mono
 from models import encoder as enc
 from models import preprocess
+from tests.shipped import SCOUT_MODEL_ID
 
 SONIC_PI = pathlib.Path("/usr/share/sonic-pi/samples")
 HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
@@ -49,7 +50,7 @@ def test_model_identity(encoder):
 
 def test_model_choice_default_name_and_path(monkeypatch, tmp_path):
     monkeypatch.delenv(enc.MODEL_ENV, raising=False)
-    assert enc.Encoder().network_id == "scout-int8-5"
+    assert enc.Encoder().network_id == SCOUT_MODEL_ID
     monkeypatch.setenv(enc.MODEL_ENV, "aisfx")
     assert enc.Encoder().network_id == "aisfx-int8-1"
     monkeypatch.setenv(enc.MODEL_ENV, str(AISFX))

@@ -24,6 +24,7 @@ from app.library import Library, LibraryError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import Scanner, walk_audio_files
 from tests import badfiles
+from tests.shipped import SCOUT_MODEL_ID
 
 
 def write_hits(folder: Path, count: int, seconds: float = 0.6, seed: int = 0,
@@ -326,7 +327,7 @@ def test_changing_the_model_re_embeds_instead_of_mixing_vectors(tmp_path, isolat
     report, consistent = scan(isolated_library_dir, root)
     assert consistent and report.indexed == 4 and report.files_analysed == 4
     with Library(isolated_library_dir) as library:
-        assert library.encoder.network_id == "scout-int8-5"
+        assert library.encoder.network_id == SCOUT_MODEL_ID
         assert set(library.catalog.stats()["vectors_by_model"]) == {library.encoder.model_id}
         assert library.search_file(paths[2], k=1)[0].file.path == str(paths[2])
     again, _ = scan(isolated_library_dir, root)

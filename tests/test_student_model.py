@@ -8,10 +8,11 @@ import pytest
 from app.decode import read_mono
 from models.encoder import MODEL_SAMPLE_RATE as SR
 from models.encoder import Encoder
+from tests.shipped import SCOUT_MODEL_ID
 
 MODEL = pathlib.Path(__file__).resolve().parents[1] / "models" / "scout_int8.onnx"
 SONIC_PI = pathlib.Path("/usr/share/sonic-pi/samples")
-MODEL_ID = "scout-int8-5"
+MODEL_ID = SCOUT_MODEL_ID
 DIM = 256
 
 

@@ -1,0 +1,3 @@
+"""What the shipped model files are: one place to change when a retrained model lands."""
+
+SCOUT_MODEL_ID = "scout-int8-5"      # network id in models/scout_int8.onnx's metadata
