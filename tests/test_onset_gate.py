@@ -186,16 +186,21 @@ def test_the_start_does_not_depend_on_gain(case):
     assert len(set(offsets.values())) == 1, offsets
 
 
-@pytest.mark.samples
-def test_real_samples_start_at_the_same_place_at_minus_12_db():
-    files = sorted(HYDROGEN.glob("*/*.flac"))[:60] + sorted(HYDROGEN.glob("*/*.wav"))[:60]
+def _hydrogen_hits(per_format: int):
+    """(path, mono float64 audio) of the first Hydrogen FLAC and WAV files that hold sound."""
+    files = sorted(HYDROGEN.glob("*/*.flac"))[:per_format] + sorted(HYDROGEN.glob("*/*.wav"))[:per_format]
     if not files:
         pytest.skip("hydrogen-drumkits not installed")
-    moved, checked = [], 0
     for path in files:
         clean = read_mono(path, SR).astype(np.float64)
-        if clean.size == 0:
-            continue
+        if np.any(clean):
+            yield path, clean
+
+
+@pytest.mark.samples
+def test_real_samples_start_at_the_same_place_at_minus_12_db():
+    moved, checked = [], 0
+    for path, clean in _hydrogen_hits(60):
         checked += 1
         shift = abs(_gate_offset(clean)[0] - _gate_offset(clean * 10 ** (-12 / 20))[0])
         # a few samples move with the -60 dBFS gate; half a frame hop (512) would change the blocks
@@ -209,14 +214,8 @@ def test_real_samples_start_at_the_same_place_at_minus_12_db():
 def test_real_samples_below_the_level_gate_start_where_they_start_at_full_level():
     """Real Hydrogen hits turned down until no 1 ms reaches -60 dBFS (loudest 1 ms at -66 dBFS)
     still give blocks, starting within half a frame hop of the full-level start."""
-    files = sorted(HYDROGEN.glob("*/*.flac"))[:40] + sorted(HYDROGEN.glob("*/*.wav"))[:40]
-    if not files:
-        pytest.skip("hydrogen-drumkits not installed")
     moved, checked = [], 0
-    for path in files:
-        clean = read_mono(path, SR).astype(np.float64)
-        if clean.size == 0 or not np.any(clean):
-            continue
+    for path, clean in _hydrogen_hits(40):
         loudest = np.max(np.convolve(clean ** 2, np.ones(GATE_WINDOW) / GATE_WINDOW, mode="valid"))
         quiet = clean * np.sqrt(10 ** (-66 / 10) / loudest)
         offset, passed = _gate_offset(quiet, 4410)
