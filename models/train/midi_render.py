@@ -176,64 +176,6 @@ def avl_drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     return clips
 
 
-# Guitar-like voicings (semitones above the root), low string first.
-CHORD_SHAPES = {
-    "major": (0, 7, 12, 16, 19, 24),
-    "minor": (0, 7, 12, 15, 19, 24),
-    "dom7": (0, 7, 10, 16, 19),
-    "maj7": (0, 7, 11, 16, 19),
-    "m7b5": (0, 6, 10, 15, 18),
-    "sus4": (0, 7, 12, 17, 19, 24),
-}
-GUITAR_PROGRAMS = (24, 25, 26, 27, 28, 29, 30)   # GM nylon, steel, jazz, clean, muted, overdrive, distortion
-
-
-def strum_events(root: int, shape: str, direction: str, velocity: int, spread: float, length: float,
-                 rng: np.random.Generator, channel: int = 0) -> list[tuple[float, bytes]]:
-    """Note events of one strummed chord: strings ``spread`` seconds apart (jittered),
-    low to high for a down stroke, high to low over the top four strings for an up stroke
-    (played softer, as a hand does); every string rings until ``length``."""
-    pitches = [root + step for step in CHORD_SHAPES[shape]]
-    if direction == "up":
-        pitches = pitches[::-1][:4]
-        velocity = max(1, velocity - 15)
-    events = []
-    t = 0.0
-    for pitch in pitches:
-        v = int(np.clip(velocity + rng.integers(-6, 7), 1, 127))
-        events += note(channel, pitch, v, t, max(0.05, length - t))
-        t += spread * float(rng.uniform(0.7, 1.3))
-    return events
-
-
-def strum_clips(rng: np.random.Generator, families_per_program: int = 12) -> list[tuple[str, np.ndarray]]:
-    """Strummed chords of the GM guitars, in families of four near twins.
-
-    A family is one chord struck down, struck up, struck down again with another
-    velocity and timing, and the chord a semitone higher struck down: the takes a
-    guitar-chord library is made of, which a room blurs into one another.
-    """
-    clips = []
-    for program in GUITAR_PROGRAMS:
-        slots, names = [], []
-        for f in range(families_per_program):
-            root = int(rng.integers(40, 52))
-            shape = str(rng.choice(list(CHORD_SHAPES)))
-            length = float(rng.uniform(1.2, 3.2))
-            velocity = int(rng.integers(50, 106))
-            spread = float(rng.uniform(0.008, 0.03))
-            variants = (("down", root, velocity, spread), ("up", root, velocity, spread),
-                        ("down", root, int(np.clip(velocity + rng.choice([-25, 25]), 30, 115)),
-                         spread * float(rng.uniform(0.6, 1.6))),
-                        ("down", root + 1, velocity, spread))
-            for k, (direction, r, v, sp) in enumerate(variants):
-                slots.append(strum_events(r, shape, direction, v, sp, length, rng))
-                names.append(f"gm{program:03d}-f{f:02d}-{shape}-r{r}-{direction}{k}-v{v}")
-        for name, audio in zip(names, render_slots(program_change(0, program), slots)):
-            clips.append((name, audio))
-    return clips
-
-
 def drum_loops(rng: np.random.Generator, count: int = 80) -> list[tuple[str, np.ndarray]]:
     """Random one- or two-bar drum patterns (kick, snare, hats, toms, cymbals) at 70-170 bpm."""
     clips = []

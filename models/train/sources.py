@@ -133,17 +133,6 @@ def avl_drum_clips(rng: np.random.Generator) -> list[Clip]:
     return clips
 
 
-def strum_clips(rng: np.random.Generator) -> list[Clip]:
-    from . import midi_render
-    check_not_forbidden(midi_render.SOUNDFONT)
-    clips = []
-    for name, audio in midi_render.strum_clips(rng):
-        audio = trim_tail(audio)
-        if audio.size > 2048:
-            clips.append(Clip("fluid-soundfont-gm", name, audio))
-    return clips
-
-
 def hedgewars_clips(rng: np.random.Generator) -> list[Clip]:
     voices = {"Default", "Pirate", "Robot", "Singer"}
     clips = []
@@ -218,7 +207,7 @@ def level_twin_groups(clips: list[Clip], min_correlation: float = TWIN_CORRELATI
 def all_clips(seed: int = 20261124, log=print) -> list[Clip]:
     clips = []
     for i, reader in enumerate((soundfont_clips, hedgewars_clips, openarena_clips,
-                                freedoom_clips, music_clips, avl_drum_clips, strum_clips)):
+                                freedoom_clips, music_clips, avl_drum_clips)):
         got = reader(np.random.default_rng([seed, i]))
         log(f"  {reader.__name__}: {len(got)} clips, "
             f"{sum(c.audio.size for c in got) / SAMPLE_RATE / 60:.1f} min")
