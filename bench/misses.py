@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ def waveform_match(a: np.ndarray, b: np.ndarray, seconds: float = 1.0) -> float:
     """Peak normalised cross-correlation of the first ``seconds`` of two clips (any lag)."""
     n = min(a.size, b.size, int(seconds * damage.SAMPLE_RATE))
     return retrieval.best_lag_correlation(a[:n], b[:n], max(n - 1, 0)) if n else 0.0
+
+
+def misses_by_folder(query_folders: list[str], miss_folders: list[str]) -> dict[str, dict]:
+    """Misses and queries per folder, for folders with at least one miss, most misses first:
+    a kit full of takes of one sound shows up as one row."""
+    queries = Counter(query_folders)
+    missed = Counter(miss_folders)
+    return {folder: {"misses": n, "queries": queries[folder]}
+            for folder, n in sorted(missed.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
 def main(argv=None) -> int:
@@ -82,6 +92,8 @@ def main(argv=None) -> int:
         "waveform_match_at_least_0.5": sum(m["waveform_match"] >= 0.5 for m in misses),
         "waveform_match_at_least_0.9": sum(m["waveform_match"] >= 0.9 for m in misses),
         "median_score_margin": float(np.median([m["score_margin"] for m in misses])) if misses else None,
+        "by_folder": misses_by_folder([files[i].path.parent.as_posix() for i in query_idx],
+                                      [str(Path(m["file"]).parent) for m in misses]),
     }
     report = {"benchmark": "misses", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "condition": args.condition, "model_id": model.model_id, "seed": args.seed,
@@ -91,8 +103,10 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{model.model_id}, {args.condition}: {len(misses)} misses in {len(query_idx)} queries")
     for key, value in summary.items():
-        if key not in ("queries", "misses"):
+        if key not in ("queries", "misses", "by_folder"):
             print(f"  {key:<32}{value}")
+    for folder, row in list(summary["by_folder"].items())[:5]:
+        print(f"  {row['misses']:>3} of {row['queries']:>3} queries in {folder}")
     print(f"wrote {out}")
     return 0
 

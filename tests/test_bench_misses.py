@@ -27,3 +27,11 @@ def test_another_hit_does_not_match():
 
 def test_empty_clip_gives_zero():
     assert misses.waveform_match(np.zeros(0), np.ones(10)) == 0.0
+
+
+def test_misses_are_counted_per_folder_against_that_folders_queries():
+    queries = ["kits/a", "kits/a", "kits/a", "kits/b", "kits/b", "sfx"]
+    rows = misses.misses_by_folder(queries, ["kits/b", "kits/a", "kits/a"])
+    assert list(rows) == ["kits/a", "kits/b"]          # most misses first, folders without a miss left out
+    assert rows["kits/a"] == {"misses": 2, "queries": 3}
+    assert rows["kits/b"] == {"misses": 1, "queries": 2}
