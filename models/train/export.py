@@ -123,11 +123,10 @@ def main(argv=None) -> int:
         weights = {k[len("student."):]: v for k, v in state["model"].items() if k.startswith("student.")}
         # the conv weights (out, in, 3, 3) say how wide the network was
         widths = tuple(int(w.shape[0]) for w in weights.values() if w.ndim == 4)
-        state = {"dim": state["args"]["dim"], "widths": widths, "student": weights,
-                 "time_segments": state["args"].get("time_segments", 1)}
+        state = {"dim": state["args"]["dim"], "widths": widths, "student": weights}
     else:
         state = torch.load(args.work_dir / args.student, weights_only=False)
-    student = Student(state["dim"], tuple(state["widths"]), state.get("time_segments", 1))
+    student = Student(state["dim"], tuple(state["widths"]))
     student.load_state_dict(state["student"])
     student.eval()
     fp32_path = args.out.with_name(args.out.stem.replace("int8", "fp32") + ".onnx")

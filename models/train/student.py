@@ -23,11 +23,7 @@ def _conv(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class Student(nn.Module):
-    def __init__(self, dim: int = 256, widths: tuple[int, ...] = DEFAULT_WIDTHS, time_segments: int = 1):
-        """``time_segments`` > 1 adds, per channel and band, the mean over each of that many
-        equal stretches of the block: blocks start at the onset, so this keeps the coarse
-        shape of a sound in time (how a strum's strings follow each other) that the pooling
-        over the whole block discards."""
+    def __init__(self, dim: int = 256, widths: tuple[int, ...] = DEFAULT_WIDTHS):
         super().__init__()
         w = widths
         self.features = nn.Sequential(
@@ -38,18 +34,11 @@ class Student(nn.Module):
             *_conv(w[3], w[4]),
         )
         n_bands = N_MELS // 8
-        n_pooled = 2 + (time_segments if time_segments > 1 else 0)
-        self.head = nn.Linear(n_pooled * w[4] * n_bands, dim)
+        self.head = nn.Linear(2 * w[4] * n_bands, dim)
         self.dim = dim
         self.widths = widths
-        self.time_segments = time_segments
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         x = self.features(log_mel.unsqueeze(1))            # (b, c, t, f)
-        parts = [x.amax(dim=2), x.mean(dim=2)]                       # (b, c, f) each
-        if self.time_segments > 1:
-            # fixed bounds (the block length is fixed): exports as plain slices
-            n, k = N_FRAMES // 8, self.time_segments
-            bounds = [i * n // k for i in range(k + 1)]
-            parts += [x[:, :, a:b].mean(dim=2) for a, b in zip(bounds[:-1], bounds[1:])]
-        return self.head(torch.cat(parts, dim=1).flatten(1))
+        pooled = torch.cat([x.amax(dim=2), x.mean(dim=2)], dim=1)   # (b, 2c, f)
+        return self.head(pooled.flatten(1))

@@ -42,10 +42,9 @@ SEED = 7
 
 
 class Trainer(nn.Module):
-    def __init__(self, dim: int, teacher_dim: int, widths: tuple[int, ...] = DEFAULT_WIDTHS,
-                 time_segments: int = 1):
+    def __init__(self, dim: int, teacher_dim: int, widths: tuple[int, ...] = DEFAULT_WIDTHS):
         super().__init__()
-        self.student = Student(dim, widths, time_segments)
+        self.student = Student(dim, widths)
         self.to_teacher = nn.Linear(dim, teacher_dim)
 
 
@@ -124,9 +123,6 @@ def main(argv=None) -> int:
     parser.add_argument("--remine-every", type=int, default=250)
     parser.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
                         help="channels of the five conv layers (ignored with --init: taken from it)")
-    parser.add_argument("--time-segments", type=int, default=1,
-                        help="also pool the block's time axis in this many stretches (1: off); with "
-                             "--init from a run without them, the head starts afresh")
     parser.add_argument("--init", type=pathlib.Path, default=None,
                         help="start from this run's final weights (student.pt of an earlier stage)")
     parser.add_argument("--name", default="",
@@ -158,14 +154,10 @@ def main(argv=None) -> int:
     init = torch.load(args.init, weights_only=False) if args.init is not None else None
     if init is not None:
         widths = tuple(init.get("widths", DEFAULT_WIDTHS))
-    model = Trainer(args.dim, pool["teacher"].shape[1], widths, args.time_segments)
+    model = Trainer(args.dim, pool["teacher"].shape[1], widths)
     if init is not None:
-        weights = init["trainer"] if "trainer" in init else init["model"]
-        if init.get("time_segments", 1) != args.time_segments:
-            weights = {k: v for k, v in weights.items() if not k.startswith("student.head.")}
-        missing = model.load_state_dict(weights, strict=False).missing_keys
-        print(f"initialised from {args.init}" + (f" (new: {', '.join(missing)})" if missing else ""),
-              flush=True)
+        model.load_state_dict(init["trainer"] if "trainer" in init else init["model"])
+        print(f"initialised from {args.init}", flush=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = 30
 
@@ -239,8 +231,7 @@ def main(argv=None) -> int:
             save()
     out = args.work_dir / f"student{args.name}.pt"
     torch.save({"student": model.student.state_dict(), "trainer": model.state_dict(), "dim": args.dim,
-                "widths": model.student.widths, "time_segments": model.student.time_segments,
-                "log": log}, out)
+                "widths": model.student.widths, "log": log}, out)
     print(f"wrote {out}", flush=True)
     return 0
 
