@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         "waveform_match_at_least_0.9": sum(m["waveform_match"] >= 0.9 for m in misses),
         "median_score_margin": float(np.median([m["score_margin"] for m in misses])) if misses else None,
         "by_folder": misses_by_folder([files[i].path.parent.as_posix() for i in query_idx],
-                                      [str(Path(m["file"]).parent) for m in misses]),
+                                      [Path(m["file"]).parent.as_posix() for m in misses]),
     }
     report = {"benchmark": "misses", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "condition": args.condition, "model_id": model.model_id, "seed": args.seed,
