@@ -79,6 +79,16 @@ def _model() -> str:
     return f"{encoder.model_id}, {encoder.dim}-d, {default_model_path()}"
 
 
+def _reranker() -> str:
+    from models.encoder import Encoder
+    from models.reranker import Reranker
+    reranker, encoder = Reranker(), Encoder()
+    if reranker.encoder_id and reranker.encoder_id != encoder.network_id:
+        raise RuntimeError(f"{reranker.model_id} was trained for {reranker.encoder_id}, the encoder is "
+                           f"{encoder.network_id}: searches stop at the index's order")
+    return f"{reranker.model_id} (for {reranker.encoder_id}), {reranker.model_path}"
+
+
 def _library(library_dir: str | None) -> Callable[[], str]:
     def probe() -> str:
         from app.catalog import Catalog
@@ -99,6 +109,7 @@ def run_checks(library_dir: str | None = None) -> list[Check]:
         _check("numpy", _version("numpy")),
         _check("onnxruntime", _version("onnxruntime")),
         _check("encoder model", _model),
+        _check("re-ranker model", _reranker),
         _check("hnswlib", lambda: importlib.import_module("hnswlib").__name__ and "importable"),
         _check("soundfile", _soundfile),
         _check("soxr", _version("soxr")),

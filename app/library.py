@@ -20,7 +20,8 @@ from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
-from app.query import MAX_QUERY_SECONDS, SearchResult, embed_query, rank_files
+from app.query import MAX_QUERY_SECONDS, Query, SearchResult, embed_query, rank_files
+from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 
 __all__ = ["Library", "LibraryError", "SearchResult", "MAX_QUERY_SECONDS"]
@@ -46,6 +47,7 @@ class Library:
         self._index: VectorIndex | None = None
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
         self.index_self_recall: float | None = None  # measured by the last rebuild_index
+        self._reranker: FileReranker | None | bool = False   # False: not loaded yet
 
     @property
     def index_path(self) -> Path:
@@ -149,17 +151,26 @@ class Library:
 
     # -- search ----------------------------------------------------------------
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[SearchResult]:
-        """Rank library files against query windows ``vectors`` (m, dim)."""
-        return rank_files(self.index, self.catalog, vectors, k)
+    @property
+    def reranker(self) -> FileReranker | None:
+        """The search's second stage (loaded on first use); None when the shipped re-ranker
+        does not belong to this library's encoder."""
+        if self._reranker is False:
+            self._reranker = FileReranker.for_encoder(self.encoder)
+        return self._reranker
 
-    def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+    def search_vectors(self, query: Query | np.ndarray, k: int = 10) -> list[SearchResult]:
+        """Rank library files against ``query`` (or bare window vectors (m, dim), which skip
+        the re-ranker: it needs the windows' audio)."""
+        return rank_files(self.index, self.catalog, query, k, self.reranker)
+
+    def embed_file(self, path: str | os.PathLike) -> Query:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
         audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
-        vectors = embed_query(self.encoder, audio)
-        if len(vectors) == 0:
+        query = embed_query(self.encoder, audio)
+        if len(query) == 0:
             raise LibraryError(f"{path}: the query is silent, nothing to search for")
-        return vectors
+        return query
 
     def search_file(self, path: str | os.PathLike, k: int = 10) -> list[SearchResult]:
         if self.catalog.vector_count(self.encoder.model_id) == 0:

@@ -53,6 +53,7 @@ from app.match_profiles import MODES, MatchProfile, ProfileError
 from app.onsets import Onset, OnsetDetector, OnsetParams, detect_onsets, sensitivity_to_delta
 from app.paths import CATALOG_FILENAME, library_dir as resolve_library_dir
 from app.query import MAX_QUERY_SECONDS, embed_query, rank_files
+from app.rerank import FileReranker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
@@ -111,6 +112,7 @@ class LiveMatcher:
             with Library(self.library_dir, encoder=self.encoder) as library:
                 index = library.index
         self.index = index
+        self.reranker = FileReranker.for_encoder(self.encoder)
         self._profile = profile
         self._history_len = int(history_seconds * MODEL_SAMPLE_RATE)
         self.max_lag_frames = int(max_lag_seconds * self.sample_rate)
@@ -255,10 +257,10 @@ class LiveMatcher:
         started = time.perf_counter() if started is None else started
         profile = self._profile
         k = k or KEEP_SUGGESTIONS
-        vectors = embed_query(self.encoder, audio_44k)
-        if len(vectors) == 0:
+        query = embed_query(self.encoder, audio_44k)
+        if len(query) == 0:
             return None
-        results = rank_files(self.index, self._catalog(), vectors, max(k or 0, profile.k))
+        results = rank_files(self.index, self._catalog(), query, max(k or 0, profile.k), self.reranker)
         suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
@@ -442,12 +444,12 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        vectors = embed_query(self.encoder, audio)
-        if len(vectors) == 0:
+        query = embed_query(self.encoder, audio)
+        if len(query) == 0:
             with self._lock:
                 self._stats["empty_windows"] += 1
             return
-        results = rank_files(self.index, self._catalog(), vectors, profile.k)
+        results = rank_files(self.index, self._catalog(), query, profile.k, self.reranker)
         arrived = self._arrival_time(w.end)
         onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
         with self._lock:
@@ -555,10 +557,11 @@ class LiveMatcher:
         if level < profile.gate_db:
             return None
         self._last_window = (onset_frame if onset_frame is not None else -1, audio)
-        vectors = embed_query(self.encoder, audio)
-        if len(vectors) == 0:
+        query = embed_query(self.encoder, audio)
+        if len(query) == 0:
             return None
-        results = rank_files(self.index, self._catalog(), vectors, max(profile.k, KEEP_SUGGESTIONS))
+        results = rank_files(self.index, self._catalog(), query, max(profile.k, KEEP_SUGGESTIONS),
+                             self.reranker)
         suggestions = ranked(results, max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         if seed_merger:
             with self._lock:

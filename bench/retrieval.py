@@ -22,7 +22,9 @@ Measures, for every model in the same run:
 A file's score for a query is the best cosine over query vectors x file vectors,
 by exact brute force in numpy (this measures the encoder, not the index).
 
-Models: ``aisfx`` (the default ``models.encoder.Encoder()``, static int8),
+Models: ``scout`` (the shipped encoder), ``scout-rerank`` (the app's query path: the
+same, then the shipped re-ranker, ``models/reranker.py``, re-orders each query's best
+10 files; its query time includes the re-ranking), ``aisfx`` (the default ``models.encoder.Encoder()``, static int8),
 ``aisfx-no-trim`` (the same with ``trim_leading_silence=False`` for library and
 queries), ``aisfx-fp32`` (the same pre-processing on the float ONNX export,
 ``--fp32-model``, default ``/tmp/aisfx_fp32.onnx`` as written by
@@ -35,7 +37,7 @@ the clean library files; then L2-normalised. One vector per file.
 
 Clean library embeddings are cached per model in ``bench/cache/`` (keyed by path,
 size and mtime). Run: ``.venv/bin/python bench/retrieval.py [--limit N]
-[--queries 300] [--seed 0] [--models scout,aisfx,aisfx-no-trim,aisfx-fp32,mfcc]``. Writes
+[--queries 300] [--seed 0] [--models scout-rerank,scout,aisfx,aisfx-no-trim,aisfx-fp32,mfcc]``. Writes
 ``bench/results/retrieval.json`` (or ``--out``) and prints a table.
 """
 
@@ -71,11 +73,12 @@ from models.level_twins import TWIN_CORRELATION, level_twin_groups  # noqa: E402
 SAMPLE_RATE = 44100
 CACHE_DIR = REPO / "bench" / "cache"
 DEFAULT_OUT = REPO / "bench" / "results" / "retrieval.json"
-DEFAULT_MODELS = ("scout", "aisfx", "aisfx-no-trim", "aisfx-fp32", "mfcc")
+DEFAULT_MODELS = ("scout-rerank", "scout", "aisfx", "aisfx-no-trim", "aisfx-fp32", "mfcc")
 ALL_MODELS = DEFAULT_MODELS
 DEFAULT_FP32_MODEL = Path("/tmp/aisfx_fp32.onnx")
 CACHE_VERSION = 1
 TOP_K = 10
+RERANK_K = 10               # files the re-ranker re-orders (app.rerank.RERANK_K)
 SCORING = ("file score = max cosine over query vectors x file vectors; exact brute force; ties "
            "rank against the query; a level twin (same audio up to gain, correlation >= "
            f"{TWIN_CORRELATION}) counts as the file")
@@ -152,6 +155,10 @@ class Model:
     def config(self) -> dict:
         return {}
 
+    def cache_key(self) -> tuple[str, str]:
+        """(name, id) the clean library vectors are cached under."""
+        return self.name, self.model_id
+
 
 class EncoderModel(Model):
     def __init__(self, name: str, trim_leading_silence: bool = True,
@@ -172,6 +179,53 @@ class EncoderModel(Model):
         return {"encoder_model_id": self.encoder.model_id, "dim": int(self.encoder.dim),
                 "model_file": self.encoder.model_path.name,
                 "trim_leading_silence": self.trim, "threads": 1}
+
+
+class RerankedEncoderModel(EncoderModel):
+    """``scout-rerank``: the app's whole query path. The encoder ranks the library, then
+    ``models.reranker.rerank_order`` re-orders its best ``RERANK_K`` files, each scored on
+    its best (query block, file block) pair; the re-ordered files take over the set of
+    scores they had, best first. Library blocks are decoded again for the candidates
+    (and kept); the clean library vectors are the encoder's own (shared cache)."""
+
+    def __init__(self, name: str, model_path: Path, reranker_path: Path | None = None):
+        from models.reranker import Reranker
+        super().__init__(name, trim_leading_silence=True, model_path=model_path)
+        self.encoder_model_id = self.model_id
+        self.reranker = Reranker(reranker_path, threads=1)
+        self.model_id += f"+{self.reranker.model_id}"
+        self._blocks: dict[Path, object] = {}
+
+    def cache_key(self):
+        return "scout", self.encoder_model_id
+
+    def config(self):
+        return super().config() | {"reranker_model_id": self.reranker.model_id,
+                                   "reranker_file": self.reranker.model_path.name, "rerank_k": RERANK_K}
+
+    def _candidate(self, path: Path):
+        from models.preprocess import clip_blocks
+        from models.reranker import Candidate
+        if path not in self._blocks:
+            blocks = [b.log_mel for b in clip_blocks(read_audio(path))]
+            stacked = np.stack(blocks).astype(np.float32) if blocks else np.zeros((0, 100, 96), np.float32)
+            self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked))
+        return self._blocks[path]
+
+    def rerank(self, audio: np.ndarray, scores: np.ndarray, files: list[LibraryFile]) -> np.ndarray:
+        from models.preprocess import clip_blocks
+        from models.reranker import rerank_order
+        blocks = [b.log_mel for b in clip_blocks(audio)]
+        top = np.argsort(-scores, kind="stable")[:RERANK_K]
+        top = top[np.isfinite(scores[top])]
+        if not blocks or len(top) < 2:
+            return scores
+        stacked = np.stack(blocks).astype(np.float32)
+        order, _ = rerank_order(self.reranker, stacked, self.encoder.embed_blocks(stacked),
+                                [self._candidate(files[int(i)].path) for i in top])
+        out = scores.copy()
+        out[top[order]] = np.sort(scores[top])[::-1]
+        return out
 
 
 class MfccModel(Model):
@@ -232,6 +286,8 @@ def _shipped_model(name: str) -> Path:
 def build_model(name: str, fp32_path: Path) -> Model:
     if name in ("scout", "aisfx"):
         return EncoderModel(name, trim_leading_silence=True, model_path=_shipped_model(name))
+    if name == "scout-rerank":
+        return RerankedEncoderModel(name, _shipped_model("scout"))
     if name == "aisfx-no-trim":
         return EncoderModel("aisfx-no-trim", trim_leading_silence=False,
                             model_path=_shipped_model("aisfx"))
@@ -305,8 +361,9 @@ def collect_files(limit: int | None, seed: int) -> tuple[list[LibraryFile], dict
 
 
 def _cache_path(model: Model) -> Path:
-    key = hashlib.sha1(f"{CACHE_VERSION}:{model.model_id}".encode()).hexdigest()[:12]
-    return CACHE_DIR / f"{model.name}-{key}.npz"
+    name, model_id = model.cache_key()
+    key = hashlib.sha1(f"{CACHE_VERSION}:{model_id}".encode()).hexdigest()[:12]
+    return CACHE_DIR / f"{name}-{key}.npz"
 
 
 def _file_key(f: LibraryFile) -> str:
@@ -422,7 +479,7 @@ class ConditionRanks:
     ranks: dict[str, list[int]]          # per model, the rank of each query's own file
     empty_queries: Counter               # per model, queries that gave no vector
     damage_s: float
-    embed_s: Counter                     # per model, seconds spent embedding queries
+    embed_s: Counter                     # per model, seconds spent embedding (and re-ranking) queries
 
 
 def rank_condition(condition: str, query_idx: list[int], files: list[LibraryFile],
@@ -447,6 +504,10 @@ def rank_condition(condition: str, query_idx: list[int], files: list[LibraryFile
             if query.size == 0:
                 out.empty_queries[m.name] += 1
             scores = file_scores(query, library[m.name], len(files))
+            if isinstance(m, RerankedEncoderModel):
+                t1 = time.perf_counter()
+                scores = m.rerank(damaged, scores, files)
+                out.embed_s[m.name] += time.perf_counter() - t1
             rank = rank_of(scores, item, twins.get(item, ()))
             out.ranks[m.name].append(rank)
             if observe is not None:

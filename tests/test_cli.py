@@ -13,7 +13,7 @@ import pytest
 
 from app.cli import main
 from tests.test_scanner import write_hits
-from tests.shipped import SCOUT_MODEL_ID
+from tests.shipped import RERANKER_MODEL_ID, SCOUT_MODEL_ID
 
 REPO = Path(__file__).parent.parent
 
@@ -102,6 +102,8 @@ def test_console_script_and_doctor_run_without_traceback(tmp_path):
     assert result.returncode == 0, result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["encoder model"]["ok"] and f"{SCOUT_MODEL_ID}/r" in checks["encoder model"]["detail"]
+    assert checks["re-ranker model"]["ok"]
+    assert f"{RERANKER_MODEL_ID} (for {SCOUT_MODEL_ID})" in checks["re-ranker model"]["detail"]
     assert checks["library"]["ok"] and str(tmp_path / "lib") in checks["library"]["detail"]
     assert "Traceback" not in result.stderr
     # Audio may or may not have a device here; either way the answer is a sentence.

@@ -1,0 +1,129 @@
+"""Second stage of a search: the re-ranker re-orders the index's best few files.
+
+The index finds candidates by the encoder's pooled vectors; ``models.reranker`` then reads
+the query block and each candidate's matched block side by side and re-orders the first
+``RERANK_K`` files (the rest keep their order behind them). The matched block of a library
+file is decoded again from the file (up to that block only, through the same streaming
+recipe as indexing) and kept in a small cache, so a sound that stays in the suggestions
+costs one decode.
+
+The scores: each re-ranked result keeps its own cosine in ``cosine``; ``score`` (what the
+list is sorted and merged by) becomes the cosine of the same rank before re-ranking, so
+the scale, thresholds and hysteresis of the suggestion list are unchanged.
+
+A file that cannot be read any more is not dropped here: it stays behind the re-ranked
+ones with its own score.
+
+Threads: a ``FileReranker`` may be used from any thread; its cache has its own lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+
+import numpy as np
+
+from app.decode import DecodeError, iter_mono
+from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from models.preprocess import BlockAssembler
+from models.reranker import Candidate, Reranker, RerankerError, rerank_order
+
+log = logging.getLogger(__name__)
+
+RERANK_K = 10
+CACHE_BLOCKS = 256
+
+
+class FileReranker:
+    """Re-ranks search results whose candidates are library files on disk."""
+
+    def __init__(self, reranker: Reranker, encoder: Encoder, k: int = RERANK_K,
+                 cache_blocks: int = CACHE_BLOCKS):
+        self.reranker = reranker
+        self.encoder = encoder
+        self.k = int(k)
+        self._cache: collections.OrderedDict[tuple, Candidate | None] = collections.OrderedDict()
+        self._cache_blocks = int(cache_blocks)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_encoder(cls, encoder: Encoder, model_path=None) -> "FileReranker | None":
+        """The shipped re-ranker if it was trained for ``encoder``'s network, else None
+        (search then stops at the index's order). Any thread."""
+        try:
+            reranker = Reranker(model_path)
+        except RerankerError as exc:
+            log.warning("searching without re-ranking: %s", exc)
+            return None
+        if reranker.encoder_id and reranker.encoder_id != encoder.network_id:
+            log.info("re-ranker %s belongs to encoder %s, not %s: searching without it",
+                     reranker.model_id, reranker.encoder_id, encoder.network_id)
+            return None
+        return cls(reranker, encoder)
+
+    def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray) -> list:
+        """``results`` (``app.query.SearchResult``, best first) with the first ``k`` re-ordered;
+        ranks renumbered. Any thread."""
+        head, tail = results[:self.k], results[self.k:]
+        if len(head) < 2 or len(query_blocks) == 0:
+            return results
+        candidates = [self._candidate(r) for r in head]
+        order, _ = rerank_order(self.reranker, query_blocks, query_vectors, candidates)
+        readable = [i for i in order if candidates[i] is not None]
+        unreadable = [i for i in range(len(head)) if candidates[i] is None]
+        scores = sorted((head[i].score for i in readable), reverse=True)
+        out = [dataclasses.replace(head[i], score=s, cosine=head[i].score)
+               for i, s in zip(readable, scores)]
+        out += [head[i] for i in unreadable]
+        out.sort(key=lambda r: -r.score)           # unreadable ones keep their own place by score
+        out += tail
+        return [dataclasses.replace(r, rank=n + 1) for n, r in enumerate(out)]
+
+    def _candidate(self, result) -> Candidate | None:
+        start = int(round(result.offset_s * MODEL_SAMPLE_RATE))
+        path = result.file.path
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        key = (path, stat.st_size, stat.st_mtime_ns, start)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        block = matched_block(path, start)
+        cand = None
+        if block is not None:
+            cand = Candidate(block[None], self.encoder.embed_blocks(block[None]))
+        with self._lock:
+            self._cache[key] = cand
+            while len(self._cache) > self._cache_blocks:
+                self._cache.popitem(last=False)
+        return cand
+
+
+def matched_block(path, start_sample: int) -> np.ndarray | None:
+    """The log-mel block of ``path`` that starts at ``start_sample`` (model rate, as the
+    catalog stores it), decoded and blocked exactly as indexing did; the nearest block if
+    none starts there (the file changed); None if the file cannot be decoded. Decodes only
+    up to that block. Any thread."""
+    assembler = BlockAssembler(trim_leading_silence=True)
+    best = None
+    try:
+        for chunk in iter_mono(path, MODEL_SAMPLE_RATE):
+            for block in assembler.push(chunk):
+                if best is None or abs(block.start_sample - start_sample) < abs(best.start_sample - start_sample):
+                    best = block
+                if block.start_sample >= start_sample:
+                    return best.log_mel
+        for block in assembler.flush():
+            if best is None or abs(block.start_sample - start_sample) < abs(best.start_sample - start_sample):
+                best = block
+    except DecodeError as exc:
+        log.info("re-ranking skips %s: %s", path, exc)
+        return None
+    return None if best is None else best.log_mel

@@ -1,0 +1,110 @@
+"""The re-ranker: re-orders the encoder's best few library files for one query.
+
+The encoder pools each block into one vector, which loses how a sound unfolds in time;
+near twins (takes of one strummed chord, one drum hit played twice) end up ranked by
+noise once a room has smeared them. The re-ranker (``models/scout_rerank_int8.onnx``,
+trained by ``models.train.rerank``) reads a query block and a candidate's clean block
+together and scores how likely the candidate is the query's original.
+
+Which blocks are compared: for each candidate, the (query block, candidate block) pair
+with the highest encoder cosine, i.e. the pair the index matched on.
+
+Thread safety: ``Reranker.score`` and ``rerank_order`` may be called from any thread
+(onnxruntime sessions allow concurrent ``run``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import frontend, preprocess
+
+BLOCK_SHAPE = (preprocess.BLOCK_FRAMES, frontend.N_MELS)
+
+
+class RerankerError(Exception):
+    """The re-ranker file is missing or is not a re-ranker."""
+
+
+def default_reranker_path() -> pathlib.Path:
+    override = os.environ.get("SAMPLESCOUT_RERANKER")
+    if override:
+        return pathlib.Path(override)
+    return pathlib.Path(__file__).resolve().parent / "scout_rerank_int8.onnx"
+
+
+class Reranker:
+    """Loads the ONNX re-ranker; ``encoder_id`` says which encoder's trunk it was trained on."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 1):
+        import onnxruntime as ort
+
+        path = pathlib.Path(model_path) if model_path is not None else default_reranker_path()
+        if not path.is_file():
+            raise RerankerError(f"re-ranker model file not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RerankerError(f"re-ranker model file is not a usable ONNX model: {path} ({exc})") from exc
+        names = sorted(i.name for i in session.get_inputs())
+        if names != ["candidate", "query"] or len(session.get_outputs()) != 1:
+            raise RerankerError(f"{path} is not a re-ranker: inputs {names}, expected candidate and query")
+        self._session = session
+        self.model_path = path
+        meta = session.get_modelmeta().custom_metadata_map
+        self.model_id: str = meta.get("model_id") or path.stem
+        self.encoder_id: str = meta.get("encoder", "")
+
+    def score(self, query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
+        """Row ``i`` of ``query_blocks`` against row ``i`` of ``candidate_blocks`` (both
+        ``(k, 100, 96)`` log-mel) -> ``(k,)`` float32 scores, higher = more likely the same
+        file. Any thread."""
+        q = np.ascontiguousarray(query_blocks, dtype=np.float32)
+        c = np.ascontiguousarray(candidate_blocks, dtype=np.float32)
+        if q.shape != c.shape or q.ndim != 3 or q.shape[1:] != BLOCK_SHAPE:
+            raise ValueError(f"expected two (k, {BLOCK_SHAPE[0]}, {BLOCK_SHAPE[1]}) arrays, "
+                             f"got {q.shape} and {c.shape}")
+        if q.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self._session.run(None, {"query": q, "candidate": c})[0].astype(np.float32).reshape(-1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One library file's blocks for re-ranking: log-mel ``(n, 100, 96)`` and the encoder's
+    unit vectors of them ``(n, dim)``. Supplying only the block the index matched is enough."""
+    blocks: np.ndarray
+    vectors: np.ndarray
+
+
+def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np.ndarray,
+                 candidates: list[Candidate | None]) -> tuple[list[int], np.ndarray]:
+    """New order of ``candidates`` (indices, best first) and the re-ranker's score of each.
+
+    Each candidate is scored on its best (query block, candidate block) pair by encoder
+    cosine. A candidate given as None (its file could not be read) keeps its place relative
+    to the encoder's order behind every scored one and scores -inf. Any thread.
+    """
+    pairs_q, pairs_c, scored = [], [], []
+    for i, cand in enumerate(candidates):
+        if cand is None or len(cand.blocks) == 0 or len(query_blocks) == 0:
+            continue
+        sims = np.asarray(query_vectors) @ np.asarray(cand.vectors).T
+        qi, ci = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        pairs_q.append(query_blocks[qi])
+        pairs_c.append(cand.blocks[ci])
+        scored.append(i)
+    scores = np.full(len(candidates), -np.inf, dtype=np.float32)
+    if scored:
+        scores[scored] = reranker.score(np.stack(pairs_q), np.stack(pairs_c))
+    # a stable sort keeps the encoder's order among ties and unscored candidates
+    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    return order, scores

@@ -1,0 +1,162 @@
+"""The shipped re-ranker (models/scout_rerank_int8.onnx) and the search's second stage
+(app.rerank) against real Sonic Pi samples, a real SQLite catalog and hnswlib index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+from app.decode import read_mono
+from app.library import Library
+from app.rerank import RERANK_K, FileReranker, matched_block
+from app.scanner import Scanner
+from models.encoder import MODEL_SAMPLE_RATE as SR
+from models.encoder import Encoder
+from models.preprocess import clip_blocks
+from models.reranker import Candidate, Reranker, RerankerError, rerank_order
+from tests.shipped import RERANKER_MODEL_ID, SCOUT_MODEL_ID
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+DRUMS = ("drum_snare_hard", "drum_snare_soft", "drum_tom_hi_hard", "drum_tom_mid_hard",
+         "drum_tom_lo_hard", "drum_bass_hard", "drum_cymbal_closed", "drum_cymbal_open",
+         "elec_snare", "elec_hi_snare", "elec_mid_snare", "elec_lo_snare")
+
+
+@pytest.fixture(scope="module")
+def reranker() -> Reranker:
+    return Reranker()
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+def room(audio: np.ndarray, seed: int, rt60: float = 0.5) -> np.ndarray:
+    """A plain synthetic room (exponentially decaying noise tail, direct path 1)."""
+    rng = np.random.default_rng(seed)
+    n = int(1.2 * rt60 * SR)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / (rt60 * SR))
+    tail *= np.sqrt(1.0 / np.sum(tail ** 2))           # as much energy as the direct path
+    rir = np.concatenate([[1.0], np.zeros(int(0.01 * SR)), tail])
+    wet = signal.fftconvolve(audio, rir)
+    return (wet * np.max(np.abs(audio)) / np.max(np.abs(wet))).astype(np.float32)
+
+
+def blocks_of(audio: np.ndarray) -> np.ndarray:
+    return np.stack([b.log_mel for b in clip_blocks(audio)]).astype(np.float32)
+
+
+def test_the_shipped_reranker_belongs_to_the_shipped_encoder(reranker, encoder):
+    assert reranker.model_id == RERANKER_MODEL_ID
+    assert reranker.encoder_id == SCOUT_MODEL_ID == encoder.network_id
+    assert FileReranker.for_encoder(encoder) is not None
+
+
+def test_a_reranker_for_another_encoder_is_not_used(encoder):
+    aisfx = Encoder(MODELS / "aisfx_int8.onnx")
+    assert FileReranker.for_encoder(aisfx) is None
+    assert FileReranker.for_encoder(encoder) is not None
+
+
+def test_bad_reranker_files_give_specific_errors(tmp_path):
+    with pytest.raises(RerankerError, match="not found"):
+        Reranker(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(RerankerError, match="not a usable ONNX model"):
+        Reranker(junk)
+    with pytest.raises(RerankerError, match="is not a re-ranker"):
+        Reranker(MODELS / "scout_int8.onnx")
+
+
+def test_score_checks_its_shapes(reranker):
+    with pytest.raises(ValueError, match="expected two"):
+        reranker.score(np.zeros((2, 100, 96)), np.zeros((3, 100, 96)))
+    assert reranker.score(np.zeros((0, 100, 96)), np.zeros((0, 100, 96))).shape == (0,)
+
+
+def test_each_drum_through_a_room_scores_its_own_clean_take_highest(reranker, sonic_pi_samples):
+    """Twelve drums, several of them takes of one drum (hard/soft, four electric snares)."""
+    clean = {name: blocks_of(read_mono(sonic_pi_samples / f"{name}.flac", SR))[0] for name in DRUMS}
+    names = list(clean)
+    stacked = np.stack([clean[n] for n in names])
+    for i, name in enumerate(names):
+        query = blocks_of(room(read_mono(sonic_pi_samples / f"{name}.flac", SR), seed=i))[0]
+        scores = reranker.score(np.repeat(query[None], len(names), axis=0), stacked)
+        assert names[int(np.argmax(scores))] == name, dict(zip(names, np.round(scores, 2)))
+
+
+def test_rerank_order_scores_the_best_block_pair_and_puts_unreadable_files_last(reranker, encoder,
+                                                                                sonic_pi_samples):
+    snare = read_mono(sonic_pi_samples / "drum_snare_hard.flac", SR)
+    tom = read_mono(sonic_pi_samples / "drum_tom_lo_hard.flac", SR)
+    query_blocks = blocks_of(room(snare, seed=3))
+    query_vectors = encoder.embed_blocks(query_blocks)
+    snare_block, tom_block = blocks_of(snare)[:1], blocks_of(tom)[:1]
+    # one candidate holds the tom's block first and the snare's second: its best pair is the snare's
+    both = np.concatenate([tom_block, snare_block])
+    candidates = [Candidate(tom_block, encoder.embed_blocks(tom_block)), None,
+                  Candidate(both, encoder.embed_blocks(both)),
+                  Candidate(snare_block, encoder.embed_blocks(snare_block))]
+    order, scores = rerank_order(reranker, query_blocks, query_vectors, candidates)
+    assert sorted(order) == [0, 1, 2, 3]
+    assert order[-1] == 1 and scores[1] == -np.inf
+    assert scores[2] == pytest.approx(scores[3], abs=1e-5)
+    assert scores[3] > scores[0]
+    assert set(order[:2]) == {2, 3}
+
+
+def test_matched_block_is_the_block_indexing_made(tmp_path):
+    rng = np.random.default_rng(2)
+    t = np.arange(int(6.5 * SR)) / SR
+    audio = np.concatenate([np.zeros(int(0.3 * SR)),
+                            0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * t)) + 0.01 * rng.standard_normal(t.size)])
+    path = tmp_path / "sweep.wav"
+    sf.write(path, audio.astype(np.float32), SR)
+    blocks = clip_blocks(read_mono(path, SR))
+    assert len(blocks) >= 4
+    for block in blocks:
+        np.testing.assert_array_equal(matched_block(path, block.start_sample), block.log_mel)
+    # a start no block has (the file changed since the scan): the nearest block
+    np.testing.assert_array_equal(matched_block(path, blocks[1].start_sample + 300), blocks[1].log_mel)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    assert matched_block(broken, 0) is None
+
+
+def test_search_reranks_the_index_order_and_survives_a_deleted_candidate(tmp_path, isolated_library_dir,
+                                                                        sonic_pi_samples):
+    source = tmp_path / "samples"
+    source.mkdir()
+    for name in DRUMS:
+        shutil.copy(sonic_pi_samples / f"{name}.flac", source / f"{name}.flac")
+    query_path = tmp_path / "query.wav"
+    sf.write(query_path, room(read_mono(source / "elec_mid_snare.flac", SR), seed=9), SR)
+    with Library(isolated_library_dir) as library:
+        report = Scanner(library, workers=1).scan([str(source)])
+        assert report.indexed == len(DRUMS)
+        assert library.reranker is not None
+        query = library.embed_file(query_path)
+        plain = library.search_vectors(query.vectors, k=len(DRUMS))   # bare vectors: index order
+        results = library.search_file(query_path, k=len(DRUMS))
+
+        assert Path(results[0].file.path).name == "elec_mid_snare.flac"
+        assert [r.rank for r in results] == list(range(1, len(results) + 1))
+        assert [r.score for r in results] == sorted((r.score for r in plain), reverse=True)
+        assert all(r.cosine is not None for r in results[:RERANK_K])
+        assert {r.file.path for r in results} == {r.file.path for r in plain}
+        assert all(p.cosine is None for p in plain)
+
+        # a candidate deleted since the scan is kept (marked missing), not an error
+        os.remove(source / "elec_lo_snare.flac")
+        again = library.search_file(query_path, k=len(DRUMS))
+        gone = [r for r in again if Path(r.file.path).name == "elec_lo_snare.flac"]
+        assert len(again) == len(results) and len(gone) == 1
+        assert not gone[0].exists and gone[0].cosine is None
