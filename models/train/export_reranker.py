@@ -13,6 +13,7 @@ Run: ``python -m models.train.export_reranker --work-dir DIR [--reranker reranke
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import pathlib
 import sys
@@ -28,7 +29,7 @@ if str(REPO) not in sys.path:
 
 from models.preprocess import RECIPE_VERSION  # noqa: E402
 from models.train.export import LICENSE, MODEL_ID as ENCODER_ID, session  # noqa: E402
-from models.train.rerank import PairHead, Reranker  # noqa: E402
+from models.train.rerank import PairHead, PairModel, Reranker  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
 MODEL_ID = "scout-rerank-int8-1"
@@ -53,9 +54,13 @@ def load(work_dir: pathlib.Path, name: str) -> Reranker:
     student_state = torch.load(saved["student"], weights_only=False)
     student = Student(student_state["dim"], tuple(student_state["widths"]))
     student.load_state_dict(student_state["student"])
-    head = PairHead(student.widths[-1], saved["width"])
-    head.load_state_dict(saved["head"])
-    model = Reranker(student, head)
+    split = saved.get("split", len(student.features))
+    pair = PairModel(copy.deepcopy(student.features[split:]), PairHead(student.widths[-1], saved["width"]))
+    if "pair" in saved:
+        pair.load_state_dict(saved["pair"])
+    else:                                   # a head-only run, before the trunk could be tuned
+        pair.head.load_state_dict(saved["head"])
+    model = Reranker(student, pair, split)
     model.eval()
     return model
 

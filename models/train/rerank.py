@@ -23,6 +23,7 @@ Writes ``DIR/reranker.pt``; ``export.py --reranker`` makes the ONNX file.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import pathlib
@@ -63,32 +64,52 @@ class PairHead(nn.Module):
         return self.out(pooled).squeeze(1) + self.cosine_weight * cosine
 
 
-class Reranker(nn.Module):
-    """Trunk + head, as exported: row ``i`` of ``query`` is scored against row ``i`` of
-    ``candidate`` (both ``(k, 100, 96)`` log-mel blocks); returns ``(k,)`` scores."""
+class PairModel(nn.Module):
+    """What training changes: ``tail`` (a trainable copy of the trunk's last layers, or
+    nothing) turns the frozen trunk's cached maps into pair maps; ``head`` scores pairs."""
 
-    def __init__(self, student: Student, head: PairHead):
+    def __init__(self, tail: nn.Module, head: PairHead):
         super().__init__()
-        self.student, self.head = student, head
+        self.tail, self.head = tail, head
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tail.eval()          # batch norm keeps the encoder's statistics
+        return self
+
+
+class Reranker(nn.Module):
+    """Trunk + pair model, as exported: row ``i`` of ``query`` is scored against row ``i`` of
+    ``candidate`` (both ``(k, 100, 96)`` log-mel blocks); returns ``(k,)`` scores. The
+    encoder's own layers give the cosine; layers from ``split`` on are the pair model's."""
+
+    def __init__(self, student: Student, pair: PairModel, split: int):
+        super().__init__()
+        self.student, self.pair, self.split = student, pair, split
 
     def forward(self, query: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         k = query.shape[0]
-        maps = self.student.features(torch.cat([query, candidate]).unsqueeze(1))
+        shared = self.student.features[:self.split](torch.cat([query, candidate]).unsqueeze(1))
+        maps = self.student.features[self.split:](shared)
         pooled = torch.cat([maps.amax(dim=2), maps.mean(dim=2)], dim=1).flatten(1)
         z = F.normalize(self.student.head(pooled), dim=1)
         cosine = (z[:k] * z[k:]).sum(dim=1)
-        return self.head(maps[:k], maps[k:], cosine)
+        pair_maps = self.pair.tail(shared)
+        return self.pair.head(pair_maps[:k], pair_maps[k:], cosine)
 
 
-def trunk_maps(student: Student, blocks: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Feature maps (float16) and unit embeddings (float32) of float16 log-mel ``blocks``."""
+def trunk_maps(student: Student, blocks: np.ndarray, split: int,
+               batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Maps after the trunk's first ``split`` layers (float16) and unit embeddings (float32)
+    of float16 log-mel ``blocks``."""
     maps, vecs = [], []
     with torch.no_grad():
         for i in range(0, len(blocks), batch):
             x = torch.from_numpy(blocks[i:i + batch].astype(np.float32))
-            m = student.features(x.unsqueeze(1))
+            shared = student.features[:split](x.unsqueeze(1))
+            m = student.features[split:](shared)
             pooled = torch.cat([m.amax(dim=2), m.mean(dim=2)], dim=1).flatten(1)
-            maps.append(m.half().numpy())
+            maps.append(shared.half().numpy())
             vecs.append(F.normalize(student.head(pooled), dim=1).numpy())
     return np.concatenate(maps), np.concatenate(vecs)
 
@@ -111,33 +132,33 @@ def candidate_lists(items: np.ndarray, view_vecs: np.ndarray, clean_vecs: np.nda
     return out.reshape(len(items), n_views, k - 1)
 
 
-def listwise_batch(head: PairHead, view_maps, clean_maps, view_vecs, clean_vecs, items, views, negs):
+def listwise_batch(pair: PairModel, view_maps, clean_maps, view_vecs, clean_vecs, items, views, negs):
     """Scores ``(b, k)`` of each query against [own clean block] + its negatives."""
     b, k = len(items), negs.shape[1] + 1
     cand = np.concatenate([items[:, None], negs], axis=1)
-    q = torch.from_numpy(view_maps[items, views].astype(np.float32))
-    c = torch.from_numpy(clean_maps[cand.ravel()].astype(np.float32))
+    q = pair.tail(torch.from_numpy(view_maps[items, views].astype(np.float32)))
+    c = pair.tail(torch.from_numpy(clean_maps[cand.ravel()].astype(np.float32)))
     qv = torch.from_numpy(view_vecs[items, views])
     cv = torch.from_numpy(clean_vecs[cand.ravel()]).view(b, k, -1)
     cosine = (cv * qv[:, None, :]).sum(dim=2).ravel()
     qe = q[:, None].expand(b, k, *q.shape[1:]).reshape(b * k, *q.shape[1:])
-    return head(qe, c, cosine).view(b, k), cosine.view(b, k)
+    return pair.head(qe, c, cosine).view(b, k), cosine.view(b, k)
 
 
-def evaluate(head, view_maps, clean_maps, view_vecs, clean_vecs, items, negs) -> dict:
+def evaluate(pair, view_maps, clean_maps, view_vecs, clean_vecs, items, negs, views) -> dict:
     """Held-out queries: how often the own block is first, by the encoder's cosine alone and
     after re-ranking (both among the same candidates)."""
-    head.eval()
+    pair.eval()
     enc_hits, rr_hits = [], []
     with torch.no_grad():
-        for v in range(view_maps.shape[1]):
+        for v in views:
             for lo in range(0, len(items), 64):
                 it = items[lo:lo + 64]
-                scores, cosine = listwise_batch(head, view_maps, clean_maps, view_vecs, clean_vecs, it,
+                scores, cosine = listwise_batch(pair, view_maps, clean_maps, view_vecs, clean_vecs, it,
                                                 np.full(len(it), v), negs[it, v])
                 enc_hits.append((cosine.argmax(dim=1) == 0).numpy())
                 rr_hits.append((scores.argmax(dim=1) == 0).numpy())
-    head.train()
+    pair.train()
     return {"encoder_r1": round(float(np.concatenate(enc_hits).mean()), 4),
             "reranked_r1": round(float(np.concatenate(rr_hits).mean()), 4)}
 
@@ -155,6 +176,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--out", default="reranker.pt", help="file name in WORK_DIR")
+    parser.add_argument("--tune-from", type=int, default=None,
+                        help="index in the trunk's layers from which a copy is trained with the head "
+                             "(default: none, the trunk stays frozen)")
+    parser.add_argument("--eval-views", type=int, default=16, help="held-out views scored per evaluation")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
@@ -164,18 +189,19 @@ def main(argv=None) -> int:
     student = Student(saved["dim"], tuple(saved["widths"]))
     student.load_state_dict(saved["student"])
     student.eval()
+    split = len(student.features) if args.tune_from is None else args.tune_from
 
     with np.load(args.work_dir / "pool.npz") as data:
         pool = {k: data[k] for k in ("clip", "held_out")}
-    cache = args.work_dir / "rerank_maps"
+    cache = args.work_dir / ("rerank_maps" if split == len(student.features) else f"rerank_maps_{split}")
     names = ("clean_maps", "clean_vecs", "view_maps", "view_vecs")
     if not all((cache / f"{n}.npy").exists() for n in names):
         # the trunk is frozen: its maps are computed once and reused by every run
         with np.load(args.work_dir / "pool.npz") as data:
             clean, views = data["clean"], data["views"]
         n_items, n_views = views.shape[:2]
-        clean_maps, clean_vecs = trunk_maps(student, clean)
-        view_maps, view_vecs = trunk_maps(student, views.reshape(-1, *views.shape[2:]))
+        clean_maps, clean_vecs = trunk_maps(student, clean, split)
+        view_maps, view_vecs = trunk_maps(student, views.reshape(-1, *views.shape[2:]), split)
         del views
         arrays = dict(clean_maps=clean_maps, clean_vecs=clean_vecs,
                       view_maps=view_maps.reshape(n_items, n_views, *view_maps.shape[1:]),
@@ -202,10 +228,16 @@ def main(argv=None) -> int:
                                      args.candidates)
     print(f"candidates mined in {time.time() - started:.0f} s", flush=True)
 
-    head = PairHead(clean_maps.shape[1], args.width)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=1e-4)
+    tail = copy.deepcopy(student.features[split:])
+    for param in tail.parameters():
+        param.requires_grad_(True)
+    pair = PairModel(tail, PairHead(student.widths[-1], args.width))
+    optimiser = torch.optim.AdamW([p for p in pair.parameters() if p.requires_grad], lr=args.lr,
+                                  weight_decay=1e-4)
+    eval_views = np.linspace(0, n_views, args.eval_views, endpoint=False).astype(int)
     log = []
-    entry = {"step": 0, "held_out": evaluate(head, view_maps, clean_maps, view_vecs, clean_vecs, held_idx, negs)}
+    entry = {"step": 0, "held_out": evaluate(pair, view_maps, clean_maps, view_vecs, clean_vecs, held_idx, negs,
+                                             eval_views)}
     print(json.dumps(entry), flush=True)
     log.append(entry)
     for step in range(1, args.steps + 1):
@@ -215,7 +247,7 @@ def main(argv=None) -> int:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for group in optimiser.param_groups:
             group["lr"] = lr
-        scores, _ = listwise_batch(head, view_maps, clean_maps, view_vecs, clean_vecs, items, views,
+        scores, _ = listwise_batch(pair, view_maps, clean_maps, view_vecs, clean_vecs, items, views,
                                    negs[items, views])
         loss = F.cross_entropy(scores, torch.zeros(args.batch, dtype=torch.long))
         optimiser.zero_grad()
@@ -224,11 +256,12 @@ def main(argv=None) -> int:
         if step % 50 == 0:
             entry = {"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - started)}
             if step % args.eval_every == 0 or step == args.steps:
-                entry["held_out"] = evaluate(head, view_maps, clean_maps, view_vecs, clean_vecs, held_idx, negs)
+                entry["held_out"] = evaluate(pair, view_maps, clean_maps, view_vecs, clean_vecs, held_idx, negs,
+                                             eval_views)
             log.append(entry)
             print(json.dumps(entry), flush=True)
     out = args.work_dir / args.out
-    torch.save({"head": head.state_dict(), "width": args.width, "student": str(student_path),
+    torch.save({"pair": pair.state_dict(), "width": args.width, "split": split, "student": str(student_path),
                 "candidates": args.candidates, "log": log}, out)
     print(f"wrote {out}", flush=True)
     return 0
