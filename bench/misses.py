@@ -9,7 +9,9 @@ and the score margin by which the winner beat the right file.
 
     .venv/bin/python bench/misses.py [--condition room_reverb] [--model scout] [--queries 300]
 
-Writes bench/results/misses_CONDITION.json and prints a summary.
+Writes bench/results/misses_CONDITION.json (misses_CONDITION_MODEL.json for a model other
+than scout, e.g. ``--model scout-rerank``, the app's search with the re-ranker) and prints
+a summary.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def main(argv=None) -> int:
               "condition": args.condition, "model_id": model.model_id, "seed": args.seed,
               "summary": summary, "misses": misses,
               "seconds": round(time.perf_counter() - started, 1)}
-    out = ROOT / "bench" / "results" / f"misses_{args.condition}.json"
+    suffix = "" if args.model == "scout" else f"_{args.model.replace('-', '_')}"
+    out = ROOT / "bench" / "results" / f"misses_{args.condition}{suffix}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{model.model_id}, {args.condition}: {len(misses)} misses in {len(query_idx)} queries")
     for key, value in summary.items():
