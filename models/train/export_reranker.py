@@ -32,7 +32,7 @@ from models.train.export import LICENSE, MODEL_ID as ENCODER_ID, session  # noqa
 from models.train.rerank import PairHead, PairModel, Reranker  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
-MODEL_ID = "scout-rerank-int8-1"
+MODEL_ID = "scout-rerank-int8-2"
 SOURCE = (f"Sample Scout re-ranker: the conv trunk of {ENCODER_ID} (frozen) and a pair head trained "
           "on the same training pool to pick a damaged block's clean original among the encoder's "
           "nearest candidates")
@@ -49,18 +49,26 @@ def set_metadata(model, model_id: str) -> None:
         prop.key, prop.value = key, value
 
 
-def load(work_dir: pathlib.Path, name: str) -> Reranker:
-    saved = torch.load(work_dir / name, weights_only=False)
-    student_state = torch.load(saved["student"], weights_only=False)
-    student = Student(student_state["dim"], tuple(student_state["widths"]))
-    student.load_state_dict(student_state["student"])
-    split = saved.get("split", len(student.features))
-    pair = PairModel(copy.deepcopy(student.features[split:]), PairHead(student.widths[-1], saved["width"]))
-    if "pair" in saved:
-        pair.load_state_dict(saved["pair"])
-    else:                                   # a head-only run, before the trunk could be tuned
-        pair.head.load_state_dict(saved["head"])
-    model = Reranker(student, pair, split)
+def load(work_dir: pathlib.Path, names: list[str]) -> Reranker:
+    """The trained pair models ``names`` (files in ``work_dir``) on their shared trunk."""
+    pairs, student_path, split = [], None, None
+    for name in names:
+        saved = torch.load(work_dir / name, weights_only=False)
+        if student_path is None:
+            student_path = saved["student"]
+            student_state = torch.load(student_path, weights_only=False)
+            student = Student(student_state["dim"], tuple(student_state["widths"]))
+            student.load_state_dict(student_state["student"])
+            split = saved.get("split", len(student.features))
+        if saved["student"] != student_path or saved.get("split", len(student.features)) != split:
+            raise SystemExit(f"{name} was trained on another trunk or split than {names[0]}")
+        pair = PairModel(copy.deepcopy(student.features[split:]), PairHead(student.widths[-1], saved["width"]))
+        if "pair" in saved:
+            pair.load_state_dict(saved["pair"])
+        else:                                   # a head-only run, before the trunk could be tuned
+            pair.head.load_state_dict(saved["head"])
+        pairs.append(pair)
+    model = Reranker(student, pairs, split)
     model.eval()
     return model
 
@@ -68,7 +76,8 @@ def load(work_dir: pathlib.Path, name: str) -> Reranker:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
-    parser.add_argument("--reranker", default="reranker.pt")
+    parser.add_argument("--reranker", default="reranker.pt",
+                        help="trained pair model(s) in the work dir, comma-separated: scores are averaged")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_rerank_int8.onnx")
     parser.add_argument("--calibration-pairs", type=int, default=128)
     args = parser.parse_args(argv)
@@ -78,7 +87,7 @@ def main(argv=None) -> int:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     torch.set_num_threads(1)
-    model = load(args.work_dir, args.reranker)
+    model = load(args.work_dir, args.reranker.split(","))
     fp32_path = args.work_dir / "scout_rerank_fp32.onnx"
     example = torch.zeros(2, 100, 96)
     torch.onnx.export(model, (example, example), str(fp32_path), input_names=["query", "candidate"],

@@ -79,13 +79,15 @@ class PairModel(nn.Module):
 
 
 class Reranker(nn.Module):
-    """Trunk + pair model, as exported: row ``i`` of ``query`` is scored against row ``i`` of
-    ``candidate`` (both ``(k, 100, 96)`` log-mel blocks); returns ``(k,)`` scores. The
-    encoder's own layers give the cosine; layers from ``split`` on are the pair model's."""
+    """Trunk + pair models, as exported: row ``i`` of ``query`` is scored against row ``i`` of
+    ``candidate`` (both ``(k, 100, 96)`` log-mel blocks); returns ``(k,)`` scores, the mean
+    over the pair models (separately trained heads agree more than any one of them is
+    right). The encoder's own layers give the cosine; layers from ``split`` on are each
+    pair model's."""
 
-    def __init__(self, student: Student, pair: PairModel, split: int):
+    def __init__(self, student: Student, pairs: list[PairModel], split: int):
         super().__init__()
-        self.student, self.pair, self.split = student, pair, split
+        self.student, self.pairs, self.split = student, nn.ModuleList(pairs), split
 
     def forward(self, query: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         k = query.shape[0]
@@ -94,8 +96,11 @@ class Reranker(nn.Module):
         pooled = torch.cat([maps.amax(dim=2), maps.mean(dim=2)], dim=1).flatten(1)
         z = F.normalize(self.student.head(pooled), dim=1)
         cosine = (z[:k] * z[k:]).sum(dim=1)
-        pair_maps = self.pair.tail(shared)
-        return self.pair.head(pair_maps[:k], pair_maps[k:], cosine)
+        scores = []
+        for pair in self.pairs:
+            pair_maps = pair.tail(shared)
+            scores.append(pair.head(pair_maps[:k], pair_maps[k:], cosine))
+        return torch.stack(scores).mean(dim=0)
 
 
 def trunk_maps(student: Student, blocks: np.ndarray, split: int,
@@ -180,9 +185,10 @@ def main(argv=None) -> int:
                         help="index in the trunk's layers from which a copy is trained with the head "
                              "(default: none, the trunk stays frozen)")
     parser.add_argument("--eval-views", type=int, default=16, help="held-out views scored per evaluation")
+    parser.add_argument("--seed", type=int, default=SEED, help="initialisation and batch stream")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     started = time.time()
     student_path = args.student or args.work_dir / "student_hn.pt"
     saved = torch.load(student_path, weights_only=False)
@@ -241,7 +247,7 @@ def main(argv=None) -> int:
     print(json.dumps(entry), flush=True)
     log.append(entry)
     for step in range(1, args.steps + 1):
-        rng = np.random.default_rng([SEED, step])
+        rng = np.random.default_rng([args.seed, step])
         items = rng.choice(train_idx, size=args.batch, replace=False)
         views = rng.integers(0, n_views, size=args.batch)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
