@@ -5,6 +5,7 @@ Main thread.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import platform
 from dataclasses import asdict, dataclass
@@ -73,16 +74,22 @@ def _midi() -> str:
     return summary
 
 
+@functools.lru_cache(maxsize=1)
+def _encoder():
+    """The default encoder, loaded once for the checks that need it."""
+    from models.encoder import Encoder
+    return Encoder()
+
+
 def _model() -> str:
-    from models.encoder import Encoder, default_model_path
-    encoder = Encoder()
+    from models.encoder import default_model_path
+    encoder = _encoder()
     return f"{encoder.model_id}, {encoder.dim}-d, {default_model_path()}"
 
 
 def _reranker() -> str:
-    from models.encoder import Encoder
     from models.reranker import Reranker
-    reranker, encoder = Reranker(), Encoder()
+    reranker, encoder = Reranker(), _encoder()
     if reranker.encoder_id and reranker.encoder_id != encoder.network_id:
         raise RuntimeError(f"{reranker.model_id} was trained for {reranker.encoder_id}, the encoder is "
                            f"{encoder.network_id}: searches stop at the index's order")

@@ -30,7 +30,7 @@ import numpy as np
 from app.decode import DecodeError, iter_mono
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.preprocess import BlockAssembler
-from models.reranker import Candidate, Reranker, RerankerError, rerank_order
+from models.reranker import Candidate, Reranker, RerankerError, rerank_order, take_over_scores
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,11 @@ class FileReranker:
         if len(head) < 2 or len(query_blocks) == 0:
             return results
         candidates = [self._candidate(r) for r in head]
-        order, _ = rerank_order(self.reranker, query_blocks, query_vectors, candidates)
-        readable = [i for i in order if candidates[i] is not None]
-        unreadable = [i for i in range(len(head)) if candidates[i] is None]
-        scores = sorted((head[i].score for i in readable), reverse=True)
-        out = [dataclasses.replace(head[i], score=s, cosine=head[i].score)
-               for i, s in zip(readable, scores)]
-        out += [head[i] for i in unreadable]
+        order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates)
+        scores = take_over_scores([r.score for r in head], order, reranked)
+        out = [dataclasses.replace(head[i], score=float(scores[i]),
+                                   cosine=head[i].score if candidates[i] is not None else None)
+               for i in order]
         out.sort(key=lambda r: -r.score)           # unreadable ones keep their own place by score
         out += tail
         return [dataclasses.replace(r, rank=n + 1) for n, r in enumerate(out)]
@@ -98,6 +96,8 @@ class FileReranker:
         block = matched_block(path, start)
         cand = None
         if block is not None:
+            # embedded again rather than read from the catalog: when the file changed since the
+            # scan, the block is the nearest one and the stored vector would not be its own
             cand = Candidate(block[None], self.encoder.embed_blocks(block[None]))
         with self._lock:
             self._cache[key] = cand

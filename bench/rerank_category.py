@@ -75,7 +75,8 @@ def main(argv=None) -> int:
         leave_out = [i, *twins.get(i, ())] + [j for j in range(len(files)) if j not in usable_set]
         scores[leave_out] = -np.inf
         encoder_top = np.argsort(-scores, kind="stable")[:retrieval.TOP_K]
-        reranked = model.rerank(retrieval.read_audio(files[i].path), scores, files)
+        audio = retrieval.read_audio(files[i].path)
+        reranked = model.rerank(audio, model.embed(audio), scores, files)
         reranked_top = np.argsort(-reranked, kind="stable")[:retrieval.TOP_K]
         label = files[i].strict
         labels.append(label)

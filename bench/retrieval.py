@@ -195,6 +195,7 @@ class RerankedEncoderModel(EncoderModel):
         self.reranker = Reranker(reranker_path, threads=1)
         self.model_id += f"+{self.reranker.model_id}"
         self._blocks: dict[Path, object] = {}
+        self._query: tuple[np.ndarray, np.ndarray] | None = None    # (audio, its blocks)
 
     def cache_key(self):
         return "scout", self.encoder_model_id
@@ -212,19 +213,30 @@ class RerankedEncoderModel(EncoderModel):
             self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked))
         return self._blocks[path]
 
-    def rerank(self, audio: np.ndarray, scores: np.ndarray, files: list[LibraryFile]) -> np.ndarray:
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        """The query's vectors (the same as ``embed_clip``'s); its blocks are kept for ``rerank``."""
         from models.preprocess import clip_blocks
-        from models.reranker import rerank_order
-        blocks = [b.log_mel for b in clip_blocks(audio)]
+        blocks = [b.log_mel for b in clip_blocks(audio, trim_leading_silence=self.trim)]
+        stacked = np.stack(blocks).astype(np.float32) if blocks else np.zeros((0, 100, 96), np.float32)
+        self._query = (audio, stacked)
+        return self.encoder.embed_blocks(stacked)
+
+    def rerank(self, audio: np.ndarray, query: np.ndarray, scores: np.ndarray,
+               files: list[LibraryFile]) -> np.ndarray:
+        """``scores`` after re-ranking the best ``RERANK_K`` files for ``query`` (the vectors
+        ``embed(audio)`` returned)."""
+        from models.reranker import rerank_order, take_over_scores
+        if self._query is None or self._query[0] is not audio:
+            self.embed(audio)
+        blocks = self._query[1]
         top = np.argsort(-scores, kind="stable")[:RERANK_K]
         top = top[np.isfinite(scores[top])]
-        if not blocks or len(top) < 2:
+        if not len(blocks) or len(top) < 2:
             return scores
-        stacked = np.stack(blocks).astype(np.float32)
-        order, _ = rerank_order(self.reranker, stacked, self.encoder.embed_blocks(stacked),
-                                [self._candidate(files[int(i)].path) for i in top])
+        order, reranked = rerank_order(self.reranker, blocks, query,
+                                       [self._candidate(files[int(i)].path) for i in top])
         out = scores.copy()
-        out[top[order]] = np.sort(scores[top])[::-1]
+        out[top] = take_over_scores(scores[top], order, reranked)
         return out
 
 
@@ -506,7 +518,7 @@ def rank_condition(condition: str, query_idx: list[int], files: list[LibraryFile
             scores = file_scores(query, library[m.name], len(files))
             if isinstance(m, RerankedEncoderModel):
                 t1 = time.perf_counter()
-                scores = m.rerank(damaged, scores, files)
+                scores = m.rerank(damaged, query, scores, files)
                 out.embed_s[m.name] += time.perf_counter() - t1
             rank = rank_of(scores, item, twins.get(item, ()))
             out.ranks[m.name].append(rank)

@@ -108,3 +108,15 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
     # a stable sort keeps the encoder's order among ties and unscored candidates
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     return order, scores
+
+
+def take_over_scores(index_scores: np.ndarray, order: list[int], reranked: np.ndarray) -> np.ndarray:
+    """The candidates' scores after re-ranking: the scored ones (finite ``reranked``) take
+    over the set of their own index scores, best first, in the re-ranked ``order``; the
+    others keep theirs. The scale (cosine) stays, so thresholds and hysteresis built on it
+    keep working. Any thread."""
+    index_scores = np.asarray(index_scores, dtype=np.float32)
+    scored = [i for i in order if np.isfinite(reranked[i])]
+    out = index_scores.copy()
+    out[scored] = np.sort(index_scores[scored])[::-1]
+    return out

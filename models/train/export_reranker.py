@@ -30,7 +30,7 @@ if str(REPO) not in sys.path:
 from models.preprocess import RECIPE_VERSION  # noqa: E402
 from models.train.export import LICENSE, MODEL_ID as ENCODER_ID, session  # noqa: E402
 from models.train.rerank import PairHead, PairModel, Reranker  # noqa: E402
-from models.train.student import Student  # noqa: E402
+from models.train.student import load_student  # noqa: E402
 
 MODEL_ID = "scout-rerank-int8-2"
 SOURCE = (f"Sample Scout re-ranker: the conv trunk of {ENCODER_ID} (frozen) and a pair head trained "
@@ -56,9 +56,7 @@ def load(work_dir: pathlib.Path, names: list[str]) -> Reranker:
         saved = torch.load(work_dir / name, weights_only=False)
         if student_path is None:
             student_path = saved["student"]
-            student_state = torch.load(student_path, weights_only=False)
-            student = Student(student_state["dim"], tuple(student_state["widths"]))
-            student.load_state_dict(student_state["student"])
+            student = load_student(student_path)
             split = saved.get("split", len(student.features))
         if saved["student"] != student_path or saved.get("split", len(student.features)) != split:
             raise SystemExit(f"{name} was trained on another trunk or split than {names[0]}")

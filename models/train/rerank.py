@@ -39,7 +39,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from models.train.student import Student  # noqa: E402
+from models.train.student import Student, load_student  # noqa: E402
 
 SEED = 11
 
@@ -191,10 +191,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     started = time.time()
     student_path = args.student or args.work_dir / "student_hn.pt"
-    saved = torch.load(student_path, weights_only=False)
-    student = Student(saved["dim"], tuple(saved["widths"]))
-    student.load_state_dict(saved["student"])
-    student.eval()
+    student = load_student(student_path)
     split = len(student.features) if args.tune_from is None else args.tune_from
 
     with np.load(args.work_dir / "pool.npz") as data:

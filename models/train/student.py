@@ -42,3 +42,12 @@ class Student(nn.Module):
         x = self.features(log_mel.unsqueeze(1))            # (b, c, t, f)
         pooled = torch.cat([x.amax(dim=2), x.mean(dim=2)], dim=1)   # (b, 2c, f)
         return self.head(pooled.flatten(1))
+
+
+def load_student(path) -> Student:
+    """The finished student saved by ``train.py`` (``student.pt`` / ``student_hn.pt``), in eval mode."""
+    state = torch.load(path, weights_only=False)
+    student = Student(state["dim"], tuple(state["widths"]))
+    student.load_state_dict(state["student"])
+    student.eval()
+    return student
