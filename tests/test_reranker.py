@@ -160,3 +160,36 @@ def test_search_reranks_the_index_order_and_survives_a_deleted_candidate(tmp_pat
         gone = [r for r in again if Path(r.file.path).name == "elec_lo_snare.flac"]
         assert len(again) == len(results) and len(gone) == 1
         assert not gone[0].exists and gone[0].cosine is None
+
+
+def test_the_live_matcher_searches_through_the_reranker(tmp_path, isolated_library_dir, sonic_pi_samples):
+    """The matcher's query path (search by file, captures, live windows share it) gives the
+    re-ranked order of Library.search_file, not the index's own order."""
+    from app.match_profiles import get_profile
+    from app.matcher import LiveMatcher
+    from engine.ring import CaptureRing
+
+    source = tmp_path / "samples"
+    source.mkdir()
+    for name in DRUMS:
+        shutil.copy(sonic_pi_samples / f"{name}.flac", source / f"{name}.flac")
+    with Library(isolated_library_dir) as library:
+        Scanner(library, workers=1).scan([str(source)])
+    orders = []
+    for name in DRUMS:                    # a query whose re-ranked order differs from the index's
+        query_path = tmp_path / f"{name}-room.wav"
+        sf.write(query_path, room(read_mono(source / f"{name}.flac", SR), seed=4), SR)
+        with Library(isolated_library_dir) as library:
+            plain = [r.file.path for r in library.search_vectors(library.embed_file(query_path).vectors, k=10)]
+            reranked = [r.file.path for r in library.search_file(query_path, k=10)]
+        if plain != reranked:
+            orders.append((query_path, reranked))
+            break
+    assert orders, "re-ranking changed no order among the twelve drums"
+    query_path, reranked = orders[0]
+
+    ring = CaptureRing.for_seconds(1, SR, 4, 1024)
+    matcher = LiveMatcher(isolated_library_dir, ring, SR, profile=get_profile("drums"))
+    assert matcher.reranker is not None
+    update = matcher.search_file(query_path, k=10)
+    assert [s.path for s in update.suggestions] == reranked
