@@ -9,6 +9,11 @@ together and scores how likely the candidate is the query's original.
 Which blocks are compared: for each candidate, the (query block, candidate block) pair
 with the highest encoder cosine, i.e. the pair the index matched on.
 
+A candidate's score is the network's, plus, when the file's metadata sets a
+``room_fit_weight``, that weight times how well the query is explained as the candidate
+heard through a room (``models.room_fit``): the network compares pooled maps at 186 ms,
+the room fit checks each band's timing at the front-end's 23 ms frame.
+
 Thread safety: ``Reranker.score`` and ``rerank_order`` may be called from any thread
 (onnxruntime sessions allow concurrent ``run``).
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import frontend, preprocess
+from .room_fit import room_fit_bonus
 
 BLOCK_SHAPE = (preprocess.BLOCK_FRAMES, frontend.N_MELS)
 
@@ -62,6 +68,14 @@ class Reranker:
         meta = session.get_modelmeta().custom_metadata_map
         self.model_id: str = meta.get("model_id") or path.stem
         self.encoder_id: str = meta.get("encoder", "")
+        try:
+            # written by models/train/calibrate_room_fit.py; 0 (absent) leaves the network alone
+            self.room_fit_weight = float(meta.get("room_fit_weight", "0"))
+        except ValueError as exc:
+            raise RerankerError(f"{path}: room_fit_weight is not a number: {meta['room_fit_weight']!r}") from exc
+        if not np.isfinite(self.room_fit_weight) or self.room_fit_weight < 0:
+            raise RerankerError(f"{path}: room_fit_weight must be a finite number >= 0, "
+                                f"got {self.room_fit_weight}")
 
     def score(self, query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
         """Row ``i`` of ``query_blocks`` against row ``i`` of ``candidate_blocks`` (both
@@ -104,7 +118,10 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
         scored.append(i)
     scores = np.full(len(candidates), -np.inf, dtype=np.float32)
     if scored:
-        scores[scored] = reranker.score(np.stack(pairs_q), np.stack(pairs_c))
+        pairs_q, pairs_c = np.stack(pairs_q), np.stack(pairs_c)
+        scores[scored] = reranker.score(pairs_q, pairs_c)
+        if reranker.room_fit_weight > 0:
+            scores[scored] += room_fit_bonus(pairs_q, pairs_c, reranker.room_fit_weight).astype(np.float32)
     # a stable sort keeps the encoder's order among ties and unscored candidates
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     return order, scores

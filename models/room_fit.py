@@ -1,0 +1,165 @@
+"""Room fit: how well a query block is explained as a candidate block heard through a room.
+
+A sound played into a room reaches the microphone as itself (the direct path) followed by
+its reflections, which only ever come later and decay. In each mel band that is, to a good
+approximation, the candidate's power envelope through a causal, non-negative filter, plus
+a floor of background noise. This module fits that model for every (query, candidate) pair
+and returns the error of the best fit. The right file fits well; another take of the same
+sound (a chord strummed up instead of down, a second hit of one drum) needs its bands to
+start earlier or later than the room allows, and fits worse. That timing, at the
+front-end's 23 ms frame, is what the re-ranker's pooled maps cannot see.
+
+The model, per candidate, per mel band ``f`` (power, not log):
+
+    query[t, f] ~ w0 * cand[t, f] + sum_j wj * (cand * decay_j)[t, f] + floor
+
+with every ``w >= 0``. ``decay_j`` is a causal exponential (time constant ``DECAY_FRAMES[j]``
+frames) that starts one frame after the direct sound, so reflections can only lag. The
+weights are free per band: a room's colouration and its decay time both vary with
+frequency.
+
+Alignment: a library block and a query block need not start at the same moment (a query
+cut from the middle of a long file sits up to half a block hop, 25 frames, away from the
+nearest library block; onset gates land a frame apart). The lag is first found by
+correlating the two blocks' onset strength (each band's rise in log level, which a room
+leaves in place) over up to ``MAX_LAG_FRAMES``; the fit then tries that lag and the
+``FINE_LAG_FRAMES`` either side, over the frames the two blocks share, and the best counts.
+The error is the squared difference of the fit and the query on the encoder's log scale
+over those frames (so quiet detail counts as well as the loudest frame), relative to the
+query's own spread on that scale over the same frames.
+
+numpy only; any thread (no state).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DECAY_FRAMES = (1.0, 3.0, 8.0, 20.0)    # reflections' time constants, in 23 ms frames
+MAX_LAG_FRAMES = 25                     # half a block hop (models.preprocess.HOP_FRAMES)
+FINE_LAG_FRAMES = 2
+MIN_OVERLAP_FRAMES = 25
+NNLS_SWEEPS = 20
+LOG_SCALE = 9.4578                      # the front-end's log compression, models.preprocess
+RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
+SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
+
+
+def _power(log_mel: np.ndarray) -> np.ndarray:
+    """Inverse of the block's ``log10(1e4 * power + 1) / LOG_SCALE`` (the block's own gain)."""
+    return (np.power(10.0, LOG_SCALE * log_mel.astype(np.float64)) - 1.0) / 1e4
+
+
+def _log(power: np.ndarray) -> np.ndarray:
+    return np.log10(1e4 * np.maximum(power, 0.0) + 1.0) / LOG_SCALE
+
+
+def _decay_matrices(frames: int) -> np.ndarray:
+    """``(frames, frames * len(DECAY_FRAMES))``: ``x @ M`` gives, for each time constant, at
+    column block ``j`` row ``t`` the decaying sum of ``x``'s frames before ``t``."""
+    lag = np.arange(frames)[None, :] - np.arange(frames)[:, None]     # column t, row s: t - s
+    out = []
+    for tau in DECAY_FRAMES:
+        a = np.exp(-1.0 / tau)
+        out.append(np.where(lag >= 1, (1.0 - a) * a ** np.maximum(lag - 1, 0), 0.0))
+    return np.concatenate(out, axis=1)
+
+
+def _onset_strength(log_mel: np.ndarray) -> np.ndarray:
+    """``(k, T, F)`` log-mel -> each band's rise in level from the frame before (0 for a fall)."""
+    rise = np.diff(log_mel, axis=1, prepend=log_mel[:, :1])
+    return np.maximum(rise, 0.0)
+
+
+def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
+    """``(k,)`` lag in frames by which each query row trails its candidate row (negative:
+    leads), from the onset-strength correlation over at least ``MIN_OVERLAP_FRAMES`` shared
+    frames. Any thread."""
+    q = _onset_strength(query_blocks.astype(np.float64))
+    c = _onset_strength(candidate_blocks.astype(np.float64))
+    frames = q.shape[1]
+    max_lag = min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES)
+    best = np.full(len(q), -np.inf)
+    lags = np.zeros(len(q), dtype=int)
+    max_lag = max(max_lag, 0)
+    # nearest lags first, so that among equal correlations the smallest lag wins
+    for lag in sorted(range(-max_lag, max_lag + 1), key=abs):
+        qs = q[:, max(lag, 0): frames + min(lag, 0)]
+        cs = c[:, max(-lag, 0): frames - max(lag, 0)]
+        num = np.einsum("ktf,ktf->k", qs, cs)
+        den = np.sqrt(np.einsum("ktf,ktf->k", qs, qs) * np.einsum("ktf,ktf->k", cs, cs)) + 1e-12
+        corr = num / den
+        better = corr > best
+        best = np.where(better, corr, best)
+        lags = np.where(better, lag, lags)
+    return lags
+
+
+def _nonnegative_least_squares(gram: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``argmin_w 0.5 w'Gw - b'w`` subject to ``w >= 0``, for a batch of ``G (n, J, J)`` and
+    columns of ``b (n, J, m)``: cyclic coordinate descent, each step exact for its weight
+    (the problems are tiny and many, so each step runs on the whole batch at once)."""
+    n_features = gram.shape[1]
+    diagonal = np.maximum(np.einsum("njj->nj", gram), 1e-12)[:, :, None]          # (n, J, 1)
+    w = np.zeros_like(target)
+    for _ in range(NNLS_SWEEPS):
+        for j in range(n_features):
+            grad = np.einsum("nk,nkm->nm", gram[:, j], w) - target[:, j]
+            w[:, j] = np.maximum(w[:, j] - grad / diagonal[:, j], 0.0)
+    return w
+
+
+def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
+    """Error of the best room fit of each row of ``query_blocks`` from the same row of
+    ``candidate_blocks`` (both ``(k, T, F)`` log-mel) -> ``(k,)`` float64, lower = more
+    likely the same sound. Any thread."""
+    query_blocks = np.asarray(query_blocks)
+    candidate_blocks = np.asarray(candidate_blocks)
+    if candidate_blocks.ndim != 3 or candidate_blocks.shape != query_blocks.shape:
+        raise ValueError(f"expected two (k, T, F) arrays, got {query_blocks.shape} "
+                         f"and {candidate_blocks.shape}")
+    k, frames, bands = candidate_blocks.shape
+    if k == 0:
+        return np.zeros(0)
+    cand = _power(candidate_blocks).transpose(0, 2, 1)                             # (k, F, T)
+    decays = (cand @ _decay_matrices(frames)).reshape(k, bands, len(DECAY_FRAMES), frames)
+    floor = np.ones((k, bands, 1, frames))
+    design = np.concatenate([cand[:, :, None], decays, floor], axis=2)             # (k, F, J, T)
+    n_features = design.shape[2]
+
+    # Query frame t + lag is modelled by candidate frame t; frames the two do not share
+    # are left out of the fit and of the error.
+    fine = np.arange(-FINE_LAG_FRAMES, FINE_LAG_FRAMES + 1)
+    lags = coarse_lags(query_blocks, candidate_blocks)[:, None] + fine[None, :]     # (k, S)
+    source = np.arange(frames)[None, None, :] + lags[:, :, None]                   # (k, S, T)
+    shared = ((source >= 0) & (source < frames)).astype(np.float64)
+    rows = np.arange(k)[:, None, None]
+    observed = query_blocks.astype(np.float64)[rows, np.clip(source, 0, frames - 1)]  # (k, S, T, F)
+    observed = observed.transpose(0, 3, 1, 2) * shared[:, None]                   # (k, F, S, T)
+    observed_power = _power(observed)
+
+    # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
+    weighted = design[:, :, None] * shared[:, None, :, None, :]                     # (k, F, S, J, T)
+    norms = np.sqrt(np.einsum("kfsjt,kfjt->kfsj", weighted, design)) + 1e-12
+    gram = np.einsum("kfsjt,kfit->kfsji", weighted, design) / (norms[..., :, None] * norms[..., None, :])
+    target = np.einsum("kfsjt,kfst->kfsj", weighted, observed_power) / norms
+    n = k * bands * len(fine)
+    weights = _nonnegative_least_squares(gram.reshape(n, n_features, n_features),
+                                         target.reshape(n, n_features, 1))
+    weights = weights.reshape(k, bands, len(fine), n_features) / norms
+    fitted = np.einsum("kfjt,kfsj->kfst", design, weights)
+    # Query frames the candidate does not reach count as unexplained (the fit has nothing
+    # there), so a lag cannot win by leaving only a quiet tail to explain. The sum is taken
+    # relative to the query block's spread on the log scale.
+    query_log = query_blocks.astype(np.float64)
+    spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
+    unreached = (query_log ** 2).sum(axis=(1, 2))[:, None] - (observed ** 2).sum(axis=(1, 3))
+    squared = ((_log(fitted) - observed) ** 2 * shared[:, None]).sum(axis=(1, 3)) + unreached
+    error = squared / (spread[:, None] + SPREAD_FLOOR * frames * bands)
+    return error.min(axis=1)
+
+
+def room_fit_bonus(query_blocks: np.ndarray, candidate_blocks: np.ndarray, weight: float) -> np.ndarray:
+    """What the room fit adds to a re-ranker score, row by row: ``-weight * ln(error)``.
+    Any thread."""
+    return -float(weight) * np.log(room_fit_error(query_blocks, candidate_blocks) + RESIDUAL_FLOOR)
