@@ -93,7 +93,9 @@ def _reranker() -> str:
     if reranker.encoder_id and reranker.encoder_id != encoder.network_id:
         raise RuntimeError(f"{reranker.model_id} was trained for {reranker.encoder_id}, the encoder is "
                            f"{encoder.network_id}: searches stop at the index's order")
-    return f"{reranker.model_id} (for {reranker.encoder_id}), {reranker.model_path}"
+    fit = (f"room fit weight {reranker.room_fit_weight:g}" if reranker.room_fit_weight > 0
+           else "no room fit (weight not calibrated)")
+    return f"{reranker.model_id} (for {reranker.encoder_id}), {fit}, {reranker.model_path}"
 
 
 def _library(library_dir: str | None) -> Callable[[], str]:

@@ -6,7 +6,8 @@ SQLite, real hnswlib). Queries are library files through a synthetic room
 ``embed_query`` (blocking + encoder), ``rank_files`` without the re-ranker (index search +
 catalog rows), and the re-ranking of the best 10 files, cold (every candidate's block
 decoded from its file) and warm (the candidates' blocks cached, as for a sound that keeps
-sounding during live play). Also the re-identification rate with and without it.
+sounding during live play); warm once more without the room fit (``models.room_fit``),
+so its share shows. Also the re-identification rate with and without re-ranking.
 
     .venv/bin/python bench/rerank_speed.py [--queries 60]
 
@@ -68,7 +69,9 @@ def main(argv=None) -> int:
         files = sorted(SONIC_PI.glob("*.flac"))
         rng = np.random.default_rng(0)
         picks = [files[i] for i in rng.choice(len(files), size=min(args.queries, len(files)), replace=False)]
-        times = {"embed_query": [], "rank_files": [], "rerank_cold": [], "rerank_warm": []}
+        times = {"embed_query": [], "rank_files": [], "rerank_cold": [], "rerank_warm": [],
+                 "warm_no_fit": []}
+        weight = reranker.reranker.room_fit_weight
         hits = {"index": 0, "reranked": 0}
         index, catalog = library.index, library.catalog
         for n, path in enumerate(picks):
@@ -86,13 +89,19 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             reranker.rerank(plain, query.blocks, query.vectors)
             times["rerank_warm"].append((time.perf_counter() - t0) * 1e3)
+            reranker.reranker.room_fit_weight = 0.0
+            t0 = time.perf_counter()
+            reranker.rerank(plain, query.blocks, query.vectors)
+            times["warm_no_fit"].append((time.perf_counter() - t0) * 1e3)
+            reranker.reranker.room_fit_weight = weight
             hits["index"] += bool(plain) and Path(plain[0].file.path).name == path.name
             hits["reranked"] += bool(reranked) and Path(reranked[0].file.path).name == path.name
     result = {
         "benchmark": "rerank_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "library": {"root": str(SONIC_PI), "indexed": report.indexed, "scan_s": round(scan_s, 1)},
-        "reranker": reranker.reranker.model_id, "encoder": library.encoder.model_id,
+        "reranker": reranker.reranker.model_id, "room_fit_weight": weight,
+        "encoder": library.encoder.model_id,
         "rerank_k": reranker.k, "queries": len(picks), "damage": damage.DESCRIPTIONS["room_reverb"],
         "ms": {name: summary(v) for name, v in times.items()},
         "top1": {name: round(v / len(picks), 3) for name, v in hits.items()},

@@ -194,6 +194,8 @@ class RerankedEncoderModel(EncoderModel):
         self.encoder_model_id = self.model_id
         self.reranker = Reranker(reranker_path, threads=1)
         self.model_id += f"+{self.reranker.model_id}"
+        if self.reranker.room_fit_weight > 0:
+            self.model_id += f"+room-fit-{self.reranker.room_fit_weight:g}"
         self._blocks: dict[Path, object] = {}
         self._query: tuple[np.ndarray, np.ndarray] | None = None    # (audio, its blocks)
 
@@ -202,6 +204,7 @@ class RerankedEncoderModel(EncoderModel):
 
     def config(self):
         return super().config() | {"reranker_model_id": self.reranker.model_id,
+                                   "room_fit_weight": self.reranker.room_fit_weight,
                                    "reranker_file": self.reranker.model_path.name, "rerank_k": RERANK_K}
 
     def _candidate(self, path: Path):

@@ -37,21 +37,22 @@ import numpy as np
 
 DECAY_FRAMES = (1.0, 3.0, 8.0, 20.0)    # reflections' time constants, in 23 ms frames
 MAX_LAG_FRAMES = 25                     # half a block hop (models.preprocess.HOP_FRAMES)
-FINE_LAG_FRAMES = 2
+FINE_LAG_FRAMES = 1
 MIN_OVERLAP_FRAMES = 25
 NNLS_SWEEPS = 20
 LOG_SCALE = 9.4578                      # the front-end's log compression, models.preprocess
+DTYPE = np.float32                      # float64 gives the same errors to 1e-4, at twice the cost
 RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
 SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
 
 
 def _power(log_mel: np.ndarray) -> np.ndarray:
     """Inverse of the block's ``log10(1e4 * power + 1) / LOG_SCALE`` (the block's own gain)."""
-    return (np.power(10.0, LOG_SCALE * log_mel.astype(np.float64)) - 1.0) / 1e4
+    return (np.power(DTYPE(10.0), DTYPE(LOG_SCALE) * log_mel.astype(DTYPE)) - DTYPE(1.0)) / DTYPE(1e4)
 
 
 def _log(power: np.ndarray) -> np.ndarray:
-    return np.log10(1e4 * np.maximum(power, 0.0) + 1.0) / LOG_SCALE
+    return np.log10(DTYPE(1e4) * np.maximum(power, 0) + DTYPE(1.0)) / DTYPE(LOG_SCALE)
 
 
 def _decay_matrices(frames: int) -> np.ndarray:
@@ -75,8 +76,8 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     """``(k,)`` lag in frames by which each query row trails its candidate row (negative:
     leads), from the onset-strength correlation over at least ``MIN_OVERLAP_FRAMES`` shared
     frames. Any thread."""
-    q = _onset_strength(query_blocks.astype(np.float64))
-    c = _onset_strength(candidate_blocks.astype(np.float64))
+    q = _onset_strength(query_blocks.astype(DTYPE))
+    c = _onset_strength(candidate_blocks.astype(DTYPE))
     frames = q.shape[1]
     max_lag = min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES)
     best = np.full(len(q), -np.inf)
@@ -123,7 +124,7 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np
         return np.zeros(0)
     cand = _power(candidate_blocks).transpose(0, 2, 1)                             # (k, F, T)
     decays = (cand @ _decay_matrices(frames)).reshape(k, bands, len(DECAY_FRAMES), frames)
-    floor = np.ones((k, bands, 1, frames))
+    floor = np.ones((k, bands, 1, frames), dtype=DTYPE)
     design = np.concatenate([cand[:, :, None], decays, floor], axis=2)             # (k, F, J, T)
     n_features = design.shape[2]
 
@@ -132,29 +133,37 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np
     fine = np.arange(-FINE_LAG_FRAMES, FINE_LAG_FRAMES + 1)
     lags = coarse_lags(query_blocks, candidate_blocks)[:, None] + fine[None, :]     # (k, S)
     source = np.arange(frames)[None, None, :] + lags[:, :, None]                   # (k, S, T)
-    shared = ((source >= 0) & (source < frames)).astype(np.float64)
+    shared = ((source >= 0) & (source < frames)).astype(DTYPE)
     rows = np.arange(k)[:, None, None]
-    observed = query_blocks.astype(np.float64)[rows, np.clip(source, 0, frames - 1)]  # (k, S, T, F)
-    observed = observed.transpose(0, 3, 1, 2) * shared[:, None]                   # (k, F, S, T)
-    observed_power = _power(observed)
+    take = (rows, np.clip(source, 0, frames - 1))
+    mask = shared[:, :, :, None]
+    observed = (query_blocks.astype(DTYPE)[take] * mask).transpose(0, 3, 2, 1)   # (k, F, T, S)
+    observed_power = (_power(query_blocks)[take] * mask).transpose(0, 3, 2, 1)
 
     # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
-    weighted = design[:, :, None] * shared[:, None, :, None, :]                     # (k, F, S, J, T)
-    norms = np.sqrt(np.einsum("kfsjt,kfjt->kfsj", weighted, design)) + 1e-12
-    gram = np.einsum("kfsjt,kfit->kfsji", weighted, design) / (norms[..., :, None] * norms[..., None, :])
-    target = np.einsum("kfsjt,kfst->kfsj", weighted, observed_power) / norms
+    upper = np.triu_indices(n_features)
+    products = design[:, :, upper[0]] * design[:, :, upper[1]]                      # (k, F, P, T)
+    sums = (products.reshape(k, -1, frames) @ shared.transpose(0, 2, 1)).reshape(k, bands, -1, len(fine))
+    gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
+    gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
+    gram[..., upper[1], upper[0]] = sums.transpose(0, 1, 3, 2)
+    norms = np.sqrt(np.einsum("kfsjj->kfsj", gram)) + 1e-12                          # (k, F, S, J)
+    gram /= norms[..., :, None] * norms[..., None, :]
+    target = (design @ observed_power).transpose(0, 1, 3, 2) / norms                # (k, F, S, J)
     n = k * bands * len(fine)
     weights = _nonnegative_least_squares(gram.reshape(n, n_features, n_features),
                                          target.reshape(n, n_features, 1))
-    weights = weights.reshape(k, bands, len(fine), n_features) / norms
-    fitted = np.einsum("kfjt,kfsj->kfst", design, weights)
+    weights = (weights.reshape(k, bands, len(fine), n_features) / norms).transpose(0, 1, 3, 2)
+    fitted = design.transpose(0, 1, 3, 2) @ weights                                 # (k, F, T, S)
     # Query frames the candidate does not reach count as unexplained (the fit has nothing
     # there), so a lag cannot win by leaving only a quiet tail to explain. The sum is taken
     # relative to the query block's spread on the log scale.
     query_log = query_blocks.astype(np.float64)
     spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
-    unreached = (query_log ** 2).sum(axis=(1, 2))[:, None] - (observed ** 2).sum(axis=(1, 3))
-    squared = ((_log(fitted) - observed) ** 2 * shared[:, None]).sum(axis=(1, 3)) + unreached
+    reached = (observed.astype(np.float64) ** 2).sum(axis=(1, 2))
+    unreached = np.maximum((query_log ** 2).sum(axis=(1, 2))[:, None] - reached, 0.0)
+    misfit = ((_log(fitted) - observed) ** 2 * shared.transpose(0, 2, 1)[:, None]).astype(np.float64)
+    squared = misfit.sum(axis=(1, 2)) + unreached
     error = squared / (spread[:, None] + SPREAD_FLOOR * frames * bands)
     return error.min(axis=1)
 

@@ -5,7 +5,8 @@ Steps: the training pool (16 damaged views per item, made by two processes); sta
 scratch); stage 2 (the same losses from stage 1's weights, half of each batch drawn as
 groups of near neighbours in the teacher's space, less weight on the teacher's soft
 targets: it teaches the fine differences between similar samples that damage blurs);
-export; the re-ranker on stage 2's frozen trunk (``rerank.py``) and its export. Each step
+export; the re-ranker on stage 2's frozen trunk (``rerank.py``), its export, and the
+calibration of the room fit's weight in its score (``calibrate_room_fit.py``). Each step
 is skipped or resumed when its output exists in the work directory (``pool.npz``;
 ``checkpoint.pt`` / ``student.pt``; ``checkpoint_hn.pt`` / ``student_hn.pt``;
 ``reranker_seed11.pt``, ``reranker_seed12.pt``), so an interrupted run continues (a
@@ -61,16 +62,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
         raise SystemExit("fluidsynth is missing: apt-get install fluidsynth fluid-soundfont-gm")
-    from models.train import export, export_reranker, prepare, rerank, train
+    from models.train import calibrate_room_fit, export, export_reranker, prepare, rerank, train
     started = time.time()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[1/6] training pool in {args.work_dir}", flush=True)
+    print(f"[1/7] training pool in {args.work_dir}", flush=True)
     prepare.main(["--work-dir", str(args.work_dir)])
-    print(f"[2/6] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
+    print(f"[2/7] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
     if not (args.work_dir / "student.pt").exists():
         train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps),
                     "--threads", str(args.threads)] + (["--widths", args.widths] if args.widths else []))
-    print(f"[3/6] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
+    print(f"[3/7] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
           flush=True)
     if not (args.work_dir / f"student{STAGE2['name']}.pt").exists():
         train.main(["--work-dir", str(args.work_dir), "--init", str(args.work_dir / "student.pt"),
@@ -78,19 +79,23 @@ def main(argv=None) -> int:
                     "--lr", str(STAGE2["lr"]), "--hard-fraction", str(STAGE2["hard_fraction"]),
                     "--alpha", str(STAGE2["alpha"]), "--hard-space", STAGE2["hard_space"],
                     "--threads", str(args.threads)])
-    print(f"[4/6] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[4/7] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
     export.main(["--work-dir", str(args.work_dir), "--out", str(args.out),
                  "--student", f"student{STAGE2['name']}.pt"])
     heads = [f"reranker_seed{seed}.pt" for seed in RERANK_SEEDS]
-    print(f"[5/6] re-ranker: {len(heads)} heads, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[5/7] re-ranker: {len(heads)} heads, {time.time() - started:.0f} s so far", flush=True)
     for seed, head in zip(RERANK_SEEDS, heads):
         if not (args.work_dir / head).exists():
             rerank.main(["--work-dir", str(args.work_dir), "--student",
                          str(args.work_dir / f"student{STAGE2['name']}.pt"), "--threads", str(args.threads),
                          "--seed", str(seed), "--out", head] + RERANK)
-    print(f"[6/6] export the re-ranker to {args.reranker_out}, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[6/7] export the re-ranker to {args.reranker_out}, {time.time() - started:.0f} s so far", flush=True)
     export_reranker.main(["--work-dir", str(args.work_dir), "--reranker", ",".join(heads),
                           "--out", str(args.reranker_out)])
+    print(f"[7/7] calibrate the room fit's weight, {time.time() - started:.0f} s so far", flush=True)
+    calibrate_room_fit.main(["--work-dir", str(args.work_dir), "--reranker", str(args.reranker_out),
+                             "--encoder", str(args.out),
+                             "--report", str(args.work_dir / "room_fit_calibration.json")])
     print(f"done in {time.time() - started:.0f} s", flush=True)
     return 0
 

@@ -1,0 +1,135 @@
+"""The room fit (models/room_fit.py) and its place in the re-ranker's score, on real
+strummed-guitar takes (Debian's hydrogen-drumkits-effects) through a synthetic room."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.encoder import Encoder
+from models.reranker import Candidate, Reranker, RerankerError, rerank_order
+from models.room_fit import coarse_lags, room_fit_bonus, room_fit_error
+from tests.test_reranker import blocks_of, room
+from app.decode import read_mono
+from models.encoder import MODEL_SAMPLE_RATE as SR
+
+STRUMS = Path("/usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums")
+CHORDS = ("Amajor", "Dmajor", "Eminor", "Fmajor")
+TAKES = [f"{style}{n:02d}" for style in ("", "DOWN_", "UP_") for n in range(4)]
+
+
+def take_path(chord: str, take: str) -> Path:
+    return STRUMS / f"{chord}_{take}.flac"
+
+
+@pytest.fixture(scope="module")
+def strums() -> dict[str, dict[str, np.ndarray]]:
+    """Each chord's twelve takes (plain, down and up strums, four each): clean first block."""
+    if not STRUMS.is_dir():
+        pytest.fail(f"{STRUMS} is missing: install hydrogen-drumkits-effects (make test does)")
+    return {chord: {take: blocks_of(read_mono(take_path(chord, take), SR))[0] for take in TAKES}
+            for chord in CHORDS}
+
+
+@pytest.fixture(scope="module")
+def strum_queries() -> dict[tuple[str, str], np.ndarray]:
+    """Every take through a room (its own seed): the first block a microphone would give."""
+    out = {}
+    for c, chord in enumerate(CHORDS):
+        for t, take in enumerate(TAKES):
+            audio = read_mono(take_path(chord, take), SR)
+            out[chord, take] = blocks_of(room(audio, seed=100 * c + t, rt60=0.5))[0]
+    return out
+
+
+def own_take_first(scores: dict[tuple[str, str], np.ndarray]) -> int:
+    """How many queries score their own take (column ``TAKES.index(take)``) strictly highest."""
+    hits = 0
+    for (chord, take), row in scores.items():
+        own = TAKES.index(take)
+        hits += int(row[own] > np.delete(row, own).max())
+    return hits
+
+
+def test_the_fit_tells_strums_of_one_chord_apart_through_a_room(strums, strum_queries):
+    errors = {}
+    for (chord, take), query in strum_queries.items():
+        cands = np.stack([strums[chord][t] for t in TAKES])
+        errors[chord, take] = room_fit_error(np.repeat(query[None], len(TAKES), axis=0), cands)
+    hits = own_take_first({key: -err for key, err in errors.items()})
+    # Twelve takes of one chord are one guitar, one player, one microphone; the fit alone,
+    # from nothing but each band's timing and decay, puts the own take first for most
+    # (42 of 48 when written; a fit that ignored time, or lost the lag, would not).
+    assert hits >= 0.75 * len(strum_queries), hits
+
+
+def test_the_fit_adds_what_the_network_misses(strums, strum_queries):
+    reranker = Reranker()
+    network, combined = {}, {}
+    for (chord, take), query in strum_queries.items():
+        cands = np.stack([strums[chord][t] for t in TAKES])
+        queries = np.repeat(query[None], len(TAKES), axis=0)
+        network[chord, take] = reranker.score(queries, cands)
+        combined[chord, take] = network[chord, take] + room_fit_bonus(queries, cands, reranker.room_fit_weight)
+    assert reranker.room_fit_weight > 0
+    assert own_take_first(combined) > own_take_first(network)
+
+
+def test_alignment_finds_a_delay_and_the_fit_follows_it(strums):
+    clean = strums["Dmajor"]["DOWN_01"]
+    delayed = np.zeros_like(clean)
+    delayed[7:] = clean[:-7]
+    assert coarse_lags(delayed[None], clean[None])[0] == 7
+    assert coarse_lags(clean[None], delayed[None])[0] == -7
+    others = np.stack([strums["Dmajor"][t] for t in ("UP_01", "01", "DOWN_02")])
+    own = room_fit_error(delayed[None], clean[None])[0]
+    assert own < room_fit_error(np.repeat(delayed[None], 3, axis=0), others).min()
+    assert own < 0.05 * room_fit_error(delayed[None], np.zeros_like(clean)[None])[0]
+
+
+def test_degenerate_inputs_give_finite_equal_errors_or_a_clear_error(strums):
+    cands = np.stack([strums["Fmajor"][t] for t in TAKES[:3]])
+    silent = np.zeros((3,) + cands.shape[1:], dtype=np.float32)
+    errors = room_fit_error(silent, cands)
+    assert np.all(np.isfinite(errors)) and np.ptp(errors) < 1e-6
+    # a block against itself: float rounding must not push the error below zero (ln of it)
+    itself = room_fit_error(cands, cands)
+    assert np.all(itself >= 0) and np.all(np.isfinite(room_fit_bonus(cands, cands, 1.0)))
+    assert np.all(itself < room_fit_error(cands, cands[::-1])[[0, 2]].min())
+    assert room_fit_error(np.zeros((0, 100, 96)), np.zeros((0, 100, 96))).shape == (0,)
+    with pytest.raises(ValueError, match="expected two"):
+        room_fit_error(cands[:1], cands)
+
+
+def test_the_shipped_reranker_carries_a_calibrated_weight_and_rerank_order_uses_it(strums, strum_queries):
+    reranker = Reranker()
+    assert 0 < reranker.room_fit_weight < 10
+    encoder = Encoder()
+    # a query whose network order is wrong among a chord's takes, set right by the fit
+    for (chord, take), query in strum_queries.items():
+        cands = [Candidate(strums[chord][t][None], encoder.embed_blocks(strums[chord][t][None])) for t in TAKES]
+        qv = encoder.embed_blocks(query[None])
+        order, scores = rerank_order(reranker, query[None], qv, cands)
+        queries = np.repeat(query[None], len(TAKES), axis=0)
+        blocks = np.stack([strums[chord][t] for t in TAKES])
+        network = reranker.score(queries, blocks)
+        expected = network + room_fit_bonus(queries, blocks, reranker.room_fit_weight)
+        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-4)
+        assert order == sorted(range(len(TAKES)), key=lambda i: -expected[i])
+
+
+@pytest.mark.parametrize("value, message", [("abc", "not a number"), ("-1", ">= 0"), ("nan", "finite")])
+def test_a_malformed_weight_in_the_file_is_a_clear_error(tmp_path, value, message):
+    import onnx
+    model = onnx.load(str(Reranker().model_path))
+    for prop in list(model.metadata_props):
+        if prop.key == "room_fit_weight":
+            model.metadata_props.remove(prop)
+    prop = model.metadata_props.add()
+    prop.key, prop.value = "room_fit_weight", value
+    path = tmp_path / "bad_weight.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(RerankerError, match=message):
+        Reranker(path)
