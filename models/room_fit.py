@@ -79,10 +79,9 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     q = _onset_strength(query_blocks.astype(DTYPE))
     c = _onset_strength(candidate_blocks.astype(DTYPE))
     frames = q.shape[1]
-    max_lag = min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES)
+    max_lag = max(min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES), 0)
     best = np.full(len(q), -np.inf)
     lags = np.zeros(len(q), dtype=int)
-    max_lag = max(max_lag, 0)
     # nearest lags first, so that among equal correlations the smallest lag wins
     for lag in sorted(range(-max_lag, max_lag + 1), key=abs):
         qs = q[:, max(lag, 0): frames + min(lag, 0)]
