@@ -16,7 +16,7 @@ Needs only the app's packages plus ``onnx`` (numpy, onnxruntime): the encoder an
 re-ranker are the ONNX files, so the weight fits exactly what ships.
 
 Run: ``python -m models.train.calibrate_room_fit --work-dir DIR [--reranker FILE]
-[--views 6] [--report bench/results/room_fit_calibration.json]``.
+[--views 16] [--report bench/results/room_fit_calibration.json]``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reranker", type=pathlib.Path, default=None,
                         help="re-ranker ONNX file to calibrate and update (default: the shipped one)")
     parser.add_argument("--encoder", type=pathlib.Path, default=None, help="default: the shipped one")
-    parser.add_argument("--views", type=int, default=6, help="damaged views per held-out item")
+    parser.add_argument("--views", type=int, default=16,
+                        help="damaged views per held-out item (16, all of them, for the shipped weight)")
     parser.add_argument("--report", type=pathlib.Path, default=REPO / "bench/results/room_fit_calibration.json")
     parser.add_argument("--dry-run", action="store_true", help="report only, leave the file alone")
     parser.add_argument("--save-lists", type=pathlib.Path, default=None,
