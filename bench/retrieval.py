@@ -207,20 +207,24 @@ class RerankedEncoderModel(EncoderModel):
                                    "room_fit_weight": self.reranker.room_fit_weight,
                                    "reranker_file": self.reranker.model_path.name, "rerank_k": RERANK_K}
 
-    def _candidate(self, path: Path):
+    @staticmethod
+    def _stacked_blocks(audio: np.ndarray, trim: bool) -> np.ndarray:
+        """``(n, 100, 96)`` float32 log-mel blocks of a clip, as ``embed_clip`` blocks it."""
         from models.preprocess import clip_blocks
+        from models.reranker import BLOCK_SHAPE
+        blocks = [b.log_mel for b in clip_blocks(audio, trim_leading_silence=trim)]
+        return np.stack(blocks).astype(np.float32) if blocks else np.zeros((0,) + BLOCK_SHAPE, np.float32)
+
+    def _candidate(self, path: Path):
         from models.reranker import Candidate
         if path not in self._blocks:
-            blocks = [b.log_mel for b in clip_blocks(read_audio(path))]
-            stacked = np.stack(blocks).astype(np.float32) if blocks else np.zeros((0, 100, 96), np.float32)
+            stacked = self._stacked_blocks(read_audio(path), trim=True)
             self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked))
         return self._blocks[path]
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """The query's vectors (the same as ``embed_clip``'s); its blocks are kept for ``rerank``."""
-        from models.preprocess import clip_blocks
-        blocks = [b.log_mel for b in clip_blocks(audio, trim_leading_silence=self.trim)]
-        stacked = np.stack(blocks).astype(np.float32) if blocks else np.zeros((0, 100, 96), np.float32)
+        stacked = self._stacked_blocks(audio, self.trim)
         self._query = (audio, stacked)
         return self.encoder.embed_blocks(stacked)
 

@@ -167,7 +167,12 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np
     return error.min(axis=1)
 
 
+def room_fit_term(errors: np.ndarray) -> np.ndarray:
+    """``-ln(error)``: what the room fit adds to a re-ranker score per unit of its weight."""
+    return -np.log(np.asarray(errors) + RESIDUAL_FLOOR)
+
+
 def room_fit_bonus(query_blocks: np.ndarray, candidate_blocks: np.ndarray, weight: float) -> np.ndarray:
-    """What the room fit adds to a re-ranker score, row by row: ``-weight * ln(error)``.
+    """What the room fit adds to a re-ranker score, row by row: ``weight * -ln(error)``.
     Any thread."""
-    return -float(weight) * np.log(room_fit_error(query_blocks, candidate_blocks) + RESIDUAL_FLOOR)
+    return float(weight) * room_fit_term(room_fit_error(query_blocks, candidate_blocks))

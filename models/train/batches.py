@@ -1,4 +1,5 @@
-"""How training batches are drawn from the pool: at random, or partly as groups of near neighbours.
+"""How training batches are drawn from the pool: at random, or partly as groups of near
+neighbours; and the nearest-neighbour mining they and the re-ranker's lists share.
 
 numpy only (no torch), so the app's test suite covers it. Called by the training process.
 """
@@ -37,20 +38,27 @@ def draw_batch(rng: np.random.Generator, train_idx: np.ndarray, knn: np.ndarray 
     return np.array(chosen)
 
 
+def nearest_in_other_groups(queries: np.ndarray, query_groups: np.ndarray, keys: np.ndarray,
+                            key_groups: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """For each row of ``queries``, the indices (into ``keys``) of its ``k`` most similar
+    ``keys`` rows by dot product (cosine for unit rows), best first, leaving out keys of the
+    query's own group."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for lo in range(0, len(queries), chunk):
+        sims = queries[lo:lo + chunk] @ keys.T
+        sims[query_groups[lo:lo + chunk][:, None] == key_groups[None, :]] = -2.0
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+        out[lo:lo + chunk] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
 def nearest_other_groups(vectors: np.ndarray, groups: np.ndarray, k: int, rows: np.ndarray | None = None,
                          chunk: int = 1024) -> np.ndarray:
     """For each row of ``vectors`` (unit length) listed in ``rows`` (default: all), the indices of
     its ``k`` most similar rows by cosine, best first, leaving out rows of its own group."""
     rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
-    out = np.empty((len(rows), k), dtype=np.int64)
-    for lo in range(0, len(rows), chunk):
-        part = rows[lo:lo + chunk]
-        sims = vectors[part] @ vectors.T
-        sims[groups[part][:, None] == groups[None, :]] = -2.0
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-        out[lo:lo + len(part)] = np.take_along_axis(top, order, axis=1)
-    return out
+    return nearest_in_other_groups(vectors[rows], groups[rows], vectors, groups, k, chunk)
 
 
 def training_neighbours(vectors: np.ndarray, clips: np.ndarray, train_idx: np.ndarray, k: int) -> np.ndarray:

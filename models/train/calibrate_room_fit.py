@@ -35,22 +35,13 @@ if str(REPO) not in sys.path:
 
 from models.encoder import Encoder  # noqa: E402
 from models.reranker import Reranker, default_reranker_path  # noqa: E402
-from models.room_fit import room_fit_error  # noqa: E402
+from models.room_fit import room_fit_error, room_fit_term  # noqa: E402
+from models.train.batches import nearest_in_other_groups  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)     # reported
 SCALES = np.arange(0.5, 1.5001, 0.05)                              # likelihood fit: a
 FIT_SCALES = np.arange(0.0, 4.0001, 0.05)                          # and b
 CANDIDATES = 10
-
-
-def candidate_lists(query_vectors: np.ndarray, query_clips: np.ndarray, clean_vectors: np.ndarray,
-                    clips: np.ndarray) -> np.ndarray:
-    """For every query vector, the ``CANDIDATES - 1`` nearest clean items of other clips."""
-    sims = query_vectors @ clean_vectors.T
-    sims[query_clips[:, None] == clips[None, :]] = -2.0
-    top = np.argpartition(-sims, CANDIDATES - 1, axis=1)[:, :CANDIDATES - 1]
-    order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-    return np.take_along_axis(top, order, axis=1)
 
 
 def first_rate(scores: np.ndarray) -> float:
@@ -113,7 +104,8 @@ def main(argv=None) -> int:
     query_blocks = views.reshape(-1, *views.shape[2:])
     query_vectors = encoder.embed_blocks(query_blocks)
     query_items = np.repeat(held, len(view_idx))
-    negatives = candidate_lists(query_vectors, clips[query_items], clean_vectors, clips)
+    negatives = nearest_in_other_groups(query_vectors, clips[query_items], clean_vectors, clips,
+                                        CANDIDATES - 1)
     print(f"{len(query_blocks)} held-out queries, candidates mined in {time.time() - started:.0f} s",
           flush=True)
 
@@ -131,7 +123,7 @@ def main(argv=None) -> int:
 
     if args.save_lists:
         np.savez(args.save_lists, network=network, errors=errors, cosines=cosines, items=query_items)
-    fit_term = -np.log(errors + 1e-12)
+    fit_term = room_fit_term(errors)
     table = {f"{w:g}": round(first_rate(network + w * fit_term), 4) for w in WEIGHTS}
     best, loss = likeliest_weight(network, fit_term)
     report = {

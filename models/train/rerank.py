@@ -39,6 +39,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from models.train.batches import nearest_in_other_groups  # noqa: E402
 from models.train.student import Student, load_student  # noqa: E402
 
 SEED = 11
@@ -125,16 +126,9 @@ def candidate_lists(items: np.ndarray, view_vecs: np.ndarray, clean_vecs: np.nda
     among ``allowed``, best first (by the encoder's cosine). Returns ``(len(items), views, k-1)``."""
     n_views = view_vecs.shape[1]
     flat = view_vecs[items].reshape(-1, view_vecs.shape[-1])
-    owner = np.repeat(items, n_views)
-    keys = clean_vecs[allowed]
-    out = np.empty((len(flat), k - 1), dtype=np.int64)
-    for lo in range(0, len(flat), chunk):
-        sims = flat[lo:lo + chunk] @ keys.T
-        sims[clip[owner[lo:lo + chunk]][:, None] == clip[allowed][None, :]] = -2
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k - 1]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        out[lo:lo + chunk] = allowed[np.take_along_axis(top, order, axis=1)]
-    return out.reshape(len(items), n_views, k - 1)
+    nearest = nearest_in_other_groups(flat, np.repeat(clip[items], n_views), clean_vecs[allowed], clip[allowed],
+                                      k - 1, chunk)
+    return allowed[nearest].reshape(len(items), n_views, k - 1)
 
 
 def listwise_batch(pair: PairModel, view_maps, clean_maps, view_vecs, clean_vecs, items, views, negs):
