@@ -95,7 +95,9 @@ def _reranker() -> str:
                            f"{encoder.network_id}: searches stop at the index's order")
     fit = (f"room fit weight {reranker.room_fit_weight:g}" if reranker.room_fit_weight > 0
            else "no room fit (weight not calibrated)")
-    return f"{reranker.model_id} (for {reranker.encoder_id}), {fit}, {reranker.model_path}"
+    coherence = (f"coherence weight {reranker.coherence_weight:g}" if reranker.coherence_weight > 0
+                 else "no coherence term (weight not calibrated)")
+    return f"{reranker.model_id} (for {reranker.encoder_id}), {fit}, {coherence}, {reranker.model_path}"
 
 
 def _library(library_dir: str | None) -> Callable[[], str]:

@@ -21,6 +21,7 @@ from app.catalog import Catalog, FileRow
 from app.index import VectorIndex
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from models.coherence import block_signals
 from models.preprocess import clip_blocks
 from models.reranker import BLOCK_SHAPE
 
@@ -52,9 +53,12 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class Query:
-    """Query windows: log-mel ``blocks`` (m, 100, 96) and the encoder's ``vectors`` (m, dim)."""
+    """Query windows: log-mel ``blocks`` (m, 100, 96), the encoder's ``vectors`` (m, dim)
+    and each block's audio for the re-ranker's coherence term (``signals``, see
+    ``models.coherence``)."""
     blocks: np.ndarray
     vectors: np.ndarray
+    signals: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -70,11 +74,11 @@ def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
     limit = int(MAX_QUERY_SECONDS * MODEL_SAMPLE_RATE)
     if audio.size > limit:
         audio = audio[:limit]
-    blocks = [b.log_mel for b in clip_blocks(audio, trim_leading_silence=True)]
+    blocks = clip_blocks(audio, trim_leading_silence=True)
     if not blocks:
         return Query(np.zeros((0,) + BLOCK_SHAPE, np.float32), np.zeros((0, encoder.dim), np.float32))
-    stacked = np.stack(blocks).astype(np.float32)
-    return Query(stacked, encoder.embed_blocks(stacked))
+    stacked = np.stack([b.log_mel for b in blocks]).astype(np.float32)
+    return Query(stacked, encoder.embed_blocks(stacked), block_signals(audio, blocks))
 
 
 def rank_files(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int,
@@ -103,5 +107,5 @@ def rank_files(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, 
             offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
             exists=os.path.exists(row.path)))
     if reranker is not None and isinstance(query, Query):
-        results = reranker.rerank(results, query.blocks, query.vectors)
+        results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
     return results[:wanted]

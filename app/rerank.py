@@ -4,8 +4,8 @@ The index finds candidates by the encoder's pooled vectors; ``models.reranker`` 
 the query block and each candidate's matched block side by side and re-orders the first
 ``RERANK_K`` files (the rest keep their order behind them). The matched block of a library
 file is decoded again from the file (up to that block only, through the same streaming
-recipe as indexing) and kept in a small cache, so a sound that stays in the suggestions
-costs one decode.
+recipe as indexing) and kept in a small cache with its audio at the coherence term's rate
+(about 100 kB a block), so a sound that stays in the suggestions costs one decode.
 
 The scores: each re-ranked result keeps its own cosine in ``cosine``; ``score`` (what the
 list is sorted and merged by) becomes the cosine of the same rank before re-ranking, so
@@ -28,8 +28,10 @@ import threading
 import numpy as np
 
 from app.decode import DecodeError, iter_mono
+from models.coherence import coherence_signal
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
-from models.preprocess import BlockAssembler
+from models.frontend import HOP_LENGTH
+from models.preprocess import BLOCK_FRAMES, BlockAssembler, block_span
 from models.reranker import Candidate, Reranker, RerankerError, rerank_order, take_over_scores
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,16 @@ class FileReranker:
             return None
         return cls(reranker, encoder)
 
-    def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray) -> list:
+    def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
+               query_signals=None) -> list:
         """``results`` (``app.query.SearchResult``, best first) with the first ``k`` re-ordered;
-        ranks renumbered. Any thread."""
+        ranks renumbered. ``query_signals`` (``Query.signals``) add the coherence term. Any
+        thread."""
         head, tail = results[:self.k], results[self.k:]
         if len(head) < 2 or len(query_blocks) == 0:
             return results
         candidates = [self._candidate(r) for r in head]
-        order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates)
+        order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates, query_signals)
         scores = take_over_scores([r.score for r in head], order, reranked)
         out = [dataclasses.replace(head[i], score=float(scores[i]),
                                    cosine=head[i].score if candidates[i] is not None else None)
@@ -93,12 +97,14 @@ class FileReranker:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        block = matched_block(path, start)
+        matched = matched_block(path, start)
         cand = None
-        if block is not None:
+        if matched is not None:
+            log_mel, audio = matched
             # embedded again rather than read from the catalog: when the file changed since the
             # scan, the block is the nearest one and the stored vector would not be its own
-            cand = Candidate(block[None], self.encoder.embed_blocks(block[None]))
+            cand = Candidate(log_mel[None], self.encoder.embed_blocks(log_mel[None]),
+                             (coherence_signal(audio),))
         with self._lock:
             self._cache[key] = cand
             while len(self._cache) > self._cache_blocks:
@@ -106,24 +112,52 @@ class FileReranker:
         return cand
 
 
-def matched_block(path, start_sample: int) -> np.ndarray | None:
+def matched_block(path, start_sample: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The log-mel block of ``path`` that starts at ``start_sample`` (model rate, as the
-    catalog stores it), decoded and blocked exactly as indexing did; the nearest block if
-    none starts there (the file changed); None if the file cannot be decoded. Decodes only
-    up to that block. Any thread."""
+    catalog stores it), decoded and blocked exactly as indexing did, and the samples it
+    covers; the nearest block if none starts there (the file changed); None if the file
+    cannot be decoded. Decodes only up to that block. Any thread."""
     assembler = BlockAssembler(trim_leading_silence=True)
+    recent = _RecentSamples(2 * BLOCK_FRAMES * HOP_LENGTH)
     best = None
+
+    def keep(block) -> None:
+        nonlocal best
+        if best is None or abs(block.start_sample - start_sample) < abs(best[0].start_sample - start_sample):
+            best = (block, recent.span(block_span(block.start_sample)))
+
     try:
         for chunk in iter_mono(path, MODEL_SAMPLE_RATE):
+            recent.push(chunk)
             for block in assembler.push(chunk):
-                if best is None or abs(block.start_sample - start_sample) < abs(best.start_sample - start_sample):
-                    best = block
+                keep(block)
                 if block.start_sample >= start_sample:
-                    return best.log_mel
+                    return best[0].log_mel, best[1]
         for block in assembler.flush():
-            if best is None or abs(block.start_sample - start_sample) < abs(best.start_sample - start_sample):
-                best = block
+            keep(block)
     except DecodeError as exc:
         log.info("re-ranking skips %s: %s", path, exc)
         return None
-    return None if best is None else best.log_mel
+    return None if best is None else (best[0].log_mel, best[1])
+
+
+class _RecentSamples:
+    """The last ``capacity`` samples of a stream, addressed by their position in it."""
+
+    def __init__(self, capacity: int):
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._start = 0               # stream position of self._buffer[0]
+        self._capacity = int(capacity)
+
+    def push(self, chunk: np.ndarray) -> None:
+        self._buffer = np.concatenate([self._buffer, np.asarray(chunk, dtype=np.float32).reshape(-1)])
+        drop = self._buffer.size - self._capacity
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._start += drop
+
+    def span(self, where: slice) -> np.ndarray:
+        """A copy of the samples of stream positions ``where`` that are still held."""
+        lo = max(where.start - self._start, 0)
+        hi = max(where.stop - self._start, lo)
+        return self._buffer[lo:hi].copy()

@@ -6,8 +6,9 @@ SQLite, real hnswlib). Queries are library files through a synthetic room
 ``embed_query`` (blocking + encoder), ``rank_files`` without the re-ranker (index search +
 catalog rows), and the re-ranking of the best 10 files, cold (every candidate's block
 decoded from its file) and warm (the candidates' blocks cached, as for a sound that keeps
-sounding during live play); warm once more without the room fit (``models.room_fit``),
-so its share shows. Also the re-identification rate with and without re-ranking.
+sounding during live play); warm again without the coherence term (``models.coherence``)
+and with the network alone (no room fit, ``models.room_fit``, either), so each term's
+share shows. Also the re-identification rate with and without re-ranking.
 
     .venv/bin/python bench/rerank_speed.py [--queries 60]
 
@@ -70,8 +71,9 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(0)
         picks = [files[i] for i in rng.choice(len(files), size=min(args.queries, len(files)), replace=False)]
         times = {"embed_query": [], "rank_files": [], "rerank_cold": [], "rerank_warm": [],
-                 "warm_no_fit": []}
-        weight = reranker.reranker.room_fit_weight
+                 "warm_no_coherence": [], "warm_network_only": []}
+        model = reranker.reranker
+        weights = {"room_fit_weight": model.room_fit_weight, "coherence_weight": model.coherence_weight}
         hits = {"index": 0, "reranked": 0}
         index, catalog = library.index, library.catalog
         for n, path in enumerate(picks):
@@ -84,23 +86,27 @@ def main(argv=None) -> int:
             times["rank_files"].append((time.perf_counter() - t0) * 1e3)
             reranker._cache.clear()
             t0 = time.perf_counter()
-            reranked = reranker.rerank(plain, query.blocks, query.vectors)
+            reranked = reranker.rerank(plain, query.blocks, query.vectors, query.signals)
             times["rerank_cold"].append((time.perf_counter() - t0) * 1e3)
             t0 = time.perf_counter()
-            reranker.rerank(plain, query.blocks, query.vectors)
+            reranker.rerank(plain, query.blocks, query.vectors, query.signals)
             times["rerank_warm"].append((time.perf_counter() - t0) * 1e3)
-            reranker.reranker.room_fit_weight = 0.0
+            model.coherence_weight = 0.0
             t0 = time.perf_counter()
-            reranker.rerank(plain, query.blocks, query.vectors)
-            times["warm_no_fit"].append((time.perf_counter() - t0) * 1e3)
-            reranker.reranker.room_fit_weight = weight
+            reranker.rerank(plain, query.blocks, query.vectors, query.signals)
+            times["warm_no_coherence"].append((time.perf_counter() - t0) * 1e3)
+            model.room_fit_weight = 0.0
+            t0 = time.perf_counter()
+            reranker.rerank(plain, query.blocks, query.vectors, query.signals)
+            times["warm_network_only"].append((time.perf_counter() - t0) * 1e3)
+            model.room_fit_weight, model.coherence_weight = weights["room_fit_weight"], weights["coherence_weight"]
             hits["index"] += bool(plain) and Path(plain[0].file.path).name == path.name
             hits["reranked"] += bool(reranked) and Path(reranked[0].file.path).name == path.name
     result = {
         "benchmark": "rerank_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "library": {"root": str(SONIC_PI), "indexed": report.indexed, "scan_s": round(scan_s, 1)},
-        "reranker": reranker.reranker.model_id, "room_fit_weight": weight,
+        "reranker": model.model_id, **weights,
         "encoder": library.encoder.model_id,
         "rerank_k": reranker.k, "queries": len(picks), "damage": damage.DESCRIPTIONS["room_reverb"],
         "ms": {name: summary(v) for name, v in times.items()},
@@ -110,9 +116,9 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(f"{'step':<14}{'p50 ms':>10}{'p95 ms':>10}")
+    print(f"{'step':<20}{'p50 ms':>10}{'p95 ms':>10}")
     for name, s in result["ms"].items():
-        print(f"{name:<14}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
+        print(f"{name:<20}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
     print(f"top-1 under a room: index {result['top1']['index']:.3f}, re-ranked {result['top1']['reranked']:.3f} "
           f"({len(picks)} queries, {report.indexed} files)")
     print(f"wrote {args.out}")

@@ -196,8 +196,10 @@ class RerankedEncoderModel(EncoderModel):
         self.model_id += f"+{self.reranker.model_id}"
         if self.reranker.room_fit_weight > 0:
             self.model_id += f"+room-fit-{self.reranker.room_fit_weight:g}"
+        if self.reranker.coherence_weight > 0:
+            self.model_id += f"+coherence-{self.reranker.coherence_weight:g}"
         self._blocks: dict[Path, object] = {}
-        self._query: tuple[np.ndarray, np.ndarray] | None = None    # (audio, its blocks)
+        self._query: tuple | None = None    # (audio, its blocks, their coherence signals)
 
     def cache_key(self):
         return "scout", self.encoder_model_id
@@ -205,27 +207,32 @@ class RerankedEncoderModel(EncoderModel):
     def config(self):
         return super().config() | {"reranker_model_id": self.reranker.model_id,
                                    "room_fit_weight": self.reranker.room_fit_weight,
+                                   "coherence_weight": self.reranker.coherence_weight,
                                    "reranker_file": self.reranker.model_path.name, "rerank_k": RERANK_K}
 
     @staticmethod
-    def _stacked_blocks(audio: np.ndarray, trim: bool) -> np.ndarray:
-        """``(n, 100, 96)`` float32 log-mel blocks of a clip, as ``embed_clip`` blocks it."""
+    def _stacked_blocks(audio: np.ndarray, trim: bool) -> tuple[np.ndarray, tuple]:
+        """``(n, 100, 96)`` float32 log-mel blocks of a clip, as ``embed_clip`` blocks it,
+        and their coherence signals."""
+        from models.coherence import block_signals
         from models.preprocess import clip_blocks
         from models.reranker import BLOCK_SHAPE
-        blocks = [b.log_mel for b in clip_blocks(audio, trim_leading_silence=trim)]
-        return np.stack(blocks).astype(np.float32) if blocks else np.zeros((0,) + BLOCK_SHAPE, np.float32)
+        blocks = clip_blocks(audio, trim_leading_silence=trim)
+        if not blocks:
+            return np.zeros((0,) + BLOCK_SHAPE, np.float32), ()
+        return np.stack([b.log_mel for b in blocks]).astype(np.float32), block_signals(audio, blocks)
 
     def _candidate(self, path: Path):
         from models.reranker import Candidate
         if path not in self._blocks:
-            stacked = self._stacked_blocks(read_audio(path), trim=True)
-            self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked))
+            stacked, signals = self._stacked_blocks(read_audio(path), trim=True)
+            self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked), signals)
         return self._blocks[path]
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """The query's vectors (the same as ``embed_clip``'s); its blocks are kept for ``rerank``."""
-        stacked = self._stacked_blocks(audio, self.trim)
-        self._query = (audio, stacked)
+        stacked, signals = self._stacked_blocks(audio, self.trim)
+        self._query = (audio, stacked, signals)
         return self.encoder.embed_blocks(stacked)
 
     def rerank(self, audio: np.ndarray, query: np.ndarray, scores: np.ndarray,
@@ -235,13 +242,13 @@ class RerankedEncoderModel(EncoderModel):
         from models.reranker import rerank_order, take_over_scores
         if self._query is None or self._query[0] is not audio:
             self.embed(audio)
-        blocks = self._query[1]
+        _, blocks, signals = self._query
         top = np.argsort(-scores, kind="stable")[:RERANK_K]
         top = top[np.isfinite(scores[top])]
         if not len(blocks) or len(top) < 2:
             return scores
         order, reranked = rerank_order(self.reranker, blocks, query,
-                                       [self._candidate(files[int(i)].path) for i in top])
+                                       [self._candidate(files[int(i)].path) for i in top], signals)
         out = scores.copy()
         out[top] = take_over_scores(scores[top], order, reranked)
         return out

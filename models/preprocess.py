@@ -342,6 +342,13 @@ class BlockAssembler:
         return out
 
 
+def block_span(start_sample: int) -> slice:
+    """The input samples a block starting at ``start_sample`` covers (step 3 of the recipe:
+    one hop before its first frame to the end of its last), clipped at 0 but not at the
+    clip's end."""
+    return slice(max(0, start_sample - frontend.HOP_LENGTH), start_sample + BLOCK_FRAMES * frontend.HOP_LENGTH)
+
+
 def clip_blocks(audio: np.ndarray, *, trim_leading_silence: bool = True) -> list[LogMelBlock]:
     """Offline convenience: all blocks of one whole clip."""
     assembler = BlockAssembler(trim_leading_silence=trim_leading_silence)

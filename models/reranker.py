@@ -9,10 +9,16 @@ together and scores how likely the candidate is the query's original.
 Which blocks are compared: for each candidate, the (query block, candidate block) pair
 with the highest encoder cosine, i.e. the pair the index matched on.
 
-A candidate's score is the network's, plus, when the file's metadata sets a
-``room_fit_weight``, that weight times how well the query is explained as the candidate
-heard through a room (``models.room_fit``): the network compares pooled maps at 186 ms,
-the room fit checks each band's timing at the front-end's 23 ms frame.
+A candidate's score is the network's plus two terms whose weights the file's metadata
+carries (``models/train/calibrate_scores.py`` fits them; an absent key is 0):
+
+- ``room_fit_weight`` times how well the query is explained as the candidate heard through
+  a room (``models.room_fit``): the network compares pooled maps at 186 ms, the room fit
+  checks each band's timing at the front-end's 23 ms frame;
+- ``coherence_weight`` times the log of the two blocks' waveform coherence
+  (``models.coherence``): whether the query is this very recording, not another take.
+  It needs both blocks' audio; when any scored candidate lacks it, the term is left out
+  for all of them, so that the candidates stay comparable.
 
 Thread safety: ``Reranker.score`` and ``rerank_order`` may be called from any thread
 (onnxruntime sessions allow concurrent ``run``).
@@ -22,11 +28,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import frontend, preprocess
+from .coherence import coherence_term, peak_coherence, spectrum
 from .room_fit import room_fit_bonus
 
 BLOCK_SHAPE = (preprocess.BLOCK_FRAMES, frontend.N_MELS)
@@ -68,14 +76,9 @@ class Reranker:
         meta = session.get_modelmeta().custom_metadata_map
         self.model_id: str = meta.get("model_id") or path.stem
         self.encoder_id: str = meta.get("encoder", "")
-        try:
-            # written by models/train/calibrate_room_fit.py; 0 (absent) leaves the network alone
-            self.room_fit_weight = float(meta.get("room_fit_weight", "0"))
-        except ValueError as exc:
-            raise RerankerError(f"{path}: room_fit_weight is not a number: {meta['room_fit_weight']!r}") from exc
-        if not np.isfinite(self.room_fit_weight) or self.room_fit_weight < 0:
-            raise RerankerError(f"{path}: room_fit_weight must be a finite number >= 0, "
-                                f"got {self.room_fit_weight}")
+        # written by models/train/calibrate_scores.py; 0 (absent) leaves a term out
+        self.room_fit_weight = _weight(path, meta, "room_fit_weight")
+        self.coherence_weight = _weight(path, meta, "coherence_weight")
 
     def score(self, query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
         """Row ``i`` of ``query_blocks`` against row ``i`` of ``candidate_blocks`` (both
@@ -91,23 +94,39 @@ class Reranker:
         return self._session.run(None, {"query": q, "candidate": c})[0].astype(np.float32).reshape(-1)
 
 
+def _weight(path: pathlib.Path, meta: dict, key: str) -> float:
+    """A score weight from the file's metadata: 0.0 if absent, else a finite number >= 0."""
+    try:
+        weight = float(meta.get(key, "0"))
+    except ValueError as exc:
+        raise RerankerError(f"{path}: {key} is not a number: {meta[key]!r}") from exc
+    if not np.isfinite(weight) or weight < 0:
+        raise RerankerError(f"{path}: {key} must be a finite number >= 0, got {weight}")
+    return weight
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One library file's blocks for re-ranking: log-mel ``(n, 100, 96)`` and the encoder's
-    unit vectors of them ``(n, dim)``. Supplying only the block the index matched is enough."""
+    """One library file's blocks for re-ranking: log-mel ``(n, 100, 96)``, the encoder's
+    unit vectors of them ``(n, dim)`` and, for the coherence term, each block's
+    ``models.coherence.coherence_signal`` (None when the audio is not at hand). Supplying
+    only the block the index matched is enough."""
     blocks: np.ndarray
     vectors: np.ndarray
+    signals: tuple[np.ndarray, ...] | None = None
 
 
 def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np.ndarray,
-                 candidates: list[Candidate | None]) -> tuple[list[int], np.ndarray]:
+                 candidates: list[Candidate | None],
+                 query_signals: Sequence[np.ndarray] | None = None) -> tuple[list[int], np.ndarray]:
     """New order of ``candidates`` (indices, best first) and the re-ranker's score of each.
 
     Each candidate is scored on its best (query block, candidate block) pair by encoder
-    cosine. A candidate given as None (its file could not be read) keeps its place relative
-    to the encoder's order behind every scored one and scores -inf. Any thread.
+    cosine. ``query_signals`` (each query block's ``coherence_signal``) enable the
+    coherence term. A candidate given as None (its file could not be read) keeps its place
+    relative to the encoder's order behind every scored one and scores -inf. Any thread.
     """
-    pairs_q, pairs_c, scored = [], [], []
+    pairs_q, pairs_c, pair_index, scored = [], [], [], []
     for i, cand in enumerate(candidates):
         if cand is None or len(cand.blocks) == 0 or len(query_blocks) == 0:
             continue
@@ -115,6 +134,7 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
         qi, ci = np.unravel_index(int(np.argmax(sims)), sims.shape)
         pairs_q.append(query_blocks[qi])
         pairs_c.append(cand.blocks[ci])
+        pair_index.append((int(qi), int(ci)))
         scored.append(i)
     scores = np.full(len(candidates), -np.inf, dtype=np.float32)
     if scored:
@@ -122,9 +142,26 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
         scores[scored] = reranker.score(pairs_q, pairs_c)
         if reranker.room_fit_weight > 0:
             scores[scored] += room_fit_bonus(pairs_q, pairs_c, reranker.room_fit_weight).astype(np.float32)
+        if reranker.coherence_weight > 0 and query_signals is not None \
+                and all(candidates[i].signals is not None for i in scored):
+            coherence = pair_coherence(query_signals, [candidates[i].signals for i in scored], pair_index)
+            scores[scored] += (reranker.coherence_weight * coherence_term(coherence)).astype(np.float32)
     # a stable sort keeps the encoder's order among ties and unscored candidates
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     return order, scores
+
+
+def pair_coherence(query_signals: Sequence[np.ndarray], candidate_signals: list[Sequence[np.ndarray]],
+                   pairs: list[tuple[int, int]]) -> np.ndarray:
+    """``peak_coherence`` of each (query block, block of candidate ``k``) pair in ``pairs``;
+    each query block's spectrum is computed once. Any thread."""
+    query_spectra: dict[int, np.ndarray] = {}
+    out = np.zeros(len(pairs))
+    for k, (qi, ci) in enumerate(pairs):
+        if qi not in query_spectra:
+            query_spectra[qi] = spectrum(query_signals[qi])
+        out[k] = peak_coherence(query_spectra[qi], spectrum(candidate_signals[k][ci]))
+    return out
 
 
 def take_over_scores(index_scores: np.ndarray, order: list[int], reranked: np.ndarray) -> np.ndarray:

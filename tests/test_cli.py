@@ -104,6 +104,7 @@ def test_console_script_and_doctor_run_without_traceback(tmp_path):
     assert checks["encoder model"]["ok"] and f"{SCOUT_MODEL_ID}/r" in checks["encoder model"]["detail"]
     assert checks["re-ranker model"]["ok"]
     assert f"{RERANKER_MODEL_ID} (for {SCOUT_MODEL_ID}), room fit weight " in checks["re-ranker model"]["detail"]
+    assert ", coherence weight " in checks["re-ranker model"]["detail"]
     assert checks["library"]["ok"] and str(tmp_path / "lib") in checks["library"]["detail"]
     assert "Traceback" not in result.stderr
     # Audio may or may not have a device here; either way the answer is a sentence.

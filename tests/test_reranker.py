@@ -18,7 +18,7 @@ from app.rerank import RERANK_K, FileReranker, matched_block
 from app.scanner import Scanner
 from models.encoder import MODEL_SAMPLE_RATE as SR
 from models.encoder import Encoder
-from models.preprocess import clip_blocks
+from models.preprocess import block_span, clip_blocks
 from models.reranker import Candidate, Reranker, RerankerError, rerank_order
 from tests.shipped import RERANKER_MODEL_ID, SCOUT_MODEL_ID
 
@@ -120,12 +120,17 @@ def test_matched_block_is_the_block_indexing_made(tmp_path):
                             0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * t)) + 0.01 * rng.standard_normal(t.size)])
     path = tmp_path / "sweep.wav"
     sf.write(path, audio.astype(np.float32), SR)
-    blocks = clip_blocks(read_mono(path, SR))
+    decoded = read_mono(path, SR)
+    blocks = clip_blocks(decoded)
     assert len(blocks) >= 4
     for block in blocks:
-        np.testing.assert_array_equal(matched_block(path, block.start_sample), block.log_mel)
+        log_mel, samples = matched_block(path, block.start_sample)
+        np.testing.assert_array_equal(log_mel, block.log_mel)
+        # with the samples it covers, for the coherence term: the last block ends with the file
+        np.testing.assert_array_equal(samples, decoded[block_span(block.start_sample)])
+        assert samples.size == min(101 * 1024, decoded.size - block.start_sample + 1024)
     # a start no block has (the file changed since the scan): the nearest block
-    np.testing.assert_array_equal(matched_block(path, blocks[1].start_sample + 300), blocks[1].log_mel)
+    np.testing.assert_array_equal(matched_block(path, blocks[1].start_sample + 300)[0], blocks[1].log_mel)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     assert matched_block(broken, 0) is None

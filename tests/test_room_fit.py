@@ -120,16 +120,17 @@ def test_the_shipped_reranker_carries_a_calibrated_weight_and_rerank_order_uses_
         assert order == sorted(range(len(TAKES)), key=lambda i: -expected[i])
 
 
+@pytest.mark.parametrize("key", ["room_fit_weight", "coherence_weight"])
 @pytest.mark.parametrize("value, message", [("abc", "not a number"), ("-1", ">= 0"), ("nan", "finite")])
-def test_a_malformed_weight_in_the_file_is_a_clear_error(tmp_path, value, message):
+def test_a_malformed_weight_in_the_file_is_a_clear_error(tmp_path, key, value, message):
     import onnx
     model = onnx.load(str(Reranker().model_path))
     for prop in list(model.metadata_props):
-        if prop.key == "room_fit_weight":
+        if prop.key == key:
             model.metadata_props.remove(prop)
     prop = model.metadata_props.add()
-    prop.key, prop.value = "room_fit_weight", value
+    prop.key, prop.value = key, value
     path = tmp_path / "bad_weight.onnx"
     onnx.save(model, str(path))
-    with pytest.raises(RerankerError, match=message):
+    with pytest.raises(RerankerError, match=f"{key}.*{message}|{message}.*{key}"):
         Reranker(path)

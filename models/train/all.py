@@ -6,7 +6,8 @@ scratch); stage 2 (the same losses from stage 1's weights, half of each batch dr
 groups of near neighbours in the teacher's space, less weight on the teacher's soft
 targets: it teaches the fine differences between similar samples that damage blurs);
 export; the re-ranker on stage 2's frozen trunk (``rerank.py``), its export, and the
-calibration of the room fit's weight in its score (``calibrate_room_fit.py``). Each step
+calibration of the weights of the room fit and the coherence in its score
+(``calibrate_scores.py``). Each step
 is skipped or resumed when its output exists in the work directory (``pool.npz``;
 ``checkpoint.pt`` / ``student.pt``; ``checkpoint_hn.pt`` / ``student_hn.pt``;
 ``reranker_seed11.pt``, ``reranker_seed12.pt``), so an interrupted run continues (a
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
         raise SystemExit("fluidsynth is missing: apt-get install fluidsynth fluid-soundfont-gm")
-    from models.train import calibrate_room_fit, export, export_reranker, prepare, rerank, train
+    from models.train import calibrate_scores, export, export_reranker, prepare, rerank, train
     started = time.time()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     print(f"[1/7] training pool in {args.work_dir}", flush=True)
@@ -92,10 +93,10 @@ def main(argv=None) -> int:
     print(f"[6/7] export the re-ranker to {args.reranker_out}, {time.time() - started:.0f} s so far", flush=True)
     export_reranker.main(["--work-dir", str(args.work_dir), "--reranker", ",".join(heads),
                           "--out", str(args.reranker_out)])
-    print(f"[7/7] calibrate the room fit's weight, {time.time() - started:.0f} s so far", flush=True)
-    calibrate_room_fit.main(["--work-dir", str(args.work_dir), "--reranker", str(args.reranker_out),
-                             "--encoder", str(args.out),
-                             "--report", str(args.work_dir / "room_fit_calibration.json")])
+    print(f"[7/7] calibrate the weights of the score's terms, {time.time() - started:.0f} s so far", flush=True)
+    calibrate_scores.main(["--work-dir", str(args.work_dir), "--reranker", str(args.reranker_out),
+                           "--encoder", str(args.out),
+                           "--report", str(args.work_dir / "score_calibration.json")])
     print(f"done in {time.time() - started:.0f} s", flush=True)
     return 0
 

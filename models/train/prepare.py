@@ -36,6 +36,7 @@ SEED = 20261124
 MAX_ITEMS_PER_CLIP = 4
 ITEM_HOP = int(2.32 * augment.SAMPLE_RATE)
 HOLDOUT_SHARE = 0.04
+RIRS = 300                 # simulated rooms the views draw from
 CHUNK_ITEMS = 40
 
 
@@ -47,14 +48,40 @@ def item_starts(n_samples: int) -> list[int]:
 
 
 def first_block(audio: np.ndarray) -> np.ndarray | None:
+    block = first_block_of(audio)
+    return block.log_mel if block is not None else None
+
+
+def first_block_of(audio: np.ndarray):
+    """The first ``LogMelBlock`` the runtime recipe makes of ``audio`` (None if silent)."""
     if audio.size == 0:
         return None
     blocks = clip_blocks(np.asarray(audio, dtype=np.float32))
-    return blocks[0].log_mel if blocks else None
+    return blocks[0] if blocks else None
 
 
 # what the view workers read; set in the parent before the workers fork
 _shared: dict = {}
+
+
+def damage_bank(clips: list) -> tuple[list[np.ndarray], list[np.ndarray], np.random.Generator]:
+    """The rooms and noise beds every view draws from, and the generator that goes on to
+    pick the held-out clips. The order of these draws is part of the pool's recipe: the
+    calibration (``calibrate_scores.py``) calls this to make the same views again."""
+    rng = np.random.default_rng(SEED)
+    rirs = augment.make_rir_bank(np.random.default_rng([SEED, 7]), RIRS)
+    bed_pool = [c.audio for c in clips if c.audio.size > 3 * augment.SAMPLE_RATE]
+    beds = [bed_pool[i] for i in rng.choice(len(bed_pool), size=min(120, len(bed_pool)), replace=False)]
+    return rirs, beds, rng
+
+
+def item_views(audio: np.ndarray, clip: int, start: int, rirs: list[np.ndarray], beds: list[np.ndarray],
+               n_views: int):
+    """The damaged waveforms of the item at ``start`` in clip number ``clip``, in the pool's
+    order (each item has its own generator, so any subset can be made again)."""
+    rng = np.random.default_rng([SEED, clip, start])
+    for v in range(n_views):
+        yield augment.damage_view(audio, start, rng, rirs, beds, 0.5 if v == 0 else 1.0)
 
 
 def _make_items(chunk: list[tuple[int, int]]) -> list[tuple[int, int, np.ndarray, np.ndarray] | None]:
@@ -67,13 +94,11 @@ def _make_items(chunk: list[tuple[int, int]]) -> list[tuple[int, int, np.ndarray
         if block is None:
             out.append(None)
             continue
-        rng = np.random.default_rng([SEED, ci, start])
-        item_views = []
-        for v in range(n_views):
-            damaged = augment.damage_view(audio, start, rng, rirs, beds, 0.5 if v == 0 else 1.0)
+        made = []
+        for damaged in item_views(audio, ci, start, rirs, beds, n_views):
             view = first_block(damaged)
-            item_views.append(view if view is not None else block)
-        out.append((ci, start, block.astype(np.float16), np.stack(item_views).astype(np.float16)))
+            made.append(view if view is not None else block)
+        out.append((ci, start, block.astype(np.float16), np.stack(made).astype(np.float16)))
     return out
 
 
@@ -81,7 +106,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
     parser.add_argument("--views", type=int, default=16)
-    parser.add_argument("--rirs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--teacher", type=pathlib.Path, default=REPO / "models" / "aisfx_int8.onnx")
     args = parser.parse_args(argv)
@@ -91,12 +115,9 @@ def main(argv=None) -> int:
         print(f"{out} exists; delete it to rebuild")
         return 0
     t0 = time.time()
-    rng = np.random.default_rng(SEED)
     print("reading training audio from Debian packages", flush=True)
     clips = sources.all_clips(SEED)
-    rirs = augment.make_rir_bank(np.random.default_rng([SEED, 7]), args.rirs)
-    bed_pool = [c.audio for c in clips if c.audio.size > 3 * augment.SAMPLE_RATE]
-    beds = [bed_pool[i] for i in rng.choice(len(bed_pool), size=min(120, len(bed_pool)), replace=False)]
+    rirs, beds, rng = damage_bank(clips)
     print(f"{len(clips)} clips, {len(rirs)} rooms, {len(beds)} noise beds ({time.time() - t0:.0f} s)", flush=True)
 
     # level twins share one group: never negatives of each other, never split by the hold-out

@@ -1,0 +1,102 @@
+"""Waveform coherence: is the query this very recording, heard through a room?
+
+The encoder, the re-ranker network and the room fit all compare power maps, and the
+takes of one strummed chord or hits of one drum have nearly the same power map once a
+room has smeared them. The waveforms tell them apart: a room, a speaker, a mic, a
+lowpass or a resampler is a linear filter, so the query keeps a fixed phase relation to
+its own recording at every frequency (a delay plus the room's phase), while another take
+of the same sound has phases of its own.
+
+The measure is the peak of the phase-weighted cross-correlation (generalised
+cross-correlation with a partial phase transform) of the two blocks, over every lag at
+which they overlap:
+
+    X(f) = Q(f) conj(C(f)),   r(lag) = irfft(|X|^(1-BETA) X/|X|),
+    coherence = max |r| / r_max,
+
+where ``r_max`` is the value ``r`` would reach at one lag if every frequency agreed. It
+lies in [0, 1] and does not depend on gain or polarity. The same recording, dry, gives
+about 1; through the tests' room (as much reverberant as direct energy) a strummed chord
+keeps 0.62-0.79, while another take of the same chord by the same guitar reaches
+0.15-0.60 (its sustained partials sit at the same frequencies). The less the two blocks
+share (an excerpt that misses the attack, a speed change), the lower it gets. ``BETA`` =
+0.7 keeps a little of the magnitude so that frequencies where both blocks have energy
+count more than near-empty ones; the pure phase transform (1.0) ranked the held-out lists
+of ``models/train/calibrate_scores.py`` a little worse (list loss 0.894 against 0.885).
+
+Both signals are brought to ``COHERENCE_RATE`` (11.025 kHz) first: on the same lists,
+22.05 kHz did no better (0.890), and this costs a quarter of full rate.
+
+What it does not do: a pitch or speed change (a varispeed, a sampler transposing) breaks
+the phase relation, and so does a different performance of the same part; both give a
+low coherence for every candidate, and the other terms of the score decide.
+
+Pure functions of their arrays; any thread may call them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from .preprocess import MODEL_SAMPLE_RATE, LogMelBlock, block_span
+
+COHERENCE_RATE = 11025
+N_FFT = 1 << 16              # two blocks at 11.025 kHz fit without wrapping lags
+MAX_SIGNAL = N_FFT // 2      # samples of one signal that are used (2.97 s)
+BETA = 0.7                   # how much of the cross-spectrum's magnitude is whitened away
+BIN_FLOOR = 1e-4             # bins 80 dB below a spectrum's peak carry no phase worth reading
+COHERENCE_FLOOR = 1e-3       # keeps ln() finite for a silent block
+
+
+def coherence_signal(audio: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
+    """A block's mono samples at ``sample_rate`` -> float32 samples at ``COHERENCE_RATE``,
+    at most ``MAX_SIGNAL`` of them. Any thread."""
+    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    if audio.size == 0:
+        return audio
+    if sample_rate != COHERENCE_RATE:
+        audio = soxr.resample(audio, sample_rate, COHERENCE_RATE, quality="HQ")
+    return np.ascontiguousarray(audio[:MAX_SIGNAL], dtype=np.float32)
+
+
+def block_signals(audio: np.ndarray, blocks: list[LogMelBlock]) -> tuple[np.ndarray, ...]:
+    """The ``coherence_signal`` of each of ``blocks`` of ``audio`` (the clip at
+    ``MODEL_SAMPLE_RATE`` they were made from, as ``clip_blocks`` returned them). Any thread."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    return tuple(coherence_signal(audio[block_span(b.start_sample)]) for b in blocks)
+
+
+def spectrum(signal: np.ndarray) -> np.ndarray:
+    """``rfft`` of a ``coherence_signal``, zero-padded to ``N_FFT`` (complex64). Any thread."""
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.size > MAX_SIGNAL:
+        raise ValueError(f"a coherence signal holds at most {MAX_SIGNAL} samples, got {signal.size}")
+    return np.fft.rfft(signal, N_FFT)
+
+
+def peak_coherence(query_spectrum: np.ndarray, candidate_spectrum: np.ndarray) -> float:
+    """The coherence (0..1) of two ``spectrum`` results; 0.0 if either is silent. Any thread."""
+    q = np.asarray(query_spectrum)
+    c = np.asarray(candidate_spectrum)
+    if q.shape != (N_FFT // 2 + 1,) or c.shape != q.shape:
+        raise ValueError(f"expected two spectra of {N_FFT // 2 + 1} bins, got {q.shape} and {c.shape}")
+    q_mag, c_mag = np.abs(q), np.abs(c)
+    active = (q_mag > BIN_FLOOR * q_mag.max()) & (c_mag > BIN_FLOOR * c_mag.max())
+    if not active.any():
+        return 0.0
+    cross = q * np.conj(c)
+    magnitude = np.abs(cross)
+    weight = np.where(active, magnitude, 0.0) ** (1.0 - BETA)
+    phasor = np.where(active, cross / np.maximum(magnitude, np.finfo(np.float32).tiny), 0.0)
+    lags = np.fft.irfft(weight * phasor, N_FFT)
+    # irfft(weight)[0], the correlation if every bin's phase agreed, without a second transform
+    agreeing = (weight[0] + weight[-1] + 2.0 * weight[1:-1].sum()) / N_FFT
+    if agreeing <= 0.0:
+        return 0.0
+    return float(min(1.0, np.abs(lags).max() / agreeing))
+
+
+def coherence_term(coherence: np.ndarray | float) -> np.ndarray:
+    """The score term ``ln(coherence + COHERENCE_FLOOR)``. Any thread."""
+    return np.log(np.asarray(coherence, dtype=np.float64) + COHERENCE_FLOOR)
