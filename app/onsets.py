@@ -194,7 +194,6 @@ class OnsetDetector:
         if onset_level < self.params.gate_db:
             return []
         self._last_onset_frame = frame
-        at = frame
         sample = self._frame_sample(frame)
         if (self._open_frame is not None and not self._open_reported
                 and frame - self._open_frame <= self._backtrack_frames):

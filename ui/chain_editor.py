@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Callable
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QGuiApplication

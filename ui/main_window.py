@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QByteArray, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow,
                              QPushButton, QSlider, QSplitter, QStatusBar, QTabWidget, QVBoxLayout,
