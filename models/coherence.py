@@ -86,12 +86,13 @@ def peak_coherence(query_spectrum: np.ndarray, candidate_spectrum: np.ndarray) -
     if not active.any():
         return 0.0
     cross = q * np.conj(c)
-    magnitude = np.abs(cross)
-    weight = np.where(active, magnitude, 0.0) ** (1.0 - BETA)
-    phasor = np.where(active, cross / np.maximum(magnitude, np.finfo(np.float32).tiny), 0.0)
-    lags = np.fft.irfft(weight * phasor, N_FFT)
+    magnitude = q_mag * c_mag
+    # |X|^(1-BETA) * X/|X| = X * |X|^-BETA, in one pass; active bins have |X| > 0
+    scale = np.where(active, np.maximum(magnitude, np.finfo(np.float32).tiny) ** -BETA, 0.0)
+    lags = np.fft.irfft(cross * scale, N_FFT)
+    weight = magnitude * scale
     # irfft(weight)[0], the correlation if every bin's phase agreed, without a second transform
-    agreeing = (weight[0] + weight[-1] + 2.0 * weight[1:-1].sum()) / N_FFT
+    agreeing = (weight[0] + weight[-1] + 2.0 * weight[1:-1].sum(dtype=np.float64)) / N_FFT
     if agreeing <= 0.0:
         return 0.0
     return float(min(1.0, np.abs(lags).max() / agreeing))
