@@ -10,8 +10,10 @@ the main thread.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -190,15 +192,34 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
             progress.update(task, completed=p.done, total=p.total, rate=rate)
 
         scanner = Scanner(library, workers=args.workers, progress=on_progress)
-        with progress:
+        with progress, _ctrl_c_cancels(scanner):
             try:
                 report = scanner.scan(roots)
-            except KeyboardInterrupt:
-                err.print("Scan interrupted: finished files are saved; "
-                          "run the same command again to resume.")
-                return EXIT_INTERRUPTED
+                interrupted = report.interrupted
+            except KeyboardInterrupt:       # a second Ctrl-C: stop without waiting
+                interrupted = True
+        if interrupted:
+            err.print("Scan interrupted: finished files are saved; "
+                      "run the same command again to resume.")
+            return EXIT_INTERRUPTED
         _print_scan_report(report, library.catalog.stats(), out)
         return EXIT_OK
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(scanner):
+    """While scanning: the first Ctrl-C asks the scanner to stop after the files in flight
+    (a flag, so no exception can be lost on the way); a second one interrupts at once.
+    Main thread only (signal handlers are installed there)."""
+    def first(signum, frame):
+        scanner.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _print_scan_report(report, stats: dict, out: Console) -> None:

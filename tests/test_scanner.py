@@ -244,7 +244,7 @@ def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_librar
     else:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 130
+        assert proc.returncode == 130, stderr
         assert "run the same command again to resume" in stderr
 
     db = sqlite3.connect(isolated_library_dir / CATALOG_FILENAME)
