@@ -142,7 +142,8 @@ def matched_block(path, start_sample: int) -> tuple[np.ndarray, np.ndarray] | No
 
 
 class _RecentSamples:
-    """The last ``capacity`` samples of a stream, addressed by their position in it."""
+    """The latest samples of a stream (the last chunk and ``capacity`` before it),
+    addressed by their position in the stream."""
 
     def __init__(self, capacity: int):
         self._buffer = np.zeros(0, dtype=np.float32)
@@ -150,8 +151,11 @@ class _RecentSamples:
         self._capacity = int(capacity)
 
     def push(self, chunk: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, np.asarray(chunk, dtype=np.float32).reshape(-1)])
-        drop = self._buffer.size - self._capacity
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self._buffer = np.concatenate([self._buffer, chunk])
+        # a block completed by this chunk may start up to ``capacity`` before the chunk
+        # (a chunk resampled from a low rate can be longer than a block)
+        drop = self._buffer.size - self._capacity - chunk.size
         if drop > 0:
             self._buffer = self._buffer[drop:]
             self._start += drop

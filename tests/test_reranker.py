@@ -113,13 +113,16 @@ def test_rerank_order_scores_the_best_block_pair_and_puts_unreadable_files_last(
     assert set(order[:2]) == {2, 3}
 
 
-def test_matched_block_is_the_block_indexing_made(tmp_path):
+@pytest.mark.parametrize("file_rate, seconds", [(SR, 6.5), (8000, 40.0)])
+def test_matched_block_is_the_block_indexing_made(tmp_path, file_rate, seconds):
+    # at 8 kHz, one decoded chunk (65,536 frames) becomes 361 k samples at the model rate,
+    # longer than a block: the block's samples must still be all there
     rng = np.random.default_rng(2)
-    t = np.arange(int(6.5 * SR)) / SR
-    audio = np.concatenate([np.zeros(int(0.3 * SR)),
+    t = np.arange(int(seconds * file_rate)) / file_rate
+    audio = np.concatenate([np.zeros(int(0.3 * file_rate)),
                             0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * t)) + 0.01 * rng.standard_normal(t.size)])
     path = tmp_path / "sweep.wav"
-    sf.write(path, audio.astype(np.float32), SR)
+    sf.write(path, audio.astype(np.float32), file_rate)
     decoded = read_mono(path, SR)
     blocks = clip_blocks(decoded)
     assert len(blocks) >= 4
