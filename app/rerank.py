@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-from app.decode import DecodeError, iter_mono
+from app.decode import DecodeError, iter_mono, read_mono
 from models.coherence import coherence_signal
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.frontend import HOP_LENGTH
@@ -121,24 +121,34 @@ def matched_block(path, start_sample: int) -> tuple[np.ndarray, np.ndarray] | No
     recent = _RecentSamples(2 * BLOCK_FRAMES * HOP_LENGTH)
     best = None
 
-    def keep(block) -> None:
-        nonlocal best
-        if best is None or abs(block.start_sample - start_sample) < abs(best[0].start_sample - start_sample):
-            best = (block, recent.span(block_span(block.start_sample)))
+    def nearer(block) -> bool:
+        return best is None or abs(block.start_sample - start_sample) < abs(best.start_sample - start_sample)
 
+    def chosen():
+        span = block_span(best.start_sample)
+        samples = recent.span(span)
+        if samples is None:
+            # a quiet clip: the onset gate held its blocks back until the end of the file
+            samples = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=span.stop / MODEL_SAMPLE_RATE)[span]
+        return best.log_mel, samples
+
+    # only the chosen block's samples are copied, at the end: it is this block or the one
+    # before, both still in ``recent`` unless the onset gate held them back
     try:
         for chunk in iter_mono(path, MODEL_SAMPLE_RATE):
             recent.push(chunk)
             for block in assembler.push(chunk):
-                keep(block)
+                if nearer(block):
+                    best = block
                 if block.start_sample >= start_sample:
-                    return best[0].log_mel, best[1]
+                    return chosen()
         for block in assembler.flush():
-            keep(block)
+            if nearer(block):
+                best = block
+        return None if best is None else chosen()
     except DecodeError as exc:
         log.info("re-ranking skips %s: %s", path, exc)
         return None
-    return None if best is None else (best[0].log_mel, best[1])
 
 
 class _RecentSamples:
@@ -160,8 +170,9 @@ class _RecentSamples:
             self._buffer = self._buffer[drop:]
             self._start += drop
 
-    def span(self, where: slice) -> np.ndarray:
-        """A copy of the samples of stream positions ``where`` that are still held."""
-        lo = max(where.start - self._start, 0)
-        hi = max(where.stop - self._start, lo)
-        return self._buffer[lo:hi].copy()
+    def span(self, where: slice) -> np.ndarray | None:
+        """A copy of the samples at stream positions ``where`` (up to the stream's end so
+        far); None if the first of them is no longer held."""
+        if where.start < self._start:
+            return None
+        return self._buffer[where.start - self._start:max(where.stop - self._start, 0)].copy()
