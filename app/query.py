@@ -13,6 +13,7 @@ thread-safe).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +22,7 @@ from app.catalog import Catalog, FileRow
 from app.index import VectorIndex
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
-from models.coherence import block_signals
-from models.preprocess import clip_blocks
-from models.reranker import BLOCK_SHAPE
+from models.reranker import clip_candidate
 
 # A query longer than this is cut: the best window of a long clip is found
 # within its first minute in practice, and it bounds the work.
@@ -58,7 +57,7 @@ class Query:
     ``models.coherence``)."""
     blocks: np.ndarray
     vectors: np.ndarray
-    signals: tuple[np.ndarray, ...] = ()
+    signals: Sequence[np.ndarray] = ()
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -74,11 +73,8 @@ def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
     limit = int(MAX_QUERY_SECONDS * MODEL_SAMPLE_RATE)
     if audio.size > limit:
         audio = audio[:limit]
-    blocks = clip_blocks(audio, trim_leading_silence=True)
-    if not blocks:
-        return Query(np.zeros((0,) + BLOCK_SHAPE, np.float32), np.zeros((0, encoder.dim), np.float32))
-    stacked = np.stack([b.log_mel for b in blocks]).astype(np.float32)
-    return Query(stacked, encoder.embed_blocks(stacked), block_signals(audio, blocks))
+    clip = clip_candidate(encoder, audio)
+    return Query(clip.blocks, clip.vectors, clip.signals)
 
 
 def rank_files(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int,

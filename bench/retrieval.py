@@ -199,7 +199,7 @@ class RerankedEncoderModel(EncoderModel):
         if self.reranker.coherence_weight > 0:
             self.model_id += f"+coherence-{self.reranker.coherence_weight:g}"
         self._blocks: dict[Path, object] = {}
-        self._query: tuple | None = None    # (audio, its blocks, their coherence signals)
+        self._query: tuple | None = None    # (audio, its models.reranker.clip_candidate)
 
     def cache_key(self):
         return "scout", self.encoder_model_id
@@ -210,30 +210,17 @@ class RerankedEncoderModel(EncoderModel):
                                    "coherence_weight": self.reranker.coherence_weight,
                                    "reranker_file": self.reranker.model_path.name, "rerank_k": RERANK_K}
 
-    @staticmethod
-    def _stacked_blocks(audio: np.ndarray, trim: bool) -> tuple[np.ndarray, tuple]:
-        """``(n, 100, 96)`` float32 log-mel blocks of a clip, as ``embed_clip`` blocks it,
-        and their coherence signals."""
-        from models.coherence import block_signals
-        from models.preprocess import clip_blocks
-        from models.reranker import BLOCK_SHAPE
-        blocks = clip_blocks(audio, trim_leading_silence=trim)
-        if not blocks:
-            return np.zeros((0,) + BLOCK_SHAPE, np.float32), ()
-        return np.stack([b.log_mel for b in blocks]).astype(np.float32), block_signals(audio, blocks)
-
     def _candidate(self, path: Path):
-        from models.reranker import Candidate
+        from models.reranker import clip_candidate
         if path not in self._blocks:
-            stacked, signals = self._stacked_blocks(read_audio(path), trim=True)
-            self._blocks[path] = Candidate(stacked, self.encoder.embed_blocks(stacked), signals)
+            self._blocks[path] = clip_candidate(self.encoder, read_audio(path))
         return self._blocks[path]
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """The query's vectors (the same as ``embed_clip``'s); its blocks are kept for ``rerank``."""
-        stacked, signals = self._stacked_blocks(audio, self.trim)
-        self._query = (audio, stacked, signals)
-        return self.encoder.embed_blocks(stacked)
+        from models.reranker import clip_candidate
+        self._query = (audio, clip_candidate(self.encoder, audio, trim_leading_silence=self.trim))
+        return self._query[1].vectors
 
     def rerank(self, audio: np.ndarray, query: np.ndarray, scores: np.ndarray,
                files: list[LibraryFile]) -> np.ndarray:
@@ -242,13 +229,13 @@ class RerankedEncoderModel(EncoderModel):
         from models.reranker import rerank_order, take_over_scores
         if self._query is None or self._query[0] is not audio:
             self.embed(audio)
-        _, blocks, signals = self._query
+        clip = self._query[1]
         top = np.argsort(-scores, kind="stable")[:RERANK_K]
         top = top[np.isfinite(scores[top])]
-        if not len(blocks) or len(top) < 2:
+        if not len(clip.blocks) or len(top) < 2:
             return scores
-        order, reranked = rerank_order(self.reranker, blocks, query,
-                                       [self._candidate(files[int(i)].path) for i in top], signals)
+        order, reranked = rerank_order(self.reranker, clip.blocks, query,
+                                       [self._candidate(files[int(i)].path) for i in top], clip.signals)
         out = scores.copy()
         out[top] = take_over_scores(scores[top], order, reranked)
         return out

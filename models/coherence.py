@@ -36,6 +36,9 @@ Pure functions of their arrays; any thread may call them.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
+
 import numpy as np
 import soxr
 
@@ -60,11 +63,25 @@ def coherence_signal(audio: np.ndarray, sample_rate: int = MODEL_SAMPLE_RATE) ->
     return np.ascontiguousarray(audio[:MAX_SIGNAL], dtype=np.float32)
 
 
-def block_signals(audio: np.ndarray, blocks: list[LogMelBlock]) -> tuple[np.ndarray, ...]:
-    """The ``coherence_signal`` of each of ``blocks`` of ``audio`` (the clip at
-    ``MODEL_SAMPLE_RATE`` they were made from, as ``clip_blocks`` returned them). Any thread."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    return tuple(coherence_signal(audio[block_span(b.start_sample)]) for b in blocks)
+class BlockSignals(Sequence):
+    """The ``coherence_signal`` of each block of one clip, made the first time it is asked
+    for: a search compares only the few blocks its best pairs use, and most clips are
+    never re-ranked at all. Holds a reference to the clip's samples. Any thread (two
+    threads asking for one block at once both make it; the values are equal)."""
+
+    def __init__(self, audio: np.ndarray, blocks: Sequence[LogMelBlock]):
+        self._audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self._starts = tuple(b.start_sample for b in blocks)
+        self._made: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = range(len(self._starts))[operator.index(i)]
+        if i not in self._made:
+            self._made[i] = coherence_signal(self._audio[block_span(self._starts[i])])
+        return self._made[i]
 
 
 def spectrum(signal: np.ndarray) -> np.ndarray:

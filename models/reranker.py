@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import frontend, preprocess
-from .coherence import coherence_term, peak_coherence, spectrum
+from .coherence import BlockSignals, coherence_term, peak_coherence, spectrum
+from .preprocess import clip_blocks
 from .room_fit import room_fit_bonus
 
 BLOCK_SHAPE = (preprocess.BLOCK_FRAMES, frontend.N_MELS)
@@ -113,7 +114,17 @@ class Candidate:
     only the block the index matched is enough."""
     blocks: np.ndarray
     vectors: np.ndarray
-    signals: tuple[np.ndarray, ...] | None = None
+    signals: Sequence[np.ndarray] | None = None
+
+
+def clip_candidate(encoder, audio: np.ndarray, *, trim_leading_silence: bool = True) -> Candidate:
+    """A whole clip as the re-ranker reads it (a query or a library file): every block's
+    log-mel, the ``encoder``'s vectors of them and their coherence signals (made on first
+    use); no rows for a silent clip. Any thread."""
+    blocks = clip_blocks(audio, trim_leading_silence=trim_leading_silence)
+    stacked = (np.stack([b.log_mel for b in blocks]).astype(np.float32) if blocks
+               else np.zeros((0,) + BLOCK_SHAPE, np.float32))
+    return Candidate(stacked, encoder.embed_blocks(stacked), BlockSignals(audio, blocks))
 
 
 def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np.ndarray,

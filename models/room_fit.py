@@ -35,24 +35,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import frontend
+
 DECAY_FRAMES = (1.0, 3.0, 8.0, 20.0)    # reflections' time constants, in 23 ms frames
 MAX_LAG_FRAMES = 25                     # half a block hop (models.preprocess.HOP_FRAMES)
 FINE_LAG_FRAMES = 1
 MIN_OVERLAP_FRAMES = 25
 NNLS_SWEEPS = 20
-LOG_SCALE = 9.4578                      # the front-end's log compression, models.preprocess
 DTYPE = np.float32                      # float64 gives the same errors to 1e-4, at twice the cost
 RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
 SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
 
 
 def _power(log_mel: np.ndarray) -> np.ndarray:
-    """Inverse of the block's ``log10(1e4 * power + 1) / LOG_SCALE`` (the block's own gain)."""
-    return (np.power(DTYPE(10.0), DTYPE(LOG_SCALE) * log_mel.astype(DTYPE)) - DTYPE(1.0)) / DTYPE(1e4)
+    """Inverse of the front-end's ``frontend.log_compress`` (power at the block's own gain)."""
+    return ((np.power(DTYPE(10.0), DTYPE(frontend.LOG_NORM) * log_mel.astype(DTYPE)) - DTYPE(1.0))
+            / DTYPE(frontend.LOG_SCALE))
 
 
 def _log(power: np.ndarray) -> np.ndarray:
-    return np.log10(DTYPE(1e4) * np.maximum(power, 0) + DTYPE(1.0)) / DTYPE(LOG_SCALE)
+    """``frontend.log_compress`` in ``DTYPE``."""
+    return np.log10(DTYPE(frontend.LOG_SCALE) * np.maximum(power, 0) + DTYPE(1.0)) / DTYPE(frontend.LOG_NORM)
 
 
 def _decay_matrices(frames: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import soundfile as sf
 from app.decode import read_mono
 from app.library import Library
 from app.scanner import Scanner
-from models.coherence import (MAX_SIGNAL, block_signals, coherence_signal, coherence_term, peak_coherence,
+from models.coherence import (MAX_SIGNAL, BlockSignals, coherence_signal, coherence_term, peak_coherence,
                               spectrum)
 from models.encoder import MODEL_SAMPLE_RATE as SR
 from models.encoder import Encoder
@@ -27,7 +27,7 @@ from tests.test_room_fit import CHORDS, STRUMS, TAKES, own_take_first, take_path
 def first_block(audio: np.ndarray):
     """The first block of a clip: its log-mel and its coherence signal."""
     blocks = clip_blocks(audio)
-    return blocks[0].log_mel, block_signals(audio, blocks[:1])[0]
+    return blocks[0].log_mel, BlockSignals(audio, blocks[:1])[0]
 
 
 @pytest.fixture(scope="module")

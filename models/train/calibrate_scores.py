@@ -42,8 +42,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from models.coherence import block_signals, coherence_term, peak_coherence, spectrum  # noqa: E402
+from models.coherence import coherence_signal, coherence_term, peak_coherence, spectrum  # noqa: E402
 from models.encoder import Encoder  # noqa: E402
+from models.preprocess import block_span  # noqa: E402
 from models.reranker import Reranker, default_reranker_path  # noqa: E402
 from models.room_fit import room_fit_error, room_fit_term  # noqa: E402
 from models.train import augment, prepare, sources  # noqa: E402
@@ -121,7 +122,7 @@ def _item_coherence(job: tuple[int, list[int]]) -> tuple[np.ndarray, float]:
         else:
             damaged = made[v]
         worst = max(worst, float(np.abs(block.log_mel - pool_views[row]).max()))
-        query = spectrum(block_signals(damaged, [block])[0])
+        query = spectrum(coherence_signal(damaged[block_span(block.start_sample)]))
         for k, cand in enumerate(lists[row]):
             out[r, k] = peak_coherence(query, spectrum(_clean_signal(int(cand))))
     return out, worst
@@ -137,7 +138,7 @@ def _clean_signal(item: int) -> np.ndarray:
     cache = _shared.setdefault("signal_cache", {})
     if item not in cache:
         block, segment = _clean_block(item)
-        cache[item] = block_signals(segment, [block])[0]
+        cache[item] = coherence_signal(segment[block_span(block.start_sample)])
     return cache[item]
 
 
