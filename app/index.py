@@ -33,6 +33,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from errors import SampleScoutError
+
 MAGIC = b"SSCVIDX\n"
 FORMAT_VERSION = 1
 SPACE = "cosine"
@@ -63,7 +65,7 @@ _SAME_VECTOR_DISTANCE = 1e-5
 _MAX_HEADER_BYTES = 1 << 20
 
 
-class IndexFormatError(Exception):
+class IndexFormatError(SampleScoutError):
     """The index file does not fit the current model/dimension/generation, or is damaged."""
 
 

@@ -125,11 +125,10 @@ def capture_pick_table(files: list[Path]) -> dict:
     """Offline: fraction of capture notes whose chosen onset is the last hit played, by capture
     span N, spacing between hits and delay from the hit to the note (drums onset settings)."""
     from app.match_profiles import get_profile
-    from app.matcher import _onset_params
     from app.onsets import detect_onsets
     from models.encoder import MODEL_SAMPLE_RATE as sr
     from tests.live_support import sequence
-    params = _onset_params(get_profile("drums"))
+    params = get_profile("drums").onset_params()
     rng = np.random.default_rng(0)
     table = {}
     for spacing in (0.25, 0.4, 0.6, 1.0):
