@@ -57,6 +57,7 @@ from app.rerank import FileReranker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from errors import SampleScoutError
 
 __all__ = ["LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
 
@@ -71,7 +72,7 @@ KEEP_SUGGESTIONS = 64
 LATENCY_HISTORY = 512
 
 
-class MatcherError(Exception):
+class MatcherError(SampleScoutError):
     """A one-line, user-facing problem of the matcher (bad mode, unreadable query...)."""
 
 

@@ -29,13 +29,14 @@ from app.suggestions import Suggestion, SuggestionUpdate
 from engine.chain import Chain
 from engine.midi import MidiMap
 from engine.stream import AudioEngine, EngineError, StreamConfig
+from errors import SampleScoutError
 
 CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
 SLOTS = 16
 PAD_SUGGESTIONS = 64   # suggestions the pads can page through (4 pages)
 
 
-class SessionError(Exception):
+class SessionError(SampleScoutError):
     """One line for the user (no audio device, engine failed...)."""
 
 
