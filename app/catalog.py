@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 SCHEMA_VERSION = 1
 

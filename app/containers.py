@@ -18,7 +18,7 @@ import io
 import struct
 from typing import Iterator
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 # An Ogg page is at most 27 + 255 + 255 * 255 bytes.
 _OGG_MAX_PAGE = 65307

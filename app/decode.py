@@ -35,7 +35,7 @@ from app.containers import (
     flac_tail,
     sniff,
 )
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 SUPPORTED_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3"}

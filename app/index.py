@@ -33,7 +33,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 MAGIC = b"SSCVIDX\n"
 FORMAT_VERSION = 1

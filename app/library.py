@@ -23,7 +23,7 @@ from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, Query, SearchResult, embed_query, rank_files
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 __all__ = ["Library", "LibraryError", "EmptyLibraryError", "SearchResult", "MAX_QUERY_SECONDS"]
 

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from app.onsets import OnsetParams, sensitivity_to_delta
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 from presets import shipped_dir
 
 FORMAT = "samplescout-match-profile"

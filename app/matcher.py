@@ -57,7 +57,7 @@ from app.rerank import FileReranker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 __all__ = ["LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
 

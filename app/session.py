@@ -29,7 +29,7 @@ from app.suggestions import Suggestion, SuggestionUpdate
 from engine.chain import Chain
 from engine.midi import MidiMap
 from engine.stream import AudioEngine, EngineError, StreamConfig
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
 SLOTS = 16

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from harness.jack_server import JackServer, start_peer  # noqa: E402
+from bench.harness.jack_server import JackServer, start_peer  # noqa: E402
 
 SAMPLE_RATE = 48000
 NOTE = 36

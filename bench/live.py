@@ -55,7 +55,7 @@ WINDOWS_PER_PAD_FILE = 4
 def build(cache: Path, size: int, seed: int) -> tuple[Path, list[Path]]:
     from app.library import Library
     from app.scanner import Scanner
-    from harness.live_support import SONIC_PI, HYDROGEN
+    from bench.harness.live_support import SONIC_PI, HYDROGEN
     lib_dir = cache / f"live-{size}-shaped" / "library-data"
     src = cache / f"live-{size}-shaped" / "samples"
     src.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def capture_pick_table(files: list[Path]) -> dict:
     from app.match_profiles import get_profile
     from app.onsets import detect_onsets
     from models.encoder import MODEL_SAMPLE_RATE as sr
-    from harness.live_support import sequence
+    from bench.harness.live_support import sequence
     params = get_profile("drums").onset_params()
     rng = np.random.default_rng(0)
     table = {}
@@ -166,9 +166,9 @@ def main() -> int:
     from app.match_profiles import get_profile
     from app.session import CAPTURE_NOTE, Session
     from engine.stream import StreamConfig
-    from harness.jack_server import JackServer
-    from harness.live_peer import start_live_peer
-    from harness.live_support import played_files, sequence
+    from bench.harness.jack_server import JackServer
+    from bench.harness.live_peer import start_live_peer
+    from bench.harness.live_support import played_files, sequence
 
     t0 = time.perf_counter()
     lib_dir, linked = build(ROOT / "bench" / "cache", args.size, args.seed)

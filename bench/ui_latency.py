@@ -156,8 +156,8 @@ def bench_live(app, tmp: Path, seconds: float) -> dict:
     from app.decode import read_mono
     from app.library import Library
     from app.scanner import Scanner
-    from harness.jack_server import JackServer
-    from harness.live_peer import start_live_peer
+    from bench.harness.jack_server import JackServer
+    from bench.harness.live_peer import start_live_peer
     from ui.host import AudioSettings
     from ui.session_host import SessionHost
 

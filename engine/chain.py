@@ -30,7 +30,7 @@ import pedalboard
 
 from engine import plugins
 from engine.plugins import ParameterInfo, PluginError, PluginScanner
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 DEFAULT_MAX_BLOCK_SIZE = 8192
 

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 from engine import plugins
 from engine.chain import Chain, ChainError, ChainMember, current_raw_state, set_member_parameter, set_raw_state
 from engine.plugins import PluginError, PluginPathError
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 from presets import shipped_dir
 
 PRESET_FORMAT = "samplescout-chain"

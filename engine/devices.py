@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 __all__ = ["AudioDevice", "DeviceReport", "NoAudioDevice", "list_devices", "find_device", "describe"]
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Callable
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 from presets import shipped_dir
 
 __all__ = ["ACTIONS", "MidiMap", "MidiMapError", "MidiInput", "MidiUnavailable", "open_midi_input",

@@ -26,7 +26,7 @@ from typing import Iterable
 
 import pedalboard
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 CACHE_FORMAT = "samplescout-vst3-scan"
 CACHE_VERSION = 1

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 __all__ = ["SampleCache", "SampleLoadError", "PreviewMixer", "OP_PLAY", "OP_STOP", "OP_STOP_ALL",
            "OP_CHOKE"]

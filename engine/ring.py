@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 __all__ = ["CaptureRing", "RingOverrun", "RingUnderrun"]
 

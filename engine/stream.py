@@ -53,7 +53,7 @@ from typing import Callable
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 from .meters import Meters, MeterReading, N_COUNTERS
 from .monitor import CHAIN_NAMES, ChainHost, check_chain_name, finite_number, member_index, route_monitor

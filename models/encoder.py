@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 from . import frontend, preprocess
 from .preprocess import (BLOCK_FRAMES, HOP_FRAMES, MIN_FRAMES, MODEL_SAMPLE_RATE,  # noqa: F401

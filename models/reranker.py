@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 
 from . import frontend, preprocess
 from .coherence import BlockSignals, coherence_term, peak_coherence, spectrum

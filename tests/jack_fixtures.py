@@ -1,10 +1,10 @@
-"""pytest's side of the JACK harness (harness/jack_server.py): a server per test, an engine on it."""
+"""pytest's side of the JACK harness (bench/harness/jack_server.py): a server per test, an engine on it."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.jack_server import JackServer, JackUnavailable
+from bench.harness.jack_server import JackServer, JackUnavailable
 
 
 @pytest.fixture

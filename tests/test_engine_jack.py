@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.midi import MidiMap
-from harness.jack_server import burst, start_peer, tape_path
+from bench.harness.jack_server import burst, start_peer, tape_path
 from tests.jack_fixtures import start_engine
 
 pytestmark = pytest.mark.jack

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import _user_error_types, main
-from errors import SampleScoutError
+from engine.errors import SampleScoutError
 from tests.test_scanner import write_hits
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
-from harness.live_peer import start_live_peer
-from harness.live_support import build_library, played_files, sequence
+from bench.harness.live_peer import start_live_peer
+from bench.harness.live_support import build_library, played_files, sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ and in peers all talk to it), falls back to no realtime scheduling if -R is refu
 it accepts clients, and stops it afterwards.
 
 Peers run in their own process (so they never compete with the engine for the GIL):
-`python harness/jack_server.py <mode> ...` — see `_peer_main`. `start_peer()` launches one and
+`python bench/harness/jack_server.py <mode> ...` — see `_peer_main`. `start_peer()` launches one and
 waits for its "ready" line; results come back as one JSON line on stdout.
 """
 

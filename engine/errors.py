@@ -1,7 +1,8 @@
 """The root of every error Sample Scout raises on purpose.
 
-Every layer (engine, models, app, ui, bench) may import this package and nothing else
-here imports anything, so it sits below all of them. A caller that turns failures
+Every layer (engine, models, app, ui, bench) may import this module, and it imports
+nothing of the project, so it sits below all of them: it is the one engine module that
+``models`` may import (see ``.importlinter``). A caller that turns failures
 into one line for the user (the CLI) catches `SampleScoutError`; code that decides
 what to do next catches a subclass or reads an attribute, never the message's text.
 Errors that callers also catch as a built-in (`ValueError`, `RuntimeError`) keep
