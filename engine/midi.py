@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Callable
 
+from engine.json_file import JsonFileError, read_json_file
+
 __all__ = ["ACTIONS", "MidiMap", "MidiMapError", "MidiInput", "MidiUnavailable", "open_midi_input",
            "list_midi_ports", "API_NAMES", "DEFAULT_MAP_PATH", "parse_message"]
 
@@ -25,6 +27,8 @@ ACTIONS = ["capture_lookup", *SLOT_ACTIONS, "page_next", "page_prev", "stop_all"
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets", "midi")
 DEFAULT_MAP_PATH = os.path.join(PRESET_DIR, "default_16_pads.json")
 FORMAT = "samplescout-midi-map"
+MAX_BINDINGS = 256            # every note and every CC number once
+MAX_MAP_BYTES = 256 * 1024
 
 API_NAMES = {"jack": "API_UNIX_JACK", "alsa": "API_LINUX_ALSA", "coremidi": "API_MACOSX_CORE",
              "winmm": "API_WINDOWS_MM"}
@@ -145,6 +149,9 @@ class MidiMap:
         rows = data.get("bindings")
         if not isinstance(rows, list):
             raise MidiMapError(f"{source}: 'bindings' must be a list")
+        if len(rows) > MAX_BINDINGS:
+            raise MidiMapError(f"{source}: {len(rows)} bindings, more than the {MAX_BINDINGS} "
+                               "notes and CCs there are")
         m = cls(name=str(data.get("name", "custom")))
         for i, row in enumerate(rows):
             if not isinstance(row, dict) or not isinstance(row.get("number"), int):
@@ -163,12 +170,11 @@ class MidiMap:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MidiMap":
         try:
-            with open(path) as f:
-                data = json.load(f)
-        except OSError as exc:
-            raise MidiMapError(f"cannot read MIDI map {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise MidiMapError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            data = read_json_file(path, max_bytes=MAX_MAP_BYTES)
+        except JsonFileError as exc:
+            if exc.code in ("not_found", "unreadable"):
+                raise MidiMapError(f"cannot read MIDI map {path}: {exc.problem}") from None
+            raise MidiMapError(str(exc)) from None
         return cls.from_json(data, source=os.fspath(path))
 
     @classmethod
