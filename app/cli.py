@@ -18,6 +18,7 @@ import sys
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -107,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "model", None):
         from models.encoder import MODEL_ENV
         os.environ[MODEL_ENV] = args.model  # worker processes and the window inherit it
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # paths are shown as they are: no emoji codes (":fire:") and, below, escaped markup
+    out = Console(highlight=False, soft_wrap=True, emoji=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     try:
         if args.command is None:
             return _run_gui(library_dir)
@@ -170,7 +172,7 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                 rows = library.catalog.files_under(root)
                 library.index.remove_files(row.id for row in rows.values())
                 removed = library.catalog.remove_root(root)
-                out.print(f"Forgot {root} ({removed} files).")
+                out.print(f"Forgot {root} ({removed} files).", markup=False)
             library.save_index()
             return EXIT_OK
         roots = args.paths or library.catalog.roots()
@@ -241,7 +243,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
                     f"{stats['loops']} loops), {stats['skipped']} skipped"),
     ]
     for name, value in rows:
-        table.add_row(name, str(value))
+        table.add_row(name, escape(str(value)))
     out.print(table)
     for code, count in sorted(report.skipped.items()):
         out.print(f"  skipped {count:>4} × {code}")
@@ -278,7 +280,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 print(json.dumps({"query": os.path.abspath(path),
                                   "results": [r.as_dict() for r in results]}), flush=True)
                 continue
-            table = Table(title=f"Closest to {path}", title_justify="left")
+            table = Table(title=f"Closest to {escape(path)}", title_justify="left")
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("kind")
@@ -287,7 +289,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             for r in results:
                 name = r.file.path if r.exists else f"{r.file.path} (missing)"
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
-                              f"{r.file.duration or 0:.2f} s", name)
+                              f"{r.file.duration or 0:.2f} s", escape(name))
             out.print(table)
     return status
 
@@ -408,10 +410,10 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         update = session.matcher.latest()
         stats = session.matcher.stats()
         bars = int(max(0.0, min(1.0, (peak + 60.0) / 60.0)) * 30)
-        table = Table(title=(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
-                             f"{session.matcher.profile.name} / {session.matcher.mode}   "
-                             f"queries {stats['queries']}  latency p50 "
-                             f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
+        table = Table(title=escape(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
+                                   f"{session.matcher.profile.name} / {session.matcher.mode}   "
+                                   f"queries {stats['queries']}  latency p50 "
+                                   f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("kind")
@@ -420,9 +422,9 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         shown[:] = list(update.suggestions) if update else []
         for s in shown:
             table.add_row(str(s.rank), f"{s.score:.3f}", s.kind or "", f"{s.duration_s or 0:.2f} s",
-                          s.name if s.exists else f"{s.name} (missing)")
-        table.caption = ("type a number + Enter to play it, c + Enter to capture, s to stop, q to quit"
-                         + (f"   {session.last_error}" if session.last_error else ""))
+                          escape(s.name if s.exists else f"{s.name} (missing)"))
+        table.caption = escape("type a number + Enter to play it, c + Enter to capture, s to stop, "
+                               "q to quit" + (f"   {session.last_error}" if session.last_error else ""))
         return table
 
     with Live(render(), console=out, refresh_per_second=8, transient=False) as live:
@@ -449,7 +451,7 @@ def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
         raise CliError("--timeout must be positive")
     scanner = PluginScanner(extra_paths=vst3_paths(args), timeout=args.timeout)
     err.print(f"Scanning VST3 folders ({', '.join(str(r) for r in scanner.roots()) or 'none'}); "
-              "each plugin loads in a separate process…")
+              "each plugin loads in a separate process…", markup=False)
     report = scanner.scan(rescan=args.rescan)
     if args.json:
         print(json.dumps({"roots": report.roots, "seconds": report.seconds,
@@ -462,8 +464,8 @@ def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
     for r in sorted(report.results, key=lambda r: (not r.ok, r.name or r.path)):
         status = (f"ok ({r.load_seconds:.2f} s)" if r.ok
                   else ("timed out: " if r.timed_out else "failed: ") + (r.error or "")[:60])
-        table.add_row(r.name or os.path.basename(r.path), r.vendor, r.layout,
-                      str(len(r.parameters)), status)
+        table.add_row(escape(r.name or os.path.basename(r.path)), escape(r.vendor or ""), r.layout,
+                      str(len(r.parameters)), escape(status))
     out.print(table)
     out.print(f"{report.from_cache} results from the cache; --rescan probes again.")
     return EXIT_OK
