@@ -30,6 +30,20 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def printable(text) -> str:
+    """``text`` (a path, a name) with control characters shown as escapes, so a file name
+    cannot move the cursor, recolour or retitle the terminal. Any thread."""
+    return str(text).translate(_CONTROL)
+
+
+def shown(text) -> str:
+    """``printable(text)`` with rich markup escaped: for tables and markup strings."""
+    return escape(printable(text))
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -124,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — the one place that turns errors into a line
         known = _user_error_types()
         if isinstance(exc, known):
-            err.print(f"samplescout: error: {exc}", markup=False)
+            err.print(f"samplescout: error: {printable(exc)}", markup=False)
             return EXIT_ERROR
         raise
 
@@ -172,7 +186,7 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                 rows = library.catalog.files_under(root)
                 library.index.remove_files(row.id for row in rows.values())
                 removed = library.catalog.remove_root(root)
-                out.print(f"Forgot {root} ({removed} files).", markup=False)
+                out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
             library.save_index()
             return EXIT_OK
         roots = args.paths or library.catalog.roots()
@@ -243,16 +257,16 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
                     f"{stats['loops']} loops), {stats['skipped']} skipped"),
     ]
     for name, value in rows:
-        table.add_row(name, escape(str(value)))
+        table.add_row(name, shown(str(value)))
     out.print(table)
     for code, count in sorted(report.skipped.items()):
         out.print(f"  skipped {count:>4} × {code}")
     for path, code, message in report.skipped_files[:20]:
-        out.print(f"  {path}: {message}", markup=False)
+        out.print(f"  {printable(path)}: {message}", markup=False)
     if len(report.skipped_files) > 20:
         out.print(f"  … {len(report.skipped_files) - 20} more: `samplescout library --all`")
     for problem in report.problems:
-        out.print(f"  warning: {problem}", markup=False)
+        out.print(f"  warning: {printable(problem)}", markup=False)
     if report.interrupted:
         out.print("Scan stopped early: run it again to resume.")
 
@@ -271,7 +285,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             try:
                 results = library.search_file(path, k=args.k)
             except (DecodeError, LibraryError, OSError) as exc:
-                err.print(f"samplescout: error: {path}: {exc}", markup=False)
+                err.print(f"samplescout: error: {printable(path)}: {printable(exc)}", markup=False)
                 status = EXIT_ERROR
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     return status
@@ -280,7 +294,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 print(json.dumps({"query": os.path.abspath(path),
                                   "results": [r.as_dict() for r in results]}), flush=True)
                 continue
-            table = Table(title=f"Closest to {escape(path)}", title_justify="left")
+            table = Table(title=f"Closest to {shown(path)}", title_justify="left")
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("kind")
@@ -289,7 +303,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             for r in results:
                 name = r.file.path if r.exists else f"{r.file.path} (missing)"
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
-                              f"{r.file.duration or 0:.2f} s", escape(name))
+                              f"{r.file.duration or 0:.2f} s", shown(name))
             out.print(table)
     return status
 
@@ -310,8 +324,8 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
             stats["library_dir"] = str(directory)
             print(json.dumps(stats))
             return EXIT_OK
-        out.print(f"Library: {directory}", markup=False)
-        out.print(f"Folders: {', '.join(stats['roots']) or '(none)'}", markup=False)
+        out.print(f"Library: {printable(directory)}", markup=False)
+        out.print(f"Folders: {printable(', '.join(stats['roots'])) or '(none)'}", markup=False)
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "
                   f"{stats['skipped']} skipped")
@@ -324,7 +338,7 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         for code, count in sorted(stats["skipped_by_reason"].items()):
             out.print(f"  skipped {count:>4} × {code}")
         for row in skipped:
-            out.print(f"  {row.path}: {row.error}", markup=False)
+            out.print(f"  {printable(row.path)}: {printable(row.error)}", markup=False)
         if not args.all and stats["skipped"] > len(skipped):
             out.print(f"  … {stats['skipped'] - len(skipped)} more (--all)")
     return EXIT_OK
@@ -422,7 +436,7 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         shown[:] = list(update.suggestions) if update else []
         for s in shown:
             table.add_row(str(s.rank), f"{s.score:.3f}", s.kind or "", f"{s.duration_s or 0:.2f} s",
-                          escape(s.name if s.exists else f"{s.name} (missing)"))
+                          shown(s.name if s.exists else f"{s.name} (missing)"))
         table.caption = escape("type a number + Enter to play it, c + Enter to capture, s to stop, "
                                "q to quit" + (f"   {session.last_error}" if session.last_error else ""))
         return table
@@ -464,8 +478,8 @@ def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
     for r in sorted(report.results, key=lambda r: (not r.ok, r.name or r.path)):
         status = (f"ok ({r.load_seconds:.2f} s)" if r.ok
                   else ("timed out: " if r.timed_out else "failed: ") + (r.error or "")[:60])
-        table.add_row(escape(r.name or os.path.basename(r.path)), escape(r.vendor or ""), r.layout,
-                      str(len(r.parameters)), escape(status))
+        table.add_row(shown(r.name or os.path.basename(r.path)), shown(r.vendor or ""), r.layout,
+                      str(len(r.parameters)), shown(status))
     out.print(table)
     out.print(f"{report.from_cache} results from the cache; --rescan probes again.")
     return EXIT_OK

@@ -8,8 +8,9 @@ reaches the decoder instead of stopping at the checksum.
 `decode_all` decodes each file (``probe`` then ``iter_mono`` to the end) in a child process
 under an address-space cap, one file at a time with a deadline each, and says for every
 file: ``ok``, ``handled`` (a DecodeError with its code), ``traceback`` (anything else) or
-``hang``, plus the child's peak resident memory. Used by the fuzz test and
-``bench/robustness.py``.
+``hang``, plus the child's peak resident memory. `scan_twice_capped` scans a folder
+twice with the real scanner (worker processes included) under a cap. Used by the fuzz
+test and ``bench/robustness.py``.
 """
 
 from __future__ import annotations
@@ -235,6 +236,50 @@ def _fix_ogg_crcs(data: bytearray) -> bytes:
         data[at + 22:at + 26] = struct.pack("<I", crc)
         at = data.find(b"OggS", at + 4)
     return bytes(data)
+
+
+# -- scanning in a capped child ---------------------------------------------------------------
+
+SCAN_MEMORY_CAP = 3 << 30  # address space of a scan: workers and encoder fit, bombs don't
+
+
+def _capped_python(code: str, timeout: float, memory_cap: int) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (and its worker processes) under ``memory_cap``."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_cap, memory_cap))
+
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=limit)
+
+
+_SCAN_TWICE = """
+import json, resource, sys
+from app.library import Library
+from app.scanner import Scanner
+reports = []
+with Library({library!r}) as library:
+    for _ in range(2):
+        r = Scanner(library, workers=2).scan([{root!r}])
+        reports.append(dict(seen=r.seen, unchanged=r.unchanged, analysed=r.files_analysed,
+                            indexed=r.indexed, skipped=dict(r.skipped), problems=r.problems))
+    stats = library.catalog.stats()
+    reasons, indexed = stats["skipped_by_reason"], stats["indexed"]
+peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps(dict(reports=reports, reasons=reasons, indexed=indexed, peak_rss=peak * 1024)))
+"""
+
+
+def scan_twice_capped(root: Path, library_dir: Path, timeout: float = 240.0,
+                      memory_cap: int = SCAN_MEMORY_CAP) -> dict:
+    """Scan ``root`` into ``library_dir`` twice (2 workers) in a child under ``memory_cap``:
+    both reports, the catalog's skip reasons and the peak resident memory of the child and
+    its workers. Raises AssertionError with the child's stderr if it fails or prints a
+    traceback. Main thread."""
+    done = _capped_python(_SCAN_TWICE.format(library=str(library_dir), root=str(root)), timeout,
+                          memory_cap)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- decoding in a capped child ---------------------------------------------------------------

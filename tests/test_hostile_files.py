@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import shutil
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +16,8 @@ from app.decode import DecodeError, probe, read_mono
 from app.library import Library
 from app.scanner import Scanner, walk_audio_files
 from tests import badfiles, mutants
+from tests.mutants import scan_twice_capped
 from tests.test_scanner import write_hits
-
-REPO = Path(__file__).resolve().parent.parent
-MEMORY_CAP = 3 << 30  # address space of a scan under test: workers and encoder fit, bombs don't
 
 
 def write_rate_bomb(directory: Path, name: str = "bomb.wav", rate: int = 1) -> Path:
@@ -120,38 +113,6 @@ def test_messages_say_what_is_wrong(tmp_path):
 # -- scanning and searching ------------------------------------------------------------------
 
 
-def _capped_python(code: str, timeout: float) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (and its worker processes) under MEMORY_CAP."""
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=limit)
-
-
-_SCAN_TWICE = """
-import json, resource, sys
-from app.library import Library
-from app.scanner import Scanner
-reports = []
-with Library({library!r}) as library:
-    for _ in range(2):
-        r = Scanner(library, workers=2).scan([{root!r}])
-        reports.append(dict(seen=r.seen, unchanged=r.unchanged, analysed=r.files_analysed,
-                            indexed=r.indexed, skipped=dict(r.skipped), problems=r.problems))
-    reasons = library.catalog.stats()["skipped_by_reason"]
-peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-print(json.dumps(dict(reports=reports, reasons=reasons, peak_rss=peak * 1024)))
-"""
-
-
-def scan_twice_capped(root: Path, library_dir: Path, timeout: float = 240.0) -> dict:
-    done = _capped_python(_SCAN_TWICE.format(library=str(library_dir), root=str(root)), timeout)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_refused_files_keep_their_reason_and_are_not_decoded_again(tmp_path, isolated_library_dir):
     root = tmp_path / "samples"
     write_hits(root, 2)
@@ -202,6 +163,7 @@ def test_paths_with_rich_markup_print_as_they_are(tmp_path, isolated_library_dir
     hits = write_hits(root, 3)
     snare = hits[0].rename(root / "[snare] tight.wav")
     fire = hits[1].rename(root / ":fire: hit [bold]x.wav")
+    ansi = hits[2].rename(root / "red \x1b[31mx\x1b]0;title\x07.wav")
     capsys.readouterr()
     assert main(["index", str(root.parent), "--workers", "1"]) == 0
     out = capsys.readouterr().out
@@ -213,6 +175,9 @@ def test_paths_with_rich_markup_print_as_they_are(tmp_path, isolated_library_dir
     for path in (snare, fire):
         assert str(path) in out
     assert "\N{FIRE}" not in out
+    # control characters in a name are shown, not sent to the terminal
+    assert "\x1b" not in out and "\x07" not in out
+    assert str(ansi).replace("\x1b", "\\x1b").replace("\x07", "\\x07") in out
 
 
 # -- fuzzing ---------------------------------------------------------------------------------
