@@ -159,7 +159,7 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
         )
     decoded = 0
     # a short file never needs a large block (the count may be an estimate: reads loop)
-    chunk_frames = max(1, min(chunk_frames, info.frames))
+    chunk_frames = min(chunk_frames, max(4096, info.frames))
     with _open_sound(path, plan) as sound:
         block = np.empty((chunk_frames, sound.channels), dtype=np.float32)
         while True:
