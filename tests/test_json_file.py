@@ -131,3 +131,21 @@ def test_shipped_presets_still_load():
         cp.read_preset(preset)
     MidiMap.load(os.path.join(os.path.dirname(cp.SHIPPED_DIR), "midi", "default_16_pads.json"))
     assert get_profile("drums").name
+
+
+def test_a_fifo_or_device_in_place_of_the_plugin_cache_is_probed_over(tmp_path):
+    from engine.plugins import PluginScanner
+
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    scanner = PluginScanner(cache_dir=cache_dir, include_standard=False)
+    os.mkfifo(scanner.cache_file)
+    finished, exc = _call_with_deadline(scanner.scan)
+    if not finished:
+        os.close(os.open(scanner.cache_file, os.O_WRONLY | os.O_NONBLOCK))
+    assert finished and exc is None, exc
+    assert scanner.cache_file.is_file()  # written anew
+    scanner.cache_file.unlink()
+    scanner.cache_file.symlink_to("/dev/zero")
+    finished, exc = _call_with_deadline(scanner.scan)
+    assert finished and exc is None, exc
