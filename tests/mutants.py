@@ -40,6 +40,7 @@ SEED_FILES = {
     "vorbis_in_wav": LMMS / "effects" / "scratch01.ogg",
 }
 IMPLAUSIBLE_RATES = (0, 1, 2, 10, 999, 768001, 10_000_000, 0xFFFFF, 0xFFFFFFFF)
+STARTUP_S = 60.0
 HUGE_SIZES = (0x7FFFFFFF, 0xFFFFFFF0, 0xFFFFFFFF, 0x10000000)
 MUTATIONS = ("flip_header", "huge_chunk", "rate", "channels", "frames", "truncate", "overwrite")
 
@@ -301,40 +302,44 @@ def decode_all(paths: list[Path], memory_cap: int, timeout_s: float = 20.0) -> d
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         proc.stdin.write("\n".join(todo) + "\n")
         proc.stdin.close()
-        current = None
         try:
-            current, peak = _collect(proc, results, peak, timeout_s)
+            current, peak, timed_out = _collect(proc, results, peak, timeout_s)
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
             proc.stdout.close()
-        if current is not None:  # hung or died on this file
-            if current not in results:
-                results[current] = ("hang", f"no answer within {timeout_s:g} s") \
-                    if proc.returncode in (-9,) else ("traceback", f"child died ({proc.returncode})")
-        todo = [p for p in todo if p not in results]
+        if current is not None and current not in results:  # hung or died on this file
+            results[current] = (("hang", f"no answer within {timeout_s:g} s") if timed_out
+                                else ("traceback", f"child died (exit status {proc.returncode})"))
+        left = [p for p in todo if p not in results]
+        if len(left) == len(todo):  # the child never got going: no use starting another
+            results.update((p, ("traceback", f"child failed (exit status {proc.returncode})"))
+                           for p in left)
+            left = []
+        todo = left
     return {"results": results, "peak_rss": peak}
 
 
 def _collect(proc, results, peak, timeout_s):
+    """Read the child's events into ``results``: (file in progress, peak, timed out)."""
     import selectors
 
     current = None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s + STARTUP_S  # imports come first
     buffer = ""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             proc.kill()
-            return current, peak
+            return current, peak, True
         if not selector.select(timeout=left):
             continue
         chunk = os.read(proc.stdout.fileno(), 65536).decode()
         if not chunk:
-            return (current if current not in results else None), peak
+            return current, peak, False
         buffer += chunk
         *lines, buffer = buffer.split("\n")
         for line in lines:
