@@ -18,6 +18,7 @@ import sys
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -29,6 +30,20 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class CliError(SampleScoutError):
     """A user-facing failure: printed as one line, exit status 1."""
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def printable(text) -> str:
+    """``text`` (a path, a name) with control characters shown as escapes, so a file name
+    cannot move the cursor, recolour or retitle the terminal. Any thread."""
+    return str(text).translate(_CONTROL)
+
+
+def shown(text) -> str:
+    """``printable(text)`` with rich markup escaped: for tables and markup strings."""
+    return escape(printable(text))
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -109,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "model", None):
         from models.encoder import MODEL_ENV
         os.environ[MODEL_ENV] = args.model  # worker processes and the window inherit it
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # paths are shown as they are: no emoji codes (":fire:") and, below, escaped markup
+    out = Console(highlight=False, soft_wrap=True, emoji=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     try:
         if args.command is None:
             return _run_gui(library_dir)
@@ -122,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("samplescout: interrupted")
         return EXIT_INTERRUPTED
     except _user_error_types() as exc:  # the one place that turns errors into a line
-        err.print(f"samplescout: error: {exc}", markup=False)
+        err.print(f"samplescout: error: {printable(exc)}", markup=False)
         return EXIT_ERROR
 
 
@@ -162,7 +178,7 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                 rows = library.catalog.files_under(root)
                 library.index.remove_files(row.id for row in rows.values())
                 removed = library.catalog.remove_root(root)
-                out.print(f"Forgot {root} ({removed} files).")
+                out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
             library.save_index()
             return EXIT_OK
         roots = args.paths or library.catalog.roots()
@@ -233,16 +249,16 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
                     f"{stats['loops']} loops), {stats['skipped']} skipped"),
     ]
     for name, value in rows:
-        table.add_row(name, str(value))
+        table.add_row(name, shown(str(value)))
     out.print(table)
     for code, count in sorted(report.skipped.items()):
         out.print(f"  skipped {count:>4} × {code}")
     for path, code, message in report.skipped_files[:20]:
-        out.print(f"  {path}: {message}", markup=False)
+        out.print(f"  {printable(path)}: {message}", markup=False)
     if len(report.skipped_files) > 20:
         out.print(f"  … {len(report.skipped_files) - 20} more: `samplescout library --all`")
     for problem in report.problems:
-        out.print(f"  warning: {problem}", markup=False)
+        out.print(f"  warning: {printable(problem)}", markup=False)
     if report.interrupted:
         out.print("Scan stopped early: run it again to resume.")
 
@@ -261,7 +277,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             try:
                 results = library.search_file(path, k=args.k)
             except (DecodeError, LibraryError, OSError) as exc:
-                err.print(f"samplescout: error: {path}: {exc}", markup=False)
+                err.print(f"samplescout: error: {printable(path)}: {printable(exc)}", markup=False)
                 status = EXIT_ERROR
                 if isinstance(exc, EmptyLibraryError):
                     return status
@@ -270,7 +286,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 print(json.dumps({"query": os.path.abspath(path),
                                   "results": [r.as_dict() for r in results]}), flush=True)
                 continue
-            table = Table(title=f"Closest to {path}", title_justify="left")
+            table = Table(title=f"Closest to {shown(path)}", title_justify="left")
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("kind")
@@ -279,7 +295,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             for r in results:
                 name = r.file.path if r.exists else f"{r.file.path} (missing)"
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
-                              f"{r.file.duration or 0:.2f} s", name)
+                              f"{r.file.duration or 0:.2f} s", shown(name))
             out.print(table)
     return status
 
@@ -300,8 +316,8 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
             stats["library_dir"] = str(directory)
             print(json.dumps(stats))
             return EXIT_OK
-        out.print(f"Library: {directory}", markup=False)
-        out.print(f"Folders: {', '.join(stats['roots']) or '(none)'}", markup=False)
+        out.print(f"Library: {printable(directory)}", markup=False)
+        out.print(f"Folders: {printable(', '.join(stats['roots'])) or '(none)'}", markup=False)
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "
                   f"{stats['skipped']} skipped")
@@ -314,7 +330,7 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         for code, count in sorted(stats["skipped_by_reason"].items()):
             out.print(f"  skipped {count:>4} × {code}")
         for row in skipped:
-            out.print(f"  {row.path}: {row.error}", markup=False)
+            out.print(f"  {printable(row.path)}: {printable(row.error)}", markup=False)
         if not args.all and stats["skipped"] > len(skipped):
             out.print(f"  … {stats['skipped'] - len(skipped)} more (--all)")
     return EXIT_OK
@@ -400,10 +416,10 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         update = session.matcher.latest()
         stats = session.matcher.stats()
         bars = int(max(0.0, min(1.0, (peak + 60.0) / 60.0)) * 30)
-        table = Table(title=(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
-                             f"{session.matcher.profile.name} / {session.matcher.mode}   "
-                             f"queries {stats['queries']}  latency p50 "
-                             f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
+        table = Table(title=escape(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
+                                   f"{session.matcher.profile.name} / {session.matcher.mode}   "
+                                   f"queries {stats['queries']}  latency p50 "
+                                   f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("kind")
@@ -412,9 +428,9 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         shown[:] = list(update.suggestions) if update else []
         for s in shown:
             table.add_row(str(s.rank), f"{s.score:.3f}", s.kind or "", f"{s.duration_s or 0:.2f} s",
-                          s.name if s.exists else f"{s.name} (missing)")
-        table.caption = ("type a number + Enter to play it, c + Enter to capture, s to stop, q to quit"
-                         + (f"   {session.last_error}" if session.last_error else ""))
+                          shown(s.name if s.exists else f"{s.name} (missing)"))
+        table.caption = escape("type a number + Enter to play it, c + Enter to capture, s to stop, "
+                               "q to quit" + (f"   {session.last_error}" if session.last_error else ""))
         return table
 
     with Live(render(), console=out, refresh_per_second=8, transient=False) as live:
@@ -441,7 +457,7 @@ def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
         raise CliError("--timeout must be positive")
     scanner = PluginScanner(extra_paths=vst3_paths(args), timeout=args.timeout)
     err.print(f"Scanning VST3 folders ({', '.join(str(r) for r in scanner.roots()) or 'none'}); "
-              "each plugin loads in a separate process…")
+              "each plugin loads in a separate process…", markup=False)
     report = scanner.scan(rescan=args.rescan)
     if args.json:
         print(json.dumps({"roots": report.roots, "seconds": report.seconds,
@@ -454,8 +470,8 @@ def cmd_plugins(args, library_dir, out: Console, err: Console) -> int:
     for r in sorted(report.results, key=lambda r: (not r.ok, r.name or r.path)):
         status = (f"ok ({r.load_seconds:.2f} s)" if r.ok
                   else ("timed out: " if r.timed_out else "failed: ") + (r.error or "")[:60])
-        table.add_row(r.name or os.path.basename(r.path), r.vendor, r.layout,
-                      str(len(r.parameters)), status)
+        table.add_row(shown(r.name or os.path.basename(r.path)), shown(r.vendor or ""), r.layout,
+                      str(len(r.parameters)), shown(status))
     out.print(table)
     out.print(f"{report.from_cache} results from the cache; --rescan probes again.")
     return EXIT_OK

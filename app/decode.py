@@ -46,12 +46,30 @@ RESAMPLE_QUALITY = "HQ"
 _HEAD_BYTES = 64
 _TOLERANT_COUNT_FORMATS = frozenset({"MP3"})  # frame counts in MP3 headers may be estimates
 
+# What a header may declare. Outside these a file is refused before decoding: a rate of
+# 1 Hz would make the resampler turn each 65,536-frame chunk into 2.9 G samples.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768000
+MAX_CHANNELS = 64
+# Sample values beyond this (80 dB over full scale) are garbage, not loud audio: their
+# squares overflow float32 in the front-end.
+MAX_SAMPLE_VALUE = 1e4
+# Bytes one sample of one channel needs at least, for uncompressed subtypes.
+_PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+              "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+_COMPRESSED_FORMATS = frozenset({"FLAC", "OGG", "MP3"})  # their subtypes name the source's bits
+# Compressed streams: a FLAC frame of digital silence holds up to 65,535 samples of each
+# channel in about a dozen bytes; Vorbis and MP3 need far more.
+_MAX_SAMPLES_PER_BYTE = 8192
+
 
 class DecodeError(SampleScoutError):
     """A file that cannot be decoded; `code` says why in one machine-readable word.
 
     Codes: empty, not_audio, unsupported_format, unsupported_codec, corrupt,
-    truncated, unreadable, no_audio.
+    truncated, unreadable, no_audio, implausible_rate, implausible_channels,
+    implausible_length (headers no real recording has), bad_samples (NaN, infinite
+    or absurdly large sample values).
     """
 
     def __init__(self, code: str, message: str):
@@ -141,6 +159,8 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
             info.sample_rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
         )
     decoded = 0
+    # a short file never needs a large block (the count may be an estimate: reads loop)
+    chunk_frames = min(chunk_frames, max(4096, info.frames))
     with _open_sound(path, plan) as sound:
         block = np.empty((chunk_frames, sound.channels), dtype=np.float32)
         while True:
@@ -158,6 +178,7 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
                 mono = got[:, 0].copy()
             else:
                 mono = got.mean(axis=1, dtype=np.float32)
+            _check_samples(mono, decoded - n)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=False)
             if len(mono):
@@ -167,6 +188,17 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
         tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         if len(tail):
             yield tail
+
+
+def _check_samples(mono: np.ndarray, first_frame: int) -> None:
+    peak = np.max(np.abs(mono))
+    if peak <= MAX_SAMPLE_VALUE:  # False for NaN too
+        return
+    bad = int(np.argmax(~(np.abs(mono) <= MAX_SAMPLE_VALUE)))
+    value = float(mono[bad])
+    what = "not a number" if np.isnan(value) else (
+        "infinite" if np.isinf(value) else f"{value:.3g}, far outside full scale")
+    raise DecodeError("bad_samples", f"sample at frame {first_frame + bad} is {what}")
 
 
 def _check_decoded_count(path: str, plan: _Plan, decoded: int) -> None:
@@ -320,7 +352,7 @@ def _examine(path) -> _Plan:
     try:
         opened = _OpenSound(path, window)
     except sf.LibsndfileError as exc:
-        raise DecodeError("corrupt", f"{_libsndfile_reason(exc)}") from None
+        raise DecodeError("corrupt", _open_failure(kind, exc)) from None
     except OSError as exc:
         raise _os_error(exc) from None
     with opened as sound:
@@ -333,6 +365,7 @@ def _examine(path) -> _Plan:
         raise DecodeError("corrupt", f"header gives {sample_rate} Hz, {channels} channels")
     if frames <= 0:
         raise DecodeError("no_audio", "header is valid but the file holds 0 frames")
+    _check_plausible(fmt, subtype, sample_rate, channels, frames, size)
     info = AudioInfo(fmt, subtype, int(sample_rate), int(channels), int(frames),
                      frames / float(sample_rate))
     if kind == "FLAC" and flac_stream is not None:
@@ -345,10 +378,54 @@ def _examine(path) -> _Plan:
     return _Plan(info, window, flac_stream)
 
 
+def _check_plausible(fmt: str, subtype: str, sample_rate: int, channels: int, frames: int,
+                     size: int) -> None:
+    """Refuse headers no real recording has, before anything is allocated for them."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise DecodeError(
+            "implausible_rate",
+            f"header declares a sample rate of {sample_rate} Hz "
+            f"(accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    if channels > MAX_CHANNELS:
+        raise DecodeError(
+            "implausible_channels",
+            f"header declares {channels} channels (at most {MAX_CHANNELS} are read)")
+    samples = frames * channels
+    pcm_bytes = None if fmt in _COMPRESSED_FORMATS else _PCM_BYTES.get(subtype)
+    if pcm_bytes is not None:
+        if samples * pcm_bytes > size:
+            raise DecodeError(
+                "implausible_length",
+                f"header declares {frames} frames of {channels} x {subtype}, "
+                f"more than a {size}-byte file can hold")
+    elif samples > size * _MAX_SAMPLES_PER_BYTE:
+        raise DecodeError(
+            "implausible_length",
+            f"header declares {frames} frames of {channels} channels, "
+            f"more than a {size}-byte {fmt} file can hold")
+
+
 # ---------------------------------------------------------------- messages
 
 
+def _open_failure(kind: str, exc: Exception) -> str:
+    reason = _libsndfile_reason(exc)
+    if "possibly a pipe" in reason:
+        # libsndfile's words when its MPEG decoder finds no whole frame; the file was
+        # checked to be a regular file above.
+        return f"no decodable {kind} audio found: the stream is damaged or cut short"
+    return reason
+
+
 def _libsndfile_reason(exc: Exception) -> str:
+    # libsndfile's own message, without the "Error opening <file>: " prefix that names
+    # the path, or the repr of a window object
+    error_string = getattr(exc, "error_string", None)
+    if isinstance(error_string, str) and error_string.strip():
+        text = error_string
+        if text.strip().startswith("Error : "):
+            text = text.strip()[len("Error : "):]
+        return text.strip().rstrip(".") or "libsndfile reported an error"
     text = str(exc)
     # "Error opening '/path': reason" -> "reason"; keep paths out of the message.
     if text.startswith("Error opening ") and "': " in text:

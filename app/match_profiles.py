@@ -27,7 +27,6 @@ errors, so a typo never passes silently. Any thread may call these functions.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from app.onsets import OnsetParams, sensitivity_to_delta
 from engine.errors import SampleScoutError
+from engine.json_file import JsonFileError, read_json_file
 from presets import shipped_dir
 
 FORMAT = "samplescout-match-profile"
@@ -184,19 +184,13 @@ def load_profile(path: str | os.PathLike) -> MatchProfile:
     """Read and validate one profile file."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_PRESET_BYTES:
-            raise ProfileError(f"{path}: larger than {MAX_PRESET_BYTES // 1024} KiB, not a profile")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(f"match profile not found: {path}") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read match profile {path}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+        data = read_json_file(path, max_bytes=MAX_PRESET_BYTES)
+    except JsonFileError as exc:
+        if exc.code == "not_found":
+            raise ProfileError(f"match profile not found: {path}") from None
+        if exc.code == "unreadable":
+            raise ProfileError(f"cannot read match profile {path}: {exc.problem}") from None
+        raise ProfileError(str(exc)) from None
     return profile_from_json(data, source=str(path))
 
 

@@ -97,14 +97,19 @@ class FileReranker:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        matched = matched_block(path, start)
         cand = None
-        if matched is not None:
-            log_mel, audio = matched
-            # embedded again rather than read from the catalog: when the file changed since the
-            # scan, the block is the nearest one and the stored vector would not be its own
-            cand = Candidate(log_mel[None], self.encoder.embed_blocks(log_mel[None]),
-                             (coherence_signal(audio),))
+        try:
+            matched = matched_block(path, start)
+            if matched is not None:
+                log_mel, audio = matched
+                # embedded again rather than read from the catalog: when the file changed since
+                # the scan, the block is the nearest one and the stored vector would not be its own
+                cand = Candidate(log_mel[None], self.encoder.embed_blocks(log_mel[None]),
+                                 (coherence_signal(audio),))
+        except (OSError, MemoryError, ValueError) as exc:
+            # whatever the file holds now, the search answers: it keeps its place
+            log.warning("re-ranking skips %s: %s: %s", path, type(exc).__name__, exc)
+            cand = None
         with self._lock:
             self._cache[key] = cand
             while len(self._cache) > self._cache_blocks:

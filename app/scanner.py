@@ -125,7 +125,9 @@ def walk_audio_files(root: str, problems: list[str]) -> Iterator[_Candidate]:
                     continue
                 if not entry.is_file():
                     if entry.is_symlink():
-                        problems.append(f"broken link: {entry.path}")
+                        problems.append(
+                            f"link to a special file (not a regular file), skipped: {entry.path}"
+                            if os.path.exists(entry.path) else f"broken link: {entry.path}")
                     continue
                 ext = os.path.splitext(entry.name)[1].lower()
                 if ext not in SUPPORTED_EXTENSIONS and ext not in UNSUPPORTED_AUDIO_EXTENSIONS:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine import plugins
+from engine.json_file import JsonFileError, read_json_file
 from engine.chain import Chain, ChainError, ChainMember, current_raw_state, set_member_parameter, set_raw_state
 from engine.plugins import PluginError, PluginPathError
 from engine.errors import SampleScoutError
@@ -197,28 +198,15 @@ def read_preset(path: str | os.PathLike, allowed_roots: Iterable[Path] = ()) -> 
     """Read and validate a preset file."""
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = f.read(FILE_LIMIT + 1)
-    except OSError as exc:
-        raise PresetError(f"cannot read preset {p}: {exc.strerror or exc}") from None
-    if len(raw) > FILE_LIMIT:
-        raise PresetSyntaxError(f"{p.name}: larger than {FILE_LIMIT} bytes, not a chain preset")
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise PresetSyntaxError(f"{p.name}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise PresetSyntaxError(f"{p.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except RecursionError:
-        raise PresetSyntaxError(f"{p.name}: JSON nested too deeply") from None
+        data = read_json_file(p, max_bytes=FILE_LIMIT)
+    except JsonFileError as exc:
+        if exc.code in ("not_found", "unreadable"):
+            raise PresetError(f"cannot read preset {p}: {exc.problem}") from None
+        raise PresetSyntaxError(f"{p.name}: {exc.problem}") from None
     try:
         return parse_preset(data, allowed_roots)
     except PresetError as exc:
         raise type(exc)(f"{p.name}: {exc}") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import threading
 from typing import Callable
 
 from engine.errors import SampleScoutError
+from engine.json_file import JsonFileError, read_json_file
 from presets import shipped_dir
 
 __all__ = ["ACTIONS", "MidiMap", "MidiMapError", "MidiInput", "MidiUnavailable", "open_midi_input",
@@ -28,6 +29,8 @@ ACTIONS = ["capture_lookup", *SLOT_ACTIONS, "page_next", "page_prev", "stop_all"
 PRESET_DIR = str(shipped_dir("midi"))
 DEFAULT_MAP_PATH = os.path.join(PRESET_DIR, "default_16_pads.json")
 FORMAT = "samplescout-midi-map"
+MAX_BINDINGS = 256            # every note and every CC number once
+MAX_MAP_BYTES = 256 * 1024
 
 API_NAMES = {"jack": "API_UNIX_JACK", "alsa": "API_LINUX_ALSA", "coremidi": "API_MACOSX_CORE",
              "winmm": "API_WINDOWS_MM"}
@@ -148,6 +151,9 @@ class MidiMap:
         rows = data.get("bindings")
         if not isinstance(rows, list):
             raise MidiMapError(f"{source}: 'bindings' must be a list")
+        if len(rows) > MAX_BINDINGS:
+            raise MidiMapError(f"{source}: {len(rows)} bindings, more than the {MAX_BINDINGS} "
+                               "notes and CCs there are")
         m = cls(name=str(data.get("name", "custom")))
         for i, row in enumerate(rows):
             if not isinstance(row, dict) or not isinstance(row.get("number"), int):
@@ -166,12 +172,11 @@ class MidiMap:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MidiMap":
         try:
-            with open(path) as f:
-                data = json.load(f)
-        except OSError as exc:
-            raise MidiMapError(f"cannot read MIDI map {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise MidiMapError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            data = read_json_file(path, max_bytes=MAX_MAP_BYTES)
+        except JsonFileError as exc:
+            if exc.code in ("not_found", "unreadable"):
+                raise MidiMapError(f"cannot read MIDI map {path}: {exc.problem}") from None
+            raise MidiMapError(str(exc)) from None
         return cls.from_json(data, source=os.fspath(path))
 
     @classmethod

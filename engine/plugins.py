@@ -27,9 +27,11 @@ from typing import Iterable
 import pedalboard
 
 from engine.errors import SampleScoutError
+from engine.json_file import JsonFileError, read_json_file
 
 CACHE_FORMAT = "samplescout-vst3-scan"
 CACHE_VERSION = 1
+CACHE_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_PROBE_TIMEOUT = 30.0
 
 
@@ -466,9 +468,9 @@ class PluginScanner:
 
     def _read_cache(self) -> dict[str, ProbeResult]:
         try:
-            data = json.loads(self.cache_file.read_text())
-        except (OSError, ValueError):
-            return {}
+            data = read_json_file(self.cache_file, max_bytes=CACHE_MAX_BYTES)
+        except JsonFileError:
+            return {}  # missing or damaged: plugins are probed again
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or data.get("version") != CACHE_VERSION:
             return {}
         out = {}

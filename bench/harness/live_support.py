@@ -11,6 +11,7 @@ from app.decode import read_mono
 
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
+LMMS = Path("/usr/share/lmms/samples")
 
 
 def library_sources() -> list[Path]:
