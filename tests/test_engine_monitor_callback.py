@@ -75,6 +75,23 @@ def test_callback_keeps_nothing_and_allocates_no_audio_buffers():
     assert abs(big_peak - small_peak) < 1024
 
 
+def test_stream_status_flags_count_as_xruns():
+    core, _ = make_core(channels=1)
+    block = np.zeros((64, 1), np.float32)
+    out = np.zeros((64, 1), np.float32)
+    flags = Status()
+    core.callback(block, out, 64, None, flags)
+    flags.output_underflow = True
+    core.callback(block, out, 64, None, flags)
+    flags.output_underflow = False
+    flags.input_overflow = True
+    core.callback(block, out, 64, None, flags)
+    reading = core.meters.read()
+    assert (reading.callbacks, reading.xruns) == (3, 2)
+    assert (reading.output_underflows, reading.input_overflows) == (1, 1)
+    assert reading.input_underflows == reading.output_overflows == 0
+
+
 def test_monitor_path_runs_the_published_chain_and_ring_keeps_raw_input():
     core, sh = make_core(channels=1)
     chain = Chain("input", 48000, 1, 8192)
