@@ -10,10 +10,10 @@ import pytest
 from sounddevice import CallbackFlags as Status
 
 import engine
-from engine.audio_process import AudioCore
+from engine.audio_process import BASE_VOICE_ID, AudioCore
 from engine.chain import Chain
 from engine.monitor import route_monitor
-from engine.previews import OP_PLAY
+from engine.previews import OP_PLAY, OP_STOP
 from engine.shared_block import SharedBlock
 from engine.stream import StreamConfig
 
@@ -90,6 +90,24 @@ def test_stream_status_flags_count_as_xruns():
     assert (reading.callbacks, reading.xruns) == (3, 2)
     assert (reading.output_underflows, reading.input_overflows) == (1, 1)
     assert reading.input_underflows == reading.output_overflows == 0
+
+
+def test_app_and_midi_voice_ids_never_clash():
+    """The app numbers its voices from 1, the audio process's MIDI pads from BASE_VOICE_ID: the
+    app stopping its voice 1 leaves a pad's voice sounding."""
+    core, sh = make_core(channels=1)
+    core.slots[1] = 0
+    sh["cmd"][0] = (OP_PLAY, 1, 0, 1.0, 0)    # the app's first voice
+    sh["cmd_head"][0] = 1
+    core.audition(1, 100)                     # a pad, from the MIDI thread
+    block, out = np.zeros((64, 1), np.float32), np.zeros((64, 1), np.float32)
+    core.callback(block, out, 64, None, Status())
+    assert len(core.mixer.playheads()) == 2
+    sh["cmd"][1] = (OP_STOP, 1, 0, 0, 0)
+    sh["cmd_head"][0] = 2
+    for _ in range(10):                       # well past the 5 ms fade-out
+        core.callback(block, out, 64, None, Status())
+    assert list(core.mixer.playheads()) == [BASE_VOICE_ID]
 
 
 def test_monitor_path_runs_the_published_chain_and_ring_keeps_raw_input():
