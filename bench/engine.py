@@ -38,6 +38,7 @@ import statistics
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -269,6 +270,9 @@ def main():
             row = summarize(design, block, r)
             row["realtime"] = server.realtime
             print("ROW " + json.dumps(row), flush=True)
+        except BaseException:
+            traceback.print_exc()  # before os._exit below, which would swallow it
+            sys.stderr.flush()
         finally:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
             sys.stdout.flush()
