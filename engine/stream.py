@@ -270,7 +270,7 @@ class AudioEngine:
                 msg = conn.recv()
             except (EOFError, OSError):
                 return
-            if self._REPLY_HANDLERS[type(msg)](self, msg):
+            if self.REPLY_HANDLERS[type(msg)](self, msg):
                 return
 
     # One handler per message from the audio process; True means that process is ending.
@@ -309,7 +309,7 @@ class AudioEngine:
             waiter.resolve(msg.error)
         return False
 
-    _REPLY_HANDLERS = {Started: _on_started, Failed: _on_failed, Lost: _on_lost,
+    REPLY_HANDLERS = {Started: _on_started, Failed: _on_failed, Lost: _on_lost,
                        SampleReady: _on_sample_ready, MidiReceived: _on_midi_received,
                        ChainDone: _on_chain_done}
 
