@@ -14,12 +14,18 @@ Designs:
 Load in the app process while measuring: an encoder-like thread (log-mel-ish FFT + matmul on
 the newest 2.3 s of captured audio, in a loop) and a busy pure-Python thread like a UI.
 
+Fair order: the load on a shared machine drifts while the benchmark runs, so the settings
+(design x block size) are not run in a fixed order. Each round runs every setting once, in an
+order shuffled by a seeded generator (`--seed`, one shuffle per round), and `--rounds` repeats
+that; every run is stored under "runs" with its round and its place in the round, and "rows"
+holds each setting's median over its rounds (xrun counts: median and the max of any round).
+
 xruns are counted three ways: what PortAudio reported to the engine (any xrun of the JACK
 graph), jackd's "client = PortAudio was not finished" (our callback was late) and jackd's
 "JackTimedDriver::Process XRun" (the dummy driver's own timer woke late: machine load, no
 client involved). The load average of the (shared) machine is stored with each row.
 
-    .venv/bin/python bench/engine.py --seconds 60 [--keep-previous]
+    .venv/bin/python bench/engine.py --seconds 20 --rounds 3 [--keep-previous]
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import statistics
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -203,11 +212,48 @@ def summarize(design, block, r):
     return row
 
 
+def schedule(designs: list[str], blocks: list[int], rounds: int, seed: int) -> list[tuple[int, int, str, int]]:
+    """(round, place in round, design, block) for every run: each round holds every setting
+    once, shuffled by its own seeded generator, so no design always runs first or last."""
+    settings = [(design, block) for block in blocks for design in designs]
+    runs = []
+    for r in range(rounds):
+        order = list(settings)
+        random.Random(seed * 1000 + r).shuffle(order)
+        runs += [(r, place, design, block) for place, (design, block) in enumerate(order)]
+    return runs
+
+
+def combine(runs: list[dict], designs: list[str]) -> list[dict]:
+    """One row per setting: the median of each figure over its runs; xrun counts also as the
+    largest of any run."""
+    by_setting: dict[tuple[str, int], list[dict]] = {}
+    for run in runs:
+        by_setting.setdefault((run["design"], run["block_size"]), []).append(run)
+    rows = []
+    for (design, block), group in by_setting.items():
+        row = {"design": design, "block_size": block, "rounds": len(group),
+               "places": [g["place"] for g in group]}
+        for key, value in group[0].items():
+            if key == "realtime":
+                row[key] = all(g[key] for g in group)
+            if key in row or key in ("round", "place") or isinstance(value, (bool, str, list)):
+                continue
+            values = [g[key] for g in group if g.get(key) is not None]
+            row[key] = float(statistics.median(values)) if values else None
+            if key.endswith("xruns") or key.endswith("_late"):
+                row[key + "_max"] = max(values) if values else None
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["block_size"], designs.index(r["design"])))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--blocks", default="64,128,256")
-    ap.add_argument("--designs", default="process,thread,rtmixer")
+    ap.add_argument("--designs", default="process,process+builtin,process+zamcomp,thread,rtmixer")
+    ap.add_argument("--rounds", type=int, default=3, help="times every setting runs")
+    ap.add_argument("--seed", type=int, default=0, help="seed of each round's shuffled order")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "engine.json"))
     ap.add_argument("--keep-previous", action="store_true",
                     help="store the rows of the existing results file under 'previous'")
@@ -223,25 +269,30 @@ def main():
             row = summarize(design, block, r)
             row["realtime"] = server.realtime
             print("ROW " + json.dumps(row), flush=True)
+        except BaseException:
+            traceback.print_exc()  # before os._exit below, which would swallow it
+            sys.stderr.flush()
         finally:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
             sys.stdout.flush()
             server.stop()
             os._exit(0)
     import subprocess
-    rows = []
-    for block in [int(b) for b in args.blocks.split(",")]:
-        for design in args.designs.split(","):
-            proc = subprocess.run([sys.executable, __file__, "--seconds", str(args.seconds), "--one",
-                                   f"{design}:{block}"], capture_output=True, text=True,
-                                  timeout=args.seconds + 120)
-            got = [l[4:] for l in proc.stdout.splitlines() if l.startswith("ROW ")]
-            if not got:
-                print(f"{design} {block}: failed: {proc.stderr[-800:]}", file=sys.stderr)
-                continue
-            rows.append(json.loads(got[0]))
-            print(got[0], flush=True)
-    out = {"seconds_per_run": args.seconds, "sample_rate": SAMPLE_RATE, "cpus": os.cpu_count(), "rows": rows}
+    runs = []
+    plan = schedule(args.designs.split(","), [int(b) for b in args.blocks.split(",")], args.rounds, args.seed)
+    for rnd, place, design, block in plan:
+        proc = subprocess.run([sys.executable, __file__, "--seconds", str(args.seconds), "--one",
+                               f"{design}:{block}"], capture_output=True, text=True,
+                              timeout=args.seconds + 120)
+        got = [l[4:] for l in proc.stdout.splitlines() if l.startswith("ROW ")]
+        if not got:
+            print(f"{design} {block}: failed: {proc.stderr[-800:]}", file=sys.stderr)
+            continue
+        runs.append({"round": rnd, "place": place, **json.loads(got[0])})
+        print(json.dumps(runs[-1]), flush=True)
+    rows = combine(runs, args.designs.split(","))
+    out = {"seconds_per_run": args.seconds, "sample_rate": SAMPLE_RATE, "cpus": os.cpu_count(),
+           "rounds": args.rounds, "seed": args.seed, "rows": rows, "runs": runs}
     if args.keep_previous and os.path.exists(args.out):
         with open(args.out) as f:
             old = json.load(f)
@@ -249,15 +300,18 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
-    fmt = "{:<16} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>5}"
+    fmt = "{:<16} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>5}"
+    print(f"medians over {args.rounds} rounds")
     print(fmt.format("design", "block", "cb p50", "cb p99", "cb max", "xruns", "jackd", "ours",
                      "midi p50", "midi p99", "heard", "load"))
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.3f}"
+        n = lambda v: "-" if v is None else f"{v:g}"
         print(fmt.format(r["design"], r["block_size"], f(r["callback_ms_p50"]), f(r["callback_ms_p99"]),
-                         f(r["callback_ms_max"]), r["engine_xruns"], r["jackd_xruns"],
-                         r["jackd_client_late"], f(r["midi_to_sound_ms_p50"]), f(r["midi_to_sound_ms_p99"]),
-                         f"{r['notes_heard']}/{r['notes']}", f"{r['loadavg_1min']:.1f}"))
+                         f(r["callback_ms_max"]), n(r["engine_xruns"]), n(r["jackd_xruns"]),
+                         n(r["jackd_client_late"]), f(r["midi_to_sound_ms_p50"]),
+                         f(r["midi_to_sound_ms_p99"]), f"{n(r['notes_heard'])}/{n(r['notes'])}",
+                         f"{r['loadavg_1min']:.1f}"))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ class ChainMember:
         return self.plugin(x, sample_rate, reset=False)
 
     @property
+    def plugin_channels(self) -> int:
+        """Channel count the plugin was primed with by `prepare` (0 before that)."""
+        return self._plugin_channels
+
+    @property
     def layout(self) -> str:
         return plugins.layout_name(self.channels) if self.channels else "any"
 
@@ -138,6 +143,11 @@ class Chain:
     @property
     def snapshot(self) -> ChainSnapshot:
         return self._snapshot
+
+    @property
+    def last_processed(self) -> float:
+        """`time.monotonic()` of the latest `process` call (0.0 if never). Any thread."""
+        return self._last_process
 
     def process(self, block: np.ndarray, sample_rate: float | None = None) -> np.ndarray:
         """Run one block of float32 audio [frames, channels] through the chain; returns the same shape.
@@ -338,12 +348,12 @@ def current_raw_state(chain: Chain, member: ChainMember, wait_seconds: float = 0
     block. If the chain is being processed, wait for the next block;
     if it is idle, push one silent frame through the plugin ourselves.
     """
-    if member.state_dirty and time.monotonic() - chain._last_process < 0.25:
+    if member.state_dirty and time.monotonic() - chain.last_processed < 0.25:
         deadline = time.monotonic() + wait_seconds
         while member.state_dirty and time.monotonic() < deadline:
             time.sleep(0.005)
     if member.state_dirty:
-        pc = member._plugin_channels or 1
+        pc = member.plugin_channels or 1
         member.plugin(np.zeros((pc, 1), np.float32), chain.sample_rate, reset=False)
         member.state_dirty = False
     return bytes(member.plugin.raw_state)

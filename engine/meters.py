@@ -11,11 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Meters", "MeterReading"]
+__all__ = ["Meters", "MeterReading", "xrun_bits"]
 
 # counters array layout
 IN_OVERFLOW, IN_UNDERFLOW, OUT_OVERFLOW, OUT_UNDERFLOW, CALLBACKS = range(5)
 N_COUNTERS = 5
+
+
+def xrun_bits(flags) -> int:
+    """The status bits `Meters.update` takes, from sounddevice's `CallbackFlags` (through its
+    public properties). Audio thread: allocates nothing (bools and small ints are shared)."""
+    if not flags:
+        return 0
+    return ((1 if flags.input_underflow else 0) | (2 if flags.input_overflow else 0)
+            | (4 if flags.output_underflow else 0) | (8 if flags.output_overflow else 0))
 
 
 @dataclass

@@ -91,6 +91,10 @@ class MidiMap:
     def bindings(self) -> dict[tuple[str, int], str]:
         return dict(self._bindings)
 
+    def set_bindings(self, bindings: dict[tuple[str, int], str]) -> None:
+        """Replace every binding at once (one reference swap; a pending learn stays pending)."""
+        self._bindings = dict(bindings)
+
     def learn(self, action: str) -> None:
         """The next note-on or CC received binds to `action`."""
         if action not in ACTIONS:

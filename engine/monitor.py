@@ -5,8 +5,8 @@ does: the preset document made by `chain_presets.chain_to_dict` (VST3 state incl
 validates it with the preset parser (`parse_preset`, plugin paths only inside the allowed VST3
 folders) and sends it; in the audio process a `ChainHost` control thread builds a fresh Chain
 from it, off the audio thread, and publishes it to the callback with one reference assignment.
-Parameter changes and bypass toggles travel as small messages that the same control thread
-applies to the live chain, in the order they were sent.
+Parameter changes and bypass toggles travel as small messages (`messages.ChainRequest`) that
+the same control thread applies to the live chain, in the order they were sent.
 
 Threads: `ChainHost.submit` may be called from any thread of the audio process; everything
 else in `ChainHost` runs on its own control thread. `route_monitor` runs on the audio thread.
@@ -20,6 +20,8 @@ import threading
 from typing import Callable
 
 import numpy as np
+
+from .messages import BuildChain, ChainRequest, SetChainBypass, SetChainParameter
 
 __all__ = ["CHAIN_NAMES", "ChainHost", "check_chain_name", "member_index", "route_monitor"]
 
@@ -86,10 +88,9 @@ class ChainHost:
 
     # ---- any thread of the audio process ---------------------------------------------------
 
-    def submit(self, message: tuple) -> None:
-        """("chain", name, generation, spec_or_None, token), ("param", name, generation, index,
-        param_name, value, token) or ("bypass", name, generation, index, bypassed, token)."""
-        self._queue.put(message)
+    def submit(self, request: ChainRequest) -> None:
+        """Queue a request; the control thread handles them in order and answers each."""
+        self._queue.put(request)
 
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(None)
@@ -101,16 +102,18 @@ class ChainHost:
     # ---- control thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        from .chain import ChainError
         while True:
-            message = self._queue.get()
-            if message is None:
+            request = self._queue.get()
+            if request is None:
                 return
-            token = message[-1]
             try:
-                error = self._handle(message)
+                error = self.HANDLERS[type(request)](self, request)
+            except ChainError as exc:
+                error = str(exc)
             except Exception as exc:  # noqa: BLE001 - any failure is reported, the host lives on
                 error = f"{type(exc).__name__}: {exc}"
-            self.reply(token, error)
+            self.reply(request.token, error)
 
     def _scanner_for(self):
         if self._scanner is None:
@@ -118,31 +121,29 @@ class ChainHost:
             self._scanner = PluginScanner(self.vst3_paths, cache_dir=self.vst3_cache_dir)
         return self._scanner
 
-    def _handle(self, message: tuple) -> str | None:
-        kind, name, generation = message[0], message[1], message[2]
-        if kind == "chain":
-            return self._build(name, generation, message[3])
+    def _member(self, request: SetChainParameter | SetChainBypass):
+        """(chain, member) a running-chain edit applies to; ChainError saying why there is none."""
+        from .chain import ChainError
+        name = request.chain
         chain = self._chains.get(name)
-        if generation != self._generation[name] or chain is None:
-            return f"the {name} chain changed or failed to load; parameter not applied"
+        if request.generation != self._generation[name] or chain is None:
+            raise ChainError(f"the {name} chain changed or failed to load; parameter not applied")
         members = chain.snapshot.members
-        index = message[3]
-        if not 0 <= index < len(members):
-            return f"no member {index} in the {name} chain"
-        member = members[index]
-        if kind == "param":
-            from .chain import ChainError, set_member_parameter
-            try:
-                set_member_parameter(member, message[4], message[5])
-            except ChainError as exc:
-                return str(exc)
-            return None
-        if kind == "bypass":
-            chain.set_bypass(member.id, bool(message[4]))
-            return None
-        return f"unknown chain request {kind!r}"
+        if not 0 <= request.index < len(members):
+            raise ChainError(f"no member {request.index} in the {name} chain")
+        return chain, members[request.index]
 
-    def _build(self, name: str, generation: int, spec) -> str | None:
+    def _set_parameter(self, request: SetChainParameter) -> None:
+        from .chain import set_member_parameter
+        _, member = self._member(request)
+        set_member_parameter(member, request.name, request.value)
+
+    def _set_bypass(self, request: SetChainBypass) -> None:
+        chain, member = self._member(request)
+        chain.set_bypass(member.id, bool(request.bypassed))
+
+    def _build(self, request: BuildChain) -> str | None:
+        name, generation, spec = request.chain, request.generation, request.spec
         if generation <= self._generation[name]:
             return None  # already built, or an older description overtaken by a newer one
         self._generation[name] = generation
@@ -166,6 +167,8 @@ class ChainHost:
         self._chains[name] = chain
         self.publish(name, chain)
         return None
+
+    HANDLERS = {BuildChain: _build, SetChainParameter: _set_parameter, SetChainBypass: _set_bypass}
 
 
 def finite_number(value) -> float:

@@ -101,11 +101,14 @@ class PreviewMixer:
     ramps out over `fade_out` frames, volume changes ramp across one block.
 
     `positions` and `voice_ids` may be arrays in shared memory (the playhead readers' view).
+    `new_voice_id` counts from `first_voice_id`, so two id makers (the app's and this mixer's)
+    can share one voice-id space without clashing.
     """
 
     def __init__(self, channels: int, max_block: int, voices: int = 16, sample_rate: int = 48000,
                  fade_in_ms: float = 1.0, fade_out_ms: float = 5.0,
-                 positions: np.ndarray | None = None, voice_ids: np.ndarray | None = None):
+                 positions: np.ndarray | None = None, voice_ids: np.ndarray | None = None,
+                 first_voice_id: int = 1):
         self.channels = channels
         self.max_block = max_block
         self.voices = voices
@@ -130,7 +133,7 @@ class PreviewMixer:
         self._serial = 0
         self.positions = positions if positions is not None else np.zeros(voices, np.int64)
         self.voice_ids = voice_ids if voice_ids is not None else np.zeros(voices, np.int64)
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_voice_id)
 
     # ---- any thread -----------------------------------------------------------------------
 

@@ -48,7 +48,10 @@ class CaptureRing:
     margin away from the overwrite edge, because frames are stored before the clock moves.
     """
 
-    def __init__(self, channels: int, capacity_frames: int, max_write_frames: int = 4096):
+    def __init__(self, channels: int, capacity_frames: int, max_write_frames: int = 4096, *,
+                 data: np.ndarray | None = None, clock: np.ndarray | None = None):
+        """`data` (capacity_frames, channels) float32 and `clock` (one int64) may be buffers the
+        caller owns, e.g. views on shared memory; by default the ring allocates its own."""
         if channels < 1:
             raise ValueError("channels must be >= 1")
         if capacity_frames <= 2 * max_write_frames:
@@ -56,10 +59,18 @@ class CaptureRing:
         self.channels = int(channels)
         self.capacity = int(capacity_frames)
         self.max_write_frames = int(max_write_frames)
-        self._data = np.zeros((self.capacity, self.channels), dtype=np.float32)
+        if data is None:
+            data = np.zeros((self.capacity, self.channels), dtype=np.float32)
+        elif data.shape != (self.capacity, self.channels) or data.dtype != np.float32:
+            raise ValueError(f"data must be float32 shaped ({self.capacity}, {self.channels})")
+        if clock is None:
+            clock = np.zeros(1, dtype=np.int64)
+        elif clock.shape != (1,) or clock.dtype != np.int64:
+            raise ValueError("clock must be one int64")
+        self._data = data
         # A one-element int64 array: the callback bumps it in place, with no new Python int boxed
         # per block into a shared attribute; readers take a plain int snapshot.
-        self._clock = np.zeros(1, dtype=np.int64)
+        self._clock = clock
 
     @classmethod
     def for_seconds(cls, channels: int, sample_rate: int, seconds: float = 30.0,

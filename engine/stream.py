@@ -1,17 +1,19 @@
-"""The audio engine: a duplex PortAudio stream whose callback fills the capture ring, updates the
-meters and mixes preview voices.
+"""The audio engine's façade: `AudioEngine`, the app's handle on a duplex PortAudio stream
+whose callback fills the capture ring, updates the meters and mixes preview voices.
 
 Design (chosen by bench/engine.py): the stream runs in an audio process of its own
 (`isolation="process"`). A Python callback must take the GIL; in the app process any busy
 Python thread (UI, matcher) holds it for milliseconds and the 64-frame callback misses its
-deadline. The audio process runs nothing else but its callback, the MIDI input thread, an
-idle control loop and the chain control thread (engine.monitor). The capture ring, meters, playheads and a command ring live in one shared
-memory block, so the app reads them without a round trip.
+deadline. The audio process (engine.audio_process) runs nothing else but its callback, the
+MIDI input thread, a control loop and the chain control thread (engine.monitor). The capture
+ring, meters, playheads and a preview command ring live in one shared memory block
+(engine.shared_block), so the app reads them without a round trip; everything else travels as
+typed messages over a pipe (engine.messages).
 
 The same process also gives reconnection: PortAudio's JACK backend aborts the process when a
 stream is closed after the server went away, so the supervisor thread in the app simply starts
 a fresh audio process (retrying every `retry_interval` s) and the app lives on.
-`isolation="thread"` runs the same callback in the app process (for comparison; no reconnect).
+`isolation="thread"` runs the same code in the app process (for comparison; no reconnect).
 
 Monitoring and chains (engine.monitor): the app sends a chain's *description* (the preset
 document of `chain_presets.chain_to_dict`); a control thread in the audio process builds its
@@ -26,28 +28,19 @@ Latency: on JACK the stream asks PortAudio for the server's own period (block si
 "unspecified"); a fixed block size makes PortAudio's buffer adapter add one more block of
 output latency. `StreamConfig.block_size` is then the JACK period the server runs at.
 
-Audio process hygiene (process mode): the cyclic garbage collector is disabled after setup
-(its pauses would land in the callback), the shared block is paged in before the stream
-starts, the process runs at raised priority where permitted, MIDI notes go straight from the
-MIDI thread into the mixer's command deque, and the messages to the app are sent by the
-control loop, not by the MIDI thread.
-
 Threads: `AudioEngine` methods may be called from any app thread; `status()`, `meters()`,
-`playheads()` and `ring` reads are polling-safe. The callback itself is `_Core.callback`.
+`playheads()` and `ring` reads are polling-safe. Messages from the audio process are handled
+on the engine's supervisor thread.
 """
 
 from __future__ import annotations
 
-import collections
 import copy
-import gc
 import multiprocessing as mp
 import os
-import select
-import sys
 import threading
 import time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, replace
 from multiprocessing import shared_memory
 from typing import Callable
 
@@ -55,18 +48,20 @@ import numpy as np
 
 from engine.errors import SampleScoutError
 
-from .meters import Meters, MeterReading, N_COUNTERS
-from .monitor import CHAIN_NAMES, ChainHost, check_chain_name, finite_number, member_index, route_monitor
-from .previews import OP_CHOKE, OP_PLAY, OP_STOP, OP_STOP_ALL, PreviewMixer, SampleCache
-from .ring import CaptureRing
+from .audio_process import audio_main
+from .messages import (AttachSample, BuildChain, ChainDone, ChainRequest, Failed, LearnMidi, Lost,
+                       MidiReceived, PutSample, SampleReady, SetChainBypass, SetChainParameter,
+                       SetMidiMap, SetSlots, Started, Stop, ToAudio)
+from .meters import Meters, MeterReading
+from .monitor import CHAIN_NAMES, check_chain_name, finite_number, member_index
+from .previews import OP_CHOKE, OP_PLAY, OP_STOP, OP_STOP_ALL, SampleCache
+from .shared_block import (CMD_READ, CMD_SLOTS, CMD_WRITTEN, DURATION_SLOTS, PARAM_MONITORING,
+                           PARAM_VOLUME, SharedBlock)
 
 __all__ = ["StreamConfig", "AudioEngine", "EngineStatus", "EngineError"]
 
-CMD_SLOTS = 256
-DURATION_SLOTS = 1 << 16
 MAX_BLOCK = 1024                 # largest block_size a config may ask for
-MAX_CALLBACK_FRAMES = 8192       # largest block a host may hand the callback (JACK's own period)
-BASE_VOICE_ID = 1 << 40  # voice ids made inside the audio process (MIDI) start here
+MAX_SAMPLES = 4096               # samples loaded at once (PreviewMixer.samples)
 
 
 class EngineError(SampleScoutError, RuntimeError):
@@ -124,343 +119,27 @@ def _split_latency(latency, cfg) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _layout(cfg: StreamConfig) -> list[tuple[str, tuple, type]]:
-    ring_frames = int(cfg.ring_seconds * cfg.sample_rate) + 2 * MAX_CALLBACK_FRAMES
-    return [
-        ("ring", (ring_frames, cfg.input_channels), np.float32),
-        ("clock", (1,), np.int64),
-        ("levels", (2, cfg.input_channels), np.float32),
-        ("counters", (N_COUNTERS,), np.int64),
-        ("positions", (cfg.voices,), np.int64),
-        ("voice_ids", (cfg.voices,), np.int64),
-        ("cmd", (CMD_SLOTS, 5), np.float64),
-        ("cmd_head", (2,), np.int64),      # [written, read]
-        ("params", (4,), np.float64),      # [preview volume, monitoring on, chain errors, -]
-        ("durations", (DURATION_SLOTS,), np.int64),
-        ("dur_head", (1,), np.int64),
-    ]
+class ChainWaiter:
+    """A chain request waiting for the audio process's `ChainDone`."""
 
+    __slots__ = ("chain", "error", "_done")
 
-class _Shared:
-    """Named numpy views on one buffer (shared memory, or plain memory for thread mode)."""
+    def __init__(self, chain: str | None):
+        self.chain = chain              # the chain a BuildChain (re)builds; None for edits
+        self.error: str | None = None   # the audio process's answer: None or why it failed
+        self._done = threading.Event()
 
-    def __init__(self, cfg: StreamConfig, name: str | None = None, create: bool = False,
-                 in_process: bool = False):
-        specs = _layout(cfg)
-        offsets, size = [], 0
-        for _, shape, dtype in specs:
-            size = (size + 63) // 64 * 64
-            offsets.append(size)
-            size += int(np.prod(shape)) * np.dtype(dtype).itemsize
-        self.shm = None
-        if in_process:
-            buf = memoryview(bytearray(size))
-        else:
-            self.shm = shared_memory.SharedMemory(name=name, create=create, size=size if create else 0)
-            buf = self.shm.buf
-        self.name = self.shm.name if self.shm else None
-        self.arrays = {}
-        for (key, shape, dtype), off in zip(specs, offsets):
-            count = int(np.prod(shape))
-            self.arrays[key] = np.frombuffer(buf, dtype=dtype, count=count, offset=off).reshape(shape)
-        if create or in_process:
-            self.arrays["params"][0] = 1.0
+    def resolve(self, error: str | None) -> None:
+        """Supervisor thread: the answer arrived."""
+        self.error = error
+        self._done.set()
 
-    def __getitem__(self, key):
-        return self.arrays[key]
+    def release(self) -> None:
+        """Supervisor thread: the audio process ended; the next one gets the chains on start."""
+        self._done.set()
 
-    def close(self, unlink: bool = False) -> None:
-        self.arrays = {}
-        if self.shm is not None:
-            try:
-                self.shm.close()
-            except BufferError:
-                pass  # a reader still holds a view; the OS frees it at exit
-            if unlink:
-                try:
-                    self.shm.unlink()
-                except FileNotFoundError:
-                    pass
-
-
-def _ring_view(cfg: StreamConfig, sh: _Shared) -> CaptureRing:
-    ring = CaptureRing.__new__(CaptureRing)
-    ring.channels = cfg.input_channels
-    ring.capacity = sh["ring"].shape[0]
-    ring.max_write_frames = MAX_CALLBACK_FRAMES
-    ring._data = sh["ring"]
-    ring._clock = sh["clock"]
-    return ring
-
-
-def _host_block_size(cfg: StreamConfig, dev) -> int:
-    """Block size asked of PortAudio: JACK's own period on JACK (no adapter latency)."""
-    return 0 if "jack" in str(getattr(dev, "hostapi", "")).lower() else cfg.block_size
-
-
-class _Core:
-    """State used by the audio callback (inside the audio process or thread)."""
-
-    def __init__(self, cfg: StreamConfig, sh: _Shared):
-        self.cfg = cfg
-        self.sh = sh
-        self.ring = _ring_view(cfg, sh)
-        self.meters = Meters(cfg.input_channels, MAX_CALLBACK_FRAMES, cfg.sample_rate,
-                             levels=sh["levels"], counters=sh["counters"])
-        self.mixer = PreviewMixer(cfg.output_channels, MAX_CALLBACK_FRAMES, cfg.voices, cfg.sample_rate,
-                                  positions=sh["positions"], voice_ids=sh["voice_ids"])
-        self.mixer._ids = iter(range(BASE_VOICE_ID, 1 << 62))
-        self.cmd = sh["cmd"]
-        self.cmd_head = sh["cmd_head"]
-        self.params = sh["params"]
-        self.durations = sh["durations"]
-        self.dur_head = sh["dur_head"]
-        self.slots = [-1] * 17  # audition slot 1..16 -> sample index
-        self.midi_gain = 1.0
-        self.monitor: Callable[[np.ndarray], np.ndarray] | None = None  # extra monitor hook
-        # Published by the chain control thread with one reference assignment each.
-        self.input_chain = None
-        self.preview_chain = None
-        self._preview_bus = np.zeros((MAX_CALLBACK_FRAMES, cfg.output_channels), np.float32)
-
-    def publish_chain(self, name: str, chain) -> None:
-        """Chain control thread: swap a ready chain (or None) in whole."""
-        if name == "input":
-            self.input_chain = chain
-        else:
-            self.preview_chain = chain
-
-    def callback(self, indata, outdata, frames, time_info, status):
-        t0 = time.perf_counter_ns()
-        if frames > MAX_CALLBACK_FRAMES:  # a host period larger than any buffer here
-            outdata.fill(0.0)
-            return
-        self.ring.write(indata)  # always the raw input
-        self.meters.update(indata, status._flags)
-        head = self.cmd_head
-        written = int(head[0])
-        read = int(head[1])
-        if read < written:
-            mixer = self.mixer
-            while read < written:
-                c = self.cmd[read % CMD_SLOTS]
-                mixer.apply((int(c[0]), int(c[1]), int(c[2]), float(c[3]), int(c[4])))
-                read += 1
-            head[1] = read
-        params = self.params
-        self.mixer.volume = float(params[0])
-        outdata.fill(0.0)
-        if params[1] != 0.0:
-            chain = self.input_chain
-            try:
-                route_monitor(indata if chain is None else chain.process(indata), outdata)
-            except Exception:  # a failing plugin is dropped, never the stream
-                self.input_chain = None
-                params[2] += 1
-        monitor = self.monitor
-        if monitor is not None:
-            outdata += monitor(indata)
-        chain = self.preview_chain
-        if chain is None:
-            self.mixer.mix(outdata)
-        else:
-            bus = self._preview_bus[:frames]
-            bus.fill(0.0)
-            self.mixer.mix(bus)
-            try:
-                outdata += chain.process(bus)
-            except Exception:
-                self.preview_chain = None
-                params[2] += 1
-                outdata += bus
-        d = int(self.dur_head[0])
-        self.durations[d % DURATION_SLOTS] = time.perf_counter_ns() - t0
-        self.dur_head[0] = d + 1
-
-    def audition(self, slot: int, velocity: int) -> None:
-        """MIDI thread: straight into the mixer's command deque; the next callback starts the
-        voice at its first frame."""
-        index = self.slots[slot] if 1 <= slot <= 16 else -1
-        if index >= 0:
-            self.mixer.post((OP_PLAY, self.mixer.new_voice_id(), index, self.midi_gain, 0))
-
-
-def _tune_audio_process(sh: _Shared) -> None:
-    """Audio process only, before the stream starts: raised priority (inherited by the threads
-    started later; JACK's own threads run realtime anyway), a short GIL switch interval so a
-    thread holding the GIL yields quickly to the callback, and every page of the shared block
-    faulted in now rather than by the callback. Failures (no permission) are ignored."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, -11)
-    except (OSError, AttributeError):
-        pass
-    sys.setswitchinterval(0.0005)
-    if sh.shm is not None:
-        pages = np.frombuffer(sh.shm.buf, np.uint8)[::4096]
-        int(pages.sum(dtype=np.int64))
-        del pages
-
-
-def _freeze_garbage_collector() -> None:
-    """Audio process only, after setup: no cyclic collection pauses can land in the callback.
-    Plain reference counting still frees everything that is not in a cycle; the few cycles made
-    by later chain rebuilds stay allocated (a small, bounded leak per rebuild)."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-
-
-def _audio_main(cfg_dict: dict, shm_name: str | None, conn, shared: _Shared | None = None,
-                exit_on_loss: bool = True) -> None:
-    """Body of the audio process (or thread). Talks to the app through `conn`."""
-    import sounddevice as sd
-
-    from .devices import NoAudioDevice, find_device
-    from .midi import MidiMap, MidiUnavailable, open_midi_input
-
-    cfg = StreamConfig(**cfg_dict)
-    sh = shared or _Shared(cfg, name=shm_name)
-    isolated = shared is None
-    if isolated:
-        _tune_audio_process(sh)
-    core = _Core(cfg, sh)
-    send_lock = threading.Lock()
-
-    def send(msg):
-        with send_lock:
-            try:
-                conn.send(msg)
-            except (BrokenPipeError, OSError):
-                pass
-
-    try:
-        dev = find_device(cfg.hostapi, cfg.device, cfg.input_channels, cfg.output_channels)
-        stream = sd.Stream(device=dev.index, samplerate=cfg.sample_rate, blocksize=_host_block_size(cfg, dev),
-                           channels=(cfg.input_channels, cfg.output_channels), dtype="float32",
-                           latency="low", callback=core.callback)
-    except NoAudioDevice as exc:
-        send(("error", str(exc)))
-        return
-    except Exception as exc:
-        send(("error", f"cannot open audio device: {str(exc).strip() or type(exc).__name__}"))
-        return
-
-    chains = ChainHost(cfg.sample_rate, {"input": cfg.input_channels, "preview": cfg.output_channels},
-                       MAX_CALLBACK_FRAMES, core.publish_chain,
-                       lambda token, error: send(("chain_ack", token, error)),
-                       vst3_paths=cfg.vst3_paths, vst3_cache_dir=cfg.vst3_cache_dir)
-    midi_map = MidiMap()
-    midi_map.audition = core.audition
-    midi_map.handlers["stop_all"] = lambda: core.mixer.post((OP_STOP_ALL,))
-    midi_in = None
-    midi_msg = ""
-    midi_seen: collections.deque = collections.deque(maxlen=1024)  # for the app, sent by the loop
-    # The MIDI callback wakes the control loop (one byte down a pipe) so a message reaches the
-    # app at once rather than at the loop's next 50 ms poll.
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    if cfg.midi_api:
-        try:
-            midi_in = open_midi_input(cfg.midi_api, cfg.midi_port)
-            midi_msg = f"MIDI {midi_in.api}: {midi_in.port_name}"
-
-            def on_midi(message):
-                midi_seen.append((message, midi_map.handle(message)))
-                try:
-                    os.write(wake_w, b"m")
-                except OSError:     # pipe full: the loop is awake already
-                    pass
-
-            midi_in.set_callback(on_midi)
-        except MidiUnavailable as exc:
-            midi_msg = str(exc)
-    if isolated:
-        _freeze_garbage_collector()  # before the callback runs: a full collection holds the GIL
-    try:
-        stream.start()
-    except Exception as exc:
-        send(("error", f"cannot start audio stream: {str(exc).strip() or type(exc).__name__}"))
-        if midi_in is not None:
-            midi_in.close()
-        chains.close()
-        os.close(wake_r)
-        os.close(wake_w)
-        return
-    send(("started", f"{dev.hostapi}: {dev.name}", midi_msg, stream.latency))
-
-    attached = {}
-    last_count, last_change = -1, time.monotonic()
-    stall_limit = max(0.5, 40 * cfg.block_size / cfg.sample_rate)
-    while True:
-        while midi_seen:
-            message, action = midi_seen.popleft()
-            send(("midi", list(message), action))
-        ready = select.select([conn, wake_r], [], [], 0.05)[0]
-        if wake_r in ready:
-            try:
-                os.read(wake_r, 4096)
-            except OSError:
-                pass
-            while midi_seen:
-                message, action = midi_seen.popleft()
-                send(("midi", list(message), action))
-        if conn in ready:
-            try:
-                msg = conn.recv()
-            except EOFError:
-                break
-            kind = msg[0]
-            if kind == "stop":
-                break
-            if kind == "sample":
-                _, index, name, shape = msg
-                if name is None:
-                    core.mixer.samples[index] = shape  # thread mode: the array itself
-                else:
-                    seg = shared_memory.SharedMemory(name=name)
-                    attached[index] = seg
-                    core.mixer.samples[index] = np.ndarray(shape, np.float32, buffer=seg.buf)
-                send(("ack", index))
-            elif kind == "slots":
-                core.slots = list(msg[1])
-            elif kind == "midi_map":
-                new = MidiMap.from_json(msg[1])
-                midi_map._bindings = new._bindings
-            elif kind == "learn":
-                midi_map.learn(msg[1])
-            elif kind == "midi_gain":
-                core.midi_gain = float(msg[1])
-            elif kind == "chains":
-                chains.submit(msg[1])
-        count = int(sh["counters"][4])
-        now = time.monotonic()
-        if count != last_count:
-            last_count, last_change = count, now
-        elif now - last_change > stall_limit:
-            send(("lost", "audio device stopped responding (audio server gone?)"))
-            if exit_on_loss:
-                # PortAudio's JACK backend asserts when closing a stream of a dead server.
-                os._exit(4)
-            chains.close()
-            if midi_in is not None:
-                midi_in.close()
-            os.close(wake_r)
-            os.close(wake_w)
-            return
-    if midi_in is not None:
-        midi_in.close()
-    os.close(wake_r)
-    os.close(wake_w)
-    stream.stop()
-    stream.close()
-    chains.close()
-    core.mixer.samples = [None] * len(core.mixer.samples)
-    for seg in attached.values():
-        try:
-            seg.close()
-        except BufferError:
-            pass
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
 
 
 class AudioEngine:
@@ -471,8 +150,8 @@ class AudioEngine:
         self.config = config
         self.cache = sample_cache or SampleCache(config.sample_rate, config.output_channels)
         self._thread_mode = config.isolation == "thread"
-        self._sh = _Shared(config, create=not self._thread_mode, in_process=self._thread_mode)
-        self.ring = _ring_view(config, self._sh)
+        self._sh = SharedBlock(config, create=not self._thread_mode, in_process=self._thread_mode)
+        self.ring = self._sh.capture_ring()
         self._meters = Meters(config.input_channels, MAX_BLOCK, config.sample_rate,
                               levels=self._sh["levels"], counters=self._sh["counters"])
         self._status = EngineStatus("stopped", "engine not started")
@@ -500,7 +179,7 @@ class AudioEngine:
         self._chain_specs: dict[str, dict | None] = {name: None for name in CHAIN_NAMES}
         self._chain_ids: dict[str, list[str]] = {name: [] for name in CHAIN_NAMES}
         self._chain_gen: dict[str, int] = {name: 0 for name in CHAIN_NAMES}
-        self._chain_waits: dict[int, list] = {}
+        self._chain_waits: dict[int, ChainWaiter] = {}
         self._tokens = iter(range(1, 1 << 62))
         self.chain_errors: dict[str, str | None] = {name: None for name in CHAIN_NAMES}
 
@@ -524,12 +203,7 @@ class AudioEngine:
 
     def stop(self) -> None:
         self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            try:
-                conn.send(("stop",))
-            except (OSError, BrokenPipeError):
-                pass
+        self._send(Stop())
         if self._supervisor is not None:
             self._supervisor.join(10)
             self._supervisor = None
@@ -553,8 +227,9 @@ class AudioEngine:
     def __exit__(self, *exc):
         self.close()
 
+    # ---- supervisor thread ----------------------------------------------------------------
+
     def _supervise(self) -> None:
-        cfg = asdict(self.config)
         first = True
         while not self._stop.is_set():
             if not first:
@@ -562,10 +237,11 @@ class AudioEngine:
             first = False
             parent, child_end = mp.Pipe()
             if self._thread_mode:
-                child = threading.Thread(target=_audio_main, args=(cfg, None, child_end, self._sh, False),
+                child = threading.Thread(target=audio_main, args=(self.config, None, child_end, self._sh, False),
                                          daemon=True, name="audio-stream")
             else:
-                child = mp.get_context("spawn").Process(target=_audio_main, args=(cfg, self._sh.name, child_end),
+                child = mp.get_context("spawn").Process(target=audio_main,
+                                                        args=(self.config, self._sh.name, child_end),
                                                         daemon=True, name="samplescout-audio")
             child.start()
             self._child = child
@@ -573,15 +249,12 @@ class AudioEngine:
             self._run_child(parent, child)
             self._conn = None
             for waiter in list(self._chain_waits.values()):
-                waiter[0].set()  # the next audio process gets the chains again on start
+                waiter.release()
             self._chain_waits.clear()
-            if self._thread_mode:
+            child.join(2)
+            if not self._thread_mode and child.is_alive():
+                child.kill()
                 child.join(2)
-            else:
-                child.join(2)
-                if child.is_alive():
-                    child.kill()
-                    child.join(2)
             if self._status.state == "running":
                 self._status = EngineStatus("waiting", "audio stream ended; reopening",
                                             restarts=self.restarts)
@@ -599,47 +272,64 @@ class AudioEngine:
                 msg = conn.recv()
             except (EOFError, OSError):
                 return
-            kind = msg[0]
-            if kind == "started":
-                lat_in, lat_out = _split_latency(msg[3] if len(msg) > 3 else None, self.config)
-                self._status = EngineStatus("running", f"running on {msg[1]}", device=msg[1],
-                                            restarts=self.restarts, midi=msg[2],
-                                            input_latency=lat_in, output_latency=lat_out)
-                self._resend_state(conn)
-            elif kind == "error":
-                self._status = EngineStatus("waiting", msg[1] + "; retrying", restarts=self.restarts)
+            if self.REPLY_HANDLERS[type(msg)](self, msg):
                 return
-            elif kind == "lost":
-                self._status = EngineStatus("waiting", msg[1] + "; reconnecting", restarts=self.restarts)
-            elif kind == "ack":
-                ev = self._acks.pop(msg[1], None)
-                if ev is not None:
-                    ev.set()
-            elif kind == "midi":
-                self._on_midi(msg[1], msg[2])
-            elif kind == "chain_ack":
-                waiter = self._chain_waits.pop(msg[1], None)
-                if waiter is not None:
-                    waiter[1] = msg[2]
-                    if waiter[2] is not None and msg[2] is not None:
-                        self.chain_errors[waiter[2]] = msg[2]
-                    waiter[0].set()
 
-    def _resend_state(self, conn) -> None:
+    # One handler per message from the audio process; True means that process is ending.
+
+    def _on_started(self, msg: Started) -> bool:
+        lat_in, lat_out = _split_latency(msg.latency, self.config)
+        self._status = EngineStatus("running", f"running on {msg.device}", device=msg.device,
+                                    restarts=self.restarts, midi=msg.midi,
+                                    input_latency=lat_in, output_latency=lat_out)
+        self._resend_state()
+        return False
+
+    def _on_failed(self, msg: Failed) -> bool:
+        self._status = EngineStatus("waiting", msg.message + "; retrying", restarts=self.restarts)
+        return True
+
+    def _on_lost(self, msg: Lost) -> bool:
+        self._status = EngineStatus("waiting", msg.message + "; reconnecting", restarts=self.restarts)
+        return False
+
+    def _on_sample_ready(self, msg: SampleReady) -> bool:
+        ev = self._acks.pop(msg.index, None)
+        if ev is not None:
+            ev.set()
+        return False
+
+    def _on_midi_received(self, msg: MidiReceived) -> bool:
+        self._on_midi(list(msg.message), msg.action)
+        return False
+
+    def _on_chain_done(self, msg: ChainDone) -> bool:
+        waiter = self._chain_waits.pop(msg.token, None)
+        if waiter is not None:
+            if waiter.chain is not None and msg.error is not None:
+                self.chain_errors[waiter.chain] = msg.error
+            waiter.resolve(msg.error)
+        return False
+
+    REPLY_HANDLERS = {Started: _on_started, Failed: _on_failed, Lost: _on_lost,
+                       SampleReady: _on_sample_ready, MidiReceived: _on_midi_received,
+                       ChainDone: _on_chain_done}
+
+    def _resend_state(self) -> None:
         with self._lock:
             samples = list(self._samples)
         for index, (arr, seg) in enumerate(samples):
-            self._send(("sample", index, seg.name if seg else None, arr if seg is None else arr.shape))
-        self._send(("slots", list(self._slots)))
+            self._send(self._sample_message(index, arr, seg))
+        self._send(SetSlots(tuple(self._slots)))
         if self._midi_map is not None:
-            self._send(("midi_map", self._midi_map.to_json()))
+            self._send(SetMidiMap(self._midi_map.to_json()))
         for name in CHAIN_NAMES:
             with self._lock:
                 spec, gen = self._chain_specs[name], self._chain_gen[name]
             if spec is not None:
-                self._chain_request(("chain", name, gen, spec), name, wait=None)
+                self._chain_request(BuildChain(name, gen, spec), name, wait=None)
 
-    def _on_midi(self, message, action) -> None:
+    def _on_midi(self, message: list, action: str | None) -> None:
         self.midi_events += 1
         self.last_midi = message
         for listener in self._midi_listeners:
@@ -659,7 +349,7 @@ class AudioEngine:
             if handler is not None:
                 handler()
 
-    def _send(self, msg) -> None:
+    def _send(self, msg: ToAudio) -> None:
         conn = self._conn
         if conn is not None:
             with self._send_lock:
@@ -706,25 +396,36 @@ class AudioEngine:
             audio = view
         with self._lock:
             index = len(self._samples)
-            if index >= 4096:
-                raise EngineError("too many samples loaded (4096)")
+            if index >= MAX_SAMPLES:
+                raise EngineError(f"too many samples loaded ({MAX_SAMPLES})")
             self._samples.append((audio, seg))
             if key is not None:
                 self._sample_index[key] = index
             ev = self._acks[index] = threading.Event()
-        self._send(("sample", index, seg.name if seg else None, audio.shape if seg else audio))
+        self._send(self._sample_message(index, audio, seg))
         if self._conn is not None:
             ev.wait(timeout)
         return index
 
+    @staticmethod
+    def _sample_message(index: int, audio: np.ndarray, seg) -> AttachSample | PutSample:
+        if seg is None:
+            return PutSample(index, audio)
+        return AttachSample(index, seg.name, tuple(audio.shape))
+
+    def sample_index(self, path) -> int | None:
+        """The index `load_sample(path)` gave, or None if that file is not loaded. Any thread."""
+        with self._lock:
+            return self._sample_index.get(os.fspath(path))
+
     def _command(self, op: int, a: float = 0, b: float = 0, c: float = 0, d: float = 0) -> None:
         with self._lock:
             head = self._sh["cmd_head"]
-            written = int(head[0])
-            if written - int(head[1]) >= CMD_SLOTS and self._status.state == "running":
+            written = int(head[CMD_WRITTEN])
+            if written - int(head[CMD_READ]) >= CMD_SLOTS and self._status.state == "running":
                 raise EngineError("preview command queue full")
             self._sh["cmd"][written % CMD_SLOTS] = (op, a, b, c, d)
-            head[0] = written + 1  # publish after the slot is complete
+            head[CMD_WRITTEN] = written + 1  # publish after the slot is complete
 
     def play(self, sample_index: int, gain: float = 1.0, choke_group: int = 0) -> int:
         """Start a preview voice; returns its voice id (for stop and playheads)."""
@@ -746,7 +447,7 @@ class AudioEngine:
         self._command(OP_CHOKE, group)
 
     def set_volume(self, volume: float) -> None:
-        self._sh["params"][0] = max(0.0, float(volume))
+        self._sh["params"][PARAM_VOLUME] = max(0.0, float(volume))
 
     def playheads(self) -> dict[int, int]:
         """voice id -> frames played so far, for the voices sounding now."""
@@ -759,11 +460,11 @@ class AudioEngine:
     def set_monitoring(self, on: bool) -> None:
         """Live monitoring: input -> input chain -> output, mixed with the previews. Any thread.
         The capture ring keeps the raw input either way."""
-        self._sh["params"][1] = 1.0 if on else 0.0
+        self._sh["params"][PARAM_MONITORING] = 1.0 if on else 0.0
 
     @property
     def monitoring(self) -> bool:
-        return bool(self._sh["params"][1] != 0.0)
+        return bool(self._sh["params"][PARAM_MONITORING] != 0.0)
 
     def set_input_chain(self, spec: dict | None, member_ids: list[str] | None = None,
                         timeout: float = 60.0) -> list[str]:
@@ -809,14 +510,14 @@ class AudioEngine:
                 value = check_builtin_value(entry.get("effect", ""), name, value)
             except PluginError as exc:
                 raise EngineError(str(exc)) from None
-        self._chain_edit(chain, index, ("param", chain, None, index, str(name), value), timeout,
-                         lambda e: e.setdefault("params", {}).__setitem__(str(name), value))
+        self._chain_edit(chain, index, lambda gen: SetChainParameter(chain, gen, index, str(name), value),
+                         timeout, lambda e: e.setdefault("params", {}).__setitem__(str(name), value))
 
     def set_chain_bypass(self, chain: str, member_id: str | int, bypassed: bool, timeout: float = 2.0) -> None:
         """Bypass or re-enable one member of a running chain. App thread."""
         spec, index = self._chain_member(chain, member_id)
-        self._chain_edit(chain, index, ("bypass", chain, None, index, bool(bypassed)), timeout,
-                         lambda e: e.__setitem__("bypass", bool(bypassed)))
+        self._chain_edit(chain, index, lambda gen: SetChainBypass(chain, gen, index, bool(bypassed)),
+                         timeout, lambda e: e.__setitem__("bypass", bool(bypassed)))
 
     def _chain_member(self, chain: str, member_id) -> tuple[dict, int]:
         try:
@@ -833,12 +534,14 @@ class AudioEngine:
         except ValueError as exc:
             raise EngineError(f"{chain} chain: {exc}") from None
 
-    def _chain_edit(self, chain: str, index: int, request: tuple, timeout: float, fold) -> None:
+    def _chain_edit(self, chain: str, index: int, request: Callable[[int], ChainRequest],
+                    timeout: float, fold: Callable[[dict], None]) -> None:
+        """Fold an edit into the kept description of member `index`, then send
+        `request(generation)` for the chain the audio process runs now."""
         with self._lock:
             gen = self._chain_gen[chain]
             fold(self._chain_specs[chain]["members"][index])
-        request = request[:2] + (gen,) + request[3:]
-        error = self._chain_request(request, None, wait=timeout)
+        error = self._chain_request(request(gen), None, wait=timeout)
         if error is not None:
             raise EngineError(f"{chain} chain: {error}")
 
@@ -861,29 +564,30 @@ class AudioEngine:
             self._chain_specs[chain] = spec
             self._chain_ids[chain] = ids
             self.chain_errors[chain] = None
-        error = self._chain_request(("chain", chain, gen, spec), chain, wait=timeout)
+        error = self._chain_request(BuildChain(chain, gen, spec), chain, wait=timeout)
         if error is not None:
             raise EngineError(f"{chain} chain not loaded: {error}")
         return ids
 
-    def _chain_request(self, request: tuple, chain: str | None, wait: float | None) -> str | None:
+    def _chain_request(self, request: ChainRequest, chain: str | None, wait: float | None) -> str | None:
         """Send one chain request to the audio process; with `wait`, block for its outcome
-        (None when there is no audio process right now: it gets the chain when it starts)."""
+        (None when there is no audio process right now: it gets the chain when it starts).
+        `chain` names the chain a BuildChain sets, so a failure lands in `chain_errors`."""
         token = next(self._tokens)
-        waiter = [threading.Event(), None, chain]
+        waiter = ChainWaiter(chain)
         self._chain_waits[token] = waiter
         if self._conn is None:
             self._chain_waits.pop(token, None)
             return None
-        self._send(("chains", request + (token,)))
+        self._send(replace(request, token=token))
         if wait is None:
             return None
-        if not waiter[0].wait(wait):
+        if not waiter.wait(wait):
             self._chain_waits.pop(token, None)
             if self._conn is None:
                 return None
             return f"no answer from the audio process within {wait:g} s"
-        return waiter[1]
+        return waiter.error
 
     # ---- MIDI -----------------------------------------------------------------------------
 
@@ -892,11 +596,18 @@ class AudioEngine:
         if not 1 <= slot <= 16:
             raise EngineError("slot must be 1..16")
         self._slots[slot] = -1 if sample_index is None else int(sample_index)
-        self._send(("slots", list(self._slots)))
+        self._send(SetSlots(tuple(self._slots)))
+
+    def slot_sample(self, slot: int) -> int | None:
+        """The sample index pad `slot` (1..16) plays, or None. Any thread."""
+        if not 1 <= slot <= 16:
+            raise EngineError("slot must be 1..16")
+        index = self._slots[slot]
+        return None if index < 0 else index
 
     def set_midi_map(self, midi_map) -> None:
         self._midi_map = midi_map
-        self._send(("midi_map", midi_map.to_json()))
+        self._send(SetMidiMap(midi_map.to_json()))
 
     def on_midi_message(self, callback: Callable[[list, str | None], None]) -> Callable[[], None]:
         """Call ``callback(message, action)`` for every incoming MIDI message (the raw bytes as a
@@ -922,8 +633,8 @@ class AudioEngine:
             self._midi_map = MidiMap()
         self._learned.clear()
         self._learning = action
-        self._send(("learn", action))
+        self._send(LearnMidi(action))
         ok = self._learned.wait(timeout)
         if ok:
-            self._send(("midi_map", self._midi_map.to_json()))
+            self._send(SetMidiMap(self._midi_map.to_json()))
         return ok

@@ -1,34 +1,38 @@
-"""The audio callback (`_Core.callback`) run directly on preallocated buffers: what it allocates,
+"""The audio callback (`AudioCore.callback`) run directly on preallocated buffers: what it allocates,
 and what the monitor and preview-chain paths put in the output. No audio device needed."""
 
 import math
+import os
 import tracemalloc
 
 import numpy as np
 import pytest
+from sounddevice import CallbackFlags as Status
 
+import engine
+from engine.audio_process import BASE_VOICE_ID, AudioCore
 from engine.chain import Chain
 from engine.monitor import route_monitor
-from engine.previews import OP_PLAY
-from engine.stream import StreamConfig, _Core, _Shared
-
-
-class Status:
-    """Stands in for sounddevice's CallbackFlags (only its bit field is read)."""
-
-    _flags = 0
+from engine.previews import OP_PLAY, OP_STOP
+from engine.shared_block import SharedBlock
+from engine.stream import StreamConfig
 
 
 def make_core(channels=2):
     cfg = StreamConfig(input_channels=channels, output_channels=channels, isolation="thread")
-    sh = _Shared(cfg, in_process=True)
-    core = _Core(cfg, sh)
+    sh = SharedBlock(cfg, in_process=True)
+    core = AudioCore(cfg, sh)
     core.mixer.samples[0] = np.full((48000 * 10, channels), 0.1, np.float32)
     return core, sh
 
 
+ENGINE_FILES = os.path.join(os.path.dirname(os.path.abspath(engine.__file__)), "*")
+
+
 def engine_traces(snapshot):
-    return snapshot.filter_traces([tracemalloc.Filter(True, "*/engine/*")])
+    """Allocations made by the engine package's own code (not by a checkout folder that happens
+    to be named "engine")."""
+    return snapshot.filter_traces([tracemalloc.Filter(True, ENGINE_FILES)])
 
 
 def transient_and_net(frames, calls=200):
@@ -69,6 +73,41 @@ def test_callback_keeps_nothing_and_allocates_no_audio_buffers():
     # objects (array views, ints), the same whatever the block size.
     assert big_peak < 4096
     assert abs(big_peak - small_peak) < 1024
+
+
+def test_stream_status_flags_count_as_xruns():
+    core, _ = make_core(channels=1)
+    block = np.zeros((64, 1), np.float32)
+    out = np.zeros((64, 1), np.float32)
+    flags = Status()
+    core.callback(block, out, 64, None, flags)
+    flags.output_underflow = True
+    core.callback(block, out, 64, None, flags)
+    flags.output_underflow = False
+    flags.input_overflow = True
+    core.callback(block, out, 64, None, flags)
+    reading = core.meters.read()
+    assert (reading.callbacks, reading.xruns) == (3, 2)
+    assert (reading.output_underflows, reading.input_overflows) == (1, 1)
+    assert reading.input_underflows == reading.output_overflows == 0
+
+
+def test_app_and_midi_voice_ids_never_clash():
+    """The app numbers its voices from 1, the audio process's MIDI pads from BASE_VOICE_ID: the
+    app stopping its voice 1 leaves a pad's voice sounding."""
+    core, sh = make_core(channels=1)
+    core.slots[1] = 0
+    sh["cmd"][0] = (OP_PLAY, 1, 0, 1.0, 0)    # the app's first voice
+    sh["cmd_head"][0] = 1
+    core.audition(1, 100)                     # a pad, from the MIDI thread
+    block, out = np.zeros((64, 1), np.float32), np.zeros((64, 1), np.float32)
+    core.callback(block, out, 64, None, Status())
+    assert len(core.mixer.playheads()) == 2
+    sh["cmd"][1] = (OP_STOP, 1, 0, 0, 0)
+    sh["cmd_head"][0] = 2
+    for _ in range(10):                       # well past the 5 ms fade-out
+        core.callback(block, out, 64, None, Status())
+    assert list(core.mixer.playheads()) == [BASE_VOICE_ID]
 
 
 def test_monitor_path_runs_the_published_chain_and_ring_keeps_raw_input():

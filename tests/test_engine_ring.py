@@ -103,3 +103,18 @@ def test_rejects_blocks_larger_than_declared():
     ring = CaptureRing(channels=1, capacity_frames=1000, max_write_frames=64)
     with pytest.raises(ValueError):
         ring.write(np.zeros((65, 1), np.float32))
+
+
+def test_two_rings_over_one_pair_of_buffers_see_the_same_frames():
+    """The app's reader and the audio callback's writer are two rings over shared buffers."""
+    data, clock = np.zeros((1000, 2), np.float32), np.zeros(1, np.int64)
+    writer = CaptureRing(2, 1000, 64, data=data, clock=clock)
+    reader = CaptureRing(2, 1000, 64, data=data, clock=clock)
+    for i in range(20):
+        writer.write(ramp(i * 50, 50, 2))
+    assert reader.end_frame == int(clock[0]) == 1000
+    np.testing.assert_array_equal(reader.read(300, 500), ramp(300, 500, 2))
+    with pytest.raises(ValueError):
+        CaptureRing(2, 1000, 64, data=np.zeros((1000, 1), np.float32), clock=clock)
+    with pytest.raises(ValueError):
+        CaptureRing(2, 1000, 64, data=data, clock=np.zeros(1, np.int32))
