@@ -175,11 +175,8 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                 raise CliError("--remove needs the folders to forget")
             for path in args.paths:
                 root = os.path.abspath(os.path.expanduser(path))
-                rows = library.catalog.files_under(root)
-                library.index.remove_files(row.id for row in rows.values())
-                removed = library.catalog.remove_root(root)
+                removed = library.remove_folder(root)
                 out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
-            library.save_index()
             return EXIT_OK
         roots = args.paths or library.catalog.roots()
         if not roots:
@@ -372,7 +369,7 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
                                 for s in update.suggestions]})
                 with print_lock:
                     print(line, flush=True)
-            session.matcher.subscribe(emit)
+            session.subscribe(emit)
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.05)
         else:
@@ -410,14 +407,14 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
     threading.Thread(target=read_keys, daemon=True, name="listen-keys").start()
 
     def render():
-        meters = session.engine.meters()
+        meters = session.meters()
         levels = meters.peak_dbfs()
         peak = max(levels) if levels else -120.0
-        update = session.matcher.latest()
-        stats = session.matcher.stats()
+        update = session.latest()
+        stats = session.stats()
         bars = int(max(0.0, min(1.0, (peak + 60.0) / 60.0)) * 30)
         table = Table(title=escape(f"input {peak:6.1f} dBFS [{'#' * bars}{'.' * (30 - bars)}]   "
-                                   f"{session.matcher.profile.name} / {session.matcher.mode}   "
+                                   f"{session.profile.name} / {session.mode}   "
                                    f"queries {stats['queries']}  latency p50 "
                                    f"{(stats['latency_p50_ms'] or 0):.0f} ms"), title_justify="left")
         table.add_column("#", justify="right")

@@ -2,30 +2,40 @@
 
 ``Library`` ties the three together: it opens (and repairs or rebuilds) the
 index from the catalog, saves it with the catalog's generation stamp, and
-answers searches by example. Threads: a ``Library`` belongs to the thread that
-opened it (it holds a SQLite connection); ``VectorIndex.search`` itself may be
-called from any thread.
+answers searches by example.
+
+It is the one writer of both: ``store``, ``store_copy``, ``touch``, ``relink``,
+``remove`` and ``remove_folder`` change the catalog and the index together, so no
+caller can leave one behind the other. Readers elsewhere (the live matcher) get a
+``Searcher`` from ``searcher()``: the index and a read-only view of the catalog.
+
+Threads: a ``Library`` belongs to the thread that opened it (it holds a SQLite
+connection); a ``Searcher`` may be used from any thread (one catalog connection per
+thread); ``VectorIndex.search`` itself may be called from any thread.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from app.catalog import Catalog
+from app.catalog import Catalog, FileAnalysis, FileRow
 from app.decode import read_mono
 from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
-from app.query import MAX_QUERY_SECONDS, Query, SearchResult, embed_query, rank_files
+from app.query import MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, embed_query, search
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
-__all__ = ["Library", "LibraryError", "EmptyLibraryError", "SearchResult", "MAX_QUERY_SECONDS"]
+__all__ = ["Library", "LibraryError", "EmptyLibraryError", "Searcher", "SearchFilter", "SearchResult",
+           "MAX_QUERY_SECONDS"]
 
 # Share of sampled vectors that must find themselves in a fresh index before it is accepted
 # without trying a denser graph.
@@ -154,7 +164,72 @@ class Library:
         index.ef_search = ef_search_for(len(index))
         index.save(self.index_path)
 
+    # -- writes: catalog and index together ----------------------------------
+
+    def store(self, analysis: FileAnalysis) -> int:
+        """Store one file's analysis (replacing what its path held before); its vectors
+        join the index when it was indexed. Returns the file id."""
+        index = self.index
+        with self.catalog.transaction():
+            previous = self.catalog.file_by_path(analysis.path)
+            if previous is not None:
+                index.remove_files([previous.id])
+            file_id, vector_ids = self.catalog.store(analysis)
+        if analysis.status == "indexed":
+            index.add(vector_ids, [file_id] * len(vector_ids), analysis.vectors)
+        return file_id
+
+    def store_copy(self, source: FileRow, path: str, size: int, mtime_ns: int) -> int:
+        """A file with the same content as ``source``: a new row sharing its analysis
+        (replacing what ``path`` held before). Returns the file id."""
+        index = self.index
+        with self.catalog.transaction():
+            previous = self.catalog.file_by_path(path)
+            if previous is not None:
+                index.remove_files([previous.id])
+            file_id, vector_ids = self.catalog.copy_file(source.id, path, size, mtime_ns)
+            if source.status == "indexed":
+                _, vectors = self.catalog.file_vectors(file_id)
+                index.add(vector_ids, [file_id] * len(vector_ids), vectors)
+        return file_id
+
+    def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Same content, new stat: the vectors stay."""
+        self.catalog.touch(file_id, size, mtime_ns)
+
+    def relink(self, file_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """A catalogued file was moved to ``path``: it keeps its row and vectors; a row
+        that ``path`` held before (other content) leaves the catalog and the index."""
+        with self.catalog.transaction():
+            previous = self.catalog.file_by_path(path)
+            if previous is not None and previous.id != file_id:
+                self.remove([previous.id])
+            self.catalog.relink(file_id, path, size, mtime_ns)
+
+    def remove(self, file_ids: Iterable[int]) -> int:
+        """Forget these files: their rows and their vectors. Returns how many."""
+        ids = [int(i) for i in file_ids]
+        if ids:
+            self.index.remove_files(ids)
+            self.catalog.delete_files(ids)
+        return len(ids)
+
+    def remove_folder(self, root: str | os.PathLike) -> int:
+        """Forget a library folder and every file under it, and save the index. Returns
+        the files removed."""
+        root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self.index.remove_files(row.id for row in self.catalog.files_under(root).values())
+        removed = self.catalog.remove_root(root)
+        self.save_index()
+        return removed
+
     # -- search ----------------------------------------------------------------
+
+    def searcher(self, index: VectorIndex | None = None) -> "Searcher":
+        """A read-only searcher over this library's index as loaded now (or over ``index``,
+        one built from this catalog), for any thread."""
+        return Searcher(self.directory, self.index if index is None else index, self.encoder,
+                        self.reranker)
 
     @property
     def reranker(self) -> FileReranker | None:
@@ -164,10 +239,11 @@ class Library:
             self._reranker = FileReranker.for_encoder(self.encoder)
         return self._reranker
 
-    def search_vectors(self, query: Query | np.ndarray, k: int = 10) -> list[SearchResult]:
+    def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,
+                       filter: SearchFilter | None = None) -> list[SearchResult]:
         """Rank library files against ``query`` (or bare window vectors (m, dim), which skip
         the re-ranker: it needs the windows' audio)."""
-        return rank_files(self.index, self.catalog, query, k, self.reranker)
+        return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter)
 
     def embed_file(self, path: str | os.PathLike) -> Query:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
@@ -177,7 +253,8 @@ class Library:
             raise LibraryError(f"{path}: the query is silent, nothing to search for")
         return query
 
-    def search_file(self, path: str | os.PathLike, k: int = 10) -> list[SearchResult]:
+    def search_file(self, path: str | os.PathLike, k: int = 10, *,
+                    filter: SearchFilter | None = None) -> list[SearchResult]:
         if self.catalog.vector_count(self.encoder.model_id) == 0:
             others = self.catalog.files_of_other_models(self.encoder.model_id)
             if others:
@@ -188,4 +265,34 @@ class Library:
                     "does this by itself when it opens)")
             raise EmptyLibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
-        return self.search_vectors(self.embed_file(path), k)
+        return self.search_vectors(self.embed_file(path), k, filter=filter)
+
+
+class Searcher:
+    """Read-only search over a library: an index and the catalog's rows, nothing that
+    writes. Any thread (each thread reads the catalog through a connection of its own)."""
+
+    def __init__(self, directory: Path, index: VectorIndex, encoder: Encoder,
+                 reranker: FileReranker | None):
+        self.directory = Path(directory)
+        self.index = index
+        self.encoder = encoder
+        self.reranker = reranker
+        self._local = threading.local()
+
+    def _catalog(self) -> Catalog:
+        catalog = getattr(self._local, "catalog", None)
+        if catalog is None:
+            catalog = self._local.catalog = Catalog(self.directory / CATALOG_FILENAME)
+        return catalog
+
+    def search(self, query: Query, k: int, *, filter: SearchFilter | None = None) -> list[SearchResult]:
+        """The one search (``app.query.search``) on this library. Any thread."""
+        return search(self.index, self._catalog(), query, k, reranker=self.reranker, filter=filter)
+
+    def with_index(self, index: VectorIndex) -> "Searcher":
+        """The same library searched through another index (after a rescan)."""
+        return Searcher(self.directory, index, self.encoder, self.reranker)
+
+    def __len__(self) -> int:
+        return len(self.index)

@@ -6,8 +6,11 @@ to the model rate with a streaming soxr resampler, keeps the last ``history_seco
 audio, and feeds the onset detector. In *one-shot* mode every onset opens an analysis window
 (``window_seconds`` from the onset minus a short pre-roll, cut where the next hit starts);
 in *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
-Each window goes through ``app.query`` (the same path as search by file), and the ranked files
-are merged over recent windows with hysteresis (``app.suggestions``) and published.
+The chain, the mix to mono and the resampling are one ``InputConditioner``, streaming for the
+live worker and whole for a capture read straight from the ring. Every window, capture and
+file goes through ``_lookup`` (``app.query.embed_query`` and the library's read-only
+``Searcher``, with the matcher's ``SearchFilter``), and the ranked files are merged over
+recent windows with hysteresis (``app.suggestions``) or published as they are.
 
 Falling behind: if the ring overran the reader, or more than ``max_lag_seconds`` wait to be
 read, the worker jumps to the newest audio, restarts its stream state and counts the frames
@@ -28,7 +31,7 @@ to the moment the update is published (window end -> published); for a capture, 
 request to the publication.
 
 Threads: ``start``/``stop`` from the owning thread; ``set_mode``, ``set_profile``,
-``set_index``, ``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and
+``set_index``, ``set_searcher``, ``set_filter``, ``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and
 ``search_file`` from any thread. Subscribers run on the matcher thread for live updates and
 on the caller's thread for ``capture`` and ``search_file``: keep them short and hand work to
 your own thread or event loop.
@@ -46,20 +49,19 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from app.catalog import Catalog
 from app.decode import read_mono
 from app.index import VectorIndex
+from app.library import Searcher
 from app.match_profiles import MODES, MatchProfile, ProfileError
 from app.onsets import Onset, OnsetDetector, OnsetParams, detect_onsets, sensitivity_to_delta
-from app.paths import CATALOG_FILENAME, library_dir as resolve_library_dir
-from app.query import MAX_QUERY_SECONDS, embed_query, rank_files
-from app.rerank import FileReranker
+from app.paths import library_dir as resolve_library_dir
+from app.query import MAX_QUERY_SECONDS, SearchFilter, SearchResult, embed_query
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
-__all__ = ["LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
+__all__ = ["InputConditioner", "LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
 
 # Medium quality: 3.6 ms of resampler delay from 48 kHz instead of 16 ms for "HQ" (the
 # passband ends near 20 kHz instead of 21 kHz; only the top mel band or two see it).
@@ -84,6 +86,43 @@ class _Window:
     reason: str               # 'onset', 'rolling', or 'capture-full' (a capture's full window)
 
 
+class InputConditioner:
+    """Device-rate input blocks (frames, channels) -> model-rate mono: the input chain, the
+    mix to mono, the resampler. ``stream`` keeps the resampler's state from block to block
+    (the live worker); ``whole`` converts one span by itself (a capture from the ring). The
+    chain keeps its own state across both. The matcher's worker thread, or the capture's
+    caller while the worker is stopped."""
+
+    def __init__(self, sample_rate: int, chain=None):
+        self.sample_rate = int(sample_rate)
+        self.chain = chain
+        self._resampler = None
+        self.reset()
+
+    def reset(self) -> None:
+        """A new continuous stream (start, or after a jump)."""
+        self._resampler = (soxr.ResampleStream(self.sample_rate, MODEL_SAMPLE_RATE, 1, dtype="float32",
+                                               quality=RESAMPLE_QUALITY)
+                           if self.sample_rate != MODEL_SAMPLE_RATE else None)
+
+    def _mono(self, block: np.ndarray) -> np.ndarray:
+        if self.chain is not None:
+            block = self.chain.process(block, self.sample_rate)
+        return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+
+    def stream(self, block: np.ndarray) -> np.ndarray:
+        mono = self._mono(block)
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
+        return np.asarray(mono, dtype=np.float32)
+
+    def whole(self, block: np.ndarray) -> np.ndarray:
+        mono = self._mono(block)
+        if self.sample_rate != MODEL_SAMPLE_RATE:
+            mono = soxr.resample(mono, self.sample_rate, MODEL_SAMPLE_RATE, quality=RESAMPLE_QUALITY)
+        return np.asarray(mono, dtype=np.float32)
+
+
 def _onset_params(profile: MatchProfile) -> OnsetParams:
     return OnsetParams(gate_db=profile.gate_db, delta_db=sensitivity_to_delta(profile.onset_sensitivity),
                        min_gap_s=profile.min_onset_gap_seconds)
@@ -97,23 +136,27 @@ def _peak_db(audio: np.ndarray) -> float:
 class LiveMatcher:
     """Suggestions from the live input (see module docstring)."""
 
-    def __init__(self, library_dir, ring, sample_rate: int, *, profile: MatchProfile,
+    def __init__(self, library, ring, sample_rate: int, *, profile: MatchProfile,
                  input_chain=None, encoder: Encoder | None = None, index: VectorIndex | None = None,
                  history_seconds: float = 12.0, max_lag_seconds: float = 2.0,
                  poll_interval: float = 0.002):
+        """``library``: a ``Searcher`` (``Library.searcher()``), or a library dir whose
+        library hands one out (over ``index`` when given)."""
         if profile.mode not in MODES:
             raise ProfileError(f"mode must be one of {', '.join(MODES)}, not {profile.mode!r}")
-        self.library_dir = resolve_library_dir(library_dir)
+        if isinstance(library, Searcher):
+            searcher = library
+        else:
+            from app.library import Library
+            with Library(resolve_library_dir(library), encoder=encoder or Encoder(threads=1)) as lib:
+                searcher = lib.searcher(index)
+        self.searcher = searcher
+        self.library_dir = searcher.directory
         self.ring = ring
         self.sample_rate = int(sample_rate)
-        self.input_chain = input_chain
-        self.encoder = encoder or Encoder(threads=1)
-        if index is None:
-            from app.library import Library
-            with Library(self.library_dir, encoder=self.encoder) as library:
-                index = library.index
-        self.index = index
-        self.reranker = FileReranker.for_encoder(self.encoder)
+        self.conditioner = InputConditioner(self.sample_rate, input_chain)
+        self.encoder = searcher.encoder
+        self._filter: SearchFilter | None = None
         self._profile = profile
         self._history_len = int(history_seconds * MODEL_SAMPLE_RATE)
         self.max_lag_frames = int(max_lag_seconds * self.sample_rate)
@@ -126,7 +169,6 @@ class LiveMatcher:
         self._latest: SuggestionUpdate | None = None
         self._seq = 0
         self._onsets: collections.deque[tuple[int, float]] = collections.deque(maxlen=RECENT_ONSETS)
-        self._catalogs = threading.local()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._running = False
@@ -179,13 +221,40 @@ class LiveMatcher:
             self._profile = profile
             self._merger.hysteresis = profile.hysteresis
 
+    @property
+    def input_chain(self):
+        return self.conditioner.chain
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.searcher.index
+
+    @property
+    def reranker(self):
+        return self.searcher.reranker
+
     def set_index(self, index: VectorIndex) -> None:
         """Query ``index`` from now on (after a rescan); queries already running finish on the
         old one. Any thread."""
         if index is None:
             raise MatcherError("set_index needs an index")
+        self.set_searcher(self.searcher.with_index(index))
+
+    def set_searcher(self, searcher: Searcher) -> None:
+        """Search through ``searcher`` from now on (the library reopened after a rescan).
+        Any thread."""
         with self._lock:
-            self.index = index
+            self.searcher = searcher
+
+    def set_filter(self, search_filter: SearchFilter | None) -> None:
+        """Narrow every later search (live, capture, file) to what ``search_filter`` accepts;
+        None: the whole library. Any thread."""
+        with self._lock:
+            self._filter = search_filter
+
+    @property
+    def filter(self) -> SearchFilter | None:
+        return self._filter
 
     def subscribe(self, callback) -> None:
         with self._lock:
@@ -258,21 +327,22 @@ class LiveMatcher:
         started = time.perf_counter() if started is None else started
         profile = self._profile
         k = k or KEEP_SUGGESTIONS
-        query = embed_query(self.encoder, audio_44k)
-        if len(query) == 0:
+        results = self._lookup(audio_44k, max(k or 0, profile.k))
+        if results is None:
             return None
-        results = rank_files(self.index, self._catalog(), query, max(k or 0, profile.k), self.reranker)
         suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
-    # ---- worker thread --------------------------------------------------------------------
+    def _lookup(self, audio_44k: np.ndarray, k: int) -> list[SearchResult] | None:
+        """The one query path: model-rate mono audio -> the k best files under the current
+        filter; None when the audio holds nothing to search for. Any thread."""
+        query = embed_query(self.encoder, audio_44k)
+        if len(query) == 0:
+            return None
+        return self.searcher.search(query, k, filter=self._filter)
 
-    def _catalog(self) -> Catalog:
-        catalog = getattr(self._catalogs, "catalog", None)
-        if catalog is None:
-            catalog = self._catalogs.catalog = Catalog(self.library_dir / CATALOG_FILENAME)
-        return catalog
+    # ---- worker thread --------------------------------------------------------------------
 
     def _reset_stream(self, device_frame: int) -> None:
         """New continuous segment starting at ``device_frame`` (start, or after a jump)."""
@@ -287,9 +357,7 @@ class LiveMatcher:
         self._model_end = self._seg_model
         if not hasattr(self, "_history"):
             self._history = np.zeros(self._history_len, dtype=np.float32)
-        self._resampler = (soxr.ResampleStream(self.sample_rate, MODEL_SAMPLE_RATE, 1, dtype="float32",
-                                               quality=RESAMPLE_QUALITY)
-                           if self.sample_rate != MODEL_SAMPLE_RATE else None)
+        self.conditioner.reset()
         self._detector = OnsetDetector(MODEL_SAMPLE_RATE, _onset_params(profile))
         self._pending: list[_Window] = []
         self._seg_onsets: list[tuple[int, Onset]] = []   # (absolute model sample, onset)
@@ -359,12 +427,7 @@ class LiveMatcher:
             self._next_rolling_end = max(self._model_end, self._seg_model + window)
 
     def _consume(self, block: np.ndarray, t_read: float) -> None:
-        if self.input_chain is not None:
-            block = self.input_chain.process(block, self.sample_rate)
-        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        if self._resampler is not None:
-            mono = self._resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
-        mono = np.asarray(mono, dtype=np.float32)
+        mono = self.conditioner.stream(block)
         onsets = self._detector.push(mono)
         with self._state_lock:
             if mono.size:
@@ -445,12 +508,11 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        query = embed_query(self.encoder, audio)
-        if len(query) == 0:
+        results = self._lookup(audio, profile.k)
+        if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1
             return
-        results = rank_files(self.index, self._catalog(), query, profile.k, self.reranker)
         arrived = self._arrival_time(w.end)
         onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
         with self._lock:
@@ -536,12 +598,7 @@ class LiveMatcher:
         if frames <= 0:
             return None
         start_frame, block = self.ring.read_latest(frames)
-        if self.input_chain is not None:
-            block = self.input_chain.process(block, self.sample_rate)
-        mono = block.mean(axis=1, dtype=np.float32)
-        if self.sample_rate != MODEL_SAMPLE_RATE:
-            mono = soxr.resample(mono, self.sample_rate, MODEL_SAMPLE_RATE, quality=RESAMPLE_QUALITY)
-        mono = np.asarray(mono, dtype=np.float32)
+        mono = self.conditioner.whole(block)
         onsets = [(o.sample, o) for o in detect_onsets(mono, MODEL_SAMPLE_RATE, _onset_params(profile))]
         start, end, onset = self._capture_window(onsets, 0, mono.size, profile)
         onset_frame = (start_frame + int(onset * self.sample_rate / MODEL_SAMPLE_RATE)
@@ -558,11 +615,9 @@ class LiveMatcher:
         if level < profile.gate_db:
             return None
         self._last_window = (onset_frame if onset_frame is not None else -1, audio)
-        query = embed_query(self.encoder, audio)
-        if len(query) == 0:
+        results = self._lookup(audio, max(profile.k, KEEP_SUGGESTIONS))
+        if results is None:
             return None
-        results = rank_files(self.index, self._catalog(), query, max(profile.k, KEEP_SUGGESTIONS),
-                             self.reranker)
         suggestions = ranked(results, max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         if seed_merger:
             with self._lock:

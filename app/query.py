@@ -1,19 +1,20 @@
-"""The one query path: audio at the model rate -> query windows -> ranked library files.
+"""The one query path: audio at the model rate -> a ``Query`` -> ranked library files.
 
-Search by file (``samplescout search``, a file dropped on the window) and the live matcher
-both call ``embed_query`` and ``rank_files``, so the same audio gives the same answer
-whichever way it arrives. With a re-ranker (``app.rerank``), ``rank_files`` re-orders the
-index's best few files by reading them side by side with the query.
+Live one-shot and rolling windows, captures, a file dropped on the window and
+``samplescout search`` all go through ``embed_query`` and ``search``, so the same audio
+gives the same answer whichever way it arrives. With a re-ranker (``app.rerank``),
+``search`` re-orders the index's best few files by reading them side by side with the
+query. A ``SearchFilter`` narrows the files a search may return (kind and folder today;
+tags, key and tempo are named for the analysis still to come and refused until then).
 
 Threads: ``embed_query`` may run on any thread (the encoder allows concurrent runs);
-``rank_files`` runs on the thread that owns ``catalog`` (``index.search`` itself is
+``search`` runs on the thread that owns ``catalog`` (``index.search`` itself is
 thread-safe).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,9 @@ import numpy as np
 from app.catalog import Catalog, FileRow
 from app.index import VectorIndex
 from app.rerank import FileReranker
+from engine.errors import SampleScoutError
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
-from models.reranker import clip_candidate
+from models.reranker import Clip, clip_candidate
 
 # A query longer than this is cut: the best window of a long clip is found
 # within its first minute in practice, and it bounds the work.
@@ -50,17 +52,52 @@ class SearchResult:
         return out
 
 
-@dataclass(frozen=True)
-class Query:
-    """Query windows: log-mel ``blocks`` (m, 100, 96), the encoder's ``vectors`` (m, dim)
-    and each block's audio for the re-ranker's coherence term (``signals``, see
-    ``models.coherence``)."""
-    blocks: np.ndarray
-    vectors: np.ndarray
-    signals: Sequence[np.ndarray] = ()
+Query = Clip
+"""Query windows (``models.reranker.Clip``): log-mel ``blocks`` (m, 100, 96), the
+encoder's ``vectors`` (m, dim), each block's audio for the re-ranker's coherence term
+(``signals``) and the query's model-rate ``audio``. The same type holds a library file's
+blocks when the re-ranker reads it."""
 
-    def __len__(self) -> int:
-        return len(self.vectors)
+KINDS = ("one-shot", "loop")
+
+
+class SearchFilterError(SampleScoutError, ValueError):
+    """A filter this version cannot apply (an unknown kind, a criterion not analysed yet)."""
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Which library files a search may return; a field left at None (or empty) does not
+    narrow. ``kind``: 'one-shot' or 'loop'. ``folder``: only files inside this folder.
+    ``tags``, ``key`` and ``tempo`` (bpm range) wait for the analysis that will fill them
+    and are refused until then."""
+    kind: str | None = None
+    folder: str | None = None
+    tags: tuple[str, ...] = ()
+    key: str | None = None
+    tempo: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.kind is not None and self.kind not in KINDS:
+            raise SearchFilterError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        for name in ("tags", "key", "tempo"):
+            if getattr(self, name):
+                raise SearchFilterError(f"filtering by {name} is not available yet")
+        if self.folder is not None:
+            object.__setattr__(self, "folder", os.path.abspath(os.path.expanduser(self.folder)))
+
+    @property
+    def narrows(self) -> bool:
+        return self.kind is not None or self.folder is not None
+
+    def accepts(self, row: FileRow) -> bool:
+        if self.kind is not None and row.kind != self.kind:
+            return False
+        if self.folder is not None:
+            inside = self.folder.rstrip(os.sep) + os.sep
+            if not row.path.startswith(inside):
+                return False
+        return True
 
 
 def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
@@ -73,25 +110,36 @@ def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
     limit = int(MAX_QUERY_SECONDS * MODEL_SAMPLE_RATE)
     if audio.size > limit:
         audio = audio[:limit]
-    clip = clip_candidate(encoder, audio)
-    return Query(clip.blocks, clip.vectors, clip.signals)
+    return clip_candidate(encoder, audio)
 
 
-def rank_files(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int,
-               reranker: FileReranker | None = None) -> list[SearchResult]:
-    """The k best library files for ``query`` (or bare window vectors (m, dim)), with
-    catalog rows; re-ranked when a ``reranker`` is given and the query has its blocks.
+def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int, *,
+           reranker: FileReranker | None = None,
+           filter: SearchFilter | None = None) -> list[SearchResult]:
+    """The k best library files for ``query`` (or bare window vectors (m, dim)) that
+    ``filter`` accepts, with catalog rows; re-ranked when a ``reranker`` is given and the
+    query has its blocks.
 
     Vectors whose file is no longer in the catalog are dropped (fewer than k results).
     """
-    vectors = query.vectors if isinstance(query, Query) else query
+    vectors = query.vectors if isinstance(query, Clip) else query
     if len(vectors) == 0:
         return []
     wanted = k
     if reranker is not None:
         k = max(k, reranker.k)
-    hits = index.search(vectors, k)
-    rows = catalog.files_by_id(h.file_id for h in hits)
+    narrows = filter is not None and filter.narrows
+    ask = k
+    while True:
+        hits = index.search(vectors, ask)
+        rows = catalog.files_by_id(h.file_id for h in hits)
+        if narrows:
+            hits = [h for h in hits if h.file_id in rows and filter.accepts(rows[h.file_id])]
+        # the index answers best files first: ask for more until enough pass the filter
+        if not narrows or len(hits) >= k or ask >= len(index):
+            break
+        ask = min(len(index), ask * 4)
+    hits = hits[:k]
     starts = catalog.window_starts(h.vector_id for h in hits)
     results = []
     for hit in hits:
@@ -102,6 +150,6 @@ def rank_files(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, 
             rank=len(results) + 1, file=row, score=float(hit.score),
             offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
             exists=os.path.exists(row.path)))
-    if reranker is not None and isinstance(query, Query):
+    if reranker is not None and isinstance(query, Clip):
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
     return results[:wanted]

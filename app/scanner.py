@@ -189,7 +189,7 @@ class Scanner:
             report.seen += len(seen)
             orphans.update((p, r) for p, r in rows.items() if p not in seen)
 
-        index = self.library.index
+        self.library.index   # open (or repair) the index before the first result lands
         interrupted = False
         completed = False
         try:
@@ -203,10 +203,7 @@ class Scanner:
                 report.interrupted = True
             else:
                 # Orphans not relinked by a moved copy are really gone.
-                gone = [row.id for row in orphans.values()]
-                index.remove_files(gone)
-                catalog.delete_files(gone)
-                report.removed = len(gone)
+                report.removed = self.library.remove(row.id for row in orphans.values())
             self.library.save_index()
             report.elapsed_s = time.monotonic() - started
         if interrupted:
@@ -295,54 +292,37 @@ class Scanner:
     def _record(self, task: _Candidate, result, orphans: dict[str, FileRow],
                 report: ScanReport) -> bool:
         """Store one worker result; returns True when the file must be analysed after all."""
-        catalog = self.library.catalog
-        index = self.library.index
         if isinstance(result, KnownContent):
             return self._record_known(task, result, orphans, report)
         report.files_analysed += 1
-        previous = catalog.file_by_path(task.path)
-        if previous is not None:
-            index.remove_files([previous.id])
-        file_id, vector_ids = catalog.store(result)
+        self.library.store(result)
         if result.status == "indexed":
             report.indexed += 1
-            index.add(vector_ids, [file_id] * len(vector_ids), result.vectors)
         else:
             self._note_skip(report, result.path, result.error_code, result.error)
         return False
 
     def _record_known(self, task: _Candidate, result: KnownContent, orphans: dict[str, FileRow],
                       report: ScanReport) -> bool:
-        catalog = self.library.catalog
         model_id = self.library.encoder.model_id
-        matches = catalog.rows_with_hash(result.content_hash)
+        matches = self.library.catalog.rows_with_hash(result.content_hash)
         same_path = next((r for r in matches if r.path == task.path), None)
         if same_path is not None and _reusable(same_path, model_id):
-            catalog.touch(same_path.id, task.size, task.mtime_ns)
+            self.library.touch(same_path.id, task.size, task.mtime_ns)
             report.touched += 1
             return False
         moved = next((r for r in matches if r.path in orphans and _reusable(r, model_id)), None)
         if moved is not None:
             del orphans[moved.path]
-            previous = catalog.file_by_path(task.path)
-            if previous is not None:  # the new path held other content before
-                self.library.index.remove_files([previous.id])
-                catalog.delete_files([previous.id])
-            catalog.relink(moved.id, task.path, task.size, task.mtime_ns)
+            self.library.relink(moved.id, task.path, task.size, task.mtime_ns)
             report.relinked += 1
             return False
         source = next((r for r in matches if _reusable(r, model_id)), None)
         if source is None:
             return True
-        previous = catalog.file_by_path(task.path)
-        if previous is not None:
-            self.library.index.remove_files([previous.id])
-        file_id, vector_ids = catalog.copy_file(source.id, task.path, task.size, task.mtime_ns)
+        self.library.store_copy(source, task.path, task.size, task.mtime_ns)
         report.duplicates += 1
-        if source.status == "indexed":
-            _, vectors = catalog.file_vectors(file_id)
-            self.library.index.add(vector_ids, [file_id] * len(vector_ids), vectors)
-        else:
+        if source.status != "indexed":
             self._note_skip(report, task.path, source.error_code, source.error)
         return False
 

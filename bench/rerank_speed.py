@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.decode import read_mono  # noqa: E402
 from app.library import Library  # noqa: E402
-from app.query import embed_query, rank_files  # noqa: E402
+from app.query import embed_query, search  # noqa: E402
 from app.rerank import FileReranker  # noqa: E402
 from app.scanner import Scanner  # noqa: E402
 from bench import damage  # noqa: E402
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             query = embed_query(library.encoder, audio)
             times["embed_query"].append((time.perf_counter() - t0) * 1e3)
             t0 = time.perf_counter()
-            plain = rank_files(index, catalog, query, reranker.k)
+            plain = search(index, catalog, query, reranker.k)
             times["rank_files"].append((time.perf_counter() - t0) * 1e3)
             reranker._cache.clear()
             t0 = time.perf_counter()

@@ -103,8 +103,9 @@ def make_window(host, config_dir: Path):
 
 
 def bench_idle(app, tmp: Path, seconds: float) -> dict:
-    from ui.host import NullHost
-    host = NullHost(tmp / "idle-lib")
+    from ui.host import AudioSettings
+    from ui.session_host import SessionHost
+    host = SessionHost(tmp / "idle-lib", AudioSettings(), live=False)
     win = make_window(host, tmp / "cfg-idle")
     run_for(app, 1.0)
     probe = LatenessProbe()
@@ -117,7 +118,8 @@ def bench_idle(app, tmp: Path, seconds: float) -> dict:
 
 
 def bench_scan(app, tmp: Path, seconds: float, workers: int) -> dict:
-    from ui.host import NullHost
+    from ui.host import AudioSettings
+    from ui.session_host import SessionHost
     src = tmp / "scan-src"
     count = 0
     for base in (SONIC_PI, LMMS):
@@ -129,7 +131,7 @@ def bench_scan(app, tmp: Path, seconds: float, workers: int) -> dict:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(f, dest)
                 count += 1
-    host = NullHost(tmp / "scan-lib")
+    host = SessionHost(tmp / "scan-lib", AudioSettings(), live=False)
     win = make_window(host, tmp / "cfg-scan")
     panel = win.library_panel
     run_for(app, 1.0)

@@ -109,28 +109,37 @@ def _weight(path: pathlib.Path, meta: dict, key: str) -> float:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One library file's blocks for re-ranking: log-mel ``(n, 100, 96)``, the encoder's
-    unit vectors of them ``(n, dim)`` and, for the coherence term, each block's
-    ``models.coherence.coherence_signal`` (None when the audio is not at hand). Supplying
-    only the block the index matched is enough."""
+class Clip:
+    """A clip as search and the re-ranker read it, a query or a library file: log-mel
+    ``blocks`` ``(n, 100, 96)``, the encoder's unit ``vectors`` of them ``(n, dim)`` and,
+    for the coherence term, each block's ``models.coherence.coherence_signal`` in
+    ``signals`` (None when the audio is not at hand); ``audio`` is the model-rate mono
+    clip it was made from, when kept. No rows for a silent clip. A library file's
+    candidate needs only the block the index matched."""
     blocks: np.ndarray
     vectors: np.ndarray
     signals: Sequence[np.ndarray] | None = None
+    audio: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
-def clip_candidate(encoder, audio: np.ndarray, *, trim_leading_silence: bool = True) -> Candidate:
+Candidate = Clip   # the name the re-ranking code reads best with: a library file's clip
+
+
+def clip_candidate(encoder, audio: np.ndarray, *, trim_leading_silence: bool = True) -> Clip:
     """A whole clip as the re-ranker reads it (a query or a library file): every block's
-    log-mel, the ``encoder``'s vectors of them and their coherence signals (made on first
-    use); no rows for a silent clip. Any thread."""
+    log-mel, the ``encoder``'s vectors of them, their coherence signals (made on first
+    use) and the audio; no rows for a silent clip. Any thread."""
     blocks = clip_blocks(audio, trim_leading_silence=trim_leading_silence)
     stacked = (np.stack([b.log_mel for b in blocks]).astype(np.float32) if blocks
                else np.zeros((0,) + BLOCK_SHAPE, np.float32))
-    return Candidate(stacked, encoder.embed_blocks(stacked), BlockSignals(audio, blocks))
+    return Clip(stacked, encoder.embed_blocks(stacked), BlockSignals(audio, blocks), audio)
 
 
 def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np.ndarray,
-                 candidates: list[Candidate | None],
+                 candidates: list[Clip | None],
                  query_signals: Sequence[np.ndarray] | None = None) -> tuple[list[int], np.ndarray]:
     """New order of ``candidates`` (indices, best first) and the re-ranker's score of each.
 

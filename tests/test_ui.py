@@ -56,7 +56,7 @@ def sample_library(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, sample_library, tmp_path):
     from ui import theme
-    from ui.host import NullHost
+    from tests.null_host import NullHost
     from ui.main_window import MainWindow
     from ui.settings import SettingsStore
 
@@ -105,7 +105,7 @@ def test_dropping_a_file_shows_its_matches(qtbot, window, sample_library):
     qtbot.waitUntil(lambda: model.index(0, model.COL_WAVE).data(
         __import__("ui.models", fromlist=["ThumbnailRole"]).ThumbnailRole) is not None, timeout=10000)
     # The pads play the new matches.
-    assert window.host._slots[0].path == paths["sn_dolf"]
+    assert window.host.slots()[0].path == paths["sn_dolf"]
 
 
 def test_drop_of_a_non_audio_file_is_refused(qtbot, window, tmp_path):
@@ -339,7 +339,7 @@ def test_library_panel_scans_with_progress_and_lists_skipped_files(qtbot, window
 
 
 def test_settings_persist_in_the_given_config_dir(qtbot, tmp_path):
-    from ui.host import NullHost
+    from tests.null_host import NullHost
     from ui.settings import SettingsPanel, SettingsStore
     store = SettingsStore(tmp_path / "cfg")
     host = NullHost(tmp_path / "lib")

@@ -19,8 +19,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
                              QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSlider,
                              QVBoxLayout, QWidget)
 
-from engine.chain import Chain
-from engine.plugins import ParameterInfo, PluginScanner, builtin_effect_names
+from app.audio_types import Chain, ParameterInfo, PluginScanner, builtin_effect_names
 
 from .background import SerialWorker
 
@@ -188,7 +187,7 @@ class ChainEditor(QWidget):
             self.add_combo.setCurrentIndex(i)
 
     def _fill_presets(self) -> None:
-        from engine.chain_presets import shipped_presets
+        from app.audio_types import shipped_presets
         self.preset_combo.clear()
         self.preset_combo.addItem("—", None)
         paths = list(shipped_presets())
@@ -367,14 +366,14 @@ class ChainEditor(QWidget):
     # -- presets -------------------------------------------------------------------------------
 
     def save_preset(self, path: str | Path) -> Path:
-        from engine.chain_presets import save_chain_preset
+        from app.audio_types import save_chain_preset
         saved = save_chain_preset(self.chain, path)
         self._fill_presets()
         return saved
 
     def load_preset(self, path: str | Path) -> None:
         """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
-        from engine.chain_presets import load_chain_preset
+        from app.audio_types import load_chain_preset
         self._worker.call(lambda: load_chain_preset(self.chain, path), self._after_preset)
 
     def wait(self, msecs: int = 30000) -> bool:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.devices import NO_DEVICE, AudioDevice, DeviceReport, NoAudioDevice
+from app.audio_types import NO_DEVICE, AudioDevice, DeviceReport, NoAudioDevice
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
 """Library panel: sample folders, scanning with progress and cancel, skipped files, totals.
 
 Scans and folder removals run on a ``QThread`` whose ``LibraryJobs`` object
-opens a ``Library`` of its own inside that thread (a SQLite connection
-belongs to the thread that opened it). The scanner's decoding and embedding
+calls the app's ``LibraryTasks`` (from the host) inside that thread (a SQLite
+connection belongs to the thread that opened it). The scanner's decoding and embedding
 run in its worker processes; the GUI thread only receives progress signals.
 After a scan or removal the host reloads its index.
 
@@ -35,52 +35,31 @@ class LibraryJobs(QObject):
     summary = pyqtSignal(dict, list)              # catalog stats, skipped rows
     failed = pyqtSignal(str)
 
-    def __init__(self, library_dir: Path, workers: int | None = None):
+    def __init__(self, tasks):
         super().__init__()
-        self.library_dir = library_dir
-        self.workers = workers
-        self._library = None
-        self._scanner = None
-
-    def _lib(self):
-        if self._library is None:
-            from app.library import Library
-            self._library = Library(self.library_dir)
-        return self._library
+        self.tasks = tasks            # app.library_tasks.LibraryTasks
 
     @pyqtSlot(list)
     def scan(self, roots: list) -> None:
-        from app.scanner import Scanner
         report = None
         try:
-            library = self._lib()
-            self._scanner = Scanner(
-                library, workers=self.workers,
-                progress=lambda p: self.progress.emit(p.done, p.total, p.current))
-            report = self._scanner.scan(roots)
+            report = self.tasks.scan(
+                roots, progress=lambda p: self.progress.emit(p.done, p.total, p.current))
         except KeyboardInterrupt:
             pass
         except Exception as exc:  # noqa: BLE001 - one line for the user
             self.failed.emit(f"scan failed: {exc}")
-        finally:
-            self._scanner = None
         self.scan_finished.emit(report)
         self.refresh()
 
     def cancel(self) -> None:
         """Any thread: stop the running scan after the files in flight."""
-        scanner = self._scanner
-        if scanner is not None:
-            scanner.cancel()
+        self.tasks.cancel()
 
     @pyqtSlot(str)
     def remove_root(self, root: str) -> None:
         try:
-            library = self._lib()
-            rows = library.catalog.files_under(root)
-            library.index.remove_files(row.id for row in rows.values())
-            library.catalog.remove_root(root)
-            library.save_index()
+            self.tasks.remove_folder(root)
         except Exception as exc:  # noqa: BLE001
             self.failed.emit(f"could not remove {root}: {exc}")
         self.scan_finished.emit(None)
@@ -89,20 +68,14 @@ class LibraryJobs(QObject):
     @pyqtSlot()
     def refresh(self) -> None:
         try:
-            library = self._lib()
-            catalog, model_id = library.catalog, library.encoder.model_id
-            stats = catalog.stats()
-            stats["model_id"] = model_id
-            stats["other_models"] = catalog.files_of_other_models(model_id)
-            self.summary.emit(stats, catalog.skipped(SKIPPED_SHOWN))
+            stats, skipped = self.tasks.summary(SKIPPED_SHOWN)
+            self.summary.emit(stats, skipped)
         except Exception as exc:  # noqa: BLE001
             self.failed.emit(f"library unavailable: {exc}")
 
     @pyqtSlot()
     def close(self) -> None:
-        if self._library is not None:
-            self._library.close()
-            self._library = None
+        self.tasks.close()
 
 
 class LibraryPanel(QWidget):
@@ -172,7 +145,7 @@ class LibraryPanel(QWidget):
 
         self.thread = QThread(self)
         self.thread.setObjectName("library-scan")
-        self.jobs = LibraryJobs(host.library_dir, workers)
+        self.jobs = LibraryJobs(host.library_tasks(workers))
         self.jobs.moveToThread(self.thread)
         self.request_scan.connect(self.jobs.scan)
         self.request_remove.connect(self.jobs.remove_root)

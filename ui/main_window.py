@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, QL
 from . import theme
 from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
-from .host import Host, NullHost
+from .host import Host
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
         if not chain.members():
             return None
         from app.paths import cache_dir
-        from engine.chain_presets import chain_to_dict
+        from app.audio_types import chain_to_dict
         try:
             doc = chain_to_dict(chain, name="preview fx")
             return os.fspath(render_through_chain(suggestion.path, doc, cache_dir(),
@@ -300,7 +300,6 @@ class MainWindow(QMainWindow):
     def show_update(self, update) -> None:
         self.last_update = update
         self.model.set_suggestions(update.suggestions)
-        self.host.set_slots(update.suggestions)
         if not self.view.currentIndex().isValid() and self.model.rowCount():
             # Keyboard navigation starts at the top; no preview for a selection the user did not make.
             self.view.selectionModel().setCurrentIndex(
@@ -439,20 +438,17 @@ class MainWindow(QMainWindow):
 
 
 def make_host(library_dir: str | None, store: SettingsStore) -> tuple[Host, str]:
-    """The live host over the session when it can be built, else the library-only host."""
-    if os.environ.get("SAMPLESCOUT_UI_HOST") != "null":
-        try:
-            from .session_host import SessionHost
-        except ImportError as exc:
-            note = f"live listening unavailable ({exc}); library search only"
-        else:
-            try:
-                return SessionHost(library_dir, store.audio), ""
-            except Exception as exc:  # noqa: BLE001 - the window opens anyway
-                note = f"audio engine not started: {exc}; library search only"
-    else:
-        note = "library search only (SAMPLESCOUT_UI_HOST=null)"
-    return NullHost(library_dir), note
+    """The live host over the session; library search only when the audio side cannot be
+    loaded or SAMPLESCOUT_UI_HOST=null asks for that."""
+    from .session_host import SessionHost
+    if os.environ.get("SAMPLESCOUT_UI_HOST") == "null":
+        return SessionHost(library_dir, store.audio, live=False), \
+            "library search only (SAMPLESCOUT_UI_HOST=null)"
+    try:
+        return SessionHost(library_dir, store.audio), ""
+    except Exception as exc:  # noqa: BLE001 - the window opens anyway
+        return SessionHost(library_dir, store.audio, live=False), \
+            f"audio engine not started: {exc}; library search only"
 
 
 def run(library_dir: str | None = None) -> int:

@@ -15,7 +15,7 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                              QLabel, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from engine.midi import PRESET_DIR, MidiMap, MidiMapError
+from app.audio_types import MIDI_PRESET_DIR as PRESET_DIR, MidiMap, MidiMapError
 
 from .host import Host, describe_binding, message_binding
 from .models import MidiMapModel, action_label

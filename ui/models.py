@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6.QtCore import QAbstractTableModel, QCoreApplication, QModelIndex, QObject, Qt, pyqtSignal
 
-from engine.midi import ACTIONS, MidiMap
+from app.audio_types import ACTIONS, MidiMap
 
 from .background import SerialWorker
 from .dragdrop import mime_for_files

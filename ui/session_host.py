@@ -1,62 +1,79 @@
 """The live host: the window's ``Host`` interface over ``app.session.Session``.
 
+The host adapts the session to Qt: session callbacks become signals, requests become
+calls on the session's public methods, run off the GUI thread. It holds what must outlive
+one session (the chains the window edits, the MIDI map, the mode, profile, volume and
+monitoring) and hands it to each new session.
+
 The session (audio engine in its own process, live matcher, MIDI capture and pads) is built
 and started on a control thread, so a missing audio device never holds up the window: the
 status bar says what is wrong and the host retries every few seconds, while search by
-example keeps working through the library-only path inherited from ``NullHost``.
+example keeps working through the library alone (``app.library_tasks.LibraryThread``).
+With ``live=False`` it never opens the audio device (library search only).
 
 Two worker threads keep the GUI thread free:
 
-* ``session-control``: open/close/rebuild the session, captures, searches, index reloads;
-* ``session-preview``: decoding samples for audition (and the pads), then ``engine.play``.
-
-Both effect chains are edited in the window on the app's own ``Chain`` objects (the input
-chain also feeds the matcher) and sent whole to the audio process after an edit, where the
-input chain runs the monitoring path and the preview chain the preview mix.
+* ``session-control``: open/close/rebuild the session, captures, searches, index reloads,
+  sending the chains;
+* ``session-preview``: decoding samples for audition, then playing them.
 
 Matcher updates arrive on the matcher's thread and are re-emitted as the ``suggestions``
-signal (Qt queues them to the window). Everything polled by the window (levels, input tail,
+signal (Qt queues them to the window). Which suggestions the pads play is the session's
+policy (they follow every update). Everything polled by the window (levels, input tail,
 onsets, playheads, status) reads shared memory or plain attributes and returns at once.
+Nothing here grows with the number of updates.
 """
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
-from typing import Iterable
+from typing import Callable
 
 import numpy as np
 
-from engine.midi import MidiMap
+from app.audio_types import Chain, MidiMap, NoAudioDevice, StreamConfig
+from app.library_tasks import LibraryThread
+from app.match_profiles import MODES, profile_names
 
-from .host import AudioSettings, HostStatus, LevelReading, NullHost, SILENCE_DB
+from .host import SILENCE_DB, AudioSettings, Host, HostStatus, LevelReading
 
 RETRY_SECONDS = 3.0
 START_TIMEOUT = 10.0
+CHAIN_SETTLE_SECONDS = 0.15     # one rebuild for a burst of slider moves
 
 
-def _db(x: float) -> float:
-    return 20 * math.log10(x) if x > 1e-6 else SILENCE_DB
-
-
-class SessionHost(NullHost):
+class SessionHost(Host):
     """See the module docstring. Public methods: GUI thread."""
 
     def __init__(self, library_dir, audio: AudioSettings, *, midi_api: str = "auto",
-                 parent=None):
-        super().__init__(library_dir, sample_rate=audio.sample_rate, parent=parent)
+                 live: bool = True, k: int = 12, parent=None):
+        super().__init__(parent)
+        from app.paths import library_dir as resolve
+        self.library_dir = resolve(library_dir)
         self.audio = audio
         self.midi_api = midi_api
+        self.live = live
+        self.k = k
+        self.mode = MODES[0]
+        self.profile = profile_names()[0]
+        self.volume = 1.0
+        self.monitoring = False
+        self.midi_learning = False
+        self._midi_map = MidiMap.default_16_pads()
+        self._midi_port = ""
+        self.input_chain = Chain("input", sample_rate=audio.sample_rate)
+        self.preview_chain = Chain("preview", sample_rate=audio.sample_rate)
         self.session = None
-        self._state = HostStatus("starting", "opening the audio device")
+        self._library = LibraryThread(self.library_dir, self.error.emit)
+        self._state = (HostStatus("starting", "opening the audio device") if live
+                       else HostStatus("offline", "no audio device (library only)"))
         self._control: queue.Queue = queue.Queue()
         self._preview: queue.Queue = queue.Queue()
         self._voices: dict[int, tuple[int | None, float]] = {}   # token -> (engine voice, started)
         self._next_token = 1
         self._chains_pending = threading.Event()
-        self._closing = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, name="session-control",
                                           daemon=True),
                          threading.Thread(target=self._preview_loop, name="session-preview",
@@ -67,19 +84,18 @@ class SessionHost(NullHost):
     def start(self) -> None:
         for t in self._threads:
             t.start()
-        self._control.put(("open",))
+        if self.live:
+            self._control.put(("open",))
 
     def close(self) -> None:
-        self._closing.set()
         self._control.put(("quit",))
         self._preview.put(("quit",))
         for t in self._threads:
             if t.is_alive():
                 t.join(15)
-        super().close()
+        self._library.close()
 
-    def _stream_config(self):
-        from engine.stream import StreamConfig
+    def _stream_config(self) -> StreamConfig:
         a = self.audio
         return StreamConfig(hostapi=a.hostapi or None, device=a.device or None,
                             input_channels=a.input_channels, output_channels=2,
@@ -93,7 +109,6 @@ class SessionHost(NullHost):
         try:
             # Cheap check first: without a device there is no point building the session
             # (encoder, index, audio process) only to tear it down again.
-            from engine.devices import NoAudioDevice
             from .device_probe import check_device, probe_devices
             check_device(probe_devices(), config.hostapi, config.device, config.input_channels,
                          config.output_channels)
@@ -104,30 +119,27 @@ class SessionHost(NullHost):
             self._state = HostStatus("waiting", f"audio unavailable: {exc} (retrying)")
             return False
         try:
-            self.input_chain.set_format(config.sample_rate, config.input_channels)
-            self.preview_chain.set_format(config.sample_rate, config.output_channels)
             session = Session(self.library_dir, config, self.profile, mode=self.mode,
-                              midi_map=self._midi_map)
-            # The window's chain editors edit these chains: the session uses them, not its own.
-            session.input_chain = self.input_chain
-            session.matcher.input_chain = self.input_chain
-            session.preview_chain = self.preview_chain
-            session.engine.cache.render = None    # the engine runs the preview chain live
-            session.matcher.subscribe(self.suggestions.emit)
+                              midi_map=self._midi_map, input_chain=self.input_chain,
+                              preview_chain=self.preview_chain, pads_follow="updates")
+            session.subscribe(self.suggestions.emit)
             # Every message, also during MIDI learn; Qt queues the signal to the GUI thread.
-            session.engine.on_midi_message(lambda message, _action: self.midi_received.emit(message))
+            session.on_midi_message(self.midi_received.emit)
             session.start(timeout=START_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - one line in the status bar, retried
             message = str(exc).strip() or type(exc).__name__
             self._state = HostStatus("waiting", f"{message} (retrying)")
             return False
-        self.session = session
         try:
-            self._push_chains()
+            session.set_volume(self.volume)
+            session.set_midi_learning(self.midi_learning)
+            session.set_monitoring(self.monitoring)
+            session.send_chains()
         except Exception as exc:  # noqa: BLE001 - audio runs dry, the user is told
             self.error.emit(f"effect chains not applied: {exc}")
+        self.session = session
         self._state = HostStatus("running", "listening")
-        self.info.emit(f"Listening on {session.engine.status().device}")
+        self.info.emit(f"Listening on {session.status().device}")
         return True
 
     def _close_session(self) -> None:
@@ -160,50 +172,41 @@ class SessionHost(NullHost):
                     elif self.session.capture() is None:
                         self.info.emit("Nothing heard in the last seconds (below the gate)")
                 elif kind == "search":
-                    self.session.matcher.search_file(job[1], k=self.k)
+                    self.session.search_file(job[1], k=self.k)
                 elif kind == "chains":
-                    time.sleep(0.15)        # one rebuild for a burst of slider moves
+                    time.sleep(CHAIN_SETTLE_SECONDS)
                     self._chains_pending.clear()
-                    self._push_chains()
-                elif kind == "reload":
-                    self._reload_matcher_index()
+                    if self.session is not None:
+                        self.session.send_chains()
+                elif kind == "reload" and self.session is not None:
+                    self.session.reload_index()
             except Exception as exc:  # noqa: BLE001 - user-facing line
                 self.error.emit(str(exc))
-
-    def _reload_matcher_index(self) -> None:
-        session = self.session
-        if session is None:
-            return
-        from app.library import Library
-        with Library(self.library_dir, encoder=session.matcher.encoder) as library:
-            session.matcher.set_index(library.index)
 
     # -- polled by the window -------------------------------------------------------------------
 
     def status(self) -> HostStatus:
-        base = super().status()
+        library = self._library
         session = self.session
         if session is None:
             return HostStatus(self._state.state, self._state.message,
-                              library_files=base.library_files, index_state=base.index_state)
-        engine = session.engine
-        es = engine.status()
-        meters = engine.meters()
-        known = [x for x in (es.input_latency, es.output_latency) if x is not None]
-        return HostStatus(es.state, es.message, device=es.device, xruns=meters.xruns,
+                              library_files=library.files, index_state=library.index_state)
+        st = session.status()
+        ins, outs = st.input_latency_s, st.output_latency_s
+        known = [x for x in (ins, outs) if x is not None]
+        return HostStatus(st.state, st.message, device=st.device, xruns=st.xruns,
                           latency_ms=1000.0 * sum(known) if known else None,
-                          input_latency_ms=1000.0 * es.input_latency if es.input_latency is not None else None,
-                          output_latency_ms=1000.0 * es.output_latency if es.output_latency is not None else None,
-                          midi=es.midi, library_files=base.library_files,
-                          index_state=f"{len(session.matcher.index)} vectors",
-                          pad_page=session.pad_page())
+                          input_latency_ms=1000.0 * ins if ins is not None else None,
+                          output_latency_ms=1000.0 * outs if outs is not None else None,
+                          midi=st.midi, library_files=library.files,
+                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page)
 
     def levels(self) -> LevelReading:
         session = self.session
         if session is None:
-            return super().levels()
-        m = session.engine.meters()
-        return LevelReading(tuple(_db(p) for p in m.peak), tuple(_db(r) for r in m.rms))
+            return LevelReading((SILENCE_DB, SILENCE_DB), (SILENCE_DB, SILENCE_DB))
+        levels = session.levels()
+        return LevelReading(levels.peak_db, levels.rms_db)
 
     @property
     def sample_rate(self) -> int:
@@ -211,18 +214,12 @@ class SessionHost(NullHost):
 
     def input_tail(self, frames: int) -> tuple[int, np.ndarray]:
         session = self.session
-        ring = session.engine.ring if session is not None else None
-        if ring is None:
-            return super().input_tail(frames)
-        try:
-            start, block = ring.read_latest(frames)
-        except Exception:  # noqa: BLE001 - overrun while copying: show silence this frame
-            return 0, np.zeros(frames, np.float32)
-        return start + frames, block.mean(axis=1)
+        tail = session.input_tail(frames) if session is not None else None
+        return tail if tail is not None else (0, np.zeros(frames, np.float32))
 
     def recent_onsets(self) -> list[int]:
         session = self.session
-        return session.matcher.recent_onsets() if session is not None else []
+        return session.recent_onsets() if session is not None else []
 
     def playhead(self, voice_id: int) -> float | None:
         entry = self._voices.get(voice_id)
@@ -232,7 +229,7 @@ class SessionHost(NullHost):
         voice, started = entry
         if voice is None:            # still loading
             return 0.0
-        frames = session.engine.playheads().get(voice)
+        frames = session.playhead(voice)
         if frames is None:
             # Not in the mixer yet (the command waits for the next block) or already finished.
             if time.monotonic() - started < 0.15:
@@ -241,38 +238,38 @@ class SessionHost(NullHost):
             return None
         return frames / self.audio.sample_rate
 
+    def slots(self) -> list:
+        session = self.session
+        return session.slots() if session is not None else []
+
     # -- requests ------------------------------------------------------------------------------------
 
     def capture(self) -> None:
-        self._record("capture")
         self._control.put(("capture",))
 
     def request_search(self, path: str) -> None:
         if self.session is None:
-            super().request_search(path)
+            self._library.search_file(path, self.k, self.suggestions.emit)
             return
-        self._record("request_search", path)
         self._control.put(("search", path))
 
     def set_mode(self, mode: str) -> None:
-        super().set_mode(mode)
+        self.mode = mode
         if self.session is not None:
             try:
-                self.session.matcher.set_mode(mode)
+                self.session.set_mode(mode)
             except Exception as exc:  # noqa: BLE001
                 self.error.emit(str(exc))
 
     def set_profile(self, profile: str) -> None:
-        super().set_profile(profile)
+        self.profile = profile
         if self.session is not None:
-            from app.match_profiles import get_profile
             try:
-                self.session.matcher.set_profile(get_profile(profile).with_mode(self.mode))
+                self.session.set_profile(profile)
             except Exception as exc:  # noqa: BLE001
                 self.error.emit(str(exc))
 
     def audition(self, suggestion) -> int | None:
-        self._record("audition", suggestion.path)
         if self.session is None:
             self.error.emit("cannot play: the audio output is not running")
             return None
@@ -283,22 +280,17 @@ class SessionHost(NullHost):
         return token
 
     def stop_all(self) -> None:
-        self._record("stop_all")
         self._voices.clear()
         if self.session is not None:
             self.session.stop_all()
 
     def set_volume(self, volume: float) -> None:
-        super().set_volume(volume)
+        self.volume = volume
         if self.session is not None:
-            self.session.engine.set_volume(volume)
-
-    def set_slots(self, suggestions: Iterable) -> None:
-        super().set_slots(suggestions)
-        self._preview.put(("slots", tuple(self._slots)))
+            self.session.set_volume(volume)
 
     def reload_library(self) -> None:
-        super().reload_library()
+        self._library.reload(then=self.library_changed.emit)
         self._control.put(("reload",))
 
     def chains_changed(self) -> None:
@@ -307,9 +299,9 @@ class SessionHost(NullHost):
             self._control.put(("chains",))
 
     def set_monitoring(self, on: bool) -> None:
-        super().set_monitoring(on)
+        self.monitoring = on
         if self.session is not None:
-            self.session.engine.set_monitoring(on)
+            self.session.set_monitoring(on)
 
     def _preview_loop(self) -> None:
         while True:
@@ -320,50 +312,39 @@ class SessionHost(NullHost):
             if session is None:
                 continue
             try:
-                if job[0] == "audition":
-                    _, token, path = job
-                    index = session.engine.load_sample(path)
-                    voice = session.engine.play(index)
-                    if token in self._voices:
-                        self._voices[token] = (voice, time.monotonic())
-                elif job[0] == "slots":
-                    session.fill_slots(job[1])
+                _, token, path = job
+                voice = session.audition(path)
+                if token in self._voices:
+                    self._voices[token] = (voice, time.monotonic())
             except Exception as exc:  # noqa: BLE001
                 self._voices.clear()
                 self.error.emit(str(exc))
 
-    def _push_chains(self) -> None:
-        """Send both chains to the audio process (monitoring and the live preview mix)."""
-        session = self.session
-        if session is None:
-            return
-        from engine.chain_presets import chain_to_dict
-        engine = session.engine
-        for chain, send in ((self.input_chain, engine.set_input_chain),
-                            (self.preview_chain, engine.set_preview_chain)):
-            members = chain.members()
-            send(chain_to_dict(chain) if members else None, [m.id for m in members] or None)
-        engine.set_monitoring(self.monitoring)
-
     # -- MIDI and settings ------------------------------------------------------------------------------
 
+    def midi_map(self) -> MidiMap:
+        return self._midi_map
+
     def set_midi_map(self, midi_map: MidiMap) -> None:
-        super().set_midi_map(midi_map)
-        if self.session is not None and not self.midi_learning:
-            self.session.midi_map = midi_map
-            self.session.engine.set_midi_map(midi_map)
+        self._midi_map = midi_map
+        self.midi_map_changed.emit()
+        if self.session is not None:
+            self.session.set_midi_map(midi_map)
 
     def set_midi_learning(self, on: bool) -> None:
-        super().set_midi_learning(on)
+        self.midi_learning = on
         if self.session is not None:
-            # While learning the engine gets an empty map, so pads do not fire.
-            self.session.engine.set_midi_map(MidiMap(name="learning") if on else self._midi_map)
+            self.session.set_midi_learning(on)
 
     def set_midi_port(self, port: str) -> None:
-        super().set_midi_port(port)
-        self._control.put(("open",))
+        self._midi_port = port
+        if self.live:
+            self._control.put(("open",))
+
+    def on_midi_action(self, action: str, handler: Callable[[], None]) -> None:
+        """MIDI actions are the session's (capture, pads, pages); nothing for the window."""
 
     def apply_audio_settings(self, settings: AudioSettings) -> None:
-        super().apply_audio_settings(settings)
         self.audio = settings
-        self._control.put(("open",))
+        if self.live:
+            self._control.put(("open",))

@@ -1,0 +1,155 @@
+"""Library work for a window: scans, folder removal, summaries, and search without audio.
+
+The window never builds a ``Library`` or a ``Scanner`` itself; it asks these two:
+
+* ``LibraryTasks``: scan folders, forget a folder, read the totals and the skipped files.
+  It opens its ``Library`` on the thread that first calls it and must stay on that thread
+  (the window's library thread); ``cancel`` may come from any thread.
+* ``LibraryThread``: a thread of its own that keeps a ``Library`` open for searches by
+  example while no audio session runs, and for the status bar's totals. ``reload`` reopens
+  it after a scan. Its public methods may be called from any thread; results come back
+  through the callbacks given, on its thread.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from app.query import SearchFilter
+from app.suggestions import SuggestionUpdate, ranked
+
+SILENCE_DB = -120.0
+
+
+class LibraryTasks:
+    """Scans, removal and summaries of one library dir (see the module docstring)."""
+
+    def __init__(self, library_dir: str | os.PathLike, workers: int | None = None):
+        self.library_dir = Path(library_dir)
+        self.workers = workers
+        self._library = None
+        self._scanner = None
+
+    def _lib(self):
+        if self._library is None:
+            from app.library import Library
+            self._library = Library(self.library_dir)
+        return self._library
+
+    def scan(self, roots: list[str], progress: Callable | None = None):
+        """Scan ``roots`` into the library; returns the ``app.scanner.ScanReport``.
+        ``progress(ScanProgress)`` runs on this thread. KeyboardInterrupt as the scanner's."""
+        from app.scanner import Scanner
+        self._scanner = Scanner(self._lib(), workers=self.workers, progress=progress)
+        try:
+            return self._scanner.scan(roots)
+        finally:
+            self._scanner = None
+
+    def cancel(self) -> None:
+        """Stop the running scan after the files in flight. Any thread."""
+        scanner = self._scanner
+        if scanner is not None:
+            scanner.cancel()
+
+    def remove_folder(self, root: str) -> int:
+        """Forget a library folder (catalog and index); the files removed."""
+        return self._lib().remove_folder(root)
+
+    def summary(self, skipped_limit: int | None = None) -> tuple[dict, list]:
+        """(catalog totals with 'model_id' and 'other_models', skipped rows)."""
+        library = self._lib()
+        catalog, model_id = library.catalog, library.encoder.model_id
+        stats = catalog.stats()
+        stats["model_id"] = model_id
+        stats["other_models"] = catalog.files_of_other_models(model_id)
+        return stats, catalog.skipped(skipped_limit)
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+
+
+class LibraryThread:
+    """A thread that owns a ``Library`` for searches without a session (module docstring)."""
+
+    def __init__(self, library_dir: str | os.PathLike, on_error: Callable[[str], None]):
+        self.library_dir = Path(library_dir)
+        self._on_error = on_error
+        self._jobs: queue.Queue = queue.Queue()
+        self._seq = 0
+        self.files = 0
+        self.index_state = "opening"
+        self._thread = threading.Thread(target=self._run, name="library-worker", daemon=True)
+        self._thread.start()
+
+    def search_file(self, path: str | os.PathLike, k: int, publish: Callable[[SuggestionUpdate], None],
+                    search_filter: SearchFilter | None = None) -> None:
+        """Search by example; ``publish(update)`` gets the answer (mode and reason 'file')."""
+        path = os.fspath(path)
+
+        def job(library):
+            t0 = time.perf_counter()
+            results = library.search_file(path, k=k, filter=search_filter)
+            self._seq += 1
+            publish(SuggestionUpdate(
+                seq=self._seq, onset_frame=None, mode="file", suggestions=ranked(results, len(results)),
+                level_db=SILENCE_DB, reason=f"file {Path(path).name}",
+                latency_ms=(time.perf_counter() - t0) * 1e3))
+
+        self._jobs.put(job)
+
+    def reload(self, then: Callable[[], None] | None = None) -> None:
+        """Reopen the library (after a scan); ``then()`` runs once it is open."""
+        self._jobs.put("reload")
+        if then is not None:
+            self._jobs.put(lambda library: then())
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def _open(self):
+        from app.library import Library
+        library = Library(self.library_dir)
+        library.index  # load or repair now, not on the first query
+        stats = library.catalog.stats()
+        self.files = stats["indexed"]
+        self.index_state = f"{len(library.index)} vectors ({library.index_note})"
+        return library
+
+    def _run(self) -> None:
+        library = None
+        try:
+            library = self._open()
+        except Exception as exc:  # noqa: BLE001 - reported, the window lives on
+            self.index_state = "unavailable"
+            self._on_error(f"library unavailable: {exc}")
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            if job == "reload":
+                if library is not None:
+                    library.close()
+                try:
+                    library = self._open()
+                except Exception as exc:  # noqa: BLE001
+                    library = None
+                    self._on_error(f"library unavailable: {exc}")
+                continue
+            if library is None:
+                self._on_error("the library could not be opened")
+                continue
+            try:
+                job(library)
+            except Exception as exc:  # noqa: BLE001 - user-facing line
+                self._on_error(str(exc))
+        if library is not None:
+            library.close()
