@@ -12,6 +12,7 @@ work at the same time).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 import uuid
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +68,25 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 class CatalogError(Exception):
     """The catalog file cannot be used (newer schema, corrupt file)."""
+
+
+def db_path(path: str | os.PathLike) -> str | bytes:
+    """A file path as stored in the catalog: text when it is valid UTF-8, else the raw
+    bytes of the name (``os.fsencode``), so a Latin-1 ``café.wav`` round-trips exactly.
+    SQLite keeps a BLOB in a TEXT column as it is; the two never collide. Any thread."""
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def py_path(value: str | bytes) -> str:
+    """The inverse of :func:`db_path`: the ``str`` Python's os functions take. Any thread."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -202,34 +224,36 @@ class Catalog:
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)",
-                (str(path), time.time()),
+                (db_path(path), time.time()),
             )
 
     def remove_root(self, path: str | Path) -> int:
         """Forget a library folder and every file under it; returns files removed."""
-        path = str(path)
         with self.transaction():
             ids = [row.id for row in self.files_under(path).values()]
             self.delete_files(ids)
-            self._db.execute("DELETE FROM roots WHERE path = ?", (path,))
+            self._db.execute("DELETE FROM roots WHERE path = ?", (db_path(path),))
         return len(ids)
 
     def roots(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT path FROM roots ORDER BY path")]
+        return [py_path(r[0]) for r in self._db.execute("SELECT path FROM roots ORDER BY path")]
 
     # -- reading files -----------------------------------------------------
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[FileRow]:
-        return [FileRow(*row) for row in self._db.execute(sql, tuple(params))]
+        return [FileRow(row[0], py_path(row[1]), *row[2:])
+                for row in self._db.execute(sql, tuple(params))]
 
     def files_under(self, root: str | Path) -> dict[str, FileRow]:
         """Rows whose path lies inside ``root``, keyed by path."""
-        root = str(root).rstrip("/\\")
-        # Range scan on the path: everything that starts with "root/".
-        lo, hi = root + "/", root + "0"  # '0' sorts right after '/'
-        rows = self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (lo, hi)
-        )
+        root = os.fspath(root).rstrip("/\\")
+        # Range scans on the path: everything that starts with "root/", among the text
+        # paths and among the byte paths (names that are not UTF-8).
+        raw = os.fsencode(root)
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?"
+        rows = self._rows(sql, (raw + b"/", raw + b"0"))  # '0' sorts right after '/'
+        if isinstance(db_path(root), str):
+            rows += self._rows(sql, (root + "/", root + "0"))
         return {row.path: row for row in rows}
 
     def file(self, file_id: int) -> FileRow | None:
@@ -237,7 +261,7 @@ class Catalog:
         return rows[0] if rows else None
 
     def file_by_path(self, path: str | Path) -> FileRow | None:
-        rows = self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (str(path),))
+        rows = self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (db_path(path),))
         return rows[0] if rows else None
 
     def files_by_id(self, file_ids: Iterable[int]) -> dict[int, FileRow]:
@@ -365,7 +389,8 @@ class Catalog:
         """
         a = analysis
         with self.transaction():
-            existing = self._db.execute("SELECT id FROM files WHERE path = ?", (a.path,)).fetchone()
+            existing = self._db.execute(
+                "SELECT id FROM files WHERE path = ?", (db_path(a.path),)).fetchone()
             values = (a.size, a.mtime_ns, a.content_hash, a.duration, a.sample_rate, a.channels,
                       a.kind, a.status, a.error_code, a.error, a.model_id, time.time())
             if existing:
@@ -381,7 +406,7 @@ class Catalog:
                 file_id = self._db.execute(
                     "INSERT INTO files (path, size, mtime_ns, content_hash, duration, sample_rate, "
                     "channels, kind, status, error_code, error, model_id, scanned_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (a.path, *values)).lastrowid
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (db_path(a.path), *values)).lastrowid
             ids = self._insert_vectors(file_id, a.model_id, a.start_samples, a.vectors)
             if len(ids) or had_vectors:
                 self._bump_generation()
@@ -403,7 +428,7 @@ class Catalog:
         with self.transaction():
             self._db.execute(
                 "UPDATE files SET path=?, size=?, mtime_ns=?, scanned_at=? WHERE id=?",
-                (path, size, mtime_ns, time.time(), file_id))
+                (db_path(path), size, mtime_ns, time.time(), file_id))
 
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Same content, new mtime (e.g. copied over itself): just note the new stat."""

@@ -22,6 +22,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from app.paths import display_path
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -165,13 +167,14 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if args.remove:
             if not args.paths:
                 raise CliError("--remove needs the folders to forget")
-            for path in args.paths:
-                root = os.path.abspath(os.path.expanduser(path))
-                rows = library.catalog.files_under(root)
-                library.index.remove_files(row.id for row in rows.values())
-                removed = library.catalog.remove_root(root)
-                out.print(f"Forgot {root} ({removed} files).")
-            library.save_index()
+            with library.writer_lock():
+                for path in args.paths:
+                    root = os.path.abspath(os.path.expanduser(path))
+                    rows = library.catalog.files_under(root)
+                    library.index.remove_files(row.id for row in rows.values())
+                    removed = library.catalog.remove_root(root)
+                    out.print(f"Forgot {display_path(root)} ({removed} files).", markup=False)
+                library.save_index()
             return EXIT_OK
         roots = args.paths or library.catalog.roots()
         if not roots:
@@ -227,7 +230,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
     table.add_column(justify="left")
     table.add_column(justify="right")
     rows = [
-        ("folders", ", ".join(report.roots) or "-"),
+        ("folders", ", ".join(map(display_path, report.roots)) or "-"),
         ("audio files found", report.seen),
         ("unchanged (skipped)", report.unchanged),
         ("analysed and indexed", report.indexed),
@@ -246,7 +249,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
     for code, count in sorted(report.skipped.items()):
         out.print(f"  skipped {count:>4} × {code}")
     for path, code, message in report.skipped_files[:20]:
-        out.print(f"  {path}: {message}", markup=False)
+        out.print(f"  {display_path(path)}: {message}", markup=False)
     if len(report.skipped_files) > 20:
         out.print(f"  … {len(report.skipped_files) - 20} more: `samplescout library --all`")
     for problem in report.problems:
@@ -285,7 +288,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             table.add_column("length", justify="right")
             table.add_column("sample")
             for r in results:
-                name = r.file.path if r.exists else f"{r.file.path} (missing)"
+                name = display_path(r.file.path) + ("" if r.exists else " (missing)")
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
                               f"{r.file.duration or 0:.2f} s", name)
             out.print(table)
@@ -309,7 +312,8 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
             print(json.dumps(stats))
             return EXIT_OK
         out.print(f"Library: {directory}", markup=False)
-        out.print(f"Folders: {', '.join(stats['roots']) or '(none)'}", markup=False)
+        out.print(f"Folders: {', '.join(map(display_path, stats['roots'])) or '(none)'}",
+                  markup=False)
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "
                   f"{stats['skipped']} skipped")
@@ -322,7 +326,7 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         for code, count in sorted(stats["skipped_by_reason"].items()):
             out.print(f"  skipped {count:>4} × {code}")
         for row in skipped:
-            out.print(f"  {row.path}: {row.error}", markup=False)
+            out.print(f"  {display_path(row.path)}: {row.error}", markup=False)
         if not args.all and stats["skipped"] > len(skipped):
             out.print(f"  … {stats['skipped'] - len(skipped)} more (--all)")
     return EXIT_OK
