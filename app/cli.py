@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — the one place that turns errors into a line
         known = _user_error_types()
         if isinstance(exc, known):
-            err.print(f"samplescout: error: {exc}", markup=False)
+            err.print(f"samplescout: error: {display_path(str(exc))}", markup=False)
             return EXIT_ERROR
         raise
 
@@ -217,6 +217,10 @@ def _ctrl_c_cancels(scanner):
     def first(signum, frame):
         scanner.cancel()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Plain write: a signal handler must not re-enter rich's console.
+        sys.stderr.write(f"Stopping: finishing the {scanner.files_in_flight()} files in flight "
+                         "(Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
 
     previous = signal.signal(signal.SIGINT, first)
     try:
@@ -272,7 +276,8 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             try:
                 results = library.search_file(path, k=args.k)
             except (DecodeError, LibraryError, OSError) as exc:
-                err.print(f"samplescout: error: {path}: {exc}", markup=False)
+                err.print(f"samplescout: error: {display_path(path)}: {display_path(str(exc))}",
+                          markup=False)
                 status = EXIT_ERROR
                 if isinstance(exc, LibraryError) and "empty" in str(exc):
                     return status
@@ -281,7 +286,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 print(json.dumps({"query": os.path.abspath(path),
                                   "results": [r.as_dict() for r in results]}), flush=True)
                 continue
-            table = Table(title=f"Closest to {path}", title_justify="left")
+            table = Table(title=f"Closest to {display_path(path)}", title_justify="left")
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("kind")

@@ -206,10 +206,17 @@ class Scanner:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.progress = progress
         self._cancel = threading.Event()
+        self._in_flight: dict = {}
+        self._batch: list = []
 
     def cancel(self) -> None:
         """Stop after the files in flight; what is done stays done. Any thread."""
         self._cancel.set()
+
+    def files_in_flight(self) -> int:
+        """Files being analysed or analysed but not yet committed: what a ``cancel()`` still
+        saves. Any thread (a snapshot)."""
+        return len(self._in_flight) + len(self._batch)
 
     def scan(self, roots: list[str | os.PathLike]) -> ScanReport:
         """Scan ``roots`` (and remember them as library folders).
@@ -296,9 +303,11 @@ class Scanner:
         # alone, so the one that kills a worker again is known and skipped.
         suspects: list[tuple[_Candidate, bool]] = []
         in_flight: dict[Future, tuple[_Candidate, bool, bool]] = {}
+        self._in_flight = in_flight
         last_commit = time.monotonic()
         last_save = last_commit
         batch: list = []
+        self._batch = batch
         try:
             while pending or suspects or in_flight:
                 if not self._cancel.is_set():
