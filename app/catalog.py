@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 import sqlite3
 import time
 import uuid
@@ -68,6 +69,41 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 class CatalogError(Exception):
     """The catalog file cannot be used (newer schema, corrupt file)."""
+
+
+class CatalogDamagedError(CatalogError):
+    """The catalog file is damaged (SQLite finds it malformed)."""
+
+
+def explain_database_error(path: str | os.PathLike, exc: sqlite3.DatabaseError) -> CatalogError:
+    """One user-facing error for an SQLite failure met after the catalog was opened: runs
+    ``PRAGMA quick_check`` on a fresh connection to tell damage from other causes. Any
+    thread."""
+    problem = quick_check(path)
+    if problem is None:
+        return CatalogError(f"catalog {display_path(path)} could not be used: {exc}")
+    return CatalogDamagedError(_damage_advice(path, problem))
+
+
+def quick_check(path: str | os.PathLike) -> str | None:
+    """None when SQLite's quick_check passes on the catalog at ``path``, else what it
+    found (first lines). Reads every page once: about a second per GB. Any thread."""
+    try:
+        db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True, timeout=30.0)
+        try:
+            rows = [r[0] for r in db.execute("PRAGMA quick_check(3)")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _damage_advice(path, problem: str) -> str:
+    problem = " ".join(problem.replace("*** in database main ***", "").split())
+    return (f"the catalog {display_path(path)} is damaged ({problem}). Move it aside (keep it "
+            "for a backup) and run `samplescout index FOLDER...` to rebuild it from your "
+            "sample folders; the samples themselves are untouched")
 
 
 def db_path(path: str | os.PathLike) -> str | bytes:
@@ -141,14 +177,34 @@ class Catalog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.read_only_reason: str | None = None  # set when only reading was possible
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                # WAL needs its -shm file: on a full disk (or a read-only folder) it cannot be
+                # made, but the catalog can still be read as it was last checkpointed.
+                self._db.close()
+                self._db = self._open_read_only(exc)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"catalog {self.path} cannot be opened: {exc}") from exc
+            raise CatalogError(f"catalog {display_path(self.path)} cannot be opened: {exc}") from exc
+
+    def _open_read_only(self, cause: sqlite3.OperationalError) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise cause
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                             isolation_level=None)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise cause from None
+        self.read_only_reason = str(cause)
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -158,6 +214,16 @@ class Catalog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def check(self) -> None:
+        """Raise CatalogDamagedError when SQLite's quick_check finds damage (reads every
+        page once: about a second per GB, so writers call it, not every reader)."""
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            raise CatalogDamagedError(_damage_advice(self.path, "; ".join(rows)))
 
     # -- schema ------------------------------------------------------------
 
@@ -187,6 +253,10 @@ class Catalog:
         if self._db.in_transaction:
             yield
             return
+        if self.read_only_reason is not None:
+            raise CatalogError(
+                f"the catalog {display_path(self.path)} can only be read now "
+                f"({self.read_only_reason}: is the disk full?); free some space and try again")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -335,9 +405,14 @@ class Catalog:
 
     def iter_vectors(
         self, model_id: str, *, dim: int, min_id: int = 0, ids: Iterable[int] | None = None,
-        batch: int = 4096,
+        batch: int = 4096, bad: list[tuple[int, int]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yields (vector_ids, file_ids, vectors) in batches, by ascending id."""
+        """Yields (vector_ids, file_ids, vectors) in batches, by ascending id.
+
+        Damaged rows (wrong length, NaN, infinity, all zeros) are left out and their
+        (vector_id, file_id) appended to ``bad``."""
+        if bad is None:
+            bad = []
         if ids is not None:
             wanted = np.asarray(sorted(int(i) for i in ids), dtype=np.int64)
             for start in range(0, len(wanted), 500):
@@ -347,7 +422,7 @@ class Catalog:
                     f"SELECT id, file_id, vector FROM vectors WHERE id IN ({marks}) "
                     "AND model_id = ? ORDER BY id", (*chunk, model_id)).fetchall()
                 if rows:
-                    yield _unpack_vectors(rows, dim)
+                    yield _unpack_vectors(rows, dim, bad)
             return
         last = min_id - 1
         while True:
@@ -356,7 +431,7 @@ class Catalog:
                 "ORDER BY id LIMIT ?", (model_id, last, batch)).fetchall()
             if not rows:
                 return
-            yield _unpack_vectors(rows, dim)
+            yield _unpack_vectors(rows, dim, bad)
             last = rows[-1][0]
 
     def window_starts(self, vector_ids: Iterable[int]) -> dict[int, int]:
@@ -376,9 +451,29 @@ class Catalog:
             "SELECT id, vector FROM vectors WHERE file_id = ? ORDER BY id", (file_id,)).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        size = Counter(len(r[1]) for r in rows).most_common(1)[0][0]
+        rows = [r for r in rows if len(r[1]) == size and size and size % 4 == 0
+                and _usable(np.frombuffer(r[1], dtype="<f4"))]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
         return ids, vectors
+
+    def mark_for_reanalysis(self, bad: Iterable[tuple[int, int]]) -> int:
+        """Drop damaged vector rows and make the next scan re-analyse their files (their
+        stored mtime and model no longer match). Returns the files marked."""
+        bad = list(bad)
+        files = sorted({int(f) for _, f in bad})
+        if not bad:
+            return 0
+        with self.transaction():
+            self._db.executemany("DELETE FROM vectors WHERE id = ?", [(int(v),) for v, _ in bad])
+            # No model: the row's analysis no longer counts as reusable for its content.
+            self._db.executemany("UPDATE files SET mtime_ns = -1, model_id = NULL WHERE id = ?",
+                                 [(f,) for f in files])
+            self._bump_generation()
+        return len(files)
 
     # -- writing -----------------------------------------------------------
 
@@ -465,7 +560,21 @@ class Catalog:
                 self._bump_generation()
 
 
-def _unpack_vectors(rows, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _usable(vector: np.ndarray) -> bool:
+    return bool(np.isfinite(vector).all()) and bool(np.any(vector != 0))
+
+
+def _unpack_vectors(rows, dim: int, bad: list[tuple[int, int]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    good = []
+    for row in rows:
+        blob = row[2]
+        if (isinstance(blob, bytes) and len(blob) == 4 * dim
+                and _usable(np.frombuffer(blob, dtype="<f4"))):
+            good.append(row)
+        else:
+            bad.append((int(row[0]), int(row[1])))
+    rows = good
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     file_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dim)

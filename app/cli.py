@@ -122,11 +122,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("samplescout: interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 — the one place that turns errors into a line
+        exc = _explain(exc, library_dir)
         known = _user_error_types()
         if isinstance(exc, known):
             err.print(f"samplescout: error: {display_path(str(exc))}", markup=False)
             return EXIT_ERROR
         raise
+
+
+def _explain(exc: Exception, library_dir: str | None) -> Exception:
+    """A full disk and SQLite's own errors, as one line that says what to do."""
+    import errno
+    import sqlite3
+
+    from app.catalog import CatalogError, explain_database_error
+    from app.paths import CATALOG_FILENAME, library_dir as resolve
+
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
+    if full:
+        return CliError(f"no space left on the disk ({exc}): what was finished is saved in the "
+                        f"catalog; free some space and run the same command again")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return explain_database_error(resolve(library_dir) / CATALOG_FILENAME, exc)
+    if isinstance(exc, CatalogError) and "malformed" in str(exc):
+        return explain_database_error(resolve(library_dir) / CATALOG_FILENAME, exc)
+    return exc
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -176,6 +197,7 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                     out.print(f"Forgot {display_path(root)} ({removed} files).", markup=False)
                 library.save_index()
             return EXIT_OK
+        library.catalog.check()  # never write into a damaged catalog
         roots = args.paths or library.catalog.roots()
         if not roots:
             raise CliError("no folders given and the library has none yet: "
@@ -206,6 +228,8 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                       "run the same command again to resume.")
             return EXIT_INTERRUPTED
         _print_scan_report(report, library.catalog.stats(), out)
+        for problem in library.problems:
+            err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
         return EXIT_OK
 
 
@@ -297,6 +321,8 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
                               f"{r.file.duration or 0:.2f} s", name)
             out.print(table)
+        for problem in library.problems:
+            err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
     return status
 
 

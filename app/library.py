@@ -13,12 +13,13 @@ import contextlib
 import errno
 import fcntl
 import os
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from app.catalog import Catalog
+from app.catalog import Catalog, CatalogError
 from app.decode import read_mono
 from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
@@ -173,8 +174,11 @@ class Library:
         wanted = (in_catalog - in_index.keys())
         for file_id in stale_files:
             wanted.update(self.catalog.file_vectors(file_id)[0].tolist())
-        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=wanted):
+        bad: list[tuple[int, int]] = []
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=wanted,
+                                                                bad=bad):
             index.add(ids, file_ids, vectors)
+        self._set_aside(bad)
         return len(wanted) + len(stale_files)
 
     def rebuild_index(self, *, save: bool = True, M: int = DEFAULT_M,
@@ -204,9 +208,24 @@ class Library:
         count = self.catalog.vector_count(model_id)
         index = VectorIndex(dim, model_id, capacity=max(1024, count), ef_search=ef_search_for(count),
                             M=M, ef_construction=ef_construction)
-        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim):
+        bad: list[tuple[int, int]] = []
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, bad=bad):
             index.add(ids, file_ids, vectors)
+        self._set_aside(bad)
         return index
+
+    def _set_aside(self, bad: list[tuple[int, int]]) -> None:
+        """Damaged vector rows (NaN, wrong length) never block the index: they are left
+        out, dropped from the catalog and their files re-analysed by the next scan."""
+        if not bad:
+            return
+        files = len({file_id for _, file_id in bad})
+        try:
+            self.catalog.mark_for_reanalysis(bad)
+            what = f"their {files} files are re-analysed by the next scan"
+        except (CatalogError, sqlite3.Error) as exc:
+            what = f"their {files} files could not be marked for re-analysis ({exc})"
+        self.problems.append(f"{len(bad)} damaged vectors in the catalog were skipped; {what}")
 
     def save_index(self) -> bool:
         """Write the index beside the catalog. Only the holder of the writer lock writes:

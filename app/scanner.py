@@ -358,12 +358,14 @@ class Scanner:
                 if self._cancel.is_set() and not in_flight:
                     break
         except BaseException:
-            # Keep what finished before the interruption.
-            if batch:
-                with catalog.transaction():
-                    for task, result in batch:
-                        self._record(task, result, orphans, report)
-            pool.shutdown(cancel=True)
+            try:
+                # Keep what finished before the interruption.
+                if batch:
+                    with catalog.transaction():
+                        for task, result in batch:
+                            self._record(task, result, orphans, report)
+            finally:  # even when that commit fails too (a full disk): no worker left behind
+                pool.shutdown(cancel=True)
             raise
         pool.shutdown()
 

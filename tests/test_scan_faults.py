@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 from app.cli import main
 from app.index import VectorIndex
@@ -359,3 +361,108 @@ def test_second_ctrl_c_stops_at_once_and_keeps_what_was_saved(tmp_path, isolated
                           "(SELECT id FROM files)").fetchone()[0] == 0
     finally:
         db.close()
+
+
+# -- damaged catalog, full disk ---------------------------------------------------------------
+
+def test_damaged_vector_rows_are_skipped_reported_and_re_analysed(tmp_path, isolated_library_dir,
+                                                                  capsys):
+    root = tmp_path / "samples"
+    paths = write_hits(root, 4)
+    assert main(["index", str(root), "--workers", "1"]) == 0
+    db = sqlite3.connect(isolated_library_dir / CATALOG_FILENAME)
+    with db:
+        by_file = dict(db.execute("SELECT f.path, MIN(v.id) FROM vectors v JOIN files f "
+                                  "ON f.id = v.file_id GROUP BY f.path"))
+        nan = np.full(256, np.nan, dtype="<f4").tobytes()
+        db.execute("UPDATE vectors SET vector = ? WHERE id = ?", (nan, by_file[str(paths[0])]))
+        db.execute("UPDATE vectors SET vector = substr(vector, 1, 100) WHERE id = ?",
+                   (by_file[str(paths[1])],))
+    db.close()
+    (isolated_library_dir / INDEX_FILENAME).unlink()  # the index must be rebuilt
+    capsys.readouterr()
+
+    assert main(["search", str(paths[3]), "-k", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert paths[3].name in out
+    assert "2 damaged vectors in the catalog were skipped; their 2 files are re-analysed" in err
+
+    assert main(["index", str(root), "--workers", "1"]) == 0
+    with Library(isolated_library_dir) as library:
+        assert library.catalog.stats()["indexed"] == 4
+        assert len(library.index) == library.catalog.vector_count()
+        assert library.search_file(paths[0], k=1)[0].file.path == str(paths[0])
+        assert not library.problems
+
+
+def _damage_pages(catalog: Path) -> None:
+    """Scribble over every page after the first (the schema stays readable)."""
+    data = bytearray(catalog.read_bytes())
+    for page in range(4096, len(data), 4096):
+        data[page:page + 64] = b"\xa5" * 64
+    catalog.write_bytes(bytes(data))
+
+
+def test_a_damaged_catalog_is_one_clear_line_that_says_what_to_do(tmp_path,
+                                                                  isolated_library_dir, capsys):
+    root = tmp_path / "samples"
+    paths = write_hits(root, 4)
+    assert main(["index", str(root), "--workers", "1"]) == 0
+    _damage_pages(isolated_library_dir / CATALOG_FILENAME)
+    for argv in (["library"], ["search", str(paths[0])], ["index", str(root), "--workers", "1"]):
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "is damaged" in err and "Move it aside" in err and "samplescout index" in err
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill a small filesystem, then give back ``leave`` bytes."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+
+
+def test_a_full_disk_still_answers_and_a_scan_stops_with_one_message(tmp_path,
+                                                                     isolated_library_dir):
+    root = tmp_path / "samples"
+    paths = write_hits(root, 4)
+    more = tmp_path / "more"
+    write_hits(more, 16, seed=4)
+    built = tmp_path / "built"
+    assert main(["index", str(root), "--library-dir", str(built), "--workers", "1"]) == 0
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        for name in (CATALOG_FILENAME, INDEX_FILENAME):
+            shutil.copy(built / name, disk / name)
+        _fill(disk, leave=0)
+        search = subprocess.run(_cli("search", str(paths[1]), "-k", "1", "--library-dir",
+                                     str(disk)), capture_output=True, text=True, cwd=REPO)
+        assert search.returncode == 0 and paths[1].name in search.stdout, search.stderr
+        library = subprocess.run(_cli("library", "--json", "--library-dir", str(disk)),
+                                 capture_output=True, text=True, cwd=REPO)
+        assert library.returncode == 0, library.stderr
+        assert '"indexed": 4' in library.stdout
+
+        for leave in (0, 48 << 10, 160 << 10):  # full at the start, at a commit, at a save
+            (disk / "filler").unlink()
+            for leftover in disk.glob(f"{CATALOG_FILENAME}-*"):
+                leftover.unlink()
+            _fill(disk, leave)
+            scan_run = subprocess.run(_cli("index", str(more), "--library-dir", str(disk),
+                                           "--workers", "1"),
+                                      capture_output=True, text=True, cwd=REPO, timeout=300)
+            assert scan_run.returncode == 1, scan_run.stdout
+            lines = [line for line in scan_run.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1, scan_run.stderr
+            assert "space" in lines[0] and "free some space" in lines[0]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
