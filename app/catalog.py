@@ -94,6 +94,8 @@ def quick_check(path: str | os.PathLike) -> str | None:
             rows = [r[0] for r in db.execute("PRAGMA quick_check(3)")]
         finally:
             db.close()
+    except sqlite3.OperationalError:
+        return None  # I/O, a full disk, a lock: not damage
     except sqlite3.DatabaseError as exc:
         return str(exc)
     return None if rows == ["ok"] else "; ".join(rows)
@@ -220,6 +222,8 @@ class Catalog:
         page once: about a second per GB, so writers call it, not every reader)."""
         try:
             rows = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.OperationalError:
+            raise  # I/O, a full disk, a lock: not damage
         except sqlite3.DatabaseError as exc:
             rows = [str(exc)]
         if rows != ["ok"]:

@@ -138,16 +138,25 @@ def _explain(exc: Exception, library_dir: str | None) -> Exception:
     from app.catalog import CatalogError, explain_database_error
     from app.paths import CATALOG_FILENAME, library_dir as resolve
 
+    directory = resolve(library_dir)
     full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc))
+        isinstance(exc, sqlite3.OperationalError) and (
+            "disk is full" in str(exc) or ("I/O" in str(exc) and _nearly_full(directory))))
     if full:
         return CliError(f"no space left on the disk ({exc}): what was finished is saved in the "
                         f"catalog; free some space and run the same command again")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return explain_database_error(resolve(library_dir) / CATALOG_FILENAME, exc)
-    if isinstance(exc, CatalogError) and "malformed" in str(exc):
-        return explain_database_error(resolve(library_dir) / CATALOG_FILENAME, exc)
+    if isinstance(exc, sqlite3.DatabaseError) or (
+            isinstance(exc, CatalogError) and "malformed" in str(exc)):
+        return explain_database_error(directory / CATALOG_FILENAME, exc)
     return exc
+
+
+def _nearly_full(directory) -> bool:
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < (1 << 20)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
