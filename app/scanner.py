@@ -118,6 +118,10 @@ def walk_audio_files(root: str, problems: list[str], unreadable: list[str] | Non
     stack = [root]
     while stack:
         folder = stack.pop()
+        pseudo = _pseudo_fs(os.path.realpath(folder))
+        if pseudo is not None:  # e.g. /proc reached through a link to / or given as a root
+            problems.append(f"{pseudo} is never scanned, skipped: {display_path(folder)}")
+            continue
         try:
             info = os.stat(folder)
         except OSError as exc:
@@ -174,12 +178,16 @@ def _audio_name(name: str) -> bool:
     return ext in SUPPORTED_EXTENSIONS or ext in UNSUPPORTED_AUDIO_EXTENSIONS
 
 
+def _pseudo_fs(real_path: str) -> str | None:
+    return next((p for p in _PSEUDO_FS if real_path == p or real_path.startswith(p + "/")), None)
+
+
 def _leaves_library(path: str, root_dev: int | None, allowed: list[str],
                     problems: list[str]) -> bool:
     """True (and reported) when the link at ``path`` must not be followed: its target is
     in a pseudo filesystem, or on another filesystem and in no library folder."""
     target = os.path.realpath(path)
-    pseudo = next((p for p in _PSEUDO_FS if target == p or target.startswith(p + "/")), None)
+    pseudo = _pseudo_fs(target)
     if pseudo is not None:
         problems.append(f"link into {pseudo} not followed: {display_path(path)} -> "
                         f"{display_path(target)}")

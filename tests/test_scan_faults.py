@@ -22,6 +22,7 @@ from app.cli import main
 from app.index import VectorIndex
 from app.library import Library, LibraryBusyError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
+from app.scanner import walk_audio_files
 from tests.test_scanner import _wait_for_rows, scan, write_hits
 
 REPO = Path(__file__).parent.parent
@@ -181,6 +182,10 @@ def test_links_out_of_the_library_and_special_files_are_not_followed(tmp_path,
         assert "link into /dev not followed" in problems and "zero.wav" in problems
         assert "not a regular file" in problems and "pipe.wav" in problems
         assert "link leaves the library's filesystem" in problems and "usb" in problems
+
+        proc_problems: list[str] = []
+        assert list(walk_audio_files("/proc", proc_problems)) == []  # not even as a root
+        assert proc_problems == ["/proc is never scanned, skipped: /proc"]
 
         scan(isolated_library_dir, other_fs / "usb")  # ... until it is a library folder
         again, consistent = scan(isolated_library_dir, root)
