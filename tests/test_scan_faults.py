@@ -477,3 +477,27 @@ def test_a_full_disk_still_answers_and_a_scan_stops_with_one_message(tmp_path,
             assert len(after.index) == after.catalog.vector_count()
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+_CTRL_C_WHILE_WORKERS_START = """
+import os, signal, sys
+from app.scanner import _Candidate, _WorkerPool
+got = []
+signal.signal(signal.SIGINT, lambda *_: got.append(1))
+pool = _WorkerPool(2, None, frozenset())
+futures = [pool.submit(_Candidate(p, os.path.getsize(p), 0), False) for p in sys.argv[1:]]
+os.killpg(0, signal.SIGINT)  # the workers are still starting: Python is not even up yet
+try:
+    print(sorted(type(f.result()).__name__ for f in futures), bool(got))
+finally:
+    pool.shutdown()
+"""
+
+
+def test_a_ctrl_c_while_the_workers_start_does_not_kill_them(tmp_path):
+    paths = write_hits(tmp_path / "samples", 2)
+    run = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_WORKERS_START, *map(str, paths)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120,
+                         start_new_session=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "['FileAnalysis', 'FileAnalysis'] True", run.stderr
