@@ -149,9 +149,10 @@ def walk_audio_files(root: str, problems: list[str], unreadable: list[str] | Non
                 continue
             try:
                 link = entry.is_symlink()
-                if link and _leaves_library(entry.path, root_dev, allowed, problems):
+                is_dir = entry.is_dir()
+                if link and _link_refused(entry.path, is_dir, root_dev, allowed, problems):
                     continue
-                if entry.is_dir():
+                if is_dir:
                     subfolders.append(entry.path)
                     continue
                 if not entry.is_file():
@@ -182,16 +183,19 @@ def _pseudo_fs(real_path: str) -> str | None:
     return next((p for p in _PSEUDO_FS if real_path == p or real_path.startswith(p + "/")), None)
 
 
-def _leaves_library(path: str, root_dev: int | None, allowed: list[str],
-                    problems: list[str]) -> bool:
+def _link_refused(path: str, is_dir: bool, root_dev: int | None, allowed: list[str],
+                  problems: list[str]) -> bool:
     """True (and reported) when the link at ``path`` must not be followed: its target is
-    in a pseudo filesystem, or on another filesystem and in no library folder."""
+    in a pseudo filesystem, or it is a folder on another filesystem and in no library
+    folder (a link to one file elsewhere is fine: it cannot lead any further)."""
     target = os.path.realpath(path)
     pseudo = _pseudo_fs(target)
     if pseudo is not None:
         problems.append(f"link into {pseudo} not followed: {display_path(path)} -> "
                         f"{display_path(target)}")
         return True
+    if not is_dir:
+        return False
     try:
         target_dev = os.stat(path).st_dev
     except OSError:
