@@ -12,6 +12,8 @@ work at the same time).
 from __future__ import annotations
 
 import contextlib
+import os
+from collections import Counter
 import sqlite3
 import time
 import uuid
@@ -22,6 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from engine.errors import SampleScoutError
+from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +70,62 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 class CatalogError(SampleScoutError):
     """The catalog file cannot be used (newer schema, corrupt file)."""
+
+
+class CatalogDamagedError(CatalogError):
+    """The catalog file is damaged (SQLite finds it malformed)."""
+
+
+def explain_database_error(path: str | os.PathLike, exc: sqlite3.DatabaseError) -> CatalogError:
+    """One user-facing error for an SQLite failure met after the catalog was opened: runs
+    ``PRAGMA quick_check`` on a fresh connection to tell damage from other causes. Any
+    thread."""
+    problem = quick_check(path)
+    if problem is None:
+        return CatalogError(f"catalog {display_path(path)} could not be used: {exc}")
+    return CatalogDamagedError(_damage_advice(path, problem))
+
+
+def quick_check(path: str | os.PathLike) -> str | None:
+    """None when SQLite's quick_check passes on the catalog at ``path``, else what it
+    found (first lines). Reads every page once: about a second per GB. Any thread."""
+    try:
+        db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True, timeout=30.0)
+        try:
+            rows = [r[0] for r in db.execute("PRAGMA quick_check(3)")]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return None  # I/O, a full disk, a lock: not damage
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _damage_advice(path, problem: str) -> str:
+    problem = " ".join(problem.replace("*** in database main ***", "").split())
+    return (f"the catalog {display_path(path)} is damaged ({problem}). Move it aside (keep it "
+            "for a backup) and run `samplescout index FOLDER...` to rebuild it from your "
+            "sample folders; the samples themselves are untouched")
+
+
+def db_path(path: str | os.PathLike) -> str | bytes:
+    """A file path as stored in the catalog: text when it is valid UTF-8, else the raw
+    bytes of the name (``os.fsencode``), so a Latin-1 ``café.wav`` round-trips exactly.
+    SQLite keeps a BLOB in a TEXT column as it is; the two never collide. Any thread."""
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def py_path(value: str | bytes) -> str:
+    """The inverse of :func:`db_path`: the ``str`` Python's os functions take. Any thread."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -121,14 +180,34 @@ class Catalog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.read_only_reason: str | None = None  # set when only reading was possible
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                # WAL needs its -shm file: on a full disk (or a read-only folder) it cannot be
+                # made, but the catalog can still be read as it was last checkpointed.
+                self._db.close()
+                self._db = self._open_read_only(exc)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"catalog {self.path} cannot be opened: {exc}") from exc
+            raise CatalogError(f"catalog {display_path(self.path)} cannot be opened: {exc}") from exc
+
+    def _open_read_only(self, cause: sqlite3.OperationalError) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise cause
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                             isolation_level=None)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise cause from None
+        self.read_only_reason = str(cause)
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -138,6 +217,18 @@ class Catalog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def check(self) -> None:
+        """Raise CatalogDamagedError when SQLite's quick_check finds damage (reads every
+        page once: about a second per GB, so writers call it, not every reader)."""
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.OperationalError:
+            raise  # I/O, a full disk, a lock: not damage
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
+        if rows != ["ok"]:
+            raise CatalogDamagedError(_damage_advice(self.path, "; ".join(rows)))
 
     # -- schema ------------------------------------------------------------
 
@@ -167,6 +258,10 @@ class Catalog:
         if self._db.in_transaction:
             yield
             return
+        if self.read_only_reason is not None:
+            raise CatalogError(
+                f"the catalog {display_path(self.path)} can only be read now "
+                f"({self.read_only_reason}: is the disk full?); free some space and try again")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -204,34 +299,36 @@ class Catalog:
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)",
-                (str(path), time.time()),
+                (db_path(path), time.time()),
             )
 
     def remove_root(self, path: str | Path) -> int:
         """Forget a library folder and every file under it; returns files removed."""
-        path = str(path)
         with self.transaction():
             ids = [row.id for row in self.files_under(path).values()]
             self.delete_files(ids)
-            self._db.execute("DELETE FROM roots WHERE path = ?", (path,))
+            self._db.execute("DELETE FROM roots WHERE path = ?", (db_path(path),))
         return len(ids)
 
     def roots(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT path FROM roots ORDER BY path")]
+        return [py_path(r[0]) for r in self._db.execute("SELECT path FROM roots ORDER BY path")]
 
     # -- reading files -----------------------------------------------------
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[FileRow]:
-        return [FileRow(*row) for row in self._db.execute(sql, tuple(params))]
+        return [FileRow(row[0], py_path(row[1]), *row[2:])
+                for row in self._db.execute(sql, tuple(params))]
 
     def files_under(self, root: str | Path) -> dict[str, FileRow]:
         """Rows whose path lies inside ``root``, keyed by path."""
-        root = str(root).rstrip("/\\")
-        # Range scan on the path: everything that starts with "root/".
-        lo, hi = root + "/", root + "0"  # '0' sorts right after '/'
-        rows = self._rows(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (lo, hi)
-        )
+        root = os.fspath(root).rstrip("/\\")
+        # Range scans on the path: everything that starts with "root/", among the text
+        # paths and among the byte paths (names that are not UTF-8).
+        raw = os.fsencode(root)
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?"
+        rows = self._rows(sql, (raw + b"/", raw + b"0"))  # '0' sorts right after '/'
+        if isinstance(db_path(root), str):
+            rows += self._rows(sql, (root + "/", root + "0"))
         return {row.path: row for row in rows}
 
     def file(self, file_id: int) -> FileRow | None:
@@ -239,7 +336,7 @@ class Catalog:
         return rows[0] if rows else None
 
     def file_by_path(self, path: str | Path) -> FileRow | None:
-        rows = self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (str(path),))
+        rows = self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (db_path(path),))
         return rows[0] if rows else None
 
     def files_by_id(self, file_ids: Iterable[int]) -> dict[int, FileRow]:
@@ -313,9 +410,14 @@ class Catalog:
 
     def iter_vectors(
         self, model_id: str, *, dim: int, min_id: int = 0, ids: Iterable[int] | None = None,
-        batch: int = 4096,
+        batch: int = 4096, bad: list[tuple[int, int]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Yields (vector_ids, file_ids, vectors) in batches, by ascending id."""
+        """Yields (vector_ids, file_ids, vectors) in batches, by ascending id.
+
+        Damaged rows (wrong length, NaN, infinity, all zeros) are left out and their
+        (vector_id, file_id) appended to ``bad``."""
+        if bad is None:
+            bad = []
         if ids is not None:
             wanted = np.asarray(sorted(int(i) for i in ids), dtype=np.int64)
             for start in range(0, len(wanted), 500):
@@ -325,7 +427,7 @@ class Catalog:
                     f"SELECT id, file_id, vector FROM vectors WHERE id IN ({marks}) "
                     "AND model_id = ? ORDER BY id", (*chunk, model_id)).fetchall()
                 if rows:
-                    yield _unpack_vectors(rows, dim)
+                    yield _unpack_vectors(rows, dim, bad)
             return
         last = min_id - 1
         while True:
@@ -334,7 +436,7 @@ class Catalog:
                 "ORDER BY id LIMIT ?", (model_id, last, batch)).fetchall()
             if not rows:
                 return
-            yield _unpack_vectors(rows, dim)
+            yield _unpack_vectors(rows, dim, bad)
             last = rows[-1][0]
 
     def window_starts(self, vector_ids: Iterable[int]) -> dict[int, int]:
@@ -354,9 +456,29 @@ class Catalog:
             "SELECT id, vector FROM vectors WHERE file_id = ? ORDER BY id", (file_id,)).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        size = Counter(len(r[1]) for r in rows).most_common(1)[0][0]
+        rows = [r for r in rows if len(r[1]) == size and size and size % 4 == 0
+                and _usable(np.frombuffer(r[1], dtype="<f4"))]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
         vectors = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
         return ids, vectors
+
+    def mark_for_reanalysis(self, bad: Iterable[tuple[int, int]]) -> int:
+        """Drop damaged vector rows and make the next scan re-analyse their files (their
+        stored mtime and model no longer match). Returns the files marked."""
+        bad = list(bad)
+        files = sorted({int(f) for _, f in bad})
+        if not bad:
+            return 0
+        with self.transaction():
+            self._db.executemany("DELETE FROM vectors WHERE id = ?", [(int(v),) for v, _ in bad])
+            # No model: the row's analysis no longer counts as reusable for its content.
+            self._db.executemany("UPDATE files SET mtime_ns = -1, model_id = NULL WHERE id = ?",
+                                 [(f,) for f in files])
+            self._bump_generation()
+        return len(files)
 
     # -- writing -----------------------------------------------------------
 
@@ -367,7 +489,8 @@ class Catalog:
         """
         a = analysis
         with self.transaction():
-            existing = self._db.execute("SELECT id FROM files WHERE path = ?", (a.path,)).fetchone()
+            existing = self._db.execute(
+                "SELECT id FROM files WHERE path = ?", (db_path(a.path),)).fetchone()
             values = (a.size, a.mtime_ns, a.content_hash, a.duration, a.sample_rate, a.channels,
                       a.kind, a.status, a.error_code, a.error, a.model_id, time.time())
             if existing:
@@ -383,7 +506,7 @@ class Catalog:
                 file_id = self._db.execute(
                     "INSERT INTO files (path, size, mtime_ns, content_hash, duration, sample_rate, "
                     "channels, kind, status, error_code, error, model_id, scanned_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (a.path, *values)).lastrowid
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (db_path(a.path), *values)).lastrowid
             ids = self._insert_vectors(file_id, a.model_id, a.start_samples, a.vectors)
             if len(ids) or had_vectors:
                 self._bump_generation()
@@ -405,7 +528,7 @@ class Catalog:
         with self.transaction():
             self._db.execute(
                 "UPDATE files SET path=?, size=?, mtime_ns=?, scanned_at=? WHERE id=?",
-                (path, size, mtime_ns, time.time(), file_id))
+                (db_path(path), size, mtime_ns, time.time(), file_id))
 
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Same content, new mtime (e.g. copied over itself): just note the new stat."""
@@ -442,7 +565,21 @@ class Catalog:
                 self._bump_generation()
 
 
-def _unpack_vectors(rows, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _usable(vector: np.ndarray) -> bool:
+    return bool(np.isfinite(vector).all()) and bool(np.any(vector != 0))
+
+
+def _unpack_vectors(rows, dim: int, bad: list[tuple[int, int]]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    good = []
+    for row in rows:
+        blob = row[2]
+        if (isinstance(blob, bytes) and len(blob) == 4 * dim
+                and _usable(np.frombuffer(blob, dtype="<f4"))):
+            good.append(row)
+        else:
+            bad.append((int(row[0]), int(row[1])))
+    rows = good
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     file_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), dim)

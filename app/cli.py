@@ -23,6 +23,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from app.paths import display_path
 from engine.errors import SampleScoutError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -38,7 +39,7 @@ _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {9: 
 def printable(text) -> str:
     """``text`` (a path, a name) with control characters shown as escapes, so a file name
     cannot move the cursor, recolour or retitle the terminal. Any thread."""
-    return str(text).translate(_CONTROL)
+    return display_path(str(text)).translate(_CONTROL)
 
 
 def shown(text) -> str:
@@ -137,9 +138,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
         return EXIT_INTERRUPTED
-    except _user_error_types() as exc:  # the one place that turns errors into a line
-        err.print(f"samplescout: error: {printable(exc)}", markup=False)
-        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 — the one place that turns errors into a line
+        exc = _explain(exc, library_dir)
+        if isinstance(exc, _user_error_types()):
+            err.print(f"samplescout: error: {printable(exc)}", markup=False)
+            return EXIT_ERROR
+        raise
+
+
+def _explain(exc: Exception, library_dir: str | None) -> Exception:
+    """A full disk and SQLite's own errors, as one line that says what to do."""
+    import errno
+    import sqlite3
+
+    from app.catalog import CatalogError, explain_database_error
+    from app.paths import CATALOG_FILENAME, library_dir as resolve
+
+    directory = resolve(library_dir)
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.OperationalError) and (
+            "disk is full" in str(exc) or ("I/O" in str(exc) and _nearly_full(directory))))
+    if full:
+        return CliError(f"no space left on the disk ({exc}): what was finished is saved in the "
+                        f"catalog; free some space and run the same command again")
+    if isinstance(exc, sqlite3.DatabaseError) or (
+            isinstance(exc, CatalogError) and "malformed" in str(exc)):
+        return explain_database_error(directory / CATALOG_FILENAME, exc)
+    return exc
+
+
+def _nearly_full(directory) -> bool:
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < (1 << 20)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -173,11 +206,13 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if args.remove:
             if not args.paths:
                 raise CliError("--remove needs the folders to forget")
-            for path in args.paths:
-                root = os.path.abspath(os.path.expanduser(path))
-                removed = library.remove_folder(root)
-                out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
+            with library.writer_lock():
+                for path in args.paths:
+                    root = os.path.abspath(os.path.expanduser(path))
+                    removed = library.remove_folder(root)
+                    out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
             return EXIT_OK
+        library.catalog.check()  # never write into a damaged catalog
         roots = args.paths or library.catalog.roots()
         if not roots:
             raise CliError("no folders given and the library has none yet: "
@@ -208,6 +243,8 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                       "run the same command again to resume.")
             return EXIT_INTERRUPTED
         _print_scan_report(report, library.catalog.stats(), out)
+        for problem in library.problems:
+            err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
         return EXIT_OK
 
 
@@ -219,6 +256,10 @@ def _ctrl_c_cancels(scanner):
     def first(signum, frame):
         scanner.cancel()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Plain write: a signal handler must not re-enter rich's console.
+        sys.stderr.write(f"Stopping: finishing the {scanner.files_in_flight()} files in flight "
+                         "(Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
 
     previous = signal.signal(signal.SIGINT, first)
     try:
@@ -232,7 +273,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
     table.add_column(justify="left")
     table.add_column(justify="right")
     rows = [
-        ("folders", ", ".join(report.roots) or "-"),
+        ("folders", ", ".join(map(display_path, report.roots)) or "-"),
         ("audio files found", report.seen),
         ("unchanged (skipped)", report.unchanged),
         ("analysed and indexed", report.indexed),
@@ -290,10 +331,12 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             table.add_column("length", justify="right")
             table.add_column("sample")
             for r in results:
-                name = r.file.path if r.exists else f"{r.file.path} (missing)"
+                name = display_path(r.file.path) + ("" if r.exists else " (missing)")
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
                               f"{r.file.duration or 0:.2f} s", shown(name))
             out.print(table)
+        for problem in library.problems:
+            err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
     return status
 
 

@@ -277,7 +277,9 @@ class _OpenSound:
         self._window = None
         try:
             if plan_window is None:
-                self.sound = sf.SoundFile(path)
+                # Bytes: soundfile encodes a str path strictly, which fails on a name
+                # that is not valid UTF-8 (os.fsencode gives back its real bytes).
+                self.sound = sf.SoundFile(os.fsencode(path))
             else:
                 self._window = _Window(path, *plan_window)
                 self.sound = sf.SoundFile(self._window)

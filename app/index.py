@@ -519,10 +519,9 @@ class VectorIndex:
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
             mapping = src.read(header["mapping_bytes"])
             crc = zlib.crc32(mapping)
-            hnsw_tmp = _temp_path(path.parent, path.name, ".load.tmp")
-            try:
-                with open(hnsw_tmp, "wb") as out:
-                    crc = _copy_payload(src, out, crc)
+            with _graph_file(path) as (out, graph_path):
+                crc = _copy_payload(src, out, crc)
+                out.flush()
                 if f"{crc & 0xFFFFFFFF:08x}" != header["payload_crc32"]:
                     raise IndexFormatError(f"{path}: checksum mismatch, the file is corrupt")
                 index = cls.__new__(cls)
@@ -530,14 +529,9 @@ class VectorIndex:
                     dim, model_id, header["ef_search"], header["M"], header["ef_construction"], add_threads
                 )
                 try:
-                    index._hnsw.load_index(str(hnsw_tmp), max_elements=0)
+                    index._hnsw.load_index(graph_path, max_elements=0)
                 except (RuntimeError, ValueError, MemoryError) as exc:
                     raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
-            finally:
-                try:
-                    hnsw_tmp.unlink()
-                except FileNotFoundError:
-                    pass
         index._hnsw.set_ef(index._ef_search)
         index.generation = header["generation"]
         vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
@@ -600,6 +594,31 @@ def _copy_payload(src, out, crc: int) -> int:
             return crc
         crc = zlib.crc32(chunk, crc)
         out.write(chunk)
+
+
+@contextmanager
+def _graph_file(path: Path) -> Iterator[tuple[object, str]]:
+    """A scratch file for hnswlib's graph bytes, which it only reads from a path: an
+    in-memory file where the system has them (Linux), so that loading needs no disk space
+    (a search works on a full disk), else a temp file beside the index."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        try:
+            fd = os.memfd_create("samplescout-index", os.MFD_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            with open(fd, "w+b") as out:
+                yield out, f"/proc/self/fd/{fd}"
+            return
+    tmp = _temp_path(path.parent, path.name, ".load.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            yield out, str(tmp)
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _temp_path(folder: Path, name: str, suffix: str) -> Path:

@@ -16,26 +16,30 @@ thread); ``VectorIndex.search`` itself may be called from any thread.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from app.catalog import Catalog, FileAnalysis, FileRow
+from app.catalog import Catalog, CatalogError, FileAnalysis, FileRow
 from app.decode import read_mono
 from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
 )
-from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
+from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, embed_query, search
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
-__all__ = ["Library", "LibraryError", "EmptyLibraryError", "Searcher", "SearchFilter", "SearchResult",
-           "MAX_QUERY_SECONDS"]
+__all__ = ["Library", "LibraryBusyError", "LibraryError", "EmptyLibraryError", "Searcher", "SearchFilter",
+           "SearchResult", "MAX_QUERY_SECONDS"]
 
 # Share of sampled vectors that must find themselves in a fresh index before it is accepted
 # without trying a denser graph.
@@ -48,6 +52,10 @@ class LibraryError(SampleScoutError):
 
 class EmptyLibraryError(LibraryError):
     """The library holds no vectors yet: no query can find anything."""
+
+
+class LibraryBusyError(LibraryError):
+    """Another process is updating this library (it holds the writer lock)."""
 
 
 class Library:
@@ -63,12 +71,15 @@ class Library:
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
         self.index_self_recall: float | None = None  # measured by the last rebuild_index
         self._reranker: FileReranker | None | bool = False   # False: not loaded yet
+        self._lock_fd: int | None = None  # the writer lock, while this Library holds it
+        self.problems: list[str] = []  # found while opening the index, for the user
 
     @property
     def index_path(self) -> Path:
         return self.directory / INDEX_FILENAME
 
     def close(self) -> None:
+        self._release_writer_lock()
         self.catalog.close()
 
     def __enter__(self) -> "Library":
@@ -76,6 +87,60 @@ class Library:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- one writer ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the library's writer lock (an advisory ``flock`` on a file in the library
+        dir) for a scan or a removal; raises LibraryBusyError at once when another process
+        holds it. Re-entrant within this Library. On taking it, temporary files left by an
+        interrupted index save are removed. Thread: the Library's."""
+        if self._lock_fd is not None:
+            yield
+            return
+        if not self._try_writer_lock():
+            raise LibraryBusyError(
+                f"another Sample Scout process{self._lock_holder()} is updating the library in "
+                f"{self.directory}; wait for it to finish (or stop it), then run this again")
+        try:
+            yield
+        finally:
+            self._release_writer_lock()
+
+    def _try_writer_lock(self) -> bool:
+        fd = os.open(self.directory / LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self._lock_fd = fd
+        with contextlib.suppress(OSError):  # who holds it, for the message; best effort
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._remove_stale_temp_files()
+        return True
+
+    def _release_writer_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def _lock_holder(self) -> str:
+        try:
+            pid = (self.directory / LOCK_FILENAME).read_text().strip()
+        except OSError:
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    def _remove_stale_temp_files(self) -> None:
+        """Only the lock holder saves the index, so any temp file of a save is stale."""
+        for leftover in self.directory.glob(f".{INDEX_FILENAME}.*tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     # -- index lifecycle -----------------------------------------------------
 
@@ -96,10 +161,12 @@ class Library:
         except IndexFormatError as exc:
             self.index_note = f"rebuilt from the catalog ({exc})"
             return self.rebuild_index()
-        if index.generation == self.catalog.generation:
+        # The stamp alone can be fooled (two writers, a save racing a commit): compare the
+        # vector ids too; this also repairs an index whose stamp matches but whose ids do not.
+        repaired = self._repair(index)
+        if repaired == 0 and index.generation == self.catalog.generation:
             self.index_note = "loaded"
             return index
-        repaired = self._repair(index)
         self.index_note = f"repaired from the catalog ({repaired} vectors changed since it was saved)"
         if index.needs_rebuild():
             return self.rebuild_index()
@@ -121,8 +188,11 @@ class Library:
         wanted = (in_catalog - in_index.keys())
         for file_id in stale_files:
             wanted.update(self.catalog.file_vectors(file_id)[0].tolist())
-        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=wanted):
+        bad: list[tuple[int, int]] = []
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=wanted,
+                                                                bad=bad):
             index.add(ids, file_ids, vectors)
+        self._set_aside(bad)
         return len(wanted) + len(stale_files)
 
     def rebuild_index(self, *, save: bool = True, M: int = DEFAULT_M,
@@ -152,17 +222,55 @@ class Library:
         count = self.catalog.vector_count(model_id)
         index = VectorIndex(dim, model_id, capacity=max(1024, count), ef_search=ef_search_for(count),
                             M=M, ef_construction=ef_construction)
-        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim):
+        bad: list[tuple[int, int]] = []
+        for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, bad=bad):
             index.add(ids, file_ids, vectors)
+        self._set_aside(bad)
         return index
 
-    def save_index(self) -> None:
-        index = self.index
-        if index.needs_rebuild():
-            index = self.rebuild_index(save=False)
-        index.generation = self.catalog.generation
-        index.ef_search = ef_search_for(len(index))
-        index.save(self.index_path)
+    def _set_aside(self, bad: list[tuple[int, int]]) -> None:
+        """Damaged vector rows (NaN, wrong length) never block the index: they are left
+        out, dropped from the catalog and their files re-analysed by the next scan."""
+        if not bad:
+            return
+        files = len({file_id for _, file_id in bad})
+        try:
+            self.catalog.mark_for_reanalysis(bad)
+            what = f"their {files} files are re-analysed by the next scan"
+        except (CatalogError, sqlite3.Error) as exc:
+            what = f"their {files} files could not be marked for re-analysis ({exc})"
+        self.problems.append(f"{len(bad)} damaged vectors in the catalog were skipped; {what}")
+
+    def save_index(self) -> bool:
+        """Write the index beside the catalog. Only the holder of the writer lock writes:
+        when another process holds it, nothing is saved (that process saves its own) and
+        False is returned. A read-only command that cannot write (full disk, read-only
+        folder) keeps its repaired index in memory: also False."""
+        holds = self._lock_fd is not None
+        if not holds:
+            try:
+                if not self._try_writer_lock():
+                    return False
+            except OSError:  # no lock file can be made here (read-only folder)
+                return False
+        try:
+            index = self.index
+            if index.needs_rebuild():
+                index = self.rebuild_index(save=False)
+            index.generation = self.catalog.generation
+            index.ef_search = ef_search_for(len(index))
+            try:
+                index.save(self.index_path)
+            except OSError as exc:
+                if holds:
+                    raise  # a scan must say so
+                self.problems.append(f"the repaired index could not be saved ({exc.strerror}); "
+                                     "it is repaired again on the next start")
+                return False
+            return True
+        finally:
+            if not holds:
+                self._release_writer_lock()
 
     # -- writes: catalog and index together ----------------------------------
 

@@ -18,6 +18,12 @@ LIBRARY_DIR_ENV = "SAMPLESCOUT_LIBRARY_DIR"
 
 CATALOG_FILENAME = "catalog.sqlite3"
 INDEX_FILENAME = "index.hnsw"
+LOCK_FILENAME = "writer.lock"  # flock'ed by the one process that updates the library
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path for people: bytes of a name that are not UTF-8 show as U+FFFD. Any thread."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "replace")
 
 
 def library_dir(override: str | os.PathLike | None = None) -> Path:

@@ -15,8 +15,10 @@ Threads: ``Scanner.scan`` runs on the thread that owns the ``Library``;
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import stat
 import threading
 import time
@@ -24,12 +26,14 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from app.analysis import KnownContent, analyse_in_worker, init_worker
+from app.analysis import KnownContent, analyse_in_worker
+from app.lifeline import init_scan_worker
 from app.catalog import FileAnalysis, FileRow
 from app.decode import SUPPORTED_EXTENSIONS
 from app.library import Library
+from app.paths import display_path
 
 # Extensions of audio files we know of but cannot read: they get a catalog row
 # that says so. Anything else (text, images, DAW project files) is ignored.
@@ -88,57 +92,122 @@ class _Candidate:
     mtime_ns: int
 
 
-def walk_audio_files(root: str, problems: list[str]) -> Iterator[_Candidate]:
+# Pseudo filesystems: nothing in them is a sample, and walking them can read the machine.
+_PSEUDO_FS = ("/proc", "/sys", "/dev")
+
+
+def walk_audio_files(root: str, problems: list[str], unreadable: list[str] | None = None,
+                     library_roots: Iterable[str] = ()) -> Iterator[_Candidate]:
     """Audio files under ``root`` (following folder links once, never in a loop).
 
-    Unreadable folders, link loops and broken links are reported in ``problems``.
-    Hidden files and folders (dot names) are ignored. Any thread.
+    A folder link is followed only when its target is on ``root``'s filesystem or inside
+    one of ``library_roots``; nothing under /proc, /sys or /dev is ever read, and special
+    files (devices, FIFOs, sockets) are skipped. Unreadable folders, link loops, links not
+    followed and broken links are reported in ``problems``; the paths whose content could
+    not be listed go to ``unreadable`` (their catalogued files must be kept). Hidden files
+    and folders (dot names) are ignored. Any thread.
     """
+    if unreadable is None:
+        unreadable = []
+    allowed = [os.path.realpath(r) for r in library_roots]
     seen_dirs: set[tuple[int, int]] = set()
+    try:
+        root_dev = os.stat(root).st_dev
+    except OSError:
+        root_dev = None
     stack = [root]
     while stack:
         folder = stack.pop()
+        pseudo = _pseudo_fs(os.path.realpath(folder))
+        if pseudo is not None:  # e.g. /proc reached through a link to / or given as a root
+            problems.append(f"{pseudo} is never scanned, skipped: {display_path(folder)}")
+            continue
         try:
             info = os.stat(folder)
         except OSError as exc:
-            problems.append(f"unreadable folder: {folder} ({exc.strerror})")
+            problems.append(f"unreadable folder: {display_path(folder)} ({exc.strerror}); "
+                            "its catalogued files are kept")
+            unreadable.append(folder)
             continue
         key = (info.st_dev, info.st_ino)
         if key in seen_dirs:
-            problems.append(f"folder reached twice through a link (loop?), skipped: {folder} "
-                            f"-> {os.path.realpath(folder)}")
+            problems.append(f"folder reached twice through a link (loop?), skipped: "
+                            f"{display_path(folder)} -> {display_path(os.path.realpath(folder))}")
             continue
         seen_dirs.add(key)
         try:
             with os.scandir(folder) as entries:
                 children = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
-            problems.append(f"unreadable folder: {folder} ({exc.strerror})")
+            problems.append(f"unreadable folder: {display_path(folder)} ({exc.strerror}); "
+                            "its catalogued files are kept")
+            unreadable.append(folder)
             continue
         subfolders = []
         for entry in children:
             if entry.name.startswith("."):
                 continue
             try:
-                if entry.is_dir():
+                link = entry.is_symlink()
+                is_dir = entry.is_dir()
+                if link and _link_refused(entry.path, is_dir, root_dev, allowed, problems):
+                    continue
+                if is_dir:
                     subfolders.append(entry.path)
                     continue
                 if not entry.is_file():
-                    if entry.is_symlink():
-                        problems.append(
-                            f"link to a special file (not a regular file), skipped: {entry.path}"
-                            if os.path.exists(entry.path) else f"broken link: {entry.path}")
+                    if link and not os.path.exists(entry.path):
+                        problems.append(f"broken link: {display_path(entry.path)}")
+                    elif _audio_name(entry.name):
+                        what = "link to a special file" if link else "special file"
+                        problems.append(f"{what}, not a regular file (device, FIFO or socket), "
+                                        f"skipped: {display_path(entry.path)}")
                     continue
-                ext = os.path.splitext(entry.name)[1].lower()
-                if ext not in SUPPORTED_EXTENSIONS and ext not in UNSUPPORTED_AUDIO_EXTENSIONS:
+                if not _audio_name(entry.name):
                     continue
                 st = entry.stat()
             except OSError as exc:
-                problems.append(f"unreadable: {entry.path} ({exc.strerror})")
+                problems.append(f"unreadable: {display_path(entry.path)} ({exc.strerror})")
+                unreadable.append(entry.path)
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield _Candidate(entry.path, st.st_size, st.st_mtime_ns)
         stack.extend(reversed(subfolders))
+
+
+def _audio_name(name: str) -> bool:
+    ext = os.path.splitext(name)[1].lower()
+    return ext in SUPPORTED_EXTENSIONS or ext in UNSUPPORTED_AUDIO_EXTENSIONS
+
+
+def _pseudo_fs(real_path: str) -> str | None:
+    return next((p for p in _PSEUDO_FS if real_path == p or real_path.startswith(p + "/")), None)
+
+
+def _link_refused(path: str, is_dir: bool, root_dev: int | None, allowed: list[str],
+                  problems: list[str]) -> bool:
+    """True (and reported) when the link at ``path`` must not be followed: its target is
+    in a pseudo filesystem, or it is a folder on another filesystem and in no library
+    folder (a link to one file elsewhere is fine: it cannot lead any further)."""
+    target = os.path.realpath(path)
+    pseudo = _pseudo_fs(target)
+    if pseudo is not None:
+        problems.append(f"link into {pseudo} not followed: {display_path(path)} -> "
+                        f"{display_path(target)}")
+        return True
+    if not is_dir:
+        return False
+    try:
+        target_dev = os.stat(path).st_dev
+    except OSError:
+        return False  # broken: reported by the caller
+    if target_dev == root_dev or any(target == r or target.startswith(r.rstrip("/") + "/")
+                                     for r in allowed):
+        return False
+    problems.append(f"link leaves the library's filesystem, not followed (add its target "
+                    f"as a library folder to scan it): {display_path(path)} -> "
+                    f"{display_path(target)}")
+    return True
 
 
 class Scanner:
@@ -150,17 +219,29 @@ class Scanner:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.progress = progress
         self._cancel = threading.Event()
+        self._in_flight: dict = {}
+        self._batch: list = []
 
     def cancel(self) -> None:
         """Stop after the files in flight; what is done stays done. Any thread."""
         self._cancel.set()
+
+    def files_in_flight(self) -> int:
+        """Files being analysed or analysed but not yet committed: what a ``cancel()`` still
+        saves. Any thread (a snapshot)."""
+        return len(self._in_flight) + len(self._batch)
 
     def scan(self, roots: list[str | os.PathLike]) -> ScanReport:
         """Scan ``roots`` (and remember them as library folders).
 
         Raises KeyboardInterrupt after committing what was finished when
         interrupted with Ctrl-C; ``report.interrupted`` is set on ``cancel()``.
+        Raises LibraryBusyError when another process is updating the library.
         """
+        with self.library.writer_lock():
+            return self._scan(roots)
+
+    def _scan(self, roots: list[str | os.PathLike]) -> ScanReport:
         report = ScanReport()
         started = time.monotonic()
         catalog = self.library.catalog
@@ -179,7 +260,10 @@ class Scanner:
             report.roots.append(root_path)
             rows = catalog.files_under(root_path)
             seen: set[str] = set()
-            for candidate in walk_audio_files(root_path, report.problems):
+            unreadable: list[str] = []
+            library_roots = catalog.roots()
+            for candidate in walk_audio_files(root_path, report.problems, unreadable,
+                                              library_roots):
                 seen.add(candidate.path)
                 row = rows.get(candidate.path)
                 if row is not None and _unchanged(row, candidate, model_id):
@@ -187,6 +271,8 @@ class Scanner:
                 else:
                     tasks.append(candidate)
             report.seen += len(seen)
+            # Files under a folder that could not be listed may well still be there.
+            seen.update(p for p in rows if _under_any(p, unreadable))
             orphans.update((p, r) for p, r in rows.items() if p not in seen)
 
         self.library.index   # open (or repair) the index before the first result lands
@@ -227,9 +313,11 @@ class Scanner:
         # alone, so the one that kills a worker again is known and skipped.
         suspects: list[tuple[_Candidate, bool]] = []
         in_flight: dict[Future, tuple[_Candidate, bool, bool]] = {}
+        self._in_flight = in_flight
         last_commit = time.monotonic()
         last_save = last_commit
         batch: list = []
+        self._batch = batch
         try:
             while pending or suspects or in_flight:
                 if not self._cancel.is_set():
@@ -280,12 +368,14 @@ class Scanner:
                 if self._cancel.is_set() and not in_flight:
                     break
         except BaseException:
-            # Keep what finished before the interruption.
-            if batch:
-                with catalog.transaction():
-                    for task, result in batch:
-                        self._record(task, result, orphans, report)
-            pool.shutdown(cancel=True)
+            try:
+                # Keep what finished before the interruption.
+                if batch:
+                    with catalog.transaction():
+                        for task, result in batch:
+                            self._record(task, result, orphans, report)
+            finally:  # even when that commit fails too (a full disk): no worker left behind
+                pool.shutdown(cancel=True)
             raise
         pool.shutdown()
 
@@ -332,28 +422,58 @@ class Scanner:
         report.skipped_files.append((path, code or "unknown", message or ""))
 
 
+class _Executor(ProcessPoolExecutor):
+    def kill_workers(self) -> None:
+        """SIGKILL every worker process now (a second Ctrl-C: nothing waits for them)."""
+        for process in list(self._processes.values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
+
+
 class _WorkerPool:
-    """The scanner's worker processes (spawned, each with its own encoder)."""
+    """The scanner's worker processes (spawned, each with its own encoder).
+
+    Workers die with the scanning process (see ``app.lifeline``) and ignore SIGINT, which a
+    terminal sends to the whole process group: the scan decides when they stop.
+    """
 
     def __init__(self, workers: int, model_path: str | None, known: frozenset[str]):
         self._args = (workers, model_path, known)
         self._executor = self._start()
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _start(self) -> _Executor:
         workers, model_path, known = self._args
-        return ProcessPoolExecutor(
+        return _Executor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker, initargs=(model_path, known))
+            initializer=init_scan_worker, initargs=(os.getpid(), model_path, known))
 
     def submit(self, task: _Candidate, force: bool) -> Future:
-        return self._executor.submit(analyse_in_worker, task.path, task.size, task.mtime_ns, force)
+        # A submit may start a worker: it inherits the blocked SIGINT until its initializer
+        # ignores it. (The pending Ctrl-C of this thread is delivered on unblocking.)
+        with _sigint_blocked():
+            return self._executor.submit(analyse_in_worker, task.path, task.size,
+                                         task.mtime_ns, force)
 
     def restart(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = self._start()
 
     def shutdown(self, cancel: bool = False) -> None:
+        if cancel:
+            self._executor.kill_workers()
         self._executor.shutdown(wait=True, cancel_futures=cancel)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _crash_analysis(task: _Candidate, exc: BaseException | None = None) -> FileAnalysis:
@@ -364,6 +484,10 @@ def _crash_analysis(task: _Candidate, exc: BaseException | None = None) -> FileA
         message = f"analysis failed: {type(exc).__name__}: {exc}"
     return FileAnalysis(path=task.path, size=task.size, mtime_ns=task.mtime_ns, content_hash=None,
                         status="skipped", error_code="analysis_failed", error=message)
+
+
+def _under_any(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
 def _unchanged(row: FileRow, candidate: _Candidate, model_id: str) -> bool:
