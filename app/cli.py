@@ -155,15 +155,19 @@ def _explain(exc: Exception, library_dir: str | None) -> Exception:
     from app.paths import CATALOG_FILENAME, library_dir as resolve
 
     directory = resolve(library_dir)
+    # SQLite's own result code (the exception's cause when the catalog wrapped it) decides,
+    # never the message's text.
+    sqlite_exc = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    code = getattr(sqlite_exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
     full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(exc, sqlite3.OperationalError) and (
-            "disk is full" in str(exc) or ("I/O" in str(exc) and _nearly_full(directory))))
+        primary == sqlite3.SQLITE_FULL or (primary == sqlite3.SQLITE_IOERR and _nearly_full(directory)))
     if full:
         return CliError(f"no space left on the disk ({exc}): what was finished is saved in the "
                         f"catalog; free some space and run the same command again")
-    if isinstance(exc, sqlite3.DatabaseError) or (
-            isinstance(exc, CatalogError) and "malformed" in str(exc)):
-        return explain_database_error(directory / CATALOG_FILENAME, exc)
+    damaged = primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    if isinstance(exc, sqlite3.DatabaseError) or (isinstance(exc, CatalogError) and damaged):
+        return explain_database_error(directory / CATALOG_FILENAME, sqlite_exc)
     return exc
 
 
