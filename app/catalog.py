@@ -137,6 +137,10 @@ class Catalog:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def set_read_only(self) -> None:
+        """Refuse every write on this connection from now on (a reader's connection)."""
+        self._db.execute("PRAGMA query_only = ON")
+
     # -- schema ------------------------------------------------------------
 
     @property

@@ -56,3 +56,18 @@ def test_each_write_keeps_catalog_and_index_in_step(isolated_library_dir: Path):
         assert library.catalog.roots() == []
     with Library(isolated_library_dir) as reopened:       # the saved index matches the catalog
         assert reopened.index.file_ids() == kept and reopened.index_note == "loaded"
+
+
+def test_a_searcher_reads_the_catalog_and_cannot_write_it(isolated_library_dir: Path):
+    import sqlite3
+
+    import pytest
+    with Library(isolated_library_dir) as library:
+        kick = library.store(analysis(library, "/lib/a/kick.wav", 1))
+        searcher = library.searcher()
+        vectors = library.catalog.file_vectors(kick)[1]
+    assert searcher.search(vectors, 1)[0].file.id == kick         # reads through its catalog
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        searcher.catalog.add_root("/lib/b")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        searcher.catalog.delete_files([kick])
