@@ -230,6 +230,10 @@ class Catalog:
         if rows != ["ok"]:
             raise CatalogDamagedError(_damage_advice(self.path, "; ".join(rows)))
 
+    def set_read_only(self) -> None:
+        """Refuse every write on this connection from now on (a reader's connection)."""
+        self._db.execute("PRAGMA query_only = ON")
+
     # -- schema ------------------------------------------------------------
 
     @property

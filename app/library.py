@@ -388,15 +388,19 @@ class Searcher:
         self.reranker = reranker
         self._local = threading.local()
 
-    def _catalog(self) -> Catalog:
+    @property
+    def catalog(self) -> Catalog:
+        """This thread's read-only connection to the catalog (writes raise)."""
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
-            catalog = self._local.catalog = Catalog(self.directory / CATALOG_FILENAME)
+            catalog = Catalog(self.directory / CATALOG_FILENAME)
+            catalog.set_read_only()
+            self._local.catalog = catalog
         return catalog
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library. Any thread."""
-        return search(self.index, self._catalog(), query, k, reranker=self.reranker, filter=filter)
+        return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""

@@ -277,7 +277,8 @@ class Session:
         """Search the library's index as it is on disk now (after a scan or a removal)."""
         from app.library import Library
         with Library(self.library_dir, encoder=self.matcher.encoder) as library:
-            self.matcher.set_searcher(library.searcher())
+            # the same searcher over the new index: the re-ranker keeps its cache
+            self.matcher.set_index(library.index)
 
     # ---- audio ----------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 A library of the Sonic Pi samples is scanned into a temporary catalog and index (real
 SQLite, real hnswlib). Queries are library files through a synthetic room
 (``bench/damage.py``, RT60 0.4 s). For each query, timed separately on one thread:
-``embed_query`` (blocking + encoder), ``rank_files`` without the re-ranker (index search +
+``embed_query`` (blocking + encoder), ``search`` (reported as "rank_files") without the re-ranker (index search +
 catalog rows), and the re-ranking of the best 10 files, cold (every candidate's block
 decoded from its file) and warm (the candidates' blocks cached, as for a sound that keeps
 sounding during live play); warm again without the coherence term (``models.coherence``)

@@ -64,8 +64,8 @@ def render_through_chain(source: str | os.PathLike, chain_doc: dict, out_dir: st
     """
     import soundfile as sf
 
-    from app.decode import read_mono
     from app.audio_types import Chain, build_members, parse_preset
+    from app.decode import read_mono
 
     audio = read_mono(source, sample_rate, max_seconds=120.0)
     chain = Chain("render", sample_rate=sample_rate, channels=2, scanner=scanner)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
@@ -71,16 +71,6 @@ class AudioSettings:
 def category_of(path: str) -> str:
     """What a producer reads as the sample's category: its folder name."""
     return Path(path).parent.name
-
-
-def suggestions_from_results(results: Iterable[Any]) -> tuple:
-    """Suggestions from ``app.library.SearchResult`` rows."""
-    out = []
-    for r in results:
-        out.append(Suggestion(rank=r.rank, file_id=r.file.id, path=r.file.path, name=r.file.name,
-                              score=float(r.score), kind=r.file.kind, duration_s=r.file.duration,
-                              offset_s=float(r.offset_s), exists=bool(r.exists)))
-    return tuple(out)
 
 
 class Host(QObject):
@@ -168,4 +158,4 @@ def message_binding(message) -> tuple[str, int] | None:
 
 __all__ = ["ACTIONS", "AudioSettings", "Host", "HostStatus", "LevelReading", "MODES",
            "Suggestion", "SuggestionUpdate", "category_of", "describe_binding", "message_binding",
-           "profile_names", "suggestions_from_results"]
+           "profile_names"]

@@ -132,7 +132,8 @@ class SessionHost(Host):
             return False
         try:
             session.set_volume(self.volume)
-            session.set_midi_learning(self.midi_learning)
+            if self.midi_learning:
+                session.set_midi_learning(True)
             session.set_monitoring(self.monitoring)
             session.send_chains()
         except Exception as exc:  # noqa: BLE001 - audio runs dry, the user is told
