@@ -21,6 +21,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 SCHEMA_VERSION = 1
 
 # Each entry upgrades the schema from version N-1 to N. Never edit a shipped
@@ -63,7 +65,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
-class CatalogError(Exception):
+class CatalogError(SampleScoutError):
     """The catalog file cannot be used (newer schema, corrupt file)."""
 
 

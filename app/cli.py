@@ -22,10 +22,12 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from engine.errors import SampleScoutError
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class CliError(Exception):
+class CliError(SampleScoutError):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
@@ -119,25 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 — the one place that turns errors into a line
-        known = _user_error_types()
-        if isinstance(exc, known):
-            err.print(f"samplescout: error: {exc}", markup=False)
-            return EXIT_ERROR
-        raise
+    except _user_error_types() as exc:  # the one place that turns errors into a line
+        err.print(f"samplescout: error: {exc}", markup=False)
+        return EXIT_ERROR
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    from app.catalog import CatalogError
-    from app.decode import DecodeError
-    from app.library import LibraryError
-    from app.match_profiles import ProfileError
-    from app.matcher import MatcherError
-    from app.session import SessionError
-    from engine.stream import EngineError
-    from models.encoder import EncoderError
-    return (CliError, CatalogError, DecodeError, LibraryError, EncoderError, OSError,
-            ProfileError, MatcherError, SessionError, EngineError)
+    """Errors printed as one line: every error of the family, and the OS's (a missing file,
+    a full disk); anything else is a bug and keeps its traceback."""
+    return (SampleScoutError, OSError)
 
 
 def _run_gui(library_dir: str | None) -> int:
@@ -256,7 +248,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
 
 def cmd_search(args, library_dir, out: Console, err: Console) -> int:
     from app.decode import DecodeError
-    from app.library import Library, LibraryError
+    from app.library import EmptyLibraryError, Library, LibraryError
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
@@ -268,7 +260,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             except (DecodeError, LibraryError, OSError) as exc:
                 err.print(f"samplescout: error: {path}: {exc}", markup=False)
                 status = EXIT_ERROR
-                if isinstance(exc, LibraryError) and "empty" in str(exc):
+                if isinstance(exc, EmptyLibraryError):
                     return status
                 continue
             if args.json:

@@ -18,6 +18,8 @@ import io
 import struct
 from typing import Iterator
 
+from engine.errors import SampleScoutError
+
 # An Ogg page is at most 27 + 255 + 255 * 255 bytes.
 _OGG_MAX_PAGE = 65307
 _FLAC_TAIL_BYTES = 1 << 17
@@ -49,7 +51,7 @@ _WAV_CODEC_NAMES = {
 }
 
 
-class ContainerError(Exception):
+class ContainerError(SampleScoutError):
     """A container that fails a check; `code` is one of DecodeError's codes."""
 
     def __init__(self, code: str, message: str):

@@ -35,6 +35,7 @@ from app.containers import (
     flac_tail,
     sniff,
 )
+from engine.errors import SampleScoutError
 
 SUPPORTED_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3"}
@@ -46,7 +47,7 @@ _HEAD_BYTES = 64
 _TOLERANT_COUNT_FORMATS = frozenset({"MP3"})  # frame counts in MP3 headers may be estimates
 
 
-class DecodeError(Exception):
+class DecodeError(SampleScoutError):
     """A file that cannot be decoded; `code` says why in one machine-readable word.
 
     Codes: empty, not_audio, unsupported_format, unsupported_codec, corrupt,

@@ -1,8 +1,8 @@
-"""Vector index of the sample library: HNSW (hnswlib) over per-window embeddings.
+"""Vector index of the sample library: HNSW (hnswlib) over one embedding per embedded block.
 
 Every vector has a ``vector_id`` (its hnswlib label) and belongs to one file of the catalog
 (``file_id``). A search ranks files by the best cosine similarity over all their vectors and
-all query windows. The catalog keeps every vector, so this index is a rebuildable cache: a file
+all query blocks. The catalog keeps every vector, so this index is a rebuildable cache: a file
 that does not match the current model, dimension or catalog generation, or that is truncated or
 corrupt, raises :class:`IndexFormatError` on load and the caller rebuilds from the catalog.
 
@@ -33,12 +33,14 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 MAGIC = b"SSCVIDX\n"
 FORMAT_VERSION = 1
 SPACE = "cosine"
 
 # Chosen with bench/query.py (see bench/results/query.json): at 100k vectors of dim 512 these
-# keep a single-window query well under 1 ms p99 with recall@10 >= 0.98.
+# keep a single-block query well under 1 ms p99 with recall@10 >= 0.98.
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF_SEARCH = 64
@@ -63,7 +65,7 @@ _SAME_VECTOR_DISTANCE = 1e-5
 _MAX_HEADER_BYTES = 1 << 20
 
 
-class IndexFormatError(Exception):
+class IndexFormatError(SampleScoutError):
     """The index file does not fit the current model/dimension/generation, or is damaged."""
 
 
@@ -329,9 +331,9 @@ class VectorIndex:
     def search(
         self, query: np.ndarray, k: int = 10, *, exclude_file_ids: Iterable[int] = ()
     ) -> list[Hit]:
-        """The k best files for one query vector (dim,) or several query windows (m, dim).
+        """The k best files for one query vector (dim,) or several query blocks (m, dim).
 
-        A file scores the best cosine similarity over all query windows and all its vectors.
+        A file scores the best cosine similarity over all query blocks and all its vectors.
         Returns fewer than k hits only when fewer files are live; an empty index gives [].
         All-zero query rows (silence) are ignored. Any thread; runs alongside other searches.
         """

@@ -32,16 +32,22 @@ from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, embed_query, search
 from app.rerank import FileReranker
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from engine.errors import SampleScoutError
 
-__all__ = ["Library", "LibraryError", "Searcher", "SearchFilter", "SearchResult", "MAX_QUERY_SECONDS"]
+__all__ = ["Library", "LibraryError", "EmptyLibraryError", "Searcher", "SearchFilter", "SearchResult",
+           "MAX_QUERY_SECONDS"]
 
 # Share of sampled vectors that must find themselves in a fresh index before it is accepted
 # without trying a denser graph.
 SELF_RECALL_FLOOR = 0.99
 
 
-class LibraryError(Exception):
+class LibraryError(SampleScoutError):
     """A one-line, user-facing problem with the library (empty, unreadable query...)."""
+
+
+class EmptyLibraryError(LibraryError):
+    """The library holds no vectors yet: no query can find anything."""
 
 
 class Library:
@@ -257,7 +263,7 @@ class Library:
                     f"the library was analysed by another model ({names}), not by "
                     f"{self.encoder.model_id}: re-analyse it with `samplescout index` (the app "
                     "does this by itself when it opens)")
-            raise LibraryError(
+            raise EmptyLibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
         return self.search_vectors(self.embed_file(path), k, filter=filter)
 

@@ -33,13 +33,17 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from app.onsets import OnsetParams, sensitivity_to_delta
+from engine.errors import SampleScoutError
+from presets import shipped_dir
+
 FORMAT = "samplescout-match-profile"
 MODES = ("one-shot", "rolling")
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets" / "match"
+PRESET_DIR = shipped_dir("match")
 MAX_PRESET_BYTES = 64 * 1024
 
 
-class ProfileError(ValueError):
+class ProfileError(SampleScoutError, ValueError):
     """A match profile is malformed; the message names the file and the problem."""
 
 
@@ -73,6 +77,11 @@ class MatchProfile:
     def capture_span(self) -> float:
         """Seconds a capture looks back (the strongest onset in them, else all of them)."""
         return self.capture_seconds if self.capture_seconds is not None else self.window_seconds + 0.5
+
+    def onset_params(self) -> OnsetParams:
+        """The onset detector's settings for this profile (any thread)."""
+        return OnsetParams(gate_db=self.gate_db, delta_db=sensitivity_to_delta(self.onset_sensitivity),
+                           min_gap_s=self.min_onset_gap_seconds)
 
     def with_mode(self, mode: str) -> "MatchProfile":
         if mode not in MODES:

@@ -59,6 +59,7 @@ from app.query import MAX_QUERY_SECONDS, SearchFilter, SearchResult, embed_query
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from engine.errors import SampleScoutError
 
 __all__ = ["InputConditioner", "LiveMatcher", "Suggestion", "SuggestionUpdate", "MatcherError"]
 
@@ -73,7 +74,7 @@ KEEP_SUGGESTIONS = 64
 LATENCY_HISTORY = 512
 
 
-class MatcherError(Exception):
+class MatcherError(SampleScoutError):
     """A one-line, user-facing problem of the matcher (bad mode, unreadable query...)."""
 
 

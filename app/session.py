@@ -42,6 +42,7 @@ from app.match_profiles import MatchProfile, get_profile
 from app.matcher import LiveMatcher
 from app.query import SearchFilter
 from app.suggestions import Suggestion, SuggestionUpdate
+from engine.errors import SampleScoutError
 from engine.stream import AudioEngine
 
 CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
@@ -55,7 +56,7 @@ __all__ = ["CAPTURE_NOTE", "PAD_SUGGESTIONS", "SLOTS", "Chain", "EngineError", "
            "default_midi_map"]
 
 
-class SessionError(Exception):
+class SessionError(SampleScoutError):
     """One line for the user (no audio device, engine failed...)."""
 
 

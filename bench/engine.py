@@ -35,9 +35,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from jack_server import JackServer, start_peer  # noqa: E402
+from bench.harness.jack_server import JackServer, start_peer  # noqa: E402
 
 SAMPLE_RATE = 48000
 NOTE = 36

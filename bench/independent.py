@@ -50,7 +50,7 @@ random draws. There are no labels, so there is no category precision.
 
 Models: ``scout``, ``aisfx``, ``mfcc`` as in ``bench/retrieval.py`` (``--models``),
 plus ``student`` for ``--student PATH`` (an ONNX encoder file, run exactly like
-``models/train/evaluate.py`` runs one; its cache key includes the file's hash).
+``bench/retrieval_student.py`` runs one; its cache key includes the file's hash).
 
 Run: ``nice -n 15 .venv/bin/python bench/independent.py [--queries 200] [--seed 0]
 [--models scout,aisfx,mfcc] [--student PATH] [--out bench/results/independent.json]``.
@@ -418,7 +418,7 @@ def _prune_embedding_cache(models: list[Model], files: list[LibraryFile]) -> Non
 
 
 def build_student(path: Path) -> Model:
-    """An extra encoder column, as models/train/evaluate.py builds one."""
+    """An extra encoder column, as bench/retrieval_student.py builds one."""
     if not path.is_file():
         raise SystemExit(f"student: model file not found: {path}")
     model = EncoderModel("student", trim_leading_silence=True, model_path=path)

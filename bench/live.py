@@ -55,7 +55,7 @@ WINDOWS_PER_PAD_FILE = 4
 def build(cache: Path, size: int, seed: int) -> tuple[Path, list[Path]]:
     from app.library import Library
     from app.scanner import Scanner
-    from tests.live_support import SONIC_PI, HYDROGEN
+    from bench.harness.live_support import SONIC_PI, HYDROGEN
     lib_dir = cache / f"live-{size}-shaped" / "library-data"
     src = cache / f"live-{size}-shaped" / "samples"
     src.mkdir(parents=True, exist_ok=True)
@@ -125,11 +125,10 @@ def capture_pick_table(files: list[Path]) -> dict:
     """Offline: fraction of capture notes whose chosen onset is the last hit played, by capture
     span N, spacing between hits and delay from the hit to the note (drums onset settings)."""
     from app.match_profiles import get_profile
-    from app.matcher import _onset_params
     from app.onsets import detect_onsets
     from models.encoder import MODEL_SAMPLE_RATE as sr
-    from tests.live_support import sequence
-    params = _onset_params(get_profile("drums"))
+    from bench.harness.live_support import sequence
+    params = get_profile("drums").onset_params()
     rng = np.random.default_rng(0)
     table = {}
     for spacing in (0.25, 0.4, 0.6, 1.0):
@@ -167,9 +166,9 @@ def main() -> int:
     from app.match_profiles import get_profile
     from app.session import CAPTURE_NOTE, Session
     from engine.stream import StreamConfig
-    from tests.jack_server import JackServer
-    from tests.live_peer import start_live_peer
-    from tests.live_support import played_files, sequence
+    from bench.harness.jack_server import JackServer
+    from bench.harness.live_peer import start_live_peer
+    from bench.harness.live_support import played_files, sequence
 
     t0 = time.perf_counter()
     lib_dir, linked = build(ROOT / "bench" / "cache", args.size, args.seed)

@@ -155,12 +155,11 @@ def bench_scan(app, tmp: Path, seconds: float, workers: int) -> dict:
 
 
 def bench_live(app, tmp: Path, seconds: float) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
     from app.decode import read_mono
     from app.library import Library
     from app.scanner import Scanner
-    from tests.jack_server import JackServer
-    from tests.live_peer import start_live_peer
+    from bench.harness.jack_server import JackServer
+    from bench.harness.live_peer import start_live_peer
     from ui.host import AudioSettings
     from ui.session_host import SessionHost
 

@@ -30,13 +30,14 @@ import pedalboard
 
 from engine import plugins
 from engine.plugins import ParameterInfo, PluginError, PluginScanner
+from engine.errors import SampleScoutError
 
 DEFAULT_MAX_BLOCK_SIZE = 8192
 
 _ids = itertools.count(1)
 
 
-class ChainError(Exception):
+class ChainError(SampleScoutError):
     """An invalid chain operation (unknown member, bad index, bad value); message is user-facing."""
 
 

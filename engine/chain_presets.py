@@ -33,16 +33,18 @@ from typing import Any, Iterable
 from engine import plugins
 from engine.chain import Chain, ChainError, ChainMember, current_raw_state, set_member_parameter, set_raw_state
 from engine.plugins import PluginError, PluginPathError
+from engine.errors import SampleScoutError
+from presets import shipped_dir
 
 PRESET_FORMAT = "samplescout-chain"
 PRESET_VERSION = 1
 FILE_LIMIT = 4 * 1024 * 1024  # bytes of JSON
 STATE_LIMIT = 1024 * 1024  # bytes of decoded plugin state
 MAX_MEMBERS = 64
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets" / "chains"
+SHIPPED_DIR = shipped_dir("chains")
 
 
-class PresetError(ValueError):
+class PresetError(SampleScoutError, ValueError):
     """A chain preset cannot be read or applied; the message is user-facing."""
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.errors import SampleScoutError
+
 __all__ = ["AudioDevice", "DeviceReport", "NoAudioDevice", "list_devices", "find_device", "describe"]
 
 
-class NoAudioDevice(RuntimeError):
+class NoAudioDevice(SampleScoutError, RuntimeError):
     """No (matching) audio device; the message is one line for the user."""
 
 

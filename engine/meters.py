@@ -39,7 +39,7 @@ class MeterReading:
 class Meters:
     """`update` is called by the audio thread once per block; `read` by anyone."""
 
-    def __init__(self, channels: int, max_block: int, sample_rate: int, window_s: float = 0.3,
+    def __init__(self, channels: int, max_block: int, sample_rate: int, decay_s: float = 0.3,
                  levels: np.ndarray | None = None, counters: np.ndarray | None = None):
         self.channels = channels
         # levels[0] = peak hold, levels[1] = mean square
@@ -47,7 +47,7 @@ class Meters:
         self.counters = counters if counters is not None else np.zeros(N_COUNTERS, np.int64)
         self._scratch = np.zeros((max_block, channels), np.float32)
         self._block = np.zeros(channels, np.float32)
-        self._window_frames = max(1.0, window_s * sample_rate)
+        self._decay_frames = max(1.0, decay_s * sample_rate)  # peak hold halves, mean square settles
 
     def update(self, indata: np.ndarray, status_bits: int = 0) -> None:
         """Audio thread only. status_bits: 1 in-underflow, 2 in-overflow, 4 out-underflow, 8 out-overflow
@@ -71,13 +71,13 @@ class Meters:
         # Python-level wrappers' temporary objects to every callback.
         np.abs(indata, out=s)
         np.maximum.reduce(s, axis=0, out=b)
-        peak *= 0.5 ** (frames / self._window_frames)
+        peak *= 0.5 ** (frames / self._decay_frames)
         np.maximum(peak, b, out=peak)
         np.square(indata, out=s)
         np.add.reduce(s, axis=0, out=b)
         b *= 1.0 / frames
         b -= ms
-        b *= min(1.0, frames / self._window_frames)
+        b *= min(1.0, frames / self._decay_frames)
         ms += b
 
     def read(self) -> MeterReading:

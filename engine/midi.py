@@ -17,12 +17,15 @@ import sys
 import threading
 from typing import Callable
 
+from engine.errors import SampleScoutError
+from presets import shipped_dir
+
 __all__ = ["ACTIONS", "MidiMap", "MidiMapError", "MidiInput", "MidiUnavailable", "open_midi_input",
            "list_midi_ports", "API_NAMES", "DEFAULT_MAP_PATH", "parse_message"]
 
 SLOT_ACTIONS = [f"audition_slot_{i}" for i in range(1, 17)]
 ACTIONS = ["capture_lookup", *SLOT_ACTIONS, "page_next", "page_prev", "stop_all"]
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets", "midi")
+PRESET_DIR = str(shipped_dir("midi"))
 DEFAULT_MAP_PATH = os.path.join(PRESET_DIR, "default_16_pads.json")
 FORMAT = "samplescout-midi-map"
 
@@ -30,11 +33,11 @@ API_NAMES = {"jack": "API_UNIX_JACK", "alsa": "API_LINUX_ALSA", "coremidi": "API
              "winmm": "API_WINDOWS_MM"}
 
 
-class MidiMapError(ValueError):
+class MidiMapError(SampleScoutError, ValueError):
     """A MIDI map preset is malformed; the message says what and where."""
 
 
-class MidiUnavailable(RuntimeError):
+class MidiUnavailable(SampleScoutError, RuntimeError):
     """No MIDI input could be opened; the message is one line for the user."""
 
 

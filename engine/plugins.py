@@ -26,12 +26,14 @@ from typing import Iterable
 
 import pedalboard
 
+from engine.errors import SampleScoutError
+
 CACHE_FORMAT = "samplescout-vst3-scan"
 CACHE_VERSION = 1
 DEFAULT_PROBE_TIMEOUT = 30.0
 
 
-class PluginError(Exception):
+class PluginError(SampleScoutError):
     """A plugin could not be found, probed or loaded (message is user-facing)."""
 
 

@@ -19,13 +19,15 @@ import threading
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 __all__ = ["SampleCache", "SampleLoadError", "PreviewMixer", "OP_PLAY", "OP_STOP", "OP_STOP_ALL",
            "OP_CHOKE"]
 
 OP_PLAY, OP_STOP, OP_STOP_ALL, OP_CHOKE = 1, 2, 3, 4
 
 
-class SampleLoadError(Exception):
+class SampleLoadError(SampleScoutError):
     """A sample file could not be decoded; the message names the file and the reason."""
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 __all__ = ["CaptureRing", "RingOverrun", "RingUnderrun"]
 
 
-class RingOverrun(Exception):
+class RingOverrun(SampleScoutError):
     """The requested frames were already overwritten: the reader fell behind."""
 
     def __init__(self, start_frame: int, oldest_frame: int):
@@ -27,7 +29,7 @@ class RingOverrun(Exception):
         self.oldest_frame = oldest_frame
 
 
-class RingUnderrun(Exception):
+class RingUnderrun(SampleScoutError):
     """The requested frames were not written yet."""
 
     def __init__(self, start_frame: int, frames: int, end_frame: int):

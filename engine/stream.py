@@ -53,6 +53,8 @@ from typing import Callable
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 from .meters import Meters, MeterReading, N_COUNTERS
 from .monitor import CHAIN_NAMES, ChainHost, check_chain_name, finite_number, member_index, route_monitor
 from .previews import OP_CHOKE, OP_PLAY, OP_STOP, OP_STOP_ALL, PreviewMixer, SampleCache
@@ -67,7 +69,7 @@ MAX_CALLBACK_FRAMES = 8192       # largest block a host may hand the callback (J
 BASE_VOICE_ID = 1 << 40  # voice ids made inside the audio process (MIDI) start here
 
 
-class EngineError(RuntimeError):
+class EngineError(SampleScoutError, RuntimeError):
     """A clear, one-line engine error for the user."""
 
 

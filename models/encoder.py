@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 from . import frontend, preprocess
 from .preprocess import (BLOCK_FRAMES, HOP_FRAMES, MIN_FRAMES, MODEL_SAMPLE_RATE,  # noqa: F401
                          BlockAssembler, LogMelBlock)
@@ -38,7 +40,7 @@ DEFAULT_MODEL = "scout"
 MODEL_ENV = "SAMPLESCOUT_MODEL"  # a shipped name or a path to an ONNX file
 
 
-class EncoderError(Exception):
+class EncoderError(SampleScoutError):
     """The encoder model cannot be used (missing, unreadable or unexpected file)."""
 
 

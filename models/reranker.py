@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 from . import frontend, preprocess
 from .coherence import BlockSignals, coherence_term, peak_coherence, spectrum
 from .preprocess import clip_blocks
@@ -41,7 +43,7 @@ from .room_fit import room_fit_bonus
 BLOCK_SHAPE = (preprocess.BLOCK_FRAMES, frontend.N_MELS)
 
 
-class RerankerError(Exception):
+class RerankerError(SampleScoutError):
     """The re-ranker file is missing or is not a re-ranker."""
 
 

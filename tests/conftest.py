@@ -14,7 +14,7 @@ SONIC_PI = Path("/usr/share/sonic-pi/samples")
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
 LMMS = Path("/usr/share/lmms/samples")
 
-pytest_plugins = ["tests.jack_server"]
+pytest_plugins = ["tests.jack_fixtures"]
 
 
 @pytest.fixture(autouse=True)

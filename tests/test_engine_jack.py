@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine.midi import MidiMap
-from tests.jack_server import burst, start_engine, start_peer, tape_path
+from bench.harness.jack_server import burst, start_peer, tape_path
+from tests.jack_fixtures import start_engine
 
 pytestmark = pytest.mark.jack
 

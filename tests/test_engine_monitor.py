@@ -11,7 +11,8 @@ from engine.chain import Chain
 from engine.chain_presets import PresetPathError, build_members, chain_to_dict, parse_preset
 from engine.plugins import PluginScanner
 from engine.stream import EngineError
-from tests.jack_server import burst, start_engine, start_peer, tape_path
+from bench.harness.jack_server import burst, start_peer, tape_path
+from tests.jack_fixtures import start_engine
 
 pytestmark = pytest.mark.jack
 

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from tests.jack_server import jack_server  # noqa: F401  (fixture)
-from tests.live_peer import start_live_peer
-from tests.live_support import build_library, played_files, sequence
+from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
+from bench.harness.live_peer import start_live_peer
+from bench.harness.live_support import build_library, played_files, sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ from app.matcher import LiveMatcher
 from app.query import SearchResult
 from app.suggestions import SuggestionMerger
 from engine.ring import CaptureRing
-from tests.live_support import build_library, played_files, sequence
+from bench.harness.live_support import build_library, played_files, sequence
 
 SR = 48000
 

@@ -15,9 +15,9 @@ import soundfile
 from app.session import CAPTURE_NOTE, Session
 from engine.stream import StreamConfig
 from models.encoder import MODEL_SAMPLE_RATE
-from tests.jack_server import jack_server  # noqa: F401  (fixture)
-from tests.live_peer import start_live_peer
-from tests.live_support import build_library, played_files, sequence
+from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
+from bench.harness.live_peer import start_live_peer
+from bench.harness.live_support import build_library, played_files, sequence
 
 pytestmark = pytest.mark.jack
 

@@ -12,9 +12,10 @@ import pytest
 from app.session import SLOTS, Session
 from engine.midi import MidiMap
 from engine.stream import StreamConfig
-from tests.jack_server import jack_server, start_peer, tape_path  # noqa: F401  (fixture)
-from tests.live_peer import start_live_peer
-from tests.live_support import build_library, played_files
+from bench.harness.jack_server import start_peer, tape_path
+from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
+from bench.harness.live_peer import start_live_peer
+from bench.harness.live_support import build_library, played_files
 
 pytestmark = pytest.mark.jack
 

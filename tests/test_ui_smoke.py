@@ -82,7 +82,7 @@ def wait_for_ports(env: dict, pattern: str, timeout: float) -> bool:
 def test_app_window_shows_suggestions_for_live_input(jack_server, xvfb, tmp_path):
     require(SONIC_PI, "sonic-pi-samples")
     from app.decode import read_mono
-    from tests.live_peer import start_live_peer
+    from bench.harness.live_peer import start_live_peer
 
     library_dir = build_library(tmp_path)
     config = tmp_path / "config" / "samplescout"

@@ -1,4 +1,4 @@
-"""Shared pieces of the live-matching tests: a small real library and played sequences."""
+"""Shared pieces of the live-matching tests and benchmark: a small real library and played sequences."""
 
 from __future__ import annotations
 

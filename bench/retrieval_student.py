@@ -10,7 +10,7 @@ shared pre-processing recipe. The cache key includes the model file's hash, so a
 retrained model is never scored with stale library vectors.
 
 Run (app venv, no torch needed):
-``.venv/bin/python -m models.train.evaluate [--student PATH] [--queries 300]
+``.venv/bin/python -m bench.retrieval_student [--student PATH] [--queries 300]
 [--reranker PATH] [--out bench/results/retrieval_student.json]
 [--models scout-rerank,scout,aisfx,mfcc]``.
 """
@@ -22,7 +22,7 @@ import hashlib
 import pathlib
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

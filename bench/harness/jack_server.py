@@ -6,7 +6,7 @@ and in peers all talk to it), falls back to no realtime scheduling if -R is refu
 it accepts clients, and stops it afterwards.
 
 Peers run in their own process (so they never compete with the engine for the GIL):
-`python tests/jack_server.py <mode> ...` — see `_peer_main`. `start_peer()` launches one and
+`python bench/harness/jack_server.py <mode> ...` — see `_peer_main`. `start_peer()` launches one and
 waits for its "ready" line; results come back as one JSON line on stdout.
 """
 
@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,30 +118,6 @@ class JackServer:
     def xrun_count(self) -> int:
         """xruns jackd itself reported in its log."""
         return self.log().lower().count("xrun")
-
-
-@pytest.fixture
-def jack_server():
-    server = JackServer()
-    try:
-        server.start()
-    except JackUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
-
-
-def start_engine(**config):
-    """An AudioEngine on the test's JACK server (1 in, 1 out, 64 frames), running or a test failure."""
-    from engine.stream import AudioEngine, StreamConfig
-    cfg = StreamConfig(**{"hostapi": "JACK", "input_channels": 1, "output_channels": 1,
-                          "block_size": 64, **config})
-    eng = AudioEngine(cfg)
-    eng.start()
-    if not eng.wait_running(20):
-        eng.close()
-        pytest.fail(f"engine did not start: {eng.status().message}")
-    return eng
 
 
 class Peer:

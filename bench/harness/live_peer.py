@@ -1,9 +1,9 @@
 """JACK peer for the live-matching tests and benchmark: plays a prepared signal into the app.
 
-`python tests/live_peer.py play SIGNAL.npy TARGET` plays a float32 mono signal (at the JACK
+`python bench/harness/live_peer.py play SIGNAL.npy TARGET` plays a float32 mono signal (at the JACK
 rate) into every input port matching TARGET after the parent writes "go"; it reports the
 JACK frame of its first sample and the monotonic time at which it started, as one JSON line.
-`python tests/live_peer.py note PORT NOTE DELAYS` sends a note-on/off over JACK MIDI
+`python bench/harness/live_peer.py note PORT NOTE DELAYS` sends a note-on/off over JACK MIDI
 (python-rtmidi) to the first port containing PORT, once per delay (seconds after "go"), and
 reports the monotonic time of each note-on.
 """
