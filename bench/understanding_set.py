@@ -31,7 +31,7 @@ import soundfile as sf
 from models.train.midi_render import (DRUM_CHANNEL, SAMPLE_RATE, note, program_change,
                                       render)
 
-RECIPE = 1
+RECIPE = 2
 CACHE = pathlib.Path(__file__).resolve().parent / "cache" / "understanding"
 KITS = (0, 8, 16, 24, 25, 32)
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -188,7 +188,7 @@ def _render_root(rng) -> tuple[list[dict], list[np.ndarray]]:
             items.append({"set": "root", "program": program, "midi": midi, "cents": cents,
                           "name": f"gm{program:03d}_{midi}"})
             t += slot
-    for key in (36, 38, 42, 46, 49, 39, 41, 56):    # drum hits: unpitched (toms do have a pitch)
+    for key in (36, 38, 42, 46, 49, 39, 51, 70):    # kick, snare, hats, crash, clap, ride, maracas
         events += note(DRUM_CHANNEL, key, 110, t, 0.2)
         items.append({"set": "root", "program": None, "midi": None, "cents": 0.0, "name": f"drum{key}"})
         t += slot

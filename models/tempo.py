@@ -31,6 +31,7 @@ COMB_MULTIPLES = (0.5, 1, 2, 3, 4)
 COMB_WEIGHTS = (0.0, 1.0, 0.5, 0.0, 0.0)
 PRIOR_OCTAVES = 0.6          # std-dev of the log2 tempo prior
 COMMIT_CONFIDENCE = 0.45
+OFF_BAR_FACTOR = 0.7
 HINT_SUPPORT = 0.5            # a named tempo needs this share of the best tempo's periodicity
 _EXTENSION = re.compile(r"\.(wav|wave|flac|ogg|oga|opus|aif|aiff|aifc|mp3|m4a)$", re.IGNORECASE)
 _HINT = re.compile(r"(?<![0-9.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![0-9])", re.IGNORECASE)
@@ -81,7 +82,10 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int, *, name: str = "") -> Te
         if options:
             bar = max(options, key=support)
     if bar is not None:
-        return TempoEstimate(round(bar, 2), min(1.0, confidence + 0.3))
+        confidence = min(1.0, confidence + 0.3)
+        bpm = bar
+    elif duration <= MAX_SECONDS:
+        confidence *= OFF_BAR_FACTOR     # a loop-length file whose length is no whole bars
     if confidence < COMMIT_CONFIDENCE:
         return TempoEstimate(None, confidence)
     return TempoEstimate(round(bpm, 2), confidence)
