@@ -20,14 +20,32 @@ def test_groove_tempo_within_two_percent(bpm, bars, rate):
     assert 0.0 < result.confidence <= 1.0
 
 
-def test_whole_bar_length_gives_the_exact_tempo():
-    # 2 bars at 117.3 BPM: the length prior snaps the estimate to the exact whole-bar tempo
-    result = estimate_tempo(drum_groove(117.3, 2, 22050), 22050)
-    assert result.bpm == pytest.approx(117.3, abs=0.05)
+@pytest.mark.parametrize("bpm,bars", [(133.7, 1), (117.3, 2), (104.9, 1)])
+def test_whole_bar_length_commits_to_the_exact_tempo(bpm, bars):
+    # short loops: the autocorrelation alone is unsure; the whole-bar length prior commits
+    # to the exact tempo that makes the file ``bars`` bars long
+    result = estimate_tempo(drum_groove(bpm, bars, 22050), 22050)
+    assert result.bpm == pytest.approx(bpm, abs=0.01), result
+
+
+def _random_clicks(seed: int, rate: int = 22050, seconds: float = 7.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * rate), np.float32)
+    click = tone(72, 0.1, rate, decay=0.02)
+    for start in rng.uniform(0, seconds - 0.2, 14):
+        out[int(start * rate): int(start * rate) + click.size] += click
+    return out
+
+
+def test_unperiodic_onsets_abstain():
+    for seed in range(4):
+        assert estimate_tempo(_random_clicks(seed), 22050).bpm is None
 
 
 def test_one_shots_and_noise_abstain():
     assert estimate_tempo(tone(60, 1.0, 44100), 44100).bpm is None
+    # a periodic sound shorter than a one-bar loop is a one-shot too
+    assert estimate_tempo(drum_groove(170.0, 1, 44100)[: int(1.1 * 44100)], 44100).bpm is None
     assert estimate_tempo(noise(6.0, 22050), 22050).bpm is None
     assert estimate_tempo(np.zeros(44100 * 4, np.float32), 44100).bpm is None
 
