@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.spectrum import as_mono, magnitude
+from models.spectrum import as_mono, decimate, magnitude
 
 MAX_SECONDS = 30.0
+ANALYSIS_RATE = 11025        # higher rates are decimated first: the chroma reads up to 2 kHz
 F_MIN, F_MAX = 55.0, 2000.0
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Temperley's key profiles from the Kostka-Payne corpus (Temperley 2007)
@@ -50,7 +51,7 @@ def estimate_key(audio: np.ndarray, sample_rate: int) -> KeyEstimate:
     audio = as_mono(audio)[: int(MAX_SECONDS * sample_rate)]
     if audio.size < sample_rate // 2 or not np.any(audio):
         return KeyEstimate(None, "", 0.0)
-    chroma, tonality = chromagram(audio, sample_rate)
+    chroma, tonality = chromagram(*decimate(audio, sample_rate, ANALYSIS_RATE))
     if not np.any(chroma):
         return KeyEstimate(None, "", 0.0)
     share = chroma / chroma.sum()
@@ -68,9 +69,9 @@ def estimate_key(audio: np.ndarray, sample_rate: int) -> KeyEstimate:
     return KeyEstimate(index % 12, "major" if index < 12 else "minor", confidence)
 
 
-def chromagram(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+def chromagram(audio: np.ndarray, sample_rate: float) -> tuple[np.ndarray, float]:
     """Summed, tuning-corrected 12-bin chroma (C first) and the tonality share."""
-    n_fft = 1 << int(np.ceil(np.log2(0.186 * sample_rate)))
+    n_fft = 1 << int(round(np.log2(0.186 * sample_rate)))
     hop = n_fft // 4
     mag = magnitude(audio, n_fft, hop)
     freqs = np.arange(mag.shape[1]) * sample_rate / n_fft

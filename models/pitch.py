@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.spectrum import as_mono, frames
+from models.spectrum import as_mono, decimate, frames
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-F0_MIN, F0_MAX = 27.0, 2100.0         # A0 (27.5 Hz) to C7
+F0_MIN, F0_MAX = 27.0, 4200.0         # A0 (27.5 Hz) to C8 (4186 Hz)
+ANALYSIS_RATE = 48000                 # higher rates (88.2, 96 kHz) are decimated first
 ATTACK_SEARCH_SECONDS = 2.0
 SKIP_AFTER_PEAK = 0.04
 ANALYSIS_SECONDS = 1.5
@@ -51,7 +52,7 @@ def estimate_root(audio: np.ndarray, sample_rate: int) -> RootEstimate:
     segment = stable_segment(audio, sample_rate)
     if segment is None:
         return RootEstimate(None, 0.0, 0.0)
-    pitches, aperiodicity = yin(segment, sample_rate)
+    pitches, aperiodicity = yin(*decimate(segment, sample_rate, ANALYSIS_RATE))
     if pitches.size == 0:
         return RootEstimate(None, 0.0, 0.0)
     voiced = aperiodicity <= MAX_APERIODICITY
@@ -88,7 +89,7 @@ def stable_segment(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
     return segment[:end] if end >= int(0.05 * sample_rate) else None
 
 
-def yin(segment: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+def yin(segment: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame pitch (fractional MIDI) and aperiodicity (0 = perfectly periodic)."""
     tau_max = int(np.ceil(sample_rate / F0_MIN))
     tau_min = max(2, int(sample_rate / F0_MAX))

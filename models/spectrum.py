@@ -44,3 +44,33 @@ def magnitude(audio: np.ndarray, n_fft: int, hop_length: int, chunk: int = 512) 
         block = framed[start:start + chunk] * window
         out[start:start + chunk] = np.abs(np.fft.rfft(block, axis=1))
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _lowpass(factor: int) -> np.ndarray:
+    """Blackman-windowed sinc low-pass at 90 % of the decimated rate's Nyquist frequency."""
+    taps = 24 * factor + 1
+    n = np.arange(taps) - (taps - 1) / 2
+    cutoff = 0.45 / factor                      # cycles per input sample
+    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.blackman(taps)
+    h = (h / h.sum()).astype(np.float32)
+    h.flags.writeable = False
+    return h
+
+
+def decimate(audio: np.ndarray, sample_rate: float, max_rate: float) -> tuple[np.ndarray, float]:
+    """Low-pass and keep every ``factor``-th sample so that the rate is at most ``max_rate`` (roughly).
+
+    ``factor = sample_rate // max_rate``; returns the audio unchanged when that is 1.
+    """
+    factor = int(sample_rate // max_rate)
+    if factor <= 1:
+        return audio, float(sample_rate)
+    h = _lowpass(factor)
+    half = (h.size - 1) // 2
+    padded = np.pad(audio.astype(np.float32, copy=False), (half, half))
+    framed = frames(padded, h.size, factor)
+    out = np.empty(framed.shape[0], dtype=np.float32)
+    for start in range(0, framed.shape[0], 16384):     # bounded temporary memory
+        out[start:start + 16384] = framed[start:start + 16384] @ h
+    return out, sample_rate / factor
