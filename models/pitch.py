@@ -65,6 +65,7 @@ def estimate_root(audio: np.ndarray, sample_rate: int) -> RootEstimate:
     confidence = float(share * (1.0 - np.median(aperiodicity[voiced])) * np.clip(1.0 - spread / 1.0, 0.0, 1.0))
     if share < MIN_VOICED_SHARE or spread > MAX_SPREAD:
         return RootEstimate(None, 0.0, confidence)
+    midi_float = _low_partials_pitch(segment, sample_rate, midi_float)
     midi = int(round(midi_float))
     return RootEstimate(midi, round(100.0 * (midi_float - midi), 1), confidence)
 
@@ -132,3 +133,24 @@ def yin(segment: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray
         pitches[row] = 69.0 + 12.0 * np.log2(sample_rate / (tau + offset) / 440.0)
         aperiodicity[row] = b
     return pitches, aperiodicity
+
+
+
+def _low_partials_pitch(segment: np.ndarray, sample_rate: int, midi_float: float) -> float:
+    """Re-estimate with only the partials below ~3.5 f0: stretched (inharmonic) upper partials
+    of pianos pull YIN's period sharp, while a tuner reads the low ones. Keeps ``midi_float``
+    when the filtered sound is not periodic enough (weak fundamental)."""
+    hz = 440.0 * 2 ** ((midi_float - 69.0) / 12.0)
+    cutoff = 3.5 * hz
+    if cutoff >= 0.4 * sample_rate:
+        return midi_float
+    n_fft = 1 << int(np.ceil(np.log2(2 * segment.size)))
+    spectrum = np.fft.rfft(segment.astype(np.float64), n_fft)
+    freqs = np.arange(spectrum.size) * sample_rate / n_fft
+    ramp = np.clip((1.5 * cutoff - freqs) / (0.5 * cutoff), 0.0, 1.0)
+    filtered = np.fft.irfft(spectrum * np.sin(0.5 * np.pi * ramp) ** 2, n_fft)[: segment.size]
+    pitches, aperiodicity = yin(*decimate(filtered, sample_rate, ANALYSIS_RATE))
+    near = (aperiodicity <= MAX_APERIODICITY) & (np.abs(pitches - midi_float) < 0.5)
+    if np.mean(near) < MIN_VOICED_SHARE:
+        return midi_float
+    return float(np.median(pitches[near]))
