@@ -16,7 +16,8 @@ independent evaluation; nothing here reads a reserved package.
 Scores: tempo Acc1 (within 4 %) where the detector commits, and its commit rate; key
 MIREX weighted score (1 same key, 0.5 fifth, 0.3 relative, 0.2 parallel) where it
 commits, and abstention on drum grooves; root note exact where it commits, tuning
-error (cents) on exact notes, abstention on drum hits; milliseconds per item.
+error (cents) on exact notes against the nominal pitch and as the error of the measured
+bend (bent minus unbent twin, at one rate), abstention on drum hits; milliseconds per item.
 
 Usage: ``python -m bench.understanding [--out bench/results/understanding.json]``
 """
@@ -61,9 +62,10 @@ def _timed(function, *args, **kwargs):
     return result, 1000.0 * (time.perf_counter() - start)
 
 
-def _rate(items):
+def _rate(items, pairs: bool = False):
+    """Every second item (pair of items) at 22.05 kHz."""
     for k, (item, audio) in enumerate(items):
-        if k % 2:
+        if (k // 2 if pairs else k) % 2:
             yield item, soxr.resample(audio, understanding_set.SAMPLE_RATE, 22050), 22050
         else:
             yield item, audio, understanding_set.SAMPLE_RATE
@@ -114,7 +116,8 @@ def key_rows(items) -> list[dict]:
     rows = []
     for item, audio, rate in _rate(items):
         result, ms = _timed(estimate_key, audio, rate)
-        rows.append({"name": item["name"], "tonic": item["tonic"], "mode": item["mode"], "rate": rate,
+        rows.append({"name": item["name"], "style": item["style"], "tonic": item["tonic"],
+                     "mode": item["mode"], "rate": rate,
                      "got": result.label(), "confidence": round(result.confidence, 3),
                      "score": (None if result.tonic is None or item["tonic"] is None
                                else mirex(item["tonic"], item["mode"], result.tonic, result.mode)),
@@ -124,9 +127,10 @@ def key_rows(items) -> list[dict]:
 
 def root_rows(items) -> list[dict]:
     rows = []
-    for item, audio, rate in _rate(items):
+    for item, audio, rate in _rate(items, pairs=True):
         result, ms = _timed(estimate_root, audio, rate)
-        rows.append({"name": item["name"], "midi": item["midi"], "cents": item["cents"], "rate": rate,
+        rows.append({"name": item["name"], "midi": item["midi"], "cents": item["cents"],
+                     "twin": item["twin"], "rate": rate,
                      "got": result.midi, "got_cents": result.cents,
                      "confidence": round(result.confidence, 3), "ms": round(ms, 2)})
     return rows
@@ -150,6 +154,13 @@ def main(argv=None) -> int:
     committed_notes = [r for r in notes if r["got"] is not None]
     exact = [r for r in committed_notes if r["got"] == r["midi"]]
     errors = np.array([abs(r["got_cents"] - r["cents"]) for r in exact])
+    # bend error: (bent - unbent) measured against the bend, SoundFont tuning cancelled
+    bend_errors = []
+    for bent, twin in zip(roots, roots[1:]):
+        if (twin["twin"] and not bent["twin"] and bent["midi"] is not None and bent["got"] is not None
+                and twin["got"] is not None):
+            measured = 100 * (bent["got"] - twin["got"]) + bent["got_cents"] - twin["got_cents"]
+            bend_errors.append(abs(measured - bent["cents"]))
     summary = {
         "tempo_neutral_names": tempo_summary(tempo, "got"),
         "tempo_with_names": tempo_summary(tempo, "got_named"),
@@ -160,10 +171,19 @@ def main(argv=None) -> int:
                 "mirex_all_abstain_as_0": round(float(np.sum(scored) / len(tonal)), 3),
                 "drum_grooves_abstained": f"{sum(r['abstained'] for r in keys if r['tonic'] is None)}"
                                           f"/{sum(r['tonic'] is None for r in keys)}"},
+        "key_by_style": {style: round(float(np.mean([r["score"] for r in tonal if r["style"] == style
+                                                     and r["score"] is not None] or [np.nan])), 3)
+                         for style in sorted({r["style"] for r in tonal})},
+        "key_commit_by_style": {style: round(float(np.mean([r["score"] is not None for r in tonal
+                                                            if r["style"] == style])), 3)
+                                for style in sorted({r["style"] for r in tonal})},
         "root": {"notes": len(notes), "commit_rate": round(len(committed_notes) / len(notes), 3),
                  "exact_committed": round(len(exact) / max(1, len(committed_notes)), 3),
                  "cents_error_median": round(float(np.median(errors)), 1),
                  "cents_error_p95": round(float(np.percentile(errors, 95)), 1),
+                 "bend_error_median": round(float(np.median(bend_errors)), 1),
+                 "bend_error_p95": round(float(np.percentile(bend_errors, 95)), 1),
+                 "bend_pairs": len(bend_errors),
                  "drum_hits_abstained": f"{sum(r['got'] is None for r in roots if r['midi'] is None)}"
                                         f"/{sum(r['midi'] is None for r in roots)}"},
         "ms_per_item": {"tempo": round(float(np.mean([r["ms"] for r in tempo + real])), 1),

@@ -8,13 +8,19 @@ Three sets, all from a fixed seed, labels known by construction:
   of bars long and starts with the previous pass's tails, like a loop cut from a song.
   Half the items get a tempo in their name (``groove_<bpm>bpm``), half a neutral name.
   One-shots (single drum hits and notes, < 1.5 s) check abstention.
-- ``key``: chord progressions that establish their key (I-IV-V-I, I-vi-IV-V;
-  i-iv-V-i, i-VI-iv-V with the raised leading tone) with a bass line and, in half of
-  them, a melody on the scale, in all 24 keys, on piano, electric piano, strings,
-  organ, guitar and pad programs; plus drum grooves, which should be abstained on.
+- ``key``: four-bar progressions that establish their key (I-IV-V-I, I-vi-IV-V;
+  i-iv-V-i, i-VI-iv-V with the raised leading tone) in all 24 keys, each key in four
+  styles: chords + bass (half with a melody), a full mix (chords, bass, melody and a
+  drum groove), a melody alone (chord tones on the beats) and a bass line alone;
+  chords on piano, electric piano, strings, organ, guitar and pad programs; plus drum
+  grooves, which should be abstained on.
 - ``root``: single notes (piano, electric piano, fingered and synth bass, strings,
   square and saw leads, guitar) with a random pitch bend of -45..+45 cents (the GM
-  default bend range is +-2 semitones); plus drum hits, which should be abstained on.
+  default bend range is +-2 semitones), each with an unbent twin (same note and
+  velocity): the SoundFont's samples have tunings of their own (FluidR3's saw lead
+  reads about +7 cents unbent, high piano notes are stretched sharp), so the tuning
+  error is reported both against the nominal pitch and as the error of the measured
+  bend (bent minus unbent); plus drum hits, which should be abstained on.
 
 The WAVs (16-bit, 44.1 kHz) and ``labels.json`` are written once to
 ``bench/cache/understanding/`` (git-ignored) and reused while ``RECIPE`` is unchanged.
@@ -31,7 +37,7 @@ import soundfile as sf
 from models.train.midi_render import (DRUM_CHANNEL, SAMPLE_RATE, note, program_change,
                                       render)
 
-RECIPE = 2
+RECIPE = 4
 CACHE = pathlib.Path(__file__).resolve().parent / "cache" / "understanding"
 KITS = (0, 8, 16, 24, 25, 32)
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -126,27 +132,43 @@ _HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)
 _PROGRESSIONS = {"major": ((0, 3, 4, 0), (0, 5, 3, 4)), "minor": ((0, 3, 4, 0), (0, 5, 3, 4))}
 
 
-def _key_events(rng, tonic: int, mode: str, variant: int, start: float, bpm: float) -> tuple[list, float]:
+KEY_STYLES = ("chords", "chords+melody", "full mix", "melody", "bass")
+
+
+def _key_events(rng, tonic: int, mode: str, style: str, progression: int, start: float,
+                bpm: float) -> tuple[list, float]:
+    """Four bars in ``style``: chords (channel 0), bass (1), melody (2), drums (9)."""
     scale = _MAJOR if mode == "major" else _HARMONIC_MINOR
     beat = 60.0 / bpm
-    program = int(KEY_PROGRAMS[(tonic + variant) % len(KEY_PROGRAMS)])
-    events = (program_change(0, program, max(0.0, start - 0.01)) + program_change(1, 33, max(0.0, start - 0.01))
-              + program_change(2, 73, max(0.0, start - 0.01)))
+    program = int(KEY_PROGRAMS[(tonic + progression) % len(KEY_PROGRAMS)])
+    lead = int(rng.choice((73, 80, 81, 65, 56)))     # flute, square, saw, sax, trumpet
+    bass = int(rng.choice((33, 38, 39)))
+    at = max(0.0, start - 0.01)
+    events = program_change(0, program, at) + program_change(1, bass, at) + program_change(2, lead, at)
     base = 48 + tonic if tonic < 6 else 36 + tonic
 
     def pitch(degree: int, octave: int = 0) -> int:
         return base + 12 * (octave + degree // 7) + scale[degree % 7]
 
-    for bar, degree in enumerate(_PROGRESSIONS[mode][variant % 2]):
+    chords = style in ("chords", "chords+melody", "full mix")
+    has_bass = style in ("chords", "chords+melody", "full mix", "bass")
+    melody = style in ("chords+melody", "full mix", "melody")
+    for bar, degree in enumerate(_PROGRESSIONS[mode][progression]):
         t0 = start + bar * 4 * beat
-        for d in (degree, degree + 2, degree + 4):
-            events += note(0, pitch(d, 1), 75, t0, 4 * beat * 0.95)
-        for b in range(4):
-            events += note(1, pitch(degree, -1) - (12 if base >= 48 else 0), 95, t0 + b * beat, beat * 0.8)
-        if variant >= 2:    # a melody on the scale
+        if chords:
+            for d in (degree, degree + 2, degree + 4):
+                events += note(0, pitch(d, 1), 75, t0, 4 * beat * 0.95)
+        if has_bass:
+            low = pitch(degree, -1) - (12 if base >= 48 else 0)
+            for b in range(4):
+                step = (0, 0, 12, 7)[b] if style == "bass" else 0
+                events += note(1, low + step, 95, t0 + b * beat, beat * 0.8)
+        if melody:    # chord tones on the beats, scale steps between
             for b in range(8):
-                d = degree + int(rng.choice((0, 2, 4, 1, 3, 5, 7)))
+                d = degree + int(rng.choice((0, 2, 4)) if b % 2 == 0 else rng.choice((1, 3, 5, 0, 2)))
                 events += note(2, pitch(d, 2), 85, t0 + b * beat / 2, beat * 0.45)
+    if style == "full mix":
+        events += _groove(rng, ("rock", "hiphop", "house", "break")[tonic % 4], bpm, 4, start, int(rng.choice(KITS)))
     return events, 16 * beat
 
 
@@ -154,21 +176,22 @@ def _render_key(rng) -> tuple[list[dict], list[np.ndarray]]:
     items, events, spans, t = [], [], [], 0.5
     for tonic in range(12):
         for mode in ("major", "minor"):
-            for variant in range(2):
-                v = variant * 2 + int(rng.integers(0, 2))
+            styles = (KEY_STYLES[int(rng.integers(0, 2))],) + KEY_STYLES[2:]
+            for style in styles:
+                progression = int(rng.integers(0, 2))
                 bpm = float(np.round(rng.uniform(80, 130), 1))
-                ev, length = _key_events(rng, tonic, mode, v, t, bpm)
+                ev, length = _key_events(rng, tonic, mode, style, progression, t, bpm)
                 events += ev
                 spans.append((t, length))
-                items.append({"set": "key", "tonic": tonic, "mode": mode, "variant": v, "bpm": bpm,
-                              "name": f"chords_{NAMES[tonic]}{'m' if mode == 'minor' else ''}_{v}"})
+                items.append({"set": "key", "tonic": tonic, "mode": mode, "style": style, "bpm": bpm,
+                              "name": f"{style.replace(' ', '_')}_{NAMES[tonic]}{'m' if mode == 'minor' else ''}"})
                 t += length + 2.0
-    for k in range(8):   # drum grooves: atonal
+    for k in range(12):   # drum grooves: atonal
         bpm = float(np.round(rng.uniform(80, 160), 1))
         events += _groove(rng, ("rock", "hiphop", "house", "break")[k % 4], bpm, 2, t, int(rng.choice(KITS)))
         length = 8 * 60.0 / bpm
         spans.append((t, length))
-        items.append({"set": "key", "tonic": None, "mode": "", "name": f"drums{k}", "bpm": bpm})
+        items.append({"set": "key", "tonic": None, "mode": "", "style": "drums", "name": f"drums{k}", "bpm": bpm})
         t += length + 1.5
     audio = render(events, t + 0.5)
     return items, [audio[int(s * SAMPLE_RATE): int((s + n) * SAMPLE_RATE)] for s, n in spans]
@@ -180,17 +203,20 @@ def _render_root(rng) -> tuple[list[dict], list[np.ndarray]]:
     for program, (low, high) in ROOT_PROGRAMS.items():
         for _ in range(8):
             midi = int(rng.integers(low, high + 1))
-            cents = float(np.round(rng.uniform(-45, 45), 1))
-            bend = int(round(8192 + cents / 200.0 * 8192))
-            events += program_change(0, program, t - 0.02)
-            events += [(t - 0.01, bytes([0xE0, bend & 0x7F, bend >> 7]))]
-            events += note(0, midi, int(rng.integers(70, 120)), t, 2.0)
-            items.append({"set": "root", "program": program, "midi": midi, "cents": cents,
-                          "name": f"gm{program:03d}_{midi}"})
-            t += slot
+            velocity = int(rng.integers(70, 120))
+            bent = float(np.round(rng.uniform(-45, 45), 1))
+            for cents in (bent, 0.0):     # the unbent twin measures the SoundFont's own tuning
+                bend = int(round(8192 + cents / 200.0 * 8192))
+                events += program_change(0, program, t - 0.02)
+                events += [(t - 0.01, bytes([0xE0, bend & 0x7F, bend >> 7]))]
+                events += note(0, midi, velocity, t, 2.0)
+                items.append({"set": "root", "program": program, "midi": midi, "cents": cents,
+                              "twin": cents == 0.0, "name": f"gm{program:03d}_{midi}{'' if cents else '_unbent'}"})
+                t += slot
     for key in (36, 38, 42, 46, 49, 39, 51, 70):    # kick, snare, hats, crash, clap, ride, maracas
         events += note(DRUM_CHANNEL, key, 110, t, 0.2)
-        items.append({"set": "root", "program": None, "midi": None, "cents": 0.0, "name": f"drum{key}"})
+        items.append({"set": "root", "program": None, "midi": None, "cents": 0.0, "twin": False,
+                      "name": f"drum{key}"})
         t += slot
     audio = render(events + [(t, bytes([0xE0, 0, 64]))], t + 0.5)
     clips = [audio[int((0.5 + k * slot) * SAMPLE_RATE): int((0.5 + k * slot + 2.5) * SAMPLE_RATE)]

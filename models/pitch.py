@@ -26,6 +26,7 @@ ATTACK_SEARCH_SECONDS = 2.0
 SKIP_AFTER_PEAK = 0.04
 ANALYSIS_SECONDS = 1.5
 STEP_SECONDS = 0.01
+YIN_STEP_SECONDS = 0.01
 FLOOR_DB = -40.0
 DIP_THRESHOLD = 0.15                  # YIN's absolute threshold
 MAX_APERIODICITY = 0.3                # a frame above this is unvoiced
@@ -90,12 +91,13 @@ def stable_segment(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
     return segment[:end] if end >= int(0.05 * sample_rate) else None
 
 
-def yin(segment: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+def yin(segment: np.ndarray, sample_rate: float, f0_min: float = F0_MIN,
+        f0_max: float = F0_MAX) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame pitch (fractional MIDI) and aperiodicity (0 = perfectly periodic)."""
-    tau_max = int(np.ceil(sample_rate / F0_MIN))
-    tau_min = max(2, int(sample_rate / F0_MAX))
+    tau_max = int(np.ceil(sample_rate / f0_min))
+    tau_min = max(2, int(sample_rate / f0_max))
     window = tau_max
-    hop = max(1, int(STEP_SECONDS * sample_rate))
+    hop = max(1, int(YIN_STEP_SECONDS * sample_rate))
     segment = segment.astype(np.float64)
     if segment.size < window + tau_max:
         # short sounds: only lags up to half of what is there
@@ -149,7 +151,9 @@ def _low_partials_pitch(segment: np.ndarray, sample_rate: int, midi_float: float
     freqs = np.arange(spectrum.size) * sample_rate / n_fft
     ramp = np.clip((1.5 * cutoff - freqs) / (0.5 * cutoff), 0.0, 1.0)
     filtered = np.fft.irfft(spectrum * np.sin(0.5 * np.pi * ramp) ** 2, n_fft)[: segment.size]
-    pitches, aperiodicity = yin(*decimate(filtered, sample_rate, ANALYSIS_RATE))
+    # only low partials are left: a lower rate and a narrow lag range suffice
+    low, rate = decimate(filtered, sample_rate, max(8000.0, 8.0 * cutoff))
+    pitches, aperiodicity = yin(low, rate, hz / 1.5, hz * 1.5)
     near = (aperiodicity <= MAX_APERIODICITY) & (np.abs(pitches - midi_float) < 0.5)
     if np.mean(near) < MIN_VOICED_SHARE:
         return midi_float
