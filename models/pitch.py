@@ -21,7 +21,7 @@ from models.spectrum import as_mono, decimate, frames
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 F0_MIN, F0_MAX = 27.0, 4200.0         # A0 (27.5 Hz) to C8 (4186 Hz)
-ANALYSIS_RATE = 48000                 # higher rates (88.2, 96 kHz) are decimated first
+ANALYSIS_RATE = 22050                 # the first pass; the tuning pass reads the low partials at their own rate
 ATTACK_SEARCH_SECONDS = 2.0
 SKIP_AFTER_PEAK = 0.04
 ANALYSIS_SECONDS = 1.5
@@ -106,7 +106,7 @@ def yin(segment: np.ndarray, sample_rate: float, f0_min: float = F0_MIN,
         if window <= tau_min:
             return np.empty(0), np.empty(0)
     framed = frames(segment, window + tau_max, hop)
-    n_fft = 1 << int(np.ceil(np.log2(2 * (window + tau_max))))
+    n_fft = 1 << int(np.ceil(np.log2(window + tau_max)))     # no wrap-around for lags <= tau_max
     spectrum = np.fft.rfft(framed, n_fft, axis=1)
     head = np.fft.rfft(framed[:, :window], n_fft, axis=1)
     cross = np.fft.irfft(np.conj(head) * spectrum, n_fft, axis=1)[:, : tau_max + 1]
@@ -146,7 +146,7 @@ def _low_partials_pitch(segment: np.ndarray, sample_rate: int, midi_float: float
     cutoff = 3.5 * hz
     if cutoff >= 0.4 * sample_rate:
         return midi_float
-    n_fft = 1 << int(np.ceil(np.log2(2 * segment.size)))
+    n_fft = 1 << int(np.ceil(np.log2(segment.size + 4096)))   # room for the filter's short ring
     spectrum = np.fft.rfft(segment.astype(np.float64), n_fft)
     freqs = np.arange(spectrum.size) * sample_rate / n_fft
     ramp = np.clip((1.5 * cutoff - freqs) / (0.5 * cutoff), 0.0, 1.0)
