@@ -13,7 +13,7 @@ from tests.synth_audio import noise, tone
 
 @pytest.mark.parametrize("midi,cents,rate", [(28, 0.0, 22050), (33, 23.0, 44100), (45, -37.0, 22050),
                                              (60, 12.0, 44100), (69, 0.0, 44100), (84, -18.0, 22050),
-                                             (96, 41.0, 44100)])
+                                             (96, 41.0, 44100), (52, -8.0, 48000), (40, 27.0, 96000)])
 def test_tones_give_their_note_and_cents(midi, cents, rate):
     audio = np.concatenate([np.zeros(rate // 10, np.float32), tone(midi + cents / 100.0, 2.0, rate)])
     result = estimate_root(audio, rate)

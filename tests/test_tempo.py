@@ -12,7 +12,8 @@ from tests.synth_audio import drum_groove, noise, tone
 
 
 @pytest.mark.parametrize("bpm,bars,rate", [(92.0, 2, 22050), (100.0, 2, 44100), (128.0, 4, 22050),
-                                           (150.0, 4, 44100), (172.0, 4, 22050)])
+                                           (150.0, 4, 44100), (172.0, 4, 22050),
+                                           (110.0, 2, 48000), (136.0, 2, 96000)])
 def test_groove_tempo_within_two_percent(bpm, bars, rate):
     result = estimate_tempo(drum_groove(bpm, bars, rate), rate)
     assert isinstance(result, TempoEstimate)
