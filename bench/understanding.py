@@ -20,7 +20,7 @@ error (cents) on exact notes against the nominal pitch and as the error of the m
 bend (bent minus unbent twin, at one rate), abstention on drum hits; CPU milliseconds per
 item (process time, mean over the set's items).
 
-Usage: ``python -m bench.understanding [--out bench/results/understanding.json]``
+Usage: ``.venv/bin/python bench/understanding.py [--out bench/results/understanding.json]``
 """
 
 from __future__ import annotations
@@ -28,18 +28,22 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 import time
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from bench import understanding_set
-from models.key import estimate_key
-from models.pitch import estimate_root
-from models.tempo import estimate_tempo
-
 REPO = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import understanding_set  # noqa: E402
+from models.key import estimate_key  # noqa: E402
+from models.pitch import estimate_root  # noqa: E402
+from models.tempo import estimate_tempo  # noqa: E402
+
 DEFAULT_OUT = REPO / "bench" / "results" / "understanding.json"
 REAL_LOOPS = (sorted(pathlib.Path("/usr/share/sonic-pi/samples").glob("loop_*.flac"))
               + sorted(pathlib.Path("/usr/share/lmms/samples/beats").glob("*.ogg"))
