@@ -33,6 +33,8 @@ COMB_WEIGHTS = (0.0, 1.0, 0.5, 0.0, 0.0)
 PRIOR_OCTAVES = 0.6          # std-dev of the log2 tempo prior
 COMMIT_CONFIDENCE = 0.45
 OFF_BAR_FACTOR = 0.7
+BAR_SUPPORT = 0.65           # share of the best tempo's prior-weighted support a whole-bar tempo needs
+BAR_BONUS = 0.3
 HINT_SUPPORT = 0.5            # a named tempo needs this share of the best tempo's periodicity
 _EXTENSION = re.compile(r"\.(wav|wave|flac|ogg|oga|opus|aif|aiff|aifc|mp3|m4a)$", re.IGNORECASE)
 _HINT = re.compile(r"(?<![0-9.])(\d{2,3}(?:\.\d+)?)(?:\s*bpm)?(?![0-9])", re.IGNORECASE)
@@ -61,32 +63,37 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int, *, name: str = "") -> Te
     if weighted[best] <= 0.0:
         return TempoEstimate(None, 0.0)
     bpm = _refine(acf, fps, float(grid[best]))
-    strength = _comb(acf, 60.0 * fps / bpm)
-    confidence = float(np.clip(strength, 0.0, 1.0))
 
     def support(tempo: float) -> float:
         return max(0.0, _comb(acf, 60.0 * fps / tempo)) * _prior(tempo) / weighted[best]
 
-    # octave ambiguity: how close the best tempo's double or half comes to it
-    rival = max((support(bpm * f) for f in (0.5, 2.0) if MIN_BPM * 0.7 <= bpm * f <= MAX_BPM * 1.3),
-                default=0.0)
-    confidence *= float(np.clip(2.0 * (1.0 - rival), 0.0, 1.0)) ** 0.5
+    def confidence_of(tempo: float) -> float:
+        """Periodicity at ``tempo``, lowered when its double or half is nearly as well supported."""
+        own = support(tempo)
+        rival = max((support(tempo * f) for f in (0.5, 2.0) if MIN_BPM * 0.7 <= tempo * f <= MAX_BPM * 1.3),
+                    default=0.0) / max(own, 1e-9)
+        periodicity = float(np.clip(_comb(acf, 60.0 * fps / tempo), 0.0, 1.0))
+        return periodicity * float(np.clip(2.0 * (1.0 - rival), 0.0, 1.0)) ** 0.5
+
     hint = tempo_hint(name)
+    strength = _comb(acf, 60.0 * fps / bpm)
     if hint is not None and _agrees(hint, bpm, _comb(acf, 60.0 * fps / hint) / max(strength, 1e-9)):
         bar = _bar_tempo(hint, duration)
         bpm = bar if bar is not None else hint
-        return TempoEstimate(round(bpm, 2), min(1.0, confidence + 0.4))
+        return TempoEstimate(round(bpm, 2), min(1.0, confidence_of(bpm) + 0.4))
     bar = _bar_tempo(bpm, duration)
     if bar is None:
         # a whole-bar tempo nearly as well supported as the best one wins
-        options = [t for t in _bar_tempi(duration) if support(t) >= 0.8]
+        options = [t for t in _bar_tempi(duration) if support(t) >= BAR_SUPPORT]
         if options:
             bar = max(options, key=support)
     if bar is not None:
-        confidence = min(1.0, confidence + 0.3)
         bpm = bar
-    elif duration <= MAX_SECONDS:
-        confidence *= OFF_BAR_FACTOR     # a loop-length file whose length is no whole bars
+        confidence = min(1.0, confidence_of(bpm) + BAR_BONUS)
+    else:
+        confidence = confidence_of(bpm)
+        if duration <= MAX_SECONDS:
+            confidence *= OFF_BAR_FACTOR     # a loop-length file whose length is no whole bars
     if confidence < COMMIT_CONFIDENCE:
         return TempoEstimate(None, confidence)
     return TempoEstimate(round(bpm, 2), confidence)
