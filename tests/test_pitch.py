@@ -22,6 +22,18 @@ def test_tones_give_their_note_and_cents(midi, cents, rate):
     assert result.confidence > 0.5
 
 
+@pytest.mark.parametrize("midi,stretch", [(64, 3e-4), (76, 4e-4)])
+def test_stretched_partials_do_not_pull_the_tuning_sharp(midi, stretch):
+    # piano-like partials k * f0 * sqrt(1 + B k^2): the fundamental is within 1 cent of f0,
+    # while the period of the whole sound reads 13-15 cents sharp
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    audio = sum(np.sin(2 * np.pi * f0 * k * np.sqrt(1 + stretch * k * k) * t) / k for k in range(1, 13))
+    result = estimate_root((0.3 * audio * np.minimum(1, t / 0.005) * np.exp(-t)).astype(np.float32), rate)
+    assert result.midi == midi and abs(result.cents) <= 5.0, result
+
+
 def test_weak_fundamental_keeps_the_root():
     rate = 44100
     t = np.arange(rate) / rate
