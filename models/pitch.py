@@ -85,6 +85,7 @@ def stable_segment(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
     segment = audio[start: start + int(ANALYSIS_SECONDS * sample_rate)]
     if segment.size < hop:
         return None
+    segment = segment - segment.mean()      # a DC offset is no pitch
     level = np.sqrt(np.mean(frames(segment, hop, hop).astype(np.float64) ** 2, axis=1))
     quiet = np.flatnonzero(level < rms[peak] * 10 ** (FLOOR_DB / 20))
     end = quiet[0] * hop if quiet.size else segment.size
@@ -120,6 +121,7 @@ def yin(segment: np.ndarray, sample_rate: float, f0_min: float = F0_MIN,
     cmnd[:, 1:] = diff[:, 1:] * lags[1:] / np.maximum(cumulative, 1e-12)
     pitches = np.empty(framed.shape[0])
     aperiodicity = np.empty(framed.shape[0])
+    silent = energy_head[:, 0] <= 1e-12 * window
     for row in range(framed.shape[0]):
         d = cmnd[row]
         below = np.flatnonzero(d[tau_min:tau_max] < DIP_THRESHOLD)
@@ -133,7 +135,7 @@ def yin(segment: np.ndarray, sample_rate: float, f0_min: float = F0_MIN,
         denominator = a - 2.0 * b + c
         offset = float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5)) if denominator > 0 else 0.0
         pitches[row] = 69.0 + 12.0 * np.log2(sample_rate / (tau + offset) / 440.0)
-        aperiodicity[row] = b
+        aperiodicity[row] = 1.0 if silent[row] else b
     return pitches, aperiodicity
 
 

@@ -11,11 +11,14 @@ import numpy as np
 
 
 def as_mono(audio: np.ndarray) -> np.ndarray:
-    """Contiguous mono float32: channels (last axis of a 2-D array) are averaged."""
+    """Contiguous mono float32: channels (last axis of a 2-D array) are averaged, NaN and inf become 0."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
-    return np.ascontiguousarray(audio.reshape(-1))
+    audio = np.ascontiguousarray(audio.reshape(-1))
+    if not np.all(np.isfinite(audio)):
+        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    return audio
 
 
 def frames(audio: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:

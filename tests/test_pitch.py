@@ -46,7 +46,8 @@ def test_unpitched_sounds_abstain():
     rate = 22050
     t = np.arange(rate // 2) / rate
     snare = (noise(0.5, rate) * np.exp(-t / 0.06)).astype(np.float32)
-    for audio in (noise(1.5, rate), snare, np.zeros(rate, np.float32), np.zeros(10, np.float32)):
+    for audio in (noise(1.5, rate), snare, np.zeros(rate, np.float32), np.zeros(10, np.float32),
+                  np.full(rate, 0.3, np.float32), np.full(rate, np.nan, np.float32)):
         result = estimate_root(audio, rate)
         assert result.midi is None and result.note_name() == "", result
 

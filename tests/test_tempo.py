@@ -49,6 +49,7 @@ def test_one_shots_and_noise_abstain():
     assert estimate_tempo(drum_groove(170.0, 1, 44100)[: int(1.1 * 44100)], 44100).bpm is None
     assert estimate_tempo(noise(6.0, 22050), 22050).bpm is None
     assert estimate_tempo(np.zeros(44100 * 4, np.float32), 44100).bpm is None
+    assert estimate_tempo(np.full(44100 * 4, np.nan, np.float32), 44100) == TempoEstimate(None, 0.0)
 
 
 def test_name_hint_settles_the_octave_only_when_the_audio_agrees():
