@@ -194,8 +194,10 @@ def main(argv=None) -> int:
     summary = {
         "tempo_neutral_names": tempo_summary(tempo, "got"),
         "tempo_with_names": tempo_summary(tempo, "got_named"),
-        "tempo_real_loops": {"loops": len(real), "commit_rate": round(np.mean([r["got"] is not None for r in real]), 3),
-                             "acc2_committed": round(np.mean([r["acc2"] for r in real if r["got"] is not None]), 3)},
+        "tempo_real_loops": {"loops": len(real),
+                             "commit_rate": round(float(np.mean([r["got"] is not None for r in real])), 3),
+                             "acc2_committed": round(float(np.mean([r["acc2"] for r in real
+                                                                    if r["got"] is not None])), 3)},
         "key": {"tonal_loops": len(tonal), "commit_rate": round(len(scored) / len(tonal), 3),
                 "mirex_committed": round(float(np.mean(scored)), 3) if scored else None,
                 "mirex_all_abstain_as_0": round(float(np.sum(scored) / len(tonal)), 3),
@@ -217,7 +219,8 @@ def main(argv=None) -> int:
                  "drum_hits_abstained": f"{sum(r['got'] is None for r in roots if r['midi'] is None)}"
                                         f"/{sum(r['midi'] is None for r in roots)}"},
         "root_real_named": {"files": len(real_notes),
-                            "commit_rate": round(float(np.mean([r["right"] is not None for r in real_notes])), 3),
+                            "commit_rate": round(float(np.mean([r["right"] is not None
+                                                                for r in real_notes])), 3),
                             "pitch_class_right_committed": round(float(np.mean(
                                 [r["right"] for r in real_notes if r["right"] is not None])), 3)},
         "cpu_ms_per_item": {"tempo": round(float(np.mean([r["ms"] for r in tempo + real])), 1),
@@ -226,7 +229,8 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "tempo": tempo, "tempo_real_loops": real,
-                                    "key": keys, "root": roots, "root_real_named": real_notes}, indent=1) + "\n")
+                                    "key": keys, "root": roots, "root_real_named": real_notes},
+                                   indent=1) + "\n")
     print(f"{'measure':42s} value")
     for group, values in summary.items():
         for name, value in values.items():

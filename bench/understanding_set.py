@@ -42,6 +42,7 @@ CACHE = pathlib.Path(__file__).resolve().parent / "cache" / "understanding"
 KITS = (0, 8, 16, 24, 25, 32)
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 KEY_PROGRAMS = (0, 4, 48, 16, 24, 89)
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
 ROOT_PROGRAMS = {0: (36, 96), 4: (40, 88), 33: (28, 55), 38: (28, 60), 48: (40, 84),
                  80: (48, 90), 81: (40, 84), 24: (40, 80)}
 
@@ -77,18 +78,18 @@ def _groove(rng, style: str, bpm: float, bars: int, start: float, kit: int) -> l
 def _bass_chords(rng, bpm: float, bars: int, start: float, tonic: int) -> list:
     beat = 60.0 / bpm
     program = int(rng.choice((33, 38, 81)))
-    events = program_change(0, program, max(0.0, start - 0.01)) + program_change(1, 4, max(0.0, start - 0.01))
+    at = max(0.0, start - 0.01)
+    events = program_change(0, program, at) + program_change(1, 4, at)    # bass, electric piano
     degrees = (0, 5, 3, 4)       # I vi IV V in scale steps
-    major = (0, 2, 4, 5, 7, 9, 11)
     for bar in range(bars):
-        root = 36 + tonic + major[degrees[bar % 4]]
+        degree = degrees[bar % 4]
+        root = 36 + tonic + _MAJOR[degree]
         for eighth in range(8):
             if eighth in (0, 3, 4, 6) or rng.random() < 0.3:
-                events += note(0, root + (12 if eighth == 6 else 0), 100, start + (bar * 4 + eighth / 2) * beat,
-                               beat * 0.4)
+                events += note(0, root + (12 if eighth == 6 else 0), 100,
+                               start + (bar * 4 + eighth / 2) * beat, beat * 0.4)
         for b in (0, 2):
-            chord = [root + 24 + major[(degrees[bar % 4] + i) % 7] - major[degrees[bar % 4]] + (12 if (degrees[bar % 4] + i) >= 7 else 0)
-                     for i in (0, 2, 4)]
+            chord = [60 + tonic + 12 * ((degree + i) // 7) + _MAJOR[(degree + i) % 7] for i in (0, 2, 4)]
             for pitch in chord:
                 events += note(1, pitch, 80, start + (bar * 4 + b + 0.5) * beat, beat * 0.5)
     return events
@@ -127,7 +128,6 @@ def _render_tempo(rng, items: list[dict]) -> list[np.ndarray]:
             for s, n in spans]
 
 
-_MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)
 _PROGRESSIONS = {"major": ((0, 3, 4, 0), (0, 5, 3, 4)), "minor": ((0, 3, 4, 0), (0, 5, 3, 4))}
 

@@ -21,7 +21,7 @@ from models.spectrum import as_mono, decimate, frames
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 F0_MIN, F0_MAX = 27.0, 4200.0         # A0 (27.5 Hz) to C8 (4186 Hz)
-ANALYSIS_RATE = 22050                 # the first pass; the tuning pass reads the low partials at their own rate
+ANALYSIS_RATE = 22050                 # first pass; the tuning pass reads low partials at a rate of its own
 ATTACK_SEARCH_SECONDS = 2.0
 SKIP_AFTER_PEAK = 0.04
 ANALYSIS_SECONDS = 1.5
@@ -63,7 +63,8 @@ def estimate_root(audio: np.ndarray, sample_rate: int) -> RootEstimate:
     midi_float = float(np.median(pitches[voiced]))
     low, high = np.percentile(pitches[voiced], [25, 75])
     spread = float(high - low)
-    confidence = float(share * (1.0 - np.median(aperiodicity[voiced])) * np.clip(1.0 - spread / 1.0, 0.0, 1.0))
+    periodicity = 1.0 - float(np.median(aperiodicity[voiced]))
+    confidence = share * periodicity * float(np.clip(1.0 - spread, 0.0, 1.0))
     if share < MIN_VOICED_SHARE or spread > MAX_SPREAD:
         return RootEstimate(None, 0.0, confidence)
     midi_float = _low_partials_pitch(segment, sample_rate, midi_float)

@@ -52,7 +52,8 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int, *, name: str = "") -> Te
     duration = audio.size / float(sample_rate)
     if duration < MIN_SECONDS or not np.any(audio):
         return TempoEstimate(None, 0.0)
-    envelope, fps = onset_envelope(*decimate(audio[: int(MAX_SECONDS * sample_rate)], sample_rate, ANALYSIS_RATE))
+    head = audio[: int(MAX_SECONDS * sample_rate)]
+    envelope, fps = onset_envelope(*decimate(head, sample_rate, ANALYSIS_RATE))
     acf = _circular_acf(envelope)
     if acf is None:
         return TempoEstimate(None, 0.0)
