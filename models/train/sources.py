@@ -27,7 +27,7 @@ SAMPLE_RATE = 44100
 FORBIDDEN_PACKAGES = (
     "hydrogen-drumkits", "hydrogen-drumkits-effects", "sonic-pi-samples", "lmms-common",
     "freepats", "timgm6mb-soundfont", "neverball-data", "neverball-common", "warzone2100-data",
-    "sound-theme-freedesktop",
+    "sound-theme-freedesktop", "musescore-general-soundfont",
 )
 
 PACKAGES = {
