@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, missing_part, require
 
 pytestmark = [pytest.mark.jack, pytest.mark.samples]
 
@@ -36,7 +36,7 @@ PLAYED = "sn_dolf"
 @pytest.fixture
 def xvfb():
     if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (Debian package xvfb)")
+        missing_part("Xvfb is not installed (Debian package xvfb)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24",
                              "-nolisten", "tcp"], pass_fds=(write_fd,),
