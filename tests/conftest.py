@@ -4,6 +4,7 @@ the user's real catalog; Qt runs offscreen."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,15 @@ def zam_plugins() -> Path:
     """Debian's zam-plugins VST3 folder (ZamComp at least)."""
     require(VST3_DIR / "ZamComp.vst3", "zam-plugins")
     return VST3_DIR
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.02):
+    """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds
+    pass (then its last value, for the caller's assert). The timeout is generous on purpose:
+    it bounds a hang, it does not measure speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
