@@ -145,11 +145,14 @@ def test_midi_capture_note_fills_pads_with_the_last_hit(jack_server, library, tm
         assert "Sample Scout In" in session.engine.status().midi
         signal, starts = sequence([first, last], 48000, 1.6)
         signal = signal[:starts[1] + int(1.2 * 48000)]
-        # pressed a moment after the hit, well inside the profile's capture span
-        sender = start_live_peer(jack_server, "note", "Sample Scout", CAPTURE_NOTE,
-                                 f"{starts[1] / 48000 + 0.3:.3f}")
+        sender = start_live_peer(jack_server, "note", "Sample Scout", CAPTURE_NOTE, "0")
         player = play(jack_server, tmp_path, signal, "capture")
+        before = session.engine.ring.end_frame
         player.go()
+        offset = wait_for(lambda: ring_offset(session, before, signal), 10)
+        assert offset is not None, "the played signal never reached the capture ring"
+        # pressed once the last hit has been heard for 0.3 s, well inside the capture span
+        assert wait_for(lambda: session.engine.ring.end_frame >= offset + starts[1] + int(0.3 * 48000), 20)
         sender.go()
         player.result()
         sender.result()
