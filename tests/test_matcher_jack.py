@@ -25,12 +25,15 @@ pytestmark = pytest.mark.jack
 
 SPACING_S = 1.6
 PLAYED = 20
-# Bounds a user would notice, set under what several runs measured on a loaded 2-core machine
-# (see the test's docstring): at most one clean miss in 20, and under a room and a mic the
-# right file first for most hits and in the list for nearly all.
-CLEAN_TOP1_RATE = 0.95
-ROOM_TOP1_RATE = 0.75
-ROOM_TOP10_RATE = 0.9
+# Bounds a user would notice, set under what runs measured on a loaded 2-core machine (see
+# the test's docstring). Of the hits that got an update: clean, at most one not named first
+# (a near twin); through a room and a mic, four in five named first and all but one in the
+# list. A hit with no update at all (an onset lost when the machine is overloaded) counts
+# apart: at most two per condition.
+CLEAN_WRONG_FIRST = 1
+ROOM_TOP1_RATE = 0.8
+ROOM_OUTSIDE_TOP10 = 1
+LOST_ONSETS = 2
 
 
 @pytest.fixture(scope="module")
@@ -99,38 +102,41 @@ def room_and_mic(audio: np.ndarray, index: int) -> np.ndarray:
 
 
 def test_played_samples_are_recognised_clean_and_through_a_room(jack_server, library, tmp_path):  # noqa: F811
-    """Measured (`-s` prints the ranks), 4 runs on the shared 2-core machine: clean 20/20
-    first every run; room + mic + -12 dB + -50 dBFS noise: FILLED_IN."""
+    """Measured (`-s` prints the ranks), three runs on the shared 2-core machine: clean 19 or
+    20 of 20 first (one file's twin ranks above it, depending on where the window starts), room + mic + -12 dB + -50 dBFS noise 18 of 20
+    first and 20 of 20 in the top 10; under a load average of 10, up to two hits per
+    condition got no update."""
     library_dir, linked = library
     files = played_files(linked, PLAYED)
     assert len(files) == PLAYED
     session = open_session(library_dir)
     try:
-        rates = {}
+        rates, updates_by_condition = {}, {}
         conditions = (("clean", {}),
                       ("room", {"damage": room_and_mic, "gain_db": -12.0, "noise_dbfs": -50.0}))
         for name, kw in conditions:
             signal, starts = sequence(files, 48000, SPACING_S, **kw)
             updates, offset = run_sequence(jack_server, tmp_path, session, signal, starts, name)
             firsts = first_onset_updates(updates, offset, starts, 48000)
+            updates_by_condition[name] = firsts
             ranks = []
             for path, update in zip(files, firsts):
                 paths = [s.path for s in update.suggestions] if update else []
                 ranks.append(paths.index(str(path)) + 1 if str(path) in paths else None)
             rates[name] = ranks
             print(name, ranks)
-        top1 = sum(r == 1 for r in rates["clean"]) / len(files)
-        room_top1 = sum(r == 1 for r in rates["room"]) / len(files)
-        room_top10 = sum(r is not None and r <= 10 for r in rates["room"]) / len(files)
-        assert top1 >= CLEAN_TOP1_RATE, rates
-        assert room_top1 >= ROOM_TOP1_RATE, rates
-        assert room_top10 >= ROOM_TOP10_RATE, rates
+        lost = {name: sum(update is None for update in ranks_updates)
+                for name, ranks_updates in updates_by_condition.items()}
+        assert all(n <= LOST_ONSETS for n in lost.values()), (lost, rates)
+        clean = [r for r, u in zip(rates["clean"], updates_by_condition["clean"]) if u is not None]
+        room = [r for r, u in zip(rates["room"], updates_by_condition["room"]) if u is not None]
+        assert sum(r != 1 for r in clean) <= CLEAN_WRONG_FIRST, rates
+        assert sum(r == 1 for r in room) >= ROOM_TOP1_RATE * len(room), rates
+        assert sum(r is None or r > 10 for r in room) <= ROOM_OUTSIDE_TOP10, rates
         stats = session.matcher.stats()
         assert stats["errors"] == 0, stats["last_error"]
-        # one query per played hit and condition; under the damaged condition on a shared
-        # 2-core machine an onset is now and then lost (seen once in 4 runs: 23 of 24), which the
-        # recognition rates above already allow for
-        assert stats["queries"] >= 2 * len(files) - 2, stats
+        # one query per played hit and condition, less the onsets lost above
+        assert stats["queries"] >= 2 * len(files) - sum(lost.values()), stats
     finally:
         session.close()
 
