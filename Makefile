@@ -30,7 +30,7 @@ run: system-run $(VENV)/.installed
 	$(VENV)/bin/samplescout $(ARGS)
 
 test: system-test $(VENV)/.installed
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 system-run:
 	@PACKAGES="$(RUN_PACKAGES)" sh .ci/system-packages.sh

@@ -14,8 +14,10 @@ def jack_server():
         server.start()
     except JackUnavailable as exc:
         pytest.fail(str(exc))
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def start_engine(**config):

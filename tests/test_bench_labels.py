@@ -15,6 +15,7 @@ from bench.labels import (  # noqa: E402
     HYDROGEN_ROOT, LMMS_ROOT, SONIC_PI_ROOT, category_from_name, debian_labels,
     hydrogen_kit_labels, list_audio_files, lmms_label, normalise_name, sonic_pi_label,
 )
+from tests.conftest import missing_part
 
 SR = damage.SAMPLE_RATE
 
@@ -128,7 +129,7 @@ def test_hydrogen_kit_from_a_written_drumkit_xml(tmp_path):
 @pytest.mark.samples
 def test_debian_sets_are_mostly_labelled():
     if not (HYDROGEN_ROOT.is_dir() and SONIC_PI_ROOT.is_dir() and LMMS_ROOT.is_dir()):
-        pytest.skip("Debian sample packages are not installed")
+        missing_part("Debian sample packages are not installed")
     files = list_audio_files()
     labels = debian_labels(files)
     assert len(files) > 1400

@@ -134,9 +134,7 @@ def test_devices_lists_the_jack_server(jack_server):
     assert "MIDI (jack)" in result.stdout
 
 
-@pytest.mark.skipif(not Path("/usr/lib/vst3/ZamComp.vst3").exists(),
-                    reason="Debian package zam-plugins is not installed; `make test` installs it")
-def test_plugins_scans_an_extra_vst3_folder(tmp_path, capsys):
+def test_plugins_scans_an_extra_vst3_folder(tmp_path, capsys, zam_plugins):
     extra = tmp_path / "my-plugins"
     extra.mkdir()
     shutil.copytree("/usr/lib/vst3/ZamComp.vst3", extra / "ZamComp.vst3")

@@ -26,6 +26,7 @@ from app.decode import (  # noqa: E402
     probe,
     read_mono,
 )
+from tests.conftest import missing_part
 
 SR = 44100
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
@@ -362,7 +363,7 @@ def _debian_files(root: Path, limit: int) -> list[Path]:
 def test_debian_samples_decode(root, package):
     files = _debian_files(root, 12)
     if not files:
-        pytest.skip(f"Debian package {package} is not installed ({root} missing)")
+        missing_part(f"Debian package {package} is not installed ({root} missing)")
     for path in files:
         info = probe(path)
         audio = read_mono(path, SR)
@@ -373,7 +374,7 @@ def test_debian_samples_decode(root, package):
 def test_hydrogen_aiff_named_wav_decodes():
     path = HYDROGEN / "Audiophob" / "25671__walter-odington__garage-city-snare-snappy.wav"
     if not path.exists():
-        pytest.skip("Debian package hydrogen-drumkits is not installed")
+        missing_part("Debian package hydrogen-drumkits is not installed")
     assert path.read_bytes()[:4] == b"FORM"
     assert probe(path).format == "AIFF"
     assert np.max(np.abs(read_mono(path, SR))) > 0.1
@@ -383,7 +384,7 @@ def test_hydrogen_aiff_named_wav_decodes():
 def test_lmms_vorbis_in_wav_files_decode(relative, frames):
     path = LMMS / relative
     if not path.exists():
-        pytest.skip("Debian package lmms-common is not installed")
+        missing_part("Debian package lmms-common is not installed")
     raw = path.read_bytes()
     assert raw[:4] == b"RIFF" and raw[20:22] == b"\x4f\x67"  # format tag 0x674F
     with pytest.raises(sf.LibsndfileError):

@@ -10,10 +10,11 @@ import pytest
 from engine import chain_presets as cp
 from engine.chain import Chain
 from engine.plugins import PluginScanner
+from tests.conftest import missing_part
 
 VST3_DIR = Path("/usr/lib/vst3")
 ZAMCOMP = VST3_DIR / "ZamComp.vst3"
-needs_zam = pytest.mark.skipif(not ZAMCOMP.exists(), reason="Debian package zam-plugins is not installed")
+needs_zam = pytest.mark.usefixtures("zam_plugins")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,7 @@ def test_oversized_and_binary_files_are_refused(tmp_path):
 def test_hanging_plugin_in_preset_is_reported(tmp_path):
     verb = VST3_DIR / "ZamVerb.vst3"
     if not verb.exists():
-        pytest.skip("ZamVerb not installed")
+        missing_part("ZamVerb not installed")
     scanner = PluginScanner(extra_paths=[VST3_DIR], cache_dir=tmp_path / "c", timeout=3.0, include_standard=False)
     chain = Chain(scanner=scanner)
     with pytest.raises(cp.PresetPluginError, match="within 3 s"):

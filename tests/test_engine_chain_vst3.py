@@ -15,13 +15,14 @@ import pytest
 from engine import plugins
 from engine.chain import Chain, ChainError
 from engine.plugins import PluginError, PluginPathError, PluginScanner
+from tests.conftest import require
 
 VST3_DIR = Path("/usr/lib/vst3")
 ZAMCOMP = VST3_DIR / "ZamComp.vst3"
 ZAMCOMPX2 = VST3_DIR / "ZamCompX2.vst3"
 ZAMVERB = VST3_DIR / "ZamVerb.vst3"
 
-pytestmark = pytest.mark.skipif(not ZAMCOMP.exists(), reason="Debian package zam-plugins is not installed")
+pytestmark = pytest.mark.usefixtures("zam_plugins")
 
 
 def make_scanner(cache_dir, extra=(VST3_DIR,), timeout=20.0):
@@ -46,8 +47,8 @@ def test_standard_folders_per_platform():
     assert any(str(p).endswith("VST3") for p in plugins.standard_vst3_dirs("win32"))
 
 
-@pytest.mark.skipif(not ZAMVERB.exists(), reason="ZamVerb not installed")
 def test_scan_reports_hanging_zamverb_and_loads_the_others(tmp_path):
+    require(ZAMVERB, "zam-plugins")
     scanner = make_scanner(tmp_path / "cache", timeout=5.0)
     report = scanner.scan()
     by_name = {Path(r.path).stem: r for r in report.results}

@@ -11,6 +11,7 @@ from engine.chain import Chain
 from engine.chain_presets import PresetPathError, build_members, chain_to_dict, parse_preset
 from engine.plugins import PluginScanner
 from engine.stream import EngineError
+from tests.conftest import wait_for
 from bench.harness.jack_server import burst, start_peer, tape_path
 from tests.jack_fixtures import start_engine
 
@@ -38,15 +39,26 @@ def play_and_record(server, eng, seed, between=None, seconds=2.5):
     rec = start_peer(server, "record", "PortAudio:out_", seconds)
     play = start_peer(server, "play", "PortAudio:in_", seed, FRAMES, GAP)
     before = eng.ring.end_frame
-    rec.go()
-    time.sleep(0.2)
+    rec.go_and_wait_recording()
     play.go()
     if between is not None:
-        time.sleep(0.5)  # burst A lasts 0.1 s, burst B starts 1 s after it
+        # Once burst A has wholly reached the capture ring, and while burst B is still 0.9 s
+        # away: the change must land in that silence.
+        assert wait_for(lambda: _input_onset(eng, before) is not None, 10), "burst A never came"
+        a_start = _input_onset(eng, before)
+        assert wait_for(lambda: eng.ring.end_frame >= a_start + FRAMES + 64, 10)
         between()
+        assert eng.ring.end_frame < a_start + GAP - FRAMES, "the change came too late to test"
     play.result()
     rec.result()
     return np.load(tape_path(server.name)), before
+
+
+def _input_onset(eng, before: int) -> int | None:
+    """Ring frame of the first input sound after ``before``, or None yet."""
+    end = eng.ring.end_frame
+    nz = np.flatnonzero(eng.ring.read(before, end - before)[:, 0]) if end > before else []
+    return before + int(nz[0]) if len(nz) else None
 
 
 def onset(y, threshold=1e-4):

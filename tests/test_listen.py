@@ -68,4 +68,6 @@ def test_listen_json_lines_name_the_played_sample(jack_server, tmp_path):  # noq
         scores = [r["score"] for r in u["results"]]
         assert u["results"] and all(-1.0 <= s <= 1.0001 for s in scores)
     tops = [u["results"][0]["path"] for u in onset_updates]
-    assert sum(str(p) in tops for p in files) >= len(files) - 1, tops
+    # every played file is named first, in the order played
+    firsts = [tops.index(str(p)) if str(p) in tops else None for p in files]
+    assert None not in firsts and firsts == sorted(firsts), (tops, [str(p) for p in files])

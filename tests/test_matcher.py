@@ -16,6 +16,7 @@ from app.matcher import LiveMatcher
 from app.query import SearchResult
 from app.suggestions import SuggestionMerger
 from engine.ring import CaptureRing
+from tests.conftest import wait_for
 from bench.harness.live_support import build_library, played_files, sequence
 
 SR = 48000
@@ -114,6 +115,11 @@ def feed(ring, signal, speed=4.0, block=512):
             time.sleep(delay)
 
 
+def caught_up(matcher) -> bool:
+    """The matcher has read everything the ring holds (its analysis may still be running)."""
+    return matcher.stats()["behind_frames"] == 0
+
+
 def test_silence_and_quiet_noise_give_no_queries(library):
     library_dir, _ = library
     ring = CaptureRing.for_seconds(1, SR, 10, 1024)
@@ -123,10 +129,10 @@ def test_silence_and_quiet_noise_give_no_queries(library):
         rng = np.random.default_rng(0)
         quiet = (rng.standard_normal(3 * SR) * 10 ** (-70 / 20)).astype(np.float32)
         feed(ring, np.concatenate([np.zeros(SR, np.float32), quiet]))
-        time.sleep(0.5)
+        assert wait_for(lambda: caught_up(matcher))
         matcher.set_mode("rolling")
         feed(ring, quiet)
-        time.sleep(0.5)
+        assert wait_for(lambda: caught_up(matcher) and matcher.stats()["windows_gated"] >= 2)
         stats = matcher.stats()
     finally:
         matcher.stop()
@@ -146,27 +152,30 @@ def test_mode_switch_and_overrun_skip(library):
     matcher.start()
     try:
         feed(ring, signal)
-        time.sleep(1.5)
+        assert wait_for(lambda: len(updates) >= 1 and caught_up(matcher))
         assert {u.reason for u in updates} == {"onset"} and matcher.recent_onsets()
         matcher.set_mode("rolling")
         feed(ring, signal)
-        time.sleep(1.0)
-        assert "rolling" in {u.reason for u in updates}
+        assert wait_for(lambda: any(u.reason == "rolling" for u in updates) and caught_up(matcher))
         assert all(u.mode == "rolling" for u in updates if u.reason == "rolling")
-        # the matcher falls 3 s behind (more than the ring holds): it jumps and counts
-        end = ring.end_frame
+        # the matcher falls 5 s behind (more than the 3 s the ring holds): it jumps to 0.1 s
+        # before the end and counts exactly the frames it never read
+        assert wait_for(lambda: caught_up(matcher))
+        before = matcher.stats()
         original = matcher._step
         matcher._step = lambda: False          # hold the reader while the ring overruns
+        written = 0
         for i in range(0, 5 * SR, 1024):
             ring.write(np.zeros((1024, 1), np.float32))
+            written += 1024
         matcher._step = original
-        time.sleep(0.5)
+        assert wait_for(lambda: matcher.stats()["jumps"] > before["jumps"]), matcher.stats()
         stats = matcher.stats()
     finally:
         matcher.stop()
-    assert stats["jumps"] >= 1 and stats["skipped_frames"] >= 3 * SR
+    assert stats["jumps"] == before["jumps"] + 1
+    assert stats["skipped_frames"] - before["skipped_frames"] == written - int(0.1 * SR)
     assert stats["errors"] == 0, stats["last_error"]
-    assert end > 0
 
 
 # ---- captures, capture span, index swap -------------------------------------------------------
@@ -197,10 +206,10 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
     matcher.start()
     try:
         feed(ring, signal)
-        time.sleep(0.3)
+        assert wait_for(lambda: caught_up(matcher))
         update = matcher.capture()
         feed(ring, np.zeros(SR, np.float32))      # the rest of the hit's window arrives
-        time.sleep(0.5)
+        assert wait_for(lambda: len(full) >= 1 and ("onset", "live-matcher") in seen)
     finally:
         matcher.stop()
     assert update is not None and update.reason == "capture"

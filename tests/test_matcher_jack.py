@@ -15,15 +15,24 @@ import soundfile
 from app.session import CAPTURE_NOTE, Session
 from engine.stream import StreamConfig
 from models.encoder import MODEL_SAMPLE_RATE
-from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
+from bench.damage import lowpass, room_reverb
+from tests.conftest import wait_for
 from bench.harness.live_peer import start_live_peer
 from bench.harness.live_support import build_library, played_files, sequence
 
 pytestmark = pytest.mark.jack
 
 SPACING_S = 1.6
-CLEAN_TOP1_RATE = 0.8      # played file ranked first, clean input
-DAMAGED_TOP10_RATE = 0.8   # played file within the top 10, -12 dB and noise at -60 dBFS RMS
+PLAYED = 20
+# Bounds a user would notice, set under what runs measured on a loaded 2-core machine (see
+# the test's docstring). Of the hits that got an update: clean, at most one not named first
+# (a near twin); through a room and a mic, four in five named first and all but one in the
+# list. A hit with no update at all (an onset lost when the machine is overloaded) counts
+# apart: at most two per condition.
+CLEAN_WRONG_FIRST = 1
+ROOM_TOP1_RATE = 0.8
+ROOM_OUTSIDE_TOP10 = 1
+LOST_ONSETS = 2
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +58,12 @@ def play(jack_server, tmp_path, signal, name):  # noqa: F811
 
 
 def ring_offset(session, before, signal):
-    """Ring frame of signal index 0 (first non-zero frame of the ring vs of the signal)."""
+    """Ring frame of signal index 0 (first non-zero frame of the ring vs of the signal), or
+    None while the signal has not reached the ring. Call it early: the ring holds 30 s."""
     end = session.engine.ring.end_frame
-    tape = session.engine.ring.read(before, min(end - before, 10 * 48000))[:, 0]
+    tape = session.engine.ring.read(before, end - before)[:, 0] if end > before else np.zeros(0)
+    if not np.any(tape):
+        return None
     first_ring = int(np.flatnonzero(tape)[0])
     first_signal = int(np.flatnonzero(signal)[0])
     return before + first_ring - first_signal
@@ -67,44 +79,63 @@ def first_onset_updates(updates, offset, starts, sample_rate):
     return out
 
 
-def run_sequence(jack_server, tmp_path, session, signal, name):  # noqa: F811
+def run_sequence(jack_server, tmp_path, session, signal, starts, name):  # noqa: F811
     updates = []
     session.matcher.subscribe(updates.append)
     peer = play(jack_server, tmp_path, signal, name)
     before = session.engine.ring.end_frame
     peer.go()
+    offset = wait_for(lambda: ring_offset(session, before, signal), 10)
+    assert offset is not None, "the played signal never reached the capture ring"
     peer.result(timeout=len(signal) / 48000 + 30)
-    time.sleep(1.5)  # the last window closes
+    # the last window closes: its update names the last hit (or the wait runs out on a miss)
+    wait_for(lambda: first_onset_updates(list(updates), offset, starts[-1:], 48000)[0], 15)
     session.matcher.unsubscribe(updates.append)
-    return updates, ring_offset(session, before, signal)
+    return updates, offset
 
 
-def test_played_samples_are_recognised_clean_and_damaged(jack_server, library, tmp_path):  # noqa: F811
+def room_and_mic(audio: np.ndarray, index: int) -> np.ndarray:
+    """A small room (RT60 0.4 s, direct-to-reverberant 0 dB) and a mic that stops at 8 kHz."""
+    wet = room_reverb(audio, np.random.default_rng(100 + index), sample_rate=48000)
+    return lowpass(wet, sample_rate=48000)
+
+
+def test_played_samples_are_recognised_clean_and_through_a_room(jack_server, library, tmp_path):  # noqa: F811
+    """Measured (`-s` prints the ranks), three runs on the shared 2-core machine: clean 19 or
+    20 of 20 first (one file's twin ranks above it, depending on where the window starts), room + mic + -12 dB + -50 dBFS noise 18 of 20
+    first and 20 of 20 in the top 10; under a load average of 10, up to two hits per
+    condition got no update."""
     library_dir, linked = library
-    files = played_files(linked, 12)
+    files = played_files(linked, PLAYED)
+    assert len(files) == PLAYED
     session = open_session(library_dir)
     try:
-        rates = {}
-        for name, kw in (("clean", {}), ("damaged", {"gain_db": -12.0, "noise_dbfs": -60.0})):
+        rates, updates_by_condition = {}, {}
+        conditions = (("clean", {}),
+                      ("room", {"damage": room_and_mic, "gain_db": -12.0, "noise_dbfs": -50.0}))
+        for name, kw in conditions:
             signal, starts = sequence(files, 48000, SPACING_S, **kw)
-            updates, offset = run_sequence(jack_server, tmp_path, session, signal, name)
+            updates, offset = run_sequence(jack_server, tmp_path, session, signal, starts, name)
             firsts = first_onset_updates(updates, offset, starts, 48000)
+            updates_by_condition[name] = firsts
             ranks = []
             for path, update in zip(files, firsts):
                 paths = [s.path for s in update.suggestions] if update else []
                 ranks.append(paths.index(str(path)) + 1 if str(path) in paths else None)
             rates[name] = ranks
             print(name, ranks)
-        top1 = sum(r == 1 for r in rates["clean"]) / len(files)
-        top10 = sum(r is not None and r <= 10 for r in rates["damaged"]) / len(files)
-        assert top1 >= CLEAN_TOP1_RATE, rates
-        assert top10 >= DAMAGED_TOP10_RATE, rates
+        lost = {name: sum(update is None for update in ranks_updates)
+                for name, ranks_updates in updates_by_condition.items()}
+        assert all(n <= LOST_ONSETS for n in lost.values()), (lost, rates)
+        clean = [r for r, u in zip(rates["clean"], updates_by_condition["clean"]) if u is not None]
+        room = [r for r, u in zip(rates["room"], updates_by_condition["room"]) if u is not None]
+        assert sum(r != 1 for r in clean) <= CLEAN_WRONG_FIRST, rates
+        assert sum(r == 1 for r in room) >= ROOM_TOP1_RATE * len(room), rates
+        assert sum(r is None or r > 10 for r in room) <= ROOM_OUTSIDE_TOP10, rates
         stats = session.matcher.stats()
         assert stats["errors"] == 0, stats["last_error"]
-        # one query per played hit and condition; under the damaged condition on a shared
-        # 2-core machine an onset is now and then lost (seen once in 4 runs: 23 of 24), which the
-        # recognition rates above already allow for
-        assert stats["queries"] >= 2 * len(files) - 2, stats
+        # one query per played hit and condition, less the onsets lost above
+        assert stats["queries"] >= 2 * len(files) - sum(lost.values()), stats
     finally:
         session.close()
 
@@ -119,11 +150,14 @@ def test_midi_capture_note_fills_pads_with_the_last_hit(jack_server, library, tm
         assert "Sample Scout In" in session.engine.status().midi
         signal, starts = sequence([first, last], 48000, 1.6)
         signal = signal[:starts[1] + int(1.2 * 48000)]
-        # pressed a moment after the hit, well inside the profile's capture span
-        sender = start_live_peer(jack_server, "note", "Sample Scout", CAPTURE_NOTE,
-                                 f"{starts[1] / 48000 + 0.3:.3f}")
+        sender = start_live_peer(jack_server, "note", "Sample Scout", CAPTURE_NOTE, "0")
         player = play(jack_server, tmp_path, signal, "capture")
+        before = session.engine.ring.end_frame
         player.go()
+        offset = wait_for(lambda: ring_offset(session, before, signal), 10)
+        assert offset is not None, "the played signal never reached the capture ring"
+        # pressed once the last hit has been heard for 0.3 s, well inside the capture span
+        assert wait_for(lambda: session.engine.ring.end_frame >= offset + starts[1] + int(0.3 * 48000), 20)
         sender.go()
         player.result()
         sender.result()
@@ -151,9 +185,10 @@ def test_live_path_answers_like_search_by_file(jack_server, library, tmp_path): 
         for i, path in enumerate(files):
             signal, _ = sequence([path], 48000, 1.6, lead_s=0.2)
             peer = play(jack_server, tmp_path, signal, f"parity{i}")
+            before = session.engine.ring.end_frame
             peer.go()
             peer.result()
-            time.sleep(0.3)
+            assert wait_for(lambda: session.engine.ring.end_frame - before >= len(signal), 10)
             live = matcher.capture(4.0)
             assert live is not None and live.reason == "capture"
             _, window = matcher.last_window()

@@ -8,6 +8,7 @@ import pytest
 from app.decode import read_mono
 from models import preprocess
 from models.preprocess import GATE_LOOKAHEAD, GATE_PRE_ROLL, GATE_QUIET_KEEP, GATE_WINDOW, OnsetGate
+from tests.conftest import missing_part
 
 SR = preprocess.MODEL_SAMPLE_RATE
 HYDROGEN = pathlib.Path("/usr/share/hydrogen/data/drumkits")
@@ -146,7 +147,7 @@ def test_a_quiet_start_before_a_loud_sound_is_not_kept():
 def test_real_snare_under_room_tone_is_aligned_with_its_clean_self():
     hits = sorted(HYDROGEN.glob("*/*nare*.wav")) + sorted(HYDROGEN.glob("*/*nare*.flac"))
     if not hits:
-        pytest.skip("hydrogen-drumkits not installed")
+        missing_part("hydrogen-drumkits not installed")
     clean = read_mono(hits[0], SR).astype(np.float64)
     clean_offset, _ = _gate_offset(clean)
     rng = np.random.default_rng(7)
@@ -190,7 +191,7 @@ def _hydrogen_hits(per_format: int):
     """(path, mono float64 audio) of the first Hydrogen FLAC and WAV files that hold sound."""
     files = sorted(HYDROGEN.glob("*/*.flac"))[:per_format] + sorted(HYDROGEN.glob("*/*.wav"))[:per_format]
     if not files:
-        pytest.skip("hydrogen-drumkits not installed")
+        missing_part("hydrogen-drumkits not installed")
     for path in files:
         clean = read_mono(path, SR).astype(np.float64)
         if np.any(clean):

@@ -157,6 +157,10 @@ def test_search_reranks_the_index_order_and_survives_a_deleted_candidate(tmp_pat
         plain = library.search_vectors(query.vectors, k=len(DRUMS))   # bare vectors: index order
         results = library.search_file(query_path, k=len(DRUMS))
 
+        # The index alone already ranks this query's own file first, so first place proves
+        # nothing about the second stage (test_rerank_gain.py has queries that it sets right):
+        # here it must re-order the head, and keep the own file first.
+        assert [r.file.path for r in results[:RERANK_K]] != [r.file.path for r in plain[:RERANK_K]]
         assert Path(results[0].file.path).name == "elec_mid_snare.flac"
         assert [r.rank for r in results] == list(range(1, len(results) + 1))
         assert [r.score for r in results] == sorted((r.score for r in plain), reverse=True)
@@ -164,12 +168,17 @@ def test_search_reranks_the_index_order_and_survives_a_deleted_candidate(tmp_pat
         assert {r.file.path for r in results} == {r.file.path for r in plain}
         assert all(p.cosine is None for p in plain)
 
-        # a candidate deleted since the scan is kept (marked missing), not an error
+        # a candidate deleted since the scan is kept (marked missing), not an error, and it
+        # keeps its place: the rank its own cosine gives it among the re-ranked scores, which
+        # is its rank in the index's order
+        plain_rank = next(r.rank for r in plain if Path(r.file.path).name == "elec_lo_snare.flac")
+        assert 1 < plain_rank < RERANK_K          # inside the re-ranked head, not first
         os.remove(source / "elec_lo_snare.flac")
         again = library.search_file(query_path, k=len(DRUMS))
         gone = [r for r in again if Path(r.file.path).name == "elec_lo_snare.flac"]
         assert len(again) == len(results) and len(gone) == 1
         assert not gone[0].exists and gone[0].cosine is None
+        assert gone[0].rank == plain_rank, [(r.rank, Path(r.file.path).name) for r in again]
 
 
 def test_the_live_matcher_searches_through_the_reranker(tmp_path, isolated_library_dir, sonic_pi_samples):
@@ -203,3 +212,45 @@ def test_the_live_matcher_searches_through_the_reranker(tmp_path, isolated_libra
     assert matcher.reranker is not None
     update = matcher.search_file(query_path, k=10)
     assert [s.path for s in update.suggestions] == reranked
+
+
+def test_the_matched_block_cache_hits_evicts_the_oldest_and_sees_changed_files(
+        tmp_path, isolated_library_dir, sonic_pi_samples, monkeypatch):
+    """The cache of decoded candidate blocks (256 blocks in the app): a block asked again is
+    not decoded again; past the bound the least recently used goes; a changed file is read
+    again."""
+    import app.rerank as rerank_module
+
+    assert rerank_module.CACHE_BLOCKS == 256
+    source = tmp_path / "samples"
+    source.mkdir()
+    names = DRUMS[:6]
+    for name in names:
+        shutil.copy(sonic_pi_samples / f"{name}.flac", source / f"{name}.flac")
+    decoded = []
+    real_matched_block = rerank_module.matched_block
+    monkeypatch.setattr(rerank_module, "matched_block",
+                        lambda path, start: decoded.append(Path(path).name) or real_matched_block(path, start))
+    with Library(isolated_library_dir) as library:
+        Scanner(library, workers=1).scan([str(source)])
+        query = library.embed_file(source / "drum_snare_hard.flac")
+        results = library.search_vectors(query.vectors, k=len(names))     # index order, 6 files
+        assert len(results) == 6
+        small = FileReranker(library.reranker.reranker, library.encoder, k=6, cache_blocks=4)
+
+        def rerank(subset):
+            decoded.clear()
+            small.rerank(subset, query.blocks, query.vectors, query.signals)
+            return sorted(decoded)
+
+        name = lambda r: Path(r.file.path).name  # noqa: E731
+        assert rerank(results) == sorted(map(name, results))          # cold: six decodes
+        assert rerank(results[2:]) == []                                # the last four: hits
+        # only four fit: the first two were evicted, and bringing them back evicts two more
+        assert rerank(results[:2]) == sorted(map(name, results[:2]))
+        assert rerank(results[4:]) == []                                # recently used: kept
+        assert rerank(results[2:4]) == sorted(map(name, results[2:4]))  # least recent: gone
+        # a file rewritten since it was cached is decoded again
+        changed = results[4].file.path
+        os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
+        assert rerank(results[4:]) == [name(results[4])]

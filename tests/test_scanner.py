@@ -24,6 +24,7 @@ from app.library import Library, LibraryError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import Scanner, walk_audio_files
 from tests import badfiles
+from tests.conftest import wait_for
 from tests.shipped import SCOUT_MODEL_ID
 
 
@@ -170,8 +171,8 @@ def test_index_file_damage_or_staleness_is_repaired_from_the_catalog(tmp_path, i
 
 
 def test_unreadable_folder_is_reported_and_the_rest_walked(tmp_path):
-    """Walks as an unprivileged user: in a forked child that drops to nobody when the test
-    runs as root (root reads any folder), else right here."""
+    """Walks as an unprivileged user in a forked child (root, who reads any folder, drops
+    to nobody there), so the test runs, never skips, as root or not."""
     base = Path(tempfile.mkdtemp(prefix="samplescout-perm-"))
     try:
         write_hits(base / "open", 2)
@@ -192,8 +193,9 @@ def test_unreadable_folder_is_reported_and_the_rest_walked(tmp_path):
         if pid == 0:  # child: drop privileges, walk, report back as JSON
             try:
                 os.close(read_end)
-                os.setgid(65534)
-                os.setuid(65534)
+                if os.geteuid() == 0:
+                    os.setgid(65534)
+                    os.setuid(65534)
                 problems: list[str] = []
                 found = [c.path for c in walk_audio_files(str(base), problems)]
                 os.write(write_end, json.dumps([found, problems]).encode())
@@ -268,6 +270,21 @@ def test_interrupted_scan_stays_consistent_and_resumes(tmp_path, isolated_librar
         assert library.catalog.stats()["indexed"] == 80
 
 
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (Linux: /proc/PID/fd)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def test_a_worker_that_dies_is_replaced_and_the_file_that_kills_it_is_skipped(
         tmp_path, isolated_library_dir, monkeypatch):
     """Kills the scanner's worker processes for real (SIGKILL, as the OOM killer or a
@@ -284,24 +301,25 @@ def test_a_worker_that_dies_is_replaced_and_the_file_that_kills_it_is_skipped(
         if progress.done >= 6:
             shorts_done.set()
 
+    def reading_long_file(pids) -> bool:
+        """One of ``pids`` has the long file open: it is hashing or decoding it."""
+        return any(holds_open(pid, long_file) for pid in pids)
+
     def killer():
         if not shorts_done.wait(120):
             return
-        time.sleep(0.3)
         first = {p.pid for p in multiprocessing.active_children()}
+        if not wait_for(lambda: reading_long_file(first), 60):
+            return
         for pid in first:
             os.kill(pid, signal.SIGKILL)
         kills.append(len(first))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            fresh = [p.pid for p in multiprocessing.active_children() if p.pid not in first]
-            if fresh:
-                time.sleep(1.0)
-                for pid in fresh:
-                    os.kill(pid, signal.SIGKILL)
-                kills.append(len(fresh))
-                return
-            time.sleep(0.05)
+        fresh = wait_for(lambda: [p.pid for p in multiprocessing.active_children()
+                                  if p.pid not in first and holds_open(p.pid, long_file)], 60)
+        if fresh:                          # the long file's retry, alone, is in flight
+            for pid in fresh:
+                os.kill(pid, signal.SIGKILL)
+            kills.append(len(fresh))
 
     thread = threading.Thread(target=killer)
     thread.start()

@@ -9,6 +9,7 @@ from app.decode import read_mono
 from models.encoder import MODEL_SAMPLE_RATE as SR
 from models.encoder import Encoder
 from tests.shipped import SCOUT_MODEL_ID
+from tests.conftest import missing_part
 
 MODEL = pathlib.Path(__file__).resolve().parents[1] / "models" / "scout_int8.onnx"
 SONIC_PI = pathlib.Path("/usr/share/sonic-pi/samples")
@@ -102,7 +103,7 @@ def test_debian_one_shots_found_through_a_room(student):
     them 4th to 7th; two kicks may swap places under this much damage)."""
     paths = [SONIC_PI / f"{name}.flac" for name in ONE_SHOTS]
     if not all(p.is_file() for p in paths):
-        pytest.skip("sonic-pi-samples is not installed")
+        missing_part("sonic-pi-samples is not installed")
     rng = np.random.default_rng(5)
     clips = [read_mono(p, SR) for p in paths]
     clean = np.stack([_file_vector(student, a) for a in clips])
@@ -116,7 +117,7 @@ def test_debian_one_shots_found_through_a_room(student):
 def test_debian_sample_and_its_noisy_copy(student):
     paths = [SONIC_PI / name for name in ("bd_haus.flac", "sn_dolf.flac", "elec_blip.flac", "loop_amen.flac")]
     if not all(p.is_file() for p in paths):
-        pytest.skip("sonic-pi-samples is not installed")
+        missing_part("sonic-pi-samples is not installed")
     rng = np.random.default_rng(2)
     vectors = []
     for path in paths:

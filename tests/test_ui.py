@@ -84,6 +84,21 @@ def drop_file(win, path: str) -> None:
     win.dropEvent(event)
 
 
+def cell_pixels(view, index) -> np.ndarray:
+    """The painted pixels of one cell of ``view``, (height, width, 3) uint8 RGB."""
+    image = view.viewport().grab(view.visualRect(index)).toImage()
+    from PyQt6.QtGui import QImage
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    width, height = image.width(), image.height()
+    data = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+    return data.reshape(height, image.bytesPerLine())[:, :3 * width].reshape(height, width, 3)
+
+
+def colour_mask(pixels: np.ndarray, hex_colour: str, tolerance: int = 24) -> np.ndarray:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], np.int16)
+    return np.all(np.abs(pixels.astype(np.int16) - rgb) <= tolerance, axis=2)
+
+
 def show_matches_for(qtbot, win, path: str) -> None:
     drop_file(win, path)
     qtbot.waitUntil(lambda: win.model.rowCount() > 0, timeout=30000)
@@ -101,9 +116,23 @@ def test_dropping_a_file_shows_its_matches(qtbot, window, sample_library):
     assert model.index(0, model.COL_LENGTH).data().endswith("s")
     assert ("request_search", (paths["sn_dolf"],)) in window.host.calls
     assert "matches" in window.match_info.text()
-    # Thumbnails arrive from the pool and are painted from the model.
-    qtbot.waitUntil(lambda: model.index(0, model.COL_WAVE).data(
-        __import__("ui.models", fromlist=["ThumbnailRole"]).ThumbnailRole) is not None, timeout=10000)
+    # Thumbnails arrive from the pool and are painted from the model: the file's own peak
+    # envelope, drawn as bars whose heights follow it.
+    from ui import theme
+    from ui.models import ThumbnailRole, waveform_thumbnail
+    cell = model.index(0, model.COL_WAVE)
+    qtbot.waitUntil(lambda: cell.data(ThumbnailRole) is not None, timeout=10000)
+    envelope = np.asarray(cell.data(ThumbnailRole))
+    np.testing.assert_allclose(envelope, waveform_thumbnail(paths["sn_dolf"]), atol=1e-6)
+    window.view.clearSelection()
+    drawn = colour_mask(cell_pixels(window.view, cell), theme.ACCENT).sum(axis=0)  # per column
+    bars = drawn[drawn > 0]
+    assert len(bars) > 0.5 * len(envelope), "the thumbnail painted no waveform"
+    # bar heights against the envelope, both in pixel columns
+    columns = np.flatnonzero(drawn)
+    expected = envelope[np.minimum(((columns - columns[0]) * len(envelope)
+                                    / (columns[-1] - columns[0] + 1)).astype(int), len(envelope) - 1)]
+    assert np.corrcoef(drawn[columns], expected)[0, 1] > 0.9
     # The pads play the new matches.
     assert window.host.slots()[0].path == paths["sn_dolf"]
 
@@ -173,12 +202,22 @@ def test_keys_audition_and_arrows_preview_when_switched_on(qtbot, window, sample
     qtbot.keyClick(view, Qt.Key.Key_Return)
     assert auditions()[-1] == model.suggestion(2).path
     # A click auditions too, and the playhead shows on that row's thumbnail.
+    from ui import theme
+    from ui.models import PlayheadRole, ThumbnailRole
+    cell = model.index(3, model.COL_WAVE)
+    qtbot.waitUntil(lambda: cell.data(ThumbnailRole) is not None, timeout=10000)
     rect = view.visualRect(model.index(3, model.COL_NAME))
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert auditions()[-1] == model.suggestion(3).path
-    window.poll_audio()
-    from ui.models import PlayheadRole
-    assert model.index(3, model.COL_WAVE).data(PlayheadRole) is not None
+    # the playhead moves with the voice: wait until it is well into the sample
+    qtbot.waitUntil(lambda: (window.poll_audio(), (cell.data(PlayheadRole) or 0) > 0.3)[1],
+                    timeout=10000)
+    fraction = cell.data(PlayheadRole)
+    # the played part of the bars takes the playhead colour, up to the playhead's x
+    played = np.flatnonzero(colour_mask(cell_pixels(view, cell), theme.ONSET).any(axis=0))
+    width = view.visualRect(cell).width() - 12                      # the delegate's margins
+    assert len(played) > 0
+    assert played[-1] - 6 == pytest.approx(fraction * width, abs=0.05 * width + 3), (played[-1], fraction)
     qtbot.keyClick(view, Qt.Key.Key_Escape)
     assert host.calls[-1][0] == "stop_all"
     assert model.index(3, model.COL_WAVE).data(PlayheadRole) is None

@@ -46,6 +46,7 @@ class JackServer:
         self.proc: subprocess.Popen | None = None
         self.realtime = False
         self.log_path = os.path.join("/tmp", f"jackd_{self.name}.log")
+        self.peers: list[Peer] = []   # started by start_peer; stopped with the server
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -72,7 +73,9 @@ class JackServer:
                 self.realtime = realtime
                 return self
             self._kill()
-        raise JackUnavailable(f"jackd did not start; see {self.log_path}")
+        log = self.log()
+        self._remove_files()
+        raise JackUnavailable(f"jackd did not start: {log[-2000:]}")
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -101,12 +104,24 @@ class JackServer:
         self.proc = None
 
     def stop(self) -> None:
+        """Stop its peers and jackd, restore the environment, delete the log and any tape."""
+        for peer in self.peers:
+            peer.stop()
+        self.peers.clear()
         self._kill()
+        self._remove_files()
         for key, value in getattr(self, "_saved_env", {}).items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+    def _remove_files(self) -> None:
+        for path in (self.log_path, tape_path(self.name)):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
     def log(self) -> str:
         try:
@@ -131,6 +146,19 @@ class Peer:
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
 
+    def go_and_wait_recording(self, timeout: float = 20.0) -> None:
+        """A 'record' peer: go, and return once its first block is on tape (so whatever the
+        test plays next is recorded from its start)."""
+        self.go()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.strip() == "recording":
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        raise RuntimeError(f"record peer did not start recording in {timeout} s")
+
     def result(self, timeout: float = 30.0) -> dict:
         out, err = self.proc.communicate(timeout=timeout)
         lines = [l for l in out.splitlines() if l.startswith("{")]
@@ -141,7 +169,10 @@ class Peer:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(5)
+        try:
+            self.proc.communicate(timeout=5)   # reaps it and closes its pipes
+        except (ValueError, subprocess.TimeoutExpired):
+            pass
 
 
 def tape_path(server_name: str) -> str:
@@ -156,14 +187,16 @@ def start_peer(server: JackServer, mode: str, *args: str, timeout: float = 15.0,
     proc = subprocess.Popen([sys.executable, script, mode, *map(str, args)],
                             env=server.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    peer = Peer(proc)
+    server.peers.append(peer)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.strip() == "ready":
-            return Peer(proc)
+            return peer
         if not line and proc.poll() is not None:
             raise RuntimeError(f"peer {mode} exited: {proc.stderr.read()[-2000:]}")
-    proc.kill()
+    peer.stop()
     raise RuntimeError(f"peer {mode} not ready in {timeout} s")
 
 
@@ -261,8 +294,8 @@ def _peer_play(target: str, seed: str, frames: str, gap: str):
     signal[:frames] = a
     signal[gap:gap + frames] = b
     played = play_signal("peer_play", signal, target)
-    print(json.dumps({"start_frame": played["start_frame"], "gap": gap, "frames": frames,
-                      "ports": played["ports"]}), flush=True)
+    print(json.dumps({"start_frame": played["start_frame"], "start_time": played["start_time"],
+                      "gap": gap, "frames": frames, "ports": played["ports"]}), flush=True)
 
 
 def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str = "0.5",
@@ -271,11 +304,15 @@ def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str 
     If midi_note >= 0, also send note-on/off through a JACK MIDI port connected to every MIDI
     input port whose name contains 'Sample Scout', first at `midi_at` s, `repeats` times.
     Reports the JACK frame of each note-on and the first non-silent frame after each."""
+    import threading
+
     import jack
     import numpy as np
     seconds = float(seconds)
     note = int(midi_note)
     client = jack.Client("peer_rec", no_start_server=True)
+    server_gone = threading.Event()
+    client.set_shutdown_callback(lambda status, reason: server_gone.set())
     inp = client.inports.register("in")
     midi_out = client.midi_outports.register("midi_out") if note >= 0 else None
     sr = client.samplerate
@@ -317,8 +354,18 @@ def _peer_record(source: str, seconds: str, midi_note: str = "-1", midi_at: str 
     print("ready", flush=True)
     sys.stdin.readline()
     state["pos"] = 0
-    while state["pos"] < total:
-        time.sleep(0.05)
+    # Its server dying ends the recording; so does twice its length plus 10 s of wall time.
+    deadline = time.monotonic() + 2 * seconds + 10
+    while state["pos"] <= 0 and not server_gone.is_set() and time.monotonic() < deadline:
+        server_gone.wait(0.005)
+    print("recording", flush=True)
+    while state["pos"] < total and not server_gone.is_set() and time.monotonic() < deadline:
+        server_gone.wait(0.05)
+    if server_gone.is_set() or state["pos"] < total:
+        print(f"recording stopped at frame {max(state['pos'], 0)} of {total}: "
+              + ("the JACK server went away" if server_gone.is_set() else "no JACK cycles"),
+              file=sys.stderr, flush=True)
+        os._exit(3)
     client.deactivate()
     client.close()
     y = tape[:total]

@@ -48,15 +48,20 @@ def played_files(linked: list[Path], count: int, max_seconds: float = 1.2) -> li
 
 
 def sequence(files: list[Path], sample_rate: int, spacing_s: float, *, gain_db: float = 0.0,
-             noise_dbfs: float | None = None, seed: int = 0, lead_s: float = 0.5) -> tuple[np.ndarray, list[int]]:
+             noise_dbfs: float | None = None, seed: int = 0, lead_s: float = 0.5,
+             damage=None) -> tuple[np.ndarray, list[int]]:
     """The files one after another, `spacing_s` apart, at `sample_rate`; returns the signal and
-    where each file starts. Damage: a gain and continuous white noise at a fixed RMS level."""
+    where each file starts. Damage: `damage(audio, index)` on each file (a room, a mic), then
+    a gain and continuous white noise at a fixed RMS level."""
     spacing = int(spacing_s * sample_rate)
     lead = int(lead_s * sample_rate)
     signal = np.zeros(lead + spacing * len(files) + sample_rate, np.float32)
     starts = []
     for i, path in enumerate(files):
-        audio = read_mono(path, sample_rate)[:spacing - sample_rate // 10]
+        audio = read_mono(path, sample_rate)
+        if damage is not None:
+            audio = damage(audio, i)
+        audio = audio[:spacing - sample_rate // 10]
         start = lead + i * spacing
         signal[start:start + len(audio)] += audio * np.float32(10 ** (gain_db / 20))
         starts.append(start)
