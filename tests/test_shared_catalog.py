@@ -1,0 +1,221 @@
+"""The shared catalogue on a real PostgreSQL 18 + pgvector server (``tests.pg_server``):
+two machines mounting one share at two paths see one library and never analyse a file
+twice; pgvector answers as the local hnswlib path does; a server restart mid-scan loses
+nothing; a stopped server leaves search working on the stale local copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.catalog import Catalog
+from app.library import Library, LibraryError
+from app.scanner import Scanner
+from app.storage import CatalogStore, StorageUnavailable, VectorSearch
+from tests.conftest import SONIC_PI
+
+pytestmark = pytest.mark.samples
+
+QUERIES = ("bd_808.flac", "sn_dub.flac", "drum_cymbal_closed.flac")
+
+
+@pytest.fixture(scope="module")
+def server():
+    from tests.pg_server import PgServer
+    pg = PgServer()
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+@pytest.fixture
+def running(server):
+    """The module's server, started again if a test left it stopped."""
+    if not server.running:
+        server.start()
+    yield server
+    if not server.running:
+        server.start()
+
+
+@pytest.fixture(scope="module")
+def nas(tmp_path_factory) -> Path:
+    """A share of Debian's drum one-shots, as the NAS itself holds it."""
+    if not SONIC_PI.exists():
+        pytest.skip("Debian package sonic-pi-samples is not installed; `make test` installs it")
+    share = tmp_path_factory.mktemp("nas") / "Drums"
+    share.mkdir()
+    for source in sorted(SONIC_PI.glob("*.flac")):
+        if source.name.startswith(("bd_", "sn_", "drum_")):
+            shutil.copy2(source, share / source.name)
+    return share
+
+
+def mount(nas: Path, where: Path) -> Path:
+    """The share as one machine sees it: the same files under another path."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(nas, target_is_directory=True)
+    return where
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def top(results, n: int = 5) -> list[str]:
+    return [Path(r.file.path).name for r in results[:n]]
+
+
+@pytest.fixture(scope="module")
+def two_machines(server, nas, tmp_path_factory):
+    """Machine A scans the share at /…/a/Drums; while A is between two batches, machine B
+    scans it at /…/b/Drums; then A finishes. Yields what each saw."""
+    root = tmp_path_factory.mktemp("machines")
+    address = server.create_database("studio")
+    path_a, path_b = mount(nas, root / "a" / "Drums"), mount(nas, root / "b" / "Drums")
+    reports = {}
+
+    def scan_b():
+        try:
+            with Library(root / "lib-b", catalog=address) as library:
+                library.map_share(path_b, "nas-drums")
+                reports["scan_b"] = Scanner(library, workers=1).scan([path_b])
+        except BaseException as exc:  # noqa: BLE001 — raised again on the test's thread
+            reports["scan_b"] = exc
+
+    def on_progress(progress):
+        if "scan_b" not in reports and progress.done < progress.total:
+            other = threading.Thread(target=scan_b)   # a Library belongs to its thread
+            other.start()
+            other.join()
+
+    with Library(root / "lib-a", catalog=address) as library:
+        library.map_share(path_a, "nas-drums")
+        reports["scan_a"] = Scanner(library, workers=1, progress=on_progress).scan([path_a])
+    if isinstance(reports.get("scan_b"), BaseException):
+        raise reports["scan_b"]
+    files = sorted(p.name for p in nas.iterdir())
+    yield {"address": address, "root": root, "a": path_a, "b": path_b, "files": files, **reports}
+
+
+def test_storage_protocols_cover_both_implementations(two_machines, running):
+    from app.index import VectorIndex
+    from app.pg_store import PgCatalog, PgVectorIndex
+    with Library(two_machines["root"] / "lib-a", catalog=two_machines["address"]) as shared:
+        assert isinstance(shared.catalog, PgCatalog) and isinstance(shared.index, PgVectorIndex)
+        assert isinstance(shared.catalog, CatalogStore) and isinstance(shared.index, VectorSearch)
+    with Catalog(two_machines["root"] / "local.sqlite3") as local:
+        assert isinstance(local, CatalogStore)
+    assert isinstance(VectorIndex(8, "m"), VectorSearch)
+
+
+def test_two_machines_one_share_is_one_library_and_no_file_is_analysed_twice(two_machines, running):
+    a, b, files = two_machines["a"], two_machines["b"], two_machines["files"]
+    scan_a, scan_b = two_machines["scan_a"], two_machines["scan_b"]
+    assert len(files) >= 20
+    # B ran while A held claims on the files it had not committed yet: B left them to A
+    assert scan_b.claimed_elsewhere > 0
+    assert scan_a.files_analysed + scan_b.files_analysed == len(files)
+    address = two_machines["address"]
+    with Library(two_machines["root"] / "lib-b", catalog=address) as library:
+        rows = library.catalog.files_under(str(b))
+        assert sorted(Path(p).name for p in rows) == files
+        assert all(p.startswith(str(b) + os.sep) for p in rows)   # B's own paths
+        again = Scanner(library, workers=1).scan([b])
+        assert again.unchanged == len(files) and again.files_analysed == 0
+        assert library.catalog.stats()["indexed"] == len(files)
+    with Library(two_machines["root"] / "lib-a", catalog=address) as library:
+        assert sorted(Path(p).name for p in library.catalog.files_under(str(a))) == files
+
+
+def test_a_machine_without_the_share_is_told_which_machines_have_the_file(two_machines, running):
+    query = two_machines["b"] / QUERIES[0]
+    with Library(two_machines["root"] / "lib-c", catalog=two_machines["address"]) as library:
+        results = library.search_file(query, k=3)
+    best = results[0]
+    assert not best.exists and best.file.path == f"[nas-drums]/{QUERIES[0]}"
+    assert str(two_machines["a"] / QUERIES[0]) in best.where
+    assert str(two_machines["b"] / QUERIES[0]) in best.where
+    assert best.as_dict()["where"] == best.where
+
+
+def test_pgvector_search_ranks_as_the_local_hnswlib_path(two_machines, running, tmp_path):
+    a = two_machines["a"]
+    with Library(tmp_path / "local", catalog="local") as local:
+        Scanner(local, workers=1).scan([a])
+        expected = {q: local.search_file(a / q, k=5) for q in QUERIES}
+    with Library(two_machines["root"] / "lib-a", catalog=two_machines["address"]) as shared:
+        for q in QUERIES:
+            got = shared.search_file(a / q, k=5)
+            assert top(got) == top(expected[q]), q
+            assert got[0].file.path == str(a / q)
+            for mine, theirs in zip(got, expected[q]):
+                assert abs(mine.score - theirs.score) < 1e-4
+
+
+def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, nas, tmp_path):
+    address = running.create_database("restart")
+    share = mount(nas, tmp_path / "m" / "Drums")
+    files = sorted(p.name for p in nas.iterdir())
+    restarted = threading.Event()
+
+    with Library(tmp_path / "lib", catalog=address) as library:
+        def restart_when_waited_for():
+            wait_until(lambda: library.catalog.reconnect_attempts >= 2)  # one try failed
+            running.start()
+            restarted.set()
+
+        def on_progress(progress):
+            if not restarted.is_set() and running.running:
+                running.stop("immediate")          # as a crash: no shutdown checkpoint
+                threading.Thread(target=restart_when_waited_for, daemon=True).start()
+
+        report = Scanner(library, workers=1, progress=on_progress).scan([share])
+        assert restarted.is_set() and not report.interrupted
+        assert report.files_analysed == len(files)      # the retried batch counted once
+        rows = library.catalog.files_under(str(share))
+        assert sorted(Path(p).name for p in rows) == files
+        assert library.catalog.vector_count() == sum(
+            len(library.catalog.file_vectors(r.id)[0]) for r in rows.values()) > 0
+        again = Scanner(library, workers=1).scan([share])
+        assert again.files_analysed == 0 and again.unchanged == len(files)
+    with running.connect("restart") as conn:
+        assert conn.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+
+
+def test_a_stopped_server_leaves_search_on_the_stale_local_copy(two_machines, running):
+    a, address = two_machines["a"], two_machines["address"]
+    lib_a = two_machines["root"] / "lib-a"
+    with Library(lib_a, catalog=address) as library:
+        online = library.search_file(a / QUERIES[1], k=5)
+        library.sync_cache()
+    running.stop("immediate")
+    with Library(lib_a, catalog=address) as library:
+        assert library.offline and "stale" in library.stale_note
+        assert "cannot be reached" in library.stale_note
+        assert top(library.search_file(a / QUERIES[1], k=5)) == top(online)
+        with pytest.raises(LibraryError, match="nothing can be added"):
+            Scanner(library, workers=1).scan([a])
+    env = dict(os.environ, SAMPLESCOUT_LIBRARY_DIR=str(lib_a))
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "search", str(a / QUERIES[1]), "-k", "3", "--json",
+         "--catalog", address], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert "stale" in answer and Path(answer["results"][0]["path"]).name == QUERIES[1]
+    assert "read-only copy" in done.stderr
+    with pytest.raises(StorageUnavailable, match="no local copy"):
+        Library(two_machines["root"] / "lib-new", catalog=address)
