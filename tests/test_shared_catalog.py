@@ -178,11 +178,22 @@ def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, n
             running.start()
             restarted.set()
 
-        def on_progress(progress):
-            if not restarted.is_set() and running.running:
+        # The crash lands inside a batch, after one of its files was stored: that whole
+        # transaction is lost on the server and must be committed again.
+        stored_in_batch = [0]
+        store = library.store
+
+        def store_then_crash(analysis):
+            stored_in_batch[0] += 1
+            if stored_in_batch[0] == 2 and running.running and not restarted.is_set():
                 running.stop("immediate")          # as a crash: no shutdown checkpoint
                 threading.Thread(target=restart_when_waited_for, daemon=True).start()
+            return store(analysis)
 
+        def on_progress(progress):
+            stored_in_batch[0] = 0                 # a batch was committed
+
+        library.store = store_then_crash
         report = Scanner(library, workers=1, progress=on_progress).scan([share])
         assert restarted.is_set() and not report.interrupted
         assert report.files_analysed == len(files)      # the retried batch counted once
