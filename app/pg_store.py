@@ -108,6 +108,10 @@ class PgSchemaError(SampleScoutError):
     """The database's schema is newer than this app understands, or cannot be created."""
 
 
+class PgAccessError(SampleScoutError):
+    """This database role may not do that (a read-only role asked to write)."""
+
+
 def _unavailable(exc: BaseException) -> StorageUnavailable:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StorageUnavailable(f"the shared catalogue cannot be reached ({detail})")
@@ -192,6 +196,9 @@ class PgCatalog:
             return self._conn.execute(query, params)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _unavailable(exc) from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PgAccessError(f"the shared catalogue refuses this role: "
+                                f"{str(exc).splitlines()[0]}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -210,7 +217,30 @@ class PgCatalog:
 
     # -- schema ----------------------------------------------------------------
 
+    def _schema_version(self) -> int | None:
+        """The database's schema version, None when it has no catalogue yet."""
+        if self._conn.execute("SELECT to_regclass('scout_meta')").fetchone()[0] is None:
+            return None
+        row = self._conn.execute(
+            "SELECT value FROM scout_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
     def _migrate(self) -> None:
+        current = self._schema_version()
+        if current == SCHEMA_VERSION:
+            return        # nothing to write: a read-only role opens the catalogue too
+        if current is not None and current > SCHEMA_VERSION:
+            raise PgSchemaError(
+                f"the shared catalogue has schema version {current}, newer than this version "
+                f"of Sample Scout understands ({SCHEMA_VERSION}); update the app on this machine")
+        try:
+            self._migrate_locked()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PgSchemaError(
+                f"cannot set up the shared catalogue ({str(exc).splitlines()[0]}): its schema "
+                "must be created once by a role that may (see the README)") from exc
+
+    def _migrate_locked(self) -> None:
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             self._conn.execute("CREATE TABLE IF NOT EXISTS scout_meta "
@@ -258,6 +288,16 @@ class PgCatalog:
                 "((embedding::vector({})) vector_cosine_ops) WHERE model_id = {}").format(
                     sql.Identifier(name), sql.Literal(int(dim)), sql.Literal(model_id)))
         self._indexed_models.add(model_id)
+
+    def describe(self) -> str:
+        """Server and pgvector versions, schema, and whether this role may write rows."""
+        server = self._q("SHOW server_version").fetchone()[0]
+        vector = self._q("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        writes = self._q("SELECT has_table_privilege('files', 'INSERT') AND "
+                         "has_table_privilege('vectors', 'INSERT')").fetchone()[0]
+        return (f"{redacted(self.address)}: PostgreSQL {server}, pgvector "
+                f"{vector[0] if vector else 'missing'}, schema {SCHEMA_VERSION}, "
+                f"{'read-write' if writes else 'read-only'} role, machine {self.machine_id}")
 
     # -- shares and this machine's mappings -------------------------------------
 

@@ -230,3 +230,46 @@ def test_a_stopped_server_leaves_search_on_the_stale_local_copy(two_machines, ru
     assert "read-only copy" in done.stderr
     with pytest.raises(StorageUnavailable, match="no local copy"):
         Library(two_machines["root"] / "lib-new", catalog=address)
+
+
+def test_doctor_checks_the_shared_catalogue_and_a_read_only_role_cannot_write(running, tmp_path, monkeypatch):
+    from app.doctor import shared_catalogue_check
+    address = running.create_database("doctor")
+    monkeypatch.setenv("SAMPLESCOUT_CATALOG", address)
+    check = shared_catalogue_check(str(tmp_path / "lib"))
+    assert check.ok and "pgvector 0.8" in check.detail and "read-write role" in check.detail
+    with running.connect("doctor") as conn:
+        conn.execute("CREATE ROLE listener LOGIN")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO listener")
+    monkeypatch.setenv("SAMPLESCOUT_CATALOG", address.replace("postgres@", "listener@"))
+    check = shared_catalogue_check(str(tmp_path / "lib"))
+    assert check.ok and "read-only role" in check.detail
+    from app.pg_store import PgAccessError
+    with Library(tmp_path / "lib", catalog=address.replace("postgres@", "listener@")) as library:
+        with pytest.raises(PgAccessError, match="refuses this role"):   # the database says no
+            library.map_share(tmp_path, "nas")
+    running.stop("fast")
+    check = shared_catalogue_check(str(tmp_path / "lib"))
+    assert not check.ok and "cannot be reached" in check.detail
+
+
+def test_a_newer_schema_is_refused_not_written(running, tmp_path):
+    from app.pg_store import PgSchemaError
+    address = running.create_database("newer")
+    Library(tmp_path / "lib", catalog=address).close()
+    with running.connect("newer") as conn:
+        conn.execute("UPDATE scout_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(PgSchemaError, match="newer than this version"):
+        Library(tmp_path / "lib", catalog=address)
+
+
+def test_a_catalogue_address_is_remembered_but_never_its_password(tmp_path):
+    from app.library import catalog_address, remember_catalog_address
+    with pytest.raises(LibraryError, match="pgpass"):
+        remember_catalog_address(tmp_path, "postgresql://scout:secret@nas/studio")
+    assert catalog_address(tmp_path) is None
+    remember_catalog_address(tmp_path, "postgresql://scout@nas/studio")
+    assert catalog_address(tmp_path) == "postgresql://scout@nas/studio"
+    assert catalog_address(tmp_path, "local") is None
+    remember_catalog_address(tmp_path, "local")
+    assert catalog_address(tmp_path) is None
