@@ -178,20 +178,21 @@ def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, n
             running.start()
             restarted.set()
 
-        # The crash lands inside a batch, after one of its files was stored: that whole
-        # transaction is lost on the server and must be committed again.
-        stored_in_batch = [0]
+        # The crash lands inside a batch, after one of its files was stored in its open
+        # transaction and after an earlier batch was committed: the earlier batch must
+        # survive, the open one is lost on the server and must be committed again.
+        committed = [0]
         store = library.store
 
         def store_then_crash(analysis):
-            stored_in_batch[0] += 1
-            if stored_in_batch[0] == 2 and running.running and not restarted.is_set():
+            file_id = store(analysis)
+            if committed[0] and running.running and not restarted.is_set():
                 running.stop("immediate")          # as a crash: no shutdown checkpoint
                 threading.Thread(target=restart_when_waited_for, daemon=True).start()
-            return store(analysis)
+            return file_id
 
         def on_progress(progress):
-            stored_in_batch[0] = 0                 # a batch was committed
+            committed[0] += 1
 
         library.store = store_then_crash
         report = Scanner(library, workers=1, progress=on_progress).scan([share])
