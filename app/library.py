@@ -330,11 +330,13 @@ class Library:
 
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Same content, new stat: the vectors stay."""
+        self.check_writable()
         self.catalog.touch(file_id, size, mtime_ns)
 
     def relink(self, file_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A catalogued file was moved to ``path``: it keeps its row and vectors; a row
         that ``path`` held before (other content) leaves the catalog and the index."""
+        self.check_writable()
         with self.catalog.transaction():
             previous = self.catalog.file_by_path(path)
             if previous is not None and previous.id != file_id:

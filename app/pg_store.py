@@ -611,7 +611,7 @@ class PgCatalog:
                 located[where] = path
         if not located:
             return {}
-        keys = list(located)
+        keys = sorted(located)   # one lock order for every machine: no deadlock between two
         with self.transaction():
             held = self._q(
                 "INSERT INTO claims (share_id, rel_path, machine_id) "

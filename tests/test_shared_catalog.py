@@ -164,6 +164,13 @@ def test_pgvector_search_ranks_as_the_local_hnswlib_path(two_machines, running, 
             assert got[0].file.path == str(a / q)
             for mine, theirs in zip(got, expected[q]):
                 assert abs(mine.score - theirs.score) < 1e-4
+        # the live matcher's path: a Searcher, used from another thread
+        query = shared.embed_file(a / QUERIES[0])
+        searcher, answers = shared.searcher(), []
+        worker = threading.Thread(target=lambda: answers.append(searcher.search(query, 5)))
+        worker.start()
+        worker.join()
+        assert top(answers[0]) == top(expected[QUERIES[0]])
 
 
 def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, nas, tmp_path):
