@@ -195,6 +195,13 @@ class Scanner:
                 else:
                     tasks.append(candidate)
             report.seen += len(seen)
+            if not seen and rows and self.library.shared:
+                # An empty mount point (the share not mounted here): deleting its rows would
+                # delete them for every machine of the shared catalogue.
+                report.problems.append(
+                    f"library folder is empty: {root_path} (share not mounted?); its "
+                    f"{len(rows)} catalogued files are kept")
+                continue
             orphans.update((p, r) for p, r in rows.items() if p not in seen)
 
         held = self.library.claim(t.path for t in tasks)

@@ -281,3 +281,15 @@ def test_a_catalogue_address_is_remembered_but_never_its_password(tmp_path):
     assert catalog_address(tmp_path, "local") is None
     remember_catalog_address(tmp_path, "local")
     assert catalog_address(tmp_path) is None
+
+
+def test_an_unmounted_share_deletes_nothing_for_the_other_machines(two_machines, running):
+    root, files = two_machines["root"], two_machines["files"]
+    mount_point = root / "d" / "Drums"        # the share's folder, nothing mounted on it
+    mount_point.mkdir(parents=True)
+    with Library(root / "lib-d", catalog=two_machines["address"]) as library:
+        library.map_share(mount_point, "nas-drums")
+        report = Scanner(library, workers=1).scan([mount_point])
+        assert report.removed == 0 and any("share not mounted" in p for p in report.problems)
+    with Library(root / "lib-a", catalog=two_machines["address"]) as library:
+        assert len(library.catalog.files_under(str(two_machines["a"]))) == len(files)
