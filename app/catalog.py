@@ -362,6 +362,10 @@ class Catalog:
         return {r[0] for r in self._db.execute(
             "SELECT DISTINCT content_hash FROM files WHERE content_hash IS NOT NULL")}
 
+    def where(self, row: FileRow) -> str | None:
+        """Which other machine has a file missing here: none, this catalog is one machine's."""
+        return None
+
     def skipped(self, limit: int | None = None) -> list[FileRow]:
         sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'skipped' ORDER BY path"
         if limit is not None:

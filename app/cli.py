@@ -58,6 +58,11 @@ def _common_options() -> argparse.ArgumentParser:
         help="encoder: 'scout' (default), 'aisfx', or an ONNX file (also $SAMPLESCOUT_MODEL); "
              "changing it re-embeds the library on the next scan")
     common.add_argument(
+        "--catalog", metavar="ADDRESS", default=argparse.SUPPRESS,
+        help="a shared catalogue, postgresql://user@host/db (password in ~/.pgpass), used by "
+             "index, search and library and remembered by index; 'local' for this machine's "
+             "own (the default; also $SAMPLESCOUT_CATALOG)")
+    common.add_argument(
         "--vst3-path", metavar="DIR", action="append", default=argparse.SUPPRESS,
         help="extra folder of VST3 plugins, besides the standard ones (repeatable; "
              "also $SAMPLESCOUT_VST3_PATH)")
@@ -75,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="folders to scan (default: the library's folders)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--share", metavar="NAME", default=None,
+                   help="with a shared catalogue: the folders given are the share NAME, as every "
+                        "machine that mounts it calls it (one NAS at different paths is one library)")
     p.add_argument("--remove", action="store_true",
                    help="forget the given folders instead of scanning them")
 
@@ -206,7 +214,17 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
     from app.library import Library
     from app.scanner import Scanner
 
-    with Library(library_dir) as library:
+    address = getattr(args, "catalog", None)
+    with Library(library_dir, catalog=address) as library:
+        if address is not None:
+            from app.library import remember_catalog_address
+            remember_catalog_address(library.directory, address)
+        library.check_writable()
+        if args.share:
+            if not args.paths:
+                raise CliError("--share names the folders given: samplescout index FOLDER --share NAME")
+            for path in args.paths:
+                library.map_share(os.path.abspath(os.path.expanduser(path)), args.share)
         if args.remove:
             if not args.paths:
                 raise CliError("--remove needs the folders to forget")
@@ -284,6 +302,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
         ("moved or renamed (relinked)", report.relinked),
         ("duplicates (analysis reused)", report.duplicates),
         ("removed (gone from disk)", report.removed),
+        ("left to another machine", report.claimed_elsewhere),
         ("skipped with a reason", sum(report.skipped.values())),
         ("time", f"{report.elapsed_s:.1f} s"),
         ("speed", f"{report.files_per_s:.1f} files/s, {report.mb_per_s:.1f} MB/s"),
@@ -314,7 +333,9 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
     if args.k < 1:
         raise CliError("-k must be at least 1")
     status = EXIT_OK
-    with Library(library_dir) as library:
+    with Library(library_dir, catalog=getattr(args, "catalog", None)) as library:
+        if library.stale_note:
+            err.print(f"samplescout: warning: {printable(library.stale_note)}", markup=False)
         for path in args.files:
             try:
                 results = library.search_file(path, k=args.k)
@@ -325,8 +346,10 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                     return status
                 continue
             if args.json:
-                print(json.dumps({"query": os.path.abspath(path),
-                                  "results": [r.as_dict() for r in results]}), flush=True)
+                answer = {"query": os.path.abspath(path), "results": [r.as_dict() for r in results]}
+                if library.stale_note:
+                    answer["stale"] = library.stale_note
+                print(json.dumps(answer), flush=True)
                 continue
             table = Table(title=f"Closest to {shown(path)}", title_justify="left")
             table.add_column("#", justify="right")
@@ -335,23 +358,36 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             table.add_column("length", justify="right")
             table.add_column("sample")
             for r in results:
-                name = display_path(r.file.path) + ("" if r.exists else " (missing)")
+                name = display_path(r.file.path)
+                if not r.exists:
+                    name += f" ({r.where})" if r.where else " (missing)"
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
                               f"{r.file.duration or 0:.2f} s", shown(name))
             out.print(table)
         for problem in library.problems:
             err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
+        library.sync_cache()   # keep the offline copy of a shared catalogue current
     return status
 
 
 # -- library ---------------------------------------------------------------
 
 def cmd_library(args, library_dir, out: Console, err: Console) -> int:
-    from app.catalog import Catalog
-    from app.paths import CATALOG_FILENAME, library_dir as resolve
+    from app.library import Library, catalog_address
+    from app.paths import library_dir as resolve
 
     directory = resolve(library_dir)
-    with Catalog(directory / CATALOG_FILENAME) as catalog:
+    address = catalog_address(directory, getattr(args, "catalog", None))
+    if address is None:
+        from app.catalog import Catalog
+        from app.paths import CATALOG_FILENAME
+        opened = Catalog(directory / CATALOG_FILENAME)
+    else:
+        opened = Library(directory, catalog=address)
+        if opened.stale_note:
+            err.print(f"samplescout: warning: {printable(opened.stale_note)}", markup=False)
+    with opened:
+        catalog = opened if address is None else opened.catalog
         stats = catalog.stats()
         skipped = catalog.skipped(None if args.all else 50)
         if args.json:
@@ -361,6 +397,9 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
             print(json.dumps(stats))
             return EXIT_OK
         out.print(f"Library: {printable(directory)}", markup=False)
+        if "catalog" in stats:
+            out.print(f"Shared catalogue: {printable(stats['catalog'])} (machines: "
+                      f"{printable(', '.join(stats['machines'])) or 'none yet'})", markup=False)
         out.print(f"Folders: {printable(', '.join(stats['roots'])) or '(none)'}", markup=False)
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "

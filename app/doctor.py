@@ -114,8 +114,27 @@ def _library(library_dir: str | None) -> Callable[[], str]:
     return probe
 
 
+def shared_catalogue_check(library_dir: str | None) -> Check | None:
+    """The shared catalogue this library dir uses (connection, versions, the role's
+    rights); None when it uses its own local catalog."""
+    from app.library import catalog_address
+    from app.paths import library_dir as resolve
+    directory = resolve(library_dir)
+    address = catalog_address(directory)
+    if address is None:
+        return None
+
+    def probe() -> str:
+        from app.machine import machine_id
+        from app.pg_store import PgCatalog
+        with PgCatalog(address, machine_id(directory)) as catalog:
+            return catalog.describe()
+    return _check("shared catalogue", probe)
+
+
 def run_checks(library_dir: str | None = None) -> list[Check]:
-    return [
+    shared = shared_catalogue_check(library_dir)
+    return [c for c in [
         Check("python", True, f"{platform.python_version()} on {platform.platform()}"),
         _check("numpy", _version("numpy")),
         _check("onnxruntime", _version("onnxruntime")),
@@ -129,4 +148,5 @@ def run_checks(library_dir: str | None = None) -> list[Check]:
         _check("plugins (pedalboard)", _version("pedalboard")),
         _check("Qt (PyQt6)", _version("PyQt6.QtCore", "PYQT_VERSION_STR")),
         _check("library", _library(library_dir)),
-    ]
+        shared,
+    ] if c is not None]

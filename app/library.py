@@ -9,7 +9,14 @@ It is the one writer of both: ``store``, ``store_copy``, ``touch``, ``relink``,
 caller can leave one behind the other. Readers elsewhere (the live matcher) get a
 ``Searcher`` from ``searcher()``: the index and a read-only view of the catalog.
 
-Threads: a ``Library`` belongs to the thread that opened it (it holds a SQLite
+The storage behind it (``app.storage``) is local by default: a SQLite catalog and an
+hnswlib index in the library dir. A ``postgresql://`` catalog address (the ``catalog``
+argument, ``$SAMPLESCOUT_CATALOG`` or the address remembered in the library dir) puts the
+catalog and the vectors in a shared PostgreSQL + pgvector database (``app.pg_store``);
+the search above it is the same. When that server cannot be reached, the library opens
+its local read-only copy (``app.shared_cache``) and says so in ``stale_note``.
+
+Threads: a ``Library`` belongs to the thread that opened it (it holds a catalog
 connection); a ``Searcher`` may be used from any thread (one catalog connection per
 thread); ``VectorIndex.search`` itself may be called from any thread.
 """
@@ -22,12 +29,14 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from app.catalog import Catalog, CatalogError, FileAnalysis, FileRow
+from app.machine import machine_id
 from app.decode import read_mono
 from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
@@ -35,6 +44,8 @@ from app.index import (
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, embed_query, search
 from app.rerank import FileReranker
+from app.shared_cache import cache_dir_for, read_state, write_cache
+from app.storage import StorageUnavailable, is_shared_address
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
@@ -44,6 +55,39 @@ __all__ = ["Library", "LibraryBusyError", "LibraryError", "EmptyLibraryError", "
 # Share of sampled vectors that must find themselves in a fresh index before it is accepted
 # without trying a denser graph.
 SELF_RECALL_FLOOR = 0.99
+
+CATALOG_ENV = "SAMPLESCOUT_CATALOG"
+CATALOG_ADDRESS_FILENAME = "catalog-address"
+LOCAL = "local"
+
+
+def catalog_address(directory: Path, override: str | None = None) -> str | None:
+    """The catalogue this library dir uses: ``override`` ('local' for the SQLite one),
+    else $SAMPLESCOUT_CATALOG, else the address remembered in the dir; None: local."""
+    for address in (override, os.environ.get(CATALOG_ENV)):
+        if address:
+            return None if address == LOCAL else address
+    try:
+        remembered = (Path(directory) / CATALOG_ADDRESS_FILENAME).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return remembered or None
+
+
+def remember_catalog_address(directory: Path, address: str) -> None:
+    """Make ``address`` this library dir's catalogue ('local' goes back to SQLite). An
+    address holding a password is refused: keep passwords in ~/.pgpass or a service file."""
+    path = Path(directory) / CATALOG_ADDRESS_FILENAME
+    if address == LOCAL:
+        path.unlink(missing_ok=True)
+        return
+    if not is_shared_address(address):
+        raise LibraryError(f"unknown catalogue {address!r}: give postgresql://… or 'local'")
+    from app.pg_store import has_password
+    if has_password(address):
+        raise LibraryError("the catalogue address holds a password, which is never stored: "
+                           "put it in ~/.pgpass (or a pg_service.conf entry) instead")
+    path.write_text(address + "\n", encoding="utf-8")
 
 
 class LibraryError(SampleScoutError):
@@ -62,10 +106,21 @@ class Library:
     """Catalog + index + encoder of one library dir (see module docstring on threads)."""
 
     def __init__(self, directory: str | os.PathLike | None = None, *,
-                 model_path: str | os.PathLike | None = None, encoder: Encoder | None = None):
+                 model_path: str | os.PathLike | None = None, encoder: Encoder | None = None,
+                 catalog: str | None = None):
         self.directory = library_dir(directory)
-        self.catalog = Catalog(self.directory / CATALOG_FILENAME)
+        self.address = catalog_address(self.directory, catalog)
+        if self.address and not is_shared_address(self.address):
+            raise LibraryError(f"unknown catalogue {self.address!r}: give postgresql://… or 'local'")
+        self.shared = self.address is not None   # a shared catalogue (maybe offline)
+        self.offline = False                     # ...searched through its local copy
+        self.stale_note = ""
+        self._store_dir = self.directory         # where the SQLite catalog and index live
         self.encoder = encoder or Encoder(model_path, threads=1)
+        if self.shared:
+            self.catalog = self._open_shared()
+        else:
+            self.catalog = Catalog(self.directory / CATALOG_FILENAME)
         self.model_path = model_path
         self._index: VectorIndex | None = None
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
@@ -74,9 +129,76 @@ class Library:
         self._lock_fd: int | None = None  # the writer lock, while this Library holds it
         self.problems: list[str] = []  # found while opening the index, for the user
 
+    def _open_shared(self):
+        from app.pg_store import PgCatalog, redacted
+        self.address_label = redacted(self.address)
+        self._cache = cache_dir_for(self.directory, self.address_label)
+        try:
+            return PgCatalog(self.address, machine_id(self.directory))
+        except StorageUnavailable as exc:
+            state = read_state(self._cache)
+            if state is None:
+                raise StorageUnavailable(f"{exc}; this machine has no local copy of it yet") from exc
+            self.offline = True
+            self._store_dir = self._cache
+            saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(state["saved_at"]))
+            self.stale_note = (f"{exc}: searching this machine's read-only copy from {saved} "
+                               "(stale; changes made since then are not in it)")
+            return Catalog(self._cache / CATALOG_FILENAME)
+
     @property
     def index_path(self) -> Path:
-        return self.directory / INDEX_FILENAME
+        return self._store_dir / INDEX_FILENAME
+
+    @property
+    def live_shared(self) -> bool:
+        """True when the catalogue is a reachable shared server."""
+        return self.shared and not self.offline
+
+    def check_writable(self) -> None:
+        """Raise LibraryError when this library cannot be written (an offline copy)."""
+        if self.offline:
+            raise LibraryError(f"{self.stale_note.split(': searching')[0]}: nothing can be "
+                               "added or removed until it is back")
+
+    def map_share(self, path: str | os.PathLike, share: str) -> None:
+        """On this machine, the shared catalogue's share ``share`` is the folder ``path``."""
+        if not self.live_shared:
+            raise LibraryError("shares name folders of a shared catalogue: give "
+                               "--catalog postgresql://… as well")
+        self.catalog.map_share(os.fspath(path), share)
+
+    def claim(self, paths: Iterable[str]) -> dict[str, str]:
+        """Claim files for analysis here; returns those another machine is analysing
+        ({path: machine}). Local libraries have no one to share with: {}."""
+        return self.catalog.claim(paths) if self.live_shared else {}
+
+    def release_claims(self) -> None:
+        if self.live_shared:
+            self.catalog.release_claims()
+
+    def reconnect(self) -> None:
+        """After StorageUnavailable: wait (with backoff) for the shared server to return."""
+        if not self.live_shared:
+            raise LibraryError("only a shared catalogue reconnects")
+        self.catalog.reconnect()
+
+    def sync_cache(self) -> bool:
+        """Bring the local read-only copy of a shared catalogue up to date; True when it was
+        rewritten. Thread: the owner's."""
+        if not self.live_shared:
+            return False
+        generation = self.catalog.generation
+        state = read_state(self._cache)
+        if state is not None and state.get("generation") == generation:
+            return False
+
+        def build_index(folder: Path) -> None:
+            with Library(folder, encoder=self.encoder, catalog=LOCAL) as copy:
+                copy.index  # builds and saves the hnswlib index of the copy
+        write_cache(self._cache, self.catalog, self.encoder.model_id, generation,
+                    self.address_label, build_index)
+        return True
 
     def close(self) -> None:
         self._release_writer_lock()
@@ -153,6 +275,10 @@ class Library:
 
     def _open_index(self) -> VectorIndex:
         model_id, dim = self.encoder.model_id, self.encoder.dim
+        if self.live_shared:
+            from app.pg_store import PgVectorIndex
+            self.index_note = "pgvector HNSW on the shared catalogue"
+            return PgVectorIndex(self.catalog, model_id, dim)
         try:
             index = VectorIndex.load(self.index_path, dim=dim, model_id=model_id)
         except FileNotFoundError:
@@ -199,11 +325,14 @@ class Library:
                       ef_construction: int = DEFAULT_EF_CONSTRUCTION) -> VectorIndex:
         """A fresh index from every vector of the current model in the catalog.
 
+        A shared catalogue's index lives on its server: nothing to build here.
         HNSW can leave some vectors unreachable by any query; when the self-recall of the new
         graph is below SELF_RECALL_FLOOR it is built once more with doubled M and
         ef_construction, and the better of the two is kept. The figure lands in
         ``index_self_recall``.
         """
+        if self.live_shared:
+            return self.index
         index = self._build_index(M, ef_construction)
         recall = index.self_recall()
         if recall < SELF_RECALL_FLOOR:
@@ -246,6 +375,9 @@ class Library:
         when another process holds it, nothing is saved (that process saves its own) and
         False is returned. A read-only command that cannot write (full disk, read-only
         folder) keeps its repaired index in memory: also False."""
+        if self.live_shared:  # a shared catalogue: refresh the local copy instead
+            self.sync_cache()
+            return True
         holds = self._lock_fd is not None
         if not holds:
             try:
@@ -277,6 +409,7 @@ class Library:
     def store(self, analysis: FileAnalysis) -> int:
         """Store one file's analysis (replacing what its path held before); its vectors
         join the index when it was indexed. Returns the file id."""
+        self.check_writable()
         index = self.index
         with self.catalog.transaction():
             previous = self.catalog.file_by_path(analysis.path)
@@ -290,6 +423,7 @@ class Library:
     def store_copy(self, source: FileRow, path: str, size: int, mtime_ns: int) -> int:
         """A file with the same content as ``source``: a new row sharing its analysis
         (replacing what ``path`` held before). Returns the file id."""
+        self.check_writable()
         index = self.index
         with self.catalog.transaction():
             previous = self.catalog.file_by_path(path)
@@ -303,11 +437,13 @@ class Library:
 
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Same content, new stat: the vectors stay."""
+        self.check_writable()
         self.catalog.touch(file_id, size, mtime_ns)
 
     def relink(self, file_id: int, path: str, size: int, mtime_ns: int) -> None:
         """A catalogued file was moved to ``path``: it keeps its row and vectors; a row
         that ``path`` held before (other content) leaves the catalog and the index."""
+        self.check_writable()
         with self.catalog.transaction():
             previous = self.catalog.file_by_path(path)
             if previous is not None and previous.id != file_id:
@@ -318,6 +454,7 @@ class Library:
         """Forget these files: their rows and their vectors. Returns how many."""
         ids = [int(i) for i in file_ids]
         if ids:
+            self.check_writable()
             self.index.remove_files(ids)
             self.catalog.delete_files(ids)
         return len(ids)
@@ -325,6 +462,7 @@ class Library:
     def remove_folder(self, root: str | os.PathLike) -> int:
         """Forget a library folder and every file under it, and save the index. Returns
         the files removed."""
+        self.check_writable()
         root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self.index.remove_files(row.id for row in self.catalog.files_under(root).values())
         removed = self.catalog.remove_root(root)
@@ -336,8 +474,23 @@ class Library:
     def searcher(self, index: VectorIndex | None = None) -> "Searcher":
         """A read-only searcher over this library's index as loaded now (or over ``index``,
         one built from this catalog), for any thread."""
+        if self.live_shared:
+            from app.pg_store import PgCatalog, PgVectorIndex
+            address, machine = self.address, self.catalog.machine_id
+
+            def open_catalog():
+                return PgCatalog(address, machine)
+            if index is None:
+                index = PgVectorIndex(open_catalog(), self.encoder.model_id, self.encoder.dim)
+        else:
+            path = self._store_dir / CATALOG_FILENAME
+
+            def open_catalog():
+                catalog = Catalog(path)
+                catalog.set_read_only()
+                return catalog
         return Searcher(self.directory, self.index if index is None else index, self.encoder,
-                        self.reranker)
+                        self.reranker, open_catalog=open_catalog)
 
     @property
     def reranker(self) -> FileReranker | None:
@@ -381,8 +534,9 @@ class Searcher:
     writes. Any thread (each thread reads the catalog through a connection of its own)."""
 
     def __init__(self, directory: Path, index: VectorIndex, encoder: Encoder,
-                 reranker: FileReranker | None):
+                 reranker: FileReranker | None, open_catalog: Callable[[], Catalog]):
         self.directory = Path(directory)
+        self._open_catalog = open_catalog
         self.index = index
         self.encoder = encoder
         self.reranker = reranker
@@ -393,9 +547,7 @@ class Searcher:
         """This thread's read-only connection to the catalog (writes raise)."""
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
-            catalog = Catalog(self.directory / CATALOG_FILENAME)
-            catalog.set_read_only()
-            self._local.catalog = catalog
+            catalog = self._local.catalog = self._open_catalog()
         return catalog
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None) -> list[SearchResult]:
@@ -404,7 +556,7 @@ class Searcher:
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""
-        return Searcher(self.directory, index, self.encoder, self.reranker)
+        return Searcher(self.directory, index, self.encoder, self.reranker, self._open_catalog)
 
     def __len__(self) -> int:
         return len(self.index)

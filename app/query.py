@@ -40,6 +40,8 @@ class SearchResult:
     exists: bool          # False when the file vanished since the last scan
     # after re-ranking: the file's own cosine; ``score`` is then the cosine of its rank
     cosine: float | None = None
+    # a file not reachable here: which machine has it (a shared catalogue)
+    where: str | None = None
 
     def as_dict(self) -> dict:
         out = {
@@ -49,6 +51,8 @@ class SearchResult:
         }
         if self.cosine is not None:
             out["cosine"] = round(self.cosine, 6)
+        if self.where is not None:
+            out["where"] = self.where
         return out
 
 
@@ -146,10 +150,11 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
         row = rows.get(hit.file_id)
         if row is None:
             continue
+        exists = os.path.exists(row.path)
         results.append(SearchResult(
             rank=len(results) + 1, file=row, score=float(hit.score),
             offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
-            exists=os.path.exists(row.path)))
+            exists=exists, where=None if exists else catalog.where(row)))
     if reranker is not None and isinstance(query, Clip):
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
     return results[:wanted]

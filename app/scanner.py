@@ -9,6 +9,11 @@ the catalog in small transactions as they arrive, so an interrupted scan (Ctrl-C
 ``cancel()``, even ``kill -9``) keeps everything finished so far and the next
 scan resumes from there. Nothing is ever written into the scanned folders.
 
+On a shared catalogue, files are claimed before they are analysed: a file another
+machine is analysing is left to it (``ScanReport.claimed_elsewhere``). When the server
+goes away mid-scan, the batch being committed is rolled back, the scan waits for the
+server (``Library.reconnect``) and commits the batch again.
+
 Threads: ``Scanner.scan`` runs on the thread that owns the ``Library``;
 ``cancel`` may be called from any thread.
 """
@@ -34,6 +39,7 @@ from app.catalog import FileAnalysis, FileRow
 from app.decode import SUPPORTED_EXTENSIONS
 from app.library import Library
 from app.paths import display_path
+from app.storage import StorageUnavailable
 
 # Extensions of audio files we know of but cannot read: they get a catalog row
 # that says so. Anything else (text, images, DAW project files) is ignored.
@@ -75,6 +81,7 @@ class ScanReport:
     files_analysed: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    claimed_elsewhere: int = 0  # left to another machine of a shared catalogue
 
     @property
     def files_per_s(self) -> float:
@@ -238,6 +245,7 @@ class Scanner:
         interrupted with Ctrl-C; ``report.interrupted`` is set on ``cancel()``.
         Raises LibraryBusyError when another process is updating the library.
         """
+        self.library.check_writable()
         with self.library.writer_lock():
             return self._scan(roots)
 
@@ -273,8 +281,22 @@ class Scanner:
             report.seen += len(seen)
             # Files under a folder that could not be listed may well still be there.
             seen.update(p for p in rows if _under_any(p, unreadable))
+            if not seen and rows and self.library.shared:
+                # An empty mount point (the share not mounted here): deleting its rows would
+                # delete them for every machine of the shared catalogue.
+                report.problems.append(
+                    f"library folder is empty: {root_path} (share not mounted?); its "
+                    f"{len(rows)} catalogued files are kept")
+                continue
             orphans.update((p, r) for p, r in rows.items() if p not in seen)
 
+        held = self.library.claim(t.path for t in tasks)
+        if held:
+            report.claimed_elsewhere = len(held)
+            machines = ", ".join(sorted(set(held.values())))
+            report.problems.append(f"{len(held)} files are being analysed by {machines}; "
+                                   "their rows appear when it commits them")
+            tasks = [t for t in tasks if t.path not in held]
         self.library.index   # open (or repair) the index before the first result lands
         interrupted = False
         completed = False
@@ -290,6 +312,7 @@ class Scanner:
             else:
                 # Orphans not relinked by a moved copy are really gone.
                 report.removed = self.library.remove(row.id for row in orphans.values())
+            self.library.release_claims()
             self.library.save_index()
             report.elapsed_s = time.monotonic() - started
         if interrupted:
@@ -350,13 +373,7 @@ class Scanner:
                     pool.restart()
                 now = time.monotonic()
                 if batch and (now - last_commit >= COMMIT_EVERY_S or not in_flight):
-                    with catalog.transaction():
-                        for task, result in batch:
-                            if self._record(task, result, orphans, report):
-                                pending.append((task, True))
-                            else:
-                                done += 1
-                                report.bytes_analysed += task.size
+                    done += self._commit(batch, orphans, report, pending)
                     batch.clear()
                     last_commit = now
                     if now - last_save >= SAVE_INDEX_EVERY_S:
@@ -378,6 +395,30 @@ class Scanner:
                 pool.shutdown(cancel=True)
             raise
         pool.shutdown()
+
+    def _commit(self, batch: list, orphans: dict[str, FileRow], report: ScanReport,
+                pending: list) -> int:
+        """Record a batch in one transaction; returns the files done. When a shared server
+        goes away, the transaction is rolled back, and so is what it noted in ``report``,
+        ``orphans`` and ``pending``; the batch is committed again once the server is back."""
+        catalog = self.library.catalog
+        while True:
+            mark = _mark(report, orphans, pending) if self.library.shared else None
+            done = 0
+            try:
+                with catalog.transaction():
+                    for task, result in batch:
+                        if self._record(task, result, orphans, report):
+                            pending.append((task, True))
+                        else:
+                            done += 1
+                            report.bytes_analysed += task.size
+                return done
+            except StorageUnavailable:
+                if mark is None:
+                    raise
+                _restore(mark, report, orphans, pending)
+                self.library.reconnect()
 
     def _record(self, task: _Candidate, result, orphans: dict[str, FileRow],
                 report: ScanReport) -> bool:
@@ -474,6 +515,22 @@ def _sigint_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _mark(report: ScanReport, orphans: dict, pending: list) -> tuple:
+    counters = {k: v for k, v in vars(report).items() if isinstance(v, (int, float, bool))}
+    return (counters, Counter(report.skipped), len(report.skipped_files), len(report.problems),
+            dict(orphans), len(pending))
+
+
+def _restore(mark: tuple, report: ScanReport, orphans: dict, pending: list) -> None:
+    counters, skipped, n_skipped, n_problems, saved_orphans, n_pending = mark
+    for name, value in counters.items():
+        setattr(report, name, value)
+    report.skipped = skipped
+    del report.skipped_files[n_skipped:], report.problems[n_problems:], pending[n_pending:]
+    orphans.clear()
+    orphans.update(saved_orphans)
 
 
 def _crash_analysis(task: _Candidate, exc: BaseException | None = None) -> FileAnalysis:
