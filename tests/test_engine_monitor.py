@@ -123,17 +123,24 @@ def test_vst3_chain_output_equals_the_chain_applied_offline(jack_server, tmp_pat
     try:
         eng.set_input_chain(spec)
         eng.set_monitoring(True)
-        y, _ = play_and_record(jack_server, eng, 31)
-        first = onset(y)
         a, b = burst(31, FRAMES), burst(32, FRAMES)
-        got = y[first:first + GAP + FRAMES]
         dry = np.zeros(GAP + FRAMES, np.float32)
         dry[:FRAMES], dry[GAP:] = a, b
+        # An xrun drops blocks on the server's side, whatever the chain does: a take during
+        # which jackd reported one is played again (at most three takes).
+        for _ in range(3):
+            xruns = jack_server.xrun_count()
+            y, _ = play_and_record(jack_server, eng, 31)
+            first = onset(y)
+            got = y[first:first + GAP + FRAMES]
+            # The same description built here and run over the same input, in 64-frame blocks.
+            offline = Chain("input", 48000, 1, 8192, scanner)
+            offline.replace(*build_members(parse_preset(spec, scanner.roots()), offline))
+            ref = np.concatenate([offline.process(dry[i:i + 64, None])[:, 0]
+                                  for i in range(0, len(dry), 64)])
+            if jack_server.xrun_count() == xruns or np.allclose(got, ref, atol=1e-5):
+                break
         assert np.max(np.abs(got - dry)) > 0.05  # the compressor did something
-        # The same description built here and run over the same input, in 64-frame blocks.
-        offline = Chain("input", 48000, 1, 8192, scanner)
-        offline.replace(*build_members(parse_preset(spec, scanner.roots()), offline))
-        ref = np.concatenate([offline.process(dry[i:i + 64, None])[:, 0] for i in range(0, len(dry), 64)])
         np.testing.assert_allclose(got, ref, atol=1e-5)
     finally:
         eng.close()

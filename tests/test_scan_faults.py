@@ -205,8 +205,14 @@ def test_a_second_index_run_is_refused_while_the_first_writes(tmp_path, isolated
                              stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         _wait_for_rows(isolated_library_dir, 2, first)
-        second = subprocess.run(_index_cmd(root, isolated_library_dir), capture_output=True,
-                                text=True, cwd=REPO, timeout=120)
+        # The first run is held still (its lock with it) while the second starts, so a slow
+        # start-up of the second on a loaded machine cannot let the first finish first.
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = subprocess.run(_index_cmd(root, isolated_library_dir), capture_output=True,
+                                    text=True, cwd=REPO, timeout=120)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         assert first.poll() is None, "the first scan ended before the second started"
         assert second.returncode == 1
         assert f"another Sample Scout process (pid {first.pid}) is updating" in second.stderr
