@@ -77,7 +77,7 @@ def init_worker(model_path: str | None, known_hashes: frozenset[str]) -> None:
     global _encoder, _sounds, _known_hashes
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _encoder = Encoder(model_path, threads=1)
-    _sounds = SoundAnalyser()
+    _sounds = SoundAnalyser(_encoder.model_id)
     _known_hashes = known_hashes
 
 

@@ -259,7 +259,7 @@ class Library:
         """Id of the sound analysis a scan does now (tag head + detectors present)."""
         if self._sound_model_id is None:
             from app.sound_analysis import SoundAnalyser
-            self._sound_model_id = SoundAnalyser().model_id
+            self._sound_model_id = SoundAnalyser(self.encoder.model_id).model_id
         return self._sound_model_id
 
     def remove(self, file_ids: Iterable[int]) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 
 import numpy as np
 
@@ -50,13 +51,15 @@ def loudness_db(audio: np.ndarray, sample_rate: int) -> float | None:
 class SoundAnalyser:
     """The tag head and the detectors, loaded once (see module docstring on threads)."""
 
-    def __init__(self, tagger_path: str | None = None):
+    def __init__(self, encoder_id: str, tagger_path: str | None = None):
         from models.tagger import Tagger
 
         try:
             self.tagger: Tagger | None = Tagger(tagger_path)
         except Exception:  # noqa: BLE001 — no tag head: the name rule and detectors still run
             self.tagger = None
+        if self.tagger is not None and self.tagger.encoder_id != encoder_id:
+            self.tagger = None     # the head reads one encoder's vectors, not another's
         self.tempo = _optional("models.tempo")
         self.key = _optional("models.key")
         self.pitch = _optional("models.pitch")
@@ -72,6 +75,16 @@ class SoundAnalyser:
         """(kind, sound, tags) of one file from its first ANALYSIS_SECONDS of mono audio at
         ``sample_rate`` and its window vectors. ``rule_kind`` is the name/decay rule's kind,
         kept when there is no tag head."""
+        try:
+            return self._analyse(path, audio, sample_rate, duration_s, decay_db, vectors, rule_kind)
+        except Exception as exc:  # noqa: BLE001 — a detector's bug must not cost the file its vectors
+            sound = SoundInfo(analysis_model=self.model_id, name_conflict=None,
+                              loudness_db=None)
+            print(f"samplescout: sound analysis of {path} failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            return rule_kind, sound, name_tags(path)
+
+    def _analyse(self, path, audio, sample_rate, duration_s, decay_db, vectors, rule_kind):
         names = name_tags(path)
         kind, audio_tags, loop_probability = rule_kind, (), None
         if self.tagger is not None and len(vectors):

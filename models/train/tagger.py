@@ -30,6 +30,8 @@ from models.train import tag_data
 CACHE = pathlib.Path(__file__).resolve().parents[2] / "bench" / "cache" / "tagger_features.npz"
 HIDDEN = 64
 EPOCHS = 400
+DECAY = 1e-3
+DROPOUT = 0.1
 SEED = 20261204
 
 
@@ -115,7 +117,8 @@ class Head:
 
 
 def fit(x: np.ndarray, tags: np.ndarray, loops: np.ndarray, *, seed: int = SEED,
-        epochs: int = EPOCHS, hidden: int = HIDDEN) -> Head:
+        epochs: int = EPOCHS, hidden: int = HIDDEN, decay: float = DECAY,
+        dropout: float = DROPOUT) -> Head:
     """Full-batch Adam on class-balanced cross-entropy + loop BCE, L2 on weights."""
     rng = np.random.default_rng(seed)
     labels = sorted(set(tags.tolist()))
@@ -134,11 +137,11 @@ def fit(x: np.ndarray, tags: np.ndarray, loops: np.ndarray, *, seed: int = SEED,
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     onehot = np.eye(c)[y]
-    lr, decay = 3e-3, 1e-3
+    lr = 3e-3
     for step in range(1, epochs + 1):
         w1, b1, w2, b2, w3, b3 = params
-        keep = rng.random((n, d)) > 0.1                      # input dropout
-        zin = z * keep / 0.9
+        keep = rng.random((n, d)) > dropout                  # input dropout
+        zin = z * keep / (1 - dropout)
         pre = zin @ w1 + b1
         h = np.maximum(pre, 0)
         logits = h @ w2 + b2
