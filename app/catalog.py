@@ -542,6 +542,11 @@ class Catalog:
                     (file_id, *(getattr(sound, c.strip()) for c in _SOUND_COLUMNS.split(",")),
                      time.time()))
 
+    def set_name_conflict(self, file_id: int, conflict: str | None) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE sounds SET name_conflict = ? WHERE file_id = ?",
+                             (conflict, file_id))
+
     def set_kind(self, file_id: int, kind: str) -> None:
         with self.transaction():
             self._db.execute("UPDATE files SET kind = ? WHERE id = ?", (kind, file_id))

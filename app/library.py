@@ -32,7 +32,7 @@ from app.paths import CATALOG_FILENAME, INDEX_FILENAME, library_dir
 from app.query import (MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe, embed_query,
                        search)
 from app.rerank import FileReranker
-from app.thesaurus import name_tags, normalise
+from app.thesaurus import name_conflict, name_tags, normalise
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
@@ -191,7 +191,7 @@ class Library:
             if previous is not None:
                 index.remove_files([previous.id])
             file_id, vector_ids = self.catalog.copy_file(source.id, path, size, mtime_ns)
-            self.catalog.set_sound(file_id, None, name_tags(path), replace_sources=("name",))
+            self._rename_tags(file_id, path)
             if source.status == "indexed":
                 _, vectors = self.catalog.file_vectors(file_id)
                 index.add(vector_ids, [file_id] * len(vector_ids), vectors)
@@ -209,8 +209,14 @@ class Library:
             if previous is not None and previous.id != file_id:
                 self.remove([previous.id])
             self.catalog.relink(file_id, path, size, mtime_ns)
-            # the file keeps its audio tags and the user's; its name speaks anew
-            self.catalog.set_sound(file_id, None, name_tags(path), replace_sources=("name",))
+            self._rename_tags(file_id, path)
+
+    def _rename_tags(self, file_id: int, path: str) -> None:
+        """A file under a new name keeps its audio tags and the user's; its name speaks anew."""
+        names = name_tags(path)
+        self.catalog.set_sound(file_id, None, names, replace_sources=("name",))
+        audio = [t for t in self.catalog.tag_rows([file_id]).get(file_id, ()) if t.source == "audio"]
+        self.catalog.set_name_conflict(file_id, name_conflict(names, tuple(audio)))
 
     def store_sound(self, file_id: int, kind: str | None, sound: SoundInfo,
                     tags: Iterable[TagRow]) -> None:

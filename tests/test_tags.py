@@ -174,12 +174,14 @@ def test_the_users_tags_win_and_survive_rescans_changes_moves_and_new_models(tmp
         assert report.relinked == 1 and library.file_row(moved).id == file_id
         assert tags_of(moved).get("closed hat") == "user" and tags_of(moved).get("snare") == "name"
         assert "kick" not in tags_of(moved)
+        assert library.describe(moved)["name_conflict"] == "snare"    # the sound is a kick
         # a new analysis model redoes the audio tags, never the user's
         library.store_sound(file_id, "one-shot", SoundInfo(analysis_model="older-model"), [])
         report = Scanner(library, workers=1).scan([str(root)])
         assert report.sounds_analysed == 1
         assert library.describe(moved)["analysis_model"] == library.sound_model_id
         assert tags_of(moved).get("closed hat") == "user" and "kick" not in tags_of(moved)
+        assert library.describe(moved)["name_conflict"] == "snare"
         with pytest.raises(LibraryError):
             library.add_tag(tmp_path / "nowhere.wav", "kick")
 
@@ -238,3 +240,13 @@ def test_info_and_tag_on_the_command_line(scanned, tmp_path, capsys):
     assert [r["path"] for r in results] == [str(path)] or all(
         "vocal" in {t["tag"] for t in r["tags"]} for r in results)
     assert cli.main(["search", str(path), "--bpm", "fast", "--library-dir", str(copy_dir)]) == 1
+
+
+def test_search_and_listen_share_the_filter_options():
+    parser = cli.build_parser()
+    listen = cli.search_filter(parser.parse_args(["listen", "--tag", "BD", "--kind", "one-shot"]))
+    search = cli.search_filter(parser.parse_args(
+        ["search", "x.wav", "--bpm", "118-122", "--key", "Am", "--folder", "/tmp"]))
+    assert listen == SearchFilter(tags=("kick",), kind="one-shot")
+    assert search.tempo == (118.0, 122.0) and search.key == "Am" and search.folder == "/tmp"
+    assert cli.search_filter(parser.parse_args(["listen"])) is None
