@@ -209,15 +209,17 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if missing and len(missing) == len(args.paths):
             raise CliError(f"folder not found: {missing[0]}")
         progress = Progress(
-            TextColumn("[bold]Scanning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>6.1f} files/s"), TimeElapsedColumn(),
             TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
             disable=not err.is_terminal)
-        task = progress.add_task("scan", total=None, rate=0.0)
+        task = progress.add_task("Scanning", total=None, rate=0.0)
 
         def on_progress(p):
             rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
-            progress.update(task, completed=p.done, total=p.total, rate=rate)
+            description = "Analysing sounds" if p.phase == "analyse" else "Scanning"
+            progress.update(task, completed=p.done, total=p.total, rate=rate,
+                            description=description)
 
         scanner = Scanner(library, workers=args.workers, progress=on_progress)
         with progress, _ctrl_c_cancels(scanner):
@@ -262,6 +264,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
         ("moved or renamed (relinked)", report.relinked),
         ("duplicates (analysis reused)", report.duplicates),
         ("removed (gone from disk)", report.removed),
+        ("tagged again (new analysis)", report.sounds_analysed),
         ("skipped with a reason", sum(report.skipped.values())),
         ("time", f"{report.elapsed_s:.1f} s"),
         ("speed", f"{report.files_per_s:.1f} files/s, {report.mb_per_s:.1f} MB/s"),
@@ -354,7 +357,10 @@ def _info_text(info: dict) -> str:
         return f"{info['path']}\n  skipped: {info['error']}"
     lines.append(f"  kind      {info['kind']}, {info['duration_s'] or 0:.2f} s, "
                  f"{info['sample_rate']} Hz, {info['channels']} ch")
-    tags = ", ".join(f"{t['tag']} ({t['source']} {t['confidence']:.2f})" for t in info["tags"])
+    def sources(tag: str) -> str:
+        return ", ".join(f"{f['source']} {f['confidence']:.2f}" for f in info["found"] if f["tag"] == tag)
+
+    tags = "; ".join(f"{t['tag']} ({sources(t['tag'])})" for t in info["tags"])
     lines.append(f"  tags      {tags or '(none)'}")
     if info["name_conflict"]:
         lines.append(f"  warning   the name says {info['name_conflict']}, the sound says otherwise")

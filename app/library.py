@@ -257,8 +257,10 @@ class Library:
         """Everything known about a catalogued file (``app.query.describe``); raises
         LibraryError when it is not in the library."""
         row = self.file_row(path)
-        return describe(row, self.catalog.sounds([row.id]).get(row.id),
-                        self.catalog.tags([row.id]).get(row.id, []))
+        tags = self.catalog.tags([row.id]).get(row.id, [])
+        standing = {t.tag for t in tags}
+        found = [t for t in self.catalog.tag_rows([row.id]).get(row.id, []) if t.tag in standing]
+        return describe(row, self.catalog.sounds([row.id]).get(row.id), tags, found)
 
     @property
     def sound_model_id(self) -> str:

@@ -67,13 +67,17 @@ def note_name(midi: int) -> str:
     return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
-def describe(row: FileRow, sound: SoundInfo | None, tags: list[TagRow]) -> dict:
-    """Everything known about one catalogued file, as the JSON of ``samplescout info``."""
+def describe(row: FileRow, sound: SoundInfo | None, tags: list[TagRow],
+             found: list[TagRow] = ()) -> dict:
+    """Everything known about one catalogued file, as the JSON of ``samplescout info``:
+    ``tags`` (one per tag, the source that stands for it) and ``found`` (every source's
+    finding, the user's removals left out)."""
     s = sound
     return {
         "path": row.path, "status": row.status, "kind": row.kind, "duration_s": row.duration,
         "sample_rate": row.sample_rate, "channels": row.channels,
         "tags": [tag_dict(t) for t in tags],
+        "found": [tag_dict(t) for t in found],
         "tempo": None if s is None or s.tempo_bpm is None else
         {"bpm": s.tempo_bpm, "confidence": s.tempo_confidence},
         "key": None if s is None or s.key_label is None else
