@@ -464,7 +464,8 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
                     "seq": update.seq, "reason": update.reason, "mode": update.mode,
                     "onset_frame": update.onset_frame, "level_db": round(update.level_db, 2),
                     "latency_ms": round(update.latency_ms, 2),
-                    "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6)}
+                    "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6),
+                                 "tags": list(s.tags), "bpm": s.bpm, "key": s.key}
                                 for s in update.suggestions]})
                 with print_lock:
                     print(line, flush=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from PyQt6.QtCore import Qt
 
 from app import cli
 from app.catalog import Catalog, SoundInfo
@@ -251,3 +252,25 @@ def test_search_and_listen_share_the_filter_options():
     assert listen == SearchFilter(tags=("kick",), kind="one-shot")
     assert search.tempo == (118.0, 122.0) and search.key == "Am" and search.folder == "/tmp"
     assert cli.search_filter(parser.parse_args(["listen"])) is None
+
+
+def test_live_suggestions_carry_tags_through_a_tag_filter_into_the_window_model(scanned, qtbot):
+    from app.match_profiles import get_profile
+    from app.matcher import LiveMatcher
+    from engine.ring import CaptureRing
+    from ui.models import SuggestionModel
+
+    library_dir, root = scanned
+    with Library(library_dir) as library:
+        searcher = library.searcher()
+    matcher = LiveMatcher(searcher, CaptureRing.for_seconds(1, 48000, 2, 1024), 48000,
+                          profile=get_profile("drums"))
+    everything = matcher.search_file(_take(root, "bd_808")).suggestions
+    matcher.set_filter(SearchFilter(tags=("kick",)))
+    kicks = matcher.search_file(_take(root, "bd_808")).suggestions
+    assert kicks and len(kicks) < len(everything)
+    assert all("kick" in s.tags for s in kicks)
+    model = SuggestionModel()
+    model.set_suggestions(list(kicks))
+    assert model.headerData(model.COL_CATEGORY, Qt.Orientation.Horizontal) == "Type"
+    assert "kick" in model.data(model.index(0, model.COL_CATEGORY))

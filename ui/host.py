@@ -75,12 +75,7 @@ def category_of(path: str) -> str:
 
 def suggestions_from_results(results: Iterable[Any]) -> tuple:
     """Suggestions from ``app.library.SearchResult`` rows."""
-    out = []
-    for r in results:
-        out.append(Suggestion(rank=r.rank, file_id=r.file.id, path=r.file.path, name=r.file.name,
-                              score=float(r.score), kind=r.file.kind, duration_s=r.file.duration,
-                              offset_s=float(r.offset_s), exists=bool(r.exists)))
-    return tuple(out)
+    return tuple(Suggestion.from_result(r) for r in results)
 
 
 class Host(QObject):

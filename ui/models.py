@@ -48,7 +48,7 @@ def format_duration(seconds: float | None) -> str:
 class SuggestionModel(QAbstractTableModel):
     """Ranked suggestions; see the module docstring."""
 
-    COLUMNS = ("#", "Sample", "Category", "Score", "Length", "Waveform")
+    COLUMNS = ("#", "Sample", "Type", "Score", "Length", "Waveform")
     COL_RANK, COL_NAME, COL_CATEGORY, COL_SCORE, COL_LENGTH, COL_WAVE = range(6)
 
     def __init__(self, thumbnails: "ThumbnailCache | None" = None, parent: QObject | None = None):
@@ -92,7 +92,7 @@ class SuggestionModel(QAbstractTableModel):
             if col == self.COL_NAME:
                 return s.name if s.exists else f"{s.name} (missing)"
             if col == self.COL_CATEGORY:
-                return category_of(s.path)
+                return s.describe_sound() or category_of(s.path)
             if col == self.COL_SCORE:
                 return f"{s.score:.2f}"
             if col == self.COL_LENGTH:
