@@ -394,3 +394,25 @@ def test_live_host_without_an_audio_server_says_so_and_still_searches(qtbot, sam
         assert errors and "not running" in errors[0]
     finally:
         host.close()
+
+
+def test_the_filter_bar_narrows_dropped_file_searches_to_a_type(qtbot, window, sample_library):
+    _, _, paths = sample_library
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    everything = [window.model.suggestion(i) for i in range(window.model.rowCount())]
+    bar = window.filter_bar
+    bar.tag.setCurrentIndex(bar.tag.findData("kick"))
+    assert window.host.search_filter.tags == ("kick",)
+    window.model.set_suggestions([])
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    kicks = [window.model.suggestion(i) for i in range(window.model.rowCount())]
+    assert len(kicks) < len(everything)
+    assert all("kick" in s.tags for s in kicks)
+    assert window.model.index(0, window.model.COL_CATEGORY).data().startswith("kick")
+    bar.bpm.setText("fast")
+    bar.bpm.editingFinished.emit()
+    assert "tempo wants" in window.match_info.text()
+    assert window.host.search_filter.tags == ("kick",)          # a bad field changes nothing
+    bar.bpm.setText("")
+    bar.tag.setCurrentIndex(0)
+    assert window.host.search_filter is None

@@ -114,6 +114,12 @@ class Host(QObject):
     def request_search(self, path: str) -> None: raise NotImplementedError
     def set_mode(self, mode: str) -> None: raise NotImplementedError
     def set_profile(self, profile: str) -> None: raise NotImplementedError
+
+    search_filter = None                    # app.query.SearchFilter of every later search
+
+    def set_filter(self, search_filter) -> None:
+        """Narrow every later search (live, capture, dropped file) to what it accepts."""
+        self.search_filter = search_filter
     def audition(self, suggestion) -> int | None: raise NotImplementedError
     def stop_all(self) -> None: raise NotImplementedError
     def set_volume(self, volume: float) -> None: raise NotImplementedError
