@@ -396,6 +396,26 @@ def test_live_host_without_an_audio_server_says_so_and_still_searches(qtbot, sam
         host.close()
 
 
+def test_a_rows_tags_are_edited_from_its_menu_and_stay_in_the_library(qtbot, window, sample_library):
+    from app.library import Library
+
+    library_dir, _, paths = sample_library
+    path = paths["tabla_na"]
+    show_matches_for(qtbot, window, path)
+    assert window.model.suggestion(0).path == path
+    menu = window.view.tag_menu(0)
+    add = next(a.menu() for a in menu.actions() if a.text() == "Add tag")
+    next(a for a in add.actions() if a.text() == "vocal").trigger()
+    qtbot.waitUntil(lambda: "vocal" in window.model.suggestion(0).tags, timeout=10000)
+    assert window.model.index(0, window.model.COL_CATEGORY).data().startswith("vocal")
+    remove = next(a.menu() for a in window.view.tag_menu(0).actions() if a.text() == "Remove tag")
+    next(a for a in remove.actions() if a.text() == "vocal").trigger()
+    qtbot.waitUntil(lambda: "vocal" not in window.model.suggestion(0).tags, timeout=10000)
+    with Library(library_dir) as library:
+        assert "vocal" not in {t["tag"] for t in library.describe(path)["tags"]}
+        assert library.catalog.tag_rows([library.file_row(path).id])   # the rest is kept
+
+
 def test_the_filter_bar_narrows_dropped_file_searches_to_a_type(qtbot, window, sample_library):
     _, _, paths = sample_library
     show_matches_for(qtbot, window, paths["sn_dolf"])

@@ -210,6 +210,9 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence(CAPTURE_SHORTCUT), self, activated=self.capture)
         QShortcut(QKeySequence("Ctrl+F"), self, activated=lambda: self.view.setFocus())
         self.filter_bar.changed.connect(self.host.set_filter)
+        self.view.tag_edit_requested.connect(
+            lambda row, tag, removed: self.host.edit_tag(self.model.suggestion(row).path, tag, removed))
+        self.host.tags_changed.connect(self.model.set_tags)
         self.filter_bar.invalid.connect(self.match_info.setText)
         self.mode.currentIndexChanged.connect(lambda i: self._set_mode(self.mode.itemData(i)))
         self.profile.currentIndexChanged.connect(lambda i: self._set_profile(self.profile.itemData(i)))

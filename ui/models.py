@@ -13,6 +13,7 @@ GUI thread, except the thumbnail jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -161,6 +162,14 @@ class SuggestionModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), len(new), len(new) + len(extra) - 1)
             self._rows = new
             self.endRemoveRows()
+
+    def set_tags(self, path: str, tags) -> None:
+        """The tags of the rows showing ``path`` changed (the user edited them)."""
+        for row, s in enumerate(self._rows):
+            if s.path == path:
+                self._rows[row] = dataclasses.replace(s, tags=tuple(tags))
+                cell = self.index(row, self.COL_CATEGORY)
+                self.dataChanged.emit(cell, cell)
 
     def _move_persistent(self, old_ids: list[int], new_ids: list[int]) -> None:
         where = {fid: row for row, fid in enumerate(new_ids)}

@@ -254,6 +254,9 @@ class SessionHost(Host):
             return
         self._control.put(("search", path))
 
+    def edit_tag(self, path: str, tag: str, removed: bool) -> None:
+        self._library.edit_tag(path, tag, removed, self.tags_changed.emit)
+
     def set_filter(self, search_filter) -> None:
         self.search_filter = search_filter
         if self.session is not None:
