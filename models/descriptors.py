@@ -15,6 +15,7 @@ DESCRIPTOR_NAMES = ("log_duration", "decay_db", "log_centroid", "flatness", "zcr
 DESCRIPTOR_SECONDS = 8.0
 _FRAME = 2048
 _HOP = 1024
+_WINDOW = np.hanning(_FRAME).astype(np.float32)
 
 
 def describe(audio: np.ndarray, sample_rate: int, duration_s: float,
@@ -30,14 +31,14 @@ def describe(audio: np.ndarray, sample_rate: int, duration_s: float,
     n = 1 + (x.size - _FRAME) // _HOP
     frames = np.lib.stride_tricks.as_strided(
         x, shape=(n, _FRAME), strides=(x.strides[0] * _HOP, x.strides[0]))
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(_FRAME).astype(np.float32), axis=1))
-    power = spectrum.astype(np.float64) ** 2 + 1e-12
-    frame_energy = power.sum(axis=1)
+    spectrum = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)).astype(np.float32)
+    power = spectrum * spectrum + np.float32(1e-12)
+    frame_energy = power.sum(axis=1, dtype=np.float64)
     weights = frame_energy / frame_energy.sum()
-    freqs = np.fft.rfftfreq(_FRAME, 1.0 / sample_rate)
-    centroid = (power * freqs).sum(axis=1) / frame_energy
+    freqs = np.fft.rfftfreq(_FRAME, 1.0 / sample_rate).astype(np.float32)
+    centroid = (power @ freqs) / frame_energy
     out[2] = math.log(max(float((centroid * weights).sum()), 20.0)) / 10.0
-    flatness = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
+    flatness = np.exp(np.log(power).mean(axis=1, dtype=np.float64)) / power.mean(axis=1, dtype=np.float64)
     out[3] = float((flatness * weights).sum())
     out[4] = float(np.mean(np.abs(np.diff(np.signbit(x).astype(np.int8))))) * 10
     rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) + 1e-9
