@@ -26,7 +26,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version N-1 to N. Never edit a shipped
 # entry: append a new one.
@@ -64,6 +64,39 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                vector BLOB NOT NULL)""",
         "CREATE INDEX vectors_file ON vectors (file_id)",
         "CREATE INDEX vectors_model ON vectors (model_id)",
+    ),
+    # What a sound is: tags with their source, and tempo / key / root / loudness.
+    2: (
+        # One row per (file, tag, source). 'audio' and 'name' rows are rewritten by every
+        # analysis; 'user' rows only by the user: removed = 1 records a removal, which hides
+        # the tag from every source.
+        """CREATE TABLE tags (
+               file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+               tag TEXT NOT NULL,
+               source TEXT NOT NULL CHECK (source IN ('audio', 'name', 'user')),
+               confidence REAL NOT NULL,
+               model_id TEXT,
+               removed INTEGER NOT NULL DEFAULT 0 CHECK (removed IN (0, 1)),
+               PRIMARY KEY (file_id, tag, source))""",
+        "CREATE INDEX tags_tag ON tags (tag)",
+        """CREATE TABLE sounds (
+               file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+               analysis_model TEXT NOT NULL,
+               loop_probability REAL,
+               tempo_bpm REAL,
+               tempo_confidence REAL,
+               key_tonic INTEGER CHECK (key_tonic BETWEEN 0 AND 11),
+               key_mode TEXT,
+               key_label TEXT,
+               key_confidence REAL,
+               root_midi INTEGER,
+               tuning_cents REAL,
+               root_confidence REAL,
+               loudness_db REAL,
+               name_conflict TEXT,
+               analysed_at REAL NOT NULL)""",
+        "CREATE INDEX sounds_tempo ON sounds (tempo_bpm)",
+        "CREATE INDEX sounds_model ON sounds (analysis_model)",
     ),
 }
 
@@ -149,6 +182,40 @@ class FileRow:
         return Path(self.path).name
 
 
+TAG_SOURCES = ("audio", "name", "user")
+
+
+@dataclass(frozen=True)
+class TagRow:
+    tag: str
+    source: str            # 'audio', 'name' or 'user'
+    confidence: float
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SoundInfo:
+    """What the analysis found about a sound besides its vectors (None: unknown or abstained)."""
+    analysis_model: str
+    loop_probability: float | None = None
+    tempo_bpm: float | None = None
+    tempo_confidence: float | None = None
+    key_tonic: int | None = None       # 0 = C ... 11 = B
+    key_mode: str | None = None        # 'major' or 'minor'
+    key_label: str | None = None       # "Am"
+    key_confidence: float | None = None
+    root_midi: int | None = None
+    tuning_cents: float | None = None
+    root_confidence: float | None = None
+    loudness_db: float | None = None
+    name_conflict: str | None = None   # the name's tag where a confident audio tag disagrees
+
+
+_SOUND_COLUMNS = ("analysis_model, loop_probability, tempo_bpm, tempo_confidence, key_tonic, "
+                  "key_mode, key_label, key_confidence, root_midi, tuning_cents, root_confidence, "
+                  "loudness_db, name_conflict")
+
+
 _FILE_COLUMNS = (
     "id, path, size, mtime_ns, content_hash, duration, sample_rate, channels, "
     "kind, status, error_code, error, model_id"
@@ -173,6 +240,8 @@ class FileAnalysis:
     model_id: str | None = None
     start_samples: tuple[int, ...] = ()
     vectors: np.ndarray | None = None  # (n, dim) float32
+    sound: SoundInfo | None = None     # tempo, key, root... (None: not analysed)
+    tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
 class Catalog:
@@ -516,6 +585,7 @@ class Catalog:
                     "channels, kind, status, error_code, error, model_id, scanned_at) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (db_path(a.path), *values)).lastrowid
             ids = self._insert_vectors(file_id, a.model_id, a.start_samples, a.vectors)
+            self.set_sound(file_id, a.sound, a.tags)
             if len(ids) or had_vectors:
                 self._bump_generation()
         return file_id, ids
@@ -550,12 +620,15 @@ class Catalog:
         ids, vectors = self.file_vectors(source_id)
         starts = [r[0] for r in self._db.execute(
             "SELECT start_sample FROM vectors WHERE file_id = ? ORDER BY id", (source_id,))]
+        sound = self.sounds([source_id]).get(source_id)
+        audio_tags = tuple(t for t in self.tag_rows([source_id]).get(source_id, ())
+                           if t.source == "audio")
         return self.store(FileAnalysis(
             path=path, size=size, mtime_ns=mtime_ns, content_hash=source.content_hash,
             status=source.status, duration=source.duration, sample_rate=source.sample_rate,
             channels=source.channels, kind=source.kind, error_code=source.error_code,
             error=source.error, model_id=source.model_id, start_samples=tuple(starts),
-            vectors=vectors if len(ids) else None))
+            vectors=vectors if len(ids) else None, sound=sound, tags=audio_tags))
 
     def delete_files(self, file_ids: Iterable[int]) -> None:
         ids = [int(i) for i in file_ids]
@@ -571,6 +644,111 @@ class Catalog:
                 self._db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
             if removed:
                 self._bump_generation()
+
+
+    # -- sounds and tags ---------------------------------------------------
+
+    def set_sound(self, file_id: int, sound: SoundInfo | None, tags: Iterable[TagRow] = (),
+                  *, replace_sources: tuple[str, ...] = ("audio", "name")) -> None:
+        """Replace a file's analysis and its tags of ``replace_sources`` (never the user's).
+        A None ``sound`` leaves the file unanalysed (its old analysis goes)."""
+        tags = list(tags)
+        if any(t.source == "user" for t in tags) or "user" in replace_sources:
+            raise ValueError("user tags are written by add_user_tag / remove_user_tag only")
+        with self.transaction():
+            marks = ",".join("?" * len(replace_sources))
+            self._db.execute(f"DELETE FROM tags WHERE file_id = ? AND source IN ({marks})",
+                             (file_id, *replace_sources))
+            for t in tags:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO tags (file_id, tag, source, confidence, model_id) "
+                    "VALUES (?,?,?,?,?)", (file_id, t.tag, t.source, float(t.confidence), t.model_id))
+            if "audio" not in replace_sources:
+                return
+            self._db.execute("DELETE FROM sounds WHERE file_id = ?", (file_id,))
+            if sound is not None:
+                self._db.execute(
+                    f"INSERT INTO sounds (file_id, {_SOUND_COLUMNS}, analysed_at) "
+                    f"VALUES ({','.join('?' * 15)})",
+                    (file_id, *(getattr(sound, c.strip()) for c in _SOUND_COLUMNS.split(",")),
+                     time.time()))
+
+    def set_name_conflict(self, file_id: int, conflict: str | None) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE sounds SET name_conflict = ? WHERE file_id = ?",
+                             (conflict, file_id))
+
+    def set_kind(self, file_id: int, kind: str) -> None:
+        with self.transaction():
+            self._db.execute("UPDATE files SET kind = ? WHERE id = ?", (kind, file_id))
+
+    def set_user_tag(self, file_id: int, tag: str, *, removed: bool) -> None:
+        """Record the user's word on one tag of one file: added, or removed (which hides the
+        tag whatever source found it). Survives every later analysis of the file."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO tags (file_id, tag, source, confidence, removed) "
+                "VALUES (?, ?, 'user', 1.0, ?) ON CONFLICT (file_id, tag, source) "
+                "DO UPDATE SET removed = excluded.removed", (file_id, tag, int(removed)))
+
+    def tag_rows(self, file_ids: Iterable[int]) -> dict[int, list[TagRow]]:
+        """Every stored tag row (removals excluded) of these files, best first."""
+        found: dict[int, list[TagRow]] = {}
+        for chunk in _chunks([int(i) for i in file_ids]):
+            marks = ",".join("?" * len(chunk))
+            for file_id, tag, source, confidence, model_id in self._db.execute(
+                    f"SELECT file_id, tag, source, confidence, model_id FROM tags "
+                    f"WHERE file_id IN ({marks}) AND removed = 0 "
+                    f"ORDER BY file_id, confidence DESC, tag", chunk):
+                found.setdefault(file_id, []).append(TagRow(tag, source, confidence, model_id))
+        return found
+
+    def tags(self, file_ids: Iterable[int]) -> dict[int, list[TagRow]]:
+        """The tags that stand for each file: the user's additions, then the name's and the
+        audio's, without those the user removed; one row per tag (user > name > audio)."""
+        ids = [int(i) for i in file_ids]
+        removed: dict[int, set[str]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for file_id, tag in self._db.execute(
+                    f"SELECT file_id, tag FROM tags WHERE file_id IN ({marks}) AND source = 'user' "
+                    f"AND removed = 1", chunk):
+                removed.setdefault(file_id, set()).add(tag)
+        rank = {"user": 0, "name": 1, "audio": 2}
+        out: dict[int, list[TagRow]] = {}
+        for file_id, rows in self.tag_rows(ids).items():
+            best: dict[str, TagRow] = {}
+            for row in sorted(rows, key=lambda r: rank[r.source]):
+                if row.tag not in removed.get(file_id, ()) and row.tag not in best:
+                    best[row.tag] = row
+            out[file_id] = sorted(best.values(), key=lambda r: (rank[r.source] != 0, -r.confidence))
+        return out
+
+    def sounds(self, file_ids: Iterable[int]) -> dict[int, SoundInfo]:
+        found: dict[int, SoundInfo] = {}
+        for chunk in _chunks([int(i) for i in file_ids]):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                    f"SELECT file_id, {_SOUND_COLUMNS} FROM sounds WHERE file_id IN ({marks})", chunk):
+                found[row[0]] = SoundInfo(*row[1:])
+        return found
+
+    def files_to_analyse(self, analysis_model: str, root: str | None = None) -> list[FileRow]:
+        """Indexed files (under ``root``) with no sound analysis or one by another model."""
+        sql = (f"SELECT {', '.join('f.' + c.strip() for c in _FILE_COLUMNS.split(','))} "
+               "FROM files f LEFT JOIN sounds s ON s.file_id = f.id WHERE f.status = 'indexed' "
+               "AND (s.file_id IS NULL OR s.analysis_model != ?)")
+        params: list = [analysis_model]
+        if root is not None:
+            root = str(root).rstrip("/\\")
+            sql += " AND f.path >= ? AND f.path < ?"
+            params += [root + "/", root + "0"]
+        return self._rows(sql + " ORDER BY f.path", params)
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def _usable(vector: np.ndarray) -> bool:

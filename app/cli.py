@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
+    _filter_options(p)
+
+    p = sub.add_parser("info", parents=[common],
+                       help="what the library knows about files: kind, tags, tempo, key, root")
+    p.add_argument("files", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    p = sub.add_parser("tag", parents=[common], help="add or remove tags of a file (yours win)")
+    p.add_argument("file", metavar="PATH")
+    p.add_argument("--add", action="append", default=[], metavar="TAG")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG")
 
     p = sub.add_parser("library", parents=[common], help="library statistics and skipped files")
     p.add_argument("--json", action="store_true")
@@ -109,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MIDI input API for pads and capture (auto, jack, alsa, ...)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON line per suggestion update")
+    _filter_options(p)
 
     p = sub.add_parser("plugins", parents=[common],
                        help="scan VST3 folders (out of process) and list usable plugins")
@@ -126,6 +138,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (every one given must hold)")
+    g.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="only files with this tag (repeat: any of them); synonyms work (BD, hh)")
+    g.add_argument("--kind", choices=["one-shot", "loop"], default=None)
+    g.add_argument("--bpm", default=None, metavar="LO-HI", help="tempo range, e.g. 118-122")
+    g.add_argument("--key", default=None, help="key, e.g. Am, F#, Bb major")
+    g.add_argument("--folder", default=None, metavar="DIR", help="only files inside DIR")
+
+
+def search_filter(args):
+    """The ``SearchFilter`` of the filter options, or None when none is given."""
+    from app.query import SearchFilter
+
+    tempo = None
+    if args.bpm:
+        low, sep, high = args.bpm.partition("-")
+        try:
+            tempo = (float(low), float(high if sep else low))
+        except ValueError:
+            raise CliError(f"--bpm wants LO-HI, e.g. 118-122, not {args.bpm!r}") from None
+    if not (args.tag or args.kind or tempo or args.key or args.folder):
+        return None
+    return SearchFilter(kind=args.kind, folder=args.folder, tags=tuple(args.tag),
+                        key=args.key, tempo=tempo)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -141,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
-                   "doctor": cmd_doctor}[args.command]
+                   "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -243,15 +282,17 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if missing and len(missing) == len(args.paths):
             raise CliError(f"folder not found: {missing[0]}")
         progress = Progress(
-            TextColumn("[bold]Scanning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>6.1f} files/s"), TimeElapsedColumn(),
             TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
             disable=not err.is_terminal)
-        task = progress.add_task("scan", total=None, rate=0.0)
+        task = progress.add_task("Scanning", total=None, rate=0.0)
 
         def on_progress(p):
             rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
-            progress.update(task, completed=p.done, total=p.total, rate=rate)
+            description = "Analysing sounds" if p.phase == "analyse" else "Scanning"
+            progress.update(task, completed=p.done, total=p.total, rate=rate,
+                            description=description)
 
         scanner = Scanner(library, workers=args.workers, progress=on_progress)
         with progress, _ctrl_c_cancels(scanner):
@@ -303,6 +344,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
         ("duplicates (analysis reused)", report.duplicates),
         ("removed (gone from disk)", report.removed),
         ("left to another machine", report.claimed_elsewhere),
+        ("tagged again (new analysis)", report.sounds_analysed),
         ("skipped with a reason", sum(report.skipped.values())),
         ("time", f"{report.elapsed_s:.1f} s"),
         ("speed", f"{report.files_per_s:.1f} files/s, {report.mb_per_s:.1f} MB/s"),
@@ -332,13 +374,14 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
 
     if args.k < 1:
         raise CliError("-k must be at least 1")
+    narrow = search_filter(args)
     status = EXIT_OK
     with Library(library_dir, catalog=getattr(args, "catalog", None)) as library:
         if library.stale_note:
             err.print(f"samplescout: warning: {printable(library.stale_note)}", markup=False)
         for path in args.files:
             try:
-                results = library.search_file(path, k=args.k)
+                results = library.search_file(path, k=args.k, filter=narrow)
             except (DecodeError, LibraryError, OSError) as exc:
                 err.print(f"samplescout: error: {printable(path)}: {printable(exc)}", markup=False)
                 status = EXIT_ERROR
@@ -355,19 +398,88 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             table.add_column("#", justify="right")
             table.add_column("score", justify="right")
             table.add_column("kind")
+            table.add_column("tags")
+            table.add_column("bpm", justify="right")
+            table.add_column("key")
             table.add_column("length", justify="right")
             table.add_column("sample")
             for r in results:
                 name = display_path(r.file.path)
                 if not r.exists:
                     name += f" ({r.where})" if r.where else " (missing)"
+                bpm = r.sound.tempo_bpm if r.sound else None
                 table.add_row(str(r.rank), f"{r.score:.3f}", r.file.kind or "",
+                              shown(", ".join(t.tag for t in r.tags[:2])),
+                              f"{bpm:.0f}" if bpm else "", (r.sound.key_label if r.sound else None) or "",
                               f"{r.file.duration or 0:.2f} s", shown(name))
             out.print(table)
         for problem in library.problems:
             err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
         library.sync_cache()   # keep the offline copy of a shared catalogue current
     return status
+
+
+# -- info and tag ----------------------------------------------------------
+
+def cmd_info(args, library_dir, out: Console, err: Console) -> int:
+    from app.library import Library, LibraryError
+
+    status = EXIT_OK
+    with Library(library_dir) as library:
+        for path in args.files:
+            try:
+                info = library.describe(path)
+            except LibraryError as exc:
+                err.print(f"samplescout: error: {exc}", markup=False)
+                status = EXIT_ERROR
+                continue
+            if args.json:
+                print(json.dumps(info), flush=True)
+                continue
+            out.print(_info_text(info), markup=False)
+    return status
+
+
+def _info_text(info: dict) -> str:
+    lines = [info["path"]]
+    if info["status"] != "indexed":
+        return f"{info['path']}\n  skipped: {info['error']}"
+    lines.append(f"  kind      {info['kind']}, {info['duration_s'] or 0:.2f} s, "
+                 f"{info['sample_rate']} Hz, {info['channels']} ch")
+    def sources(tag: str) -> str:
+        return ", ".join(f"{f['source']} {f['confidence']:.2f}" for f in info["found"] if f["tag"] == tag)
+
+    tags = "; ".join(f"{t['tag']} ({sources(t['tag'])})" for t in info["tags"])
+    lines.append(f"  tags      {tags or '(none)'}")
+    if info["name_conflict"]:
+        lines.append(f"  warning   the name says {info['name_conflict']}, the sound says otherwise")
+    if info["tempo"]:
+        lines.append(f"  tempo     {info['tempo']['bpm']:.1f} bpm ({info['tempo']['confidence']:.2f})")
+    if info["key"]:
+        lines.append(f"  key       {info['key']['label']} ({info['key']['confidence']:.2f})")
+    if info["root"]:
+        root = info["root"]
+        lines.append(f"  root      {root['note']} {root['tuning_cents']:+.0f} cents ({root['confidence']:.2f})")
+    if info["loudness_db"] is not None:
+        lines.append(f"  loudness  {info['loudness_db']:.1f} dB")
+    if info["analysis_model"] is None:
+        lines.append("  (not analysed yet: `samplescout index` does it)")
+    return "\n".join(lines)
+
+
+def cmd_tag(args, library_dir, out: Console, err: Console) -> int:
+    from app.library import Library
+
+    if not args.add and not args.remove:
+        raise CliError("say what to do: --add TAG and/or --remove TAG")
+    with Library(library_dir) as library:
+        for tag in args.add:
+            out.print(f"added {library.add_tag(args.file, tag)}", markup=False)
+        for tag in args.remove:
+            out.print(f"removed {library.remove_tag(args.file, tag)}", markup=False)
+        tags = library.describe(args.file)["tags"]
+    out.print(f"{args.file}: {', '.join(t['tag'] for t in tags) or '(no tags)'}", markup=False)
+    return EXIT_OK
 
 
 # -- library ---------------------------------------------------------------
@@ -438,7 +550,10 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
                           output_channels=2, sample_rate=args.sample_rate,
                           block_size=args.block_size, midi_api=args.midi,
                           vst3_paths=tuple(vst3_paths(args)))
+    narrow = search_filter(args)
     session = Session(library_dir, config, profile, mode=args.mode)
+    if narrow is not None:
+        session.set_filter(narrow)
     with quiet_native_stderr():
         session.start()
     stop = threading.Event()
@@ -451,7 +566,8 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
                     "seq": update.seq, "reason": update.reason, "mode": update.mode,
                     "onset_frame": update.onset_frame, "level_db": round(update.level_db, 2),
                     "latency_ms": round(update.latency_ms, 2),
-                    "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6)}
+                    "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6),
+                                 "tags": list(s.tags), "bpm": s.bpm, "key": s.key}
                                 for s in update.suggestions]})
                 with print_lock:
                     print(line, flush=True)

@@ -35,17 +35,19 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from app.catalog import Catalog, CatalogError, FileAnalysis, FileRow
+from app.catalog import Catalog, CatalogError, FileAnalysis, FileRow, SoundInfo, TagRow
 from app.machine import machine_id
 from app.decode import read_mono
 from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
-from app.query import MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, embed_query, search
+from app.query import (MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe, embed_query,
+                       search)
 from app.rerank import FileReranker
 from app.shared_cache import cache_dir_for, read_state, write_cache
 from app.storage import StorageUnavailable, is_shared_address
+from app.thesaurus import name_conflict, name_tags, normalise
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
 
@@ -128,6 +130,7 @@ class Library:
         self._reranker: FileReranker | None | bool = False   # False: not loaded yet
         self._lock_fd: int | None = None  # the writer lock, while this Library holds it
         self.problems: list[str] = []  # found while opening the index, for the user
+        self._sound_model_id: str | None = None
 
     def _open_shared(self):
         from app.pg_store import PgCatalog, redacted
@@ -430,6 +433,7 @@ class Library:
             if previous is not None:
                 index.remove_files([previous.id])
             file_id, vector_ids = self.catalog.copy_file(source.id, path, size, mtime_ns)
+            self._rename_tags(file_id, path)
             if source.status == "indexed":
                 _, vectors = self.catalog.file_vectors(file_id)
                 index.add(vector_ids, [file_id] * len(vector_ids), vectors)
@@ -449,6 +453,66 @@ class Library:
             if previous is not None and previous.id != file_id:
                 self.remove([previous.id])
             self.catalog.relink(file_id, path, size, mtime_ns)
+            self._rename_tags(file_id, path)
+
+    def _rename_tags(self, file_id: int, path: str) -> None:
+        """A file under a new name keeps its audio tags and the user's; its name speaks anew."""
+        names = name_tags(path)
+        self.catalog.set_sound(file_id, None, names, replace_sources=("name",))
+        audio = [t for t in self.catalog.tag_rows([file_id]).get(file_id, ()) if t.source == "audio"]
+        self.catalog.set_name_conflict(file_id, name_conflict(names, tuple(audio)))
+
+    def store_sound(self, file_id: int, kind: str | None, sound: SoundInfo,
+                    tags: Iterable[TagRow]) -> None:
+        """A catalogued file's sound analysis (back-fill): its kind, tempo, key, root and
+        audio / name tags; its vectors and the user's tags stay."""
+        with self.catalog.transaction():
+            if kind is not None:
+                self.catalog.set_kind(file_id, kind)
+            self.catalog.set_sound(file_id, sound, tags)
+
+    def add_tag(self, path: str | os.PathLike, tag: str) -> str:
+        """The user tags a catalogued file (any synonym, normalised); it stays through
+        rescans, moves and new models. Returns the canonical tag."""
+        return self._user_tag(path, tag, removed=False)
+
+    def remove_tag(self, path: str | os.PathLike, tag: str) -> str:
+        """The user removes a tag (whatever found it); the removal stays like an addition."""
+        return self._user_tag(path, tag, removed=True)
+
+    def _user_tag(self, path, tag: str, *, removed: bool) -> str:
+        canonical = normalise(tag)
+        row = self.file_row(path)
+        self.catalog.set_user_tag(row.id, canonical, removed=removed)
+        return canonical
+
+    def file_row(self, path: str | os.PathLike) -> FileRow:
+        """The catalog row of a file given by path; raises LibraryError when not catalogued."""
+        absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        row = self.catalog.file_by_path(absolute)
+        if row is None:
+            real = os.path.realpath(absolute)
+            row = self.catalog.file_by_path(real) if real != absolute else None
+        if row is None:
+            raise LibraryError(f"{path}: not in the library (add its folder with `samplescout index`)")
+        return row
+
+    def describe(self, path: str | os.PathLike) -> dict:
+        """Everything known about a catalogued file (``app.query.describe``); raises
+        LibraryError when it is not in the library."""
+        row = self.file_row(path)
+        tags = self.catalog.tags([row.id]).get(row.id, [])
+        standing = {t.tag for t in tags}
+        found = [t for t in self.catalog.tag_rows([row.id]).get(row.id, []) if t.tag in standing]
+        return describe(row, self.catalog.sounds([row.id]).get(row.id), tags, found)
+
+    @property
+    def sound_model_id(self) -> str:
+        """Id of the sound analysis a scan does now (tag head + detectors present)."""
+        if self._sound_model_id is None:
+            from app.sound_analysis import SoundAnalyser
+            self._sound_model_id = SoundAnalyser(self.encoder.model_id).model_id
+        return self._sound_model_id
 
     def remove(self, file_ids: Iterable[int]) -> int:
         """Forget these files: their rows and their vectors. Returns how many."""

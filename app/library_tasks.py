@@ -105,6 +105,19 @@ class LibraryThread:
 
         self._jobs.put(job)
 
+    def edit_tag(self, path: str, tag: str, removed: bool,
+                 then: Callable[[str, tuple[str, ...]], None]) -> None:
+        """The user adds (or removes) a tag of a catalogued file; ``then(path, tags)`` gets
+        the tags that stand for it afterwards (on this worker thread)."""
+        def job(library):
+            if removed:
+                library.remove_tag(path, tag)
+            else:
+                library.add_tag(path, tag)
+            then(path, tuple(t["tag"] for t in library.describe(path)["tags"]))
+
+        self._jobs.put(job)
+
     def reload(self, then: Callable[[], None] | None = None) -> None:
         """Reopen the library (after a scan); ``then()`` runs once it is open."""
         self._jobs.put("reload")

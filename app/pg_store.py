@@ -430,6 +430,14 @@ class PgCatalog:
             return None
         return "; ".join(f"on {machine}: {os.path.join(local, rel)}" for machine, local, rel in found)
 
+    # Tags and tempo/key analysis live in the local catalog only so far: the shared catalogue
+    # answers searches without them (its results carry no tags, tempo or key).
+    def sounds(self, file_ids: Iterable[int]) -> dict:
+        return {}
+
+    def tags(self, file_ids: Iterable[int]) -> dict:
+        return {}
+
     def stats(self) -> dict:
         counts = dict(self._q("SELECT status, count(*) FROM files GROUP BY status").fetchall())
         kinds = dict(self._q("SELECT kind, count(*) FROM files WHERE status = 'indexed' "

@@ -4,8 +4,8 @@ Live one-shot and rolling windows, captures, a file dropped on the window and
 ``samplescout search`` all go through ``embed_query`` and ``search``, so the same audio
 gives the same answer whichever way it arrives. With a re-ranker (``app.rerank``),
 ``search`` re-orders the index's best few files by reading them side by side with the
-query. A ``SearchFilter`` narrows the files a search may return (kind and folder today;
-tags, key and tempo are named for the analysis still to come and refused until then).
+query. A ``SearchFilter`` narrows the files a search may return (kind, folder, tags, key,
+tempo range); tags, key and tempo come from the catalog's sound analysis.
 
 Threads: ``embed_query`` may run on any thread (the encoder allows concurrent runs);
 ``search`` runs on the thread that owns ``catalog`` (``index.search`` itself is
@@ -19,11 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.catalog import Catalog, FileRow
+from app.catalog import Catalog, FileRow, SoundInfo, TagRow
 from app.index import VectorIndex
 from app.rerank import FileReranker
+from app.thesaurus import UnknownTagError, normalise
 from engine.errors import SampleScoutError
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from models.key import parse_key as detector_parse_key
 from models.reranker import Clip, clip_candidate
 
 # A query longer than this is cut: the best window of a long clip is found
@@ -42,18 +44,58 @@ class SearchResult:
     cosine: float | None = None
     # a file not reachable here: which machine has it (a shared catalogue)
     where: str | None = None
+    tags: tuple[TagRow, ...] = ()          # the tags that stand for the file, best first
+    sound: SoundInfo | None = None         # tempo, key, root... (None: not analysed)
 
     def as_dict(self) -> dict:
         out = {
             "rank": self.rank, "path": self.file.path, "score": round(self.score, 6),
             "offset_s": round(self.offset_s, 3), "kind": self.file.kind,
             "duration_s": self.file.duration, "exists": self.exists,
+            "tags": [tag_dict(t) for t in self.tags],
+            "bpm": self.sound.tempo_bpm if self.sound else None,
+            "key": self.sound.key_label if self.sound else None,
         }
         if self.cosine is not None:
             out["cosine"] = round(self.cosine, 6)
         if self.where is not None:
             out["where"] = self.where
         return out
+
+
+def tag_dict(tag: TagRow) -> dict:
+    return {"tag": tag.tag, "source": tag.source, "confidence": round(tag.confidence, 3)}
+
+
+def note_name(midi: int) -> str:
+    """MIDI note number -> "A3" (middle C = C4)."""
+    return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def describe(row: FileRow, sound: SoundInfo | None, tags: list[TagRow],
+             found: list[TagRow] = ()) -> dict:
+    """Everything known about one catalogued file, as the JSON of ``samplescout info``:
+    ``tags`` (one per tag, the source that stands for it) and ``found`` (every source's
+    finding, the user's removals left out)."""
+    s = sound
+    return {
+        "path": row.path, "status": row.status, "kind": row.kind, "duration_s": row.duration,
+        "sample_rate": row.sample_rate, "channels": row.channels,
+        "tags": [tag_dict(t) for t in tags],
+        "found": [tag_dict(t) for t in found],
+        "tempo": None if s is None or s.tempo_bpm is None else
+        {"bpm": s.tempo_bpm, "confidence": s.tempo_confidence},
+        "key": None if s is None or s.key_label is None else
+        {"label": s.key_label, "tonic": s.key_tonic, "mode": s.key_mode, "confidence": s.key_confidence},
+        "root": None if s is None or s.root_midi is None else
+        {"midi": s.root_midi, "note": note_name(s.root_midi), "tuning_cents": s.tuning_cents,
+         "confidence": s.root_confidence},
+        "loudness_db": s.loudness_db if s else None,
+        "loop_probability": s.loop_probability if s else None,
+        "name_conflict": s.name_conflict if s else None,
+        "analysis_model": s.analysis_model if s else None,
+        "error": row.error,
+    }
 
 
 Query = Clip
@@ -65,16 +107,32 @@ blocks when the re-ranker reads it."""
 KINDS = ("one-shot", "loop")
 
 
+# An audio tag counts for a tag filter from this confidence on (name and user tags always).
+FILTER_MIN_CONFIDENCE = 0.35
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
 class SearchFilterError(SampleScoutError, ValueError):
-    """A filter this version cannot apply (an unknown kind, a criterion not analysed yet)."""
+    """A filter this version cannot apply (an unknown kind, tag or key, a bad tempo range)."""
+
+
+def parse_key(text: str) -> tuple[int, str]:
+    """"Am", "A minor", "F#", "Bb major" -> (tonic 0-11, 'major' | 'minor') through the key
+    detector's own parser. Raises SearchFilterError."""
+    try:
+        tonic, mode = detector_parse_key(text)
+    except ValueError as exc:
+        raise SearchFilterError(f"not a key: {text!r} ({exc}); write it like Am, F# minor or Bb") from None
+    return int(tonic), mode
 
 
 @dataclass(frozen=True)
 class SearchFilter:
     """Which library files a search may return; a field left at None (or empty) does not
     narrow. ``kind``: 'one-shot' or 'loop'. ``folder``: only files inside this folder.
-    ``tags``, ``key`` and ``tempo`` (bpm range) wait for the analysis that will fill them
-    and are refused until then."""
+    ``tags``: files with any of these tags (synonyms normalised by the thesaurus).
+    ``key``: tonal files in this key ("Am"). ``tempo``: (low, high) bpm, inclusive.
+    Files whose key or tempo is unknown do not pass a key or tempo filter."""
     kind: str | None = None
     folder: str | None = None
     tags: tuple[str, ...] = ()
@@ -84,22 +142,50 @@ class SearchFilter:
     def __post_init__(self):
         if self.kind is not None and self.kind not in KINDS:
             raise SearchFilterError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        for name in ("tags", "key", "tempo"):
-            if getattr(self, name):
-                raise SearchFilterError(f"filtering by {name} is not available yet")
         if self.folder is not None:
             object.__setattr__(self, "folder", os.path.abspath(os.path.expanduser(self.folder)))
+        try:
+            object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise(t) for t in self.tags)))
+        except UnknownTagError as exc:
+            raise SearchFilterError(str(exc)) from exc
+        if self.key is not None:
+            object.__setattr__(self, "_key", parse_key(self.key))
+        if self.tempo is not None:
+            low, high = (float(v) for v in self.tempo)
+            if not (0 < low <= high):
+                raise SearchFilterError(f"tempo range must be LOW-HIGH bpm with 0 < LOW <= HIGH, "
+                                        f"not {self.tempo!r}")
+            object.__setattr__(self, "tempo", (low, high))
 
     @property
     def narrows(self) -> bool:
-        return self.kind is not None or self.folder is not None
+        return (self.kind is not None or self.folder is not None or self.needs_analysis)
 
-    def accepts(self, row: FileRow) -> bool:
+    @property
+    def needs_analysis(self) -> bool:
+        """Whether ``accepts`` needs the files' sound analysis and tags."""
+        return bool(self.tags) or self.key is not None or self.tempo is not None
+
+    def accepts(self, row: FileRow, sound: SoundInfo | None = None,
+                tags: list[TagRow] | None = None) -> bool:
         if self.kind is not None and row.kind != self.kind:
             return False
         if self.folder is not None:
             inside = self.folder.rstrip(os.sep) + os.sep
             if not row.path.startswith(inside):
+                return False
+        if self.tags:
+            have = {t.tag for t in tags or () if t.source != "audio"
+                    or t.confidence >= FILTER_MIN_CONFIDENCE}
+            if not have.intersection(self.tags):
+                return False
+        if self.key is not None:
+            if sound is None or (sound.key_tonic, sound.key_mode) != self._key:
+                return False
+        if self.tempo is not None:
+            if sound is None or sound.tempo_bpm is None:
+                return False
+            if not self.tempo[0] <= sound.tempo_bpm <= self.tempo[1]:
                 return False
         return True
 
@@ -138,13 +224,19 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
         hits = index.search(vectors, ask)
         rows = catalog.files_by_id(h.file_id for h in hits)
         if narrows:
-            hits = [h for h in hits if h.file_id in rows and filter.accepts(rows[h.file_id])]
+            sounds = tags = {}
+            if filter.needs_analysis:
+                sounds, tags = catalog.sounds(rows), catalog.tags(rows)
+            hits = [h for h in hits if h.file_id in rows and filter.accepts(
+                rows[h.file_id], sounds.get(h.file_id), tags.get(h.file_id))]
         # the index answers best files first: ask for more until enough pass the filter
         if not narrows or len(hits) >= k or ask >= len(index):
             break
         ask = min(len(index), ask * 4)
     hits = hits[:k]
     starts = catalog.window_starts(h.vector_id for h in hits)
+    kept = [h.file_id for h in hits if h.file_id in rows]
+    all_sounds, all_tags = catalog.sounds(kept), catalog.tags(kept)
     results = []
     for hit in hits:
         row = rows.get(hit.file_id)
@@ -154,7 +246,8 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
         results.append(SearchResult(
             rank=len(results) + 1, file=row, score=float(hit.score),
             offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
-            exists=exists, where=None if exists else catalog.where(row)))
+            exists=exists, where=None if exists else catalog.where(row),
+            tags=tuple(all_tags.get(row.id, ())), sound=all_sounds.get(row.id)))
     if reranker is not None and isinstance(query, Clip):
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
     return results[:wanted]

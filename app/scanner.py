@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from app.analysis import KnownContent, analyse_in_worker
+from app.analysis import KnownContent, SoundResult, analyse_in_worker, analyse_sound_in_worker
 from app.lifeline import init_scan_worker
 from app.catalog import FileAnalysis, FileRow
 from app.decode import SUPPORTED_EXTENSIONS
@@ -62,6 +62,7 @@ class ScanProgress:
     bytes_done: int
     elapsed_s: float
     current: str
+    phase: str = "scan"         # 'scan', or 'analyse' for the back-fill of sound analyses
 
 
 @dataclass
@@ -82,6 +83,7 @@ class ScanReport:
     elapsed_s: float = 0.0
     interrupted: bool = False
     claimed_elsewhere: int = 0  # left to another machine of a shared catalogue
+    sounds_analysed: int = 0    # catalogued files whose tags / tempo / key were (re)computed
 
     @property
     def files_per_s(self) -> float:
@@ -302,6 +304,8 @@ class Scanner:
         completed = False
         try:
             self._run(tasks, orphans, report, started)
+            if not self._cancel.is_set():
+                self._backfill(report.roots, report, started)
             completed = not self._cancel.is_set()
         except KeyboardInterrupt:
             interrupted = True
@@ -420,6 +424,49 @@ class Scanner:
                 _restore(mark, report, orphans, pending)
                 self.library.reconnect()
 
+    def _backfill(self, roots: list[str], report: ScanReport, started: float) -> None:
+        """Analyse what each catalogued file under ``roots`` is, where that was never done
+        or was done by another analysis model (the vectors stay: only tags, kind, tempo, key
+        and root are computed). Committed as results arrive, like the scan."""
+        if self.library.shared:
+            return  # the shared catalogue keeps no tags or tempo/key yet (README)
+        model_id = self.library.sound_model_id
+        rows = [row for root in roots for row in self.library.catalog.files_to_analyse(model_id, root)]
+        if not rows:
+            return
+        model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+        pool = _WorkerPool(min(self.workers, len(rows)), model_path, frozenset())
+        pending = list(reversed(rows))
+        in_flight: dict[Future, FileRow] = {}
+        done = 0
+        try:
+            while pending or in_flight:
+                while pending and not self._cancel.is_set() and len(in_flight) < self.workers * 4:
+                    row = pending.pop()
+                    _, vectors = self.library.catalog.file_vectors(row.id)
+                    in_flight[pool.submit_sound(row.id, row.path, vectors)] = row
+                if not in_flight:
+                    break
+                finished, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
+                with self.library.catalog.transaction():
+                    for future in finished:
+                        row = in_flight.pop(future)
+                        try:
+                            result: SoundResult = future.result()
+                        except Exception:  # noqa: BLE001 — a crashed file keeps its old analysis
+                            continue
+                        if result.sound is not None:
+                            self.library.store_sound(row.id, result.kind, result.sound, result.tags)
+                            report.sounds_analysed += 1
+                        done += 1
+                if self.progress and finished:
+                    self.progress(ScanProgress(done, len(rows), 0, time.monotonic() - started,
+                                               row.path, phase="analyse"))
+        except BaseException:
+            pool.shutdown(cancel=True)
+            raise
+        pool.shutdown(cancel=self._cancel.is_set())
+
     def _record(self, task: _Candidate, result, orphans: dict[str, FileRow],
                 report: ScanReport) -> bool:
         """Store one worker result; returns True when the file must be analysed after all."""
@@ -494,6 +541,9 @@ class _WorkerPool:
         with _sigint_blocked():
             return self._executor.submit(analyse_in_worker, task.path, task.size,
                                          task.mtime_ns, force)
+
+    def submit_sound(self, file_id: int, path: str, vectors) -> Future:
+        return self._executor.submit(analyse_sound_in_worker, file_id, path, vectors)
 
     def restart(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

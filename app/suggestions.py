@@ -31,19 +31,35 @@ class Suggestion:
     duration_s: float | None
     offset_s: float
     exists: bool
+    tags: tuple[str, ...] = ()    # the tags that stand for the file, best first
+    bpm: float | None = None
+    key: str | None = None        # "Am"
 
     @classmethod
     def from_result(cls, result: SearchResult, rank: int | None = None, score: float | None = None) -> "Suggestion":
         row = result.file
+        sound = result.sound
         return cls(rank=result.rank if rank is None else rank, file_id=row.id, path=row.path,
                    name=row.name, score=float(result.score if score is None else score),
                    kind=row.kind, duration_s=row.duration, offset_s=float(result.offset_s),
-                   exists=bool(result.exists))
+                   exists=bool(result.exists), tags=tuple(t.tag for t in result.tags),
+                   bpm=sound.tempo_bpm if sound else None, key=sound.key_label if sound else None)
+
+    def describe_sound(self) -> str:
+        """"kick", "drum loop · 120 bpm", "melodic loop · 96 bpm · Am": what the sound is,
+        empty when nothing is known."""
+        parts = [", ".join(self.tags[:2])] if self.tags else []
+        if self.bpm:
+            parts.append(f"{self.bpm:.0f} bpm")
+        if self.key:
+            parts.append(self.key)
+        return " · ".join(parts)
 
     def as_dict(self) -> dict:
         return {"rank": self.rank, "file_id": self.file_id, "path": self.path, "name": self.name,
                 "score": round(self.score, 6), "kind": self.kind, "duration_s": self.duration_s,
-                "offset_s": round(self.offset_s, 3), "exists": self.exists}
+                "offset_s": round(self.offset_s, 3), "exists": self.exists,
+                "tags": list(self.tags), "bpm": self.bpm, "key": self.key}
 
 
 @dataclass(frozen=True)

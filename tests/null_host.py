@@ -90,7 +90,11 @@ class NullHost(Host):
 
     def request_search(self, path: str) -> None:
         self._record("request_search", path)
-        self._library.search_file(path, self.k, self._publish)
+        self._library.search_file(path, self.k, self._publish, self.search_filter)
+
+    def edit_tag(self, path: str, tag: str, removed: bool) -> None:
+        self._record("edit_tag", path, tag, removed)
+        self._library.edit_tag(path, tag, removed, self.tags_changed.emit)
 
     def _publish(self, update) -> None:
         self._slots = list(update.suggestions)[:16]     # the pads follow every update

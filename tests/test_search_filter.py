@@ -83,9 +83,9 @@ def test_the_live_matcher_searches_through_its_filter(two_folders):
     assert matcher.search_file(kick).suggestions[0].path == str(kick)
 
 
-def test_criteria_not_analysed_yet_are_refused_not_ignored():
-    for kwargs in ({"tags": ("kick",)}, {"key": "C minor"}, {"tempo": (120.0, 130.0)}):
-        with pytest.raises(SearchFilterError, match="not available yet"):
+def test_bad_criteria_are_refused_not_ignored():
+    for kwargs in ({"tags": ("spaceship",)}, {"key": "H minor"}, {"tempo": (130.0, 120.0)}):
+        with pytest.raises(SearchFilterError):
             SearchFilter(**kwargs)
     with pytest.raises(SearchFilterError, match="kind must be"):
         SearchFilter(kind="drum")

@@ -111,7 +111,7 @@ def test_dropping_a_file_shows_its_matches(qtbot, window, sample_library):
     first = model.suggestion(0)
     assert first.path == paths["sn_dolf"]                       # itself, first
     assert model.index(0, model.COL_NAME).data() == "sn_dolf.flac"
-    assert model.index(0, model.COL_CATEGORY).data() == "Snares"
+    assert model.index(0, model.COL_CATEGORY).data().startswith("snare")   # its tags, not its folder
     assert float(model.index(0, model.COL_SCORE).data()) > 0.9
     assert model.index(0, model.COL_LENGTH).data().endswith("s")
     assert ("request_search", (paths["sn_dolf"],)) in window.host.calls
@@ -433,3 +433,45 @@ def test_live_host_without_an_audio_server_says_so_and_still_searches(qtbot, sam
         assert errors and "not running" in errors[0]
     finally:
         host.close()
+
+
+def test_a_rows_tags_are_edited_from_its_menu_and_stay_in_the_library(qtbot, window, sample_library):
+    from app.library import Library
+
+    library_dir, _, paths = sample_library
+    path = paths["tabla_na"]
+    show_matches_for(qtbot, window, path)
+    assert window.model.suggestion(0).path == path
+    menu = window.view.tag_menu(0)
+    add = next(a.menu() for a in menu.actions() if a.text() == "Add tag")
+    next(a for a in add.actions() if a.text() == "vocal").trigger()
+    qtbot.waitUntil(lambda: "vocal" in window.model.suggestion(0).tags, timeout=10000)
+    assert window.model.index(0, window.model.COL_CATEGORY).data().startswith("vocal")
+    remove = next(a.menu() for a in window.view.tag_menu(0).actions() if a.text() == "Remove tag")
+    next(a for a in remove.actions() if a.text() == "vocal").trigger()
+    qtbot.waitUntil(lambda: "vocal" not in window.model.suggestion(0).tags, timeout=10000)
+    with Library(library_dir) as library:
+        assert "vocal" not in {t["tag"] for t in library.describe(path)["tags"]}
+        assert library.catalog.tag_rows([library.file_row(path).id])   # the rest is kept
+
+
+def test_the_filter_bar_narrows_dropped_file_searches_to_a_type(qtbot, window, sample_library):
+    _, _, paths = sample_library
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    everything = [window.model.suggestion(i) for i in range(window.model.rowCount())]
+    bar = window.filter_bar
+    bar.tag.setCurrentIndex(bar.tag.findData("kick"))
+    assert window.host.search_filter.tags == ("kick",)
+    window.model.set_suggestions([])
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    kicks = [window.model.suggestion(i) for i in range(window.model.rowCount())]
+    assert len(kicks) < len(everything)
+    assert all("kick" in s.tags for s in kicks)
+    assert window.model.index(0, window.model.COL_CATEGORY).data().startswith("kick")
+    bar.bpm.setText("fast")
+    bar.bpm.editingFinished.emit()
+    assert "tempo wants" in window.match_info.text()
+    assert window.host.search_filter.tags == ("kick",)          # a bad field changes nothing
+    bar.bpm.setText("")
+    bar.tag.setCurrentIndex(0)
+    assert window.host.search_filter is None

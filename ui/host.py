@@ -82,6 +82,7 @@ class Host(QObject):
     midi_received = pyqtSignal(object)      # list[int], every incoming MIDI message
     midi_map_changed = pyqtSignal()
     library_changed = pyqtSignal()          # the index was reloaded after a scan or removal
+    tags_changed = pyqtSignal(str, object)  # path, tuple of the tags that now stand for it
 
     library_dir: Path
     input_chain: Chain
@@ -109,6 +110,16 @@ class Host(QObject):
     def request_search(self, path: str) -> None: raise NotImplementedError
     def set_mode(self, mode: str) -> None: raise NotImplementedError
     def set_profile(self, profile: str) -> None: raise NotImplementedError
+
+    search_filter = None                    # app.query.SearchFilter of every later search
+
+    def edit_tag(self, path: str, tag: str, removed: bool) -> None:
+        """The user adds or removes a tag of a library file; ``tags_changed`` follows."""
+        raise NotImplementedError
+
+    def set_filter(self, search_filter) -> None:
+        """Narrow every later search (live, capture, dropped file) to what it accepts."""
+        self.search_filter = search_filter
     def audition(self, suggestion) -> int | None: raise NotImplementedError
     def stop_all(self) -> None: raise NotImplementedError
     def set_volume(self, volume: float) -> None: raise NotImplementedError

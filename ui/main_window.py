@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (QApplication, QCheckBox, QComboBox, QHBoxLayout, QL
 from . import theme
 from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
+from .filter_bar import FilterBar
 from .host import Host
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self.scope.seconds = self.scope_model.seconds
         self.match_info = QLabel("Play something — or drop an audio file here to search by example.")
         self.match_info.setObjectName("matchInfo")
+        self.filter_bar = FilterBar()
         self.view = SuggestionView()
         self.view.setModel(self.model)
         self.auto_preview = QCheckBox("Preview on select")
@@ -134,6 +136,7 @@ class MainWindow(QMainWindow):
         left_lay.setSpacing(8)
         left_lay.addWidget(self.scope, 0)
         left_lay.addLayout(suggestions_title)
+        left_lay.addWidget(self.filter_bar)
         left_lay.addWidget(self.view, 1)
         left_lay.addLayout(controls)
 
@@ -206,6 +209,11 @@ class MainWindow(QMainWindow):
         self.capture_button.clicked.connect(self.capture)
         QShortcut(QKeySequence(CAPTURE_SHORTCUT), self, activated=self.capture)
         QShortcut(QKeySequence("Ctrl+F"), self, activated=lambda: self.view.setFocus())
+        self.filter_bar.changed.connect(self.host.set_filter)
+        self.view.tag_edit_requested.connect(
+            lambda row, tag, removed: self.host.edit_tag(self.model.suggestion(row).path, tag, removed))
+        self.host.tags_changed.connect(self.model.set_tags)
+        self.filter_bar.invalid.connect(self.match_info.setText)
         self.mode.currentIndexChanged.connect(lambda i: self._set_mode(self.mode.itemData(i)))
         self.profile.currentIndexChanged.connect(lambda i: self._set_profile(self.profile.itemData(i)))
         self.view.audition_requested.connect(self.audition_row)

@@ -13,6 +13,7 @@ GUI thread, except the thumbnail jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -48,7 +49,7 @@ def format_duration(seconds: float | None) -> str:
 class SuggestionModel(QAbstractTableModel):
     """Ranked suggestions; see the module docstring."""
 
-    COLUMNS = ("#", "Sample", "Category", "Score", "Length", "Waveform")
+    COLUMNS = ("#", "Sample", "Type", "Score", "Length", "Waveform")
     COL_RANK, COL_NAME, COL_CATEGORY, COL_SCORE, COL_LENGTH, COL_WAVE = range(6)
 
     def __init__(self, thumbnails: "ThumbnailCache | None" = None, parent: QObject | None = None):
@@ -92,7 +93,7 @@ class SuggestionModel(QAbstractTableModel):
             if col == self.COL_NAME:
                 return s.name if s.exists else f"{s.name} (missing)"
             if col == self.COL_CATEGORY:
-                return category_of(s.path)
+                return s.describe_sound() or category_of(s.path)
             if col == self.COL_SCORE:
                 return f"{s.score:.2f}"
             if col == self.COL_LENGTH:
@@ -161,6 +162,14 @@ class SuggestionModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), len(new), len(new) + len(extra) - 1)
             self._rows = new
             self.endRemoveRows()
+
+    def set_tags(self, path: str, tags) -> None:
+        """The tags of the rows showing ``path`` changed (the user edited them)."""
+        for row, s in enumerate(self._rows):
+            if s.path == path:
+                self._rows[row] = dataclasses.replace(s, tags=tuple(tags))
+                cell = self.index(row, self.COL_CATEGORY)
+                self.dataChanged.emit(cell, cell)
 
     def _move_persistent(self, old_ids: list[int], new_ids: list[int]) -> None:
         where = {fid: row for row, fid in enumerate(new_ids)}

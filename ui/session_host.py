@@ -123,6 +123,7 @@ class SessionHost(Host):
                               midi_map=self._midi_map, input_chain=self.input_chain,
                               preview_chain=self.preview_chain, pads_follow="updates")
             session.subscribe(self.suggestions.emit)
+            session.set_filter(self.search_filter)
             # Every message, also during MIDI learn; Qt queues the signal to the GUI thread.
             session.on_midi_message(self.midi_received.emit)
             session.start(timeout=START_TIMEOUT)
@@ -250,9 +251,20 @@ class SessionHost(Host):
 
     def request_search(self, path: str) -> None:
         if self.session is None:
-            self._library.search_file(path, self.k, self.suggestions.emit)
+            self._library.search_file(path, self.k, self.suggestions.emit, self.search_filter)
             return
         self._control.put(("search", path))
+
+    def edit_tag(self, path: str, tag: str, removed: bool) -> None:
+        self._library.edit_tag(path, tag, removed, self.tags_changed.emit)
+
+    def set_filter(self, search_filter) -> None:
+        self.search_filter = search_filter
+        if self.session is not None:
+            try:
+                self.session.set_filter(search_filter)
+            except Exception as exc:  # noqa: BLE001
+                self.error.emit(str(exc))
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode

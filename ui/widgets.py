@@ -200,6 +200,7 @@ class SuggestionView(QTableView):
 
     audition_requested = pyqtSignal(int)    # row
     stop_requested = pyqtSignal()
+    tag_edit_requested = pyqtSignal(int, str, bool)   # row, tag, removed
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -214,6 +215,8 @@ class SuggestionView(QTableView):
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._tag_menu)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(34)
         self.setItemDelegateForColumn(SuggestionModel.COL_WAVE, WaveformDelegate(self))
@@ -301,3 +304,29 @@ class SuggestionView(QTableView):
         drag = QDrag(self)
         drag.setMimeData(mime)
         drag.exec(Qt.DropAction.CopyAction)
+
+    def tag_menu(self, row: int):
+        """The row's tag menu: add any tag, remove one of its own (each emits
+        ``tag_edit_requested``). Built apart from showing it, so it can be driven."""
+        from PyQt6.QtWidgets import QMenu
+
+        from app.thesaurus import CANONICAL_TAGS
+
+        suggestion = self.model().suggestion(row)
+        menu = QMenu(self)
+        add = menu.addMenu("Add tag")
+        for tag in CANONICAL_TAGS:
+            if tag not in suggestion.tags:
+                add.addAction(tag).triggered.connect(
+                    lambda _=False, t=tag: self.tag_edit_requested.emit(row, t, False))
+        remove = menu.addMenu("Remove tag")
+        remove.setEnabled(bool(suggestion.tags))
+        for tag in suggestion.tags:
+            remove.addAction(tag).triggered.connect(
+                lambda _=False, t=tag: self.tag_edit_requested.emit(row, t, True))
+        return menu
+
+    def _tag_menu(self, position) -> None:
+        index = self.indexAt(position)
+        if index.isValid():
+            self.tag_menu(index.row()).exec(self.viewport().mapToGlobal(position))

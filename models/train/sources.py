@@ -29,6 +29,12 @@ FORBIDDEN_PACKAGES = (
     "freepats", "timgm6mb-soundfont", "neverball-data", "neverball-common", "warzone2100-data",
     "sound-theme-freedesktop", "musescore-general-soundfont",
 )
+# Packages reserved for independent evaluation: no model here is trained or tuned on them
+# (the tagger trains on the retrieval benchmark's sets above, never on these).
+RESERVED_PACKAGES = (
+    "freepats", "timgm6mb-soundfont", "warzone2100-data", "sound-theme-freedesktop",
+    "neverball-data", "neverball-common", "musescore-general-soundfont",
+)
 
 PACKAGES = {
     "fluid-soundfont-gm": "MIT",
