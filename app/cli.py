@@ -2,7 +2,7 @@
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
 ``index``, ``search``, ``library``, ``listen``, ``plugins``, ``devices``,
-``doctor``, ``duplicates``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
+``doctor``, ``duplicates``, ``detect``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
 (before or after its name). Errors print one line and exit non-zero. Runs on
 the main thread.
 """
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     _add_duplicates_parser(sub, common)
+    _add_detect_parser(sub, common)
     return parser
 
 
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
-                   "doctor": cmd_doctor, "duplicates": cmd_duplicates}[args.command]
+                   "doctor": cmd_doctor, "duplicates": cmd_duplicates,
+                   "detect": cmd_detect}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -596,3 +598,55 @@ def _trash(library, args, out: Console, err: Console) -> int:
     for source, target in zip(paths, landed):
         out.print(f"trashed {shown(source)} -> {shown(target)}")
     return EXIT_OK
+
+
+# -- detect ----------------------------------------------------------------
+
+def _add_detect_parser(sub, common) -> None:
+    p = sub.add_parser("detect", parents=[common],
+                       help="which library samples a track uses, where, and at which pitch and tempo")
+    p.add_argument("tracks", nargs="+", metavar="TRACK")
+    p.add_argument("--json", action="store_true", help="one JSON object per track")
+    p.add_argument("-n", type=int, default=20, help="at most this many samples per track (default 20)")
+
+
+def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
+    from app import detect
+    from app.decode import DecodeError
+    from app.library import Library
+
+    if args.n < 1:
+        raise CliError("-n must be at least 1")
+    status = EXIT_OK
+    with Library(library_dir) as library:
+        if len(library.index) == 0:
+            raise CliError("the library is empty: add samples with `samplescout index FOLDER` first")
+        for track in args.tracks:
+            with Progress(TextColumn(f"detecting in {escape(os.path.basename(track))}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+                          disable=not err.is_terminal) as bar:
+                task = bar.add_task("detect", total=len(detect.SPEED_RATIOS))
+                try:
+                    found = detect.detect(library, track, limit=args.n,
+                                          progress=lambda done, total: bar.update(task, completed=done))
+                except (DecodeError, OSError) as exc:
+                    err.print(f"samplescout: error: {printable(track)}: {printable(exc)}", markup=False)
+                    status = EXIT_ERROR
+                    continue
+            if args.json:
+                print(json.dumps({"track": os.path.abspath(track),
+                                  "detections": [d.as_dict() for d in found]}), flush=True)
+                continue
+            table = Table(title=f"Samples in {shown(track)}", title_justify="left")
+            table.add_column("score", justify="right")
+            table.add_column("pitch", justify="right")
+            table.add_column("tempo", justify="right")
+            table.add_column("at (s)")
+            table.add_column("sample")
+            for d in found:
+                row = d.as_dict()
+                at = ", ".join(f"{o['start_s']:.1f}–{o['end_s']:.1f}" for o in row["occurrences"])
+                table.add_row(f"{d.score:.3f}", f"{row['pitch_semitones']:+.1f} st",
+                              f"{row['tempo_ratio']:.2f}x", at, shown(d.file.path))
+            out.print(table)
+    return status
