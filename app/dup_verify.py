@@ -16,7 +16,8 @@ waveform even where their spectra agree.
 - ``verify``: ``near`` when it reaches ``NEAR_CORRELATION``; otherwise
   the candidate is resampled by the speed ratios of ±1–2 semitones and ±5–10 % tempo (and
   by the ratio of the two lengths), each refined on a fine grid, and ``variant`` when one
-  of them reaches ``VARIANT_CORRELATION``.
+  of them reaches ``VARIANT_CORRELATION`` and the two rise and decay alike
+  (``envelope_distance``): a tone matches any tone of its pitch segment by segment.
 
 The thresholds were measured on Debian's Hydrogen kits and Sonic Pi samples
 (``bench/duplicates.py``): Ogg Vorbis copies, resampled, faded, gain-changed and 8-bit
@@ -39,6 +40,7 @@ import soxr
 VERIFY_RATE = 11025
 NEAR_CORRELATION = 0.975
 VARIANT_CORRELATION = 0.95
+VARIANT_ENVELOPE_DB = 1.0  # variants rise and decay alike (copies: < 0.2 dB; toms of two kits: 2-3 dB)
 SEGMENT = 551           # 50 ms at VERIFY_RATE
 COVER = 0.9             # share of the shorter sound's energy that must overlap the longer
 MAX_SECONDS = 60.0      # how much of each sound is compared
@@ -125,8 +127,9 @@ def segment_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     x, y = (a[lag:], b) if lag >= 0 else (a, b[-lag:])
     n = min(x.size, y.size)
     k = n // SEGMENT
-    if k == 0:
-        return 0.0
+    if k < 2:   # shorter than two segments: the whole overlap is one
+        x, y = x[:n], y[:n]
+        return float(np.dot(x, y) / np.sqrt(max(np.dot(x, x) * np.dot(y, y), _SILENT)))
     xs, ys = x[:k * SEGMENT].reshape(k, SEGMENT), y[:k * SEGMENT].reshape(k, SEGMENT)
     ex, ey = np.einsum("ij,ij->i", xs, xs), np.einsum("ij,ij->i", ys, ys)
     keep = (ex > ex.max() * 1e-3) & (ey > ey.max() * 1e-3)
@@ -134,6 +137,40 @@ def segment_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
         return 0.0
     corr = np.einsum("ij,ij->i", xs, ys)[keep] / np.sqrt(np.maximum(ex[keep] * ey[keep], _SILENT))
     return float(np.median(corr))
+
+
+def envelope_distance(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    """RMS difference in dB of the 50 ms segment levels of ``b`` placed at ``lag`` in
+    ``a``, after their mean difference (a gain) is taken out, over the segments within
+    40 dB of the loudest: two tones of one pitch correlate segment by segment, but they
+    rarely rise and decay alike."""
+    x, y = (a[lag:], b) if lag >= 0 else (a, b[-lag:])
+    n = min(x.size, y.size)
+    k = n // SEGMENT
+    if k < 2:
+        return 0.0
+    ex = np.einsum("ij,ij->i", *(x[:k * SEGMENT].reshape(k, SEGMENT),) * 2)
+    ey = np.einsum("ij,ij->i", *(y[:k * SEGMENT].reshape(k, SEGMENT),) * 2)
+    keep = (ex > ex.max() * 1e-4) & (ey > ey.max() * 1e-4)
+    if keep.sum() < 2:
+        return 0.0
+    diff = 10 * np.log10(ex[keep] + _SILENT) - 10 * np.log10(ey[keep] + _SILENT)
+    return float(np.sqrt(np.mean((diff - diff.mean()) ** 2)))
+
+
+def fractional_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    """``segment_correlation`` at the best of ``lag`` plus a quarter-sample step: a copy cut
+    at a sample of its own rate starts between two samples of VERIFY_RATE, and half a
+    sample turns bright sounds away from themselves."""
+    if b.size < 2:
+        return segment_correlation(a, b, lag)
+    spectrum = np.fft.rfft(b)
+    freqs = np.fft.rfftfreq(b.size)
+    best = segment_correlation(a, b, lag)
+    for frac in (-0.5, -0.25, 0.25, 0.5):
+        shifted = np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * frac), b.size)
+        best = max(best, segment_correlation(a, shifted, lag))
+    return best
 
 
 def _energy_span(x: np.ndarray) -> float:
@@ -151,7 +188,7 @@ def verify(a: np.ndarray, b: np.ndarray, *, same_samples: bool = False) -> Verdi
     if same_samples:
         return Verdict("exact", 1.0)
     _, lag, _ = align(a, b)
-    corr = segment_correlation(a, b, lag)
+    corr = fractional_correlation(a, b, lag)
     span_a, span_b = _energy_span(a), _energy_span(b)
     trimmed = min(span_a, span_b) < 0.9 * max(span_a, span_b)
     if corr >= NEAR_CORRELATION:
@@ -180,7 +217,9 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
             c, l = _corr_at_ratio(a_head, b_onset, float(r), limit)
             if c > corr:
                 corr, ratio, lag = c, float(r), l
-    if corr >= VARIANT_CORRELATION:
+    back = _slowed(b_onset, ratio, limit)
+    corr = max(corr, fractional_correlation(a_head, back, lag))
+    if corr >= VARIANT_CORRELATION and envelope_distance(a_head, back, lag) <= VARIANT_ENVELOPE_DB:
         return Verdict("variant", corr, lag / VERIFY_RATE, ratio, False)
     return None
 
@@ -188,14 +227,21 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
 def _corr_at_ratio(a_head: np.ndarray, b: np.ndarray, ratio: float, limit: int) -> tuple[float, int]:
     """Correlation of ``a_head`` with ``b`` slowed back by ``ratio`` (``b`` plays ``ratio``
     times faster than ``a``)."""
-    src = b[:int(limit / ratio) + VERIFY_RATE // 10]
-    if src.size < 16:
+    back = _slowed(b, ratio, limit)
+    if back.size < 16:
         return 0.0, 0
-    # b at speed r: its sample k holds a's sample k*r; resample to rate*r to undo
-    back = soxr.resample(src.astype(np.float32), VERIFY_RATE, VERIFY_RATE * ratio, quality="HQ")
-    back = np.asarray(back[:limit + VERIFY_RATE // 20], dtype=np.float64)
     _, lag, _ = align(a_head, back)
     return segment_correlation(a_head, back, lag), lag
+
+
+def _slowed(b: np.ndarray, ratio: float, limit: int) -> np.ndarray:
+    """The start of ``b`` (which plays ``ratio`` times faster than ``a``) at ``a``'s speed."""
+    src = b[:int(limit / ratio) + VERIFY_RATE // 10]
+    if src.size < 16:
+        return np.zeros(0)
+    # b at speed r: its sample k holds a's sample k*r; resample to rate*r to undo
+    back = soxr.resample(src.astype(np.float32), VERIFY_RATE, VERIFY_RATE * ratio, quality="HQ")
+    return np.asarray(back[:limit + VERIFY_RATE // 20], dtype=np.float64)
 
 
 def _from_onset(x: np.ndarray) -> np.ndarray:
