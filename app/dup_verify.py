@@ -42,6 +42,7 @@ NEAR_CORRELATION = 0.975
 VARIANT_CORRELATION = 0.95
 VARIANT_ENVELOPE_DB = 1.0  # variants rise and decay alike (copies: < 0.2 dB; toms of two kits: 2-3 dB)
 SEGMENT = 551           # 50 ms at VERIFY_RATE
+MIN_SEGMENT = 110       # 10 ms
 COVER = 0.9             # share of the shorter sound's energy that must overlap the longer
 MAX_SECONDS = 60.0      # how much of each sound is compared
 VARIANT_SECONDS = 3.0   # variants are compared on their first seconds (a ratio error drifts)
@@ -123,14 +124,17 @@ def align(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
 
 def segment_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     """Median correlation of the 50 ms segments of ``b`` placed at ``lag`` in ``a``, over
-    the segments where both are within 30 dB of their loudest segment."""
+    the segments where both are within 30 dB of their loudest segment. An overlap shorter
+    than 0.4 s is cut into 8 segments (at least 10 ms each), so that the edge of a cut,
+    where the resampler rings, is one vote among several."""
     x, y = (a[lag:], b) if lag >= 0 else (a, b[-lag:])
     n = min(x.size, y.size)
-    k = n // SEGMENT
+    seg = max(MIN_SEGMENT, min(SEGMENT, n // 8))
+    k = n // seg
     if k < 2:   # shorter than two segments: the whole overlap is one
         x, y = x[:n], y[:n]
         return float(np.dot(x, y) / np.sqrt(max(np.dot(x, x) * np.dot(y, y), _SILENT)))
-    xs, ys = x[:k * SEGMENT].reshape(k, SEGMENT), y[:k * SEGMENT].reshape(k, SEGMENT)
+    xs, ys = x[:k * seg].reshape(k, seg), y[:k * seg].reshape(k, seg)
     ex, ey = np.einsum("ij,ij->i", xs, xs), np.einsum("ij,ij->i", ys, ys)
     keep = (ex > ex.max() * 1e-3) & (ey > ey.max() * 1e-3)
     if not keep.any():
@@ -159,17 +163,19 @@ def envelope_distance(a: np.ndarray, b: np.ndarray, lag: int) -> float:
 
 
 def fractional_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
-    """``segment_correlation`` at the best of ``lag`` plus a quarter-sample step: a copy cut
-    at a sample of its own rate starts between two samples of VERIFY_RATE, and half a
-    sample turns bright sounds away from themselves."""
-    if b.size < 2:
-        return segment_correlation(a, b, lag)
+    """``segment_correlation`` at the best of ``lag`` give or take 4 samples in quarter-sample
+    steps: a copy cut at a sample of its own rate starts between two samples of
+    VERIFY_RATE, half a sample turns bright sounds away from themselves, and the
+    cross-correlation peak of a bright sound can then sit a few samples off."""
+    best = segment_correlation(a, b, lag)
+    if best >= NEAR_CORRELATION or b.size < 2:
+        return best
     spectrum = np.fft.rfft(b)
     freqs = np.fft.rfftfreq(b.size)
-    best = segment_correlation(a, b, lag)
-    for frac in (-0.5, -0.25, 0.25, 0.5):
-        shifted = np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * frac), b.size)
-        best = max(best, segment_correlation(a, shifted, lag))
+    for frac in (0.0, -0.5, -0.25, 0.25, 0.5):
+        shifted = b if frac == 0.0 else np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * frac), b.size)
+        for near in range(lag - 4, lag + 5):
+            best = max(best, segment_correlation(a, shifted, near))
     return best
 
 
@@ -192,7 +198,7 @@ def verify(a: np.ndarray, b: np.ndarray, *, same_samples: bool = False) -> Verdi
     span_a, span_b = _energy_span(a), _energy_span(b)
     trimmed = min(span_a, span_b) < 0.9 * max(span_a, span_b)
     if corr >= NEAR_CORRELATION:
-        return Verdict("near", corr, lag / VERIFY_RATE, 1.0, trimmed)
+        return Verdict("near", corr, lag / VERIFY_RATE, 1.0, bool(trimmed))
     return _variant(a, b, span_a, span_b)
 
 

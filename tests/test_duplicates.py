@@ -163,3 +163,31 @@ def test_the_kit_manifest_names_the_layers_it_declares(tmp_path):
     manifests = duplicates.KitManifests()
     assert manifests.kit_of(str(kit / "PearlKick-Hard.wav")) == str(kit)
     assert manifests.kit_of(str(tmp_path / "PearlKick-Hard.wav")) is None
+
+
+def _prepared(path):
+    from app.decode import read_mono
+    from app.dup_verify import VERIFY_RATE, prepare
+    return prepare(read_mono(path, VERIFY_RATE))
+
+
+def test_toms_of_two_kits_at_one_pitch_are_not_variants():
+    from app.dup_verify import verify
+    forzee = require(HYDROGEN / "ForzeeStereo", "hydrogen-drumkits")
+    pearl = HYDROGEN / KIT
+    # segment by segment these correlate at 0.96-0.99 once resampled to one pitch; their
+    # levels rise and decay differently
+    for a, b in (("TomMid-0.wav", "PearlTom1-Softest.wav"), ("TomMid-1.wav", "PearlTom2-Softest.wav")):
+        assert verify(_prepared(forzee / a), _prepared(pearl / b)) is None, (a, b)
+
+
+def test_a_bright_sound_cut_between_two_verification_samples_is_near(tmp_path):
+    from app.dup_verify import VERIFY_RATE, prepare, verify
+    require(SONIC_PI, "sonic-pi-samples")
+    data, rate = sf.read(SONIC_PI / "drum_cymbal_closed.flac", dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    for start in (1002, 5466):   # 250.5 and 1366.5 samples at 11,025 Hz
+        cut = mono[start:start + mono.size // 2]
+        verdict = verify(prepare(mono, rate), prepare(cut, rate))
+        assert verdict is not None and verdict.label == "near" and verdict.trimmed, start
+        assert verdict.offset_s == pytest.approx(start / rate, abs=5 / VERIFY_RATE)
