@@ -2,7 +2,7 @@
 
 The track is cut into embedded blocks every ``HOP_SECONDS``; each block goes through the
 encoder (in batches) and the index; so does a short block at each onset of the track
-(``onset_blocks``), where a one-shot under other parts stands out. So that a sample played faster or slower is found
+(``track_blocks``), where a one-shot under other parts stands out. So that a sample played faster or slower is found
 too, the same is done on the track resampled by each ratio of ``SPEED_RATIOS`` (±1 and ±2
 semitones, 0.9 and 1.1 tempo): a sample that the track plays ``r`` times faster is heard
 at its own speed in the track stretched by ``r``. The encoder's own tolerance covers the
@@ -97,10 +97,13 @@ class _Hit:
     ratio: float
 
 
-def track_blocks(audio: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def track_blocks(audio: np.ndarray, hop_frames: int,
+                 onset_samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoder blocks of mono model-rate audio every ``hop_frames`` analysis frames, with the
-    encoder's per-block level (``models.preprocess`` step 3) and no onset trimming:
-    (log-mel blocks (n, 100, 96), start samples (n,)). Silent blocks are left out."""
+    encoder's per-block level (``models.preprocess`` step 3) and no onset trimming, then one
+    block per onset in ``onset_samples`` holding ONESHOT_SECONDS of frames and silence after
+    them (a one-shot under other parts is heard there without the seconds of music that
+    follow it): (log-mel blocks (n, 100, 96), start samples (n,)). Silent blocks are left out."""
     audio = np.asarray(audio, dtype=np.float64)
     hop = frontend.HOP_LENGTH
     mel = frontend.power_mel(audio)
@@ -109,12 +112,15 @@ def track_blocks(audio: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.nda
     padded = np.zeros(n_seg * hop)
     padded[:audio.size] = np.abs(audio)
     seg_peaks = padded.reshape(n_seg, hop).max(axis=1) if n_seg else np.zeros(0)
-    last = max(0, n_frames - BLOCK_FRAMES)
-    starts = list(range(0, last + 1, hop_frames))
+    oneshot_frames = max(1, int(round(ONESHOT_SECONDS * MODEL_SAMPLE_RATE / hop)))
+    spans = [(s, s + BLOCK_FRAMES) for s in range(0, max(0, n_frames - BLOCK_FRAMES) + 1, hop_frames)]
+    if onset_samples is not None:
+        spans += [(int(o) // hop, int(o) // hop + oneshot_frames) for o in onset_samples
+                  if int(o) // hop < n_frames]
     blocks, kept = [], []
-    for s in starts:
-        rows = mel[s:s + BLOCK_FRAMES]
-        peaks = seg_peaks[max(0, s - 1):s + BLOCK_FRAMES]
+    for start, stop in spans:
+        rows = mel[start:stop]
+        peaks = seg_peaks[max(0, start - 1):stop]
         peak = float(peaks.max()) if peaks.size else 0.0
         if peak < _SILENCE_PEAK:
             continue
@@ -122,30 +128,18 @@ def track_blocks(audio: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.nda
         block = np.zeros((BLOCK_FRAMES, frontend.N_MELS), dtype=np.float32)
         block[:rows.shape[0]] = frontend.log_compress(rows * (gain * gain))
         blocks.append(block)
-        kept.append(s * hop)
+        kept.append(start * hop)
     if not blocks:
         return np.zeros((0, BLOCK_FRAMES, frontend.N_MELS), np.float32), np.zeros(0, np.int64)
     return np.stack(blocks), np.asarray(kept, dtype=np.int64)
 
 
-def onset_blocks(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One block per onset of the track (the strongest ONSETS_PER_SECOND), holding only
-    ONESHOT_SECONDS after it and silence: a one-shot under other parts is heard there
-    without the seconds of music that follow it."""
+def track_onsets(audio: np.ndarray) -> np.ndarray:
+    """Samples of the strongest onsets of the track (ONSETS_PER_SECOND at most), in order."""
     onsets = detect_onsets(np.asarray(audio, dtype=np.float32), MODEL_SAMPLE_RATE)
     budget = int(ONSETS_PER_SECOND * audio.size / MODEL_SAMPLE_RATE) + 1
-    onsets = sorted(sorted(onsets, key=lambda o: -o.strength)[:budget], key=lambda o: o.sample)
-    length = int(ONESHOT_SECONDS * MODEL_SAMPLE_RATE)
-    blocks, starts = [], []
-    for onset in onsets:
-        excerpt = audio[onset.sample:onset.sample + length]
-        block, _ = track_blocks(excerpt, BLOCK_FRAMES)
-        if len(block):
-            blocks.append(block[0])
-            starts.append(onset.sample)
-    if not blocks:
-        return np.zeros((0, BLOCK_FRAMES, frontend.N_MELS), np.float32), np.zeros(0, np.int64)
-    return np.stack(blocks), np.asarray(starts, dtype=np.int64)
+    chosen = sorted(onsets, key=lambda o: -o.strength)[:budget]
+    return np.sort(np.asarray([o.sample for o in chosen], dtype=np.int64))
 
 
 def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN_SCORE,
@@ -154,17 +148,15 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     audio = read_mono(track, MODEL_SAMPLE_RATE, max_seconds=MAX_TRACK_SECONDS)
     index, catalog, encoder = library.index, library.catalog, library.encoder
     hop_frames = max(1, int(round(HOP_SECONDS * MODEL_SAMPLE_RATE / frontend.HOP_LENGTH)))
+    onsets = track_onsets(audio)
     hits: list[_Hit] = []
     for n, ratio in enumerate(SPEED_RATIOS):
         if progress is not None:
             progress(n, len(SPEED_RATIOS))
         stretched = audio if ratio == 1.0 else soxr.resample(
             audio, MODEL_SAMPLE_RATE, MODEL_SAMPLE_RATE * ratio, quality="HQ")
-        blocks, starts = track_blocks(stretched, hop_frames)
-        if ratio in ONESHOT_RATIOS:
-            hit_blocks, hit_starts = onset_blocks(stretched)
-            blocks = np.concatenate([blocks, hit_blocks])
-            starts = np.concatenate([starts, hit_starts])
+        blocks, starts = track_blocks(
+            stretched, hop_frames, onsets * ratio if ratio in ONESHOT_RATIOS else None)
         for b in range(0, len(blocks), BATCH):
             vectors = encoder.embed_blocks(blocks[b:b + BATCH])
             found = [index.search(v, HITS_PER_BLOCK) for v in vectors]
