@@ -29,7 +29,7 @@ import soxr
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
-from app.dup_verify import VERIFY_RATE, align
+from app.dup_verify import VERIFY_RATE, correlation_curve
 from app.library import Library
 from app.onsets import detect_onsets
 from models import frontend
@@ -41,9 +41,11 @@ SPEED_RATIOS = (1.0, 2 ** (1 / 12), 2 ** (-1 / 12), 2 ** (2 / 12), 2 ** (-2 / 12
 ONESHOT_RATIOS = SPEED_RATIOS[:5]   # one-shots: the semitone steps (tempo is pitch for them)
 ONESHOT_SECONDS = 0.5
 ONSETS_PER_SECOND = 3.0
-HITS_PER_BLOCK = 10
-VERIFY_CANDIDATES = 40    # best files by embedding whose waveform is fitted to the track
+HITS_PER_BLOCK = 30
+VERIFY_CANDIDATES = 80    # best files by embedding whose waveform is fitted to the track
 FIT_WEIGHT = 1.0
+MAX_OCCURRENCES = 16      # occurrences of one file fitted (and so reported) at most
+FIT_OCCURRENCES = 1       # occurrences of a file (best by embedding) where its waveform is tried
 MIN_FIT = 0.3             # waveform correlation that verifies an occurrence and moves its start
 MERGE_SECONDS = 0.75
 MIN_SCORE = 0.5           # an occurrence whose best block scores below this is not reported
@@ -211,28 +213,33 @@ def _refine_starts(detections: list[Detection], audio_44k: np.ndarray) -> None:
             source = read_mono(d.file.path, VERIFY_RATE, max_seconds=30.0)
         except (DecodeError, OSError):
             continue
-        # the speed: the one at which the waveform fits best around the best occurrence
-        best_occ = max(d.occurrences, key=lambda o: o.score)
+        # the speed and the place: where the waveform fits best, at each speed, around the
+        # occurrences the embeddings liked best
+        tried = sorted(d.occurrences, key=lambda o: -o.score)[:FIT_OCCURRENCES]
         fits = []
         for ratio in SPEED_RATIOS:
             sound = _at_speed(source, ratio)
-            fit = _fit(track, sound, best_occ.start_s, pad) if sound.size >= 64 else None
-            if fit is not None:
-                fits.append((fit[0], ratio, sound))
+            if sound.size < 64:
+                continue
+            for occ in tried:
+                fit = _fit(track, sound, occ.start_s, pad)
+                if fit is not None:
+                    fits.append((fit[0], ratio, sound, occ))
         if not fits:
             continue
-        corr, ratio, sound = max(fits, key=lambda f: f[0])
+        corr, ratio, sound, best_occ = max(fits, key=lambda f: f[0])
         d.fit = max(0.0, corr)
         if corr < MIN_FIT:
             # not verified on the waveform: only the occurrences that score like the best
-            d.occurrences = [o for o in d.occurrences if o.score >= best_occ.score - 0.03]
+            top = max(o.score for o in d.occurrences)
+            d.occurrences = [o for o in d.occurrences if o.score >= top - 0.03]
             continue
         if ratio != d.ratio:
             for occ in d.occurrences:
                 occ.end_s = occ.start_s + (occ.end_s - occ.start_s) * d.ratio / ratio
             d.ratio = ratio
         verified = []
-        for occ in d.occurrences:
+        for occ in sorted(d.occurrences, key=lambda o: -o.score)[:MAX_OCCURRENCES]:
             fit = _fit(track, sound, occ.start_s, pad)
             # a repeat must fit the track about as well as the best occurrence
             if fit is not None and fit[0] >= max(MIN_FIT, 0.5 * corr):
@@ -256,10 +263,11 @@ def _fit(track: np.ndarray, sound: np.ndarray, start_s: float, pad: int) -> tupl
     window = track[lo:int(start_s * VERIFY_RATE) + pad + sound.size]
     if window.size <= sound.size:
         return None
-    corr, lag, _ = align(window, sound)
-    if lag < 0:
+    lags, corr = correlation_curve(window, sound)
+    best = int(np.argmax(corr))
+    if corr[best] <= -1.0 or lags[best] < 0:
         return None
-    return corr, (lo + lag) / VERIFY_RATE
+    return float(corr[best]), (lo + int(lags[best])) / VERIFY_RATE
 
 
 def _without_overlaps(occurrences: list[Occurrence]) -> list[Occurrence]:

@@ -92,12 +92,12 @@ def _next_pow2(n: int) -> int:
     return 1 << max(1, int(n - 1).bit_length())
 
 
-def align(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
-    """(correlation, lag, cover): the best normalised correlation of ``b`` placed at ``lag``
-    samples into ``a`` (negative: ``a`` starts inside ``b``), over their overlap, among the
-    placements where the overlap holds at least COVER of the shorter sound's energy."""
+def correlation_curve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lags, correlation): the normalised correlation of ``b`` placed at each lag in ``a``
+    (negative: ``a`` starts inside ``b``) over their overlap; -1 where the overlap holds less
+    than COVER of the shorter sound's energy."""
     if a.size == 0 or b.size == 0:
-        return 0.0, 0, 0.0
+        return np.zeros(1, np.int64), np.full(1, -1.0)
     n = _next_pow2(a.size + b.size)
     xc = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
     # xc[lag] = sum a[i + lag] b[i]; lags -len(b)+1 .. len(a)-1
@@ -114,12 +114,19 @@ def align(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
     shorter_total = ca[-1] if a.size <= b.size else cb[-1]
     shorter_overlap = ea if a.size <= b.size else eb
     if shorter_total <= _SILENT:
-        return 0.0, 0, 0.0
-    cover = shorter_overlap / shorter_total
+        return lags, np.full(lags.size, -1.0)
     corr = num / np.sqrt(np.maximum(ea * eb, _SILENT))
-    corr[cover < COVER] = -1.0
+    corr[shorter_overlap / shorter_total < COVER] = -1.0
+    return lags, corr
+
+
+def align(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
+    """(correlation, lag, cover): the best normalised correlation of ``b`` placed at ``lag``
+    samples into ``a`` (negative: ``a`` starts inside ``b``), over their overlap, among the
+    placements where the overlap holds at least COVER of the shorter sound's energy."""
+    lags, corr = correlation_curve(a, b)
     best = int(np.argmax(corr))
-    return float(corr[best]), int(lags[best]), float(cover[best])
+    return float(corr[best]), int(lags[best]), 1.0 if corr[best] > -1.0 else 0.0
 
 
 def segment_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
