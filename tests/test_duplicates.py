@@ -191,3 +191,25 @@ def test_a_bright_sound_cut_between_two_verification_samples_is_near(tmp_path):
         verdict = verify(prepare(mono, rate), prepare(cut, rate))
         assert verdict is not None and verdict.label == "near" and verdict.trimmed, start
         assert verdict.offset_s == pytest.approx(start / rate, abs=5 / VERIFY_RATE)
+
+
+def test_a_catalog_of_the_first_schema_gains_the_duplicate_tables(tmp_path):
+    import sqlite3
+
+    from app.catalog import MIGRATIONS, Catalog
+    path = tmp_path / "catalog.sqlite3"
+    raw = sqlite3.connect(path)
+    for statement in MIGRATIONS[1]:
+        raw.execute(statement)
+    raw.execute("INSERT INTO meta (key, value) VALUES ('catalog_id', 'x'), ('generation', '0')")
+    raw.execute("INSERT INTO files (path, size, mtime_ns, content_hash, status, scanned_at) "
+                "VALUES ('/a.wav', 1, 1, 'h', 'indexed', 0)")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with Catalog(path) as catalog:
+        assert [row.path for row in catalog.duplicate_unchecked()] == ["/a.wav"]
+        file_id = catalog.duplicate_unchecked()[0].id
+        catalog.record_duplicate_check(file_id, "h", None, [])
+        assert catalog.duplicate_unchecked() == []
+        assert catalog.duplicate_pairs() == []
