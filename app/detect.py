@@ -77,6 +77,7 @@ class Detection:
     occurrences: list[Occurrence] = field(default_factory=list)
     fit: float = 0.0          # waveform correlation with the track at the best occurrence
     fit_z: float = 0.0        # how unlikely that correlation is by chance (``_significance``)
+    start_by_speed: dict[float, float] = field(default_factory=dict)   # best hit's start per speed
 
     @property
     def rank_score(self) -> float:
@@ -200,7 +201,12 @@ def _aggregate(hits: list[_Hit], rows: dict[int, FileRow], min_score: float) -> 
         duration = row.duration or 0.0
         occurrences = [Occurrence(max(0.0, c.anchor_s), max(0.0, c.anchor_s) + duration / c.ratio,
                                   c.score) for c in chosen]
-        out.append(Detection(row, best.ratio, occurrences))
+        # where each speed's own best hit puts the file: the speed that fits the waveform
+        # best is tried there (the best hit overall may sit elsewhere, at another speed)
+        by_speed: dict[float, float] = {}
+        for h in file_hits:   # best first
+            by_speed.setdefault(h.ratio, max(0.0, h.anchor_s))
+        out.append(Detection(row, best.ratio, occurrences, start_by_speed=by_speed))
     out.sort(key=lambda d: -d.score)
     return out
 
@@ -219,20 +225,23 @@ def _refine_starts(detections: list[Detection], audio_44k: np.ndarray) -> None:
         except (DecodeError, OSError):
             continue
         # the speed and the place: where the waveform fits best, at each speed, around the
-        # occurrences the embeddings liked best
-        tried = sorted(d.occurrences, key=lambda o: -o.score)[:FIT_OCCURRENCES]
+        # occurrences the embeddings liked best and around that speed's own best hit
+        tried = [o.start_s for o in sorted(d.occurrences, key=lambda o: -o.score)[:FIT_OCCURRENCES]]
         fits = []
         for ratio in SPEED_RATIOS:
             sound = _at_speed(source, ratio)
             if sound.size < 64:
                 continue
-            for occ in tried:
-                fit = _fit(track, sound, occ.start_s, pad)
+            starts = set(tried)
+            if ratio in d.start_by_speed:
+                starts.add(d.start_by_speed[ratio])
+            for start in sorted(starts):
+                fit = _fit(track, sound, start, pad)
                 if fit is not None:
-                    fits.append((fit[0], ratio, sound, occ))
+                    fits.append((fit[0], ratio, sound, start))
         if not fits:
             continue
-        corr, ratio, sound, best_occ = max(fits, key=lambda f: f[0])
+        corr, ratio, sound, fitted_at = max(fits, key=lambda f: f[0])
         d.fit = max(0.0, corr)
         d.fit_z = _significance(d.fit, sound)
         if corr < MIN_FIT:
@@ -240,20 +249,17 @@ def _refine_starts(detections: list[Detection], audio_44k: np.ndarray) -> None:
             top = max(o.score for o in d.occurrences)
             d.occurrences = [o for o in d.occurrences if o.score >= top - 0.03]
             continue
-        if ratio != d.ratio:
-            for occ in d.occurrences:
-                occ.end_s = occ.start_s + (occ.end_s - occ.start_s) * d.ratio / ratio
-            d.ratio = ratio
-        verified = []
+        d.ratio = ratio
+        length = (d.file.duration or 0.0) / ratio
+        placed = _fit(track, sound, fitted_at, pad)
+        found = Occurrence(placed[1], placed[1] + length, d.score)
+        verified = [found]
         for occ in sorted(d.occurrences, key=lambda o: -o.score)[:MAX_OCCURRENCES]:
             fit = _fit(track, sound, occ.start_s, pad)
             # a repeat must fit the track about as well as the best occurrence
             if fit is not None and fit[0] >= max(MIN_FIT, 0.5 * corr):
-                shift = fit[1] - occ.start_s
-                occ.start_s += shift
-                occ.end_s += shift
-                verified.append(occ)
-        d.occurrences = _without_overlaps(verified or [best_occ])
+                verified.append(Occurrence(fit[1], fit[1] + length, occ.score))
+        d.occurrences = _without_overlaps(verified)
 
 
 def _significance(corr: float, sound: np.ndarray) -> float:
