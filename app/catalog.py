@@ -26,7 +26,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema from version N-1 to N. Never edit a shipped
 # entry: append a new one.
@@ -97,6 +97,26 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                analysed_at REAL NOT NULL)""",
         "CREATE INDEX sounds_tempo ON sounds (tempo_bpm)",
         "CREATE INDEX sounds_model ON sounds (analysis_model)",
+    ),
+    # duplicate groups (app.duplicates): which file contents were checked, and the pairs
+    # found; a file row whose content_hash differs from its check is checked again
+    3: (
+        """CREATE TABLE duplicate_checks (
+               file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+               content_hash TEXT NOT NULL,
+               pcm_hash TEXT,
+               checked_at REAL NOT NULL)""",
+        """CREATE TABLE duplicate_pairs (
+               a INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+               b INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+               label TEXT NOT NULL CHECK (label IN ('exact', 'near', 'variant')),
+               correlation REAL NOT NULL,
+               offset_s REAL NOT NULL,
+               ratio REAL NOT NULL,
+               trimmed INTEGER NOT NULL,
+               PRIMARY KEY (a, b),
+               CHECK (a < b))""",
+        "CREATE INDEX duplicate_pairs_b ON duplicate_pairs (b)",
     ),
 }
 
@@ -644,6 +664,65 @@ class Catalog:
                 self._db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
             if removed:
                 self._bump_generation()
+
+    # -- duplicates (app.duplicates) ----------------------------------------
+
+    def duplicate_unchecked(self) -> list[FileRow]:
+        """Indexed files whose content was not checked for duplicates yet (new or changed
+        since the last check)."""
+        return self._rows(
+            f"SELECT {', '.join('f.' + c for c in _FILE_COLUMNS.split(', '))} FROM files f "
+            "LEFT JOIN duplicate_checks d ON d.file_id = f.id "
+            "WHERE f.status = 'indexed' AND (d.file_id IS NULL OR d.content_hash IS NOT f.content_hash) "
+            "ORDER BY f.id")
+
+    def duplicate_pcm_hashes(self, file_ids: Iterable[int]) -> dict[int, str]:
+        """PCM hashes recorded by earlier checks (for files whose content is unchanged)."""
+        ids = [int(i) for i in file_ids]
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(
+                f"SELECT d.file_id, d.pcm_hash FROM duplicate_checks d JOIN files f "
+                f"ON f.id = d.file_id AND f.content_hash = d.content_hash "
+                f"WHERE d.file_id IN ({marks}) AND d.pcm_hash IS NOT NULL", chunk))
+        return found
+
+    def record_duplicate_check(self, file_id: int, content_hash: str, pcm_hash: str | None,
+                               pairs: Iterable[tuple[int, str, float, float, float, bool]]) -> None:
+        """One file checked: its ``pairs`` (other file id, label, correlation, offset_s,
+        ratio, trimmed), seen from this file, join the stored ones."""
+        with self.transaction():
+            for other, label, corr, offset, ratio, trimmed in pairs:
+                if other == file_id:
+                    continue
+                a, b = (file_id, other) if file_id < other else (other, file_id)
+                if a != file_id:   # stored from a's side: b sits at -offset, speed 1/ratio
+                    offset, ratio = -offset, 1.0 / ratio
+                self._db.execute(
+                    "INSERT OR REPLACE INTO duplicate_pairs (a, b, label, correlation, offset_s, "
+                    "ratio, trimmed) VALUES (?,?,?,?,?,?,?)",
+                    (a, b, label, float(corr), float(offset), float(ratio), int(bool(trimmed))))
+            self._db.execute(
+                "INSERT OR REPLACE INTO duplicate_checks (file_id, content_hash, pcm_hash, checked_at) "
+                "VALUES (?,?,?,?)", (file_id, content_hash, pcm_hash, time.time()))
+
+    def forget_duplicate_pairs(self, file_ids: Iterable[int]) -> None:
+        """Drop every stored pair that touches these files (their content changed)."""
+        ids = [int(i) for i in file_ids]
+        with self.transaction():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(f"DELETE FROM duplicate_pairs WHERE a IN ({marks}) OR b IN ({marks})",
+                                 chunk + chunk)
+
+    def duplicate_pairs(self) -> list[tuple[int, int, str, float, float, float, bool]]:
+        """Every stored pair: (a, b, label, correlation, offset_s, ratio, trimmed), a < b."""
+        return [(a, b, label, corr, off, ratio, bool(trimmed)) for a, b, label, corr, off, ratio, trimmed
+                in self._db.execute("SELECT a, b, label, correlation, offset_s, ratio, trimmed "
+                                    "FROM duplicate_pairs ORDER BY a, b")]
 
 
     # -- sounds and tags ---------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
 ``index``, ``search``, ``library``, ``listen``, ``plugins``, ``devices``,
-``doctor``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
+``doctor``, ``duplicates``, ``detect``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
 (before or after its name). Errors print one line and exit non-zero. Runs on
 the main thread.
 """
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", parents=[common],
                        help="what is installed, which audio and MIDI APIs work, where data lives")
     p.add_argument("--json", action="store_true")
+
+    _add_duplicates_parser(sub, common)
+    _add_detect_parser(sub, common)
     return parser
 
 
@@ -180,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_gui(library_dir)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
-                   "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag}[args.command]
+                   "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag,
+                   "duplicates": cmd_duplicates, "detect": cmd_detect}[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")
@@ -717,3 +721,134 @@ def cmd_doctor(args, library_dir, out: Console, err: Console) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- duplicates ------------------------------------------------------------
+
+def _add_duplicates_parser(sub, common) -> None:
+    p = sub.add_parser("duplicates", parents=[common],
+                       help="groups of one sound stored more than once; move chosen copies to the trash")
+    p.add_argument("--json", action="store_true", help="one JSON object: the groups and their pairs")
+    p.add_argument("--trash", nargs="+", metavar="PATH", default=None,
+                   help="move these library files to the system trash (asks first)")
+    p.add_argument("--yes", action="store_true", help="move to the trash without asking")
+
+
+def cmd_duplicates(args, library_dir, out: Console, err: Console) -> int:
+    from app import duplicates
+    from app.library import Library
+
+    with Library(library_dir) as library:
+        if args.trash:
+            return _trash(library, args, out, err)
+        with Progress(TextColumn("checking for duplicates"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True,
+                      disable=not err.is_terminal) as bar:
+            task = bar.add_task("check", total=None)
+            report = duplicates.update(
+                library, progress=lambda done, total, _path: bar.update(task, completed=done, total=total))
+        found = duplicates.groups(library)
+        for problem in report.failed:
+            err.print(f"samplescout: warning: {printable(problem)}", markup=False)
+        if args.json:
+            print(json.dumps({"checked": report.checked, "candidates": report.candidates,
+                              "elapsed_s": round(report.elapsed_s, 3),
+                              "groups": [g.as_dict() for g in found]}), flush=True)
+            return EXIT_OK
+        if not found:
+            out.print(f"No duplicates ({report.checked} files checked now).")
+            return EXIT_OK
+        for n, group in enumerate(found, 1):
+            table = Table(title=f"Group {n}: {len(group.files)} files", title_justify="left")
+            table.add_column("label")
+            table.add_column("corr", justify="right")
+            table.add_column("detail")
+            table.add_column("a")
+            table.add_column("b")
+            for pair in group.pairs:
+                detail = []
+                if pair.trimmed:
+                    detail.append("trimmed")
+                if pair.label == "variant":
+                    detail.append(f"{pair.as_dict()['semitones']:+.2f} st")
+                table.add_row(pair.label, f"{pair.correlation:.3f}", ", ".join(detail),
+                              shown(pair.a.path), shown(pair.b.path))
+            out.print(table)
+        out.print("Keep what you like; `samplescout duplicates --trash PATH...` moves the others "
+                  "to the trash.")
+    return EXIT_OK
+
+
+def _trash(library, args, out: Console, err: Console) -> int:
+    from app import duplicates
+
+    paths = [os.path.abspath(os.path.expanduser(p)) for p in args.trash]
+    unknown = [p for p in paths if library.catalog.file_by_path(p) is None]
+    if unknown:
+        raise CliError(f"not in the library, left alone: {printable(unknown[0])}")
+    if not args.yes:
+        for path in paths:
+            out.print(f"  {shown(path)}")
+        try:
+            answer = input(f"Move {len(paths)} file(s) to the trash ({duplicates.trash_dir()})? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            out.print("Nothing moved.")
+            return EXIT_ERROR
+    landed = duplicates.move_to_trash(library, paths)
+    for source, target in zip(paths, landed):
+        out.print(f"trashed {shown(source)} -> {shown(target)}")
+    return EXIT_OK
+
+
+# -- detect ----------------------------------------------------------------
+
+def _add_detect_parser(sub, common) -> None:
+    p = sub.add_parser("detect", parents=[common],
+                       help="which library samples a track uses, where, and at which pitch and tempo")
+    p.add_argument("tracks", nargs="+", metavar="TRACK")
+    p.add_argument("--json", action="store_true", help="one JSON object per track")
+    p.add_argument("-n", type=int, default=20, help="at most this many samples per track (default 20)")
+
+
+def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
+    from app import detect
+    from app.decode import DecodeError
+    from app.library import Library
+
+    if args.n < 1:
+        raise CliError("-n must be at least 1")
+    status = EXIT_OK
+    with Library(library_dir) as library:
+        if len(library.index) == 0:
+            raise CliError("the library is empty: add samples with `samplescout index FOLDER` first")
+        for track in args.tracks:
+            with Progress(TextColumn(f"detecting in {escape(os.path.basename(track))}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+                          disable=not err.is_terminal) as bar:
+                task = bar.add_task("detect", total=len(detect.SPEED_RATIOS))
+                try:
+                    found = detect.detect(library, track, limit=args.n,
+                                          progress=lambda done, total: bar.update(task, completed=done))
+                except (DecodeError, OSError) as exc:
+                    err.print(f"samplescout: error: {printable(track)}: {printable(exc)}", markup=False)
+                    status = EXIT_ERROR
+                    continue
+            if args.json:
+                print(json.dumps({"track": os.path.abspath(track),
+                                  "detections": [d.as_dict() for d in found]}), flush=True)
+                continue
+            table = Table(title=f"Samples in {shown(track)}", title_justify="left")
+            table.add_column("score", justify="right")
+            table.add_column("pitch", justify="right")
+            table.add_column("tempo", justify="right")
+            table.add_column("at (s)")
+            table.add_column("sample")
+            for d in found:
+                row = d.as_dict()
+                at = ", ".join(f"{o['start_s']:.1f}–{o['end_s']:.1f}" for o in row["occurrences"])
+                table.add_row(f"{d.score:.3f}", f"{row['pitch_semitones']:+.1f} st",
+                              f"{row['tempo_ratio']:.2f}x", at, shown(d.file.path))
+            out.print(table)
+    return status

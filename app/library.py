@@ -6,7 +6,8 @@ answers searches by example.
 
 It is the one writer of both: ``store``, ``store_copy``, ``touch``, ``relink``,
 ``remove`` and ``remove_folder`` change the catalog and the index together, so no
-caller can leave one behind the other. Readers elsewhere (the live matcher) get a
+caller can leave one behind the other (``record_duplicate_check`` and ``forget_duplicate_pairs``
+write the catalog's duplicate pairs). Readers elsewhere (the live matcher) get a
 ``Searcher`` from ``searcher()``: the index and a read-only view of the catalog.
 
 The storage behind it (``app.storage``) is local by default: a SQLite catalog and an
@@ -522,6 +523,16 @@ class Library:
             self.index.remove_files(ids)
             self.catalog.delete_files(ids)
         return len(ids)
+
+    def record_duplicate_check(self, file_id: int, content_hash: str, pcm_hash: str | None,
+                               pairs) -> None:
+        """One file checked for duplicates (``app.duplicates``): its pairs are stored. The
+        index does not change."""
+        self.catalog.record_duplicate_check(file_id, content_hash, pcm_hash, pairs)
+
+    def forget_duplicate_pairs(self, file_ids: Iterable[int]) -> None:
+        """Files about to be checked again lose the pairs they had."""
+        self.catalog.forget_duplicate_pairs(file_ids)
 
     def remove_folder(self, root: str | os.PathLike) -> int:
         """Forget a library folder and every file under it, and save the index. Returns

@@ -18,7 +18,7 @@ import soundfile as sf
 from PyQt6.QtCore import Qt
 
 from app import cli
-from app.catalog import Catalog, SoundInfo
+from app.catalog import SCHEMA_VERSION, Catalog, SoundInfo
 from app.library import Library, LibraryError
 from app.paths import CATALOG_FILENAME
 from app.query import SearchFilter, SearchFilterError
@@ -196,12 +196,13 @@ def test_a_library_from_schema_1_is_migrated_and_back_filled_with_progress(tmp_p
     library_dir = tmp_path / "lib"
     with Library(library_dir) as library:
         Scanner(library, workers=1).scan([str(root)])
-    # back to the previous schema: version 1 had neither table
+    # back to schema 1, which had none of the later tables
     raw = sqlite3.connect(library_dir / CATALOG_FILENAME)
-    raw.executescript("DROP TABLE tags; DROP TABLE sounds; PRAGMA user_version = 1;")
+    raw.executescript("DROP TABLE tags; DROP TABLE sounds; DROP TABLE duplicate_pairs; "
+                      "DROP TABLE duplicate_checks; PRAGMA user_version = 1;")
     raw.close()
     with Catalog(library_dir / CATALOG_FILENAME) as catalog:
-        assert catalog.schema_version == 2
+        assert catalog.schema_version == SCHEMA_VERSION
         assert catalog.stats()["indexed"] == 3                 # rows and vectors kept
         assert len(catalog.files_to_analyse("any")) == 3
     phases = []

@@ -1,0 +1,110 @@
+"""``samplescout detect`` on a track built here from real Debian samples: a Sonic Pi loop
+played two semitones up, another at 0.9 speed and a Hydrogen snare, each mixed 6 dB under
+other real audio, are found at their places (±0.5 s) and speeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from app.cli import main
+from app.library import Library
+from app.scanner import Scanner
+from tests.conftest import HYDROGEN, SONIC_PI, require
+
+RATE = 44100
+LIBRARY = ["loop_amen", "loop_breakbeat", "loop_compus", "loop_mehackit1", "loop_perc1",
+           "loop_industrial", "bd_haus", "bd_808", "drum_snare_hard", "elec_bell", "ambi_piano",
+           "guit_em9", "perc_bell", "bass_hit_c", "drum_cymbal_open", "elec_blip"]
+SNARE = HYDROGEN / "The Black Pearl 1.0" / "PearlSnare-Hard.wav"
+BACKGROUND = ["loop_garzul", "loop_mika", "loop_safari"]   # not in the library
+
+
+def _mono(path) -> np.ndarray:
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    return mono if rate == RATE else soxr.resample(mono, rate, RATE)
+
+
+def _at_speed(audio: np.ndarray, speed: float) -> np.ndarray:
+    """Played ``speed`` times faster (pitch and tempo together), as a sampler does."""
+    return soxr.resample(audio, RATE * speed, RATE)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
+
+
+def build_track(path) -> dict[str, tuple[float, float]]:
+    """Writes the track; returns {library name: (start_s, speed)}."""
+    background = np.concatenate([_mono(SONIC_PI / f"{n}.flac") for n in BACKGROUND])[:24 * RATE]
+    track = background / _rms(background) * 0.1
+    placed = {"loop_amen": (3.0, 2 ** (2 / 12)), "loop_breakbeat": (10.0, 0.9),
+              SNARE.stem: (17.0, 1.0)}
+    for name, (start, speed) in placed.items():
+        source = SNARE if name == SNARE.stem else SONIC_PI / f"{name}.flac"
+        part = _at_speed(_mono(source), speed)
+        gain = 0.1 * 10 ** (-6 / 20) / _rms(part[:int(0.5 * RATE)] if name == SNARE.stem else part)
+        at = int(start * RATE)
+        track[at:at + part.size] += part * gain
+    track *= 0.5 / np.max(np.abs(track))
+    sf.write(path, track, RATE, subtype="PCM_16")
+    return placed
+
+
+@pytest.fixture
+def library(tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    require(SNARE.parent, "hydrogen-drumkits")
+    root = tmp_path / "samples"
+    root.mkdir()
+    for name in LIBRARY:
+        shutil.copyfile(SONIC_PI / f"{name}.flac", root / f"{name}.flac")
+    shutil.copyfile(SNARE, root / SNARE.name)
+    shutil.copyfile(SNARE.parent / "PearlSnare-Soft.wav", root / "PearlSnare-Soft.wav")
+    library_dir = tmp_path / "lib"
+    with Library(library_dir) as lib:
+        Scanner(lib, workers=1).scan([str(root)])
+    return library_dir, root
+
+
+def test_detect_finds_pitched_stretched_and_mixed_samples_at_their_place(library, tmp_path, capsys):
+    library_dir, root = library
+    track = tmp_path / "track.wav"
+    placed = build_track(track)
+    assert main(["detect", "--json", "--library-dir", str(library_dir), str(track)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["track"] == str(track)
+    found = {d["path"]: d for d in result["detections"][:10]}
+    for name, (start, speed) in placed.items():
+        path = str(next(root.glob(f"{name}.*")))
+        assert path in found, (name, list(found))
+        detection = found[path]
+        starts = [o["start_s"] for o in detection["occurrences"]]
+        assert min(abs(s - start) for s in starts) <= 0.5, (name, starts)
+        if speed != 1.0:
+            assert detection["tempo_ratio"] == pytest.approx(speed, abs=0.03), name
+            assert detection["pitch_semitones"] == pytest.approx(12 * np.log2(speed), abs=0.6), name
+
+
+def test_repeats_of_one_sample_are_one_entry_with_every_occurrence(library, tmp_path, capsys):
+    library_dir, root = library
+    amen = _mono(SONIC_PI / "loop_amen.flac")
+    background = np.tile(_mono(SONIC_PI / "loop_garzul.flac"), 2)[:16 * RATE] * 0.2
+    track = background.copy()
+    for start in (1.0, 6.0, 11.0):
+        at = int(start * RATE)
+        track[at:at + amen.size] += amen * 0.5
+    path = tmp_path / "repeats.wav"
+    sf.write(path, track / np.max(np.abs(track)) * 0.5, RATE, subtype="PCM_16")
+    assert main(["detect", "--json", "--library-dir", str(library_dir), str(path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    entries = [d for d in result["detections"] if d["path"].endswith("loop_amen.flac")]
+    assert len(entries) == 1
+    starts = sorted(o["start_s"] for o in entries[0]["occurrences"] if o["score"] >= 0.8)
+    assert len(starts) == 3 and np.allclose(starts, [1.0, 6.0, 11.0], atol=0.5), starts
