@@ -261,6 +261,10 @@ class Catalog:
         return {r[0] for r in self._db.execute(
             "SELECT DISTINCT content_hash FROM files WHERE content_hash IS NOT NULL")}
 
+    def indexed_files(self) -> list[FileRow]:
+        """Every indexed file, ordered by path."""
+        return self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' ORDER BY path")
+
     def skipped(self, limit: int | None = None) -> list[FileRow]:
         sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'skipped' ORDER BY path"
         if limit is not None:

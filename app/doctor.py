@@ -114,6 +114,25 @@ def _library(library_dir: str | None) -> Callable[[], str]:
     return probe
 
 
+def _settings() -> str:
+    from app.paths import config_dir
+    path = config_dir() / "settings.json"
+    return f"{path} ({'saved' if path.exists() else 'not saved yet'})"
+
+
+def _presets() -> str:
+    from pathlib import Path
+
+    from app.paths import user_presets_dir
+    from engine.midi import PRESET_DIR
+    return f"yours: {user_presets_dir('chains').parent}; shipped: {Path(PRESET_DIR).parent}"
+
+
+def _cache() -> str:
+    from app.paths import cache_dir
+    return f"{cache_dir()} (VST3 scan results, rendered previews)"
+
+
 def run_checks(library_dir: str | None = None) -> list[Check]:
     return [
         Check("python", True, f"{platform.python_version()} on {platform.platform()}"),
@@ -129,4 +148,7 @@ def run_checks(library_dir: str | None = None) -> list[Check]:
         _check("plugins (pedalboard)", _version("pedalboard")),
         _check("Qt (PyQt6)", _version("PyQt6.QtCore", "PYQT_VERSION_STR")),
         _check("library", _library(library_dir)),
+        _check("settings", _settings),
+        _check("presets", _presets),
+        _check("cache", _cache),
     ]
