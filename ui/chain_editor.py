@@ -107,6 +107,8 @@ class ChainEditor(QWidget):
         self.chain = chain
         self.plugins = plugins
         self.preset_dir = preset_dir
+        self.preset_name: str | None = None     # the preset loaded or saved last
+        self._preset_path: str | None = None
         self._worker = SerialWorker(f"chain-{chain.name}")
         self._sliders: dict[str, tuple[QSlider, QLabel, ParameterInfo]] = {}
         self._editor_threads: dict[str, threading.Event] = {}
@@ -187,14 +189,27 @@ class ChainEditor(QWidget):
             self.add_combo.setCurrentIndex(i)
 
     def _fill_presets(self) -> None:
+        """The shipped presets, then the user's own (marked as such); the loaded one selected."""
         from app.audio_types import shipped_presets
+        self.preset_combo.blockSignals(True)
         self.preset_combo.clear()
         self.preset_combo.addItem("—", None)
-        paths = list(shipped_presets())
-        if self.preset_dir is not None and self.preset_dir.is_dir():
-            paths += sorted(self.preset_dir.glob("*.json"))
-        for p in paths:
+        for p in shipped_presets():
             self.preset_combo.addItem(p.stem.replace("_", " "), str(p))
+        if self.preset_dir is not None and self.preset_dir.is_dir():
+            for p in sorted(self.preset_dir.glob("*.json")):
+                self.preset_combo.addItem(f"{p.stem.replace('_', ' ')}  (yours)", str(p))
+        self._show_preset()
+        self.preset_combo.blockSignals(False)
+
+    def _show_preset(self) -> None:
+        """Select the loaded preset in the list; a restored chain whose file is gone shows its
+        name as an entry of its own."""
+        i = self.preset_combo.findData(self._preset_path) if self._preset_path else -1
+        if i < 0 and self.preset_name:
+            self.preset_combo.addItem(self.preset_name, None)
+            i = self.preset_combo.count() - 1
+        self.preset_combo.setCurrentIndex(max(0, i))
 
     def refresh(self) -> None:
         """Rebuild the member list from the chain, keeping the selected member."""
@@ -368,20 +383,53 @@ class ChainEditor(QWidget):
     def save_preset(self, path: str | Path) -> Path:
         from app.audio_types import save_chain_preset
         saved = save_chain_preset(self.chain, path)
+        self.preset_name, self._preset_path = saved.stem.replace("_", " "), str(saved)
         self._fill_presets()
         return saved
+
+    def suggested_preset_path(self) -> Path:
+        """Where "Save…" proposes to save: the user's presets folder (created), named after
+        the loaded preset or the chain."""
+        folder = self.preset_dir or Path.home()
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = (self.preset_name or f"my {self.chain.name} chain").replace(" ", "_")
+        return folder / f"{stem}.json"
 
     def load_preset(self, path: str | Path) -> None:
         """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
         from app.audio_types import load_chain_preset
+        self._preset_path = str(path)
         self._worker.call(lambda: load_chain_preset(self.chain, path), self._after_preset)
+
+    def restore(self, doc: dict) -> None:
+        """Rebuild the chain from a preset document (the chain saved with the settings), on
+        the pool thread like a preset file."""
+        from app.audio_types import build_members, parse_preset
+
+        def build():
+            scanner = self.chain.scanner
+            preset = parse_preset(doc, scanner.roots() if scanner is not None else [])
+            members, bypassed = build_members(preset, self.chain)
+            self.chain.replace(members, bypassed)
+            return preset
+
+        self._preset_path = None
+        self._worker.call(build, self._after_preset)
 
     def wait(self, msecs: int = 30000) -> bool:
         return self._worker.wait(msecs)
 
     def _after_preset(self, preset, error: str) -> None:
         if error:
+            self._preset_path = None
             self.error.emit(f"preset not loaded: {error}")
+        elif preset is not None:
+            name = preset.name if preset.name and preset.name != self.chain.name else ""
+            if self._preset_path:
+                self.preset_name = name or Path(self._preset_path).stem.replace("_", " ")
+            else:
+                self.preset_name = name or None
+        self._fill_presets()
         self.refresh()
 
     def _preset_chosen(self, index: int) -> None:
@@ -390,7 +438,7 @@ class ChainEditor(QWidget):
             self.load_preset(path)
 
     def _save_dialog(self) -> None:
-        start = str(self.preset_dir or Path.home())
+        start = str(self.suggested_preset_path())
         path, _ = QFileDialog.getSaveFileName(self, "Save chain preset", start, "Chain presets (*.json)")
         if path:
             if not path.endswith(".json"):

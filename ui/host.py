@@ -118,7 +118,15 @@ class Host(QObject):
     def capture(self) -> None: raise NotImplementedError
     def request_search(self, path: str) -> None: raise NotImplementedError
     def set_mode(self, mode: str) -> None: raise NotImplementedError
-    def set_profile(self, profile: str) -> None: raise NotImplementedError
+    def set_profile(self, profile: str) -> None:
+        """A match profile by name, keeping the current mode (the window sets it next)."""
+        raise NotImplementedError
+    def set_list_length(self, length: int) -> None:
+        """How many matches a search by example asks for."""
+    def profile_mode(self, profile: str) -> str:
+        """The mode a match profile comes with."""
+        from app.match_profiles import get_profile
+        return get_profile(profile).mode
     def audition(self, suggestion) -> int | None: raise NotImplementedError
     def stop_all(self) -> None: raise NotImplementedError
     def set_volume(self, volume: float) -> None: raise NotImplementedError

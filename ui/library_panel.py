@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLis
 
 from . import theme
 from .host import Host
+from .widgets import ElidedLabel
 
 SKIPPED_SHOWN = 500
 
@@ -106,7 +107,7 @@ class LibraryPanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
         self.progress.setValue(0)
-        self.current = QLabel("")
+        self.current = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)   # a path keeps its name
         self.current.setObjectName("dim")
         self.totals = QLabel("")
         self.totals.setWordWrap(True)
@@ -157,7 +158,7 @@ class LibraryPanel(QWidget):
         self.jobs.failed.connect(self.host.error)
         self.thread.start()
 
-        self.add_button.clicked.connect(self._choose_folder)
+        self.add_button.clicked.connect(self.choose_folder)
         self.remove_button.clicked.connect(self._remove_selected)
         self.scan_button.clicked.connect(lambda: self.scan(self.roots()))
         self.cancel_button.clicked.connect(self.cancel)
@@ -166,7 +167,8 @@ class LibraryPanel(QWidget):
     def roots(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]
 
-    def _choose_folder(self) -> None:
+    def choose_folder(self) -> None:
+        """Ask for a folder (a dialog) and scan it."""
         folder = QFileDialog.getExistingDirectory(self, "Add a sample folder")
         if folder:
             self.add_folder(folder)

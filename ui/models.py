@@ -45,6 +45,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+DEFAULT_MAX_ROWS = 16
+
+
 class SuggestionModel(QAbstractTableModel):
     """Ranked suggestions; see the module docstring."""
 
@@ -54,6 +57,7 @@ class SuggestionModel(QAbstractTableModel):
     def __init__(self, thumbnails: "ThumbnailCache | None" = None, parent: QObject | None = None):
         super().__init__(parent)
         self._rows: list = []
+        self.max_rows = DEFAULT_MAX_ROWS     # the user's list length
         self._thumbs = thumbnails
         self._playhead: tuple[int, float] | None = None  # (file_id, fraction)
         self.last_update = None
@@ -136,8 +140,9 @@ class SuggestionModel(QAbstractTableModel):
         return -1
 
     def set_suggestions(self, suggestions) -> None:
-        """Replace the list in place: rows that stay keep their persistent indexes (selection)."""
-        new = list(suggestions)
+        """Replace the list in place: rows that stay keep their persistent indexes (selection).
+        Rows are in score order (best first), at most ``max_rows`` of them."""
+        new = sorted(suggestions, key=lambda s: -s.score)[:self.max_rows]
         old_ids = [s.file_id for s in self._rows]
         new_ids = [s.file_id for s in new]
         if old_ids == new_ids:

@@ -25,31 +25,50 @@ SAMPLE_RATES = (44100, 48000, 88200, 96000)
 BLOCK_SIZES = (64, 128, 256, 512, 1024)
 SETTINGS_FILE = "settings.json"
 
+LIST_LENGTHS = (8, 12, 16, 24, 32, 48, 64)
 UI_DEFAULTS = {"auto_preview": True, "volume": 0.8, "mode": "one-shot", "profile": "",
+               "mode_override": False, "list_length": 16,
                "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": ""}
+SETTINGS_MAX_BYTES = 10 * 1024 * 1024    # two chains of VST3 state (4 MiB each at most) and a map
 
 
 def config_dir() -> Path:
-    import platformdirs
-    return Path(platformdirs.user_config_dir("samplescout", appauthor=False))
+    from app.paths import config_dir as user_config_dir
+    return user_config_dir()
 
 
 class SettingsStore:
-    """Audio settings and window preferences in one JSON file."""
+    """Audio settings, window preferences, the MIDI map and both effect chains in one JSON
+    file. ``midi_map`` and ``chains`` hold documents (a MIDI map's and chain presets' JSON),
+    checked where they are used."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.path = Path(directory or config_dir()) / SETTINGS_FILE
         self.audio = AudioSettings()
         self.ui = dict(UI_DEFAULTS)
+        self.midi_map: dict | None = None
+        self.chains: dict[str, dict] = {}
         self.load()
 
+    @property
+    def presets_dir(self) -> Path:
+        """The user's own presets, beside the settings: ``chains/`` and ``midi/``."""
+        return self.path.parent / "presets"
+
     def load(self) -> None:
+        from app.audio_types import JsonFileError, read_json_file
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json_file(self.path, max_bytes=SETTINGS_MAX_BYTES)
+        except JsonFileError:
             return
         if not isinstance(data, dict):
             return
+        if isinstance(data.get("midi_map"), dict):
+            self.midi_map = data["midi_map"]
+        chains = data.get("chains")
+        if isinstance(chains, dict):
+            self.chains = {k: v for k, v in chains.items()
+                           if k in ("input", "preview") and isinstance(v, dict)}
         audio = data.get("audio", {})
         if isinstance(audio, dict):
             defaults = AudioSettings()
@@ -68,11 +87,19 @@ class SettingsStore:
                         key == "volume" and isinstance(ui.get(key), (int, float))):
                     self.ui[key] = ui[key]
 
+        if self.ui["list_length"] not in LIST_LENGTHS:
+            self.ui["list_length"] = UI_DEFAULTS["list_length"]
+
     def save(self) -> None:
+        """Write the file atomically: a crash leaves the old settings or the new, whole."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"audio": asdict(self.audio), "ui": self.ui, "midi_map": self.midi_map,
+               "chains": self.chains}
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"audio": asdict(self.audio), "ui": self.ui}, indent=2),
-                       encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
 

@@ -1,4 +1,5 @@
-"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform thumbnails.
+"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform
+thumbnails, and a one-line label that elides instead of growing.
 
 GUI thread only. They draw what their view models give them and never poll anything themselves.
 """
@@ -8,15 +9,50 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QDrag, QLinearGradient, QPainter, QPainterPath, QPen
-from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate,
-                             QTableView, QWidget)
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QDrag, QLinearGradient, QPainter, QPainterPath, QPalette, QPen
+from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QStyle,
+                             QStyledItemDelegate, QTableView, QWidget)
 
 from . import theme
 from .models import PlayheadRole, ScopeFrame, SuggestionModel, SuggestionRole, ThumbnailRole
 
 METER_FLOOR_DB = -60.0
+ELIDED_PREFERRED_WIDTH = 420   # what a long message asks for; the layout may give it more
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that is elided to the room the layout gives it (the end, or
+    the middle for paths) and never asks for more: the window's width does not depend on
+    a message. The whole text is the tooltip when it does not fit."""
+
+    def __init__(self, text: str = "", parent=None,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight):
+        super().__init__(text, parent)
+        self.elide_mode = mode
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(min(hint.width(), ELIDED_PREFERRED_WIDTH), hint.height())
+
+    def shown_text(self) -> str:
+        """The text as painted now (elided to the label's width)."""
+        return self.fontMetrics().elidedText(self.text(), self.elide_mode, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:
+        shown = self.shown_text()
+        if shown != self.text() and not self.toolTip():
+            self.setToolTip(self.text())
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(),
+                                  int(self.alignment() | Qt.AlignmentFlag.AlignVCenter),
+                                  self.palette(), self.isEnabled(), shown,
+                                  QPalette.ColorRole.WindowText)
 
 
 class LevelMeter(QWidget):

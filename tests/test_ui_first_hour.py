@@ -1,0 +1,248 @@
+"""The window as a new user meets it: the real ``MainWindow`` over the real ``SessionHost``
+(library only, no audio device), a real catalog, real chains, VST3 plugins probed out of
+process, and the settings in a temporary user config dir (XDG_CONFIG_HOME), so a restart is
+a second window built on the same dir."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SONIC_PI, require
+
+ZAMCOMP = Path("/usr/lib/vst3/ZamComp.vst3")
+
+
+@pytest.fixture
+def config_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home / "samplescout"
+
+
+@pytest.fixture
+def no_vst3(tmp_path):
+    """A scanner that finds no plugins (fast): for the tests that are not about them."""
+    from app.audio_types import PluginScanner
+    return PluginScanner(extra_paths=[], include_standard=False, cache_dir=tmp_path / "vst3-cache")
+
+
+@pytest.fixture
+def open_window(qtbot, config_home, isolated_library_dir):
+    """``open_window(**host_options)``: a window over a fresh SessionHost and the settings in
+    the config dir, as the app builds them; closed (settings saved) at the end if still open."""
+    from ui import theme
+    from ui.main_window import MainWindow
+    from ui.session_host import SessionHost
+    from ui.settings import SettingsStore
+
+    opened = []
+
+    def open_(scan_plugins=False, **host_options):
+        from PyQt6.QtWidgets import QApplication
+        theme.apply(QApplication.instance())
+        store = SettingsStore()
+        host = SessionHost(isolated_library_dir, store.audio, live=False, **host_options)
+        win = MainWindow(host, store, scan_workers=1, scan_plugins=scan_plugins)
+        qtbot.addWidget(win)
+        host.start()
+        win.show()
+        opened.append((win, host))
+        return win
+
+    yield open_
+    for win, host in opened:
+        if win.isVisible():
+            close(win)
+
+
+def close(win) -> None:
+    win.close()
+    win.host.close()
+
+
+def suggestions(scores):
+    from app.suggestions import Suggestion, SuggestionUpdate
+    rows = tuple(Suggestion(rank=i + 1, file_id=100 + i, path=f"/samples/s{i}.wav", name=f"s{i}.wav",
+                            score=score, kind="one-shot", duration_s=0.2, offset_s=0.0, exists=True)
+                 for i, score in enumerate(scores))
+    return SuggestionUpdate(seq=1, onset_frame=None, mode="one-shot", suggestions=rows,
+                            level_db=-6.0, reason="onset", latency_ms=20.0)
+
+
+# -- 4: the capture note ----------------------------------------------------------------------
+
+def test_the_windows_default_map_captures_on_note_35(open_window, no_vst3):
+    win = open_window(plugin_scanner=no_vst3)
+    assert win.host.midi_map().action_for([0x90, 35, 100]) == "capture_lookup"
+    assert win.midi_panel.model.bindings_for("capture_lookup") == [("note", 35)]
+    assert win.host.midi_map().action_for([0x90, 36, 100]) == "audition_slot_1"
+
+
+# -- 3: everything comes back after a restart -------------------------------------------------
+
+def test_midi_map_chains_profile_mode_and_preview_settings_survive_a_restart(
+        qtbot, open_window, no_vst3, config_home):
+    win = open_window(plugin_scanner=no_vst3)
+    panel = win.midi_panel
+    panel.set_learning(True)
+    win.host.midi_received.emit([0x90, 60, 100])        # press a pad…
+    panel.action_clicked("stop_all")                     # …then click what it should do
+    panel.set_learning(False)
+    win.input_editor.add_effect("Gain")
+    win.input_editor.set_parameter("gain_db", -9.0)
+    win.preview_editor.add_effect("Reverb")
+    win.profile.setCurrentIndex(win.profile.findData("loops"))
+    win.mode.setCurrentIndex(win.mode.findData("one-shot"))      # the user's override
+    win.volume.setValue(50)
+    win.auto_preview.setChecked(False)
+    win.list_length.setCurrentIndex(win.list_length.findData(32))
+    close(win)
+    assert (config_home / "settings.json").is_file()
+
+    again = open_window(plugin_scanner=no_vst3)
+    assert again.host.midi_map().action_for([0x90, 60, 100]) == "stop_all"
+    assert again.host.midi_map().action_for([0x90, 35, 100]) == "capture_lookup"
+    assert ("note", 60) in again.midi_panel.model.bindings_for("stop_all")
+    qtbot.waitUntil(lambda: again.input_editor.members.count() == 1
+                    and again.preview_editor.members.count() == 1, timeout=10000)
+    (gain,) = again.host.input_chain.members()
+    assert gain.effect == "Gain"
+    assert again.host.input_chain.get_parameter(gain.id, "gain_db") == pytest.approx(-9.0, abs=0.1)
+    assert [m.effect for m in again.host.preview_chain.members()] == ["Reverb"]
+    assert again.profile.currentData() == "loops" and again.host.profile == "loops"
+    assert again.mode.currentData() == "one-shot" and again.host.mode == "one-shot"
+    assert again.mode_note.text() == "your choice"
+    assert again.volume.value() == 50 and not again.auto_preview.isChecked()
+    assert again.list_length.currentData() == 32 and again.model.max_rows == 32
+
+
+def test_a_damaged_settings_file_opens_with_defaults(open_window, no_vst3, config_home):
+    config_home.mkdir(parents=True)
+    (config_home / "settings.json").write_text('{"ui": {"volume": 1e99999}, "midi_map": [')
+    win = open_window(plugin_scanner=no_vst3)
+    assert win.host.midi_map().action_for([0x90, 35, 100]) == "capture_lookup"
+    assert win.volume.value() == 80
+
+
+def test_a_saved_preset_goes_to_the_users_folder_is_listed_and_named(qtbot, open_window, no_vst3,
+                                                                     config_home):
+    from app.audio_types import shipped_presets
+    win = open_window(plugin_scanner=no_vst3)
+    editor = win.input_editor
+    editor.add_effect("Compressor")
+    proposed = editor.suggested_preset_path()
+    assert proposed.parent == config_home / "presets" / "chains" and proposed.parent.is_dir()
+    assert proposed.name == "my_input_chain.json"
+    editor.save_preset(proposed.with_name("crunch.json"))
+    texts = [editor.preset_combo.itemText(i) for i in range(editor.preset_combo.count())]
+    assert "crunch  (yours)" in texts
+    assert editor.preset_combo.currentText() == "crunch  (yours)"
+    shipped = shipped_presets()[0]
+    editor.load_preset(shipped)
+    qtbot.waitUntil(lambda: editor.preset_combo.currentData() == str(shipped), timeout=10000)
+    assert editor.preset_name == editor.preset_combo.currentText()
+    # the MIDI panel's "Save…" proposes the user's folder too
+    assert win.midi_panel.suggested_preset_path().parent == config_home / "presets" / "midi"
+
+
+# -- 5: profile and mode agree; one list length; score order ---------------------------------
+
+def test_a_profile_sets_its_mode_and_an_override_is_shown(open_window, no_vst3):
+    win = open_window(plugin_scanner=no_vst3)
+    win.profile.setCurrentIndex(win.profile.findData("loops"))
+    assert win.mode.currentData() == "rolling" and win.host.mode == "rolling"
+    assert win.mode_note.text() == "from profile"
+    win.mode.setCurrentIndex(win.mode.findData("one-shot"))
+    assert win.host.mode == "one-shot" and win.mode_note.text() == "your choice"
+    win.profile.setCurrentIndex(win.profile.findData("drums"))
+    assert win.mode.currentData() == "one-shot" and win.mode_note.text() == "from profile"
+
+
+def test_the_list_has_the_users_length_in_score_order(open_window, no_vst3):
+    win = open_window(plugin_scanner=no_vst3)
+    scores = [0.5, 0.9, 0.7] + [0.1 + i / 1000 for i in range(61)]
+    win.show_update(suggestions(scores))
+    shown = [s.score for s in win.model.suggestions()]
+    assert len(shown) == 16 and shown == sorted(shown, reverse=True) and shown[0] == 0.9
+    win.list_length.setCurrentIndex(win.list_length.findData(48))
+    assert win.model.rowCount() == 48 and win.host.k == 48
+    assert win.model.index(0, win.model.COL_RANK).data() == "1"
+
+
+# -- 2: messages never widen the window --------------------------------------------------------
+
+def test_long_messages_elide_and_the_window_keeps_its_width(qtbot, open_window, no_vst3):
+    win = open_window(plugin_scanner=no_vst3)
+    win.resize(1280, 780)
+    qtbot.waitUntil(lambda: win.width() == 1280)
+    long_error = ("preset not loaded: /usr/lib/vst3/ZamCompX2.vst3 is outside the allowed VST3 "
+                  "folders " + "(/a/very/long/folder) " * 60)
+    win.show_error(long_error)
+    win.library_panel.current.setText("/samples/" + "deep/" * 200 + "kick.wav")
+    qtbot.wait(50)
+    assert win.width() == 1280
+    assert win.minimumSizeHint().width() < 1280 and win.sizeHint().width() < 1600
+    shown = win.status_message.shown_text()
+    assert shown.endswith("…") and len(shown) < len(long_error)
+    assert win.status_message.toolTip() == long_error
+    assert win.library_panel.current.shown_text().endswith("kick.wav")   # the middle goes
+
+
+# -- 6: the first run ----------------------------------------------------------------------------
+
+def test_first_run_says_to_add_a_folder_then_to_play(qtbot, open_window, no_vst3, tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    win = open_window(plugin_scanner=no_vst3)
+    qtbot.waitUntil(lambda: win.first_run.isVisible(), timeout=10000)
+    assert "add a folder" in win.match_info.text().lower()
+    assert win.add_folder_button.isVisible() and "Play something" not in win.match_info.text()
+    folder = tmp_path / "kicks"
+    folder.mkdir()
+    for stem in ("bd_haus", "bd_808"):
+        shutil.copy(SONIC_PI / f"{stem}.flac", folder)
+    win.library_panel.add_folder(str(folder))
+    qtbot.waitUntil(lambda: not win.first_run.isVisible(), timeout=60000)
+    qtbot.waitUntil(lambda: "Play something" in win.match_info.text(), timeout=10000)
+
+
+# -- 1: VST3 plugins in the effects panel ------------------------------------------------------
+
+def test_the_windows_chains_can_load_the_standard_vst3_folders(open_window):
+    win = open_window()            # the scanner the app builds (not scanned here)
+    roots = [str(r) for r in win.host.input_chain.scanner.roots()]
+    assert win.host.preview_chain.scanner is win.host.input_chain.scanner
+    if ZAMCOMP.exists():
+        assert "/usr/lib/vst3" in roots
+
+
+@pytest.mark.skipif(not ZAMCOMP.exists(), reason="Debian package zam-plugins is not installed; "
+                    "`make test` installs it")
+def test_effects_panel_offers_a_scanned_vst3_and_loads_a_preset_with_it(qtbot, open_window,
+                                                                         tmp_path):
+    import json
+
+    from app.audio_types import PluginScanner
+    folder = tmp_path / "my-plugins"
+    folder.mkdir()
+    shutil.copytree(ZAMCOMP, folder / "ZamComp.vst3")
+    scanner = PluginScanner(extra_paths=[folder], include_standard=False,
+                            cache_dir=tmp_path / "vst3-cache", timeout=20)
+    win = open_window(plugin_scanner=scanner, scan_plugins=True)   # scans in the background
+    editor = win.input_editor
+    offered = lambda: [editor.add_combo.itemText(i) for i in range(editor.add_combo.count())]  # noqa: E731
+    qtbot.waitUntil(lambda: any(t.startswith("ZamComp (VST3") for t in offered()), timeout=60000)
+    assert not any("Scanning" in t for t in offered())
+    preset = tmp_path / "comp.json"
+    preset.write_text(json.dumps({"format": "samplescout-chain", "version": 1, "name": "comp",
+                                  "members": [{"type": "vst3",
+                                               "path": str(folder / "ZamComp.vst3")}]}))
+    errors = []
+    editor.error.connect(errors.append)
+    editor.load_preset(preset)
+    qtbot.waitUntil(lambda: editor.members.count() == 1 or bool(errors), timeout=60000)
+    assert not errors
+    assert win.host.input_chain.members()[0].kind == "vst3"
+    assert editor.preset_combo.currentText() == "comp"
