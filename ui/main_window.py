@@ -33,6 +33,7 @@ from .widgets import ElidedLabel, LevelMeter, ScopeWidget, SuggestionView
 
 PLAY_PROMPT = "Play something — or drop an audio file here to search by example."
 EMPTY_LIBRARY_PROMPT = "The library is empty: add a folder of samples first."
+SCANNING_PROMPT = "Scanning your samples: suggestions start when the first ones are in."
 EMPTY_LIBRARY_TEXT = ("<b>Your library is empty.</b> Add a folder of samples: Sample Scout scans it "
                       "once, then suggests matches from it as you play or drop a sound.")
 CAPTURE_SHORTCUT = "C"
@@ -216,7 +217,7 @@ class MainWindow(QMainWindow):
         bar = QStatusBar()
         bar.setSizeGripEnabled(False)
         bar.addWidget(self.status_dot)
-        bar.addWidget(self.status_engine, 1)
+        bar.addWidget(self.status_engine)
         for w in (self.status_xruns, self.status_latency, self.status_library, self.status_pads):
             bar.addWidget(w)
         bar.addWidget(self.status_message, 1)
@@ -491,12 +492,13 @@ class MainWindow(QMainWindow):
 
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""
-        if empty == self.first_run.isVisible() and self.match_info.text() != PLAY_PROMPT \
-                and self.match_info.text() != EMPTY_LIBRARY_PROMPT:
-            return
         self.first_run.setVisible(empty)
-        if self.last_update is None:
-            self.match_info.setText(EMPTY_LIBRARY_PROMPT if empty else PLAY_PROMPT)
+        if self.last_update is not None or self.match_info.text() not in (
+                PLAY_PROMPT, EMPTY_LIBRARY_PROMPT, SCANNING_PROMPT):
+            return      # matches, or a search or capture said something since
+        scanning = self.library_panel.scanning and self.host.status().library_files == 0
+        self.match_info.setText(EMPTY_LIBRARY_PROMPT if empty else
+                                SCANNING_PROMPT if scanning else PLAY_PROMPT)
 
     def _devices_listed(self, report, error: str) -> None:
         self.midi_panel.set_ports(report.midi if report is not None else {})

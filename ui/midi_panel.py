@@ -99,6 +99,7 @@ class MidiPanel(QWidget):
 
     def _map_changed(self) -> None:
         self.model.set_map(self.host.midi_map())
+        self.presets.setItemText(0, self.host.midi_map().name)   # the map in use, by name
 
     def set_ports(self, ports: dict[str, list[str]]) -> None:
         """MIDI input ports per API, from a device listing."""

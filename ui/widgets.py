@@ -31,22 +31,31 @@ class ElidedLabel(QLabel):
         super().__init__(text, parent)
         self.elide_mode = mode
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # Preferred: it gets its (capped) size hint when there is room, and can shrink to 0.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def _line_height(self) -> int:
+        margins = self.contentsMargins()
+        return self.fontMetrics().height() + margins.top() + margins.bottom()
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(0, super().minimumSizeHint().height())
+        return QSize(0, self._line_height())
 
     def sizeHint(self) -> QSize:
-        hint = super().sizeHint()
-        return QSize(min(hint.width(), ELIDED_PREFERRED_WIDTH), hint.height())
+        width = self.fontMetrics().horizontalAdvance(self._one_line()) + 4
+        return QSize(min(width, ELIDED_PREFERRED_WIDTH), self._line_height())
+
+    def _one_line(self) -> str:
+        return " ".join(self.text().split("\n"))
 
     def shown_text(self) -> str:
-        """The text as painted now (elided to the label's width)."""
-        return self.fontMetrics().elidedText(self.text(), self.elide_mode, self.contentsRect().width())
+        """The text as painted now: on one line, elided to the label's width."""
+        return self.fontMetrics().elidedText(self._one_line(), self.elide_mode,
+                                             self.contentsRect().width())
 
     def paintEvent(self, event) -> None:
         shown = self.shown_text()
-        if shown != self.text() and not self.toolTip():
+        if shown != self._one_line() and not self.toolTip():
             self.setToolTip(self.text())
         painter = QPainter(self)
         self.style().drawItemText(painter, self.contentsRect(),
