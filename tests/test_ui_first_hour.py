@@ -246,3 +246,58 @@ def test_effects_panel_offers_a_scanned_vst3_and_loads_a_preset_with_it(qtbot, o
     assert not errors
     assert win.host.input_chain.members()[0].kind == "vst3"
     assert editor.preset_combo.currentText() == "comp"
+
+
+# -- 7: the library panel ------------------------------------------------------------------------
+
+def test_library_panel_queues_a_folder_shows_time_left_and_totals_that_agree(qtbot, open_window,
+                                                                          no_vst3, tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    from PyQt6.QtCore import Qt
+    win = open_window(plugin_scanner=no_vst3)
+    panel = win.library_panel
+    first, second = tmp_path / "pack one", tmp_path / "pack two"
+    first.mkdir()
+    second.mkdir()
+    for path in sorted(SONIC_PI.glob("*.flac"))[:30]:
+        shutil.copy(path, first)
+    shutil.copy(SONIC_PI / "bd_haus.flac", second)
+    (second / "truncated.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    formats, totals = [], []
+    panel.jobs.progress.connect(lambda *_: formats.append(panel.progress.format()))
+    panel.jobs.summary.connect(lambda *_: totals.append((panel.scanning, panel.totals.text())))
+    done = []
+    panel.scan_done.connect(lambda: done.append(panel.progress.format()))
+    panel.add_folder(str(first))
+    assert panel.scanning and panel.add_button.isEnabled()
+    panel.add_folder(str(second))                       # queued behind the running scan
+    assert "pack two" in panel.current.text()
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=120000)
+    assert set(panel.roots()) >= {str(first), str(second)}
+    assert any("left" in f for f in formats), formats
+    during = [text for scanning, text in totals if scanning]
+    assert any(not text.startswith("<b>0</b>") for text in during), totals   # totals grow
+    qtbot.waitUntil(lambda: "<b>31</b> samples indexed" in panel.totals.text(), timeout=10000)
+    assert "1 skipped" in panel.totals.text()
+    with qtbot.waitSignal(panel.scan_done, timeout=60000):
+        panel.scan(panel.roots())                      # nothing new: the same totals
+    qtbot.waitUntil(lambda: panel.progress.format() == "done: 0 new · 31 indexed · 1 skipped",
+                    timeout=10000)
+    assert "unchanged" not in panel.progress.format()
+    assert panel.skipped.textElideMode() == Qt.TextElideMode.ElideMiddle
+
+
+# -- 9: settings in plain words ---------------------------------------------------------------------
+
+def test_settings_say_device_problems_in_plain_words_and_dropouts_explain_themselves(
+        qtbot, open_window, no_vst3, monkeypatch):
+    from ui.settings import plain_words
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "samplescout-nobody-home")
+    win = open_window(plugin_scanner=no_vst3)
+    note = win.settings_panel.note
+    qtbot.waitUntil(lambda: "Looking" not in note.text(), timeout=30000)
+    assert "MidiInAlsa" not in note.text() and "::" not in note.text()
+    assert "No audio device" in note.text()
+    assert plain_words("MIDI alsa: unavailable (MidiInAlsa::initialize: error creating ALSA "
+                       "sequencer client object.)").startswith("ALSA MIDI is not available")
+    assert "Dropouts" in win.status_xruns.toolTip() and win.status_xruns.text() == "no dropouts"

@@ -14,6 +14,7 @@ same scan path as "Rescan all"; the host keeps searching its loaded index meanwh
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
@@ -26,12 +27,14 @@ from .host import Host
 from .widgets import ElidedLabel
 
 SKIPPED_SHOWN = 500
+SUMMARY_EVERY_S = 1.0
+ETA_AFTER_FILES = 5         # a time-left estimate needs a few files done first
 
 
 class LibraryJobs(QObject):
     """Lives on the library thread; every slot runs there."""
 
-    progress = pyqtSignal(int, int, str)          # done, total, current file
+    progress = pyqtSignal(int, int, str, float)   # done, total, current file, seconds so far
     scan_finished = pyqtSignal(object)            # app.scanner.ScanReport (or None)
     summary = pyqtSignal(dict, list)              # catalog stats, skipped rows
     failed = pyqtSignal(str)
@@ -43,15 +46,23 @@ class LibraryJobs(QObject):
     @pyqtSlot(list)
     def scan(self, roots: list) -> None:
         report = None
+        self._summary_at = time.monotonic()
         try:
-            report = self.tasks.scan(
-                roots, progress=lambda p: self.progress.emit(p.done, p.total, p.current))
+            report = self.tasks.scan(roots, progress=self._scan_progress)
         except KeyboardInterrupt:
             pass
         except Exception as exc:  # noqa: BLE001 - one line for the user
             self.failed.emit(f"scan failed: {exc}")
         self.scan_finished.emit(report)
         self.refresh()
+
+    def _scan_progress(self, p) -> None:
+        """Library thread, inside the scan: progress, and the totals once a second (the
+        scanner commits as it goes, so they grow during the scan)."""
+        self.progress.emit(p.done, p.total, p.current, p.elapsed_s)
+        if time.monotonic() - self._summary_at >= SUMMARY_EVERY_S:
+            self._summary_at = time.monotonic()
+            self.refresh()
 
     def cancel(self) -> None:
         """Any thread: stop the running scan after the files in flight."""
@@ -94,6 +105,8 @@ class LibraryPanel(QWidget):
         self.scanning = False
         self.stats: dict = {}
         self.auto_rescan = False     # a rescan for another model's vectors was started (once)
+        self.queued: list[str] = []  # folders added during a scan, scanned after it
+        self._report = None          # the last scan's report, summarised with the totals
         self.folders = QListWidget()
         self.folders.setMinimumHeight(70)
         self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -122,6 +135,7 @@ class LibraryPanel(QWidget):
         self.skipped.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         self.skipped.setColumnWidth(1, 160)
         self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.skipped.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # the file name stays
 
         title = QLabel("SAMPLE FOLDERS")
         title.setObjectName("sectionTitle")
@@ -174,11 +188,16 @@ class LibraryPanel(QWidget):
             self.add_folder(folder)
 
     def add_folder(self, folder: str) -> None:
-        """Add a folder and scan it."""
-        folder = os.path.abspath(os.path.expanduser(folder))
-        if folder not in self.roots():
-            self.folders.addItem(folder)
-        self.scan([folder])
+        """Add a folder and scan it (after the running scan, if one runs)."""
+        self.add_folders([folder])
+
+    def add_folders(self, folders: list[str]) -> None:
+        """Add several folders and scan them together (queued behind a running scan)."""
+        folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
+        for folder in folders:
+            if folder not in self.roots():
+                self.folders.addItem(folder)
+        self.scan(folders)
 
     def _remove_selected(self) -> None:
         item = self.folders.currentItem()
@@ -190,8 +209,13 @@ class LibraryPanel(QWidget):
         self.request_remove.emit(folder)
 
     def scan(self, roots: list[str]) -> None:
-        if self.scanning or not roots:
+        if not roots:
             return
+        if self.scanning:
+            self.queued += [r for r in roots if r not in self.queued]
+            self.current.setText(f"Queued after this scan: {', '.join(map(os.path.basename, self.queued))}")
+            return
+        self._report = None
         self._set_busy(True, "scanning…")
         self.progress.setRange(0, 0)
         self.request_scan.emit(list(roots))
@@ -203,33 +227,44 @@ class LibraryPanel(QWidget):
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self.scanning = busy
         self.scan_button.setEnabled(not busy)
-        self.add_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if text:
             self.progress.setFormat(text)
 
-    def _progress(self, done: int, total: int, current: str) -> None:
+    def _progress(self, done: int, total: int, current: str, elapsed_s: float) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{done} / {total}")
-        self.current.setText(Path(current).name)
+        self.progress.setFormat(f"{done} / {total}" + time_left(done, total, elapsed_s))
+        self.current.setText(current)
 
     def _finished(self, report) -> None:
         self._set_busy(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        self._report = report
         if report is None:
             self.progress.setFormat("done")
             self.current.setText("")
         else:
-            skipped = sum(report.skipped.values())
-            state = "stopped" if report.interrupted else "done"
-            self.progress.setFormat(f"{state}: {report.indexed} new, {report.unchanged} unchanged, "
-                                    f"{skipped} skipped")
+            self._show_report(self.stats)
             self.current.setText("; ".join(report.problems[:3]))
         self.host.reload_library()
         self.scan_done.emit()
+        if self.queued:
+            queued, self.queued = self.queued, []
+            self.scan(queued)
+
+    def _show_report(self, stats: dict) -> None:
+        """The last scan in the totals' own figures: what is new, then the library's
+        indexed and skipped files (a skipped file left as it was is not 'unchanged')."""
+        report = self._report
+        if report is None:
+            return
+        state = "stopped" if report.interrupted else "done"
+        new = report.indexed + report.duplicates + report.relinked
+        self.progress.setFormat(f"{state}: {new} new · {stats.get('indexed', 0)} indexed · "
+                                f"{stats.get('skipped', 0)} skipped")
 
     def _summary(self, stats: dict, skipped: list) -> None:
         self.stats = stats
@@ -253,6 +288,8 @@ class LibraryPanel(QWidget):
             reason.setToolTip(row.error or "")
             self.skipped.setItem(r, 0, name)
             self.skipped.setItem(r, 1, reason)
+        if not self.scanning:
+            self._show_report(stats)
         self._check_model(stats)
 
     def _check_model(self, stats: dict) -> None:
@@ -287,3 +324,13 @@ class LibraryPanel(QWidget):
         self.request_close.emit()
         self.thread.quit()
         self.thread.wait(30000)
+
+
+def time_left(done: int, total: int, elapsed_s: float) -> str:
+    """' · about 40 s left' from the rate so far; '' until a few files are done."""
+    if done < ETA_AFTER_FILES or elapsed_s <= 0 or total <= done:
+        return ""
+    seconds = elapsed_s / done * (total - done)
+    if seconds < 60:
+        return f" · about {max(1, round(seconds))} s left"
+    return f" · about {round(seconds / 60)} min left"

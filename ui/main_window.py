@@ -36,6 +36,9 @@ EMPTY_LIBRARY_PROMPT = "The library is empty: add a folder of samples first."
 SCANNING_PROMPT = "Scanning your samples: suggestions start when the first ones are in."
 EMPTY_LIBRARY_TEXT = ("<b>Your library is empty.</b> Add a folder of samples: Sample Scout scans it "
                       "once, then suggests matches from it as you play or drop a sound.")
+XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard as a click or "
+              "a gap. A few at start-up are normal; if the count keeps climbing, raise the "
+              "block size in Settings or close other busy programs.")
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
@@ -205,6 +208,7 @@ class MainWindow(QMainWindow):
         self.status_dot = QLabel()
         self.status_engine = ElidedLabel()
         self.status_xruns = QLabel()
+        self.status_xruns.setToolTip(XRUNS_HELP)
         self.status_latency = QLabel()
         self.status_library = QLabel()
         self.status_pads = QLabel()
@@ -479,7 +483,7 @@ class MainWindow(QMainWindow):
         self.status_engine.setText(st.message)
         self.status_engine.setToolTip(st.message)
         self.device_label.setText(f"INPUT  ·  {st.device}" if st.device else "INPUT  ·  no device")
-        self.status_xruns.setText(f"xruns {st.xruns}")
+        self.status_xruns.setText(f"dropouts {st.xruns}" if st.xruns else "no dropouts")
         if st.input_latency_ms is not None and st.output_latency_ms is not None:
             self.status_latency.setText(f"latency in {st.input_latency_ms:.1f} · out {st.output_latency_ms:.1f} ms")
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -103,6 +104,30 @@ class SettingsStore:
         os.replace(tmp, self.path)
 
 
+_PLAIN_WORDS = (
+    (re.compile(r"MIDI alsa: unavailable \(.*ALSA sequencer.*\)", re.I),
+     "ALSA MIDI is not available on this machine (it has no sound card sequencer); "
+     "MIDI works through JACK when JACK runs."),
+    (re.compile(r"MIDI (\w+): unavailable \((.*)\)", re.I),
+     r"\1 MIDI is not available here."),
+    (re.compile(r"no audio device found.*", re.I),
+     "No audio device: no audio server or sound card is available. Start JACK "
+     "(for example `jackd -d dummy -r 48000 -p 64`) or connect an interface, then Refresh."),
+    (re.compile(r".*(Device unavailable|Invalid sample rate|Unanticipated host error).*", re.I),
+     "The audio device refused these settings (it may be busy or not support them): "
+     "try another sample rate or block size."),
+)
+
+
+def plain_words(line: str) -> str:
+    """A device or MIDI error as a sentence for the Settings panel (the raw line stays in
+    the tooltip)."""
+    for pattern, text in _PLAIN_WORDS:
+        if pattern.fullmatch(line.strip()):
+            return pattern.sub(text, line.strip())
+    return line
+
+
 class SettingsPanel(QWidget):
     """Audio host API, device, sample rate, block size and preview output; Apply restarts audio."""
 
@@ -184,7 +209,8 @@ class SettingsPanel(QWidget):
         self.hostapi.blockSignals(False)
         self._fill_devices()
         lines = list(report.errors) if report is not None else [error]
-        self.note.setText("\n".join(lines))
+        self.note.setText("\n".join(plain_words(line) for line in lines))
+        self.note.setToolTip("\n".join(lines))
 
     def _fill_devices(self) -> None:
         api = self.hostapi.currentData()
