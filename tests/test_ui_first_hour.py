@@ -265,8 +265,8 @@ def test_library_panel_queues_a_folder_shows_time_left_and_totals_that_agree(qtb
     (second / "truncated.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
     formats, totals = [], []
     panel.jobs.progress.connect(lambda *_: formats.append(panel.progress.format()))
-    panel.jobs.summary.connect(lambda *_: totals.append((panel.scanning, panel.totals.text())))
     done = []
+    panel.jobs.summary.connect(lambda *_: totals.append((not done, panel.totals.text())))
     panel.scan_done.connect(lambda: done.append(panel.progress.format()))
     panel.add_folder(str(first))
     assert panel.scanning and panel.add_button.isEnabled()
@@ -275,7 +275,7 @@ def test_library_panel_queues_a_folder_shows_time_left_and_totals_that_agree(qtb
     qtbot.waitUntil(lambda: len(done) == 2, timeout=120000)
     assert set(panel.roots()) >= {str(first), str(second)}
     assert any("left" in f for f in formats), formats
-    during = [text for scanning, text in totals if scanning]
+    during = [text for first_scan_running, text in totals if first_scan_running]
     assert any(not text.startswith("<b>0</b>") for text in during), totals   # totals grow
     qtbot.waitUntil(lambda: "<b>31</b> samples indexed" in panel.totals.text(), timeout=10000)
     assert "1 skipped" in panel.totals.text()
