@@ -301,3 +301,54 @@ def test_settings_say_device_problems_in_plain_words_and_dropouts_explain_themse
     assert plain_words("MIDI alsa: unavailable (MidiInAlsa::initialize: error creating ALSA "
                        "sequencer client object.)").startswith("ALSA MIDI is not available")
     assert "Dropouts" in win.status_xruns.toolTip() and win.status_xruns.text() == "no dropouts"
+
+
+# -- 8: reading the list -------------------------------------------------------------------------
+
+def scanned(library_dir, folder, stems):
+    from app.library import Library
+    from app.scanner import Scanner
+    folder.mkdir()
+    for stem in stems:
+        shutil.copy(SONIC_PI / f"{stem}.flac", folder)
+    with Library(library_dir) as library:
+        Scanner(library, workers=1).scan([folder])
+    return {stem: str(folder / f"{stem}.flac") for stem in stems}
+
+
+def test_the_list_sorts_by_a_column_offers_a_row_menu_and_names_the_dropped_query(
+        qtbot, open_window, no_vst3, isolated_library_dir, tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDragEnterEvent, QGuiApplication
+    paths = scanned(isolated_library_dir, tmp_path / "Kicks",
+                    ["bd_haus", "bd_808", "bd_boom", "sn_dolf", "elec_tick", "perc_bell"])
+    win = open_window(plugin_scanner=no_vst3)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(paths["bd_808"])])
+    enter = QDragEnterEvent(win.rect().center(), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    win.dragEnterEvent(enter)
+    assert win.drop_highlight and "Drop the sound" in win.view.empty_text
+    from PyQt6.QtGui import QDropEvent
+    win.dropEvent(QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime,
+                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert not win.drop_highlight
+    qtbot.waitUntil(lambda: win.model.rowCount() == 6, timeout=60000)
+    assert "like bd_808.flac" in win.match_info.text()
+    model, header = win.model, win.view.horizontalHeader()
+    header.setSortIndicator(model.COL_NAME, Qt.SortOrder.AscendingOrder)      # a header click
+    names = [s.name for s in model.suggestions()]
+    assert names == sorted(names, key=str.lower)
+    header.setSortIndicator(model.COL_LENGTH, Qt.SortOrder.DescendingOrder)
+    lengths = [s.duration_s for s in model.suggestions()]
+    assert lengths == sorted(lengths, reverse=True)
+    row = model.row_of(model.suggestion(0).file_id)
+    menu = win.view.context_menu(row)
+    actions = {a.text(): a for a in menu.actions()}
+    assert list(actions) == ["Play", "Find similar", "Show in file manager", "Copy path"]
+    actions["Copy path"].trigger()
+    assert QGuiApplication.clipboard().text() == model.suggestion(row).path
+    target = model.suggestion(row)
+    actions["Find similar"].trigger()
+    qtbot.waitUntil(lambda: f"like {target.name}" in win.match_info.text(), timeout=60000)

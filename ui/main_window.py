@@ -39,6 +39,8 @@ EMPTY_LIBRARY_TEXT = ("<b>Your library is empty.</b> Add a folder of samples: Sa
 XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard as a click or "
               "a gap. A few at start-up are normal; if the count keeps climbing, raise the "
               "block size in Settings or close other busy programs.")
+DROP_PROMPT = "Drop the sound here to find samples like it."
+EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
@@ -67,6 +69,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 780)
         self._voice: tuple[int, object] | None = None
         self.last_update = None
+        self._query_name = ""            # the file searched by example last
+        self.drop_highlight = False
 
         self.thumbnails = ThumbnailCache(self)
         self.model = SuggestionModel(self.thumbnails, self)
@@ -243,6 +247,8 @@ class MainWindow(QMainWindow):
         self.add_folder_button.clicked.connect(self._add_folder)
         self.library_panel.scan_done.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
+        self.view.similar_requested.connect(self.search_file)
+        self.view.reveal_requested.connect(reveal_in_file_manager)
         self.view.stop_requested.connect(self.stop_all)
         self.stop_button.clicked.connect(self.stop_all)
         self.auto_preview.toggled.connect(self._set_auto_preview)
@@ -397,6 +403,8 @@ class MainWindow(QMainWindow):
         source = {"file": "dropped file", "rolling": "rolling", "one-shot": "onset",
                   "capture": "capture"}.get(update.mode, update.mode)
         detail = update.reason or source
+        if (update.reason or "").startswith("file") and self._query_name:
+            detail = f"like {self._query_name}"
         self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · "
                                 f"{update.latency_ms:.0f} ms")
         snapshot = os.environ.get(SNAPSHOT_ENV)
@@ -434,6 +442,7 @@ class MainWindow(QMainWindow):
         self.match_info.setText("Looking up the last thing you played…")
 
     def search_file(self, path: str) -> None:
+        self._query_name = Path(path).name
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
         self.host.request_search(path)
         self.searched.emit(path)
@@ -443,13 +452,25 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event) -> None:
         if audio_paths_from_mime(event.mimeData()) and event.source() is None:
             event.acceptProposedAction()
+            self.set_drop_highlight(True)
         else:
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
+    def dragLeaveEvent(self, event) -> None:
+        self.set_drop_highlight(False)
+
+    def set_drop_highlight(self, on: bool) -> None:
+        """While a sound is dragged over the window: the list says it will search with it."""
+        self.drop_highlight = on
+        self.view.setStyleSheet(f"QTableView {{ border: 2px dashed {theme.ACCENT}; }}" if on else "")
+        self.view.empty_text = DROP_PROMPT if on else EMPTY_VIEW_TEXT
+        self.view.viewport().update()
+
     def dropEvent(self, event) -> None:
+        self.set_drop_highlight(False)
         paths = audio_paths_from_mime(event.mimeData())
         if not paths:
             event.ignore()
@@ -537,6 +558,13 @@ class MainWindow(QMainWindow):
             editor.close_editors()
         self.library_panel.shutdown()
         super().closeEvent(event)
+
+
+def reveal_in_file_manager(path: str) -> None:
+    """Open the folder holding ``path`` in the desktop's file manager."""
+    from PyQt6.QtCore import QUrl
+    from PyQt6.QtGui import QDesktopServices
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
 
 
 def make_host(library_dir: str | None, store: SettingsStore) -> tuple[Host, str]:

@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QDrag, QLinearGradient, QPainter, QPainterPath, QPalette, QPen
-from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QStyle,
+from PyQt6.QtGui import (QColor, QDrag, QGuiApplication, QLinearGradient, QPainter, QPainterPath,
+                         QPalette, QPen)
+from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSizePolicy, QStyle,
                              QStyledItemDelegate, QTableView, QWidget)
 
 from . import theme
@@ -241,10 +242,13 @@ class ScoreDelegate(QStyledItemDelegate):
 
 
 class SuggestionView(QTableView):
-    """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as files."""
+    """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as
+    files; a header click sorts; a right click offers a row's actions."""
 
     audition_requested = pyqtSignal(int)    # row
     stop_requested = pyqtSignal()
+    similar_requested = pyqtSignal(str)     # path: search for sounds like it
+    reveal_requested = pyqtSignal(str)      # path: show it in the file manager
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -284,6 +288,28 @@ class SuggestionView(QTableView):
         self.setColumnWidth(SuggestionModel.COL_SCORE, 64)
         self.setColumnWidth(SuggestionModel.COL_LENGTH, 70)
         self.setColumnWidth(SuggestionModel.COL_WAVE, 190)
+        h.setSortIndicatorShown(True)
+        h.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)     # best score first
+        h.setSectionsClickable(True)
+        h.sortIndicatorChanged.connect(model.sort)
+
+    def context_menu(self, row: int) -> QMenu:
+        """The actions on one row: play, find similar, show in the file manager, copy path."""
+        s = self.model().suggestion(row)
+        menu = QMenu(self)
+        menu.addAction("Play", lambda: self.audition_requested.emit(row))
+        menu.addAction("Find similar", lambda: self.similar_requested.emit(s.path))
+        menu.addAction("Show in file manager", lambda: self.reveal_requested.emit(s.path))
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(s.path))
+        for action in menu.actions()[:3]:
+            action.setEnabled(s.exists)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:
+        row = self.rowAt(event.pos().y())
+        if row >= 0 and self.model().suggestion(row) is not None:
+            self.selectRow(row)
+            self.context_menu(row).popup(event.globalPos())
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
