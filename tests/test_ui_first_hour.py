@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SONIC_PI, require
+from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
 
 ZAMCOMP = Path("/usr/lib/vst3/ZamComp.vst3")
 
@@ -352,3 +353,63 @@ def test_the_list_sorts_by_a_column_offers_a_row_menu_and_names_the_dropped_quer
     target = model.suggestion(row)
     actions["Find similar"].trigger()
     qtbot.waitUntil(lambda: f"like {target.name}" in win.match_info.text(), timeout=60000)
+
+
+# -- 10: a clean exit -------------------------------------------------------------------------------
+
+CLEAN_EXIT_CHILD = r'''
+import sys, time
+from PyQt6.QtWidgets import QApplication
+from ui import theme
+from ui.main_window import MainWindow, make_host
+from ui.settings import SettingsStore
+
+def main():
+    app = QApplication(sys.argv[:1])
+    theme.apply(app)
+    def pump(cond, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            if cond():
+                return True
+            time.sleep(0.01)
+        return False
+    store = SettingsStore()
+    store.audio.hostapi = "JACK"
+    host, _ = make_host(None, store)
+    win = MainWindow(host, store, scan_plugins=False)
+    host.start()
+    win.show()
+    assert pump(lambda: host.status().state == "running", 60), host.status()
+    win.search_file(sys.argv[1])
+    assert pump(lambda: win.model.rowCount() > 0, 60)
+    win.preview_editor.add_effect("Reverb")
+    for row in range(2):
+        win.audition_row(row)
+        pump(lambda: False, 0.3)
+    win.close()
+    host.close()
+    print("closed", flush=True)
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.jack
+def test_closing_the_live_window_prints_no_traceback(jack_server, isolated_library_dir, tmp_path):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+    require(SONIC_PI, "sonic-pi-samples")
+    paths = scanned(isolated_library_dir, tmp_path / "Kicks", ["bd_haus", "bd_808", "sn_dolf"])
+    script = tmp_path / "window_exit.py"
+    script.write_text(CLEAN_EXIT_CHILD)
+    env = {**jack_server.env(), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run([sys.executable, str(script), paths["bd_haus"]], capture_output=True,
+                            text=True, timeout=180, env=env, cwd=tmp_path)
+    assert result.returncode == 0 and "closed" in result.stdout, result.stderr[-3000:]
+    for noise in ("Traceback", "BufferError", "leaked", "Exception ignored"):
+        assert noise not in result.stderr, result.stderr[-3000:]
