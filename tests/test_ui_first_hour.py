@@ -413,3 +413,34 @@ def test_closing_the_live_window_prints_no_traceback(jack_server, isolated_libra
     assert result.returncode == 0 and "closed" in result.stdout, result.stderr[-3000:]
     for noise in ("Traceback", "BufferError", "leaked", "Exception ignored"):
         assert noise not in result.stderr, result.stderr[-3000:]
+
+
+def test_thumbnails_share_one_time_scale(qtbot, open_window, no_vst3, isolated_library_dir,
+                                         tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    from ui.models import ThumbnailRole
+    from ui.widgets import thumbnail_fraction
+    paths = scanned(isolated_library_dir, tmp_path / "Hits", ["elec_tick", "bd_boom", "perc_bell"])
+    win = open_window(plugin_scanner=no_vst3)
+    win.search_file(paths["bd_boom"])
+    model = win.model
+    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=60000)
+    qtbot.waitUntil(lambda: all(model.index(r, model.COL_WAVE).data(ThumbnailRole) is not None
+                                for r in range(3)), timeout=20000)
+    rows = sorted(range(3), key=lambda r: model.suggestion(r).duration_s)
+    shortest, longest = rows[0], rows[-1]
+    ratio = model.suggestion(shortest).duration_s / model.suggestion(longest).duration_s
+    assert ratio < 0.5
+    image = win.view.viewport().grab().toImage()
+    background = {image.pixel(win.view.visualRect(model.index(r, model.COL_WAVE)).right() - 2,
+                              win.view.visualRect(model.index(r, model.COL_WAVE)).top() + 2)
+                  for r in range(3)}
+
+    def painted_width(row):
+        rect = win.view.visualRect(model.index(row, model.COL_WAVE))
+        y = rect.center().y()
+        xs = [x for x in range(rect.left(), rect.right()) if image.pixel(x, y) not in background]
+        return max(xs) - min(xs)
+
+    assert painted_width(shortest) / painted_width(longest) == pytest.approx(
+        thumbnail_fraction(model.suggestion(shortest).duration_s, model.longest_s()), abs=0.08)

@@ -168,6 +168,10 @@ class SuggestionModel(QAbstractTableModel):
             self._rows = new
             self.endRemoveRows()
 
+    def longest_s(self) -> float:
+        """The longest sample in the list, seconds (the thumbnails' common time scale)."""
+        return max((s.duration_s or 0.0 for s in self._rows), default=0.0)
+
     def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
         """Order the rows by a column (a header click); later lists keep this order.
         The rank column (and no sort) means best score first."""
