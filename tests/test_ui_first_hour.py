@@ -444,3 +444,28 @@ def test_thumbnails_share_one_time_scale(qtbot, open_window, no_vst3, isolated_l
 
     assert painted_width(shortest) / painted_width(longest) == pytest.approx(
         thumbnail_fraction(model.suggestion(shortest).duration_s, model.longest_s()), abs=0.08)
+
+
+# -- 9: the block size the server runs ----------------------------------------------------------------
+
+@pytest.mark.jack
+def test_settings_show_the_block_size_the_server_really_runs(jack_server, qtbot, tmp_path):  # noqa: F811
+    from ui.host import AudioSettings
+    from ui.main_window import MainWindow
+    from ui.session_host import SessionHost
+    from ui.settings import SettingsStore
+    store = SettingsStore(tmp_path / "cfg")
+    store.audio = AudioSettings(hostapi="JACK", block_size=256)     # JACK runs 64 here
+    host = SessionHost(tmp_path / "lib", store.audio)
+    win = MainWindow(host, store, scan_plugins=False)
+    qtbot.addWidget(win)
+    try:
+        host.start()
+        qtbot.waitUntil(lambda: host.status().block_size is not None, timeout=30000)
+        assert host.status().block_size == jack_server.period == 64
+        win.update_status()
+        assert "runs 64 frames per block" in win.settings_panel.latency.text()
+        assert "256 asked" in win.settings_panel.latency.text()
+    finally:
+        win.close()
+        host.close()

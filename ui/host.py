@@ -47,6 +47,7 @@ class HostStatus:
     input_latency_ms: float | None = None
     output_latency_ms: float | None = None
     pad_page: tuple[int, int] = (0, 0)   # (page the 16 pads show, pages in the list)
+    block_size: int | None = None        # frames per callback the audio server really runs
 
 
 @dataclass(frozen=True)

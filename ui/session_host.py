@@ -205,7 +205,8 @@ class SessionHost(Host):
                           input_latency_ms=1000.0 * ins if ins is not None else None,
                           output_latency_ms=1000.0 * outs if outs is not None else None,
                           midi=st.midi, library_files=library.files,
-                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page)
+                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page,
+                          block_size=running_block_size(session))
 
     def levels(self) -> LevelReading:
         session = self.session
@@ -357,3 +358,13 @@ class SessionHost(Host):
         self.audio = settings
         if self.live:
             self._control.put(("open",))
+
+
+def running_block_size(session) -> int | None:
+    """Frames per callback the server really runs (device frames over callbacks so far);
+    None before the first callbacks. Any thread."""
+    tail = session.input_tail(1)
+    callbacks = session.meters().callbacks
+    if tail is None or callbacks < 8:
+        return None
+    return max(1, round(tail[0] / callbacks))

@@ -146,8 +146,10 @@ class SettingsPanel(QWidget):
             self.sample_rate.addItem(f"{sr} Hz", sr)
         for bs in BLOCK_SIZES:
             self.block_size.addItem(f"{bs} frames", bs)
+        self.running_block_size: int | None = None
         self.latency = QLabel()
         self.latency.setObjectName("dim")
+        self.latency.setWordWrap(True)
         self.note = QLabel()
         self.note.setObjectName("dim")
         self.note.setWordWrap(True)
@@ -230,7 +232,18 @@ class SettingsPanel(QWidget):
     def _show_latency(self) -> None:
         sr = self.sample_rate.currentData() or 48000
         bs = self.block_size.currentData() or 256
-        self.latency.setText(f"{bs / sr * 1000:.1f} ms per block")
+        text = f"{bs / sr * 1000:.1f} ms per block"
+        if self.running_block_size and self.running_block_size != bs:
+            text = (f"the audio server runs {self.running_block_size} frames per block "
+                    f"({self.running_block_size / sr * 1000:.1f} ms; it decides, not this "
+                    f"setting: {bs} asked)")
+        self.latency.setText(text)
+
+    def show_running(self, block_size: int | None) -> None:
+        """The block size the running stream really uses (from the host's status)."""
+        if block_size != self.running_block_size:
+            self.running_block_size = block_size
+            self._show_latency()
 
     def current(self) -> AudioSettings:
         a = self.store.audio
