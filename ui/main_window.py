@@ -504,6 +504,7 @@ class MainWindow(QMainWindow):
         self.status_engine.setText(st.message)
         self.status_engine.setToolTip(st.message)
         self.device_label.setText(f"INPUT  ·  {st.device}" if st.device else "INPUT  ·  no device")
+        self.settings_panel.show_running(st.block_size)
         self.status_xruns.setText(f"dropouts {st.xruns}" if st.xruns else "no dropouts")
         if st.input_latency_ms is not None and st.output_latency_ms is not None:
             self.status_latency.setText(f"latency in {st.input_latency_ms:.1f} · out {st.output_latency_ms:.1f} ms")

@@ -196,8 +196,17 @@ class ScopeWidget(QWidget):
         p.end()
 
 
+def thumbnail_fraction(duration_s: float | None, longest_s: float) -> float:
+    """How much of the column a thumbnail spans: every row on one time scale (the longest
+    sample of the list fills it), never thinner than a few pixels' worth."""
+    if not duration_s or longest_s <= 0:
+        return 1.0
+    return max(0.04, min(1.0, duration_s / longest_s))
+
+
 class WaveformDelegate(QStyledItemDelegate):
-    """Paints a suggestion's waveform thumbnail and the preview playhead over it."""
+    """Paints a suggestion's waveform thumbnail, on the list's one time scale, and the
+    preview playhead over it."""
 
     def paint(self, painter: QPainter, option, index) -> None:
         env = index.data(ThumbnailRole)
@@ -206,6 +215,10 @@ class WaveformDelegate(QStyledItemDelegate):
         painter.save()
         painter.fillRect(option.rect, QColor(theme.SELECTION if selected else theme.SUNKEN))
         r = QRectF(option.rect).adjusted(6, 5, -6, -5)
+        suggestion = index.data(SuggestionRole)
+        if suggestion is not None:
+            r.setWidth(r.width() * thumbnail_fraction(suggestion.duration_s,
+                                                      index.model().longest_s()))
         if env is not None and len(env):
             mid = r.center().y()
             n = len(env)
