@@ -41,6 +41,7 @@ XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard a
               "block size in Settings or close other busy programs.")
 DROP_PROMPT = "Drop the sound here to find samples like it."
 EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
+ENGINE_STATUS_WIDTH = 260
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
@@ -211,6 +212,7 @@ class MainWindow(QMainWindow):
         # -- status bar ------------------------------------------------------------------------------
         self.status_dot = QLabel()
         self.status_engine = ElidedLabel()
+        self.status_engine.setMinimumWidth(ENGINE_STATUS_WIDTH)   # fixed: never the message's
         self.status_xruns = QLabel()
         self.status_xruns.setToolTip(XRUNS_HELP)
         self.status_latency = QLabel()
