@@ -469,3 +469,31 @@ def test_settings_show_the_block_size_the_server_really_runs(jack_server, qtbot,
     finally:
         win.close()
         host.close()
+
+
+@pytest.mark.skipif(not ZAMCOMP.exists(), reason="Debian package zam-plugins is not installed; "
+                    "`make test` installs it")
+def test_one_vst3_in_both_chains_and_again_after_a_restart(qtbot, open_window, tmp_path):
+    from app.audio_types import PluginScanner
+    folder = tmp_path / "my-plugins"
+    folder.mkdir()
+    shutil.copytree(ZAMCOMP, folder / "ZamComp.vst3")
+
+    def scanner():
+        return PluginScanner(extra_paths=[folder], include_standard=False,
+                             cache_dir=tmp_path / "vst3-cache", timeout=20)
+
+    win = open_window(plugin_scanner=scanner())
+    errors = []
+    for editor in (win.input_editor, win.preview_editor):
+        editor.error.connect(errors.append)
+        editor.add_vst3(str(folder / "ZamComp.vst3"))
+        qtbot.waitUntil(lambda: editor.members.count() == 1 or bool(errors), timeout=60000)
+    assert not errors
+    close(win)
+    again = open_window(plugin_scanner=scanner())       # restored in this same process
+    again.input_editor.error.connect(errors.append)
+    qtbot.waitUntil(lambda: again.input_editor.members.count() == 1 or bool(errors),
+                    timeout=60000)
+    assert not errors
+    assert again.host.input_chain.members()[0].effect == "ZamComp"

@@ -54,6 +54,19 @@ class PluginCatalog(QObject):
         self.changed.emit()
 
 
+_PLUGIN_WORKER: SerialWorker | None = None
+
+
+def plugin_worker() -> SerialWorker:
+    """The one thread that loads VST3 plugins (and chain presets) into this process, for
+    every chain editor: the plugin host binds itself to the first thread that loads a
+    plugin and refuses loads from any other. GUI thread."""
+    global _PLUGIN_WORKER
+    if _PLUGIN_WORKER is None:
+        _PLUGIN_WORKER = SerialWorker("vst3-load")
+    return _PLUGIN_WORKER
+
+
 def slider_position(p: ParameterInfo, value: float) -> int:
     lo, hi = p.min, p.max
     if hi <= lo:
@@ -109,7 +122,7 @@ class ChainEditor(QWidget):
         self.preset_dir = preset_dir
         self.preset_name: str | None = None     # the preset loaded or saved last
         self._preset_path: str | None = None
-        self._worker = SerialWorker(f"chain-{chain.name}")
+        self._worker = plugin_worker()
         self._sliders: dict[str, tuple[QSlider, QLabel, ParameterInfo]] = {}
         self._editor_threads: dict[str, threading.Event] = {}
 
