@@ -1,8 +1,9 @@
 """Effect chain editor: members in order, bypass, parameters as sliders, presets, plugin windows.
 
 One ``ChainEditor`` per chain (input and preview). Built-in effects are added
-at once; VST3 plugins are probed and loaded on a worker thread (a plugin that
-hangs on load is stopped by the probe's timeout, never the window). Chain
+at once; VST3 plugins are probed out of process on a worker thread (a plugin that
+hangs on load is stopped by the probe's timeout, never the window), then loaded on
+the GUI thread, the one the plugin host accepts. Chain
 edits publish a new snapshot, so audio keeps running while a slider moves.
 GUI thread, except the jobs it starts.
 """
@@ -58,9 +59,10 @@ _PLUGIN_WORKER: SerialWorker | None = None
 
 
 def plugin_worker() -> SerialWorker:
-    """The one thread that loads VST3 plugins (and chain presets) into this process, for
-    every chain editor: the plugin host binds itself to the first thread that loads a
-    plugin and refuses loads from any other. GUI thread."""
+    """The one thread that probes VST3 plugins and reads chain presets for every chain
+    editor. The plugins themselves load on the GUI (main) thread: the plugin host binds
+    itself to the thread of the first load and refuses loads from any other while it
+    lives, and the main thread is the one it asks for. GUI thread."""
     global _PLUGIN_WORKER
     if _PLUGIN_WORKER is None:
         _PLUGIN_WORKER = SerialWorker("vst3-load")
@@ -271,9 +273,28 @@ class ChainEditor(QWidget):
         return member_id
 
     def add_vst3(self, path: str) -> None:
+        """Probe the plugin out of process on the worker (the slow, risky part), then load
+        it here on the GUI thread (see ``plugin_worker``)."""
         self.add_button.setEnabled(False)
         self.add_button.setText("Loading…")
-        self._worker.call(lambda: self.chain.add_vst3(path), self._after_vst)
+        scanner = self.chain.scanner
+
+        def probe():
+            if scanner is not None:
+                scanner.probe(path)
+
+        self._worker.call(probe, lambda _, error: self._load_vst(path, error))
+
+    def _load_vst(self, path: str, error: str) -> None:
+        if error:
+            self._after_vst(None, error)
+            return
+        try:
+            member_id = self.chain.add_vst3(path)
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            self._after_vst(None, str(exc))
+            return
+        self._after_vst(member_id, "")
 
     def _after_vst(self, member_id, error: str) -> None:
         self.add_button.setEnabled(True)
@@ -409,25 +430,43 @@ class ChainEditor(QWidget):
         return folder / f"{stem}.json"
 
     def load_preset(self, path: str | Path) -> None:
-        """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
-        from app.audio_types import load_chain_preset
+        """Read a preset and probe its VST3 members on the worker, then build the chain on
+        the GUI thread; refreshes when done."""
+        from app.audio_types import read_preset
         self._preset_path = str(path)
-        self._worker.call(lambda: load_chain_preset(self.chain, path), self._after_preset)
+        self._worker.call(lambda: self._probed(read_preset(path, self._roots())), self._build)
 
     def restore(self, doc: dict) -> None:
-        """Rebuild the chain from a preset document (the chain saved with the settings), on
-        the pool thread like a preset file."""
-        from app.audio_types import build_members, parse_preset
-
-        def build():
-            scanner = self.chain.scanner
-            preset = parse_preset(doc, scanner.roots() if scanner is not None else [])
-            members, bypassed = build_members(preset, self.chain)
-            self.chain.replace(members, bypassed)
-            return preset
-
+        """Rebuild the chain from a preset document (the chain saved with the settings),
+        like a preset file."""
+        from app.audio_types import parse_preset
         self._preset_path = None
-        self._worker.call(build, self._after_preset)
+        self._worker.call(lambda: self._probed(parse_preset(doc, self._roots())), self._build)
+
+    def _roots(self) -> list:
+        scanner = self.chain.scanner
+        return scanner.roots() if scanner is not None else []
+
+    def _probed(self, preset):
+        """Worker: probe every VST3 member out of process (cached), so loading them on the
+        GUI thread is quick."""
+        scanner = self.chain.scanner
+        for spec in preset.members:
+            if spec.type == "vst3" and scanner is not None:
+                scanner.probe(spec.path)
+        return preset
+
+    def _build(self, preset, error: str) -> None:
+        """GUI thread: load the preset's members (the plugin host wants its loads on the
+        main thread) and swap them in whole."""
+        from app.audio_types import build_members
+        if not error:
+            try:
+                members, bypassed = build_members(preset, self.chain)
+                self.chain.replace(members, bypassed)
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                error = str(exc)
+        self._after_preset(None if error else preset, error)
 
     def wait(self, msecs: int = 30000) -> bool:
         return self._worker.wait(msecs)
