@@ -54,10 +54,17 @@ def content_hash(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def named_loop(path: str, duration: float) -> bool:
+    """The rule's first clause: at least LOOP_MIN_NAMED_S long and "loop(s)" as a word in
+    the name or a folder. The producer's own naming: it wins over the content head too.
+    Any thread."""
+    return duration >= LOOP_MIN_NAMED_S and bool(_LOOP_WORD.search(path.lower()))
+
+
 def classify_kind(path: str, duration: float, rms_all: float, rms_last_quarter: float) -> str:
-    """'loop' or 'one-shot' by the rule above. Any thread."""
-    lowered = path.lower()
-    if duration >= LOOP_MIN_NAMED_S and _LOOP_WORD.search(lowered):
+    """'loop' or 'one-shot' by the rule above (the fallback when no content head runs).
+    Any thread."""
+    if named_loop(path, duration):
         return "loop"
     if duration >= LOOP_MIN_S and rms_all > 0:
         drop_db = 20 * math.log10(max(rms_last_quarter, 1e-12) / rms_all)

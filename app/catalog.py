@@ -455,6 +455,10 @@ class Catalog:
         """Which other machine has a file missing here: none, this catalog is one machine's."""
         return None
 
+    def indexed_files(self) -> list[FileRow]:
+        """Every indexed file, ordered by path."""
+        return self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' ORDER BY path")
+
     def skipped(self, limit: int | None = None) -> list[FileRow]:
         sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'skipped' ORDER BY path"
         if limit is not None:

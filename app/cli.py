@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
+import re
 import signal
 import sys
 from typing import Sequence
@@ -47,16 +49,38 @@ def shown(text) -> str:
     return escape(printable(text))
 
 
-def _common_options() -> argparse.ArgumentParser:
+GLOBAL_OPTIONS_NOTE = ("global options (--library-dir, --model, --vst3-path) may come before or "
+                       "after the command: see `samplescout --help`")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose "invalid choice" error names the closest choice
+    (`serch` → `search`)."""
+
+    def error(self, message: str):
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = re.findall(r"'([^']*)'", found.group(2))
+            close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
+
+
+def _common_options(hidden: bool = False) -> argparse.ArgumentParser:
+    """The global options; ``hidden``: accepted but left out of the help (subcommands)."""
+    def helped(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--library-dir", metavar="DIR", default=argparse.SUPPRESS,
-        help="where the catalog and index live (default: $SAMPLESCOUT_LIBRARY_DIR, "
-             "else the user data dir)")
+        help=helped("where the catalog and index live (default: $SAMPLESCOUT_LIBRARY_DIR, "
+                   "else the user data dir)"))
     common.add_argument(
         "--model", metavar="NAME|FILE", default=argparse.SUPPRESS,
-        help="encoder: 'scout' (default), 'aisfx', or an ONNX file (also $SAMPLESCOUT_MODEL); "
-             "changing it re-embeds the library on the next scan")
+        help=helped("encoder: 'scout' (default), 'aisfx', or an ONNX file (also $SAMPLESCOUT_MODEL); "
+                   "changing it re-embeds the library on the next scan"))
     common.add_argument(
         "--catalog", metavar="ADDRESS", default=argparse.SUPPRESS,
         help="a shared catalogue, postgresql://user@host/db (password in ~/.pgpass), used by "
@@ -64,17 +88,17 @@ def _common_options() -> argparse.ArgumentParser:
              "own (the default; also $SAMPLESCOUT_CATALOG)")
     common.add_argument(
         "--vst3-path", metavar="DIR", action="append", default=argparse.SUPPRESS,
-        help="extra folder of VST3 plugins, besides the standard ones (repeatable; "
-             "also $SAMPLESCOUT_VST3_PATH)")
+        help=helped("extra folder of VST3 plugins, besides the standard ones (repeatable; "
+                   "also $SAMPLESCOUT_VST3_PATH)"))
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common_options()
-    parser = argparse.ArgumentParser(
-        prog="samplescout", parents=[common],
+    common = _common_options(hidden=True)   # subcommands accept them; `--help` lists them once
+    parser = Parser(
+        prog="samplescout", parents=[_common_options()],
         description="Finds the samples in your library that sound like what you play.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("index", parents=[common], help="scan sample folders into the library")
     p.add_argument("paths", nargs="*", metavar="PATH",
@@ -102,9 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add", action="append", default=[], metavar="TAG")
     p.add_argument("--remove", action="append", default=[], metavar="TAG")
 
-    p = sub.add_parser("library", parents=[common], help="library statistics and skipped files")
+    p = sub.add_parser("library", parents=[common], help="library statistics, files and skipped files")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="list every skipped file")
+    p.add_argument("--files", action="store_true", help="list the indexed files")
+    p.add_argument("--kind", choices=["one-shot", "loop"], default=None,
+                   help="with --files: only one-shots or only loops")
+    p.add_argument("--folder", metavar="DIR", default=None,
+                   help="with --files: only files inside this folder")
+    p.add_argument("--name", metavar="TEXT", default=None,
+                   help="with --files: only files whose name contains TEXT (any case)")
 
     p = sub.add_parser("listen", parents=[common],
                        help="listen to an audio input and suggest matching samples live")
@@ -138,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_duplicates_parser(sub, common)
     _add_detect_parser(sub, common)
+    for command in sub.choices.values():
+        command.epilog = command.epilog or GLOBAL_OPTIONS_NOTE
     return parser
 
 
@@ -271,9 +304,14 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if args.remove:
             if not args.paths:
                 raise CliError("--remove needs the folders to forget")
+            known = library.catalog.roots()
+            roots = [os.path.abspath(os.path.expanduser(path)) for path in args.paths]
+            unknown = [root for root in roots if root not in known]
+            if unknown:
+                raise CliError(f"{printable(unknown[0])} is not a library folder (the library's "
+                               f"folders: {printable(', '.join(known)) or 'none'})")
             with library.writer_lock():
-                for path in args.paths:
-                    root = os.path.abspath(os.path.expanduser(path))
+                for root in roots:
                     removed = library.remove_folder(root)
                     out.print(f"Forgot {printable(root)} ({removed} files).", markup=False)
             return EXIT_OK
@@ -282,9 +320,14 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         if not roots:
             raise CliError("no folders given and the library has none yet: "
                            "samplescout index FOLDER")
+        files = [p for p in args.paths if os.path.exists(p) and not os.path.isdir(p)]
+        if files:
+            raise CliError(f"{printable(files[0])} is a file: index scans folders "
+                           f"(`samplescout index {printable(os.path.dirname(os.path.abspath(files[0])))}`); "
+                           "to find samples like it: `samplescout search FILE`")
         missing = [p for p in args.paths if not os.path.exists(p)]
         if missing and len(missing) == len(args.paths):
-            raise CliError(f"folder not found: {missing[0]}")
+            raise CliError(f"folder not found: {printable(missing[0])}")
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>6.1f} files/s"), TimeElapsedColumn(),
@@ -338,7 +381,7 @@ def _ctrl_c_cancels(scanner):
 def _print_scan_report(report, stats: dict, out: Console) -> None:
     table = Table(title="Scan summary", show_header=False, box=None, pad_edge=False)
     table.add_column(justify="left")
-    table.add_column(justify="right")
+    table.add_column(justify="right", overflow="fold")   # folders whole, never cut
     rows = [
         ("folders", ", ".join(map(display_path, report.roots)) or "-"),
         ("audio files found", report.seen),
@@ -372,6 +415,47 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
 
 # -- search ----------------------------------------------------------------
 
+SEARCH_COLUMNS_WIDTH = 40   # a table's rank, score, kind and length columns, with borders
+ELLIPSIS = "…"
+
+
+def path_width(console: Console, other_columns: int) -> int | None:
+    """Room for a path column on a terminal; None (whole paths) when the output is not one."""
+    if not console.is_terminal:
+        return None
+    return max(24, console.width - other_columns)
+
+
+def print_at(console: Console, renderable, width: int) -> None:
+    """Print at ``width`` columns, wider than the console's if need be (output to a file)."""
+    saved = console.width
+    console.width = width
+    try:
+        console.print(renderable)
+    finally:
+        console.width = saved
+
+
+def table_width(console: Console, width: int | None, names: list[str]) -> int:
+    """The width to print a table of paths at: the terminal's, or wide enough for whole paths."""
+    if width is not None:
+        return console.width
+    return max(console.width, SEARCH_COLUMNS_WIDTH + max(map(len, names), default=0) + 10)
+
+
+def elide_path(path: str, width: int | None) -> str:
+    """``path`` whole if it fits in ``width`` characters (or width is None), else with its
+    middle folders replaced by '…': the start and the file name stay whole."""
+    path = str(path)
+    if width is None or len(path) <= width:
+        return path
+    head, name = os.path.split(path)
+    room = width - len(name) - len(ELLIPSIS) - 1
+    if room < 1:
+        return ELLIPSIS + name[-(width - 1):] if width > 1 else name
+    return f"{head[:room]}{ELLIPSIS}{os.sep}{name}"
+
+
 def cmd_search(args, library_dir, out: Console, err: Console) -> int:
     from app.decode import DecodeError
     from app.library import EmptyLibraryError, Library, LibraryError
@@ -384,6 +468,12 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
         if library.stale_note:
             err.print(f"samplescout: warning: {printable(library.stale_note)}", markup=False)
         for path in args.files:
+            if os.path.isdir(path):
+                err.print(f"samplescout: error: {printable(path)} is a folder, not a sound file; "
+                          f"to add it to the library: samplescout index {printable(path)}",
+                          markup=False)
+                status = EXIT_ERROR
+                continue
             try:
                 results = library.search_file(path, k=args.k, filter=narrow)
             except (DecodeError, LibraryError, OSError) as exc:
@@ -406,9 +496,12 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
             table.add_column("bpm", justify="right")
             table.add_column("key")
             table.add_column("length", justify="right")
-            table.add_column("sample")
+            width = path_width(out, SEARCH_COLUMNS_WIDTH)
+            table.add_column("sample", no_wrap=True)
+            names = []
             for r in results:
-                name = display_path(r.file.path)
+                name = elide_path(r.file.path, width - (0 if r.exists else 10) if width else None)
+                names.append(name)
                 if not r.exists:
                     name += f" ({r.where})" if r.where else " (missing)"
                 bpm = r.sound.tempo_bpm if r.sound else None
@@ -416,7 +509,7 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                               shown(", ".join(t.tag for t in r.tags[:2])),
                               f"{bpm:.0f}" if bpm else "", (r.sound.key_label if r.sound else None) or "",
                               f"{r.file.duration or 0:.2f} s", shown(name))
-            out.print(table)
+            print_at(out, table, table_width(out, width, names))
         for problem in library.problems:
             err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
         library.sync_cache()   # keep the offline copy of a shared catalogue current
@@ -493,6 +586,8 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
     from app.paths import library_dir as resolve
 
     directory = resolve(library_dir)
+    if not args.files and (args.kind or args.folder or args.name):
+        raise CliError("--kind, --folder and --name choose files to list: add --files")
     address = catalog_address(directory, getattr(args, "catalog", None))
     if address is None:
         from app.catalog import Catalog
@@ -504,6 +599,8 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
             err.print(f"samplescout: warning: {printable(opened.stale_note)}", markup=False)
     with opened:
         catalog = opened if address is None else opened.catalog
+        if args.files:
+            return _print_files(catalog, args, out)
         stats = catalog.stats()
         skipped = catalog.skipped(None if args.all else 50)
         if args.json:
@@ -535,6 +632,24 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _print_files(catalog, args, out: Console) -> int:
+    """``library --files``: the indexed files the filters accept, one per line (or JSON)."""
+    from app.query import SearchFilter
+
+    accepts = SearchFilter(kind=args.kind, folder=args.folder).accepts
+    needle = (args.name or "").lower()
+    rows = [r for r in catalog.indexed_files() if accepts(r) and needle in r.name.lower()]
+    if args.json:
+        print(json.dumps({"files": [{"path": r.path, "kind": r.kind, "duration_s": r.duration,
+                                     "sample_rate": r.sample_rate, "channels": r.channels}
+                                    for r in rows]}))
+        return EXIT_OK
+    for r in rows:
+        out.print(f"{r.kind or '':<8} {r.duration or 0:7.2f} s  {printable(r.path)}", markup=False)
+    out.print(f"{len(rows)} files", markup=False)
+    return EXIT_OK
+
+
 # -- listen ----------------------------------------------------------------
 
 def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
@@ -542,7 +657,7 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
     import time
 
     from app.match_profiles import get_profile
-    from app.session import Session
+    from app.session import Session, SessionError
     from app.stderr_guard import quiet_native_stderr
     from engine.stream import StreamConfig
 
@@ -558,8 +673,15 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
     session = Session(library_dir, config, profile, mode=args.mode)
     if narrow is not None:
         session.set_filter(narrow)
-    with quiet_native_stderr():
-        session.start()
+    try:
+        with quiet_native_stderr():
+            session.start()
+    except SessionError as exc:
+        if device is not None or args.hostapi:
+            _list_devices_after(exc)
+        raise
+    if not session.index_size():
+        err.print(EMPTY_LIBRARY_NOTE, markup=False)
     stop = threading.Event()
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     print_lock = threading.Lock()
@@ -585,6 +707,23 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _list_devices_after(exc: Exception) -> None:
+    """The audio device asked for (--device, --hostapi) did not open: the error, then the
+    devices there are."""
+    from app.stderr_guard import quiet_native_stderr
+    from engine.devices import describe, list_devices
+
+    with quiet_native_stderr():
+        report = list_devices(midi=False)
+    lines = [line for line in describe(report) if line not in report.errors]
+    if lines:
+        raise CliError(f"{exc}; the audio devices are:\n" + "\n".join(lines)) from None
+
+
+EMPTY_LIBRARY_NOTE = ("samplescout: the library is empty, so nothing can be suggested: add your "
+                      "samples with `samplescout index FOLDER`, then listen again")
+
+
 def _listen_live_view(session, out: Console, stop, deadline) -> None:
     """Rich live table; a number + Enter plays that suggestion, 'c' captures, 'q' quits."""
     import threading
@@ -592,7 +731,7 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
 
     from rich.live import Live
 
-    shown: list = []
+    listed: list = []   # the suggestions on screen, for their numbers
 
     def read_keys():
         for line in sys.stdin:
@@ -601,9 +740,9 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
                 break
             if text == "c":
                 session.capture()
-            elif text.isdigit() and 1 <= int(text) <= len(shown):
+            elif text.isdigit() and 1 <= int(text) <= len(listed):
                 try:
-                    session.audition(shown[int(text) - 1])
+                    session.audition(listed[int(text) - 1])
                 except Exception as exc:  # noqa: BLE001 — shown, never fatal
                     session.last_error = str(exc)
             elif text == "s":
@@ -627,11 +766,13 @@ def _listen_live_view(session, out: Console, stop, deadline) -> None:
         table.add_column("score", justify="right")
         table.add_column("kind")
         table.add_column("length", justify="right")
-        table.add_column("sample")
-        shown[:] = list(update.suggestions) if update else []
-        for s in shown:
+        table.add_column("sample", no_wrap=True)
+        width = path_width(out, SEARCH_COLUMNS_WIDTH)
+        listed[:] = list(update.suggestions) if update else []
+        for s in listed:
+            name = elide_path(s.path, width - (0 if s.exists else 10) if width else None)
             table.add_row(str(s.rank), f"{s.score:.3f}", s.kind or "", f"{s.duration_s or 0:.2f} s",
-                          shown(s.name if s.exists else f"{s.name} (missing)"))
+                          shown(name if s.exists else f"{name} (missing)"))
         table.caption = escape("type a number + Enter to play it, c + Enter to capture, s to stop, "
                                "q to quit" + (f"   {session.last_error}" if session.last_error else ""))
         return table
@@ -717,10 +858,6 @@ def cmd_doctor(args, library_dir, out: Console, err: Console) -> int:
         table.add_row(check.name, mark, check.detail.replace("[", "\\["))
     out.print(table)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # -- duplicates ------------------------------------------------------------
@@ -852,3 +989,7 @@ def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
                               f"{row['tempo_ratio']:.2f}x", at, shown(d.file.path))
             out.print(table)
     return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

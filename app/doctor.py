@@ -132,6 +132,25 @@ def shared_catalogue_check(library_dir: str | None) -> Check | None:
     return _check("shared catalogue", probe)
 
 
+def _settings() -> str:
+    from app.paths import config_dir
+    path = config_dir() / "settings.json"
+    return f"{path} ({'saved' if path.exists() else 'not saved yet'})"
+
+
+def _presets() -> str:
+    from pathlib import Path
+
+    from app.paths import user_presets_dir
+    from engine.midi import PRESET_DIR
+    return f"yours: {user_presets_dir('chains').parent}; shipped: {Path(PRESET_DIR).parent}"
+
+
+def _cache() -> str:
+    from app.paths import cache_dir
+    return f"{cache_dir()} (VST3 scan results, rendered previews)"
+
+
 def run_checks(library_dir: str | None = None) -> list[Check]:
     shared = shared_catalogue_check(library_dir)
     return [c for c in [
@@ -149,4 +168,7 @@ def run_checks(library_dir: str | None = None) -> list[Check]:
         _check("Qt (PyQt6)", _version("PyQt6.QtCore", "PYQT_VERSION_STR")),
         _check("library", _library(library_dir)),
         shared,
+        _check("settings", _settings),
+        _check("presets", _presets),
+        _check("cache", _cache),
     ] if c is not None]

@@ -1,4 +1,4 @@
-"""Where Sample Scout keeps its data (catalog, index, caches).
+"""Where Sample Scout keeps its data (catalog, index, caches, settings, user presets).
 
 The library dir holds the SQLite catalog and the vector index. It is chosen, in
 order, by the ``--library-dir`` option, the ``SAMPLESCOUT_LIBRARY_DIR``
@@ -37,6 +37,16 @@ def library_dir(override: str | os.PathLike | None = None) -> Path:
     path = path.expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def config_dir() -> Path:
+    """Per-user settings (``settings.json``) and the user's presets (not created here)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_presets_dir(kind: str) -> Path:
+    """The user's own presets of one kind ('chains', 'midi'): beside the settings."""
+    return config_dir() / "presets" / kind
 
 
 def cache_dir() -> Path:

@@ -90,6 +90,9 @@ class SoundAnalyser:
         if self.tagger is not None and len(vectors):
             prediction = self.tagger.predict(vectors, describe(audio, sample_rate, duration_s, decay_db))
             kind, loop_probability = prediction.kind, round(prediction.loop_probability, 4)
+            from app.analysis import named_loop  # analysis imports this module
+            if named_loop(path, duration_s):
+                kind = "loop"   # a name that says loop wins over the head
             audio_tags = tuple(TagRow(tag, "audio", round(conf, 4), self.tagger.model_id)
                                for tag, conf in prediction.tags)
         fields: dict = {}

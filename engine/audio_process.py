@@ -198,9 +198,11 @@ class AudioProcess:
     def run(self) -> None:
         import sounddevice as sd
 
-        from .devices import NoAudioDevice, find_device
+        from .devices import NoAudioDevice, find_device, name_jack_client
         cfg = self.cfg
         try:
+            if self.isolated:    # PortAudio is this process's alone: name its JACK client
+                name_jack_client()
             dev = find_device(cfg.hostapi, cfg.device, cfg.input_channels, cfg.output_channels)
             self.stream = sd.Stream(device=dev.index, samplerate=cfg.sample_rate,
                                     blocksize=host_block_size(cfg, dev),

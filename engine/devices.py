@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from engine.errors import SampleScoutError
 
-__all__ = ["AudioDevice", "DeviceReport", "NoAudioDevice", "list_devices", "find_device", "describe"]
+__all__ = ["AudioDevice", "DeviceReport", "JACK_CLIENT_NAME", "NoAudioDevice", "list_devices",
+           "find_device", "describe", "name_jack_client"]
 
 
 class NoAudioDevice(SampleScoutError, RuntimeError):
@@ -40,6 +41,31 @@ class DeviceReport:
         return out
 
 
+JACK_CLIENT_NAME = "samplescout"   # the audio process's JACK client: never offered as a device
+_client_name = JACK_CLIENT_NAME.encode()   # PortAudio keeps the pointer
+
+
+def name_jack_client() -> None:
+    """Make PortAudio's JACK client of this process ``JACK_CLIENT_NAME`` (not "PortAudio"),
+    so device listings can leave the app itself out. Re-initialises PortAudio: call before
+    any stream of this process opens (the audio process does, first thing)."""
+    try:
+        import ctypes
+
+        import sounddevice as sd
+        set_name = getattr(ctypes.CDLL(sd._libname), "PaJack_SetClientName", None)
+    except (OSError, ImportError):
+        return
+    if set_name is not None:
+        set_name(ctypes.c_char_p(_client_name))
+        sd._terminate()
+        sd._initialize()
+
+
+def _is_own_client(device: "AudioDevice") -> bool:
+    return "jack" in device.hostapi.lower() and device.name == JACK_CLIENT_NAME
+
+
 NO_DEVICE = ("no audio device found: no audio server or interface is available "
              "(start JACK, e.g. `jackd -d dummy -r 48000 -p 64`, or connect an interface)")
 
@@ -53,9 +79,10 @@ def _audio(rescan: bool) -> list[AudioDevice]:
         sd._terminate()
         sd._initialize()
     apis = sd.query_hostapis()
-    return [AudioDevice(i, d["name"], apis[d["hostapi"]]["name"], d["max_input_channels"],
-                        d["max_output_channels"], d["default_samplerate"])
-            for i, d in enumerate(sd.query_devices())]
+    devices = [AudioDevice(i, d["name"], apis[d["hostapi"]]["name"], d["max_input_channels"],
+                           d["max_output_channels"], d["default_samplerate"])
+               for i, d in enumerate(sd.query_devices())]
+    return [d for d in devices if not _is_own_client(d)]
 
 
 def list_devices(rescan: bool = False, midi: bool = True) -> DeviceReport:

@@ -107,6 +107,10 @@ class NullHost(Host):
         self._record("set_mode", mode)
         self.mode = mode
 
+    def set_list_length(self, length: int) -> None:
+        self._record("set_list_length", length)
+        self.k = length
+
     def set_profile(self, profile: str) -> None:
         self._record("set_profile", profile)
         self.profile = profile

@@ -1,8 +1,9 @@
 """Effect chain editor: members in order, bypass, parameters as sliders, presets, plugin windows.
 
 One ``ChainEditor`` per chain (input and preview). Built-in effects are added
-at once; VST3 plugins are probed and loaded on a worker thread (a plugin that
-hangs on load is stopped by the probe's timeout, never the window). Chain
+at once; VST3 plugins are probed out of process on a worker thread (a plugin that
+hangs on load is stopped by the probe's timeout, never the window), then loaded on
+the GUI thread, the one the plugin host accepts. Chain
 edits publish a new snapshot, so audio keeps running while a slider moves.
 GUI thread, except the jobs it starts.
 """
@@ -52,6 +53,20 @@ class PluginCatalog(QObject):
             self.plugins = [r for r in report.loaded if not r.is_instrument]
             self.failed = report.failed
         self.changed.emit()
+
+
+_PLUGIN_WORKER: SerialWorker | None = None
+
+
+def plugin_worker() -> SerialWorker:
+    """The one thread that probes VST3 plugins and reads chain presets for every chain
+    editor. The plugins themselves load on the GUI (main) thread: the plugin host binds
+    itself to the thread of the first load and refuses loads from any other while it
+    lives, and the main thread is the one it asks for. GUI thread."""
+    global _PLUGIN_WORKER
+    if _PLUGIN_WORKER is None:
+        _PLUGIN_WORKER = SerialWorker("vst3-load")
+    return _PLUGIN_WORKER
 
 
 def slider_position(p: ParameterInfo, value: float) -> int:
@@ -107,7 +122,9 @@ class ChainEditor(QWidget):
         self.chain = chain
         self.plugins = plugins
         self.preset_dir = preset_dir
-        self._worker = SerialWorker(f"chain-{chain.name}")
+        self.preset_name: str | None = None     # the preset loaded or saved last
+        self._preset_path: str | None = None
+        self._worker = plugin_worker()
         self._sliders: dict[str, tuple[QSlider, QLabel, ParameterInfo]] = {}
         self._editor_threads: dict[str, threading.Event] = {}
 
@@ -187,14 +204,27 @@ class ChainEditor(QWidget):
             self.add_combo.setCurrentIndex(i)
 
     def _fill_presets(self) -> None:
+        """The shipped presets, then the user's own (marked as such); the loaded one selected."""
         from app.audio_types import shipped_presets
+        self.preset_combo.blockSignals(True)
         self.preset_combo.clear()
         self.preset_combo.addItem("—", None)
-        paths = list(shipped_presets())
-        if self.preset_dir is not None and self.preset_dir.is_dir():
-            paths += sorted(self.preset_dir.glob("*.json"))
-        for p in paths:
+        for p in shipped_presets():
             self.preset_combo.addItem(p.stem.replace("_", " "), str(p))
+        if self.preset_dir is not None and self.preset_dir.is_dir():
+            for p in sorted(self.preset_dir.glob("*.json")):
+                self.preset_combo.addItem(f"{p.stem.replace('_', ' ')}  (yours)", str(p))
+        self._show_preset()
+        self.preset_combo.blockSignals(False)
+
+    def _show_preset(self) -> None:
+        """Select the loaded preset in the list; a restored chain whose file is gone shows its
+        name as an entry of its own."""
+        i = self.preset_combo.findData(self._preset_path) if self._preset_path else -1
+        if i < 0 and self.preset_name:
+            self.preset_combo.addItem(self.preset_name, None)
+            i = self.preset_combo.count() - 1
+        self.preset_combo.setCurrentIndex(max(0, i))
 
     def refresh(self) -> None:
         """Rebuild the member list from the chain, keeping the selected member."""
@@ -243,9 +273,28 @@ class ChainEditor(QWidget):
         return member_id
 
     def add_vst3(self, path: str) -> None:
+        """Probe the plugin out of process on the worker (the slow, risky part), then load
+        it here on the GUI thread (see ``plugin_worker``)."""
         self.add_button.setEnabled(False)
         self.add_button.setText("Loading…")
-        self._worker.call(lambda: self.chain.add_vst3(path), self._after_vst)
+        scanner = self.chain.scanner
+
+        def probe():
+            if scanner is not None:
+                scanner.probe(path)
+
+        self._worker.call(probe, lambda _, error: self._load_vst(path, error))
+
+    def _load_vst(self, path: str, error: str) -> None:
+        if error:
+            self._after_vst(None, error)
+            return
+        try:
+            member_id = self.chain.add_vst3(path)
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            self._after_vst(None, str(exc))
+            return
+        self._after_vst(member_id, "")
 
     def _after_vst(self, member_id, error: str) -> None:
         self.add_button.setEnabled(True)
@@ -368,20 +417,71 @@ class ChainEditor(QWidget):
     def save_preset(self, path: str | Path) -> Path:
         from app.audio_types import save_chain_preset
         saved = save_chain_preset(self.chain, path)
+        self.preset_name, self._preset_path = saved.stem.replace("_", " "), str(saved)
         self._fill_presets()
         return saved
 
+    def suggested_preset_path(self) -> Path:
+        """Where "Save…" proposes to save: the user's presets folder (created), named after
+        the loaded preset or the chain."""
+        folder = self.preset_dir or Path.home()
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = (self.preset_name or f"my {self.chain.name} chain").replace(" ", "_")
+        return folder / f"{stem}.json"
+
     def load_preset(self, path: str | Path) -> None:
-        """Load a preset on the pool thread (VST3 members may need probing); refreshes when done."""
-        from app.audio_types import load_chain_preset
-        self._worker.call(lambda: load_chain_preset(self.chain, path), self._after_preset)
+        """Read a preset and probe its VST3 members on the worker, then build the chain on
+        the GUI thread; refreshes when done."""
+        from app.audio_types import read_preset
+        self._preset_path = str(path)
+        self._worker.call(lambda: self._probed(read_preset(path, self._roots())), self._build)
+
+    def restore(self, doc: dict) -> None:
+        """Rebuild the chain from a preset document (the chain saved with the settings),
+        like a preset file."""
+        from app.audio_types import parse_preset
+        self._preset_path = None
+        self._worker.call(lambda: self._probed(parse_preset(doc, self._roots())), self._build)
+
+    def _roots(self) -> list:
+        scanner = self.chain.scanner
+        return scanner.roots() if scanner is not None else []
+
+    def _probed(self, preset):
+        """Worker: probe every VST3 member out of process (cached), so loading them on the
+        GUI thread is quick."""
+        scanner = self.chain.scanner
+        for spec in preset.members:
+            if spec.type == "vst3" and scanner is not None:
+                scanner.probe(spec.path)
+        return preset
+
+    def _build(self, preset, error: str) -> None:
+        """GUI thread: load the preset's members (the plugin host wants its loads on the
+        main thread) and swap them in whole."""
+        from app.audio_types import build_members
+        if not error:
+            try:
+                members, bypassed = build_members(preset, self.chain)
+                self.chain.replace(members, bypassed)
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                error = str(exc)
+        self._after_preset(None if error else preset, error)
 
     def wait(self, msecs: int = 30000) -> bool:
         return self._worker.wait(msecs)
 
     def _after_preset(self, preset, error: str) -> None:
         if error:
+            self._preset_path = None
             self.error.emit(f"preset not loaded: {error}")
+        elif preset is not None:
+            name = preset.name if preset.name and preset.name != self.chain.name else ""
+            if self._preset_path:
+                self.preset_name = name or Path(self._preset_path).stem.replace("_", " ")
+            else:
+                self.preset_name = name or None
+        self._fill_presets()
         self.refresh()
 
     def _preset_chosen(self, index: int) -> None:
@@ -390,7 +490,7 @@ class ChainEditor(QWidget):
             self.load_preset(path)
 
     def _save_dialog(self) -> None:
-        start = str(self.preset_dir or Path.home())
+        start = str(self.suggested_preset_path())
         path, _ = QFileDialog.getSaveFileName(self, "Save chain preset", start, "Chain presets (*.json)")
         if path:
             if not path.endswith(".json"):

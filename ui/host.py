@@ -47,6 +47,7 @@ class HostStatus:
     input_latency_ms: float | None = None
     output_latency_ms: float | None = None
     pad_page: tuple[int, int] = (0, 0)   # (page the 16 pads show, pages in the list)
+    block_size: int | None = None        # frames per callback the audio server really runs
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,15 @@ class Host(QObject):
     def capture(self) -> None: raise NotImplementedError
     def request_search(self, path: str) -> None: raise NotImplementedError
     def set_mode(self, mode: str) -> None: raise NotImplementedError
-    def set_profile(self, profile: str) -> None: raise NotImplementedError
+    def set_profile(self, profile: str) -> None:
+        """A match profile by name, keeping the current mode (the window sets it next)."""
+        raise NotImplementedError
+    def set_list_length(self, length: int) -> None:
+        """How many matches a search by example asks for."""
+    def profile_mode(self, profile: str) -> str:
+        """The mode a match profile comes with."""
+        from app.match_profiles import get_profile
+        return get_profile(profile).mode
 
     search_filter = None                    # app.query.SearchFilter of every later search
 

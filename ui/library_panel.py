@@ -14,6 +14,7 @@ same scan path as "Rescan all"; the host keeps searching its loaded index meanwh
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
@@ -23,14 +24,18 @@ from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLis
 
 from . import theme
 from .host import Host
+from .widgets import ElidedLabel
 
 SKIPPED_SHOWN = 500
+SUMMARY_EVERY_S = 1.0        # totals refreshed during a scan: once a second,
+SUMMARY_EVERY_FILES = 25     # or every so many files on a fast one
+ETA_AFTER_FILES = 5         # a time-left estimate needs a few files done first
 
 
 class LibraryJobs(QObject):
     """Lives on the library thread; every slot runs there."""
 
-    progress = pyqtSignal(int, int, str)          # done, total, current file
+    progress = pyqtSignal(int, int, str, float)   # done, total, current file, seconds so far
     scan_finished = pyqtSignal(object)            # app.scanner.ScanReport (or None)
     summary = pyqtSignal(dict, list)              # catalog stats, skipped rows
     failed = pyqtSignal(str)
@@ -42,15 +47,24 @@ class LibraryJobs(QObject):
     @pyqtSlot(list)
     def scan(self, roots: list) -> None:
         report = None
+        self._summary_at, self._summary_done = time.monotonic(), 0
         try:
-            report = self.tasks.scan(
-                roots, progress=lambda p: self.progress.emit(p.done, p.total, p.current))
+            report = self.tasks.scan(roots, progress=self._scan_progress)
         except KeyboardInterrupt:
             pass
         except Exception as exc:  # noqa: BLE001 - one line for the user
             self.failed.emit(f"scan failed: {exc}")
         self.scan_finished.emit(report)
         self.refresh()
+
+    def _scan_progress(self, p) -> None:
+        """Library thread, inside the scan: progress, and the totals now and then (the
+        scanner commits as it goes, so they grow during the scan)."""
+        self.progress.emit(p.done, p.total, p.current, p.elapsed_s)
+        if (time.monotonic() - self._summary_at >= SUMMARY_EVERY_S
+                or p.done - self._summary_done >= SUMMARY_EVERY_FILES):
+            self._summary_at, self._summary_done = time.monotonic(), p.done
+            self.refresh()
 
     def cancel(self) -> None:
         """Any thread: stop the running scan after the files in flight."""
@@ -93,6 +107,8 @@ class LibraryPanel(QWidget):
         self.scanning = False
         self.stats: dict = {}
         self.auto_rescan = False     # a rescan for another model's vectors was started (once)
+        self.queued: list[str] = []  # folders added during a scan, scanned after it
+        self._report = None          # the last scan's report, summarised with the totals
         self.folders = QListWidget()
         self.folders.setMinimumHeight(70)
         self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -106,7 +122,7 @@ class LibraryPanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
         self.progress.setValue(0)
-        self.current = QLabel("")
+        self.current = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)   # a path keeps its name
         self.current.setObjectName("dim")
         self.totals = QLabel("")
         self.totals.setWordWrap(True)
@@ -121,6 +137,7 @@ class LibraryPanel(QWidget):
         self.skipped.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         self.skipped.setColumnWidth(1, 160)
         self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.skipped.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # the file name stays
 
         title = QLabel("SAMPLE FOLDERS")
         title.setObjectName("sectionTitle")
@@ -157,7 +174,7 @@ class LibraryPanel(QWidget):
         self.jobs.failed.connect(self.host.error)
         self.thread.start()
 
-        self.add_button.clicked.connect(self._choose_folder)
+        self.add_button.clicked.connect(self.choose_folder)
         self.remove_button.clicked.connect(self._remove_selected)
         self.scan_button.clicked.connect(lambda: self.scan(self.roots()))
         self.cancel_button.clicked.connect(self.cancel)
@@ -166,17 +183,23 @@ class LibraryPanel(QWidget):
     def roots(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]
 
-    def _choose_folder(self) -> None:
+    def choose_folder(self) -> None:
+        """Ask for a folder (a dialog) and scan it."""
         folder = QFileDialog.getExistingDirectory(self, "Add a sample folder")
         if folder:
             self.add_folder(folder)
 
     def add_folder(self, folder: str) -> None:
-        """Add a folder and scan it."""
-        folder = os.path.abspath(os.path.expanduser(folder))
-        if folder not in self.roots():
-            self.folders.addItem(folder)
-        self.scan([folder])
+        """Add a folder and scan it (after the running scan, if one runs)."""
+        self.add_folders([folder])
+
+    def add_folders(self, folders: list[str]) -> None:
+        """Add several folders and scan them together (queued behind a running scan)."""
+        folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
+        for folder in folders:
+            if folder not in self.roots():
+                self.folders.addItem(folder)
+        self.scan(folders)
 
     def _remove_selected(self) -> None:
         item = self.folders.currentItem()
@@ -188,8 +211,13 @@ class LibraryPanel(QWidget):
         self.request_remove.emit(folder)
 
     def scan(self, roots: list[str]) -> None:
-        if self.scanning or not roots:
+        if not roots:
             return
+        if self.scanning:
+            self.queued += [r for r in roots if r not in self.queued]
+            self.current.setText(f"Queued after this scan: {', '.join(map(os.path.basename, self.queued))}")
+            return
+        self._report = None
         self._set_busy(True, "scanning…")
         self.progress.setRange(0, 0)
         self.request_scan.emit(list(roots))
@@ -201,33 +229,44 @@ class LibraryPanel(QWidget):
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self.scanning = busy
         self.scan_button.setEnabled(not busy)
-        self.add_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if text:
             self.progress.setFormat(text)
 
-    def _progress(self, done: int, total: int, current: str) -> None:
+    def _progress(self, done: int, total: int, current: str, elapsed_s: float) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{done} / {total}")
-        self.current.setText(Path(current).name)
+        self.progress.setFormat(f"{done} / {total}" + time_left(done, total, elapsed_s))
+        self.current.setText(current)
 
     def _finished(self, report) -> None:
         self._set_busy(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        self._report = report
         if report is None:
             self.progress.setFormat("done")
             self.current.setText("")
         else:
-            skipped = sum(report.skipped.values())
-            state = "stopped" if report.interrupted else "done"
-            self.progress.setFormat(f"{state}: {report.indexed} new, {report.unchanged} unchanged, "
-                                    f"{skipped} skipped")
+            self._show_report(self.stats)
             self.current.setText("; ".join(report.problems[:3]))
         self.host.reload_library()
         self.scan_done.emit()
+        if self.queued:
+            queued, self.queued = self.queued, []
+            self.scan(queued)
+
+    def _show_report(self, stats: dict) -> None:
+        """The last scan in the totals' own figures: what is new, then the library's
+        indexed and skipped files (a skipped file left as it was is not 'unchanged')."""
+        report = self._report
+        if report is None:
+            return
+        state = "stopped" if report.interrupted else "done"
+        new = report.indexed + report.duplicates + report.relinked
+        self.progress.setFormat(f"{state}: {new} new · {stats.get('indexed', 0)} indexed · "
+                                f"{stats.get('skipped', 0)} skipped")
 
     def _summary(self, stats: dict, skipped: list) -> None:
         self.stats = stats
@@ -251,6 +290,8 @@ class LibraryPanel(QWidget):
             reason.setToolTip(row.error or "")
             self.skipped.setItem(r, 0, name)
             self.skipped.setItem(r, 1, reason)
+        if not self.scanning:
+            self._show_report(stats)
         self._check_model(stats)
 
     def _check_model(self, stats: dict) -> None:
@@ -285,3 +326,13 @@ class LibraryPanel(QWidget):
         self.request_close.emit()
         self.thread.quit()
         self.thread.wait(30000)
+
+
+def time_left(done: int, total: int, elapsed_s: float) -> str:
+    """' · about 40 s left' from the rate so far; '' until a few files are done."""
+    if done < ETA_AFTER_FILES or elapsed_s <= 0 or total <= done:
+        return ""
+    seconds = elapsed_s / done * (total - done)
+    if seconds < 60:
+        return f" · about {max(1, round(seconds))} s left"
+    return f" · about {round(seconds / 60)} min left"

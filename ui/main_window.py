@@ -29,9 +29,20 @@ from .host import Host
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
-from .settings import SettingsPanel, SettingsStore
-from .widgets import LevelMeter, ScopeWidget, SuggestionView
+from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
+from .widgets import ElidedLabel, LevelMeter, ScopeWidget, SuggestionView
 
+PLAY_PROMPT = "Play something — or drop an audio file here to search by example."
+EMPTY_LIBRARY_PROMPT = "The library is empty: add a folder of samples first."
+SCANNING_PROMPT = "Scanning your samples: suggestions start when the first ones are in."
+EMPTY_LIBRARY_TEXT = ("<b>Your library is empty.</b> Add a folder of samples: Sample Scout scans it "
+                      "once, then suggests matches from it as you play or drop a sound.")
+XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard as a click or "
+              "a gap. A few at start-up are normal; if the count keeps climbing, raise the "
+              "block size in Settings or close other busy programs.")
+DROP_PROMPT = "Drop the sound here to find samples like it."
+EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
+ENGINE_STATUS_WIDTH = 260
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
@@ -60,6 +71,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 780)
         self._voice: tuple[int, object] | None = None
         self.last_update = None
+        self._query_name = ""            # the file searched by example last
+        self.drop_highlight = False
 
         self.thumbnails = ThumbnailCache(self)
         self.model = SuggestionModel(self.thumbnails, self)
@@ -68,16 +81,19 @@ class MainWindow(QMainWindow):
         # -- top bar: brand, input, level, mode/profile, capture -------------------------------
         brand = QLabel("Sample<span style='color:%s'>Scout</span>" % theme.ACCENT)
         brand.setStyleSheet("font-size: 15pt; font-weight: 700; letter-spacing: 0.5px;")
-        self.device_label = QLabel("no input")
+        self.device_label = ElidedLabel("no input")
         self.device_label.setObjectName("dim")
         self.meter = LevelMeter()
         self.meter.setFixedWidth(220)
         self.mode = QComboBox()
         for m in host.modes():
             self.mode.addItem(m.replace("-", " ").capitalize(), m)
+        self.mode_note = QLabel()
+        self.mode_note.setObjectName("dim")
         self.profile = QComboBox()
         for p in host.profiles():
             self.profile.addItem(p.replace("_", " ").capitalize(), p)
+        self.mode_override = False    # the user chose a mode other than the profile's
         self.capture_button = QPushButton(f"●  Capture   {CAPTURE_SHORTCUT}")
         self.capture_button.setObjectName("capture")
         self.capture_button.setToolTip("Look up the last thing you played "
@@ -92,19 +108,34 @@ class MainWindow(QMainWindow):
         input_box.addWidget(self.meter)
         top.addLayout(input_box)
         top.addStretch(1)
-        top.addWidget(self._caption("MODE"))
-        top.addWidget(self.mode)
         top.addWidget(self._caption("PROFILE"))
         top.addWidget(self.profile)
+        top.addWidget(self._caption("MODE"))
+        top.addWidget(self.mode)
+        top.addWidget(self.mode_note)
         top.addSpacing(8)
         top.addWidget(self.capture_button)
 
         # -- left: scope, match line, suggestions, preview controls -----------------------------
         self.scope = ScopeWidget()
         self.scope.seconds = self.scope_model.seconds
-        self.match_info = QLabel("Play something — or drop an audio file here to search by example.")
+        self.match_info = ElidedLabel(PLAY_PROMPT)
         self.match_info.setObjectName("matchInfo")
         self.filter_bar = FilterBar()
+        self.first_run = QWidget()      # shown while the library is empty
+        first_lay = QHBoxLayout(self.first_run)
+        first_lay.setContentsMargins(0, 0, 0, 0)
+        self.first_run_text = QLabel(EMPTY_LIBRARY_TEXT)
+        self.first_run_text.setWordWrap(True)
+        self.add_folder_button = QPushButton("Add a folder…")
+        self.add_folder_button.setObjectName("capture")
+        first_lay.addWidget(self.first_run_text, 1)
+        first_lay.addWidget(self.add_folder_button)
+        self.first_run.hide()
+        self.list_length = QComboBox()
+        for n in LIST_LENGTHS:
+            self.list_length.addItem(f"{n} rows", n)
+        self.list_length.setToolTip("How many matches the list shows")
         self.view = SuggestionView()
         self.view.setModel(self.model)
         self.auto_preview = QCheckBox("Preview on select")
@@ -128,13 +159,14 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.stop_button)
         suggestions_title = QHBoxLayout()
         suggestions_title.addWidget(self._caption("SUGGESTIONS"))
-        suggestions_title.addStretch(1)
-        suggestions_title.addWidget(self.match_info)
+        suggestions_title.addWidget(self.match_info, 1)
+        suggestions_title.addWidget(self.list_length)
         left = QWidget()
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 0, 0)
         left_lay.setSpacing(8)
         left_lay.addWidget(self.scope, 0)
+        left_lay.addWidget(self.first_run)
         left_lay.addLayout(suggestions_title)
         left_lay.addWidget(self.filter_bar)
         left_lay.addWidget(self.view, 1)
@@ -143,7 +175,7 @@ class MainWindow(QMainWindow):
         # -- right: library, effects, MIDI, settings ----------------------------------------------
         self.library_panel = LibraryPanel(host, workers=scan_workers)
         self.plugin_catalog = PluginCatalog(getattr(host.preview_chain, "scanner", None), self)
-        user_presets = Path(store.path).parent / "presets"
+        user_presets = store.presets_dir
         self.input_editor = ChainEditor(host.input_chain, self.plugin_catalog, "Input chain",
                                         user_presets / "chains")
         self.preview_editor = ChainEditor(host.preview_chain, self.plugin_catalog, "Preview chain",
@@ -181,21 +213,25 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # -- status bar ------------------------------------------------------------------------------
-        self.status_engine = QLabel()
+        self.status_dot = QLabel()
+        self.status_engine = ElidedLabel()
+        self.status_engine.setMinimumWidth(ENGINE_STATUS_WIDTH)   # fixed: never the message's
         self.status_xruns = QLabel()
+        self.status_xruns.setToolTip(XRUNS_HELP)
         self.status_latency = QLabel()
         self.status_library = QLabel()
         self.status_pads = QLabel()
         self.status_index = QLabel()
-        self.status_message = QLabel()
+        self.status_message = ElidedLabel()
         self.status_message.setStyleSheet(f"color: {theme.ONSET};")
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(self.status_message.clear)
         bar = QStatusBar()
         bar.setSizeGripEnabled(False)
-        for w in (self.status_engine, self.status_xruns, self.status_latency, self.status_library,
-                  self.status_pads):
+        bar.addWidget(self.status_dot)
+        bar.addWidget(self.status_engine)
+        for w in (self.status_xruns, self.status_latency, self.status_library, self.status_pads):
             bar.addWidget(w)
         bar.addWidget(self.status_message, 1)
         bar.addPermanentWidget(self.status_index)
@@ -216,7 +252,13 @@ class MainWindow(QMainWindow):
         self.filter_bar.invalid.connect(self.match_info.setText)
         self.mode.currentIndexChanged.connect(lambda i: self._set_mode(self.mode.itemData(i)))
         self.profile.currentIndexChanged.connect(lambda i: self._set_profile(self.profile.itemData(i)))
+        self.list_length.currentIndexChanged.connect(
+            lambda i: self._set_list_length(self.list_length.itemData(i)))
+        self.add_folder_button.clicked.connect(self._add_folder)
+        self.library_panel.scan_done.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
+        self.view.similar_requested.connect(self.search_file)
+        self.view.reveal_requested.connect(reveal_in_file_manager)
         self.view.stop_requested.connect(self.stop_all)
         self.stop_button.clicked.connect(self.stop_all)
         self.auto_preview.toggled.connect(self._set_auto_preview)
@@ -257,22 +299,76 @@ class MainWindow(QMainWindow):
         self._set_drag_fx(bool(ui["drag_rendered"]))
         self.volume.setValue(int(round(float(ui["volume"]) * 100)))
         self._set_volume(self.volume.value())
-        for combo, key in ((self.mode, "mode"), (self.profile, "profile")):
-            i = combo.findData(ui[key])
-            if i >= 0:
-                combo.setCurrentIndex(i)
+        override, mode = bool(ui["mode_override"]), ui["mode"]
+        i = self.profile.findData(ui["profile"])
+        self._set_profile(self.profile.itemData(i if i >= 0 else self.profile.currentIndex()))
+        if i >= 0:
+            self.profile.blockSignals(True)
+            self.profile.setCurrentIndex(i)
+            self.profile.blockSignals(False)
+        if override and self.mode.findData(mode) >= 0:
+            self.mode.setCurrentIndex(self.mode.findData(mode))
+        self.list_length.setCurrentIndex(max(0, self.list_length.findData(ui["list_length"])))
+        self._set_list_length(self.list_length.currentData())
+        self._restore_session()
         if ui["geometry"]:
             self.restoreGeometry(QByteArray.fromHex(ui["geometry"].encode()))
         if ui["splitter"]:
             self.splitter.restoreState(QByteArray.fromHex(ui["splitter"].encode()))
 
+    def _restore_session(self) -> None:
+        """The MIDI map and both chains as they were when the window last closed."""
+        from app.audio_types import MidiMap
+        if self.store.midi_map is not None:
+            try:
+                self.host.set_midi_map(MidiMap.from_json(self.store.midi_map, source="settings"))
+            except Exception as exc:  # noqa: BLE001 - the default map stays
+                self.show_error(f"MIDI map not restored: {exc}")
+        for editor, key in ((self.input_editor, "input"), (self.preview_editor, "preview")):
+            if key in self.store.chains:
+                editor.restore(self.store.chains[key])
+
+    def _remember_session(self) -> None:
+        from app.audio_types import chain_to_dict
+        self.store.midi_map = self.host.midi_map().to_json()
+        for editor, key in ((self.input_editor, "input"), (self.preview_editor, "preview")):
+            try:
+                self.store.chains[key] = chain_to_dict(editor.chain, editor.preset_name or "")
+            except Exception as exc:  # noqa: BLE001 - the other settings are still saved
+                print(f"samplescout: {key} chain not saved: {exc}", file=sys.stderr)
+
     def _set_mode(self, mode: str) -> None:
+        """A mode from the combo: the profile's own, or the user's override of it."""
+        profile_mode = self.host.profile_mode(self.profile.currentData())
+        self.mode_override = mode != profile_mode
         self.store.ui["mode"] = mode
+        self.store.ui["mode_override"] = self.mode_override
+        self.mode_note.setText("your choice" if self.mode_override else "from profile")
+        self.mode_note.setToolTip(f"The {self.profile.currentText()} profile listens "
+                                  f"{profile_mode.replace('-', ' ')}" +
+                                  ("; you chose another mode" if self.mode_override else ""))
         self.host.set_mode(mode)
 
     def _set_profile(self, profile: str) -> None:
+        """A profile brings its own mode (a user's override ends with the profile)."""
         self.store.ui["profile"] = profile
         self.host.set_profile(profile)
+        mode = self.host.profile_mode(profile)
+        self.mode.blockSignals(True)
+        self.mode.setCurrentIndex(max(0, self.mode.findData(mode)))
+        self.mode.blockSignals(False)
+        self._set_mode(mode)
+
+    def _set_list_length(self, length: int) -> None:
+        self.store.ui["list_length"] = length
+        self.model.max_rows = length
+        self.host.set_list_length(length)
+        if self.last_update is not None:
+            self.model.set_suggestions(self.last_update.suggestions)
+
+    def _add_folder(self) -> None:
+        self.tabs.setCurrentWidget(self.library_panel)
+        self.library_panel.choose_folder()
 
     def _set_auto_preview(self, on: bool) -> None:
         self.view.auto_preview = on
@@ -317,6 +413,8 @@ class MainWindow(QMainWindow):
         source = {"file": "dropped file", "rolling": "rolling", "one-shot": "onset",
                   "capture": "capture"}.get(update.mode, update.mode)
         detail = update.reason or source
+        if (update.reason or "").startswith("file") and self._query_name:
+            detail = f"like {self._query_name}"
         self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · "
                                 f"{update.latency_ms:.0f} ms")
         snapshot = os.environ.get(SNAPSHOT_ENV)
@@ -354,6 +452,7 @@ class MainWindow(QMainWindow):
         self.match_info.setText("Looking up the last thing you played…")
 
     def search_file(self, path: str) -> None:
+        self._query_name = Path(path).name
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
         self.host.request_search(path)
         self.searched.emit(path)
@@ -363,13 +462,25 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event) -> None:
         if audio_paths_from_mime(event.mimeData()) and event.source() is None:
             event.acceptProposedAction()
+            self.set_drop_highlight(True)
         else:
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
+    def dragLeaveEvent(self, event) -> None:
+        self.set_drop_highlight(False)
+
+    def set_drop_highlight(self, on: bool) -> None:
+        """While a sound is dragged over the window: the list says it will search with it."""
+        self.drop_highlight = on
+        self.view.setStyleSheet(f"QTableView {{ border: 2px dashed {theme.ACCENT}; }}" if on else "")
+        self.view.empty_text = DROP_PROMPT if on else EMPTY_VIEW_TEXT
+        self.view.viewport().update()
+
     def dropEvent(self, event) -> None:
+        self.set_drop_highlight(False)
         paths = audio_paths_from_mime(event.mimeData())
         if not paths:
             event.ignore()
@@ -399,17 +510,31 @@ class MainWindow(QMainWindow):
     def update_status(self) -> None:
         st = self.host.status()
         dot = {"running": theme.ACCENT, "waiting": theme.ONSET}.get(st.state, theme.TEXT_DIM)
-        self.status_engine.setText(f"<span style='color:{dot}'>●</span> {st.message}")
+        self.status_dot.setText(f"<span style='color:{dot}'>●</span>")
+        self.status_engine.setText(st.message)
+        self.status_engine.setToolTip(st.message)
         self.device_label.setText(f"INPUT  ·  {st.device}" if st.device else "INPUT  ·  no device")
-        self.status_xruns.setText(f"xruns {st.xruns}")
+        self.settings_panel.show_running(st.block_size)
+        self.status_xruns.setText(f"dropouts {st.xruns}" if st.xruns else "no dropouts")
         if st.input_latency_ms is not None and st.output_latency_ms is not None:
             self.status_latency.setText(f"latency in {st.input_latency_ms:.1f} · out {st.output_latency_ms:.1f} ms")
         else:
             self.status_latency.setText(f"latency {st.latency_ms:.1f} ms" if st.latency_ms is not None
                                         else "latency —")
         self.status_library.setText(f"library {st.library_files} samples")
+        self._show_first_run(st.library_files == 0 and not self.library_panel.scanning)
         self.status_pads.setText(pads_text(*st.pad_page))
         self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
+
+    def _show_first_run(self, empty: bool) -> None:
+        """An empty library: say to add a folder first (with the button), not to play."""
+        self.first_run.setVisible(empty)
+        if self.last_update is not None or self.match_info.text() not in (
+                PLAY_PROMPT, EMPTY_LIBRARY_PROMPT, SCANNING_PROMPT):
+            return      # matches, or a search or capture said something since
+        scanning = self.library_panel.scanning and self.host.status().library_files == 0
+        self.match_info.setText(EMPTY_LIBRARY_PROMPT if empty else
+                                SCANNING_PROMPT if scanning else PLAY_PROMPT)
 
     def _devices_listed(self, report, error: str) -> None:
         self.midi_panel.set_ports(report.midi if report is not None else {})
@@ -433,6 +558,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.meter_timer.stop()
         self.status_timer.stop()
+        self._remember_session()
         self.store.ui["geometry"] = bytes(self.saveGeometry().toHex()).decode()
         self.store.ui["splitter"] = bytes(self.splitter.saveState().toHex()).decode()
         try:
@@ -443,6 +569,13 @@ class MainWindow(QMainWindow):
             editor.close_editors()
         self.library_panel.shutdown()
         super().closeEvent(event)
+
+
+def reveal_in_file_manager(path: str) -> None:
+    """Open the folder holding ``path`` in the desktop's file manager."""
+    from PyQt6.QtCore import QUrl
+    from PyQt6.QtGui import QDesktopServices
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent)))
 
 
 def make_host(library_dir: str | None, store: SettingsStore) -> tuple[Host, str]:

@@ -99,6 +99,7 @@ class MidiPanel(QWidget):
 
     def _map_changed(self) -> None:
         self.model.set_map(self.host.midi_map())
+        self.presets.setItemText(0, self.host.midi_map().name)   # the map in use, by name
 
     def set_ports(self, ports: dict[str, list[str]]) -> None:
         """MIDI input ports per API, from a device listing."""
@@ -142,8 +143,16 @@ class MidiPanel(QWidget):
         if path:
             self.load_preset(path)
 
+    def suggested_preset_path(self) -> Path:
+        """Where "Save…" proposes to save: the user's presets folder (created), named after
+        the map."""
+        folder = self.user_preset_dir or Path.home()
+        folder.mkdir(parents=True, exist_ok=True)
+        name = self.model.midi_map().name or "my map"
+        return folder / f"{name.replace(' ', '_')}.json"
+
     def _save_dialog(self) -> None:
-        start = str(self.user_preset_dir or Path.home())
+        start = str(self.suggested_preset_path())
         path, _ = QFileDialog.getSaveFileName(self, "Save MIDI map", start, "MIDI maps (*.json)")
         if path:
             self.save_preset(path if path.endswith(".json") else path + ".json")

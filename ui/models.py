@@ -46,6 +46,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+DEFAULT_MAX_ROWS = 16
+
+
 class SuggestionModel(QAbstractTableModel):
     """Ranked suggestions; see the module docstring."""
 
@@ -55,6 +58,8 @@ class SuggestionModel(QAbstractTableModel):
     def __init__(self, thumbnails: "ThumbnailCache | None" = None, parent: QObject | None = None):
         super().__init__(parent)
         self._rows: list = []
+        self.max_rows = DEFAULT_MAX_ROWS     # the user's list length
+        self._sort = (self.COL_RANK, Qt.SortOrder.AscendingOrder)   # best score first
         self._thumbs = thumbnails
         self._playhead: tuple[int, float] | None = None  # (file_id, fraction)
         self.last_update = None
@@ -137,8 +142,9 @@ class SuggestionModel(QAbstractTableModel):
         return -1
 
     def set_suggestions(self, suggestions) -> None:
-        """Replace the list in place: rows that stay keep their persistent indexes (selection)."""
-        new = list(suggestions)
+        """Replace the list in place: rows that stay keep their persistent indexes (selection).
+        Rows are in score order (best first), at most ``max_rows`` of them."""
+        new = self._ordered(sorted(suggestions, key=lambda s: -s.score)[:self.max_rows])
         old_ids = [s.file_id for s in self._rows]
         new_ids = [s.file_id for s in new]
         if old_ids == new_ids:
@@ -170,6 +176,30 @@ class SuggestionModel(QAbstractTableModel):
                 self._rows[row] = dataclasses.replace(s, tags=tuple(tags))
                 cell = self.index(row, self.COL_CATEGORY)
                 self.dataChanged.emit(cell, cell)
+
+    def longest_s(self) -> float:
+        """The longest sample in the list, seconds (the thumbnails' common time scale)."""
+        return max((s.duration_s or 0.0 for s in self._rows), default=0.0)
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        """Order the rows by a column (a header click); later lists keep this order.
+        The rank column (and no sort) means best score first."""
+        self._sort = (column, order)
+        old_ids = [s.file_id for s in self._rows]
+        self.layoutAboutToBeChanged.emit()
+        self._rows = self._ordered(self._rows)
+        self._move_persistent(old_ids, [s.file_id for s in self._rows])
+        self.layoutChanged.emit()
+
+    def _ordered(self, rows: list) -> list:
+        column, order = self._sort
+        keys = {self.COL_NAME: lambda s: s.name.lower(),
+                self.COL_CATEGORY: lambda s: (category_of(s.path).lower(), -s.score),
+                self.COL_SCORE: lambda s: s.score,
+                self.COL_LENGTH: lambda s: s.duration_s or 0.0}
+        if column not in keys:
+            return sorted(rows, key=lambda s: -s.score)
+        return sorted(rows, key=keys[column], reverse=order == Qt.SortOrder.DescendingOrder)
 
     def _move_persistent(self, old_ids: list[int], new_ids: list[int]) -> None:
         where = {fid: row for row, fid in enumerate(new_ids)}

@@ -33,7 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from app.audio_types import Chain, MidiMap, NoAudioDevice, StreamConfig
+from app.audio_types import (Chain, MidiMap, NoAudioDevice, PluginScanner, StreamConfig,
+                             vst3_paths_from_env)
 from app.library_tasks import LibraryThread
 from app.match_profiles import MODES, profile_names
 
@@ -48,7 +49,7 @@ class SessionHost(Host):
     """See the module docstring. Public methods: GUI thread."""
 
     def __init__(self, library_dir, audio: AudioSettings, *, midi_api: str = "auto",
-                 live: bool = True, k: int = 12, parent=None):
+                 live: bool = True, k: int = 16, plugin_scanner=None, parent=None):
         super().__init__(parent)
         from app.paths import library_dir as resolve
         self.library_dir = resolve(library_dir)
@@ -61,10 +62,14 @@ class SessionHost(Host):
         self.volume = 1.0
         self.monitoring = False
         self.midi_learning = False
-        self._midi_map = MidiMap.default_16_pads()
+        from app.session import default_midi_map
+        self._midi_map = default_midi_map()       # the pads and the capture note
         self._midi_port = ""
-        self.input_chain = Chain("input", sample_rate=audio.sample_rate)
-        self.preview_chain = Chain("preview", sample_rate=audio.sample_rate)
+        # One scanner for both chains: VST3 plugins probed out of process, results cached.
+        scanner = plugin_scanner if plugin_scanner is not None else PluginScanner(
+            extra_paths=vst3_paths_from_env())
+        self.input_chain = Chain("input", sample_rate=audio.sample_rate, scanner=scanner)
+        self.preview_chain = Chain("preview", sample_rate=audio.sample_rate, scanner=scanner)
         self.session = None
         self._library = LibraryThread(self.library_dir, self.error.emit)
         self._state = (HostStatus("starting", "opening the audio device") if live
@@ -100,7 +105,8 @@ class SessionHost(Host):
         return StreamConfig(hostapi=a.hostapi or None, device=a.device or None,
                             input_channels=a.input_channels, output_channels=2,
                             sample_rate=a.sample_rate, block_size=a.block_size,
-                            midi_api=self.midi_api, midi_port=self._midi_port or None)
+                            midi_api=self.midi_api, midi_port=self._midi_port or None,
+                            vst3_paths=tuple(str(p) for p in self.input_chain.scanner.extra_paths))
 
     def _open(self) -> bool:
         from app.session import Session
@@ -201,7 +207,8 @@ class SessionHost(Host):
                           input_latency_ms=1000.0 * ins if ins is not None else None,
                           output_latency_ms=1000.0 * outs if outs is not None else None,
                           midi=st.midi, library_files=library.files,
-                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page)
+                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page,
+                          block_size=running_block_size(session))
 
     def levels(self) -> LevelReading:
         session = self.session
@@ -273,6 +280,9 @@ class SessionHost(Host):
                 self.session.set_mode(mode)
             except Exception as exc:  # noqa: BLE001
                 self.error.emit(str(exc))
+
+    def set_list_length(self, length: int) -> None:
+        self.k = length
 
     def set_profile(self, profile: str) -> None:
         self.profile = profile
@@ -361,3 +371,13 @@ class SessionHost(Host):
         self.audio = settings
         if self.live:
             self._control.put(("open",))
+
+
+def running_block_size(session) -> int | None:
+    """Frames per callback the server really runs (device frames over callbacks so far);
+    None before the first callbacks. Any thread."""
+    tail = session.input_tail(1)
+    callbacks = session.meters().callbacks
+    if tail is None or callbacks < 8:
+        return None
+    return max(1, round(tail[0] / callbacks))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -25,31 +26,50 @@ SAMPLE_RATES = (44100, 48000, 88200, 96000)
 BLOCK_SIZES = (64, 128, 256, 512, 1024)
 SETTINGS_FILE = "settings.json"
 
+LIST_LENGTHS = (8, 12, 16, 24, 32, 48, 64)
 UI_DEFAULTS = {"auto_preview": True, "volume": 0.8, "mode": "one-shot", "profile": "",
+               "mode_override": False, "list_length": 16,
                "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": ""}
+SETTINGS_MAX_BYTES = 10 * 1024 * 1024    # two chains of VST3 state (4 MiB each at most) and a map
 
 
 def config_dir() -> Path:
-    import platformdirs
-    return Path(platformdirs.user_config_dir("samplescout", appauthor=False))
+    from app.paths import config_dir as user_config_dir
+    return user_config_dir()
 
 
 class SettingsStore:
-    """Audio settings and window preferences in one JSON file."""
+    """Audio settings, window preferences, the MIDI map and both effect chains in one JSON
+    file. ``midi_map`` and ``chains`` hold documents (a MIDI map's and chain presets' JSON),
+    checked where they are used."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.path = Path(directory or config_dir()) / SETTINGS_FILE
         self.audio = AudioSettings()
         self.ui = dict(UI_DEFAULTS)
+        self.midi_map: dict | None = None
+        self.chains: dict[str, dict] = {}
         self.load()
 
+    @property
+    def presets_dir(self) -> Path:
+        """The user's own presets, beside the settings: ``chains/`` and ``midi/``."""
+        return self.path.parent / "presets"
+
     def load(self) -> None:
+        from app.audio_types import JsonFileError, read_json_file
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json_file(self.path, max_bytes=SETTINGS_MAX_BYTES)
+        except JsonFileError:
             return
         if not isinstance(data, dict):
             return
+        if isinstance(data.get("midi_map"), dict):
+            self.midi_map = data["midi_map"]
+        chains = data.get("chains")
+        if isinstance(chains, dict):
+            self.chains = {k: v for k, v in chains.items()
+                           if k in ("input", "preview") and isinstance(v, dict)}
         audio = data.get("audio", {})
         if isinstance(audio, dict):
             defaults = AudioSettings()
@@ -68,12 +88,44 @@ class SettingsStore:
                         key == "volume" and isinstance(ui.get(key), (int, float))):
                     self.ui[key] = ui[key]
 
+        if self.ui["list_length"] not in LIST_LENGTHS:
+            self.ui["list_length"] = UI_DEFAULTS["list_length"]
+
     def save(self) -> None:
+        """Write the file atomically: a crash leaves the old settings or the new, whole."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"audio": asdict(self.audio), "ui": self.ui, "midi_map": self.midi_map,
+               "chains": self.chains}
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"audio": asdict(self.audio), "ui": self.ui}, indent=2),
-                       encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+
+_PLAIN_WORDS = (
+    (re.compile(r"MIDI alsa: unavailable \(.*ALSA sequencer.*\)", re.I),
+     "ALSA MIDI is not available on this machine (it has no sound card sequencer); "
+     "MIDI works through JACK when JACK runs."),
+    (re.compile(r"MIDI (\w+): unavailable \((.*)\)", re.I),
+     r"\1 MIDI is not available here."),
+    (re.compile(r"no audio device found.*", re.I),
+     "No audio device: no audio server or sound card is available. Start JACK "
+     "(for example `jackd -d dummy -r 48000 -p 64`) or connect an interface, then Refresh."),
+    (re.compile(r".*(Device unavailable|Invalid sample rate|Unanticipated host error).*", re.I),
+     "The audio device refused these settings (it may be busy or not support them): "
+     "try another sample rate or block size."),
+)
+
+
+def plain_words(line: str) -> str:
+    """A device or MIDI error as a sentence for the Settings panel (the raw line stays in
+    the tooltip)."""
+    for pattern, text in _PLAIN_WORDS:
+        if pattern.fullmatch(line.strip()):
+            return pattern.sub(text, line.strip())
+    return line
 
 
 class SettingsPanel(QWidget):
@@ -94,8 +146,10 @@ class SettingsPanel(QWidget):
             self.sample_rate.addItem(f"{sr} Hz", sr)
         for bs in BLOCK_SIZES:
             self.block_size.addItem(f"{bs} frames", bs)
+        self.running_block_size: int | None = None
         self.latency = QLabel()
         self.latency.setObjectName("dim")
+        self.latency.setWordWrap(True)
         self.note = QLabel()
         self.note.setObjectName("dim")
         self.note.setWordWrap(True)
@@ -157,7 +211,8 @@ class SettingsPanel(QWidget):
         self.hostapi.blockSignals(False)
         self._fill_devices()
         lines = list(report.errors) if report is not None else [error]
-        self.note.setText("\n".join(lines))
+        self.note.setText("\n".join(plain_words(line) for line in lines))
+        self.note.setToolTip("\n".join(lines))
 
     def _fill_devices(self) -> None:
         api = self.hostapi.currentData()
@@ -177,7 +232,18 @@ class SettingsPanel(QWidget):
     def _show_latency(self) -> None:
         sr = self.sample_rate.currentData() or 48000
         bs = self.block_size.currentData() or 256
-        self.latency.setText(f"{bs / sr * 1000:.1f} ms per block")
+        text = f"{bs / sr * 1000:.1f} ms per block"
+        if self.running_block_size and self.running_block_size != bs:
+            text = (f"the audio server runs {self.running_block_size} frames per block "
+                    f"({self.running_block_size / sr * 1000:.1f} ms; it decides, not this "
+                    f"setting: {bs} asked)")
+        self.latency.setText(text)
+
+    def show_running(self, block_size: int | None) -> None:
+        """The block size the running stream really uses (from the host's status)."""
+        if block_size != self.running_block_size:
+            self.running_block_size = block_size
+            self._show_latency()
 
     def current(self) -> AudioSettings:
         a = self.store.audio

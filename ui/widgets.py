@@ -1,4 +1,5 @@
-"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform thumbnails.
+"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform
+thumbnails, and a one-line label that elides instead of growing.
 
 GUI thread only. They draw what their view models give them and never poll anything themselves.
 """
@@ -8,15 +9,60 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QDrag, QLinearGradient, QPainter, QPainterPath, QPen
-from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate,
-                             QTableView, QWidget)
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import (QColor, QDrag, QGuiApplication, QLinearGradient, QPainter, QPainterPath,
+                         QPalette, QPen)
+from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSizePolicy, QStyle,
+                             QStyledItemDelegate, QTableView, QWidget)
 
 from . import theme
 from .models import PlayheadRole, ScopeFrame, SuggestionModel, SuggestionRole, ThumbnailRole
 
 METER_FLOOR_DB = -60.0
+ELIDED_PREFERRED_WIDTH = 420   # what a long message asks for; the layout may give it more
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that is elided to the room the layout gives it (the end, or
+    the middle for paths) and never asks for more: the window's width does not depend on
+    a message. The whole text is the tooltip when it does not fit."""
+
+    def __init__(self, text: str = "", parent=None,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight):
+        super().__init__(text, parent)
+        self.elide_mode = mode
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        # Preferred: it gets its (capped) size hint when there is room, and can shrink to 0.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def _line_height(self) -> int:
+        margins = self.contentsMargins()
+        return self.fontMetrics().height() + margins.top() + margins.bottom()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self._line_height())
+
+    def sizeHint(self) -> QSize:
+        width = self.fontMetrics().horizontalAdvance(self._one_line()) + 4
+        return QSize(min(width, ELIDED_PREFERRED_WIDTH), self._line_height())
+
+    def _one_line(self) -> str:
+        return " ".join(self.text().split("\n"))
+
+    def shown_text(self) -> str:
+        """The text as painted now: on one line, elided to the label's width."""
+        return self.fontMetrics().elidedText(self._one_line(), self.elide_mode,
+                                             self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:
+        shown = self.shown_text()
+        if shown != self._one_line() and not self.toolTip():
+            self.setToolTip(self.text())
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(),
+                                  int(self.alignment() | Qt.AlignmentFlag.AlignVCenter),
+                                  self.palette(), self.isEnabled(), shown,
+                                  QPalette.ColorRole.WindowText)
 
 
 class LevelMeter(QWidget):
@@ -150,8 +196,17 @@ class ScopeWidget(QWidget):
         p.end()
 
 
+def thumbnail_fraction(duration_s: float | None, longest_s: float) -> float:
+    """How much of the column a thumbnail spans: every row on one time scale (the longest
+    sample of the list fills it), never thinner than a few pixels' worth."""
+    if not duration_s or longest_s <= 0:
+        return 1.0
+    return max(0.04, min(1.0, duration_s / longest_s))
+
+
 class WaveformDelegate(QStyledItemDelegate):
-    """Paints a suggestion's waveform thumbnail and the preview playhead over it."""
+    """Paints a suggestion's waveform thumbnail, on the list's one time scale, and the
+    preview playhead over it."""
 
     def paint(self, painter: QPainter, option, index) -> None:
         env = index.data(ThumbnailRole)
@@ -160,6 +215,10 @@ class WaveformDelegate(QStyledItemDelegate):
         painter.save()
         painter.fillRect(option.rect, QColor(theme.SELECTION if selected else theme.SUNKEN))
         r = QRectF(option.rect).adjusted(6, 5, -6, -5)
+        suggestion = index.data(SuggestionRole)
+        if suggestion is not None:
+            r.setWidth(r.width() * thumbnail_fraction(suggestion.duration_s,
+                                                      index.model().longest_s()))
         if env is not None and len(env):
             mid = r.center().y()
             n = len(env)
@@ -196,11 +255,14 @@ class ScoreDelegate(QStyledItemDelegate):
 
 
 class SuggestionView(QTableView):
-    """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as files."""
+    """The suggestion table: click, Space/Enter and arrow keys audition; rows drag out as
+    files; a header click sorts; a right click offers a row's actions."""
 
     audition_requested = pyqtSignal(int)    # row
     stop_requested = pyqtSignal()
     tag_edit_requested = pyqtSignal(int, str, bool)   # row, tag, removed
+    similar_requested = pyqtSignal(str)     # path: search for sounds like it
+    reveal_requested = pyqtSignal(str)      # path: show it in the file manager
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -242,6 +304,28 @@ class SuggestionView(QTableView):
         self.setColumnWidth(SuggestionModel.COL_SCORE, 64)
         self.setColumnWidth(SuggestionModel.COL_LENGTH, 70)
         self.setColumnWidth(SuggestionModel.COL_WAVE, 190)
+        h.setSortIndicatorShown(True)
+        h.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)     # best score first
+        h.setSectionsClickable(True)
+        h.sortIndicatorChanged.connect(model.sort)
+
+    def context_menu(self, row: int) -> QMenu:
+        """The actions on one row: play, find similar, show in the file manager, copy path."""
+        s = self.model().suggestion(row)
+        menu = QMenu(self)
+        menu.addAction("Play", lambda: self.audition_requested.emit(row))
+        menu.addAction("Find similar", lambda: self.similar_requested.emit(s.path))
+        menu.addAction("Show in file manager", lambda: self.reveal_requested.emit(s.path))
+        menu.addAction("Copy path", lambda: QGuiApplication.clipboard().setText(s.path))
+        for action in menu.actions()[:3]:
+            action.setEnabled(s.exists)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:
+        row = self.rowAt(event.pos().y())
+        if row >= 0 and self.model().suggestion(row) is not None:
+            self.selectRow(row)
+            self.context_menu(row).popup(event.globalPos())
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)

@@ -211,10 +211,14 @@ def burst(seed: int, frames: int):
 
 
 def engine_port_pattern(pattern: str) -> str:
-    """JACK port regex for the engine's ports: a second PortAudio client of the same server is
-    named "PortAudio-01" and so on, so "PortAudio:in_" also matches "PortAudio-01:in_1"."""
+    """JACK port regex for the engine's ports. The audio process names its client
+    "samplescout" (engine.devices.JACK_CLIENT_NAME), an engine run as a thread keeps
+    PortAudio's "PortAudio"; a second client of the same name is "PortAudio-01" and so on.
+    So "PortAudio:in_" matches "samplescout:in_1" and "PortAudio-01:in_1" alike."""
     if pattern.startswith("PortAudio:"):
-        return "PortAudio(-[0-9]+)?:" + pattern[len("PortAudio:"):]
+        return "(PortAudio|samplescout)(-[0-9]+)?:" + pattern[len("PortAudio:"):]
+    if pattern.startswith("PortAudio"):
+        return "(PortAudio|samplescout)" + pattern[len("PortAudio"):]
     return pattern
 
 
