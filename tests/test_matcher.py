@@ -12,7 +12,7 @@ import pytest
 
 from app.catalog import FileRow
 from app.match_profiles import Hysteresis, ProfileError, get_profile, load_profile, profile_names
-from app.matcher import LiveMatcher
+from app.matcher import LiveMatcher, decay_end
 from app.query import SearchResult
 from app.suggestions import SuggestionMerger
 from engine.ring import CaptureRing
@@ -208,17 +208,21 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
         feed(ring, signal)
         assert wait_for(lambda: caught_up(matcher))
         update = matcher.capture()
+        # a hit still sounding after 0.3 s: its full window follows; one that decayed
+        # within them was heard whole by the capture
+        sounding = decay_end(matcher.last_window()[1], get_profile("drums").gate_db) is None
         feed(ring, np.zeros(SR, np.float32))      # the rest of the hit's window arrives
-        assert wait_for(lambda: len(full) >= 1 and ("onset", "live-matcher") in seen)
+        assert wait_for(lambda: len(full) >= sounding and ("onset", "live-matcher") in seen)
     finally:
         matcher.stop()
     assert update is not None and update.reason == "capture"
     assert update.suggestions[0].path == str(last), [s.name for s in update.suggestions[:3]]
     assert ("capture", threading.current_thread().name) in seen
     assert ("onset", "live-matcher") in seen
-    # the capture heard 0.3 s of the hit: its full window follows, for the same onset
-    assert len(full) == 1 and full[0].onset_frame == update.onset_frame
-    assert full[0].suggestions[0].path == str(last)
+    assert len(full) == int(sounding)
+    if sounding:       # for the same onset
+        assert full[0].onset_frame == update.onset_frame
+        assert full[0].suggestions[0].path == str(last)
 
 
 def test_set_index_swaps_the_index_queries_use(library):
