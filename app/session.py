@@ -121,6 +121,7 @@ class Session:
                                    encoder=encoder, index=index)
         self.library_dir = self.matcher.library_dir
         self.matcher.subscribe(self._on_update)
+        self._xrun_base = 0
         self._midi_map = midi_map or default_midi_map()
         self._midi_learning = False
         self._monitoring = False
@@ -242,9 +243,15 @@ class Session:
         es = self.engine.status()
         meters = self.engine.meters()
         return SessionStatus(state=es.state, message=es.message, device=es.device,
-                             xruns=meters.xruns, input_latency_s=es.input_latency,
+                             xruns=max(0, meters.xruns - self._xrun_base),
+                             input_latency_s=es.input_latency,
                              output_latency_s=es.output_latency, midi=es.midi,
                              index_vectors=self.index_size(), pad_page=self.pad_page())
+
+    def reset_xruns(self) -> None:
+        """Count xruns from now on in ``status`` (the engine's own counter runs on). Any
+        thread."""
+        self._xrun_base = self.engine.meters().xruns
 
     # ---- matching -------------------------------------------------------------------------
 

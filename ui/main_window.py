@@ -34,6 +34,10 @@ from .widgets import LevelMeter, ScopeWidget, SuggestionView
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
+XRUNS_TIP = ("Audio dropouts: callbacks where the input overflowed or the output ran dry "
+             "(the audio process was late), since the engine started or the last reset. "
+             "Click to reset.")
+LOOKING_UP = "Looking up the last thing you played…"
 SNAPSHOT_ENV = "SAMPLESCOUT_UI_SNAPSHOT"   # save a PNG of the window after each suggestion update
 
 
@@ -179,7 +183,10 @@ class MainWindow(QMainWindow):
 
         # -- status bar ------------------------------------------------------------------------------
         self.status_engine = QLabel()
-        self.status_xruns = QLabel()
+        self.status_xruns = QPushButton()
+        self.status_xruns.setFlat(True)
+        self.status_xruns.setToolTip(XRUNS_TIP)
+        self.status_xruns.clicked.connect(self.reset_xruns)
         self.status_latency = QLabel()
         self.status_library = QLabel()
         self.status_pads = QLabel()
@@ -309,8 +316,13 @@ class MainWindow(QMainWindow):
         source = {"file": "dropped file", "rolling": "rolling", "one-shot": "onset",
                   "capture": "capture"}.get(update.mode, update.mode)
         detail = update.reason or source
-        self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · "
-                                f"{update.latency_ms:.0f} ms")
+        if update.reason == "onset":
+            detail = f"{detail} ({update.stage})"
+        # what the producer waited: from the hit (its frame on the engine's clock) to now,
+        # the update applied; else the query's own time
+        since = update.since_onset_ms()
+        waited = f"{since:.0f} ms after the hit" if since is not None else f"{update.latency_ms:.0f} ms"
+        self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · {waited}")
         snapshot = os.environ.get(SNAPSHOT_ENV)
         if snapshot and update.suggestions:
             QTimer.singleShot(400, lambda: self.save_snapshot(snapshot))
@@ -343,7 +355,7 @@ class MainWindow(QMainWindow):
 
     def capture(self) -> None:
         self.host.capture()
-        self.match_info.setText("Looking up the last thing you played…")
+        self.match_info.setText(LOOKING_UP)
 
     def search_file(self, path: str) -> None:
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
@@ -412,8 +424,14 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         self.show_message(text, warning=True)
 
+    def reset_xruns(self) -> None:
+        self.host.reset_xruns()
+        self.update_status()
+
     def show_message(self, text: str, warning: bool = False) -> None:
         """A line in the status bar that clears itself; the engine figures stay visible."""
+        if self.match_info.text() == LOOKING_UP:      # the capture's answer is this line
+            self.match_info.setText(text)
         color = theme.ONSET if warning else theme.TEXT
         self.status_message.setStyleSheet(f"color: {color};")
         self.status_message.setText(("⚠ " if warning else "") + text)
