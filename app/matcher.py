@@ -365,13 +365,14 @@ class LiveMatcher:
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
-    def _lookup(self, audio_44k: np.ndarray, k: int) -> list[SearchResult] | None:
+    def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
-        filter; None when the audio holds nothing to search for. Any thread."""
+        filter; None when the audio holds nothing to search for. ``rerank=False``: the
+        index's order alone (a hit's early stages, which must be fast). Any thread."""
         query = embed_query(self.encoder, audio_44k)
         if len(query) == 0:
             return None
-        return self.searcher.search(query, k, filter=self._filter)
+        return self.searcher.search(query, k, filter=self._filter, rerank=rerank)
 
     # ---- worker thread --------------------------------------------------------------------
 
@@ -399,7 +400,18 @@ class LiveMatcher:
     def _model_to_frame(self, m: int) -> int:
         return self._seg_frame + int(math.ceil((m - self._seg_model) * self.sample_rate / MODEL_SAMPLE_RATE))
 
+    def _warm_up(self) -> None:
+        """One query of a short click before listening: the encoder's and the index's first
+        run is slow, and the first hit's attack must not pay for it. Worker thread."""
+        click = np.zeros(int(0.05 * MODEL_SAMPLE_RATE), np.float32)
+        click[:64] = 0.5
+        try:
+            self._lookup(click, 1)
+        except Exception:  # noqa: BLE001 — a real query reports the problem
+            pass
+
     def _run(self) -> None:
+        self._warm_up()
         while not self._stop.is_set():
             try:
                 worked = self._step()
@@ -571,7 +583,7 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        results = self._lookup(audio, profile.k)
+        results = self._lookup(audio, profile.k, rerank=w.stage == "final")
         if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1
