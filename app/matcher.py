@@ -84,6 +84,7 @@ DECAY_FRAME_SECONDS = 0.02
 # A capture looks back at least this far for the last hit above the gate.
 CAPTURE_LOOKBACK_SECONDS = 3.5
 STAGES = ("attack", "refined", "final")
+RERANK_LATE_SECONDS = 0.1
 
 
 class MatcherError(SampleScoutError):
@@ -566,7 +567,12 @@ class LiveMatcher:
             end = self._next_rolling_end + steps * hop      # only the newest due window
             self._next_rolling_end = end + hop
             due.append(_Window(end - window, end, None, "rolling"))
+        # behind (a slow query, a loaded machine): an earlier stage whose later one is due
+        # too would only delay the better answer
+        later = {(w.onset, w.reason) for w in due if w.stage == "final"}
         for w in due:
+            if w.stage != "final" and (w.onset, w.reason) in later:
+                continue
             self._analyse(w, profile)
         return bool(due)
 
@@ -583,7 +589,10 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        results = self._lookup(audio, profile.k, rerank=w.stage == "final")
+        # the re-ranker reads files (hundreds of ms on a loaded machine): a final answer
+        # re-ranks only while the worker keeps up, so dense playing never falls behind
+        late_s = (self.ring.end_frame - self._model_to_frame(w.end)) / self.sample_rate
+        results = self._lookup(audio, profile.k, rerank=w.stage == "final" and late_s < RERANK_LATE_SECONDS)
         if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1
