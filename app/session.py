@@ -40,6 +40,7 @@ import numpy as np
 from app.audio_types import Chain, EngineError, MidiMap, StreamConfig
 from app.match_profiles import MatchProfile, get_profile
 from app.matcher import LiveMatcher
+from app.priority import live_session
 from app.query import SearchFilter
 from app.suggestions import Suggestion, SuggestionUpdate
 from engine.errors import SampleScoutError
@@ -159,9 +160,14 @@ class Session:
             self.engine.set_midi_map(self._engine_midi_map())
         self._worker.start()
         self.matcher.start()
+        self._live = live_session()
+        self._live.__enter__()      # scans in this process run fewer workers meanwhile
         self._started = True
 
     def close(self) -> None:
+        live, self._live = getattr(self, "_live", None), None
+        if live is not None:
+            live.__exit__(None, None, None)
         self.matcher.stop()
         if self._worker.is_alive():
             self._jobs.put(("stop", None))
