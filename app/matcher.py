@@ -4,8 +4,16 @@
 (never touching the audio thread), runs the optional input chain, mixes to mono, resamples
 to the model rate with a streaming soxr resampler, keeps the last ``history_seconds`` of that
 audio, and feeds the onset detector. In *one-shot* mode every onset opens an analysis window
-(``window_seconds`` from the onset minus a short pre-roll, cut where the next hit starts);
-in *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
+(``window_seconds`` from the onset minus a short pre-roll) that ends early where the next hit
+starts or where the hit has decayed (``decay_end``); the encoder zero-pads a short window the
+way it pads a library's short files, so each hit of dense playing is analysed on its own.
+A hit answers progressively: from its attack (``ATTACK_SECONDS``), refined at
+``REFINE_SECONDS``, and a final time when its window is complete; each update carries its
+``stage`` and, with the onset's device frame, ``onset_time`` (when that frame reached the
+ring, from the ring's frame clock sampled with the time at each read), so a display can show
+the time since the hit. A hit's later stages replace its earlier ones in the merged list. The
+early stages search without the re-ranker; the final one re-ranks while the worker keeps up.
+In *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
 The chain, the mix to mono and the resampling are one ``InputConditioner``, streaming for the
 live worker and whole for a capture read straight from the ring. Every window, capture and
 file goes through ``_lookup`` (``app.query.embed_query`` and the library's read-only
@@ -16,7 +24,9 @@ Falling behind: if the ring overran the reader, or more than ``max_lag_seconds``
 read, the worker jumps to the newest audio, restarts its stream state and counts the frames
 it skipped.
 
-A capture asked for shortly after a hit has heard only the start of it. When its window was
+A capture looks back at least ``CAPTURE_LOOKBACK_SECONDS`` and takes the last hit whose own
+window peaks above the gate (not the loudest). A capture asked for shortly after a hit has
+heard only the start of it. When its window was
 cut short by the end of the span (not by the next hit), the worker analyses the full window
 once the ring holds it and publishes it again with reason 'capture-full' (same onset), so
 the answer for the whole sound follows the instant one.
@@ -26,9 +36,10 @@ onsets the worker has seen) under a short state lock and runs the encoder and th
 the caller's thread, alongside whatever window the worker is analysing (the encoder allows
 concurrent runs).
 
-Latency of an update: from the moment the last frame of its window was in the capture ring
-to the moment the update is published (window end -> published); for a capture, from the
-request to the publication.
+Latency of an update (``latency_ms``): from the moment the last frame of its window was in
+the capture ring to the moment the update is published (window end -> published); for a
+capture, from the request to the publication. What the producer waited is
+``SuggestionUpdate.since_onset_ms`` at the moment the answer is shown.
 
 Threads: ``start``/``stop`` from the owning thread; ``set_mode``, ``set_profile``,
 ``set_index``, ``set_searcher``, ``set_filter``, ``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and
