@@ -339,8 +339,8 @@ class LiveMatcher:
     # ---- queries from outside the live stream -------------------------------------------
 
     def capture(self, seconds: float | None = None) -> SuggestionUpdate | None:
-        """Look up the last ``seconds`` of input (default: the profile's capture span): the
-        strongest onset in it, else the whole span.
+        """Look up the last ``seconds`` of input (default: the profile's capture span, at
+        least ``CAPTURE_LOOKBACK_SECONDS``): its last hit above the gate, else the whole span.
 
         Returns the published update, or None if the span is silent. Any thread; runs on the
         caller's thread without waiting for the live analysis.
