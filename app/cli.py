@@ -415,7 +415,7 @@ def _print_scan_report(report, stats: dict, out: Console) -> None:
 
 # -- search ----------------------------------------------------------------
 
-SEARCH_COLUMNS_WIDTH = 40   # a table's rank, score, kind and length columns, with borders
+SEARCH_COLUMNS_WIDTH = 80   # rank, score, kind, tags, bpm, key and length columns, with borders
 ELLIPSIS = "…"
 
 
@@ -690,6 +690,7 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
             def emit(update):
                 line = json.dumps({
                     "seq": update.seq, "reason": update.reason, "mode": update.mode,
+                    "stage": update.stage, "onset_time": update.onset_time,
                     "onset_frame": update.onset_frame, "level_db": round(update.level_db, 2),
                     "latency_ms": round(update.latency_ms, 2),
                     "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6),

@@ -625,9 +625,12 @@ class Searcher:
             catalog = self._local.catalog = self._open_catalog()
         return catalog
 
-    def search(self, query: Query, k: int, *, filter: SearchFilter | None = None) -> list[SearchResult]:
-        """The one search (``app.query.search``) on this library. Any thread."""
-        return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter)
+    def search(self, query: Query, k: int, *, filter: SearchFilter | None = None,
+               rerank: bool = True) -> list[SearchResult]:
+        """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
+        re-ranker (the index's order alone). Any thread."""
+        return search(self.index, self.catalog, query, k, filter=filter,
+                      reranker=self.reranker if rerank else None)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""

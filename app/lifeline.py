@@ -46,7 +46,10 @@ def init_scan_worker(parent_pid: int, model_path: str | None, known: frozenset[s
     so a Ctrl-C to the whole process group during start-up is dropped, not fatal."""
     from app.analysis import init_worker
 
+    from app.priority import as_background
+
     die_with_parent(parent_pid)
+    as_background()          # the audio process wins over the scan
     init_worker(model_path, known)  # sets SIGINT to SIG_IGN, discarding a pending one
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -13,7 +13,7 @@ A profile file is a JSON object::
       "gate_db": -50,               no onsets/queries below this level (dBFS)
       "onset_sensitivity": 0.6,     0..1, 1 = most sensitive
       "min_onset_gap_seconds": 0.05,
-      "capture_seconds": 0.5,       capture: the span looked up (its strongest onset, else all)
+      "capture_seconds": 0.5,       capture: the span looked up (at least 3.5 s: its last hit above the gate)
       "k": 10,                      files asked from the index per query
       "hysteresis": {"margin": 0.02, "new_weight": 0.8, "decay": 0.6,
                      "max_age_seconds": 8.0, "min_score": 0.3, "display": 16}
@@ -75,7 +75,8 @@ class MatchProfile:
 
     @property
     def capture_span(self) -> float:
-        """Seconds a capture looks back (the strongest onset in them, else all of them)."""
+        """Seconds the profile asks a capture to look back (the matcher looks back at least
+        ``app.matcher.CAPTURE_LOOKBACK_SECONDS``; the last hit above the gate in them)."""
         return self.capture_seconds if self.capture_seconds is not None else self.window_seconds + 0.5
 
     def onset_params(self) -> OnsetParams:

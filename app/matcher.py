@@ -4,8 +4,16 @@
 (never touching the audio thread), runs the optional input chain, mixes to mono, resamples
 to the model rate with a streaming soxr resampler, keeps the last ``history_seconds`` of that
 audio, and feeds the onset detector. In *one-shot* mode every onset opens an analysis window
-(``window_seconds`` from the onset minus a short pre-roll, cut where the next hit starts);
-in *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
+(``window_seconds`` from the onset minus a short pre-roll) that ends early where the next hit
+starts or where the hit has decayed (``decay_end``); the encoder zero-pads a short window the
+way it pads a library's short files, so each hit of dense playing is analysed on its own.
+A hit answers progressively: from its attack (``ATTACK_SECONDS``), refined at
+``REFINE_SECONDS``, and a final time when its window is complete; each update carries its
+``stage`` and, with the onset's device frame, ``onset_time`` (when that frame reached the
+ring, from the ring's frame clock sampled with the time at each read), so a display can show
+the time since the hit. A hit's later stages replace its earlier ones in the merged list. The
+early stages search without the re-ranker; the final one re-ranks while the worker keeps up.
+In *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
 The chain, the mix to mono and the resampling are one ``InputConditioner``, streaming for the
 live worker and whole for a capture read straight from the ring. Every window, capture and
 file goes through ``_lookup`` (``app.query.embed_query`` and the library's read-only
@@ -16,7 +24,9 @@ Falling behind: if the ring overran the reader, or more than ``max_lag_seconds``
 read, the worker jumps to the newest audio, restarts its stream state and counts the frames
 it skipped.
 
-A capture asked for shortly after a hit has heard only the start of it. When its window was
+A capture looks back at least ``CAPTURE_LOOKBACK_SECONDS`` and takes the last hit whose own
+window peaks above the gate (not the loudest). A capture asked for shortly after a hit has
+heard only the start of it. When its window was
 cut short by the end of the span (not by the next hit), the worker analyses the full window
 once the ring holds it and publishes it again with reason 'capture-full' (same onset), so
 the answer for the whole sound follows the instant one.
@@ -26,9 +36,10 @@ onsets the worker has seen) under a short state lock and runs the encoder and th
 the caller's thread, alongside whatever window the worker is analysing (the encoder allows
 concurrent runs).
 
-Latency of an update: from the moment the last frame of its window was in the capture ring
-to the moment the update is published (window end -> published); for a capture, from the
-request to the publication.
+Latency of an update (``latency_ms``): from the moment the last frame of its window was in
+the capture ring to the moment the update is published (window end -> published); for a
+capture, from the request to the publication. What the producer waited is
+``SuggestionUpdate.since_onset_ms`` at the moment the answer is shown.
 
 Threads: ``start``/``stop`` from the owning thread; ``set_mode``, ``set_profile``,
 ``set_index``, ``set_searcher``, ``set_filter``, ``subscribe``, ``latest``, ``recent_onsets``, ``stats``, ``capture`` and
@@ -72,6 +83,19 @@ RECENT_ONSETS = 64
 # ask the index for this many files; live updates carry what the merger holds, up to this.
 KEEP_SUGGESTIONS = 64
 LATENCY_HISTORY = 512
+# Progressive answers (one-shot): a hit is looked up from its attack, again as more of it
+# arrives, and a last time when its analysis window is complete or cut short.
+ATTACK_SECONDS = 0.1
+REFINE_SECONDS = (0.25, 0.5)
+# A hit's analysis window also ends where it has decayed: the first 20 ms frame (after the
+# attack) whose peak is DECAY_DB below the hit's peak so far, or below the gate. The
+# encoder zero-pads what is cut, the way it pads a library's short files.
+DECAY_DB = 45.0
+DECAY_FRAME_SECONDS = 0.02
+# A capture looks back at least this far for the last hit above the gate.
+CAPTURE_LOOKBACK_SECONDS = 3.5
+STAGES = ("attack", "refined", "final")
+RERANK_LATE_SECONDS = 0.1
 
 
 class MatcherError(SampleScoutError):
@@ -84,6 +108,8 @@ class _Window:
     end: int
     onset: int | None         # model-rate sample of the onset, if any
     reason: str               # 'onset', 'rolling', or 'capture-full' (a capture's full window)
+    stage: str = "final"      # 'attack' | 'refined' | 'final' (see STAGES)
+    checked: int = 0          # model sample up to which the decay was looked for
 
 
 class InputConditioner:
@@ -128,6 +154,21 @@ def _onset_params(profile: MatchProfile) -> OnsetParams:
                        min_gap_s=profile.min_onset_gap_seconds)
 
 
+def decay_end(audio: np.ndarray, gate_db: float) -> int | None:
+    """Where a hit starting at ``audio[0]`` has decayed (see DECAY_DB): the sample index of
+    the first quiet frame after the attack, or None while it still sounds. Any thread."""
+    frame = int(DECAY_FRAME_SECONDS * MODEL_SAMPLE_RATE)
+    n = audio.size // frame
+    first = int(round(ATTACK_SECONDS / DECAY_FRAME_SECONDS))
+    if n <= first:
+        return None
+    peaks = np.abs(audio[:n * frame]).reshape(n, frame).max(axis=1)
+    floor = np.maximum(np.maximum.accumulate(peaks) * 10.0 ** (-DECAY_DB / 20.0),
+                       10.0 ** (gate_db / 20.0))
+    quiet = np.flatnonzero(peaks[first:] < floor[first:])
+    return int((first + quiet[0]) * frame) if quiet.size else None
+
+
 def _peak_db(audio: np.ndarray) -> float:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
@@ -166,6 +207,8 @@ class LiveMatcher:
         self._state_lock = threading.Lock()
         self._subscribers: list = []
         self._merger = SuggestionMerger(profile.hysteresis)
+        self._merged_onset: int | None = None     # the hit whose stages the merger last took
+        self._before_onset = self._merger.snapshot()
         self._latest: SuggestionUpdate | None = None
         self._seq = 0
         self._onsets: collections.deque[tuple[int, float]] = collections.deque(maxlen=RECENT_ONSETS)
@@ -296,13 +339,13 @@ class LiveMatcher:
     # ---- queries from outside the live stream -------------------------------------------
 
     def capture(self, seconds: float | None = None) -> SuggestionUpdate | None:
-        """Look up the last ``seconds`` of input (default: the profile's capture span): the
-        strongest onset in it, else the whole span.
+        """Look up the last ``seconds`` of input (default: the profile's capture span, at
+        least ``CAPTURE_LOOKBACK_SECONDS``): its last hit above the gate, else the whole span.
 
         Returns the published update, or None if the span is silent. Any thread; runs on the
         caller's thread without waiting for the live analysis.
         """
-        requested = time.perf_counter()
+        requested = time.monotonic()
         seconds = self._capture_seconds(seconds)
         if self._running:
             return self._capture_live(seconds, requested)
@@ -334,13 +377,14 @@ class LiveMatcher:
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
-    def _lookup(self, audio_44k: np.ndarray, k: int) -> list[SearchResult] | None:
+    def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
-        filter; None when the audio holds nothing to search for. Any thread."""
+        filter; None when the audio holds nothing to search for. ``rerank=False``: the
+        index's order alone (a hit's early stages, which must be fast). Any thread."""
         query = embed_query(self.encoder, audio_44k)
         if len(query) == 0:
             return None
-        return self.searcher.search(query, k, filter=self._filter)
+        return self.searcher.search(query, k, filter=self._filter, rerank=rerank)
 
     # ---- worker thread --------------------------------------------------------------------
 
@@ -368,7 +412,18 @@ class LiveMatcher:
     def _model_to_frame(self, m: int) -> int:
         return self._seg_frame + int(math.ceil((m - self._seg_model) * self.sample_rate / MODEL_SAMPLE_RATE))
 
+    def _warm_up(self) -> None:
+        """One query of a short click before listening: the encoder's and the index's first
+        run is slow, and the first hit's attack must not pay for it. Worker thread."""
+        click = np.zeros(int(0.05 * MODEL_SAMPLE_RATE), np.float32)
+        click[:64] = 0.5
+        try:
+            self._lookup(click, 1)
+        except Exception:  # noqa: BLE001 — a real query reports the problem
+            pass
+
     def _run(self) -> None:
+        self._warm_up()
         while not self._stop.is_set():
             try:
                 worked = self._step()
@@ -385,7 +440,7 @@ class LiveMatcher:
         """Read what the ring holds, analyse due windows. True if anything happened."""
         if self._profile is not self._active_profile:
             self._switch_profile()
-        end = self.ring.end_frame
+        t_end, end = time.monotonic(), self.ring.end_frame
         if end - self._position > self.max_lag_frames:
             self._jump(end, self._position)
             return True
@@ -400,9 +455,8 @@ class LiveMatcher:
                 return True
             except RingUnderrun:
                 return False
-            t_read = time.perf_counter()
             self._position += frames
-            self._consume(block, t_read)
+            self._consume(block, t_end, end)
             did = True
         return self._analyse_due() or did
 
@@ -426,13 +480,15 @@ class LiveMatcher:
             window = int(new.window_seconds * MODEL_SAMPLE_RATE)
             self._next_rolling_end = max(self._model_end, self._seg_model + window)
 
-    def _consume(self, block: np.ndarray, t_read: float) -> None:
+    def _consume(self, block: np.ndarray, t_end: float, ring_end: int) -> None:
+        """``ring_end``: the ring's frame clock at ``t_end`` (monotonic), read just before
+        the block."""
         mono = self.conditioner.stream(block)
         onsets = self._detector.push(mono)
         with self._state_lock:
             if mono.size:
                 self._append_history(mono)
-            self._reads.append((t_read, self._position, self._model_end))
+            self._reads.append((t_end, ring_end, self._model_end))
             for onset in onsets:
                 self._on_onset(onset)
 
@@ -472,16 +528,47 @@ class LiveMatcher:
         pre = int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE)
         start = max(self._seg_model, m - pre)
         if profile.cut_at_next_onset:
-            for w in self._pending:
-                if w.end > start:
-                    w.end = max(w.start + 1, start)
-        self._pending.append(_Window(start, start + int(profile.window_seconds * MODEL_SAMPLE_RATE), m, "onset"))
+            self._cut_pending(start)
+        full = int(profile.window_seconds * MODEL_SAMPLE_RATE)
+        for seconds in (ATTACK_SECONDS, *REFINE_SECONDS):
+            stage = "attack" if seconds == ATTACK_SECONDS else "refined"
+            if int((seconds + profile.pre_roll_seconds) * MODEL_SAMPLE_RATE) < full:
+                end = start + int((seconds + profile.pre_roll_seconds) * MODEL_SAMPLE_RATE)
+                self._pending.append(_Window(start, end, m, "onset", stage))
+        self._pending.append(_Window(start, start + full, m, "onset", "final", checked=start))
+
+    def _cut_pending(self, at: int, onset: int | None = None) -> None:
+        """End the pending windows (of ``onset``, or all) at model sample ``at``: a final
+        window is cut short, an earlier stage that would reach past it is dropped (the
+        final one, due now, supersedes it). Under the state lock."""
+        kept = []
+        for w in self._pending:
+            if w.end > at and (onset is None or w.onset == onset):
+                if w.stage != "final":
+                    continue
+                w.end = max(w.start + 1, at)
+            kept.append(w)
+        self._pending = kept
+
+    def _cut_decayed(self) -> None:
+        """Cut the open final windows of hits that have decayed (worker thread, under the
+        state lock)."""
+        frame = int(DECAY_FRAME_SECONDS * MODEL_SAMPLE_RATE)
+        gate = self._active_profile.gate_db
+        for w in [w for w in self._pending if w.reason == "onset" and w.stage == "final"]:
+            if w.end <= self._model_end or self._model_end - w.checked < frame:
+                continue
+            w.checked = self._model_end
+            at = decay_end(self._history_span(w.start, self._model_end), gate)
+            if at is not None:
+                self._cut_pending(w.start + at, w.onset)
 
     def _analyse_due(self) -> bool:
         profile = self._active_profile
         due: list[_Window] = []
         if self._pending:
             with self._state_lock:          # captures add windows from their own threads
+                self._cut_decayed()
                 due = [w for w in self._pending if w.end <= self._model_end]
                 self._pending = [w for w in self._pending if w.end > self._model_end]
         if profile.mode != "one-shot" and self._model_end >= self._next_rolling_end:
@@ -491,7 +578,12 @@ class LiveMatcher:
             end = self._next_rolling_end + steps * hop      # only the newest due window
             self._next_rolling_end = end + hop
             due.append(_Window(end - window, end, None, "rolling"))
+        # behind (a slow query, a loaded machine): an earlier stage whose later one is due
+        # too would only delay the better answer
+        later = {(w.onset, w.reason) for w in due if w.stage == "final"}
         for w in due:
+            if w.stage != "final" and (w.onset, w.reason) in later:
+                continue
             self._analyse(w, profile)
         return bool(due)
 
@@ -508,37 +600,48 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        results = self._lookup(audio, profile.k)
+        # the re-ranker reads files (hundreds of ms on a loaded machine): a final answer
+        # re-ranks only while the worker keeps up, so dense playing never falls behind
+        late_s = (self.ring.end_frame - self._model_to_frame(w.end)) / self.sample_rate
+        results = self._lookup(audio, profile.k, rerank=w.stage == "final" and late_s < RERANK_LATE_SECONDS)
         if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1
             return
         arrived = self._arrival_time(w.end)
         onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
+        onset_time = self._arrival_time(w.onset) if w.onset is not None else None
         with self._lock:
             self._stats["queries"] += 1
+            # a hit's later stages replace its earlier ones in the merged list
+            if w.onset is not None and w.onset == self._merged_onset:
+                self._merger.restore(self._before_onset)
+            elif w.onset is not None:
+                self._merged_onset, self._before_onset = w.onset, self._merger.snapshot()
             self._merger.update(results, time.monotonic())
             suggestions = self._merger.suggestions(max(KEEP_SUGGESTIONS, profile.hysteresis.display))
-        latency = (time.perf_counter() - arrived) * 1000.0
+        latency = (time.monotonic() - arrived) * 1000.0
         self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,
-                      mode=profile.mode)
+                      mode=profile.mode, stage=w.stage, onset_time=onset_time)
 
     def _arrival_time(self, model_end: int) -> float:
-        """When the ring held the last device frame of a window ending at ``model_end``."""
+        """When (time.monotonic()) the ring held the device frame of model sample
+        ``model_end``: from the ring's frame clock sampled with the time at each read."""
         frame = self._model_to_frame(model_end)
-        for t_read, ring_end, model_after in self._reads:
+        for t_end, ring_end, model_after in self._reads:
             if model_after >= model_end:
-                return t_read - max(0, ring_end - frame) / self.sample_rate
-        return time.perf_counter()
+                return t_end - max(0, ring_end - frame) / self.sample_rate
+        return time.monotonic()
 
     def _publish(self, suggestions: tuple[Suggestion, ...], onset_frame: int | None, level_db: float,
                  reason: str, latency_ms: float, *, record_latency: bool,
-                 mode: str | None = None) -> SuggestionUpdate:
+                 mode: str | None = None, stage: str = "final",
+                 onset_time: float | None = None) -> SuggestionUpdate:
         with self._lock:
             self._seq += 1
             update = SuggestionUpdate(seq=self._seq, onset_frame=onset_frame, mode=mode or self._profile.mode,
                                       suggestions=suggestions, level_db=level_db, reason=reason,
-                                      latency_ms=latency_ms)
+                                      latency_ms=latency_ms, stage=stage, onset_time=onset_time)
             self._latest = update
             subscribers = self._subscribers
             if record_latency:
@@ -557,38 +660,45 @@ class LiveMatcher:
 
     def _capture_seconds(self, seconds: float | None) -> float:
         if seconds is None:
-            return self._profile.capture_span
+            return max(self._profile.capture_span, CAPTURE_LOOKBACK_SECONDS)
         seconds = float(seconds)
         if not 0.05 <= seconds <= 20.0:
             raise MatcherError(f"capture span must be 0.05..20 s, got {seconds:g}")
         return seconds
 
     def _capture_window(self, onsets: list[tuple[int, Onset]], span_start: int, span_end: int,
-                        profile: MatchProfile) -> tuple[int, int, int | None]:
-        inside = [(m, o) for m, o in onsets if span_start <= m < span_end]
-        if not inside:
-            return span_start, span_end, None
-        m, _ = max(inside, key=lambda mo: (mo[1].strength, mo[0]))
-        start = max(span_start, m - int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE))
-        end = min(span_end, start + int(profile.window_seconds * MODEL_SAMPLE_RATE))
-        if profile.cut_at_next_onset:
-            later = [x for x, _ in inside if x > m]
-            if later:
-                end = min(end, max(start + 1, min(later) - int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE)))
-        return start, end, m
+                        profile: MatchProfile, audio_of) -> tuple[int, int, int | None]:
+        """The last hit in the span whose own window (to the next onset, the decay or the
+        window's length) peaks above the gate; else the whole span. ``audio_of(start, end)``
+        gives model-rate audio by absolute sample."""
+        pre = int(profile.pre_roll_seconds * MODEL_SAMPLE_RATE)
+        inside = sorted(m for m, _ in onsets if span_start <= m < span_end)
+        for i in range(len(inside) - 1, -1, -1):
+            m = inside[i]
+            start = max(span_start, m - pre)
+            end = min(span_end, start + int(profile.window_seconds * MODEL_SAMPLE_RATE))
+            if profile.cut_at_next_onset and i + 1 < len(inside):
+                end = min(end, max(start + 1, inside[i + 1] - pre))
+            audio = audio_of(start, end)
+            if _peak_db(audio) < profile.gate_db:
+                continue
+            decayed = decay_end(audio, profile.gate_db)
+            return start, (start + decayed if decayed is not None else end), m
+        return span_start, span_end, None
 
     def _capture_live(self, seconds: float, requested: float) -> SuggestionUpdate | None:
         with self._state_lock:
             profile = self._active_profile
             span_end = self._model_end
             span_start = max(self._seg_model, span_end - int(seconds * MODEL_SAMPLE_RATE))
-            start, end, onset = self._capture_window(list(self._seg_onsets), span_start, span_end, profile)
+            start, end, onset = self._capture_window(list(self._seg_onsets), span_start, span_end, profile,
+                                                     self._history_span)
             audio = self._history_span(start, end)
             onset_frame = self._model_to_frame(onset) if onset is not None else None
             full_end = start + int(profile.window_seconds * MODEL_SAMPLE_RATE)
             if onset is not None and end == span_end < full_end and _peak_db(audio) >= profile.gate_db:
                 # later onsets cut this window like any other (see _on_onset)
-                self._pending.append(_Window(start, full_end, onset, "capture-full"))
+                self._pending.append(_Window(start, full_end, onset, "capture-full", checked=start))
         return self._capture_query(audio, onset_frame, requested, profile, seed_merger=True)
 
     def _capture_from_ring(self, seconds: float, requested: float) -> SuggestionUpdate | None:
@@ -600,7 +710,7 @@ class LiveMatcher:
         start_frame, block = self.ring.read_latest(frames)
         mono = self.conditioner.whole(block)
         onsets = [(o.sample, o) for o in detect_onsets(mono, MODEL_SAMPLE_RATE, _onset_params(profile))]
-        start, end, onset = self._capture_window(onsets, 0, mono.size, profile)
+        start, end, onset = self._capture_window(onsets, 0, mono.size, profile, lambda a, b: mono[a:b])
         onset_frame = (start_frame + int(onset * self.sample_rate / MODEL_SAMPLE_RATE)
                        if onset is not None else None)
         return self._capture_query(mono[start:end], onset_frame, requested, profile, seed_merger=False)
@@ -624,5 +734,5 @@ class LiveMatcher:
                 self._merger.reset()
                 self._merger.update(results[:profile.k], time.monotonic())
         return self._publish(suggestions, onset_frame, level, reason,
-                             (time.perf_counter() - requested) * 1000.0, record_latency=False,
+                             (time.monotonic() - requested) * 1000.0, record_latency=False,
                              mode=profile.mode)

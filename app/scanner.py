@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Iterator
 
 from app.analysis import KnownContent, SoundResult, analyse_in_worker, analyse_sound_in_worker
 from app.lifeline import init_scan_worker
+from app.priority import scan_workers
 from app.catalog import FileAnalysis, FileRow
 from app.decode import SUPPORTED_EXTENSIONS
 from app.library import Library
@@ -330,7 +331,7 @@ class Scanner:
         catalog = self.library.catalog
         known = frozenset(catalog.known_hashes())
         model_path = os.fspath(self.library.model_path) if self.library.model_path else None
-        pool = _WorkerPool(min(self.workers, len(tasks)), model_path, known)
+        pool = _WorkerPool(min(scan_workers(self.workers), len(tasks)), model_path, known)
         total = len(tasks)
         done = 0
         max_in_flight = self.workers * 4

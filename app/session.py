@@ -40,6 +40,7 @@ import numpy as np
 from app.audio_types import Chain, EngineError, MidiMap, StreamConfig
 from app.match_profiles import MatchProfile, get_profile
 from app.matcher import LiveMatcher
+from app.priority import live_session
 from app.query import SearchFilter
 from app.suggestions import Suggestion, SuggestionUpdate
 from engine.errors import SampleScoutError
@@ -121,6 +122,7 @@ class Session:
                                    encoder=encoder, index=index)
         self.library_dir = self.matcher.library_dir
         self.matcher.subscribe(self._on_update)
+        self._xrun_base = 0
         self._midi_map = midi_map or default_midi_map()
         self._midi_learning = False
         self._monitoring = False
@@ -158,9 +160,14 @@ class Session:
             self.engine.set_midi_map(self._engine_midi_map())
         self._worker.start()
         self.matcher.start()
+        self._live = live_session()
+        self._live.__enter__()      # scans in this process run fewer workers meanwhile
         self._started = True
 
     def close(self) -> None:
+        live, self._live = getattr(self, "_live", None), None
+        if live is not None:
+            live.__exit__(None, None, None)
         self.matcher.stop()
         if self._worker.is_alive():
             self._jobs.put(("stop", None))
@@ -242,9 +249,15 @@ class Session:
         es = self.engine.status()
         meters = self.engine.meters()
         return SessionStatus(state=es.state, message=es.message, device=es.device,
-                             xruns=meters.xruns, input_latency_s=es.input_latency,
+                             xruns=max(0, meters.xruns - self._xrun_base),
+                             input_latency_s=es.input_latency,
                              output_latency_s=es.output_latency, midi=es.midi,
                              index_vectors=self.index_size(), pad_page=self.pad_page())
+
+    def reset_xruns(self) -> None:
+        """Count xruns from now on in ``status`` (the engine's own counter runs on). Any
+        thread."""
+        self._xrun_base = self.engine.meters().xruns
 
     # ---- matching -------------------------------------------------------------------------
 

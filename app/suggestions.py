@@ -14,6 +14,7 @@ Threads: a ``SuggestionMerger`` is used under its owner's lock; the dataclasses 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from app.match_profiles import Hysteresis
@@ -71,11 +72,25 @@ class SuggestionUpdate:
     level_db: float             # peak level of the analysed audio, dBFS
     reason: str                 # 'onset' | 'rolling' | 'capture' | 'capture-full' | 'file'
     latency_ms: float           # end of the analysis window (or the request) -> published
+    # 'attack' (the first ~0.1 s of a hit), 'refined' (more of it), 'final' (the whole
+    # analysis window, or up to the next onset or the decay): an onset's updates in order
+    stage: str = "final"
+    # time.monotonic() when the onset's device frame reached the capture ring (one-shot);
+    # now - onset_time is what the producer waited since the hit
+    onset_time: float | None = None
+
+    def since_onset_ms(self, now: float | None = None) -> float | None:
+        """Milliseconds from the onset to ``now`` (default: time.monotonic()); None without
+        an onset. Any thread."""
+        if self.onset_time is None:
+            return None
+        return ((time.monotonic() if now is None else now) - self.onset_time) * 1000.0
 
     def as_dict(self) -> dict:
         return {"seq": self.seq, "onset_frame": self.onset_frame, "mode": self.mode,
-                "reason": self.reason, "level_db": round(self.level_db, 2),
+                "reason": self.reason, "stage": self.stage, "level_db": round(self.level_db, 2),
                 "latency_ms": round(self.latency_ms, 3),
+                "onset_time": None if self.onset_time is None else round(self.onset_time, 6),
                 "suggestions": [s.as_dict() for s in self.suggestions]}
 
 
@@ -98,6 +113,17 @@ class SuggestionMerger:
     def reset(self) -> None:
         self._entries: dict[int, _Entry] = {}
         self._order: list[int] = []
+
+    def snapshot(self) -> tuple:
+        """The merged state as it is now, for ``restore`` (a hit's later stages replace its
+        earlier ones instead of counting as more queries)."""
+        return ({f: _Entry(e.result, e.score, e.last_seen) for f, e in self._entries.items()},
+                list(self._order))
+
+    def restore(self, state: tuple) -> None:
+        entries, order = state
+        self._entries = {f: _Entry(e.result, e.score, e.last_seen) for f, e in entries.items()}
+        self._order = list(order)
 
     def update(self, results: list[SearchResult], now: float) -> tuple[Suggestion, ...]:
         h = self.hysteresis

@@ -88,6 +88,9 @@ class NullHost(Host):
     def capture(self) -> None:
         self._record("capture")
 
+    def reset_xruns(self) -> None:
+        self._record("reset_xruns")
+
     def request_search(self, path: str) -> None:
         self._record("request_search", path)
         self._library.search_file(path, self.k, self._publish, self.search_filter)

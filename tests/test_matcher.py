@@ -13,6 +13,7 @@ import pytest
 from app.catalog import FileRow
 from app.match_profiles import Hysteresis, ProfileError, get_profile, load_profile, profile_names
 from app.matcher import LiveMatcher
+from models.encoder import MODEL_SAMPLE_RATE
 from app.query import SearchResult
 from app.suggestions import SuggestionMerger
 from engine.ring import CaptureRing
@@ -203,22 +204,33 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
     seen, full = [], []
     matcher.subscribe(lambda u: seen.append((u.reason, threading.current_thread().name)))
     matcher.subscribe(lambda u: full.append(u) if u.reason == "capture-full" else None)
+    live = []
+    matcher.subscribe(live.append)
     matcher.start()
     try:
         feed(ring, signal)
         assert wait_for(lambda: caught_up(matcher))
+        # the worker has answered what is due of the last hit (its refined or final stage)
+        # and waits for more audio: the last window analysed is the capture's own
+        assert wait_for(lambda: any(u.reason == "onset" and u.stage != "attack"
+                                    and u.onset_frame >= starts[1] - 0.05 * SR for u in live))
         update = matcher.capture()
+        # a hit still sounding after 0.3 s: its full window follows; one that decayed
+        # within them was heard whole by the capture
+        # (a window cut at the decay ends on a 20 ms frame before the span's end)
+        sounding = len(matcher.last_window()[1]) > 0.29 * MODEL_SAMPLE_RATE
         feed(ring, np.zeros(SR, np.float32))      # the rest of the hit's window arrives
-        assert wait_for(lambda: len(full) >= 1 and ("onset", "live-matcher") in seen)
+        assert wait_for(lambda: len(full) >= sounding and ("onset", "live-matcher") in seen)
     finally:
         matcher.stop()
     assert update is not None and update.reason == "capture"
     assert update.suggestions[0].path == str(last), [s.name for s in update.suggestions[:3]]
     assert ("capture", threading.current_thread().name) in seen
     assert ("onset", "live-matcher") in seen
-    # the capture heard 0.3 s of the hit: its full window follows, for the same onset
-    assert len(full) == 1 and full[0].onset_frame == update.onset_frame
-    assert full[0].suggestions[0].path == str(last)
+    assert len(full) == int(sounding)
+    if sounding:       # for the same onset
+        assert full[0].onset_frame == update.onset_frame
+        assert full[0].suggestions[0].path == str(last)
 
 
 def test_set_index_swaps_the_index_queries_use(library):

@@ -70,11 +70,13 @@ def ring_offset(session, before, signal):
 
 
 def first_onset_updates(updates, offset, starts, sample_rate):
-    """For each played file: the first onset update whose onset lies in the file's slot."""
+    """For each played file: the final answer of the first onset in the file's slot (its
+    attack and refined answers come before it)."""
     out = []
     for s in starts:
         lo, hi = offset + s - 2048, offset + s + int((SPACING_S - 0.3) * sample_rate)
-        hits = [u for u in updates if u.reason == "onset" and u.onset_frame is not None and lo <= u.onset_frame < hi]
+        hits = [u for u in updates if u.reason == "onset" and u.stage == "final"
+                and u.onset_frame is not None and lo <= u.onset_frame < hi]
         out.append(hits[0] if hits else None)
     return out
 

@@ -108,6 +108,7 @@ class Host(QObject):
 
     # requests
     def capture(self) -> None: raise NotImplementedError
+    def reset_xruns(self) -> None: ...
     def request_search(self, path: str) -> None: raise NotImplementedError
     def set_mode(self, mode: str) -> None: raise NotImplementedError
     def set_profile(self, profile: str) -> None:

@@ -39,13 +39,14 @@ EMPTY_LIBRARY_TEXT = ("<b>Your library is empty.</b> Add a folder of samples: Sa
                       "once, then suggests matches from it as you play or drop a sound.")
 XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard as a click or "
               "a gap. A few at start-up are normal; if the count keeps climbing, raise the "
-              "block size in Settings or close other busy programs.")
+              "block size in Settings or close other busy programs. Click to reset the count.")
 DROP_PROMPT = "Drop the sound here to find samples like it."
 EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
 ENGINE_STATUS_WIDTH = 260
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
 STATUS_INTERVAL_MS = 500
+LOOKING_UP = "Looking up the last thing you played…"
 SNAPSHOT_ENV = "SAMPLESCOUT_UI_SNAPSHOT"   # save a PNG of the window after each suggestion update
 
 
@@ -216,8 +217,10 @@ class MainWindow(QMainWindow):
         self.status_dot = QLabel()
         self.status_engine = ElidedLabel()
         self.status_engine.setMinimumWidth(ENGINE_STATUS_WIDTH)   # fixed: never the message's
-        self.status_xruns = QLabel()
+        self.status_xruns = QPushButton()
+        self.status_xruns.setFlat(True)
         self.status_xruns.setToolTip(XRUNS_HELP)
+        self.status_xruns.clicked.connect(self.reset_xruns)
         self.status_latency = QLabel()
         self.status_library = QLabel()
         self.status_pads = QLabel()
@@ -415,8 +418,13 @@ class MainWindow(QMainWindow):
         detail = update.reason or source
         if (update.reason or "").startswith("file") and self._query_name:
             detail = f"like {self._query_name}"
-        self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · "
-                                f"{update.latency_ms:.0f} ms")
+        if update.reason == "onset":
+            detail = f"{detail} ({update.stage})"
+        # what the producer waited: from the hit (its frame on the engine's clock) to now,
+        # the update applied; else the query's own time
+        since = update.since_onset_ms()
+        waited = f"{since:.0f} ms after the hit" if since is not None else f"{update.latency_ms:.0f} ms"
+        self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · {waited}")
         snapshot = os.environ.get(SNAPSHOT_ENV)
         if snapshot and update.suggestions:
             QTimer.singleShot(400, lambda: self.save_snapshot(snapshot))
@@ -449,7 +457,7 @@ class MainWindow(QMainWindow):
 
     def capture(self) -> None:
         self.host.capture()
-        self.match_info.setText("Looking up the last thing you played…")
+        self.match_info.setText(LOOKING_UP)
 
     def search_file(self, path: str) -> None:
         self._query_name = Path(path).name
@@ -545,8 +553,14 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         self.show_message(text, warning=True)
 
+    def reset_xruns(self) -> None:
+        self.host.reset_xruns()
+        self.update_status()
+
     def show_message(self, text: str, warning: bool = False) -> None:
         """A line in the status bar that clears itself; the engine figures stay visible."""
+        if self.match_info.text() == LOOKING_UP:      # the capture's answer is this line
+            self.match_info.setText(text)
         color = theme.ONSET if warning else theme.TEXT
         self.status_message.setStyleSheet(f"color: {color};")
         self.status_message.setText(("⚠ " if warning else "") + text)

@@ -253,6 +253,11 @@ class SessionHost(Host):
 
     # -- requests ------------------------------------------------------------------------------------
 
+    def reset_xruns(self) -> None:
+        session = self.session
+        if session is not None:
+            session.reset_xruns()
+
     def capture(self) -> None:
         self._control.put(("capture",))
 

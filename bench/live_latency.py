@@ -1,0 +1,198 @@
+"""Benchmark of progressive live answers through a real JACK server (dummy backend), as a
+user sees them on stdout: `samplescout listen --json` runs as its own process and every
+line it prints is stamped on arrival (time.monotonic(), shared by the processes).
+
+A JACK peer plays library one-shots; the hit times are the peer's monotonic time of its
+first sample plus each hit's offset. Each update carries the monotonic time at which its
+onset's device frame reached the capture ring (``onset_time``), which pairs it with a hit.
+
+Reported:
+- onset -> first suggestion on stdout (the attack answer), p50/p95, hits 1.6 s apart;
+- end of window -> final update published (the matcher's own figure, re-ranked or not),
+  p50/p95, and stdout arrival of the final minus the hit;
+- dense playing: a kick/hat/snare loop in eighths at 120, 150 and 170 BPM, R@1 per hit
+  (each hit's final answer names its file first; a hit with no final answer is a miss).
+
+    .venv/bin/python bench/live_latency.py                 # ~2 min on a small library
+    .venv/bin/python bench/live_latency.py --hits 12 --loops 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.decode import read_mono  # noqa: E402
+from bench.harness.jack_server import JackServer  # noqa: E402
+from bench.harness.live_peer import start_live_peer  # noqa: E402
+from bench.harness.live_support import build_library, played_files, sequence  # noqa: E402
+
+SR = 48000
+LOOP = ["bd_haus", "drum_cymbal_closed", "sn_dolf", "bd_tek", "elec_tick", "sn_dub",
+        "bd_haus", "drum_cymbal_closed"]
+PAIR_S = 0.05        # an update belongs to the hit whose time is this close to its onset
+
+
+class Listener:
+    """`samplescout listen --json` on the server; lines stamped on arrival."""
+
+    def __init__(self, server: JackServer, library_dir: Path, block_size: int):
+        exe = Path(sys.executable).with_name("samplescout")
+        self.proc = subprocess.Popen(
+            [str(exe), "--library-dir", str(library_dir), "listen", "--hostapi", "JACK",
+             "--profile", "drums", "--block-size", str(block_size), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server.env(), text=True)
+        self.lines: list[tuple[float, dict]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            t = time.monotonic()
+            try:
+                self.lines.append((t, json.loads(line)))
+            except ValueError:
+                pass
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_port(server: JackServer, pattern: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["jack_lsp"], env=server.env(), capture_output=True, text=True).stdout
+        if pattern in out:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def play(server, signal: np.ndarray, tmp: Path, name: str) -> float:
+    """Play ``signal``; the monotonic time of its first sample."""
+    path = tmp / f"{name}.npy"
+    np.save(path, signal)
+    peer = start_live_peer(server, "play", path, "PortAudio:in_")
+    peer.go()
+    result = peer.result(timeout=len(signal) / SR + 60)
+    return float(result["start_time"])
+
+
+def per_hit(lines, hit_times: list[float], since: float):
+    """For each hit: (first update (t, line), final update (t, line)) paired by onset_time."""
+    out = []
+    for h in hit_times:
+        mine = [(t, d) for t, d in lines if t >= since and d.get("reason") == "onset"
+                and d.get("onset_time") is not None and abs(d["onset_time"] - h) < PAIR_S]
+        finals = [(t, d) for t, d in mine if d.get("stage") == "final"]
+        out.append((mine[0] if mine else None, finals[0] if finals else None))
+    return out
+
+
+def pct(values, q):
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hits", type=int, default=16)
+    ap.add_argument("--loops", type=int, default=2, help="passes of the 8-hit loop per tempo")
+    ap.add_argument("--block-size", type=int, default=64)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "live_latency.json"))
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="live-latency-"))
+    linked = build_library(tmp / "library-data", tmp / "samples")
+    by_name = {p.name.split(".")[0]: p for p in linked}
+    server = JackServer(period=args.block_size).start()
+    listener = None
+    try:
+        listener = Listener(server, tmp / "library-data", args.block_size)
+        if not wait_port(server, "PortAudio:in_"):
+            raise SystemExit("samplescout listen did not open its JACK ports")
+        time.sleep(2.0)          # the matcher's warm-up query
+        # -- spaced hits: onset -> first answer, end of window -> final ------------------
+        files = played_files(linked, args.hits)
+        signal, starts = sequence(files, SR, 1.6)
+        since = time.monotonic()
+        t0 = play(server, signal, tmp, "spaced")
+        hit_times = [t0 + s / SR for s in starts]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and per_hit(listener.lines, hit_times[-1:], since)[0][1] is None:
+            time.sleep(0.1)
+        pairs = per_hit(listener.lines, hit_times, since)
+        first_ms = [1000 * (f[0] - h) for (f, _), h in zip(pairs, hit_times) if f is not None]
+        first_stage = [f[1]["stage"] for f, _ in pairs if f is not None]
+        final_pub = [fin[1]["latency_ms"] for _, fin in pairs if fin is not None]
+        final_since_hit = [1000 * (fin[0] - h) for (_, fin), h in zip(pairs, hit_times) if fin is not None]
+        final_top1 = [fin[1]["results"][0]["path"] == str(p) if fin and fin[1]["results"] else False
+                      for (_, fin), p in zip(pairs, files)]
+        spaced = {"hits": len(files), "answered": len(first_ms),
+                  "first_answer_stage": {s: first_stage.count(s) for s in set(first_stage)},
+                  "onset_to_first_stdout_ms": {"p50": pct(first_ms, 50), "p95": pct(first_ms, 95)},
+                  "window_end_to_final_published_ms": {"p50": pct(final_pub, 50), "p95": pct(final_pub, 95)},
+                  "onset_to_final_stdout_ms": {"p50": pct(final_since_hit, 50), "p95": pct(final_since_hit, 95)},
+                  "final_top1": round(float(np.mean(final_top1)), 3)}
+        # -- dense loops -------------------------------------------------------------------
+        dense = {}
+        for bpm in (120, 150, 170):
+            step = 60.0 / bpm / 2
+            names = LOOP * args.loops
+            lead, n = int(0.5 * SR), int(step * SR)
+            audio = [read_mono(by_name[x], SR) for x in names]
+            sig = np.zeros(lead + n * len(names) + 2 * SR, np.float32)
+            offs = []
+            for i, a in enumerate(audio):
+                s = lead + i * n
+                sig[s:s + len(a)] += a[:len(sig) - s]
+                offs.append(s)
+            since = time.monotonic()
+            t0 = play(server, np.clip(sig, -1, 1), tmp, f"loop{bpm}")
+            times = [t0 + s / SR for s in offs]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and per_hit(listener.lines, times[-1:], since)[0][1] is None:
+                time.sleep(0.1)
+            got = per_hit(listener.lines, times, since)
+            right = [fin is not None and fin[1]["results"] and
+                     fin[1]["results"][0]["path"] == str(by_name[x]) for (_, fin), x in zip(got, names)]
+            dense[str(bpm)] = {"hits": len(names), "step_s": round(step, 3),
+                               "with_final": sum(fin is not None for _, fin in got),
+                               "r_at_1": round(float(np.mean(right)), 3)}
+            time.sleep(1.0)
+    finally:
+        if listener is not None:
+            listener.close()
+        server.stop()
+    result = {"bench": "live_latency", "machine": platform.node(), "cpus": os.cpu_count(),
+              "load_avg": os.getloadavg(), "block_size": args.block_size,
+              "library_files": len(linked), "spaced": spaced, "dense": dense}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'measure':44s} {'p50':>8s} {'p95':>8s}")
+    for key in ("onset_to_first_stdout_ms", "window_end_to_final_published_ms", "onset_to_final_stdout_ms"):
+        print(f"{key:44s} {spaced[key]['p50']!s:>8s} {spaced[key]['p95']!s:>8s}")
+    print(f"spaced: {spaced['answered']}/{spaced['hits']} answered, final R@1 {spaced['final_top1']}, "
+          f"first answers {spaced['first_answer_stage']}")
+    for bpm, d in dense.items():
+        print(f"dense {bpm} BPM eighths ({d['step_s']} s): R@1 per hit {d['r_at_1']} "
+              f"({d['with_final']}/{d['hits']} with a final answer)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
