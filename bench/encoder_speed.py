@@ -123,6 +123,7 @@ def main() -> None:
                         help="float model a shipped int8 model was made from")
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "bench" / "results" / "encoder_speed.json")
     args = parser.parse_args()
     fp32_paths = parse_fp32(args.fp32)
 
@@ -144,7 +145,8 @@ def main() -> None:
                    for name in enc.SHIPPED_MODELS},
         "frontend_ms_per_block": _stats([t for c in clips[:10] for t in frontend_times(c)]),
     }
-    out = ROOT / "bench" / "results" / "encoder_speed.json"
+    results["load_average_at_end"] = __import__("os").getloadavg()
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
 

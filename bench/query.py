@@ -1,15 +1,18 @@
 """Benchmark of the vector index: build time, memory, query latency and recall@10.
 
-Vectors are clustered synthetic embeddings (category centres, files around them, windows around
-files), or, with --real PATH.npy, real embeddings replicated with small gaussian noise beyond
-the real ones. Queries are half noisy copies of indexed windows (a live take of a library
+By default the vectors are real: the shipped encoder's vectors of the Debian sample packages
+(hydrogen-drumkits and -effects, sonic-pi-samples, lmms-common), made here by scanning them into
+a library under bench/cache/, then replicated with small gaussian noise beyond the real ones.
+With --synthetic they are clustered synthetic embeddings at the encoder's dimension (category
+centres, files around them, windows around files). Queries are half noisy copies of indexed windows (a live take of a library
 sound) and half fresh draws (a sound that is not in the library). Recall@10 is measured against
-exact brute force (numpy dot products): per vector for raw hnswlib kNN, per file for
-VectorIndex.search, which ranks files by their best window.
+exact brute force (numpy dot products): per vector for raw hnswlib kNN (a bare hnswlib graph
+built here with the same space, M and ef_construction on the same vectors: the cost of the graph
+search alone), per file for VectorIndex.search, which ranks files by their best window.
 
     .venv/bin/python bench/query.py                       # 10k and 100k, sweep at 100k
     .venv/bin/python bench/query.py --sizes 10000,100000,1000000
-    .venv/bin/python bench/query.py --real embeddings.npy
+    .venv/bin/python bench/query.py --synthetic
 
 Latency is measured one query at a time on one hnswlib thread (num_threads=1), as in live use.
 """
@@ -34,8 +37,11 @@ from app.index import (  # noqa: E402
     DEFAULT_EF_CONSTRUCTION,
     DEFAULT_EF_SEARCH,
     DEFAULT_M,
+    SPACE,
     VectorIndex,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WINDOWS_PER_FILE = 4
 K = 10
@@ -117,6 +123,30 @@ def make_dataset(n: int, dim: int, n_queries: int, seed: int, real: np.ndarray |
     return vectors, file_ids, queries
 
 
+def real_vectors() -> tuple[np.ndarray, str]:
+    """The shipped encoder's vectors of the Debian sample packages (scanned once into a library
+    under bench/cache/, re-scanned when the files or the model change) and the model id."""
+    from app.library import Library
+    from app.scanner import Scanner
+    from bench.labels import DEBIAN_ROOTS
+    roots = [str(r) for r in DEBIAN_ROOTS if r.is_dir()]
+    if not roots:
+        raise SystemExit("no Debian sample package found: apt-get install sonic-pi-samples hydrogen-drumkits lmms-common")
+    with Library(ROOT / "bench" / "cache" / "query-real" / "library-data") as library:
+        Scanner(library, workers=2).scan(roots)
+        model_id, dim = library.encoder.model_id, library.encoder.dim
+        vectors = np.concatenate([v for _, _, v in library.catalog.iter_vectors(model_id, dim=dim)])
+    return np.ascontiguousarray(vectors, dtype=np.float32), model_id
+
+
+def bare_graph(vectors: np.ndarray, M: int, ef_construction: int, threads: int) -> hnswlib.Index:
+    """A bare hnswlib graph like the one VectorIndex builds (same space and parameters)."""
+    graph = hnswlib.Index(space=SPACE, dim=vectors.shape[1])
+    graph.init_index(max_elements=len(vectors), ef_construction=ef_construction, M=M)
+    graph.add_items(vectors, np.arange(len(vectors)), num_threads=threads)
+    return graph
+
+
 def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k vector ids and top-k file ids (file = best of its windows) by brute force."""
     n_q = len(queries)
@@ -152,9 +182,10 @@ def percentiles_ms(samples_ns: list[int]) -> dict:
     }
 
 
-def measure(index: VectorIndex, queries: np.ndarray, true_v: np.ndarray, true_f: np.ndarray, ef: int) -> dict:
+def measure(index: VectorIndex, hnsw: hnswlib.Index, queries: np.ndarray, true_v: np.ndarray,
+            true_f: np.ndarray, ef: int) -> dict:
     index.ef_search = ef
-    hnsw = index._hnsw  # raw kNN: the cost of the graph search alone
+    hnsw.set_ef(ef)  # the bare graph: the cost of the graph search alone
     for q in queries[:50]:  # warm caches
         hnsw.knn_query(q, k=K, num_threads=1)
     knn_ns, hits = [], 0
@@ -196,13 +227,12 @@ def measure(index: VectorIndex, queries: np.ndarray, true_v: np.ndarray, true_f:
 
 
 def run(args: argparse.Namespace) -> dict:
-    real = None
-    if args.real:
-        real = np.load(args.real).astype(np.float32)
-        if real.ndim != 2:
-            raise SystemExit(f"{args.real}: expected a 2-D array (n, dim), got shape {real.shape}")
+    from models.encoder import Encoder
+    real, model_id = None, Encoder().model_id
+    if not args.synthetic:
+        real, model_id = real_vectors()
         real = normalise(real)
-        args.dim = real.shape[1]
+    args.dim = real.shape[1] if real is not None else (args.dim or Encoder().dim)
     results = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -212,7 +242,10 @@ def run(args: argparse.Namespace) -> dict:
             "load_average_at_start": os.getloadavg(),
         },
         "data": "real" if real is not None else "synthetic-clustered",
-        "real_path": args.real,
+        "encoder": model_id,
+        "real_vectors": len(real) if real is not None else 0,
+        "real_source": "shipped encoder on the Debian sample packages, replicated with noise 0.25 beyond them"
+        if real is not None else None,
         "dim": args.dim,
         "k": K,
         "windows_per_file": WINDOWS_PER_FILE,
@@ -238,6 +271,7 @@ def run(args: argparse.Namespace) -> dict:
             )
             build_s = time.perf_counter() - t0
             rss = rss_bytes() - rss0
+            hnsw = bare_graph(vectors, M, args.ef_construction, args.build_threads)
             with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
                 path = Path(tmp) / "bench.idx"
                 t0 = time.perf_counter()
@@ -253,7 +287,7 @@ def run(args: argparse.Namespace) -> dict:
                 "build_s": round(build_s, 2),
                 "build_vectors_per_s": round(n / build_s),
                 "rss_growth_mb": round(rss / 2**20, 1),
-                "hnsw_mb": round(index._hnsw.index_file_size() / 2**20, 1),
+                "hnsw_mb": round(hnsw.index_file_size() / 2**20, 1),
                 "file_mb": round(file_bytes / 2**20, 1),
                 "save_s": round(save_s, 2),
                 "load_s": round(load_s, 2),
@@ -261,7 +295,7 @@ def run(args: argparse.Namespace) -> dict:
             }
             print(f"[{n} M={M}] build {build_s:.1f} s, +{rss / 2**20:.0f} MB RSS, save {save_s:.2f} s, load {load_s:.2f} s", flush=True)
             for ef in efs:
-                m = measure(index, queries, true_v, true_f, ef)
+                m = measure(index, hnsw, queries, true_v, true_f, ef)
                 run_info["by_ef"].append(m)
                 print(
                     f"    ef={ef:<4} knn R@10 {m['knn_recall_at_10']:.4f} p50 {m['knn_latency']['p50_ms']:.3f} "
@@ -270,7 +304,7 @@ def run(args: argparse.Namespace) -> dict:
                     flush=True,
                 )
             results["runs"].append(run_info)
-            del index
+            del index, hnsw
         del vectors
     results["choice"] = choose(results, args.sweep_size)
     return results
@@ -340,15 +374,13 @@ def main() -> None:
     parser.add_argument("--efs", type=ints, default=[16, 32, 64, 128, 256])
     parser.add_argument("--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION)
     parser.add_argument("--build-threads", type=int, default=-1, help="hnswlib threads for the build (-1: all)")
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--dim", type=int, default=None, help="with --synthetic (default: the encoder's)")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--real", help="seed from real embeddings, a .npy array (n, dim)")
+    parser.add_argument("--synthetic", action="store_true", help="clustered synthetic vectors, not real ones")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="folder for the save/load timing file")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "query.json"))
     args = parser.parse_args()
-    if args.real and not Path(args.real).is_file():
-        raise SystemExit(f"--real: no such file {args.real}")
     results = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -219,6 +219,7 @@ def main() -> int:
     parser.add_argument("--scan-seconds", type=float, default=40.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--only", choices=["idle", "scan", "live"], action="append")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ui_latency.json")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="ssc-cache-"))
@@ -239,7 +240,8 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - a scenario that cannot run is reported
                 r = {"error": f"{type(exc).__name__}: {exc}"}
             results["scenarios"][name] = r
-    out = REPO / "bench" / "results" / "ui_latency.json"
+    results["load_average_at_end"] = os.getloadavg()
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'scenario':<8} {'ticks':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'>50ms':>6}  notes")
