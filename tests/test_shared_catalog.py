@@ -102,7 +102,10 @@ def two_machines(server, nas, tmp_path_factory):
             other.start()
             other.join()
 
-    with Library(root / "lib-a", catalog=address) as library:
+    # One commit per finished file, so A is between batches at least once however fast the
+    # machine analyses the share.
+    with Library(root / "lib-a", catalog=address) as library, pytest.MonkeyPatch.context() as mp:
+        mp.setattr("app.scanner.COMMIT_EVERY_S", 0.0)
         library.map_share(path_a, "nas-drums")
         reports["scan_a"] = Scanner(library, workers=1, progress=on_progress).scan([path_a])
     if isinstance(reports.get("scan_b"), BaseException):
@@ -202,7 +205,9 @@ def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, n
             committed[0] += 1
 
         library.store = store_then_crash
-        report = Scanner(library, workers=1, progress=on_progress).scan([share])
+        with pytest.MonkeyPatch.context() as mp:   # a batch per file: the crash lands in one
+            mp.setattr("app.scanner.COMMIT_EVERY_S", 0.0)
+            report = Scanner(library, workers=1, progress=on_progress).scan([share])
         assert restarted.is_set() and not report.interrupted
         assert report.files_analysed == len(files)      # the retried batch counted once
         rows = library.catalog.files_under(str(share))
