@@ -17,8 +17,10 @@ from pathlib import Path
 
 from app.catalog import Catalog
 from app.paths import CATALOG_FILENAME
+from engine.json_file import JsonFileError, read_json_file
 
 STATE_FILENAME = "state.json"
+STATE_MAX_BYTES = 64 * 1024   # a few keys; anything larger is not a state file of ours
 
 
 def cache_dir_for(library_dir: Path, address_label: str) -> Path:
@@ -30,8 +32,10 @@ def cache_dir_for(library_dir: Path, address_label: str) -> Path:
 def read_state(cache: Path) -> dict | None:
     """{generation, saved_at, catalog} of the copy, None when there is none."""
     try:
-        state = json.loads((cache / STATE_FILENAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = read_json_file(cache / STATE_FILENAME, max_bytes=STATE_MAX_BYTES)
+    except JsonFileError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("saved_at"), (int, float)):
         return None
     return state if (cache / CATALOG_FILENAME).exists() else None
 

@@ -149,3 +149,20 @@ def test_a_fifo_or_device_in_place_of_the_plugin_cache_is_probed_over(tmp_path):
     scanner.cache_file.symlink_to("/dev/zero")
     finished, exc = _call_with_deadline(scanner.scan)
     assert finished and exc is None, exc
+
+
+def test_the_shared_catalogues_offline_state_goes_through_the_bounded_reader(tmp_path):
+    """A FIFO, a bomb of nesting or a wrong shape where the offline copy's state file should
+    be: no copy (never a hang or a traceback); a good one is read."""
+    from app.paths import CATALOG_FILENAME
+    from app.shared_cache import STATE_FILENAME, read_state
+    (tmp_path / CATALOG_FILENAME).write_bytes(b"")
+    state = tmp_path / STATE_FILENAME
+    os.mkfifo(state)
+    assert read_state(tmp_path) is None
+    state.unlink()
+    for bad in ("[" * 100_000, '{"saved_at": "yesterday"}', "[1, 2]"):
+        state.write_text(bad)
+        assert read_state(tmp_path) is None
+    state.write_text('{"saved_at": 1.5, "generation": "g1"}')
+    assert read_state(tmp_path) == {"saved_at": 1.5, "generation": "g1"}
