@@ -170,8 +170,8 @@ def test_midi_capture_note_fills_pads_with_the_last_hit(jack_server, library, tm
         assert session.slot_updates >= 1, session.last_error
         assert slots[0] is not None and slots[0].path == str(last), [s and s.name for s in slots[:3]]
         # the pad really holds that sample: slot 1 points at the engine's copy of the file
-        index = session.engine._sample_index[str(last)]
-        assert session.engine._slots[1] == index
+        index = session.engine.sample_index(last)
+        assert index is not None and session.engine.slot_sample(1) == index
         assert len(captures) == 1 and captures[0].suggestions[0].path == str(last)
     finally:
         session.close()
