@@ -15,7 +15,11 @@ from tests.conftest import wait_for
 from bench.harness.jack_server import burst, start_peer, tape_path
 from tests.jack_fixtures import start_engine
 
-pytestmark = pytest.mark.jack
+# These tests compare the monitored output with the input sample for sample. On a loaded
+# machine the dummy JACK server itself can drop a period (an xrun), which corrupts one
+# 64-frame block of the take whatever the engine does: a failing take is played again, at
+# most twice. A real fault fails all three takes.
+pytestmark = [pytest.mark.jack, pytest.mark.flaky(reruns=2)]
 
 HALF_DB = 20 * math.log10(0.5)      # Gain by exactly 0.5
 QUARTER_DB = 20 * math.log10(0.25)
@@ -168,10 +172,17 @@ def test_reconnect_resends_chain_and_bad_specs_are_refused(jack_server, tmp_path
         assert eng.status().state == "waiting"
         jack_server.start()
         assert eng.wait_running(20), eng.status().message
-        time.sleep(0.5)  # the fresh audio process builds the chain again
-        y, _ = play_and_record(jack_server, eng, 41)
-        first = onset(y)
-        np.testing.assert_allclose(y[first:first + FRAMES], 0.5 * burst(41, FRAMES), atol=1e-6)
+        # The fresh audio process builds the chain again: takes are played until its output
+        # is the gain's (nothing says when the rebuild is done), for at most 20 s.
+        want = 0.5 * burst(41, FRAMES)
+        deadline = time.monotonic() + 20
+        while True:
+            y, _ = play_and_record(jack_server, eng, 41)
+            first = onset(y)
+            got = y[first:first + FRAMES]
+            if np.allclose(got, want, atol=1e-6) or time.monotonic() > deadline:
+                break
+        np.testing.assert_allclose(got, want, atol=1e-6)
         assert eng.status().restarts >= 1
     finally:
         eng.close()
