@@ -61,6 +61,20 @@ def zam_plugins() -> Path:
     return VST3_DIR
 
 
+def proc_stats():
+    """(pid, fields of /proc/<pid>/stat after the command name) of every live process:
+    fields[0] is the state, [1] the parent pid, [2] the process group, [16] the nice value.
+    Processes that end while being read are left out."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                yield int(name), f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.02):
     """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds
     pass (then its last value, for the caller's assert). The timeout is generous on purpose:

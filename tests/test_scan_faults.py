@@ -23,6 +23,7 @@ from app.index import VectorIndex
 from app.library import Library, LibraryBusyError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import walk_audio_files
+from tests.conftest import proc_stats
 from tests.test_scanner import _wait_for_rows, scan, write_hits
 
 REPO = Path(__file__).parent.parent
@@ -40,18 +41,7 @@ def _index_cmd(root: Path, library_dir: Path, workers: int = 1) -> list[str]:
 
 def _process_group(pgid: int) -> list[int]:
     """Live processes of a process group, read from /proc (zombies excluded)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
+    return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 def _wait_until(condition, timeout: float, what: str):

@@ -15,7 +15,7 @@ from app.priority import BACKGROUND_NICE, io_priority, scan_workers
 from app.scanner import Scanner
 from app.session import Session
 from engine.stream import StreamConfig
-from tests.conftest import SONIC_PI, require, wait_for
+from tests.conftest import SONIC_PI, proc_stats, require, wait_for
 from bench.harness.live_support import build_library
 
 pytestmark = pytest.mark.jack
@@ -23,18 +23,7 @@ pytestmark = pytest.mark.jack
 
 def children() -> dict[int, int]:
     """{pid: nice} of this process's child processes, from /proc/<pid>/stat."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():          # ppid
-            out[int(name)] = int(fields[16])        # nice (field 19 of stat)
-    return out
+    return {pid: int(fields[16]) for pid, fields in proc_stats() if int(fields[1]) == os.getpid()}
 
 
 def test_scan_workers_run_at_background_priority_while_the_engine_runs(jack_server, tmp_path):  # noqa: F811
