@@ -25,8 +25,9 @@ import numpy as np
 
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
+from app.catalog_collections import CollectionsMixin
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema from version N-1 to N. Never edit a shipped
 # entry: append a new one.
@@ -117,6 +118,32 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                PRIMARY KEY (a, b),
                CHECK (a < b))""",
         "CREATE INDEX duplicate_pairs_b ON duplicate_pairs (b)",
+    ),
+    # the librarian: favourites and collections (kept by file id, so a relinked or
+    # re-analysed file keeps them), a library folder's identity beyond its path (a marker
+    # file's id and the volume's), its offline state, and the similarity map's positions
+    4: (
+        """CREATE TABLE favourites (
+               file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+               added_at REAL NOT NULL)""",
+        """CREATE TABLE collections (
+               id INTEGER PRIMARY KEY AUTOINCREMENT,
+               name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+               created_at REAL NOT NULL)""",
+        """CREATE TABLE collection_items (
+               collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+               file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+               added_at REAL NOT NULL,
+               PRIMARY KEY (collection_id, file_id))""",
+        "CREATE INDEX collection_items_file ON collection_items (file_id)",
+        "ALTER TABLE roots ADD COLUMN folder_id TEXT",
+        "ALTER TABLE roots ADD COLUMN volume_id TEXT",
+        "ALTER TABLE roots ADD COLUMN offline_since REAL",
+        """CREATE TABLE map_positions (
+               file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+               layout_id TEXT NOT NULL,
+               x REAL NOT NULL,
+               y REAL NOT NULL)""",
     ),
 }
 
@@ -264,8 +291,10 @@ class FileAnalysis:
     tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
-class Catalog:
-    """One connection to the catalog file. See the module docstring on threads."""
+class Catalog(CollectionsMixin):
+    """One connection to the catalog file. See the module docstring on threads.
+
+    Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
