@@ -40,16 +40,35 @@ def _watch(parent_pid: int) -> None:
             os._exit(1)
 
 
-def init_scan_worker(parent_pid: int, model_path: str | None, known: frozenset[str]) -> None:
-    """The scanner's worker initializer: tie the worker to its parent, then load the encoder.
-    SIGINT is ignored by ``init_worker``; the parent blocked it while starting the worker,
-    so a Ctrl-C to the whole process group during start-up is dropped, not fatal."""
+def init_scan_worker(parent_pid: int, model_path: str | None, known: frozenset[str],
+                     pid_slots=None) -> None:
+    """The scanner's worker initializer: tie the worker to its parent, note this worker's
+    pid in the first free slot of ``pid_slots`` (a shared array, for the parent's kill),
+    then load the encoder. SIGINT is ignored by ``init_worker``; the parent blocked it while
+    starting the worker, so a Ctrl-C to the whole process group during start-up is dropped,
+    not fatal."""
     from app.analysis import init_worker
 
     from app.priority import as_background
 
     die_with_parent(parent_pid)
+    if pid_slots is not None:
+        with pid_slots.get_lock():
+            free = next((i for i, pid in enumerate(pid_slots) if not pid), None)
+            if free is not None:
+                pid_slots[free] = os.getpid()
     as_background()          # the audio process wins over the scan
     init_worker(model_path, known)  # sets SIGINT to SIG_IGN, discarding a pending one
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def is_child_of(pid: int, parent_pid: int) -> bool:
+    """True when process ``pid`` exists and its parent is ``parent_pid`` (so a pid reused by
+    another process is never signalled). Linux /proc; any thread."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return len(fields) > 1 and int(fields[1]) == parent_pid

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from app.analysis import KnownContent, SoundResult, analyse_in_worker, analyse_sound_in_worker
-from app.lifeline import init_scan_worker
+from app.lifeline import init_scan_worker, is_child_of
 from app.priority import scan_workers
 from app.catalog import FileAnalysis, FileRow
 from app.decode import SUPPORTED_EXTENSIONS
@@ -511,14 +511,6 @@ class Scanner:
         report.skipped_files.append((path, code or "unknown", message or ""))
 
 
-class _Executor(ProcessPoolExecutor):
-    def kill_workers(self) -> None:
-        """SIGKILL every worker process now (a second Ctrl-C: nothing waits for them)."""
-        for process in list(self._processes.values()):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                process.kill()
-
-
 class _WorkerPool:
     """The scanner's worker processes (spawned, each with its own encoder).
 
@@ -530,11 +522,24 @@ class _WorkerPool:
         self._args = (workers, model_path, known)
         self._executor = self._start()
 
-    def _start(self) -> _Executor:
+    def _start(self) -> ProcessPoolExecutor:
         workers, model_path, known = self._args
-        return _Executor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_scan_worker, initargs=(os.getpid(), model_path, known))
+        context = multiprocessing.get_context("spawn")
+        # each worker writes its pid here when it starts, so a second Ctrl-C can kill the
+        # workers without reaching into the executor
+        self._worker_pids = context.Array("q", workers)
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=init_scan_worker,
+            initargs=(os.getpid(), model_path, known, self._worker_pids))
+
+    def kill_workers(self) -> None:
+        """SIGKILL every worker process now (a second Ctrl-C: nothing waits for them)."""
+        with self._worker_pids.get_lock():
+            pids = [pid for pid in self._worker_pids if pid]
+        for pid in pids:
+            if is_child_of(pid, os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def submit(self, task: _Candidate, force: bool) -> Future:
         # A submit may start a worker: it inherits the blocked SIGINT until its initializer
@@ -552,7 +557,7 @@ class _WorkerPool:
 
     def shutdown(self, cancel: bool = False) -> None:
         if cancel:
-            self._executor.kill_workers()
+            self.kill_workers()
         self._executor.shutdown(wait=True, cancel_futures=cancel)
 
 

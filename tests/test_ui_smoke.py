@@ -157,8 +157,8 @@ def test_live_host_on_jack_plays_keys_and_sends_chains_to_the_engine(jack_server
         assert win.model.suggestion(0).name == "bd_808.flac"
         win.view.setFocus()
         qtbot.keyClick(win.view, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: any(v is not None for v, _ in host._voices.values()), timeout=10000)
-        voice = next(v for v, _ in host._voices.values())
+        qtbot.waitUntil(lambda: bool(host.engine_voices()), timeout=10000)
+        voice = host.engine_voices()[0]
         assert voice > 0                                   # the engine started a preview voice
         win.preview_editor.add_effect("Gain")
         win.preview_editor.set_parameter("gain_db", -6.0)

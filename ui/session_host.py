@@ -230,6 +230,11 @@ class SessionHost(Host):
         session = self.session
         return session.recent_onsets() if session is not None else []
 
+    def engine_voices(self) -> list[int]:
+        """The engine's voice ids of the previews this host started that the engine has
+        taken (still loading ones are left out). GUI thread."""
+        return [voice for voice, _ in self._voices.values() if voice is not None]
+
     def playhead(self, voice_id: int) -> float | None:
         entry = self._voices.get(voice_id)
         session = self.session

@@ -13,6 +13,7 @@ waits for its "ready" line; results come back as one JSON line on stdout.
 from __future__ import annotations
 
 import json
+import glob
 import os
 import shutil
 import subprocess
@@ -117,7 +118,10 @@ class JackServer:
                 os.environ[key] = value
 
     def _remove_files(self) -> None:
-        for path in (self.log_path, tape_path(self.name)):
+        # jackd leaves one semaphore file per client in /dev/shm when it is killed; the
+        # server's name is unique to this object, so these are ours alone
+        semaphores = glob.glob(os.path.join("/dev/shm", f"jack_sem.*_{glob.escape(self.name)}_*"))
+        for path in (self.log_path, tape_path(self.name), *semaphores):
             try:
                 os.remove(path)
             except FileNotFoundError:
