@@ -26,11 +26,13 @@ from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
+from .input_meter import InputMeter
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
-from .widgets import ElidedLabel, LevelMeter, ScopeWidget, SuggestionView
+from .waveform_view import WaveformView
+from .widgets import ElidedLabel, ScopeWidget, SuggestionView
 
 PLAY_PROMPT = "Play something — or drop an audio file here to search by example."
 EMPTY_LIBRARY_PROMPT = "The library is empty: add a folder of samples first."
@@ -84,8 +86,8 @@ class MainWindow(QMainWindow):
         brand.setStyleSheet("font-size: 15pt; font-weight: 700; letter-spacing: 0.5px;")
         self.device_label = ElidedLabel("no input")
         self.device_label.setObjectName("dim")
-        self.meter = LevelMeter()
-        self.meter.setFixedWidth(220)
+        self.meter = InputMeter()
+        self.meter.setFixedWidth(300)
         self.mode = QComboBox()
         for m in host.modes():
             self.mode.addItem(m.replace("-", " ").capitalize(), m)
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
         self.list_length.setToolTip("How many matches the list shows")
         self.view = SuggestionView()
         self.view.setModel(self.model)
+        self.waveform = WaveformView()      # the selected sample, zoomable
         self.auto_preview = QCheckBox("Preview on select")
         self.drag_fx = QCheckBox("Drag with preview FX")
         self.drag_fx.setToolTip("Dragged samples are rendered through the preview chain first")
@@ -171,6 +174,7 @@ class MainWindow(QMainWindow):
         left_lay.addLayout(suggestions_title)
         left_lay.addWidget(self.filter_bar)
         left_lay.addWidget(self.view, 1)
+        left_lay.addWidget(self.waveform)
         left_lay.addLayout(controls)
 
         # -- right: library, effects, MIDI, settings ----------------------------------------------
@@ -260,6 +264,7 @@ class MainWindow(QMainWindow):
         self.add_folder_button.clicked.connect(self._add_folder)
         self.library_panel.scan_done.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
+        self.view.selectionModel().currentRowChanged.connect(self._show_waveform)
         self.view.similar_requested.connect(self.search_file)
         self.view.reveal_requested.connect(reveal_in_file_manager)
         self.view.stop_requested.connect(self.stop_all)
@@ -436,6 +441,12 @@ class MainWindow(QMainWindow):
         names = [s.name for s in self.model.suggestions()]
         Path(path).with_suffix(".json").write_text(json.dumps({"suggestions": names}))
 
+    def _show_waveform(self, current, _previous=None) -> None:
+        """The selected row's sample in the waveform (a cleared selection keeps the last)."""
+        s = self.model.suggestion(current.row()) if current.isValid() else None
+        if s is not None and s.exists:
+            self.waveform.set_path(s.path, s.name)
+
     def audition_row(self, row: int) -> None:
         s = self.model.suggestion(row)
         if s is None:
@@ -454,6 +465,7 @@ class MainWindow(QMainWindow):
         self.host.stop_all()
         self._voice = None
         self.model.set_playhead(None, None)
+        self.waveform.set_playhead(None)
 
     def capture(self) -> None:
         self.host.capture()
@@ -512,8 +524,10 @@ class MainWindow(QMainWindow):
             if played is None or not s.duration_s:
                 self._voice = None
                 self.model.set_playhead(None, None)
+                self.waveform.set_playhead(None)
             else:
                 self.model.set_playhead(s.file_id, min(1.0, played / s.duration_s))
+                self.waveform.set_playhead(played if s.path == self.waveform.path else None)
 
     def update_status(self) -> None:
         st = self.host.status()
