@@ -595,6 +595,7 @@ class MainWindow(QMainWindow):
             print(f"samplescout: settings not saved: {exc}", file=sys.stderr)
         for editor in (self.input_editor, self.preview_editor):
             editor.close_editors()
+        self.plugin_catalog.stop()
         self.library_panel.shutdown()
         super().closeEvent(event)
 
