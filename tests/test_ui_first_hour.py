@@ -200,6 +200,7 @@ def test_first_run_says_to_add_a_folder_then_to_play(qtbot, open_window, no_vst3
     qtbot.waitUntil(lambda: win.first_run.isVisible(), timeout=10000)
     assert "add a folder" in win.match_info.text().lower()
     assert win.add_folder_button.isVisible() and "Play something" not in win.match_info.text()
+    assert "add a folder" in win.view.empty_text and "Play a sound" not in win.view.empty_text
     folder = tmp_path / "kicks"
     folder.mkdir()
     for stem in ("bd_haus", "bd_808"):
@@ -207,6 +208,7 @@ def test_first_run_says_to_add_a_folder_then_to_play(qtbot, open_window, no_vst3
     win.library_panel.add_folder(str(folder))
     qtbot.waitUntil(lambda: not win.first_run.isVisible(), timeout=60000)
     qtbot.waitUntil(lambda: "Play something" in win.match_info.text(), timeout=10000)
+    assert win.view.empty_text.startswith("Play a sound")
 
 
 # -- 1: VST3 plugins in the effects panel ------------------------------------------------------

@@ -44,6 +44,7 @@ XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard a
               "block size in Settings or close other busy programs. Click to reset the count.")
 DROP_PROMPT = "Drop the sound here to find samples like it."
 EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
+EMPTY_LIBRARY_VIEW_TEXT = "Nothing to suggest from yet: add a folder of samples first (Add a folder… above)."
 ENGINE_STATUS_WIDTH = 260
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
@@ -496,7 +497,7 @@ class MainWindow(QMainWindow):
         """While a sound is dragged over the window: the list says it will search with it."""
         self.drop_highlight = on
         self.view.setStyleSheet(f"QTableView {{ border: 2px dashed {theme.ACCENT}; }}" if on else "")
-        self.view.empty_text = DROP_PROMPT if on else EMPTY_VIEW_TEXT
+        self.view.empty_text = DROP_PROMPT if on else self._empty_view_text()
         self.view.viewport().update()
 
     def dropEvent(self, event) -> None:
@@ -551,12 +552,18 @@ class MainWindow(QMainWindow):
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""
         self.first_run.setVisible(empty)
+        if not self.drop_highlight and self.view.empty_text != self._empty_view_text():
+            self.view.empty_text = self._empty_view_text()
+            self.view.viewport().update()
         if self.last_update is not None or self.match_info.text() not in (
                 PLAY_PROMPT, EMPTY_LIBRARY_PROMPT, SCANNING_PROMPT):
             return      # matches, or a search or capture said something since
         scanning = self.library_panel.scanning and self.host.status().library_files == 0
         self.match_info.setText(EMPTY_LIBRARY_PROMPT if empty else
                                 SCANNING_PROMPT if scanning else PLAY_PROMPT)
+
+    def _empty_view_text(self) -> str:
+        return EMPTY_LIBRARY_VIEW_TEXT if self.first_run.isVisibleTo(self) else EMPTY_VIEW_TEXT
 
     def _devices_listed(self, report, error: str) -> None:
         self.midi_panel.set_ports(report.midi if report is not None else {})

@@ -240,17 +240,17 @@ class WaveformView(QWidget):
         r = QRectF(self.rect())
         p.fillRect(r, QColor(theme.SUNKEN))
         mid = r.center().y()
-        p.setPen(QPen(QColor(theme.GRID), 1))
-        p.drawLine(QPointF(r.left(), mid), QPointF(r.right(), mid))
         env = self.envelope
-        p.setPen(QColor(theme.TEXT_DIM))
         text_rect = r.adjusted(8, 4, -8, -4)
+        p.setPen(QColor(theme.TEXT_DIM))
         if env is None:
             message = (f"cannot read {self.name}: {self.error}" if self.error
                        else f"reading {self.name}…" if self.path else "Select a sample to see its waveform")
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, message)
             p.end()
             return
+        p.setPen(QPen(QColor(theme.GRID), 1))
+        p.drawLine(QPointF(r.left(), mid), QPointF(r.right(), mid))
         width = max(1, int(r.width()))
         lo, hi = env.columns(self.start_s, self.start_s + self.span_s, width)
         half = r.height() / 2 - 4
