@@ -141,6 +141,7 @@ class LibraryPanel(QWidget):
         self.skipped.setColumnWidth(1, 160)
         self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.skipped.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # the file name stays
+        self.skipped.setWordWrap(False)   # wrapped at a space, Qt elides the end instead
 
         title = QLabel("SAMPLE FOLDERS")
         title.setObjectName("sectionTitle")
