@@ -33,6 +33,8 @@ CACHE_FORMAT = "samplescout-vst3-scan"
 CACHE_VERSION = 1
 CACHE_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_PROBE_TIMEOUT = 30.0
+STOP_POLL_S = 0.1            # how soon a running probe notices that probing was stopped
+STOPPED = "probing stopped before this plugin was loaded"
 
 
 class PluginError(SampleScoutError):
@@ -345,9 +347,14 @@ def layout_name(channels: Iterable[int]) -> str:
     return "+".join(names.get(c, f"{c}ch") for c in chans)
 
 
-def probe_plugin(path: str | os.PathLike, timeout: float = DEFAULT_PROBE_TIMEOUT) -> ProbeResult:
-    """Load one plugin in a child process and report it; never hangs longer than timeout."""
+def probe_plugin(path: str | os.PathLike, timeout: float = DEFAULT_PROBE_TIMEOUT,
+                 stopped: threading.Event | None = None) -> ProbeResult:
+    """Load one plugin in a child process and report it; never hangs longer than timeout.
+    When ``stopped`` is set meanwhile the child is killed and the result's error is
+    ``STOPPED`` (not a verdict on the plugin)."""
     path = str(path)
+    if stopped is not None and stopped.is_set():
+        return ProbeResult(path, False, name=Path(path).stem, error=STOPPED)
     with tempfile.TemporaryDirectory(prefix="ss-probe-") as tmp:
         out_file = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "engine.plugin_probe", path, str(out_file)]
@@ -367,7 +374,10 @@ def probe_plugin(path: str | os.PathLike, timeout: float = DEFAULT_PROBE_TIMEOUT
         except OSError as exc:
             return ProbeResult(path, False, error=f"could not start the probe process: {exc}")
         try:
-            _, stderr = proc.communicate(timeout=timeout)
+            stderr = _wait_probe(proc, start + timeout, stopped)
+        except InterruptedError:
+            _kill(proc)
+            return ProbeResult(path, False, name=Path(path).stem, error=STOPPED)
         except subprocess.TimeoutExpired:
             _kill(proc)
             return ProbeResult(
@@ -394,6 +404,21 @@ def probe_plugin(path: str | os.PathLike, timeout: float = DEFAULT_PROBE_TIMEOUT
         if tail:
             reason += ": " + " | ".join(tail)
         return ProbeResult(path, False, name=Path(path).stem, error=reason, load_seconds=elapsed)
+
+
+def _wait_probe(proc: subprocess.Popen, deadline: float, stopped: threading.Event | None) -> bytes:
+    """The probe's stderr once it exits; TimeoutExpired past the deadline, InterruptedError
+    as soon as ``stopped`` is set."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        try:
+            return proc.communicate(timeout=min(left, STOP_POLL_S) if stopped is not None
+                                    else left)[1]
+        except subprocess.TimeoutExpired:
+            if stopped is not None and stopped.is_set():
+                raise InterruptedError from None
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -457,6 +482,13 @@ class PluginScanner:
         self.timeout = float(timeout)
         self.workers = max(1, int(workers))
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Any thread: kill the running probes and start no more (an app that closes does not
+        wait for a slow plugin). What was probed so far stays cached; the rest is probed by
+        the next scanner."""
+        self._stopped.set()
 
     @property
     def cache_file(self) -> Path:
@@ -512,13 +544,16 @@ class PluginScanner:
                     todo.append((key, sig))
             from_cache = len(results)
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for (key, sig), res in zip(todo, pool.map(lambda t: probe_plugin(t[0], self.timeout), todo)):
+                probes = pool.map(lambda t: probe_plugin(t[0], self.timeout, self._stopped), todo)
+                for (key, sig), res in zip(todo, probes):
+                    if res.error == STOPPED:
+                        continue            # not probed: neither reported nor cached
                     res.signature = sig
                     results[key] = res
             merged = dict(cache)
             merged.update(results)
             self._write_cache(merged)
-        ordered = [results[str(b)] for b in bundles]
+        ordered = [results[str(b)] for b in bundles if str(b) in results]
         return ScanReport(ordered, [str(r) for r in roots], round(time.monotonic() - start, 3), from_cache)
 
     def probe(self, path: str | os.PathLike) -> ProbeResult:

@@ -161,3 +161,45 @@ def test_removed_vst3_is_freed(scanner):
     chain.remove(mid)
     gc.collect()
     assert ref() is None
+
+
+def test_stopping_a_scan_kills_the_hanging_probe_and_caches_only_what_was_probed(tmp_path):
+    """A window that closes stops its scan: ZamVerb's probe (minutes to load) is killed at
+    once, and it is not cached as failed (the next scan probes it again)."""
+    import threading
+    import time
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    for bundle in (ZAMCOMP, ZAMVERB):
+        (folder / bundle.name).symlink_to(bundle)
+    scanner = make_scanner(tmp_path / "cache", extra=(folder,), timeout=60.0)
+    scanner.workers = 1
+    reports = []
+    worker = threading.Thread(target=lambda: reports.append(scanner.scan()))
+    worker.start()
+    deadline = time.monotonic() + 30
+    verb = str(folder / "ZamVerb.vst3")
+    while time.monotonic() < deadline and not _probing(verb):   # ZamComp done, ZamVerb loading
+        time.sleep(0.05)
+    stopped_at = time.monotonic()
+    scanner.stop()
+    worker.join(10)
+    assert not worker.is_alive() and time.monotonic() - stopped_at < 2
+    (report,) = reports
+    assert [r.name for r in report.results] == ["ZamComp"] and report.results[0].ok
+    assert not _probing(verb)
+    import json
+    cached = json.loads(scanner.cache_file.read_text())["plugins"]
+    assert [c["path"] for c in cached] == [str(folder / "ZamComp.vst3")]
+
+
+def _probing(bundle: str) -> bool:
+    """A probe process for this bundle is running (read from /proc)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"engine.plugin_probe" in args and bundle.encode() in args:
+            return True
+    return False

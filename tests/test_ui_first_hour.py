@@ -200,6 +200,7 @@ def test_first_run_says_to_add_a_folder_then_to_play(qtbot, open_window, no_vst3
     qtbot.waitUntil(lambda: win.first_run.isVisible(), timeout=10000)
     assert "add a folder" in win.match_info.text().lower()
     assert win.add_folder_button.isVisible() and "Play something" not in win.match_info.text()
+    assert "add a folder" in win.view.empty_text and "Play a sound" not in win.view.empty_text
     folder = tmp_path / "kicks"
     folder.mkdir()
     for stem in ("bd_haus", "bd_808"):
@@ -207,6 +208,7 @@ def test_first_run_says_to_add_a_folder_then_to_play(qtbot, open_window, no_vst3
     win.library_panel.add_folder(str(folder))
     qtbot.waitUntil(lambda: not win.first_run.isVisible(), timeout=60000)
     qtbot.waitUntil(lambda: "Play something" in win.match_info.text(), timeout=10000)
+    assert win.view.empty_text.startswith("Play a sound")
 
 
 # -- 1: VST3 plugins in the effects panel ------------------------------------------------------
@@ -286,6 +288,10 @@ def test_library_panel_queues_a_folder_shows_time_left_and_totals_that_agree(qtb
                     timeout=10000)
     assert "unchanged" not in panel.progress.format()
     assert panel.skipped.textElideMode() == Qt.TextElideMode.ElideMiddle
+    # a path with spaces ("pack two") wrapped to lines has its end elided, the name lost
+    assert not panel.skipped.wordWrap()
+    (skipped,) = [panel.skipped.item(r, 0).text() for r in range(panel.skipped.rowCount())]
+    assert skipped == str(second / "truncated.wav")          # the file's own path, named
 
 
 # -- 9: settings in plain words ---------------------------------------------------------------------
@@ -497,3 +503,72 @@ def test_one_vst3_in_both_chains_and_again_after_a_restart(qtbot, open_window, t
                     timeout=60000)
     assert not errors
     assert again.host.input_chain.members()[0].effect == "ZamComp"
+
+
+def test_several_folders_at_once_from_the_picker_and_drops_queue_behind_a_scan(
+        qtbot, open_window, no_vst3, tmp_path):
+    require(SONIC_PI, "sonic-pi-samples")
+    from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDropEvent
+    from PyQt6.QtWidgets import QListView
+    win = open_window(plugin_scanner=no_vst3)
+    panel = win.library_panel
+    running = tmp_path / "running"
+    running.mkdir()
+    for path in sorted(SONIC_PI.glob("*.flac"))[:60]:
+        shutil.copy(path, running)
+    packs = tmp_path / "packs"
+    for name, stem in (("808", "bd_808"), ("haus", "bd_haus"), ("snares", "sn_dolf"),
+                       ("dropped", "elec_tick"), ("on panel", "perc_bell")):
+        (packs / name).mkdir(parents=True)
+        shutil.copy(SONIC_PI / f"{stem}.flac", packs / name)
+    (packs / "loose.wav").write_bytes(b"")             # a file, not a folder: never added
+
+    def drop(widget, paths):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+        event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        widget.dropEvent(event)
+        return event.isAccepted()
+
+    done = []
+    panel.scan_done.connect(lambda: done.append(set(panel.roots())))
+    panel.add_folder(str(running))
+    assert panel.scanning
+
+    win.add_folder_button.click()              # the same dialog as the panel's Add folders…
+    dialog = panel.folder_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.directory = str(packs)
+    dialog.add_button.click()
+    picker = dialog.picker
+    qtbot.waitUntil(picker.isVisible)
+    (view,) = [v for v in picker.findChildren(QListView) if v.objectName() == "listView"]
+    model = view.model()
+    qtbot.waitUntil(lambda: model.rowCount(view.rootIndex()) == 5, timeout=10000)
+    rows = {model.index(r, 0, view.rootIndex()).data(): model.index(r, 0, view.rootIndex())
+            for r in range(5)}
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(rows["808"]).center())
+    for name in ("haus", "snares"):            # Ctrl-click adds to the selection
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.ControlModifier, view.visualRect(rows[name]).center())
+    assert len(view.selectionModel().selectedRows()) == 3
+    picker.accept()
+    assert dialog.folders() == [str(packs / n) for n in ("808", "haus", "snares")]
+    dialog.list.setCurrentRow(2)
+    dialog.remove_button.click()               # the user changes their mind about one
+    assert drop(dialog, [packs / "dropped", packs / "loose.wav"])
+    assert dialog.folders() == [str(packs / n) for n in ("808", "haus", "dropped")]
+    dialog.ok_button.click()
+    assert not dialog.isVisible()
+    assert panel.scanning and panel.queued == [str(packs / n) for n in ("808", "haus", "dropped")]
+    assert drop(panel, [packs / "on panel"]) and not drop(panel, [packs / "loose.wav"])
+    assert panel.queued[-1] == str(packs / "on panel")
+    assert "on panel" in panel.current.text()
+
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=120000)   # the running scan, then the queue
+    wanted = {str(running)} | {str(packs / n) for n in ("808", "haus", "dropped", "on panel")}
+    assert done[-1] >= wanted and str(packs / "snares") not in done[-1]
+    qtbot.waitUntil(lambda: "<b>64</b> samples indexed" in panel.totals.text(), timeout=10000)

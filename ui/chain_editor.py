@@ -47,6 +47,12 @@ class PluginCatalog(QObject):
         self.changed.emit()
         self._worker.call(lambda: self.scanner.scan(rescan=rescan), self._done)
 
+    def stop(self) -> None:
+        """On close: stop the running plugin scan (its probes are killed), so the app's exit
+        never waits for a slow plugin. GUI thread."""
+        if self.scanner is not None:
+            self.scanner.stop()
+
     def _done(self, report, error: str) -> None:
         self.scanning = False
         if report is not None:

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+from PyQt6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget,
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                              QVBoxLayout, QWidget)
 
 from . import theme
+from .folder_dialog import FolderListDialog, folder_paths_from_mime
 from .host import Host
 from .widgets import ElidedLabel
 
@@ -108,12 +109,14 @@ class LibraryPanel(QWidget):
         self.stats: dict = {}
         self.auto_rescan = False     # a rescan for another model's vectors was started (once)
         self.queued: list[str] = []  # folders added during a scan, scanned after it
+        self.folder_dialog: FolderListDialog | None = None
+        self.setAcceptDrops(True)    # folders dropped here are added and scanned
         self._report = None          # the last scan's report, summarised with the totals
         self.folders = QListWidget()
         self.folders.setMinimumHeight(70)
         self.folders.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.folders.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.add_button = QPushButton("Add folder…")
+        self.add_button = QPushButton("Add folders…")
         self.remove_button = QPushButton("Remove")
         self.scan_button = QPushButton("Rescan all")
         self.cancel_button = QPushButton("Cancel")
@@ -138,6 +141,7 @@ class LibraryPanel(QWidget):
         self.skipped.setColumnWidth(1, 160)
         self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.skipped.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # the file name stays
+        self.skipped.setWordWrap(False)   # wrapped at a space, Qt elides the end instead
 
         title = QLabel("SAMPLE FOLDERS")
         title.setObjectName("sectionTitle")
@@ -184,10 +188,24 @@ class LibraryPanel(QWidget):
         return [self.folders.item(i).text() for i in range(self.folders.count())]
 
     def choose_folder(self) -> None:
-        """Ask for a folder (a dialog) and scan it."""
-        folder = QFileDialog.getExistingDirectory(self, "Add a sample folder")
-        if folder:
-            self.add_folder(folder)
+        """Open the folder list (non-blocking): the folders it holds on OK are added and
+        scanned, after the running scan if one runs."""
+        start = os.path.dirname(self.roots()[-1]) if self.roots() else ""
+        self.folder_dialog = FolderListDialog(self, start)
+        self.folder_dialog.chosen.connect(self.add_folders)
+        self.folder_dialog.open()
+
+    def dragEnterEvent(self, event) -> None:
+        if folder_paths_from_mime(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:
+        folders = folder_paths_from_mime(event.mimeData())
+        if folders:
+            event.acceptProposedAction()
+            self.add_folders(folders)
 
     def add_folder(self, folder: str) -> None:
         """Add a folder and scan it (after the running scan, if one runs)."""

@@ -26,11 +26,13 @@ from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
+from .input_meter import InputMeter
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
-from .widgets import ElidedLabel, LevelMeter, ScopeWidget, SuggestionView
+from .waveform_view import WaveformView
+from .widgets import ElidedLabel, ScopeWidget, SuggestionView
 
 PLAY_PROMPT = "Play something — or drop an audio file here to search by example."
 EMPTY_LIBRARY_PROMPT = "The library is empty: add a folder of samples first."
@@ -42,6 +44,7 @@ XRUNS_HELP = ("Dropouts (xruns): times the audio callback came too late, heard a
               "block size in Settings or close other busy programs. Click to reset the count.")
 DROP_PROMPT = "Drop the sound here to find samples like it."
 EMPTY_VIEW_TEXT = "Play a sound into the input, press Capture, or drop an audio file here."
+EMPTY_LIBRARY_VIEW_TEXT = "Nothing to suggest from yet: add a folder of samples first (Add a folder… above)."
 ENGINE_STATUS_WIDTH = 260
 CAPTURE_SHORTCUT = "C"
 METER_INTERVAL_MS = 33
@@ -84,8 +87,8 @@ class MainWindow(QMainWindow):
         brand.setStyleSheet("font-size: 15pt; font-weight: 700; letter-spacing: 0.5px;")
         self.device_label = ElidedLabel("no input")
         self.device_label.setObjectName("dim")
-        self.meter = LevelMeter()
-        self.meter.setFixedWidth(220)
+        self.meter = InputMeter()
+        self.meter.setFixedWidth(300)
         self.mode = QComboBox()
         for m in host.modes():
             self.mode.addItem(m.replace("-", " ").capitalize(), m)
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
         self.list_length.setToolTip("How many matches the list shows")
         self.view = SuggestionView()
         self.view.setModel(self.model)
+        self.waveform = WaveformView()      # the selected sample, zoomable
         self.auto_preview = QCheckBox("Preview on select")
         self.drag_fx = QCheckBox("Drag with preview FX")
         self.drag_fx.setToolTip("Dragged samples are rendered through the preview chain first")
@@ -171,6 +175,7 @@ class MainWindow(QMainWindow):
         left_lay.addLayout(suggestions_title)
         left_lay.addWidget(self.filter_bar)
         left_lay.addWidget(self.view, 1)
+        left_lay.addWidget(self.waveform)
         left_lay.addLayout(controls)
 
         # -- right: library, effects, MIDI, settings ----------------------------------------------
@@ -260,6 +265,7 @@ class MainWindow(QMainWindow):
         self.add_folder_button.clicked.connect(self._add_folder)
         self.library_panel.scan_done.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
+        self.view.selectionModel().currentRowChanged.connect(self._show_waveform)
         self.view.similar_requested.connect(self.search_file)
         self.view.reveal_requested.connect(reveal_in_file_manager)
         self.view.stop_requested.connect(self.stop_all)
@@ -436,6 +442,12 @@ class MainWindow(QMainWindow):
         names = [s.name for s in self.model.suggestions()]
         Path(path).with_suffix(".json").write_text(json.dumps({"suggestions": names}))
 
+    def _show_waveform(self, current, _previous=None) -> None:
+        """The selected row's sample in the waveform (a cleared selection keeps the last)."""
+        s = self.model.suggestion(current.row()) if current.isValid() else None
+        if s is not None and s.exists:
+            self.waveform.set_path(s.path, s.name)
+
     def audition_row(self, row: int) -> None:
         s = self.model.suggestion(row)
         if s is None:
@@ -454,6 +466,7 @@ class MainWindow(QMainWindow):
         self.host.stop_all()
         self._voice = None
         self.model.set_playhead(None, None)
+        self.waveform.set_playhead(None)
 
     def capture(self) -> None:
         self.host.capture()
@@ -484,7 +497,7 @@ class MainWindow(QMainWindow):
         """While a sound is dragged over the window: the list says it will search with it."""
         self.drop_highlight = on
         self.view.setStyleSheet(f"QTableView {{ border: 2px dashed {theme.ACCENT}; }}" if on else "")
-        self.view.empty_text = DROP_PROMPT if on else EMPTY_VIEW_TEXT
+        self.view.empty_text = DROP_PROMPT if on else self._empty_view_text()
         self.view.viewport().update()
 
     def dropEvent(self, event) -> None:
@@ -512,8 +525,10 @@ class MainWindow(QMainWindow):
             if played is None or not s.duration_s:
                 self._voice = None
                 self.model.set_playhead(None, None)
+                self.waveform.set_playhead(None)
             else:
                 self.model.set_playhead(s.file_id, min(1.0, played / s.duration_s))
+                self.waveform.set_playhead(played if s.path == self.waveform.path else None)
 
     def update_status(self) -> None:
         st = self.host.status()
@@ -537,12 +552,18 @@ class MainWindow(QMainWindow):
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""
         self.first_run.setVisible(empty)
+        if not self.drop_highlight and self.view.empty_text != self._empty_view_text():
+            self.view.empty_text = self._empty_view_text()
+            self.view.viewport().update()
         if self.last_update is not None or self.match_info.text() not in (
                 PLAY_PROMPT, EMPTY_LIBRARY_PROMPT, SCANNING_PROMPT):
             return      # matches, or a search or capture said something since
         scanning = self.library_panel.scanning and self.host.status().library_files == 0
         self.match_info.setText(EMPTY_LIBRARY_PROMPT if empty else
                                 SCANNING_PROMPT if scanning else PLAY_PROMPT)
+
+    def _empty_view_text(self) -> str:
+        return EMPTY_LIBRARY_VIEW_TEXT if self.first_run.isVisibleTo(self) else EMPTY_VIEW_TEXT
 
     def _devices_listed(self, report, error: str) -> None:
         self.midi_panel.set_ports(report.midi if report is not None else {})
@@ -581,6 +602,7 @@ class MainWindow(QMainWindow):
             print(f"samplescout: settings not saved: {exc}", file=sys.stderr)
         for editor in (self.input_editor, self.preview_editor):
             editor.close_editors()
+        self.plugin_catalog.stop()
         self.library_panel.shutdown()
         super().closeEvent(event)
 

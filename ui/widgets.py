@@ -1,12 +1,10 @@
-"""Painted widgets: level meter, scrolling input scope, suggestion table with waveform
+"""Painted widgets: scrolling input scope, suggestion table with waveform
 thumbnails, and a one-line label that elides instead of growing.
 
 GUI thread only. They draw what their view models give them and never poll anything themselves.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
@@ -18,7 +16,6 @@ from PyQt6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QMenu, QSiz
 from . import theme
 from .models import PlayheadRole, ScopeFrame, SuggestionModel, SuggestionRole, ThumbnailRole
 
-METER_FLOOR_DB = -60.0
 ELIDED_PREFERRED_WIDTH = 420   # what a long message asks for; the layout may give it more
 
 
@@ -63,62 +60,6 @@ class ElidedLabel(QLabel):
                                   int(self.alignment() | Qt.AlignmentFlag.AlignVCenter),
                                   self.palette(), self.isEnabled(), shown,
                                   QPalette.ColorRole.WindowText)
-
-
-class LevelMeter(QWidget):
-    """Horizontal peak/RMS bars, one per channel, -60..0 dBFS, with a peak hold tick."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.peak_db: tuple[float, ...] = ()
-        self.rms_db: tuple[float, ...] = ()
-        self._hold: list[float] = []
-        self.setMinimumSize(160, 22)
-        self.setToolTip("Input level (peak and RMS, dBFS)")
-
-    def set_levels(self, peak_db, rms_db) -> None:
-        self.peak_db, self.rms_db = tuple(peak_db), tuple(rms_db)
-        if len(self._hold) != len(self.peak_db):
-            self._hold = list(self.peak_db)
-        self._hold = [max(p, h - 0.6) for p, h in zip(self.peak_db, self._hold)]
-        self.update()
-
-    @staticmethod
-    def _x(db: float, width: float) -> float:
-        if not math.isfinite(db):
-            return 0.0
-        return max(0.0, min(1.0, (db - METER_FLOOR_DB) / -METER_FLOOR_DB)) * width
-
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        p.fillRect(r, QColor(theme.SUNKEN))
-        n = max(1, len(self.peak_db))
-        gap = 2.0
-        h = (r.height() - gap * (n + 1)) / n
-        grad = QLinearGradient(r.left(), 0, r.right(), 0)
-        grad.setColorAt(0.0, QColor(theme.METER_LOW))
-        grad.setColorAt(0.75, QColor(theme.METER_LOW))
-        grad.setColorAt(0.9, QColor(theme.METER_MID))
-        grad.setColorAt(1.0, QColor(theme.METER_HIGH))
-        for i in range(len(self.peak_db)):
-            y = r.top() + gap + i * (h + gap)
-            w_peak = self._x(self.peak_db[i], r.width())
-            w_rms = self._x(self.rms_db[i] if i < len(self.rms_db) else -math.inf, r.width())
-            p.setOpacity(0.45)
-            p.fillRect(QRectF(r.left(), y, w_peak, h), grad)
-            p.setOpacity(1.0)
-            p.fillRect(QRectF(r.left(), y, w_rms, h), grad)
-            hold = self._x(self._hold[i], r.width()) if i < len(self._hold) else 0
-            if hold > 1:
-                p.fillRect(QRectF(r.left() + hold - 1.5, y, 2, h), QColor(theme.TEXT))
-        p.setPen(QColor(theme.GRID))
-        for db in (-48, -36, -24, -12, -6):
-            x = r.left() + self._x(db, r.width())
-            p.drawLine(QPointF(x, r.top()), QPointF(x, r.top() + 3))
-            p.drawLine(QPointF(x, r.bottom() - 3), QPointF(x, r.bottom()))
-        p.end()
 
 
 class ScopeWidget(QWidget):
