@@ -171,6 +171,7 @@ class BrowseSnapshot:
         self.duration = np.asarray([np.nan if d is None else d for d in durations], dtype=np.float64)
         self.loudness = np.asarray([np.nan if v is None else v for v in loudness], dtype=np.float64)
         self.row_of = {int(fid): i for i, fid in enumerate(self.file_ids)}
+        self._row_of_path: dict[str, int] | None = None
         self.favourite = np.zeros(n, dtype=bool)
         self._set_rows(self.favourite, favourites, True)
         self.tag_bit = {tag: i for i, tag in enumerate(CANONICAL_TAGS)}
@@ -268,10 +269,9 @@ class BrowseSnapshot:
         return self.row_of.get(int(file_id))
 
     def row_of_path(self, path: str) -> int | None:
-        try:
-            return self.paths.index(path)
-        except ValueError:
-            return None
+        if self._row_of_path is None:
+            self._row_of_path = {p: i for i, p in enumerate(self.paths)}
+        return self._row_of_path.get(path)
 
     def collection_id(self, name_or_id: int | str) -> int:
         """A collection of this snapshot by id or name (any case); BrowseError when unknown."""
@@ -550,6 +550,13 @@ def _columns_by_file(catalog) -> dict:
             "tempo": [sound(i, "tempo_bpm") for i in ids],
             "keys": [(sound(i, "key_tonic"), sound(i, "key_mode")) for i in ids],
             "loudness": [sound(i, "loudness_db") for i in ids]}
+
+
+def bucket_range(value: tuple[float, float]) -> tuple[float, float]:
+    """A facet bucket's (low, high) with high exclusive -> the inclusive range a
+    ``BrowseQuery`` filters by, so the filter returns what the facet counted. Any thread."""
+    low, high = value
+    return float(low), float(np.nextafter(high, -np.inf)) if math.isfinite(high) else math.inf
 
 
 def parse_range(text: str, what: str) -> tuple[float, float]:

@@ -26,6 +26,7 @@ from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
+from .browser_panel import BrowserPanel
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
@@ -193,6 +194,9 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(host, store)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.library_panel, "Library")
+        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
+        self.tabs.addTab(self.browser_panel, "Browser")
+        self.browser_panel.similar_requested.connect(self.search_file)
         self.tabs.addTab(effects, "Effects")
         self.tabs.addTab(self.midi_panel, "MIDI")
         self.tabs.addTab(self.settings_panel, "Settings")
