@@ -20,18 +20,22 @@ from .dragdrop import mime_for_files
 from .models import ThumbnailRole, format_duration
 
 FileIdRole = Qt.ItemDataRole.UserRole + 10
+_DISPLAY, _ALIGN = Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRole
+_SERVED = frozenset((_DISPLAY, _ALIGN, ThumbnailRole, FileIdRole, Qt.ItemDataRole.ToolTipRole))
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_CENTRE = int(Qt.AlignmentFlag.AlignCenter)
 STAR, EMPTY_STAR = "★", "☆"
 
 
 class BrowserModel(QAbstractTableModel):
     """Rows of the browser (module docstring)."""
 
-    HEADERS = ("★", "Name", "Tags", "Kind", "BPM", "Key", "Length", "Loudness", "Folder", "Waveform")
-    COL_FAV, COL_NAME, COL_TAGS, COL_KIND, COL_BPM, COL_KEY, COL_LENGTH, COL_LOUD, COL_FOLDER, \
-        COL_WAVE = range(10)
+    HEADERS = ("★", "Name", "Waveform", "Tags", "Kind", "BPM", "Key", "Length", "Loudness", "Folder")
+    COL_FAV, COL_NAME, COL_WAVE, COL_TAGS, COL_KIND, COL_BPM, COL_KEY, COL_LENGTH, COL_LOUD, \
+        COL_FOLDER = range(10)
     # the query column each table column sorts by (the waveform sorts by length)
-    SORT_COLUMN = ("favourite", "name", "tags", "kind", "tempo", "key", "length", "loudness",
-                   "folder", "length")
+    SORT_COLUMN = ("favourite", "name", "length", "tags", "kind", "tempo", "key", "length",
+                   "loudness", "folder")
 
     sort_requested = pyqtSignal(str, bool)     # query column, descending
 
@@ -70,33 +74,36 @@ class BrowserModel(QAbstractTableModel):
         return base
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+        # Qt asks for many roles per painted cell: the ones not served return first
+        if role not in _SERVED or not index.isValid():
             return None
-        snap, row, col = self.snapshot, int(self.rows[index.row()]), index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        view_row, col = index.row(), index.column()
+        if not 0 <= view_row < len(self.rows):
+            return None
+        snap, row = self.snapshot, int(self.rows[view_row])
+        if role == _DISPLAY:
             return self._text(snap, row, col)
+        if role == _ALIGN:
+            if col in (self.COL_BPM, self.COL_LENGTH, self.COL_LOUD):
+                return _RIGHT
+            return _CENTRE if col == self.COL_FAV else None
+        if role == ThumbnailRole:
+            if col == self.COL_WAVE and self._thumbs is not None:
+                return self._thumbs.get(snap.paths[row])
+            return None
         if role == FileIdRole:
             return int(snap.file_ids[row])
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return snap.paths[row]
-        if role == ThumbnailRole and col == self.COL_WAVE:
-            return self._thumbs.get(snap.paths[row]) if self._thumbs is not None else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.COL_BPM, self.COL_LENGTH,
-                                                                 self.COL_LOUD):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == self.COL_FAV:
-            return int(Qt.AlignmentFlag.AlignCenter)
-        return None
+        return snap.paths[row]          # the tooltip
 
     @staticmethod
     def _number(value: float, fmt: str) -> str:
         return "" if math.isnan(value) else format(value, fmt)
 
     def _text(self, snap, row: int, col: int) -> str | None:
-        if col == self.COL_FAV:
-            return STAR if snap.favourite[row] else EMPTY_STAR
         if col == self.COL_NAME:
             return snap.names[row]
+        if col == self.COL_FAV:
+            return STAR if snap.favourite[row] else EMPTY_STAR
         if col == self.COL_TAGS:
             return ", ".join(snap.row_tags[row])
         if col == self.COL_KIND:

@@ -19,7 +19,7 @@ import math
 
 from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
 from PyQt6.QtGui import QGuiApplication
-from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView,
+from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QGridLayout, QHBoxLayout, QHeaderView,
                              QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
                              QPushButton, QSplitter, QTableView, QToolButton, QTreeWidget,
                              QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -67,12 +67,13 @@ class BrowserView(QTableView):
         h = self.horizontalHeader()
         h.setHighlightSections(False)
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        h.setSectionResizeMode(BrowserModel.COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_TAGS, 120),
+        h.setStretchLastSection(True)
+        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_NAME, 210),
+                           (BrowserModel.COL_TAGS, 120),
                            (BrowserModel.COL_KIND, 70), (BrowserModel.COL_BPM, 48),
                            (BrowserModel.COL_KEY, 44), (BrowserModel.COL_LENGTH, 64),
                            (BrowserModel.COL_LOUD, 72), (BrowserModel.COL_FOLDER, 140),
-                           (BrowserModel.COL_WAVE, 140)):
+                           (BrowserModel.COL_WAVE, 120)):
             self.setColumnWidth(col, width)
         h.setSortIndicatorShown(True)
         h.setSortIndicator(BrowserModel.COL_NAME, Qt.SortOrder.AscendingOrder)
@@ -173,14 +174,18 @@ class BrowserPanel(QWidget):
         self.facets.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.collections = CollectionList(self.collection_paths)
         self.new_collection = QPushButton("New…")
-        self.add_selection = QPushButton("Add selected")
-        self.remove_selection = QPushButton("Remove")
+        self.add_selection = QPushButton("Add rows")
+        self.add_selection.setToolTip("Put the selected rows in the chosen collection")
+        self.remove_selection = QPushButton("Take out")
+        self.remove_selection.setToolTip("Take the selected rows out of the chosen collection")
         self.delete_collection_button = QPushButton("Delete")
-        buttons = QHBoxLayout()
-        for b in (self.new_collection, self.add_selection, self.remove_selection,
-                  self.delete_collection_button):
-            buttons.addWidget(b)
+        self.delete_collection_button.setToolTip("Forget the chosen collection (its files stay)")
+        buttons = QGridLayout()
+        for i, b in enumerate((self.new_collection, self.delete_collection_button,
+                               self.add_selection, self.remove_selection)):
+            buttons.addWidget(b, i // 2, i % 2)
         side = QWidget()
+        side.setMaximumWidth(280)
         side_lay = QVBoxLayout(side)
         side_lay.setContentsMargins(0, 0, 0, 0)
         side_lay.addWidget(self.facets, 3)
@@ -196,8 +201,9 @@ class BrowserPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(side)
         self.splitter.addWidget(self.view)
-        self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([200, 600])
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([200, 800])
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -301,6 +307,8 @@ class BrowserPanel(QWidget):
             for value in (chosen if name == "tags" else [chosen] if chosen is not None else []):
                 if value not in values:      # a chosen value stays, to be unchosen
                     items.append((value, _label(name, value), 0))
+            if not items:
+                continue
             top = QTreeWidgetItem([title, ""])
             top.setData(0, FacetRole, name)
             top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsSelectable)
