@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
+from PyQt6.QtCore import QMimeData, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QGridLayout, QHBoxLayout, QHeaderView,
                              QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
@@ -147,6 +147,7 @@ class BrowserPanel(QWidget):
         self.sort = ("name", False)
         self._loading = False
         self._stale = True
+        self._refresh_pending = False
         self._deliver.connect(lambda fn: fn())
 
         self.search = QLineEdit()
@@ -239,7 +240,7 @@ class BrowserPanel(QWidget):
     def reload(self) -> None:
         """Ask for a fresh snapshot of the catalog (after a scan, on first show)."""
         self._stale = True
-        if self._loading:
+        if self._loading or not self.isVisible():   # hidden: read when next shown
             return
         self._loading = True
         self._stale = False
@@ -384,6 +385,12 @@ class BrowserPanel(QWidget):
         if row is None:
             return
         self.snapshot.set_tags(int(self.snapshot.file_ids[row]), tags)
+        if not self._refresh_pending:        # one query for a burst of edits (many rows)
+            self._refresh_pending = True
+            QTimer.singleShot(0, self._refresh_after_edits)
+
+    def _refresh_after_edits(self) -> None:
+        self._refresh_pending = False
         self.refresh()
 
     def context_menu(self, row: int) -> QMenu:
