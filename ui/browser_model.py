@@ -24,6 +24,7 @@ _DISPLAY, _ALIGN = Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.TextAlignmentRol
 _SERVED = frozenset((_DISPLAY, _ALIGN, ThumbnailRole, FileIdRole, Qt.ItemDataRole.ToolTipRole))
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _CENTRE = int(Qt.AlignmentFlag.AlignCenter)
+_ROW_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsDragEnabled
 STAR, EMPTY_STAR = "★", "☆"
 
 
@@ -68,10 +69,7 @@ class BrowserModel(QAbstractTableModel):
         return None
 
     def flags(self, index):
-        base = super().flags(index)
-        if index.isValid():
-            base |= Qt.ItemFlag.ItemIsDragEnabled
-        return base
+        return _ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         # Qt asks for many roles per painted cell: the ones not served return first
