@@ -48,7 +48,7 @@ LENGTH_BUCKETS = (("< 0.5 s", 0.0, 0.5), ("0.5–1 s", 0.5, 1.0), ("1–2 s", 1.
                   ("2–5 s", 2.0, 5.0), ("5–15 s", 5.0, 15.0), ("15 s+", 15.0, math.inf))
 FOLDER_FACET_SIZE = 30
 FOLDER_WORD_LEVELS = 3      # folder names searched: the file's folder and two above it
-_PREFIX_CACHE = 256
+_PREFIX_CACHE = 64          # masks of recent prefixes (100 kB each at 100,000 files)
 _ALNUM = re.compile(r"[a-z0-9]+")
 _RUNS = re.compile(r"[a-z]+|[0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -149,7 +149,7 @@ def _bucket_codes(values: np.ndarray, buckets) -> np.ndarray:
 
 class BrowseSnapshot:
     """Every indexed file as columns; see the module docstring. Built by ``build_snapshot``
-    (or ``from_rows``); queried with ``query``."""
+    (or directly from columns, as the benchmark and tests may); queried with ``query``."""
 
     def __init__(self, *, file_ids, paths, tags, kinds, tempo, keys, durations, loudness,
                  favourites=(), collections=None, roots=()):
