@@ -522,8 +522,11 @@ def build_snapshot(catalog) -> BrowseSnapshot:
     if hasattr(catalog, "browse_columns"):
         columns = catalog.browse_columns(FILTER_MIN_CONFIDENCE)
         columns["paths"] = [py_path(p) for p in columns["paths"]]
-    else:           # a catalog without bulk reads (a shared catalogue): file by file
+    elif hasattr(catalog, "indexed_files"):     # a catalog without bulk reads: file by file
         columns = _columns_by_file(catalog)
+    else:
+        raise BrowseError("this library's shared catalogue cannot be browsed yet: the browser "
+                          "reads a machine's own catalog")
     favourites = catalog.favourites() if hasattr(catalog, "favourites") else set()
     collections = {}
     if hasattr(catalog, "collections"):
