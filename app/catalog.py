@@ -25,6 +25,7 @@ import numpy as np
 
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
+from app.catalog_browse import BrowseColumnsMixin
 from app.catalog_collections import CollectionsMixin
 
 SCHEMA_VERSION = 4
@@ -291,7 +292,7 @@ class FileAnalysis:
     tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
-class Catalog(CollectionsMixin):
+class Catalog(CollectionsMixin, BrowseColumnsMixin):
     """One connection to the catalog file. See the module docstring on threads.
 
     Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`."""

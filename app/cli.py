@@ -2,7 +2,7 @@
 
 ``samplescout`` alone opens the desktop app; subcommands work in a terminal:
 ``index``, ``search``, ``library``, ``listen``, ``plugins``, ``devices``,
-``doctor``, ``duplicates``, ``detect``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
+``doctor``, ``duplicates``, ``detect``, ``find``, ``collection``, ``favourite``. Every subcommand accepts ``--library-dir DIR`` and ``--vst3-path DIR``
 (before or after its name). Errors print one line and exit non-zero. Runs on
 the main thread.
 """
@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_duplicates_parser(sub, common)
     _add_detect_parser(sub, common)
+    from app import cli_browse
+    cli_browse.add_parsers(sub, common)      # find, collection, favourite
     for command in sub.choices.values():
         command.epilog = command.epilog or GLOBAL_OPTIONS_NOTE
     return parser
@@ -217,7 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
                    "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag,
-                   "duplicates": cmd_duplicates, "detect": cmd_detect}[args.command]
+                   "duplicates": cmd_duplicates, "detect": cmd_detect}.get(args.command)
+        if handler is None:
+            from app.cli_browse import HANDLERS
+            handler = HANDLERS[args.command]
         return handler(args, library_dir, out, err)
     except KeyboardInterrupt:
         err.print("samplescout: interrupted")

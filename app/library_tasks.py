@@ -118,6 +118,11 @@ class LibraryThread:
 
         self._jobs.put(job)
 
+    def run(self, job: Callable[[object], None]) -> None:
+        """Run ``job(library)`` on this thread after the jobs before it; its exceptions
+        reach ``on_error`` as one line. Any thread."""
+        self._jobs.put(job)
+
     def reload(self, then: Callable[[], None] | None = None) -> None:
         """Reopen the library (after a scan); ``then()`` runs once it is open."""
         self._jobs.put("reload")

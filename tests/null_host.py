@@ -137,6 +137,10 @@ class NullHost(Host):
         self._record("reload_library")
         self._library.reload(then=self.library_changed.emit)
 
+    def browse_tasks(self):
+        from app.browse_tasks import BrowseTasks
+        return BrowseTasks(self._library)
+
     def midi_map(self) -> MidiMap:
         return self._midi_map
 

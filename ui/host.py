@@ -143,6 +143,10 @@ class Host(QObject):
         library panel's thread."""
         from app.library_tasks import LibraryTasks
         return LibraryTasks(self.library_dir, workers)
+    def browse_tasks(self):
+        """An ``app.browse_tasks.BrowseTasks`` for the library browser: its snapshot of the
+        catalog, favourites and collections, answered on the library thread."""
+        raise NotImplementedError
     def chains_changed(self) -> None:
         """An effect chain was edited in the window."""
     def set_monitoring(self, on: bool) -> None:

@@ -26,6 +26,7 @@ from .chain_editor import ChainEditor, PluginCatalog
 from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
+from .browser_panel import BrowserPanel
 from .input_meter import InputMeter
 from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
@@ -198,6 +199,10 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(host, store)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.library_panel, "Library")
+        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
+        self.tabs.addTab(self.browser_panel, "Browser")
+        self.browser_panel.similar_requested.connect(self.search_file)
+        self.tabs.currentChanged.connect(self._widen_for_browser)
         self.tabs.addTab(effects, "Effects")
         self.tabs.addTab(self.midi_panel, "MIDI")
         self.tabs.addTab(self.settings_panel, "Settings")
@@ -471,6 +476,12 @@ class MainWindow(QMainWindow):
     def capture(self) -> None:
         self.host.capture()
         self.match_info.setText(LOOKING_UP)
+
+    def _widen_for_browser(self, tab: int) -> None:
+        """The browser's table needs room: a narrow tab area grows when it is chosen."""
+        if self.tabs.widget(tab) is self.browser_panel and self.tabs.width() < 760:
+            total = sum(self.splitter.sizes())
+            self.splitter.setSizes([max(420, total - 860), min(860, total - 420)])
 
     def search_file(self, path: str) -> None:
         self._query_name = Path(path).name

@@ -326,6 +326,10 @@ class SessionHost(Host):
         self._library.reload(then=self.library_changed.emit)
         self._control.put(("reload",))
 
+    def browse_tasks(self):
+        from app.browse_tasks import BrowseTasks
+        return BrowseTasks(self._library)
+
     def chains_changed(self) -> None:
         if not self._chains_pending.is_set():
             self._chains_pending.set()
