@@ -243,10 +243,14 @@ class Scanner:
 
     def __init__(self, library: Library, *, workers: int | None = None,
                  progress: Callable[[ScanProgress], None] | None = None,
-                 note_changes: bool = False):
+                 note_changes: bool = False, keep_workers: bool = False):
         """``note_changes``: list every file stored, relinked or removed in
-        ``ScanReport.changes`` (the folder watcher prints them)."""
+        ``ScanReport.changes`` (the folder watcher prints them). ``keep_workers``: keep the
+        worker processes between scans (the folder watcher's many small scans), until
+        ``close``."""
         self.library = library
+        self.keep_workers = keep_workers
+        self._pool: _WorkerPool | None = None
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.progress = progress
         self.note_changes = note_changes
@@ -437,12 +441,17 @@ class Scanner:
 
     def _run(self, tasks: list[_Candidate], orphans: dict[str, FileRow], report: ScanReport,
              started: float) -> None:
+        if self.keep_workers:
+            tasks = self._known_first(tasks, orphans, report)
         if not tasks:
             return
         catalog = self.library.catalog
-        known = frozenset(catalog.known_hashes())
-        model_path = os.fspath(self.library.model_path) if self.library.model_path else None
-        pool = _WorkerPool(min(scan_workers(self.workers), len(tasks)), model_path, known)
+        if self.keep_workers:
+            pool = self._kept_pool()
+        else:
+            known = frozenset(catalog.known_hashes())
+            model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+            pool = _WorkerPool(min(scan_workers(self.workers), len(tasks)), model_path, known)
         total = len(tasks)
         done = 0
         max_in_flight = self.workers * 4
@@ -509,8 +518,50 @@ class Scanner:
                             self._record(task, result, orphans, report)
             finally:  # even when that commit fails too (a full disk): no worker left behind
                 pool.shutdown(cancel=True)
+                if pool is self._pool:
+                    self._pool = None
             raise
-        pool.shutdown()
+        if pool is not self._pool:
+            pool.shutdown()
+
+    def warm_up(self) -> None:
+        """With ``keep_workers``: start the worker processes now, so that the first file
+        to analyse does not wait for them. Thread: the scanner's."""
+        if self.keep_workers:
+            self._kept_pool().warm()
+
+    def close(self) -> None:
+        """Stop the kept worker processes (``keep_workers``). Thread: the scanner's."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(cancel=True)
+
+    def _kept_pool(self) -> "_WorkerPool":
+        if self._pool is None:
+            model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+            # No known contents in the workers: _known_first checks them against the
+            # catalog as it is at each scan, which a long-lived worker could not.
+            self._pool = _WorkerPool(scan_workers(self.workers), model_path, frozenset())
+        return self._pool
+
+    def _known_first(self, tasks: list[_Candidate], orphans: dict[str, FileRow],
+                     report: ScanReport) -> list[_Candidate]:
+        """Files whose bytes are already catalogued (a move, a copy, a touch) are recorded
+        here without a worker; returns the files left to analyse."""
+        from app.analysis import content_hash
+        known = self.library.catalog.known_hashes()
+        left = []
+        with self.library.catalog.transaction():
+            for task in tasks:
+                try:
+                    digest = content_hash(task.path)
+                except OSError:
+                    left.append(task)        # the worker reports it as unreadable
+                    continue
+                result = KnownContent(task.path, task.size, task.mtime_ns, digest)
+                if digest not in known or self._record_known(task, result, orphans, report):
+                    left.append(task)
+        return left
 
     def _commit(self, batch: list, orphans: dict[str, FileRow], report: ScanReport,
                 pending: list) -> int:
@@ -664,6 +715,12 @@ class _WorkerPool:
 
     def submit_sound(self, file_id: int, path: str, vectors) -> Future:
         return self._executor.submit(analyse_sound_in_worker, file_id, path, vectors)
+
+    def warm(self) -> None:
+        """Start the worker processes (and load their encoders) now."""
+        with _sigint_blocked():
+            futures = [self._executor.submit(os.getpid) for _ in range(self._args[0])]
+        wait(futures)
 
     def restart(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -93,6 +93,7 @@ class SessionHost(Host):
             self._control.put(("open",))
 
     def close(self) -> None:
+        self.stop_watching()
         self._control.put(("quit",))
         self._preview.put(("quit",))
         for t in self._threads:
@@ -320,6 +321,7 @@ class SessionHost(Host):
     def reload_library(self) -> None:
         self._library.reload(then=self.library_changed.emit)
         self._control.put(("reload",))
+        self.folders_changed()
 
     def chains_changed(self) -> None:
         if not self._chains_pending.is_set():
