@@ -42,6 +42,7 @@ class FolderState:
     notes: list[str] = field(default_factory=list)
     relinked_from: str | None = None   # the folder's old path, when it was relinked
     offline: bool = False
+    back_online: bool = False          # it was offline until now
 
 
 def settle_folder(library, path: str) -> FolderState:
@@ -82,6 +83,7 @@ def settle_folder(library, path: str) -> FolderState:
         return _offline(catalog, path, "library folder not there: {path} holds another folder "
                                        "now (drive not mounted?)")
     if catalog.set_root_offline(path, False):
+        state.back_online = True
         state.notes.append(f"library folder {display_path(path)} is back online")
     if marker is None or (known is not None and known.folder_id and marker != known.folder_id):
         marker = write_marker(path, known.folder_id if known is not None else None)

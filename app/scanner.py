@@ -93,6 +93,7 @@ class ScanReport:
     claimed_elsewhere: int = 0  # left to another machine of a shared catalogue
     sounds_analysed: int = 0    # catalogued files whose tags / tempo / key were (re)computed
     offline: list[str] = field(default_factory=list)       # library folders found offline
+    back_online: list[str] = field(default_factory=list)   # ...and those back from offline
     folders_relinked: list[tuple[str, str]] = field(default_factory=list)   # (old, new)
     # (what, path) of each file stored, relinked or removed, when the scanner notes them:
     # what is 'indexed', 'skipped', 'duplicate', 'relinked', 'touched' or 'removed'
@@ -305,6 +306,8 @@ class Scanner:
         report.problems.extend(state.notes)
         if state.offline:
             report.offline.append(root_path)
+        if state.back_online:
+            report.back_online.append(state.path)
         if state.relinked_from is not None:
             report.folders_relinked.append((state.relinked_from, state.path))
         return state.path if state.scan else None

@@ -245,10 +245,12 @@ class FolderWatcher:
             self._say(f"Watched folders: could not update the library ({exc})")
             return
         self.scans += 1
+        if whole:
+            self._reread.set()   # a folder went offline or came back: (un)watch it now
         for report in reports:
             for problem in report.problems:
                 log.info("%s", problem)
-            if report.stored or report.offline or report.folders_relinked:
+            if report.stored or report.offline or report.back_online or report.folders_relinked:
                 for what, path in report.changes:
                     log.info("%s: %s", what, path)
                 if self.on_change is not None:

@@ -126,6 +126,29 @@ def test_watcher_waits_for_a_running_scan_instead_of_failing(tmp_path, isolated_
     assert watcher.notices == []
 
 
+def test_watched_folder_unplugged_and_plugged_in_again(tmp_path, isolated_library_dir,
+                                                       watcher_factory):
+    folder = tmp_path / "usb" / "kit"
+    write_hits(folder, 2)
+    scan(isolated_library_dir, folder)
+    reports = []
+    watcher = watcher_factory(on_change=reports.append)
+
+    def offline() -> list[str]:
+        with Catalog(isolated_library_dir / CATALOG_FILENAME) as catalog:
+            return catalog.offline_roots()
+
+    os.rename(tmp_path / "usb", tmp_path / "unplugged")
+    assert wait_for(lambda: offline() == [str(folder)], timeout=30)
+    with Catalog(isolated_library_dir / CATALOG_FILENAME) as catalog:
+        assert len(catalog.files_under(str(folder))) == 2, "an unplugged folder keeps its files"
+    os.rename(tmp_path / "unplugged", tmp_path / "usb")
+    assert wait_for(lambda: offline() == [] and watcher.watched() == [str(folder)], timeout=30)
+    assert any(r.offline == [str(folder)] for r in reports)
+    assert any(r.back_online == [str(folder)] for r in reports)
+    assert all(r.removed == 0 for r in reports)
+
+
 class ExhaustedObserver(Observer):
     """Stands in for a system whose inotify watches are used up. watchdog raises exactly
     this from ``schedule`` when ``inotify_add_watch`` fails with ENOSPC; the real limit

@@ -203,6 +203,7 @@ def watch_summary(report) -> str:
         if n]
     parts += [f"{Path(old).name} relinked" for old, _ in report.folders_relinked]
     parts += [f"{Path(p).name} offline" for p in report.offline]
+    parts += [f"{Path(p).name} back online" for p in report.back_online]
     return "Library folders: " + (", ".join(parts) or "up to date")
 
 
