@@ -103,14 +103,23 @@ class RootsMixin:
         old = os.fspath(old).rstrip("/") or "/"
         new = os.fspath(new).rstrip("/") or "/"
         with self.transaction():
+            moved = 0
+            if isinstance(_stored(old), str) and isinstance(_stored(new), str):
+                # text paths in one statement (substr counts characters, as len does)
+                moved = self._db.execute(
+                    "UPDATE files SET path = ? || substr(path, ?) "
+                    "WHERE typeof(path) = 'text' AND path >= ? AND path < ?",
+                    (new, len(old) + 1, old + "/", old + "0")).rowcount
+            # names that are not UTF-8 are stored as bytes: one by one
             rows = self.files_under(old)
             self._db.executemany("UPDATE files SET path = ? WHERE id = ?",
                                  [(_stored(new + path[len(old):]), row.id)
                                   for path, row in rows.items()])
+            moved += len(rows)
             self._db.execute("DELETE FROM roots WHERE path = ?", (_stored(new),))
             for root in self.root_rows():
                 if root.path == old or root.path.startswith(old + "/"):
                     self._db.execute(
                         "UPDATE roots SET path = ?, offline_since = NULL WHERE path = ?",
                         (_stored(new + root.path[len(old):]), _stored(root.path)))
-        return len(rows)
+        return moved
