@@ -276,3 +276,37 @@ def test_volume_id_is_the_filesystem_and_the_path_inside_it(tmp_path):
     through_bind = volume_id(bound / "808", mountinfo=mountinfo, by_uuid=str(by_uuid))
     assert direct == through_bind == "1234-ABCD:/samples/808"
     assert volume_id(tmp_path, mountinfo=mountinfo, by_uuid=str(by_uuid)) is None  # overlay
+
+
+def test_library_panel_greys_an_offline_folder_and_locates_it(qtbot, tmp_path,
+                                                              isolated_library_dir, pools):
+    from tests.null_host import NullHost
+    from ui.library_panel import LibraryPanel
+    folder = tmp_path / "drive" / "perc"
+    write_hits(folder, 2)
+    scan(isolated_library_dir, folder)
+    personalise(isolated_library_dir, folder)
+    before = analysis_rows(isolated_library_dir)
+    os.rename(tmp_path / "drive", tmp_path / "drive-now")
+    scan(isolated_library_dir, folder)                 # offline now
+    pools.clear()
+    host = NullHost(isolated_library_dir)
+    panel = LibraryPanel(host, workers=1)
+    qtbot.addWidget(panel)
+    try:
+        qtbot.waitUntil(lambda: panel.offline() == [str(folder)], timeout=20000)
+        item = panel.folders.item(0)
+        assert item.text() == str(folder) and "offline" in item.toolTip()
+        assert item.foreground().color() == panel.palette().placeholderText().color()
+        assert not panel.locate_button.isEnabled()
+        panel.folders.setCurrentRow(0)
+        assert panel.locate_button.isEnabled()
+        with qtbot.waitSignal(panel.scan_done, timeout=60000):
+            panel.relink_folder(str(folder), str(tmp_path / "drive-now" / "perc"))
+        qtbot.waitUntil(lambda: panel.roots() == [str(tmp_path / "drive-now" / "perc")],
+                        timeout=20000)
+        assert panel.offline() == [] and not panel.locate_button.isEnabled()
+        assert analysis_rows(isolated_library_dir) == before and pools == []
+    finally:
+        panel.shutdown()
+        host.close()
