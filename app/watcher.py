@@ -79,8 +79,9 @@ class FolderWatcher:
                  on_change: Callable[[object], None] | None = None,
                  on_notice: Callable[[str], None] | None = None,
                  workers: int = 1, debounce_s: float = DEBOUNCE_S, poll_s: float = POLL_EVERY_S,
-                 observer=None, encoder=None):
-        """``observer``: the watchdog observer to schedule the folders on (default: the
+                 roots_s: float = ROOTS_EVERY_S, observer=None, encoder=None):
+        """``roots_s``: how often the library's folders are re-read (a folder unplugged is
+        offline that soon). ``observer``: the watchdog observer to schedule the folders on (default: the
         platform's, inotify on Linux); any object with watchdog's ``schedule``,
         ``unschedule``, ``start``, ``stop`` and ``join``. ``encoder``: share one already
         loaded (else the library's default is loaded on the watcher's thread)."""
@@ -90,6 +91,7 @@ class FolderWatcher:
         self.workers = workers
         self.debounce_s = debounce_s
         self.poll_s = poll_s
+        self.roots_s = roots_s
         if observer is None:
             from watchdog.observers import Observer
             observer = Observer()
@@ -176,7 +178,7 @@ class FolderWatcher:
                 if now >= next_roots or self._reread.is_set():
                     self._reread.clear()
                     self._sync_roots(library)
-                    next_roots = now + ROOTS_EVERY_S
+                    next_roots = now + self.roots_s
                     self.ready.set()
                 if self.mode == "polling":
                     if next_poll is None or now >= next_poll:

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 import app.scanner as scanner_module
+from app.catalog import Catalog
 from app.cli import main
 from app.folder_identity import MARKER_NAME, read_marker, volume_id
 from app.library import Library, LibraryError
+from app.paths import CATALOG_FILENAME
 from app.scanner import Scanner
 from tests.test_scanner import write_hits
 
@@ -48,8 +50,7 @@ def scan(library_dir: Path, *roots) -> scanner_module.ScanReport:
 def analysis_rows(library_dir: Path) -> dict:
     """Every file's analysis by file id: vector ids, sound row, tags (the user's too),
     favourite and collections; and the catalog's generation stamp."""
-    with Library(library_dir) as library:
-        catalog = library.catalog
+    with Catalog(library_dir / CATALOG_FILENAME) as catalog:
         rows = {row.id: row for root in catalog.roots() for row in catalog.files_under(root).values()}
         ids = sorted(rows)
         return {
@@ -74,9 +75,8 @@ def personalise(library_dir: Path, folder: Path) -> None:
 
 
 def catalog_paths(library_dir: Path) -> set[str]:
-    with Library(library_dir) as library:
-        return {row.path for root in library.catalog.roots()
-                for row in library.catalog.files_under(root).values()}
+    with Catalog(library_dir / CATALOG_FILENAME) as catalog:
+        return {row.path for root in catalog.roots() for row in catalog.files_under(root).values()}
 
 
 def test_renamed_folder_and_renamed_parent_are_relinked_without_reanalysis(

@@ -132,7 +132,7 @@ def test_watched_folder_unplugged_and_plugged_in_again(tmp_path, isolated_librar
     write_hits(folder, 2)
     scan(isolated_library_dir, folder)
     reports = []
-    watcher = watcher_factory(on_change=reports.append)
+    watcher = watcher_factory(on_change=reports.append, roots_s=0.3)
 
     def offline() -> list[str]:
         with Catalog(isolated_library_dir / CATALOG_FILENAME) as catalog:
