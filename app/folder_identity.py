@@ -25,6 +25,9 @@ from engine.json_file import JsonFileError, read_json_file
 
 MARKER_NAME = ".samplescout-folder"
 MARKER_MAX_BYTES = 4096
+# Folders the system's packages install into: never written to, even by root (a package
+# manager does not expect our file there); they are known by their volume.
+SYSTEM_FOLDERS = ("/usr", "/opt", "/etc", "/var/lib", "/snap", "/nix", "/boot")
 MOUNTINFO = "/proc/self/mountinfo"
 BY_UUID = "/dev/disk/by-uuid"
 
@@ -56,9 +59,12 @@ def read_marker(folder: str | os.PathLike) -> str | None:
 
 def write_marker(folder: str | os.PathLike, folder_id: str | None = None) -> str | None:
     """Give the folder a marker (a new id unless ``folder_id``); returns the id, or None
-    when the folder cannot be written (read-only, full disk): it is then known by its
-    volume. Written to a temporary name and renamed, so a marker is never half written."""
+    when the folder cannot be written (read-only, full disk, a system folder such as
+    /usr/share): it is then known by its volume. Written to a temporary name and renamed, so a marker is never half written."""
     folder = os.fspath(folder)
+    real = os.path.realpath(folder)
+    if any(real == f or real.startswith(f + "/") for f in SYSTEM_FOLDERS):
+        return None
     folder_id = folder_id or uuid.uuid4().hex
     text = json.dumps({"folder_id": folder_id,
                        "about": "Sample Scout's id of this library folder: its analysis "

@@ -310,3 +310,10 @@ def test_library_panel_greys_an_offline_folder_and_locates_it(qtbot, tmp_path,
     finally:
         panel.shutdown()
         host.close()
+
+
+def test_system_folders_are_never_written_to(tmp_path):
+    from app.folder_identity import write_marker
+    assert write_marker("/usr/share") is None          # even as root
+    assert not os.path.exists(os.path.join("/usr/share", MARKER_NAME))
+    assert write_marker(tmp_path) is not None
