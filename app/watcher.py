@@ -10,7 +10,8 @@ go through the scanner's own ``Scanner.scan_paths``: the same analysis as a scan
 file relinked by its content (no re-analysis), a deleted one removed.
 
 When the system's inotify limits run out (``OSError`` ENOSPC from ``inotify_add_watch``:
-``fs.inotify.max_user_watches``; EMFILE: ``max_user_instances``), the watcher falls back
+``fs.inotify.max_user_watches``; EMFILE: ``max_user_instances``), when a folder is first
+watched or later, for a new subfolder (watchdog only logs that), the watcher falls back
 to a full rescan of the library's folders every ``poll_s`` seconds (cheap: unchanged files
 are skipped by size and time) and says so once, through ``on_notice`` and the log.
 
@@ -72,6 +73,23 @@ class _Handler(FileSystemEventHandler):
         self._queue(paths, isinstance(event, EventsLostEvent))
 
 
+class _LimitSpy(logging.Handler):
+    """watchdog reports a watch it could not add for a new subfolder only in its log (the
+    rest of that tree then goes unwatched): this hears ENOSPC / EMFILE there."""
+
+    def __init__(self, on_limit: Callable[[OSError], None]):
+        super().__init__(logging.WARNING)
+        self._on_limit = on_limit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for arg in record.args if isinstance(record.args, tuple) else ():
+            if isinstance(arg, OSError) and arg.errno in LIMIT_ERRNOS:
+                self._on_limit(arg)
+
+
+WATCHDOG_LOGGER = "watchdog.observers.inotify"
+
+
 class FolderWatcher:
     """Keeps a library up to date with its folders while it runs (module docstring)."""
 
@@ -114,6 +132,8 @@ class FolderWatcher:
         self.scans = 0                         # batches scanned (incremental or whole)
         self.busy_retries = 0                  # batches put back: another scan held the lock
         self.ready = threading.Event()         # set once the folders are watched (or polled)
+        self._limit_hit: OSError | None = None  # set from watchdog's thread, acted on here
+        self._spy = _LimitSpy(self._on_limit)
         self._thread = threading.Thread(target=self._run, name="library-watch", daemon=True)
 
     # -- any thread -----------------------------------------------------------------------
@@ -149,6 +169,10 @@ class FolderWatcher:
         with self._lock:
             return len(self._paths) + len(self._whole)
 
+    def _on_limit(self, exc: OSError) -> None:
+        self._limit_hit = exc
+        self._wake.set()
+
     def _queue(self, paths: list[str], whole: bool) -> None:
         with self._lock:
             if whole:
@@ -169,12 +193,15 @@ class FolderWatcher:
             self._scanner = Scanner(library, workers=self.workers, note_changes=True,
                                     keep_workers=True)
             self._scanner.warm_up()   # the first new file need not wait for a worker to start
+            logging.getLogger(WATCHDOG_LOGGER).addHandler(self._spy)
             self._observer.start()
             self.mode = "watching"
             next_roots = 0.0
             next_poll = None
             while not self._stop.is_set():
                 now = time.monotonic()
+                if self._limit_hit is not None and self.mode == "watching":
+                    self._fall_back(self._limit_hit)
                 if now >= next_roots or self._reread.is_set():
                     self._reread.clear()
                     self._sync_roots(library)
@@ -196,6 +223,7 @@ class FolderWatcher:
             log.exception("folder watcher stopped")
             self._say(f"Watching the library's folders stopped: {exc}")
         finally:
+            logging.getLogger(WATCHDOG_LOGGER).removeHandler(self._spy)
             self.mode = "stopped"
             self.ready.set()
             scanner, self._scanner = self._scanner, None

@@ -7,6 +7,7 @@ window's host reloads the library when the watcher stored something."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -176,6 +177,28 @@ def test_watch_limit_falls_back_to_rescans_and_says_so_once(tmp_path, isolated_l
     assert wait_for(lambda: watcher.scans >= scans + 2, timeout=30)   # it keeps rescanning
     assert len(notices) == 1, notices
     assert "max_user_watches" in notices[0] and "rescanned every 0.3 s" in notices[0]
+
+
+def test_watch_limit_reached_later_for_a_new_subfolder(tmp_path, isolated_library_dir,
+                                                       watcher_factory):
+    """watchdog adds a watch for each new subfolder; when that fails with ENOSPC it only
+    logs it (exactly as below, from its inotify module) and leaves the subtree unwatched:
+    the watcher hears it and rescans instead. (The real limit is machine-wide: see
+    ExhaustedObserver.)"""
+    folder = tmp_path / "samples"
+    write_hits(folder, 1)
+    scan(isolated_library_dir, folder)
+    notices = []
+    watcher = watcher_factory(poll_s=0.3, on_notice=notices.append)
+    assert watcher.mode == "watching"
+    logging.getLogger("watchdog.observers.inotify").warning(
+        "Unable to watch %r: %s", os.fsencode(folder / "new-pack"),
+        OSError(errno.ENOSPC, "inotify watch limit reached"))
+    assert wait_for(lambda: watcher.mode == "polling", timeout=30)
+    assert watcher.watched() == [] and len(notices) == 1 and "max_user_watches" in notices[0]
+    (folder / "new-pack").mkdir()
+    shutil.copy(write_hits(tmp_path / "elsewhere", 1, seed=8)[0], folder / "new-pack" / "a.wav")
+    picked_up(lambda: row(isolated_library_dir, folder / "new-pack" / "a.wav"))
 
 
 def test_samplescout_watch_prints_what_it_picked_up(tmp_path, isolated_library_dir):
