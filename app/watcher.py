@@ -51,6 +51,7 @@ log = logging.getLogger("samplescout.watch")
 DEBOUNCE_S = 0.5          # quiet time after the last event before the paths are scanned
 POLL_EVERY_S = 60.0       # full rescans when inotify's limits ran out
 ROOTS_EVERY_S = 2.0       # the library's folders are re-read this often
+BATCH_WAIT_S = 5.0        # changes wait at most this long for the events to stop
 BUSY_RETRY_S = 1.0        # another writer holds the lock: try again after this
 LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 
@@ -120,6 +121,7 @@ class FolderWatcher:
         self._paths: set[str] = set()
         self._whole: set[str] = set()          # library folders to rescan whole
         self._last_event = 0.0
+        self._first_event = 0.0
         self._retry_at = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -175,6 +177,8 @@ class FolderWatcher:
 
     def _queue(self, paths: list[str], whole: bool) -> None:
         with self._lock:
+            if not self._paths and not self._whole:
+                self._first_event = time.monotonic()
             if whole:
                 self._whole.update(paths)
             else:
@@ -242,7 +246,10 @@ class FolderWatcher:
         with self._lock:
             if not self._paths and not self._whole:
                 return None
-            return max(self._last_event + self.debounce_s, self._retry_at)
+            # quiet for debounce_s, but never later than BATCH_WAIT_S after the first event
+            # (a folder that never stops changing still gets scanned)
+            quiet = min(self._last_event + self.debounce_s, self._first_event + BATCH_WAIT_S)
+            return max(quiet, self._retry_at)
 
     def _flush(self) -> None:
         from app.library import LibraryBusyError
@@ -250,8 +257,9 @@ class FolderWatcher:
             paths, self._paths = self._paths, set()
             whole, self._whole = self._whole, set()
         # events were lost somewhere in a folder: the library folder holding it, whole
+        # (only library folders: one the user removed meanwhile must not come back)
         roots = self._scanner.library.catalog.roots()
-        whole = {_holding(p, roots) or p for p in whole}
+        whole = {root for root in (_holding(p, roots) for p in whole) if root is not None}
         try:
             reports = []
             if whole:
