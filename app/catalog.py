@@ -27,6 +27,7 @@ from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 from app.catalog_browse import BrowseColumnsMixin
 from app.catalog_collections import CollectionsMixin
+from app.catalog_roots import RootsMixin
 
 SCHEMA_VERSION = 4
 
@@ -292,10 +293,11 @@ class FileAnalysis:
     tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
-class Catalog(CollectionsMixin, BrowseColumnsMixin):
+class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin):
     """One connection to the catalog file. See the module docstring on threads.
 
-    Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`."""
+    Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`;
+    library folders' identity and offline state in :class:`app.catalog_roots.RootsMixin`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -514,6 +516,7 @@ class Catalog(CollectionsMixin, BrowseColumnsMixin):
             "vectors_by_model": models,
             "total_duration_s": float(duration),
             "roots": self.roots(),
+            "offline_roots": self.offline_roots(),
         }
 
     # -- vectors -----------------------------------------------------------

@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "machine that mounts it calls it (one NAS at different paths is one library)")
     p.add_argument("--remove", action="store_true",
                    help="forget the given folders instead of scanning them")
+    p.add_argument("--relink", action="store_true",
+                   help="OLD NEW: the library folder OLD is now at NEW (moved, renamed, its drive "
+                        "mounted elsewhere); its files keep their analysis, tags and collections")
+
+    p = sub.add_parser("watch", parents=[common],
+                       help="keep the library up to date with its folders (Ctrl-C stops)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
     p = sub.add_parser("search", parents=[common], help="find the samples closest to audio files")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -219,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
                    "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag,
-                   "duplicates": cmd_duplicates, "detect": cmd_detect}.get(args.command)
+                   "duplicates": cmd_duplicates, "detect": cmd_detect,
+                   "watch": cmd_watch}.get(args.command)
         if handler is None:
             from app.cli_browse import HANDLERS
             handler = HANDLERS[args.command]
@@ -306,6 +315,8 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
                 raise CliError("--share names the folders given: samplescout index FOLDER --share NAME")
             for path in args.paths:
                 library.map_share(os.path.abspath(os.path.expanduser(path)), args.share)
+        if args.relink:
+            args.paths = [_relink(library, args.paths, out)]
         if args.remove:
             if not args.paths:
                 raise CliError("--remove needs the folders to forget")
@@ -361,6 +372,78 @@ def cmd_index(args, library_dir, out: Console, err: Console) -> int:
         for problem in library.problems:
             err.print(f"samplescout: warning: {display_path(problem)}", markup=False)
         return EXIT_OK
+
+
+def _relink(library, paths: list[str], out: Console) -> str:
+    """``index --relink OLD NEW``: move the library folder; returns NEW (scanned next, which
+    brings it up to date and back online)."""
+    if len(paths) != 2:
+        raise CliError("--relink takes the folder's old path and its new one: "
+                       "samplescout index --relink OLD NEW")
+    if library.shared:
+        raise CliError("a shared catalogue knows folders by share name: "
+                       "samplescout index FOLDER --share NAME")
+    from app.folder_identity import read_marker
+    old, new = (os.path.abspath(os.path.expanduser(p)) for p in paths)
+    row = library.catalog.root_row(old)
+    marker = read_marker(new) if os.path.isdir(new) else None
+    if row is not None and row.folder_id and marker and marker != row.folder_id:
+        raise CliError(f"{printable(new)} is another library folder (its marker file says so), "
+                       f"not {printable(old)}: nothing relinked")
+    moved = library.relink_folder(old, new)
+    out.print(f"Relinked {printable(old)} -> {printable(new)}: {moved} files keep their "
+              "analysis, tags and collections.", markup=False)
+    return new
+
+
+# -- watch -----------------------------------------------------------------
+
+WATCH_WORDS = {"indexed": "added", "skipped": "skipped", "duplicate": "added (a copy)",
+               "relinked": "moved here", "touched": "touched", "removed": "removed"}
+
+
+def cmd_watch(args, library_dir, out: Console, err: Console) -> int:
+    """Watch the library's folders in the foreground; every change is one line."""
+    import threading
+
+    from app.paths import library_dir as resolve
+    from app.watcher import FolderWatcher
+
+    from app.library import Library
+
+    directory = resolve(library_dir)
+    with Library(directory, catalog=getattr(args, "catalog", None)) as library:
+        roots = library.catalog.roots()
+    if not roots:
+        raise CliError("the library has no folders yet: samplescout index FOLDER")
+
+    def on_change(report) -> None:
+        for what, path in report.changes:
+            out.print(f"{WATCH_WORDS.get(what, what):<14} {printable(path)}", markup=False)
+        for old, new in report.folders_relinked:
+            out.print(f"relinked       {printable(old)} -> {printable(new)}", markup=False)
+        for problem in report.problems:
+            err.print(f"samplescout: {printable(problem)}", markup=False)
+
+    def on_notice(text: str) -> None:
+        err.print(f"samplescout: {printable(text)}", markup=False)
+
+    watcher = FolderWatcher(directory, on_change=on_change, on_notice=on_notice,
+                            workers=max(1, args.workers))
+    stop = threading.Event()
+    watcher.start()
+    try:
+        watcher.ready.wait(30)
+        how = ("watched" if watcher.mode == "watching"
+               else f"rescanned every {watcher.poll_s:g} s")
+        out.print(f"{len(roots)} library folders {how} (Ctrl-C stops).", markup=False)
+        stop.wait(args.seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    out.print("Stopped watching.", markup=False)
+    return EXIT_OK
 
 
 @contextlib.contextmanager
@@ -618,7 +701,10 @@ def cmd_library(args, library_dir, out: Console, err: Console) -> int:
         if "catalog" in stats:
             out.print(f"Shared catalogue: {printable(stats['catalog'])} (machines: "
                       f"{printable(', '.join(stats['machines'])) or 'none yet'})", markup=False)
-        out.print(f"Folders: {printable(', '.join(stats['roots'])) or '(none)'}", markup=False)
+        offline = set(stats.get("offline_roots", ()))
+        folders = [f"{root} (offline: files kept until it is back)" if root in offline else root
+                   for root in stats["roots"]]
+        out.print(f"Folders: {printable(', '.join(folders)) or '(none)'}", markup=False)
         out.print(f"Files: {stats['indexed']} indexed ({stats['one_shots']} one-shots, "
                   f"{stats['loops']} loops, {stats['total_duration_s'] / 60:.1f} min of audio), "
                   f"{stats['skipped']} skipped")

@@ -5,8 +5,8 @@ index from the catalog, saves it with the catalog's generation stamp, and
 answers searches by example.
 
 It is the one writer of both: ``store``, ``store_copy``, ``touch``, ``relink``,
-``remove`` and ``remove_folder`` change the catalog and the index together, so no
-caller can leave one behind the other (``record_duplicate_check`` and ``forget_duplicate_pairs``
+``remove``, ``relink_folder`` and ``remove_folder`` change the catalog and the index
+together, so no caller can leave one behind the other (``record_duplicate_check`` and ``forget_duplicate_pairs``
 write the catalog's duplicate pairs). Readers elsewhere (the live matcher) get a
 ``Searcher`` from ``searcher()``: the index and a read-only view of the catalog.
 
@@ -217,15 +217,22 @@ class Library:
     # -- one writer ----------------------------------------------------------
 
     @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
+    def writer_lock(self, wait_s: float = 0.0) -> Iterator[None]:
         """Hold the library's writer lock (an advisory ``flock`` on a file in the library
-        dir) for a scan or a removal; raises LibraryBusyError at once when another process
-        holds it. Re-entrant within this Library. On taking it, temporary files left by an
-        interrupted index save are removed. Thread: the Library's."""
+        dir) for a scan or a removal; raises LibraryBusyError when another holder (another
+        process, or another ``Library`` of this one, such as the folder watcher's) keeps it
+        for longer than ``wait_s`` (0: at once). Re-entrant within this Library. On taking
+        it, temporary files left by an interrupted index save are removed. Thread: the
+        Library's."""
         if self._lock_fd is not None:
             yield
             return
-        if not self._try_writer_lock():
+        deadline = time.monotonic() + wait_s
+        while not self._try_writer_lock():
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if self._lock_fd is None:
             raise LibraryBusyError(
                 f"another Sample Scout process{self._lock_holder()} is updating the library in "
                 f"{self.directory}; wait for it to finish (or stop it), then run this again")
@@ -533,6 +540,35 @@ class Library:
     def forget_duplicate_pairs(self, file_ids: Iterable[int]) -> None:
         """Files about to be checked again lose the pairs they had."""
         self.catalog.forget_duplicate_pairs(file_ids)
+
+    def relink_folder(self, old: str | os.PathLike, new: str | os.PathLike) -> int:
+        """The library folder ``old`` is now at ``new`` (moved, renamed, its drive mounted
+        elsewhere): every file row under it moves with it, keeping its id, vectors, tags,
+        favourites and collections; nothing is analysed again and the index stays as it is.
+        Rows a scan had already made under ``new`` give way to the relinked ones. Returns
+        the files relinked. Local catalogue only (a shared one names folders by share).
+        Thread: the Library's."""
+        self.check_writable()
+        if self.shared:
+            raise LibraryError("a shared catalogue knows folders by share name: "
+                               "`samplescout index FOLDER --share NAME` on this machine")
+        old = os.path.abspath(os.path.expanduser(os.fspath(old)))
+        new = os.path.abspath(os.path.expanduser(os.fspath(new)))
+        if self.catalog.root_row(old) is None:
+            known = ", ".join(self.catalog.roots()) or "none"
+            raise LibraryError(f"{old} is not a library folder (the library's folders: {known})")
+        if not os.path.isdir(new):
+            raise LibraryError(f"folder not found: {new}")
+        if old == new or new.startswith(old.rstrip("/") + "/") or old.startswith(new.rstrip("/") + "/"):
+            raise LibraryError(f"{new} and {old} overlap: give the folder's new place")
+        with self.writer_lock():
+            with self.catalog.transaction():
+                taken = [row.id for row in self.catalog.files_under(new).values()]
+                self.remove(taken)
+                moved = self.catalog.relink_root(old, new)
+            if taken:
+                self.save_index()
+        return moved
 
     def remove_folder(self, root: str | os.PathLike) -> int:
         """Forget a library folder and every file under it, and save the index. Returns

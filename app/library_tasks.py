@@ -24,6 +24,9 @@ from app.query import SearchFilter
 from app.suggestions import SuggestionUpdate, ranked
 
 SILENCE_DB = -120.0
+# A scan from the window waits this long for the folder watcher (or another writer) to
+# finish what it is storing, instead of failing at once.
+WRITER_WAIT_S = 30.0
 
 
 class LibraryTasks:
@@ -47,9 +50,14 @@ class LibraryTasks:
         from app.scanner import Scanner
         self._scanner = Scanner(self._lib(), workers=self.workers, progress=progress)
         try:
-            return self._scanner.scan(roots)
+            return self._scanner.scan(roots, wait_s=WRITER_WAIT_S)
         finally:
             self._scanner = None
+
+    def relink_folder(self, old: str, new: str) -> int:
+        """The library folder ``old`` is now at ``new`` ("Locate folder…"): its files keep
+        their analysis; returns how many. Scan ``new`` afterwards to bring it up to date."""
+        return self._lib().relink_folder(old, new)
 
     def cancel(self) -> None:
         """Stop the running scan after the files in flight. Any thread."""

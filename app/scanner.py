@@ -7,7 +7,14 @@ analysis; files gone from a folder leave the catalog and the index. Decoding
 and embedding run in worker processes on all cores; results are committed to
 the catalog in small transactions as they arrive, so an interrupted scan (Ctrl-C,
 ``cancel()``, even ``kill -9``) keeps everything finished so far and the next
-scan resumes from there. Nothing is ever written into the scanned folders.
+scan resumes from there. Nothing is written into the scanned folders but one hidden
+marker file per library folder (``app.folder_identity``), when the folder can be written.
+
+Each library folder is settled first (``app.library_folders``): one that is gone or
+holds another folder (an unplugged drive, an empty mount point) is marked offline and its
+files are kept, never removed as gone; one found at a new path is relinked. ``scan_paths``
+brings just the given files and folders up to date (the folder watcher's entry point),
+with the same analysis, relinking and removal as a full scan.
 
 On a shared catalogue, files are claimed before they are analysed: a file another
 machine is analysing is left to it (``ScanReport.claimed_elsewhere``). When the server
@@ -85,6 +92,18 @@ class ScanReport:
     interrupted: bool = False
     claimed_elsewhere: int = 0  # left to another machine of a shared catalogue
     sounds_analysed: int = 0    # catalogued files whose tags / tempo / key were (re)computed
+    offline: list[str] = field(default_factory=list)       # library folders found offline
+    back_online: list[str] = field(default_factory=list)   # ...and those back from offline
+    folders_relinked: list[tuple[str, str]] = field(default_factory=list)   # (old, new)
+    # (what, path) of each file stored, relinked or removed, when the scanner notes them:
+    # what is 'indexed', 'skipped', 'duplicate', 'relinked', 'touched' or 'removed'
+    changes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Files whose catalog rows this scan changed (new, moved, removed...)."""
+        return (self.indexed + self.relinked + self.duplicates + self.touched + self.removed
+                + sum(self.skipped.values()) + len(self.folders_relinked))
 
     @property
     def files_per_s(self) -> float:
@@ -224,10 +243,18 @@ class Scanner:
     """Scans folders into a ``Library`` (see the module docstring)."""
 
     def __init__(self, library: Library, *, workers: int | None = None,
-                 progress: Callable[[ScanProgress], None] | None = None):
+                 progress: Callable[[ScanProgress], None] | None = None,
+                 note_changes: bool = False, keep_workers: bool = False):
+        """``note_changes``: list every file stored, relinked or removed in
+        ``ScanReport.changes`` (the folder watcher prints them). ``keep_workers``: keep the
+        worker processes between scans (the folder watcher's many small scans), until
+        ``close``."""
         self.library = library
+        self.keep_workers = keep_workers
+        self._pool: _WorkerPool | None = None
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.progress = progress
+        self.note_changes = note_changes
         self._cancel = threading.Event()
         self._in_flight: dict = {}
         self._batch: list = []
@@ -241,16 +268,49 @@ class Scanner:
         saves. Any thread (a snapshot)."""
         return len(self._in_flight) + len(self._batch)
 
-    def scan(self, roots: list[str | os.PathLike]) -> ScanReport:
+    def scan(self, roots: list[str | os.PathLike], *, wait_s: float = 0.0) -> ScanReport:
         """Scan ``roots`` (and remember them as library folders).
 
         Raises KeyboardInterrupt after committing what was finished when
         interrupted with Ctrl-C; ``report.interrupted`` is set on ``cancel()``.
-        Raises LibraryBusyError when another process is updating the library.
+        Raises LibraryBusyError when another process (or the folder watcher) is updating
+        the library for longer than ``wait_s``.
         """
         self.library.check_writable()
-        with self.library.writer_lock():
+        with self.library.writer_lock(wait_s):
             return self._scan(roots)
+
+    def scan_paths(self, paths: Iterable[str | os.PathLike], *,
+                   wait_s: float = 0.0) -> ScanReport:
+        """Bring just these files and folders of the library up to date: new or changed
+        files are analysed, moved ones relinked (by content, no re-analysis), those gone
+        removed; paths outside every library folder, hidden names and offline folders are
+        left alone. A path that names a library folder that is gone marks it offline.
+        Errors as ``scan``."""
+        self.library.check_writable()
+        with self.library.writer_lock(wait_s):
+            return self._scan_paths(paths)
+
+    def _folder_ready(self, root_path: str, report: ScanReport) -> str | None:
+        """The path to scan a library folder at (None: not now), after settling it."""
+        if self.library.shared:
+            if not os.path.isdir(root_path):
+                known = len(self.library.catalog.files_under(root_path))
+                hint = f"; its {known} catalogued files are kept" if known else ""
+                report.problems.append(
+                    f"library folder not found: {root_path} (moved or unmounted?){hint}")
+                return None
+            return root_path
+        from app.library_folders import settle_folder
+        state = settle_folder(self.library, root_path)
+        report.problems.extend(state.notes)
+        if state.offline:
+            report.offline.append(root_path)
+        if state.back_online:
+            report.back_online.append(state.path)
+        if state.relinked_from is not None:
+            report.folders_relinked.append((state.relinked_from, state.path))
+        return state.path if state.scan else None
 
     def _scan(self, roots: list[str | os.PathLike]) -> ScanReport:
         report = ScanReport()
@@ -260,12 +320,9 @@ class Scanner:
         tasks: list[_Candidate] = []
         orphans: dict[str, FileRow] = {}
         for root in roots:
-            root_path = os.path.abspath(os.path.expanduser(os.fspath(root)))
-            if not os.path.isdir(root_path):
-                known = len(catalog.files_under(root_path))
-                hint = f"; its {known} catalogued files are kept" if known else ""
-                report.problems.append(
-                    f"library folder not found: {root_path} (moved or unmounted?){hint}")
+            root_path = self._folder_ready(
+                os.path.abspath(os.path.expanduser(os.fspath(root))), report)
+            if root_path is None:
                 continue
             catalog.add_root(root_path)
             report.roots.append(root_path)
@@ -292,7 +349,66 @@ class Scanner:
                     f"{len(rows)} catalogued files are kept")
                 continue
             orphans.update((p, r) for p, r in rows.items() if p not in seen)
+        return self._finish(tasks, orphans, report, started)
 
+    def _scan_paths(self, paths: Iterable[str | os.PathLike]) -> ScanReport:
+        report = ScanReport()
+        started = time.monotonic()
+        catalog = self.library.catalog
+        model_id = self.library.encoder.model_id
+        offline = set(catalog.offline_roots()) if not self.library.shared else set()
+        roots = [r for r in catalog.roots() if r not in offline]
+        tasks: dict[str, _Candidate] = {}
+        orphans: dict[str, FileRow] = {}
+        touched_roots: set[str] = set()
+        for path in dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths):
+            root = _root_of(path, roots)
+            if root is None or _hidden_below(path, root):
+                continue
+            if path == root or not os.path.isdir(root):
+                # the library folder itself changed (or vanished): settle and rescan it whole
+                root_path = self._folder_ready(root, report)
+                if root_path is None:
+                    continue
+                path = root = root_path
+            touched_roots.add(root)
+            rows = (catalog.files_under(path) if os.path.isdir(path) or not os.path.exists(path)
+                    else {})
+            row = catalog.file_by_path(path)
+            if row is not None:
+                rows[path] = row
+            seen: set[str] = set()
+            if os.path.isdir(path):
+                unreadable: list[str] = []
+                for candidate in walk_audio_files(path, report.problems, unreadable, roots):
+                    seen.add(candidate.path)
+                    found = rows.get(candidate.path)
+                    if found is None or not _unchanged(found, candidate, model_id):
+                        tasks[candidate.path] = candidate
+                    else:
+                        report.unchanged += 1
+                seen.update(p for p in rows if _under_any(p, unreadable))
+            elif os.path.isfile(path) and _audio_name(os.path.basename(path)):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    st = None
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    seen.add(path)
+                    candidate = _Candidate(path, st.st_size, st.st_mtime_ns)
+                    if row is None or not _unchanged(row, candidate, model_id):
+                        tasks[path] = candidate
+                    else:
+                        report.unchanged += 1
+            report.seen += len(seen)
+            orphans.update((p, r) for p, r in rows.items() if p not in seen)
+        report.roots = sorted(touched_roots)
+        return self._finish(list(tasks.values()), orphans, report, started)
+
+    def _finish(self, tasks: list[_Candidate], orphans: dict[str, FileRow], report: ScanReport,
+                started: float) -> ScanReport:
+        """Analyse ``tasks``, back-fill the sound analyses of ``report.roots``, and remove
+        the ``orphans`` no task turned out to be a move of."""
         held = self.library.claim(t.path for t in tasks)
         if held:
             report.claimed_elsewhere = len(held)
@@ -317,6 +433,8 @@ class Scanner:
             else:
                 # Orphans not relinked by a moved copy are really gone.
                 report.removed = self.library.remove(row.id for row in orphans.values())
+                if self.note_changes:
+                    report.changes.extend(("removed", path) for path in orphans)
             self.library.release_claims()
             self.library.save_index()
             report.elapsed_s = time.monotonic() - started
@@ -326,12 +444,17 @@ class Scanner:
 
     def _run(self, tasks: list[_Candidate], orphans: dict[str, FileRow], report: ScanReport,
              started: float) -> None:
+        if self.keep_workers:
+            tasks = self._known_first(tasks, orphans, report)
         if not tasks:
             return
         catalog = self.library.catalog
-        known = frozenset(catalog.known_hashes())
-        model_path = os.fspath(self.library.model_path) if self.library.model_path else None
-        pool = _WorkerPool(min(scan_workers(self.workers), len(tasks)), model_path, known)
+        if self.keep_workers:
+            pool = self._kept_pool()
+        else:
+            known = frozenset(catalog.known_hashes())
+            model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+            pool = _WorkerPool(min(scan_workers(self.workers), len(tasks)), model_path, known)
         total = len(tasks)
         done = 0
         max_in_flight = self.workers * 4
@@ -398,8 +521,50 @@ class Scanner:
                             self._record(task, result, orphans, report)
             finally:  # even when that commit fails too (a full disk): no worker left behind
                 pool.shutdown(cancel=True)
+                if pool is self._pool:
+                    self._pool = None
             raise
-        pool.shutdown()
+        if pool is not self._pool:
+            pool.shutdown()
+
+    def warm_up(self) -> None:
+        """With ``keep_workers``: start the worker processes now, so that the first file
+        to analyse does not wait for them. Thread: the scanner's."""
+        if self.keep_workers:
+            self._kept_pool().warm()
+
+    def close(self) -> None:
+        """Stop the kept worker processes (``keep_workers``). Thread: the scanner's."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(cancel=True)
+
+    def _kept_pool(self) -> "_WorkerPool":
+        if self._pool is None:
+            model_path = os.fspath(self.library.model_path) if self.library.model_path else None
+            # No known contents in the workers: _known_first checks them against the
+            # catalog as it is at each scan, which a long-lived worker could not.
+            self._pool = _WorkerPool(scan_workers(self.workers), model_path, frozenset())
+        return self._pool
+
+    def _known_first(self, tasks: list[_Candidate], orphans: dict[str, FileRow],
+                     report: ScanReport) -> list[_Candidate]:
+        """Files whose bytes are already catalogued (a move, a copy, a touch) are recorded
+        here without a worker; returns the files left to analyse."""
+        from app.analysis import content_hash
+        known = self.library.catalog.known_hashes()
+        left = []
+        with self.library.catalog.transaction():
+            for task in tasks:
+                try:
+                    digest = content_hash(task.path)
+                except OSError:
+                    left.append(task)        # the worker reports it as unreadable
+                    continue
+                result = KnownContent(task.path, task.size, task.mtime_ns, digest)
+                if digest not in known or self._record_known(task, result, orphans, report):
+                    left.append(task)
+        return left
 
     def _commit(self, batch: list, orphans: dict[str, FileRow], report: ScanReport,
                 pending: list) -> int:
@@ -479,7 +644,12 @@ class Scanner:
             report.indexed += 1
         else:
             self._note_skip(report, result.path, result.error_code, result.error)
+        self._note(report, "indexed" if result.status == "indexed" else "skipped", result.path)
         return False
+
+    def _note(self, report: ScanReport, what: str, path: str) -> None:
+        if self.note_changes:
+            report.changes.append((what, path))
 
     def _record_known(self, task: _Candidate, result: KnownContent, orphans: dict[str, FileRow],
                       report: ScanReport) -> bool:
@@ -489,18 +659,21 @@ class Scanner:
         if same_path is not None and _reusable(same_path, model_id):
             self.library.touch(same_path.id, task.size, task.mtime_ns)
             report.touched += 1
+            self._note(report, "touched", task.path)
             return False
         moved = next((r for r in matches if r.path in orphans and _reusable(r, model_id)), None)
         if moved is not None:
             del orphans[moved.path]
             self.library.relink(moved.id, task.path, task.size, task.mtime_ns)
             report.relinked += 1
+            self._note(report, "relinked", task.path)
             return False
         source = next((r for r in matches if _reusable(r, model_id)), None)
         if source is None:
             return True
         self.library.store_copy(source, task.path, task.size, task.mtime_ns)
         report.duplicates += 1
+        self._note(report, "duplicate", task.path)
         if source.status != "indexed":
             self._note_skip(report, task.path, source.error_code, source.error)
         return False
@@ -551,6 +724,12 @@ class _WorkerPool:
     def submit_sound(self, file_id: int, path: str, vectors) -> Future:
         return self._executor.submit(analyse_sound_in_worker, file_id, path, vectors)
 
+    def warm(self) -> None:
+        """Start the worker processes (and load their encoders) now."""
+        with _sigint_blocked():
+            futures = [self._executor.submit(os.getpid) for _ in range(self._args[0])]
+        wait(futures)
+
     def restart(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = self._start()
@@ -597,6 +776,18 @@ def _crash_analysis(task: _Candidate, exc: BaseException | None = None) -> FileA
         message = f"analysis failed: {type(exc).__name__}: {exc}"
     return FileAnalysis(path=task.path, size=task.size, mtime_ns=task.mtime_ns, content_hash=None,
                         status="skipped", error_code="analysis_failed", error=message)
+
+
+def _root_of(path: str, roots: list[str]) -> str | None:
+    """The deepest library folder holding ``path`` (or being it)."""
+    holding = [r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")]
+    return max(holding, key=len) if holding else None
+
+
+def _hidden_below(path: str, root: str) -> bool:
+    """A dot name between ``root`` and ``path`` (the scan ignores those, the marker too)."""
+    inside = os.path.relpath(path, root)
+    return inside != "." and any(part.startswith(".") for part in inside.split(os.sep))
 
 
 def _under_any(path: str, folders: list[str]) -> bool:

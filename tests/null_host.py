@@ -58,6 +58,7 @@ class NullHost(Host):
         self.calls.append((name, args))
 
     def close(self) -> None:
+        self.stop_watching()
         self._library.close()
 
     def status(self) -> HostStatus:
@@ -136,6 +137,7 @@ class NullHost(Host):
     def reload_library(self) -> None:
         self._record("reload_library")
         self._library.reload(then=self.library_changed.emit)
+        self.folders_changed()
 
     def browse_tasks(self):
         from app.browse_tasks import BrowseTasks

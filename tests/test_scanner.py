@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from app.folder_identity import MARKER_NAME
 from app.library import Library, LibraryError
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import Scanner, walk_audio_files
@@ -49,11 +50,14 @@ def write_hits(folder: Path, count: int, seconds: float = 0.6, seed: int = 0,
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every entry under ``folder`` with its size and mtime (links not followed)."""
+    """Every entry under ``folder`` with its size and mtime (links not followed), but the
+    library folder's marker file (the one file a scan writes, see app.folder_identity)."""
     state = {}
     for dirpath, dirnames, filenames in os.walk(folder):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
+            if name == MARKER_NAME and dirpath == os.fspath(folder):
+                continue
             st = os.lstat(path)
             state[path] = (st.st_size, st.st_mtime_ns)
     return state

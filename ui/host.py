@@ -83,6 +83,7 @@ class Host(QObject):
     midi_received = pyqtSignal(object)      # list[int], every incoming MIDI message
     midi_map_changed = pyqtSignal()
     library_changed = pyqtSignal()          # the index was reloaded after a scan or removal
+    folders_watched = pyqtSignal(object)    # app.scanner.ScanReport: the folder watcher stored it
     tags_changed = pyqtSignal(str, object)  # path, tuple of the tags that now stand for it
 
     library_dir: Path
@@ -147,6 +148,36 @@ class Host(QObject):
         """An ``app.browse_tasks.BrowseTasks`` for the library browser: its snapshot of the
         catalog, favourites and collections, answered on the library thread."""
         raise NotImplementedError
+
+    # watched folders (app.watcher): one watcher per host, started by ``watch_folders``
+    watcher = None     # the app.watcher.FolderWatcher, once started
+
+    def watch_folders(self) -> None:
+        """Keep the library up to date with its folders while the window runs: what the
+        watcher stores reloads the library (``library_changed`` follows); its notices (the
+        system's watch limit reached...) go to ``info``."""
+        if self.watcher is not None:
+            return
+        from app.watcher import FolderWatcher
+        self.folders_watched.connect(self._folders_watched)
+        self.watcher = FolderWatcher(self.library_dir, on_change=self.folders_watched.emit,
+                                      on_notice=self.info.emit)
+        self.watcher.start()
+
+    def folders_changed(self) -> None:
+        """The library's folders were added, removed or relinked: the watcher re-reads them."""
+        if self.watcher is not None:
+            self.watcher.rescan_roots()
+
+    def stop_watching(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _folders_watched(self, report) -> None:
+        self.reload_library()
+        self.info.emit(watch_summary(report))
+
     def chains_changed(self) -> None:
         """An effect chain was edited in the window."""
     def set_monitoring(self, on: bool) -> None:
@@ -169,6 +200,18 @@ class Host(QObject):
     def profiles(self) -> list[str]: return profile_names()
 
 
+def watch_summary(report) -> str:
+    """One status-bar line for what the folder watcher stored (an app.scanner.ScanReport)."""
+    parts = [f"{n} {what}" for n, what in (
+        (report.indexed + report.duplicates, "added"), (report.relinked, "moved"),
+        (report.removed, "removed"), (sum(report.skipped.values()), "skipped"))
+        if n]
+    parts += [f"{Path(old).name} relinked" for old, _ in report.folders_relinked]
+    parts += [f"{Path(p).name} offline" for p in report.offline]
+    parts += [f"{Path(p).name} back online" for p in report.back_online]
+    return "Library folders: " + (", ".join(parts) or "up to date")
+
+
 def describe_binding(kind: str, number: int) -> str:
     return f"{'Note' if kind == 'note' else 'CC'} {number}"
 
@@ -183,4 +226,4 @@ def message_binding(message) -> tuple[str, int] | None:
 
 __all__ = ["ACTIONS", "AudioSettings", "Host", "HostStatus", "LevelReading", "MODES",
            "Suggestion", "SuggestionUpdate", "category_of", "describe_binding", "message_binding",
-           "profile_names"]
+           "profile_names", "watch_summary"]

@@ -71,6 +71,19 @@ class LibraryJobs(QObject):
         """Any thread: stop the running scan after the files in flight."""
         self.tasks.cancel()
 
+    @pyqtSlot(str, str)
+    def relink(self, old: str, new: str) -> None:
+        """"Locate folder…": the offline folder ``old`` is at ``new``; relinked (nothing
+        analysed again), then scanned there to bring it up to date."""
+        try:
+            self.tasks.relink_folder(old, new)
+        except Exception as exc:  # noqa: BLE001
+            self.failed.emit(f"could not relink {old}: {exc}")
+            self.scan_finished.emit(None)
+            self.refresh()
+            return
+        self.scan([new])
+
     @pyqtSlot(str)
     def remove_root(self, root: str) -> None:
         try:
@@ -98,6 +111,7 @@ class LibraryPanel(QWidget):
 
     request_scan = pyqtSignal(list)
     request_remove = pyqtSignal(str)
+    request_relink = pyqtSignal(str, str)
     request_refresh = pyqtSignal()
     request_close = pyqtSignal()
     scan_done = pyqtSignal()
@@ -118,6 +132,10 @@ class LibraryPanel(QWidget):
         self.folders.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.add_button = QPushButton("Add folders…")
         self.remove_button = QPushButton("Remove")
+        self.locate_button = QPushButton("Locate folder…")   # an offline folder's new place
+        self.locate_button.setToolTip("The selected folder is offline: show where it is now "
+                                      "(its samples keep their analysis, tags and collections)")
+        self.locate_button.setEnabled(False)
         self.scan_button = QPushButton("Rescan all")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -146,7 +164,7 @@ class LibraryPanel(QWidget):
         title = QLabel("SAMPLE FOLDERS")
         title.setObjectName("sectionTitle")
         row = QHBoxLayout()
-        for b in (self.add_button, self.remove_button):
+        for b in (self.add_button, self.remove_button, self.locate_button):
             row.addWidget(b)
         row.addStretch(1)
         row.addWidget(self.scan_button)
@@ -170,6 +188,7 @@ class LibraryPanel(QWidget):
         self.jobs.moveToThread(self.thread)
         self.request_scan.connect(self.jobs.scan)
         self.request_remove.connect(self.jobs.remove_root)
+        self.request_relink.connect(self.jobs.relink)
         self.request_refresh.connect(self.jobs.refresh)
         self.request_close.connect(self.jobs.close)
         self.jobs.progress.connect(self._progress)
@@ -179,6 +198,9 @@ class LibraryPanel(QWidget):
         self.thread.start()
 
         self.add_button.clicked.connect(self.choose_folder)
+        self.locate_button.clicked.connect(self.choose_new_place)
+        self.folders.currentItemChanged.connect(lambda *_: self._update_locate())
+        host.library_changed.connect(self.request_refresh)   # also after the folder watcher
         self.remove_button.clicked.connect(self._remove_selected)
         self.scan_button.clicked.connect(lambda: self.scan(self.roots()))
         self.cancel_button.clicked.connect(self.cancel)
@@ -219,6 +241,32 @@ class LibraryPanel(QWidget):
                 self.folders.addItem(folder)
         self.scan(folders)
 
+    def offline(self) -> list[str]:
+        """The library folders shown as offline (files kept until they are back)."""
+        return list(self.stats.get("offline_roots", []))
+
+    def choose_new_place(self) -> None:
+        """Ask where the selected offline folder is now (a dialog) and relink it there."""
+        item = self.folders.currentItem()
+        if item is None or item.text() not in self.offline():
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Where is {item.text()} now?")
+        if folder:
+            self.relink_folder(item.text(), folder)
+
+    def relink_folder(self, old: str, new: str) -> None:
+        """The offline folder ``old`` is at ``new``: relink it (no re-analysis), then scan."""
+        if self.scanning:
+            self.host.error.emit("wait for the running scan to finish, then locate the folder")
+            return
+        self._set_busy(True, "relinking…")
+        self.request_relink.emit(old, os.path.abspath(os.path.expanduser(new)))
+
+    def _update_locate(self) -> None:
+        item = self.folders.currentItem()
+        self.locate_button.setEnabled(not self.scanning and item is not None
+                                      and item.text() in self.offline())
+
     def _remove_selected(self) -> None:
         item = self.folders.currentItem()
         if item is not None and not self.scanning:
@@ -248,6 +296,7 @@ class LibraryPanel(QWidget):
         self.scanning = busy
         self.scan_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy)
+        self._update_locate()
         self.cancel_button.setEnabled(busy)
         if text:
             self.progress.setFormat(text)
@@ -295,6 +344,15 @@ class LibraryPanel(QWidget):
         for i in reversed(range(self.folders.count())):
             if self.folders.item(i).text() not in roots and not self.scanning:
                 self.folders.takeItem(i)
+        offline = set(stats.get("offline_roots", []))
+        for i in range(self.folders.count()):
+            item = self.folders.item(i)
+            gone = item.text() in offline
+            item.setForeground(self.palette().placeholderText() if gone
+                               else self.palette().text())
+            item.setToolTip("offline (unplugged or moved?): its samples, tags and collections "
+                            "are kept; Locate folder… if it moved" if gone else "")
+        self._update_locate()
         minutes = stats.get("total_duration_s", 0.0) / 60
         self.totals.setText(
             f"<b>{stats.get('indexed', 0)}</b> samples indexed · {stats.get('one_shots', 0)} one-shots · "

@@ -651,6 +651,7 @@ def run(library_dir: str | None = None) -> int:
     if note:
         window.show_error(note)
     host.start()
+    host.watch_folders()     # new, moved and deleted samples are picked up while it runs
     window.show()
 
     # Ctrl-C / SIGTERM close the window cleanly (the timer lets Python see the signal).

@@ -93,6 +93,7 @@ class SessionHost(Host):
             self._control.put(("open",))
 
     def close(self) -> None:
+        self.stop_watching()
         self._control.put(("quit",))
         self._preview.put(("quit",))
         for t in self._threads:
@@ -325,6 +326,7 @@ class SessionHost(Host):
     def reload_library(self) -> None:
         self._library.reload(then=self.library_changed.emit)
         self._control.put(("reload",))
+        self.folders_changed()
 
     def browse_tasks(self):
         from app.browse_tasks import BrowseTasks
