@@ -407,6 +407,28 @@ class AudioEngine:
             ev.wait(timeout)
         return index
 
+    def reserve_sample(self, frames: int, timeout: float = 5.0) -> tuple[int, np.ndarray]:
+        """A silent sample of ``frames`` frames the audio side reads in place, and a writable
+        view of it: frames written into the view after ``play`` are heard when the playhead
+        gets there (a progressive render streams into it this way; what is not written yet
+        plays as silence). Shared memory in both isolation modes. App thread."""
+        shape = (max(1, int(frames)), self.config.output_channels)
+        seg = shared_memory.SharedMemory(create=True, size=shape[0] * shape[1] * 4)
+        view = np.ndarray(shape, np.float32, buffer=seg.buf)
+        view[:] = 0.0
+        with self._lock:
+            index = len(self._samples)
+            if index >= MAX_SAMPLES:
+                seg.close()
+                seg.unlink()
+                raise EngineError(f"too many samples loaded ({MAX_SAMPLES})")
+            self._samples.append((view, seg))
+            ev = self._acks[index] = threading.Event()
+        self._send(AttachSample(index, seg.name, shape))
+        if self._conn is not None:
+            ev.wait(timeout)
+        return index, view
+
     @staticmethod
     def _sample_message(index: int, audio: np.ndarray, seg) -> AttachSample | PutSample:
         if seg is None:

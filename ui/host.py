@@ -84,6 +84,7 @@ class Host(QObject):
     midi_map_changed = pyqtSignal()
     library_changed = pyqtSignal()          # the index was reloaded after a scan or removal
     tags_changed = pyqtSignal(str, object)  # path, tuple of the tags that now stand for it
+    tempo_key_found = pyqtSignal(str, object)  # path, app.matched_preview.SourceInfo
 
     library_dir: Path
     input_chain: Chain
@@ -148,6 +149,37 @@ class Host(QObject):
     def set_monitoring(self, on: bool) -> None:
         """Hear the input through the input chain."""
         raise NotImplementedError
+
+    # tempo- and key-matched preview (app.matched_preview)
+    match_target = None                     # app.matched_preview.Target, or None: play as is
+
+    def set_match(self, target) -> None:
+        """Auditions from now on are matched to ``target`` (None: the files as they are)."""
+        self.match_target = target
+
+    def render_matched(self, path: str) -> str | None:
+        """The matched render of ``path`` for a drag (written to the cache, named after the
+        source with the new tempo/key), or None with Match off or nothing to change. Renders
+        on the caller's thread when not in the cache."""
+        if self.match_target is None:
+            return None
+        from app.matched_preview import render_file
+        rendered, _plan = render_file(path, self.match_target, library_dir=self.library_dir)
+        return None if rendered is None else str(rendered)
+
+    def request_tempo_key(self, path: str) -> None:
+        """Look up a file's tempo and key (the library's analysis, or the detectors for a
+        file outside it) on a thread; ``tempo_key_found`` or ``error`` follows."""
+        import threading
+
+        def run() -> None:
+            from app.matched_preview import source_info
+            try:
+                self.tempo_key_found.emit(path, source_info(path, self.library_dir))
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                self.error.emit(f"cannot read the tempo and key of {Path(path).name}: {exc}")
+
+        threading.Thread(target=run, name="tempo-key", daemon=True).start()
 
     # MIDI
     def midi_map(self) -> MidiMap: raise NotImplementedError

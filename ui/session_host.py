@@ -27,6 +27,7 @@ Nothing here grows with the number of updates.
 from __future__ import annotations
 
 import queue
+from pathlib import Path
 import threading
 import time
 from typing import Callable
@@ -304,7 +305,7 @@ class SessionHost(Host):
         token = self._next_token
         self._next_token += 1
         self._voices = {token: (None, time.monotonic())}   # the playhead follows the newest
-        self._preview.put(("audition", token, suggestion.path))
+        self._preview.put(("audition", token, suggestion.path, self.match_target))
         return token
 
     def stop_all(self) -> None:
@@ -340,13 +341,20 @@ class SessionHost(Host):
             if session is None:
                 continue
             try:
-                _, token, path = job
-                voice = session.audition(path)
+                _, token, path, target = job
+                voice = session.audition(path) if target is None else self._matched(session, path, target)
                 if token in self._voices:
                     self._voices[token] = (voice, time.monotonic())
             except Exception as exc:  # noqa: BLE001
                 self._voices.clear()
                 self.error.emit(str(exc))
+
+    def _matched(self, session, path: str, target) -> int:
+        """Preview thread: play ``path`` matched; say in the status bar what was kept."""
+        started = session.audition_matched(path, target)
+        if started.plan.reason:
+            self.info.emit(f"{Path(path).name}: {started.plan.reason}")
+        return started.voice
 
     # -- MIDI and settings ------------------------------------------------------------------------------
 
