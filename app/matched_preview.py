@@ -379,7 +379,7 @@ class MatchedCache:
     def get(self, path: Path) -> Path | None:
         """``path`` when it was rendered before (and marks it used), else None."""
         try:
-            os.utime(path)
+            _touch(path)
         except OSError:
             return None
         return path
@@ -391,6 +391,7 @@ class MatchedCache:
         tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp.wav")
         sf.write(tmp, audio, sample_rate, subtype="FLOAT")
         os.replace(tmp, path)
+        _touch(path)
         self.evict(keep=path)
         return path
 
@@ -423,6 +424,13 @@ class MatchedCache:
                 except OSError:
                     continue
             return removed
+
+
+def _touch(path: Path) -> None:
+    """Mark a render used now (the fine clock: the file system's own ticks are coarse)."""
+    import time
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
 
 
 def render_file(path: str | os.PathLike, target: Target, *, library_dir=None,

@@ -39,6 +39,7 @@ class TempoKeyBar(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.tapper = TapTempo()
+        self.clock = time.monotonic         # seconds of each tap (replaceable in tests)
         self.bpm = QDoubleSpinBox()
         self.bpm.setRange(MIN_BPM, MAX_BPM)
         self.bpm.setDecimals(1)
@@ -101,8 +102,8 @@ class TempoKeyBar(QWidget):
         self._emit()
 
     def tap(self, at: float | None = None) -> float | None:
-        """One tap (now, or at ``at`` seconds on the monotonic clock); the tempo once known."""
-        bpm = self.tapper.tap(time.monotonic() if at is None else at)
+        """One tap (now, or at ``at`` seconds of ``clock``); the tempo once known."""
+        bpm = self.tapper.tap(self.clock() if at is None else at)
         if bpm is None:
             self.note.setText("tap on…")
             return None
