@@ -14,7 +14,8 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel,
                              QPushButton, QWidget)
 
-from app.matched_preview import KEY_NAMES, MAX_BPM, MIN_BPM, SourceInfo, Target
+from app.matched_preview import (KEY_NAMES, MAX_BPM, MIN_BPM, MatchError, SourceInfo, Target,
+                                 key_label, parse_key)
 from app.tap_tempo import TapTempo
 
 from .dragdrop import audio_paths_from_mime
@@ -27,6 +28,14 @@ DROP_HINT = "drop a loop here to take its tempo and key"
 def key_choices() -> list[str]:
     """"—" (no key), then C, Cm, C#, C#m ... B, Bm."""
     return [NO_KEY] + [name + mode for name in KEY_NAMES for mode in ("", "m")]
+
+
+def normal_key(text: str) -> str:
+    """The combo's spelling of a key ("Bb minor" -> "A#m"); NO_KEY when empty or unreadable."""
+    try:
+        return key_label(*parse_key(text)) if text else NO_KEY
+    except MatchError:
+        return NO_KEY
 
 
 class TempoKeyBar(QWidget):
@@ -92,8 +101,7 @@ class TempoKeyBar(QWidget):
             if bpm is not None:
                 self.bpm.setValue(float(bpm))
             if key is not None:
-                i = self.key.findText(key or NO_KEY)
-                self.key.setCurrentIndex(max(0, i))
+                self.key.setCurrentIndex(max(0, self.key.findText(normal_key(key))))
             if match is not None:
                 self.match.setChecked(bool(match))
         finally:
