@@ -8,7 +8,7 @@ fastest way there is:
 * ``streamed``: render the first block (~0.25 s of sound) into a sample the engine reads in
   place (``AudioEngine.reserve_sample``), play it, and render the rest on the render thread
   into the same sample ahead of the playhead; the whole render then goes to the disk cache
-  and stays loaded;
+  (as a preview-quality render, see PREVIEW_HIGH_QUALITY) and stays loaded;
 * ``original``: nothing to change (or nothing known): the file itself plays, and the plan
   says why.
 
@@ -33,6 +33,10 @@ from app.matched_preview import (MatchedCache, MatchPlan, SourceInfo, Target, co
                                  plan_match, render_blocks, source_info)
 
 SOURCE_MEMO = 512     # analyses remembered by (path, size, mtime)
+# Previews stream from Rubber Band's faster engine (R2): its blocks render several times
+# faster than R3's, so the first sound comes sooner and the rest stays ahead of the
+# playhead on a busy machine; drags and `preview-match` render with R3 (bench/matched_preview.py).
+PREVIEW_HIGH_QUALITY = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class MatchedAuditions:
             voice = self.engine.play(index)
             return MatchedAudition(voice, plan, "original", time.perf_counter() - t0, None, index)
         rate = self.engine.config.sample_rate
-        out = self.cache.path_for(path, digest, plan, rate)
+        out = self.cache.path_for(path, digest, plan, rate, high_quality=PREVIEW_HIGH_QUALITY)
         key = os.fspath(out)
         index = self._loaded.get(key)
         if index is not None and out.exists():
@@ -111,9 +115,11 @@ class MatchedAuditions:
             voice = self.engine.play(index)
             return MatchedAudition(voice, plan, "cached", time.perf_counter() - t0, key, index)
         audio = self.engine.cache.load(path)            # decoded at the engine's rate, cached
-        index, view = self.engine.reserve_sample(plan.output_frames(audio.shape[0]))
-        blocks = render_blocks(audio, rate, plan, view)
+        # the audio side attaches the sample while the first block renders into it
+        index, view = self.engine.reserve_sample(plan.output_frames(audio.shape[0]), wait=False)
+        blocks = render_blocks(audio, rate, plan, view, high_quality=PREVIEW_HIGH_QUALITY)
         first = next(blocks)
+        self.engine.wait_sample(index)
         voice = self.engine.play(index)
         handed = time.perf_counter() - t0
         with self._lock:

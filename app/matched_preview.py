@@ -216,14 +216,17 @@ def block_edges(output_frames: int, sample_rate: int, first_s: float = FIRST_BLO
 
 
 def render_blocks(audio: np.ndarray, sample_rate: int, plan: MatchPlan, out: np.ndarray,
-                  first_s: float = FIRST_BLOCK_S) -> Iterator[int]:
+                  first_s: float = FIRST_BLOCK_S, high_quality: bool = True) -> Iterator[int]:
     """Render ``audio`` (frames, channels) float32 into ``out`` (plan.output_frames, channels)
     block by block; yields the frames of ``out`` that are final after each block.
 
     Each block renders its input span plus CONTEXT_S either side and keeps the output span it
-    owns plus a crossfade into the next block. Any thread (not the audio callback)."""
-    import pedalboard
-
+    owns plus a crossfade into the next block. The pitch moves by resampling: Rubber Band
+    stretches by ``stretch / r`` (r = 2^(semitones/12)), then soxr resamples by 1/r, which
+    raises the pitch by r and brings the length to ``1/stretch`` (several times faster than
+    Rubber Band's own pitch shifter, formants move with the pitch as a sampler's do).
+    ``high_quality``: Rubber Band's finer R3 engine (files), else the faster R2 (previews).
+    Any thread (not the audio callback)."""
     frames = audio.shape[0]
     total = out.shape[0]
     if total != plan.output_frames(frames):
@@ -241,10 +244,7 @@ def render_blocks(audio: np.ndarray, sample_rate: int, plan: MatchPlan, out: np.
         keep_end = total if last else min(total, b + fade)
         i0 = max(0, int(math.floor(a * plan.stretch)) - context)
         i1 = min(frames, int(math.ceil(keep_end * plan.stretch)) + context)
-        y = pedalboard.time_stretch(np.ascontiguousarray(audio[i0:i1].T), sample_rate,
-                                    stretch_factor=plan.stretch,
-                                    pitch_shift_in_semitones=float(plan.semitones))
-        y = y.T
+        y = _stretch_and_shift(audio[i0:i1], sample_rate, plan, high_quality)
         offset = int(round(i0 / plan.stretch))      # output frame of y[0]
         segment = _slice_padded(y, a - offset, keep_end - offset)
         if a > 0 and ramp is not None:
@@ -256,6 +256,23 @@ def render_blocks(audio: np.ndarray, sample_rate: int, plan: MatchPlan, out: np.
         yield b
 
 
+def _stretch_and_shift(x: np.ndarray, sample_rate: int, plan: MatchPlan,
+                       high_quality: bool) -> np.ndarray:
+    """(frames, channels) -> about frames/stretch frames, ``plan.semitones`` higher."""
+    import pedalboard
+    import soxr
+
+    ratio = 2.0 ** (plan.semitones / 12.0)
+    factor = plan.stretch / ratio
+    y = x
+    if abs(factor - 1.0) > 1e-9:
+        y = pedalboard.time_stretch(np.ascontiguousarray(x.T), sample_rate, stretch_factor=factor,
+                                    high_quality=high_quality).T
+    if plan.semitones:
+        y = soxr.resample(np.ascontiguousarray(y), sample_rate * ratio, sample_rate, quality="HQ")
+    return np.asarray(y, np.float32)
+
+
 def _slice_padded(y: np.ndarray, start: int, stop: int) -> np.ndarray:
     """y[start:stop] with zeros where the range falls outside y."""
     part = np.zeros((stop - start, y.shape[1]), np.float32)
@@ -265,13 +282,14 @@ def _slice_padded(y: np.ndarray, start: int, stop: int) -> np.ndarray:
     return part
 
 
-def render(audio: np.ndarray, sample_rate: int, plan: MatchPlan) -> np.ndarray:
+def render(audio: np.ndarray, sample_rate: int, plan: MatchPlan,
+           high_quality: bool = True) -> np.ndarray:
     """The whole matched render of ``audio`` (frames, channels) at once. Any thread."""
     audio = np.ascontiguousarray(audio, np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
     out = np.zeros((plan.output_frames(audio.shape[0]), audio.shape[1]), np.float32)
-    for _ in render_blocks(audio, sample_rate, plan, out):
+    for _ in render_blocks(audio, sample_rate, plan, out, high_quality=high_quality):
         pass
     return out
 
@@ -371,9 +389,10 @@ class MatchedCache:
         return cls(cache_dir() / CACHE_FOLDER)
 
     def path_for(self, source: str | os.PathLike, digest: str, plan: MatchPlan,
-                 sample_rate: int) -> Path:
-        # the plan's exact figures are in the folder name, so two plans never share a file
-        detail = f"{plan.stretch:.6f}_{plan.semitones:+d}"
+                 sample_rate: int, high_quality: bool = True) -> Path:
+        # the plan's exact figures and the quality are in the folder name, so two renders
+        # never share a file
+        detail = f"{plan.stretch:.6f}_{plan.semitones:+d}_{'hq' if high_quality else 'fast'}"
         return self.directory / f"{digest[:20]}_{sample_rate}_{detail}" / matched_name(source, plan)
 
     def get(self, path: Path) -> Path | None:

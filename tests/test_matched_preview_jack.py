@@ -30,7 +30,6 @@ def test_a_matched_audition_plays_the_render_streamed_into_the_engine(jack_serve
         assert auditions.wait_idle(30) and auditions.completed == 1
         rec.result()
         tape = np.load(tape_path(jack_server.name))
-        render_path = auditions.cache.path_for(str(loop), source.content_hash or "", started.plan, 48000)
         renders = list((tmp_path / "matched").glob("*/*.wav"))
         assert [r.name for r in renders] == ["loop_amen_full (120 BPM).wav"]
         render, rate = sf.read(renders[0], dtype="float32")
@@ -43,13 +42,19 @@ def test_a_matched_audition_plays_the_render_streamed_into_the_engine(jack_serve
         assert nz.size, "nothing reached the output"
         start = nz[0]
         heard = tape[start + 64:start + 48000]
-        np.testing.assert_allclose(heard, render[64:48000], atol=1e-5)
+        wrong = np.abs(heard - render[64:48000]) > 1e-5
+        first_block = int(0.25 * 48000) - 64
+        assert not wrong[:first_block].any()            # rendered before the play command
+        # later blocks are the render too; on a machine too busy to keep ahead of the
+        # playhead a block comes late, heard as silence, and the render thread counts it
+        assert not (wrong & (heard != 0)).any()
+        assert wrong.mean() < 0.5
+        assert auditions.late_blocks > 0 or not wrong.any()
         # and it is not the original at the original tempo
         assert np.max(np.abs(heard - original[64:48000])) > 0.1
         # a second audition of the same match plays the finished render, already loaded
         again = auditions.play(str(loop), Target(bpm=120.0), source)
         assert again.how == "loaded" and again.sample_index == started.sample_index
-        del render_path
     finally:
         auditions.close()
         eng.close()
