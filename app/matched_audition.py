@@ -21,6 +21,7 @@ thread is this object's own; ``close`` from the owner's thread.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -29,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.matched_preview import (MatchedCache, MatchPlan, SourceInfo, Target, content_hash,
-                                 plan_match, render_blocks, source_info)
+from app.matched_preview import (CONTEXT_S, CROSSFADE_S, FIRST_BLOCK_S, MatchedCache, MatchPlan,
+                                 SourceInfo, Target, content_hash, plan_match, render_blocks,
+                                 source_info)
 
 SOURCE_MEMO = 512     # analyses remembered by (path, size, mtime)
 # Previews stream from Rubber Band's faster engine (R2): its blocks render several times
@@ -60,6 +62,7 @@ class MatchedAuditions:
         self.cache = cache or MatchedCache.default()
         self._sources: dict[tuple, tuple[SourceInfo, str]] = {}
         self._loaded: dict[str, int] = {}          # render path -> engine sample index
+        self._decoded: set[str] = set()            # sources the engine's sample cache holds
         self._lock = threading.Lock()
         self._generation = 0
         self._jobs: queue.Queue = queue.Queue()
@@ -114,7 +117,7 @@ class MatchedAuditions:
             self._loaded[key] = index
             voice = self.engine.play(index)
             return MatchedAudition(voice, plan, "cached", time.perf_counter() - t0, key, index)
-        audio = self.engine.cache.load(path)            # decoded at the engine's rate, cached
+        audio, finish = self._source_audio(path, plan)
         # the audio side attaches the sample while the first block renders into it
         index, view = self.engine.reserve_sample(plan.output_frames(audio.shape[0]), wait=False)
         blocks = render_blocks(audio, rate, plan, view, high_quality=PREVIEW_HIGH_QUALITY)
@@ -125,8 +128,42 @@ class MatchedAuditions:
         with self._lock:
             generation = self._generation
         self._idle.clear()
-        self._jobs.put((generation, blocks, first, voice, index, view, out, time.monotonic()))
+        self._jobs.put((generation, finish, blocks, first, voice, index, view, out, time.monotonic()))
         return MatchedAudition(voice, plan, "streamed", handed, None, index)
+
+    def _source_audio(self, path: str, plan: MatchPlan):
+        """(audio at the engine's rate, None) for a file decoded before; else (a buffer of the
+        file's length holding only the head the first block needs, a function that decodes
+        the whole file into it), so a long loop's first sound does not wait for its decode."""
+        if path in self._decoded:
+            return self.engine.cache.load(path), None
+        import soundfile as sf
+        import soxr
+
+        from engine.previews import fit_channels
+        rate, channels = self.engine.config.sample_rate, self.engine.config.output_channels
+        info = sf.info(path)
+        total = int(round(info.frames * rate / info.samplerate))
+        head = int((FIRST_BLOCK_S + CROSSFADE_S) * rate * plan.stretch) + 2 * int(CONTEXT_S * rate)
+        margin = 2048                                   # resampler edge past what is used
+        file_frames = int(math.ceil((head + margin) * info.samplerate / rate))
+        if file_frames >= info.frames:
+            self._decoded.add(path)
+            return self.engine.cache.load(path), None
+        data, file_rate = sf.read(path, frames=file_frames, dtype="float32", always_2d=True)
+        if file_rate != rate:
+            data = soxr.resample(data, file_rate, rate, quality="HQ")
+        audio = np.zeros((total, channels), np.float32)
+        n = min(total, data.shape[0] - margin)
+        audio[:n] = fit_channels(np.asarray(data[:n], np.float32), channels)
+
+        def finish() -> None:
+            whole = self.engine.cache.load(path)
+            m = min(total, whole.shape[0])
+            audio[:m] = whole[:m]
+            self._decoded.add(path)
+
+        return audio, finish
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once no streamed render is in progress (tests, benchmarks)."""
@@ -143,8 +180,10 @@ class MatchedAuditions:
             if job is None:
                 self._idle.set()
                 return
-            generation, blocks, written, voice, index, view, out, started = job
+            generation, finish, blocks, written, voice, index, view, out, started = job
             try:
+                if finish is not None:
+                    finish()
                 done = True
                 for ready in blocks:
                     if self._generation != generation:
