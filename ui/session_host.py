@@ -79,6 +79,7 @@ class SessionHost(Host):
         self._preview: queue.Queue = queue.Queue()
         self._voices: dict[int, tuple[int | None, float]] = {}   # token -> (engine voice, started)
         self._next_token = 1
+        self._stretch: dict[int, float] = {}       # token -> stretch of a matched audition
         self._chains_pending = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, name="session-control",
                                           daemon=True),
@@ -246,7 +247,7 @@ class SessionHost(Host):
                 return 0.0
             self._voices.pop(voice_id, None)
             return None
-        return frames / self.audio.sample_rate
+        return frames * self._stretch.get(voice_id, 1.0) / self.audio.sample_rate
 
     def slots(self) -> list:
         session = self.session
@@ -342,16 +343,18 @@ class SessionHost(Host):
                 continue
             try:
                 _, token, path, target = job
-                voice = session.audition(path) if target is None else self._matched(session, path, target)
+                voice = session.audition(path) if target is None else self._matched(session, path,
+                                                                                     target, token)
                 if token in self._voices:
                     self._voices[token] = (voice, time.monotonic())
             except Exception as exc:  # noqa: BLE001
                 self._voices.clear()
                 self.error.emit(str(exc))
 
-    def _matched(self, session, path: str, target) -> int:
+    def _matched(self, session, path: str, target, token: int) -> int:
         """Preview thread: play ``path`` matched; say in the status bar what was kept."""
         started = session.audition_matched(path, target)
+        self._stretch = {token: started.plan.stretch}   # the playhead reads in the file's time
         if started.plan.reason:
             self.info.emit(f"{Path(path).name}: {started.plan.reason}")
         return started.voice
