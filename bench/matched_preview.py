@@ -10,8 +10,8 @@ are stamped on the monotonic clock after the click:
   into the output buffer).
 
 Sources are real Debian audio: Sonic Pi's ``loop_amen_full`` (4 bars at 140 BPM) cut to 1
-and 2 bars and doubled to 8 bars, matched to 128 BPM; LMMS's piano01 and cello01 one-shots
-shifted to the key of E. Cold: a fresh copy of the file (never decoded) and an empty render
+and 2 bars and doubled to 8 bars, matched to 128 BPM; LMMS's latin_guitar03 (a tonal loop,
+stretched and shifted); its piano01 and cello01 one-shots shifted to the key of E. Cold: a fresh copy of the file (never decoded) and an empty render
 cache; warm-disk: the render is in the disk cache but not loaded in the engine; warm: it was
 played before (loaded). Also the whole render's time per second of output, and the blocks
 that finished after the playhead reached them (a gap heard). Render speed is seconds of
@@ -63,6 +63,8 @@ def sources(work: Path) -> list[tuple[str, Path, SourceInfo]]:
         path = work / f"amen_{bars}bar.wav"
         sf.write(path, part, rate, subtype="PCM_16")
         out.append((f"loop {bars} bar{'s' if bars > 1 else ''}", path, info))
+    guitar = LMMS / "latin" / "latin_guitar03.ogg"     # a tonal loop: 119 BPM, A minor
+    out.append(("tonal loop latin_guitar03", guitar, detect_source(guitar)))
     for name in ("piano01", "cello01"):
         path = LMMS / "instruments" / f"{name}.ogg"
         out.append((f"one-shot {name}", path, detect_source(path)))
@@ -157,12 +159,12 @@ def main() -> int:
     results["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    head = (f"{'sound':22} {'s':>5} {'cold hand':>9} {'cold out':>9} {'disk out':>9} "
+    head = (f"{'sound':26} {'s':>5} {'cold hand':>9} {'cold out':>9} {'disk out':>9} "
             f"{'warm out':>9} {'R2 /s':>7} {'R3 /s':>7} {'late':>5}")
     print(head)
     print("-" * len(head))
     for label, e in results["sounds"].items():
-        print(f"{label:22} {e['seconds']:5.2f} {e['cold']['handed_ms']['median']:9.1f} "
+        print(f"{label:26} {e['seconds']:5.2f} {e['cold']['handed_ms']['median']:9.1f} "
               f"{e['cold']['output_ms']['median']:9.1f} {e['warm_disk']['output_ms']['median']:9.1f} "
               f"{e['warm']['output_ms']['median']:9.1f} {e['render_fast_s_per_s']:7.3f} "
               f"{e['render_s_per_s']:7.3f} {e['late_blocks']:5d}")

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.samples
 AMEN_FULL = SONIC_PI / "loop_amen_full.flac"     # a 140 BPM drum loop
 AMEN = SONIC_PI / "loop_amen.flac"               # too short for a tempo: the detector abstains
 PIANO = LMMS / "instruments" / "piano01.ogg"     # a piano note, C4
+GUITAR = LMMS / "latin" / "latin_guitar03.ogg"   # a guitar loop, 119 BPM, A minor
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,22 @@ def test_a_tonal_one_shot_moves_to_the_session_key_by_the_smallest_step(tmp_path
     assert estimate_root(out.mean(axis=1), rate).midi == 64           # E4
     # A (a minor sixth up, or a major third down): down is the smaller move
     assert plan_match(source, Target(key="Ab")).semitones == -4
+
+
+def test_a_tonal_loop_is_stretched_and_moved_to_the_relative_key(tmp_path):
+    from models.key import estimate_key
+    from models.tempo import estimate_tempo
+    path = require(GUITAR, "lmms-common")
+    source = detect_source(path)
+    assert (source.kind, source.key_text) == ("loop", "Am")
+    # E major's relative minor is C#m: A minor moves up 4 semitones
+    rendered, plan = render_file(path, Target(bpm=110.0, key="E"), cache=MatchedCache(tmp_path))
+    assert (plan.semitones, plan.key) == (4, "C#m")
+    assert rendered.name == "latin_guitar03 (110 BPM, C#m).wav"
+    out, rate = sf.read(rendered, dtype="float32", always_2d=True)
+    mono = out.mean(axis=1)
+    assert estimate_key(mono, rate).label() == "C#m"
+    assert estimate_tempo(mono, rate).bpm == pytest.approx(110.0, abs=1.5)
 
 
 def test_drums_are_never_pitched_and_an_unknown_tempo_abstains_with_a_reason(amen_full, tmp_path):
