@@ -188,3 +188,26 @@ def test_preview_match_command_writes_the_render(amen_full, tmp_path, capsys):
     assert main(["preview-match", str(path), "--key", "Am"]) == 0
     assert "nothing to render" in capsys.readouterr().out
     assert main(["preview-match", str(path), "--key", "H"]) == 1
+
+
+def test_a_library_file_is_matched_from_the_catalogs_analysis(tmp_path):
+    import shutil
+
+    from app.library import Library
+    from app.matched_preview import source_info
+    from app.scanner import Scanner
+
+    root = tmp_path / "samples"
+    root.mkdir()
+    loop = shutil.copy(require(AMEN_FULL, "sonic-pi-samples"), root / "loop_amen_full.flac")
+    library_dir = tmp_path / "library"
+    with Library(library_dir) as library:
+        assert Scanner(library, workers=1).scan([root]).indexed == 1
+    source = source_info(loop, library_dir)
+    assert source.origin == "catalog" and source.kind == "loop"
+    assert source.tempo_bpm == pytest.approx(140, abs=1) and source.content_hash
+    assert "drum loop" in source.tags
+    plan = plan_match(source, Target(bpm=120.0, key="Am"))
+    assert plan.bpm == 120.0 and plan.semitones == 0 and "drums" in plan.reason
+    # a file outside the library falls back to the detectors
+    assert source_info(require(AMEN, "sonic-pi-samples"), library_dir).origin == "detected"

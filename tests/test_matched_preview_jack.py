@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from bench.harness.jack_server import start_peer, tape_path
-from tests.conftest import SONIC_PI, require, wait_for
+from tests.conftest import SONIC_PI, require
 from tests.jack_fixtures import start_engine
 
 pytestmark = pytest.mark.jack

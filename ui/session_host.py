@@ -27,9 +27,9 @@ Nothing here grows with the number of updates.
 from __future__ import annotations
 
 import queue
-from pathlib import Path
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
