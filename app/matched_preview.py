@@ -476,3 +476,57 @@ def render_file(path: str | os.PathLike, target: Target, *, library_dir=None,
     if file_rate != rate:
         data = soxr.resample(data, file_rate, rate, quality="HQ").astype(np.float32)
     return cache.put(out, render(data, rate, plan), rate), plan
+
+
+class Prerenderer:
+    """Renders one file's match in the background (the newest request wins), so that the
+    drag that often follows an audition finds its render in the cache. ``render`` is the
+    drag's own call: it waits for a background render of the same match instead of doing
+    the work twice. Any thread; the work runs on this object's daemon thread."""
+
+    def __init__(self, library_dir=None, cache: MatchedCache | None = None):
+        self.library_dir = library_dir
+        self.cache = cache
+        self._cond = threading.Condition()
+        self._wanted: tuple[str, Target] | None = None
+        self._busy: tuple[str, Target] | None = None
+        self.done = 0
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="matched-prerender", daemon=True)
+        self._thread.start()
+
+    def prepare(self, path: str | os.PathLike, target: Target) -> None:
+        """Render ``path`` matched to ``target`` soon (replacing a request not started)."""
+        with self._cond:
+            self._wanted = (os.fspath(path), target)
+            self._cond.notify_all()
+
+    def render(self, path: str | os.PathLike, target: Target) -> tuple[Path | None, MatchPlan]:
+        """``render_file`` for ``path`` and ``target``, after a background render of the same."""
+        key = (os.fspath(path), target)
+        with self._cond:
+            if self._wanted == key:
+                self._wanted = None          # done here, now
+            while self._busy == key:
+                self._cond.wait()
+        return render_file(key[0], target, library_dir=self.library_dir, cache=self.cache)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._wanted is None and self._busy is None, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wanted is not None)
+                self._busy, self._wanted = self._wanted, None
+            try:
+                render_file(self._busy[0], self._busy[1], library_dir=self.library_dir,
+                            cache=self.cache)
+                self.done += 1
+            except Exception as exc:  # noqa: BLE001 - the drag will render (and say why) itself
+                self.errors = (self.errors + [f"{self._busy[0]}: {exc}"])[-8:]
+            finally:
+                with self._cond:
+                    self._busy = None
+                    self._cond.notify_all()

@@ -117,7 +117,17 @@ def test_with_match_on_auditions_are_matched_and_drags_carry_the_matched_render(
     window.tempo_key_bar.set_session(120.0, "Am", True)
     window.audition_row(0)
     assert window.host.calls[-1][0] == "audition_matched"
+    # selecting the row with Match on renders its match in the background, ahead of a drag
+    window.view.clearSelection()
+    window.view.setCurrentIndex(window.model.index(-1, -1))
+    window.view.selectRow(0)
+    prerenderer = window.host.matched_prerenderer()
+    qtbot.waitUntil(lambda: prerenderer.done == 1, timeout=30000)
+    from app.paths import cache_dir
+    rendered = list((cache_dir() / "matched").glob("*/*.wav"))
+    assert [r.name for r in rendered] == ["loop_amen_full (120 BPM).wav"]
+    inode = rendered[0].stat().st_ino
     dragged = Path(window.view.drag_payload().urls()[0].toLocalFile())
-    assert dragged.name == "loop_amen_full (120 BPM).wav" and dragged.is_file()
+    assert dragged == rendered[0] and dragged.stat().st_ino == inode      # not rendered again
     import soundfile as sf
     assert sf.info(str(dragged)).frames == pytest.approx(sf.info(loop).frames * 140 / 120, abs=2)

@@ -163,9 +163,20 @@ class Host(QObject):
         on the caller's thread when not in the cache."""
         if self.match_target is None:
             return None
-        from app.matched_preview import render_file
-        rendered, _plan = render_file(path, self.match_target, library_dir=self.library_dir)
+        rendered, _plan = self.matched_prerenderer().render(path, self.match_target)
         return None if rendered is None else str(rendered)
+
+    def prepare_matched(self, path: str) -> None:
+        """The selection moved to ``path``: render its match for a drag in the background."""
+        if self.match_target is not None:
+            self.matched_prerenderer().prepare(path, self.match_target)
+
+    def matched_prerenderer(self):
+        """The background renderer of matched files for drags (made on first use)."""
+        if getattr(self, "_matched_prerenderer", None) is None:
+            from app.matched_preview import Prerenderer
+            self._matched_prerenderer = Prerenderer(self.library_dir)
+        return self._matched_prerenderer
 
     def request_tempo_key(self, path: str) -> None:
         """Look up a file's tempo and key (the library's analysis, or the detectors for a

@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
         self.auto_preview.toggled.connect(self._set_auto_preview)
         self.drag_fx.toggled.connect(self._set_drag_fx)
         self.tempo_key_bar.changed.connect(self._set_match)
+        self.view.selectionModel().currentRowChanged.connect(self._prepare_match)
         self.tempo_key_bar.loop_dropped.connect(host.request_tempo_key)
         host.tempo_key_found.connect(
             lambda path, source: self.tempo_key_bar.take_source(Path(path).name, source))
@@ -409,6 +410,12 @@ class MainWindow(QMainWindow):
             f"{20 * math.log10(value / 100):+.1f} dB" if value > 0 else "−∞ dB")
         self.store.ui["volume"] = value / 100
         self.host.set_volume(value / 100)
+
+    def _prepare_match(self, current, _previous) -> None:
+        """With Match on, the selected row's matched render is made ahead of a drag."""
+        s = self.model.suggestion(current.row()) if current.isValid() else None
+        if s is not None and s.exists and self.host.match_target is not None:
+            self.host.prepare_matched(s.path)
 
     def _render_for_drag(self, suggestion) -> str | None:
         """A copy of the sample matched to the session tempo/key (Match on) and/or rendered
