@@ -354,11 +354,6 @@ class Session:
         except Exception as exc:  # noqa: BLE001 — decode problems become one line
             raise SessionError(f"cannot play {path} matched: {exc}") from None
 
-    def render_matched(self, path, target):
-        """(wav path or None, plan): the matched render of a file in the cache, for a drag."""
-        from app.matched_preview import render_file
-        return render_file(path, target, library_dir=self.library_dir)
-
     def stop_all(self) -> None:
         self.engine.stop_all()
 
