@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_parser(sub, common)
     from app import cli_browse
     cli_browse.add_parsers(sub, common)      # find, collection, favourite
+    _add_preview_match_parser(sub, common)
     for command in sub.choices.values():
         command.epilog = command.epilog or GLOBAL_OPTIONS_NOTE
     return parser
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
                    "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag,
                    "duplicates": cmd_duplicates, "detect": cmd_detect,
-                   "watch": cmd_watch}.get(args.command)
+                   "watch": cmd_watch, "preview-match": cmd_preview_match}.get(args.command)
         if handler is None:
             from app.cli_browse import HANDLERS
             handler = HANDLERS[args.command]
@@ -1081,6 +1082,58 @@ def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
                               f"{row['tempo_ratio']:.2f}x", at, shown(d.file.path))
             out.print(table)
     return status
+
+
+# -- preview-match ---------------------------------------------------------
+
+def _add_preview_match_parser(sub, common) -> None:
+    p = sub.add_parser("preview-match", parents=[common],
+                       help="render a sample matched to a tempo and key (loops stretched, tonal "
+                            "samples shifted), as the window's matched preview does")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--bpm", type=float, default=None, help="the session tempo, e.g. 128")
+    p.add_argument("--key", default=None, help="the session key, e.g. Am, F#, Bb major")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="also copy the render here (it is always kept in the render cache)")
+    p.add_argument("--json", action="store_true", help="one JSON object: the plan and the file")
+
+
+def cmd_preview_match(args, library_dir, out: Console, err: Console) -> int:
+    import shutil
+
+    from app.matched_preview import Target, render_file, source_info
+
+    if args.bpm is None and not args.key:
+        raise CliError("give the session tempo (--bpm), key (--key) or both")
+    if not os.path.isfile(args.file):
+        raise CliError(f"no such file: {args.file}")
+    target = Target(bpm=args.bpm, key=args.key)
+    source = source_info(args.file, library_dir)
+    rendered, plan = render_file(args.file, target, library_dir=library_dir, source=source)
+    if rendered is not None and args.out:
+        destination = args.out
+        if os.path.isdir(destination):
+            destination = os.path.join(destination, rendered.name)
+        shutil.copyfile(rendered, destination)
+        rendered = destination
+    if args.json:
+        print(json.dumps({"file": os.path.abspath(args.file), "rendered": os.fspath(rendered) if rendered else None,
+                          "analysis": source.origin, "kind": source.kind,
+                          "tempo_bpm": source.tempo_bpm, "key": source.key_text or None,
+                          "root_midi": source.root_midi, "stretch": round(plan.stretch, 6),
+                          "semitones": plan.semitones, "bpm": plan.bpm, "to_key": plan.key or None,
+                          "kept": list(plan.notes)}), flush=True)
+        return EXIT_OK
+    changes = plan.suffix() or "nothing"
+    out.print(f"{printable(args.file)}: {source.kind or 'sample'}"
+              + (f", {source.tempo_bpm:g} BPM" if source.tempo_bpm else "")
+              + (f", {source.key_text}" if source.key_text else "")
+              + f" → {changes}", markup=False)
+    if plan.reason:
+        out.print(f"  kept: {plan.reason}", markup=False)
+    out.print(f"  wrote {printable(rendered)}" if rendered else "  nothing to render: the file plays as it is",
+              markup=False)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

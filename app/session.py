@@ -8,7 +8,8 @@ a read-only searcher of the library, and the MIDI capture action.
 
 What it offers, all as public methods and callbacks: levels, the input tail, onsets,
 playheads, the chains and sending them to the engine, audition, capture, search by file,
-the pads and their pages, the MIDI map, MIDI learn, reload of the index and status.
+the pads and their pages, the MIDI map, MIDI learn, reload of the index and status, and
+auditions matched to a session tempo and key (``audition_matched``).
 
 The pads: slot i (1..16) plays suggestion i of the pads' list. The policy is the
 session's alone: a capture always fills them (a MIDI capture note looks up the last hit);
@@ -138,6 +139,7 @@ class Session:
         self.slot_updates = 0
         self.last_error = ""
         self._started = False
+        self._matched = None        # app.matched_audition.MatchedAuditions, made on first use
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class Session:
             self._jobs.put(("stop", None))
             self._worker.join(10)
         self.matcher.ring = None  # the ring is a view on the engine's shared memory
+        if self._matched is not None:
+            self._matched.close()
         self.engine.close()
 
     def __enter__(self) -> "Session":
@@ -333,6 +337,22 @@ class Session:
         except Exception as exc:  # noqa: BLE001 — decode problems become one line
             raise SessionError(f"cannot play {path}: {exc}") from None
         return self.engine.play(index)
+
+    def audition_matched(self, path, target, source=None):
+        """Play a file matched to the session tempo and key (``app.matched_preview.Target``);
+        returns an ``app.matched_audition.MatchedAudition`` (voice, plan, how it started).
+        A render done before plays at once; else the first block is rendered on the caller's
+        thread and the rest streams into the playing sample from the session's render thread.
+        """
+        if self._matched is None:
+            from app.matched_audition import MatchedAuditions
+            self._matched = MatchedAuditions(self.engine, self.library_dir)
+        try:
+            return self._matched.play(os.fspath(path), target, source)
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — decode problems become one line
+            raise SessionError(f"cannot play {path} matched: {exc}") from None
 
     def stop_all(self) -> None:
         self.engine.stop_all()

@@ -407,6 +407,36 @@ class AudioEngine:
             ev.wait(timeout)
         return index
 
+    def reserve_sample(self, frames: int, timeout: float = 5.0,
+                       wait: bool = True) -> tuple[int, np.ndarray]:
+        """A silent sample of ``frames`` frames the audio side reads in place, and a writable
+        view of it: frames written into the view after ``play`` are heard when the playhead
+        gets there (a progressive render streams into it this way; what is not written yet
+        plays as silence). Shared memory in both isolation modes. ``wait=False`` returns
+        before the audio side has it: call ``wait_sample`` before ``play``. App thread."""
+        shape = (max(1, int(frames)), self.config.output_channels)
+        seg = shared_memory.SharedMemory(create=True, size=shape[0] * shape[1] * 4)
+        view = np.ndarray(shape, np.float32, buffer=seg.buf)
+        view[:] = 0.0
+        with self._lock:
+            index = len(self._samples)
+            if index >= MAX_SAMPLES:
+                seg.close()
+                seg.unlink()
+                raise EngineError(f"too many samples loaded ({MAX_SAMPLES})")
+            self._samples.append((view, seg))
+            ev = self._acks[index] = threading.Event()
+        self._send(AttachSample(index, seg.name, shape))
+        if wait and self._conn is not None:
+            ev.wait(timeout)
+        return index, view
+
+    def wait_sample(self, index: int, timeout: float = 5.0) -> bool:
+        """Wait until the audio side holds sample ``index``; False after ``timeout``. App thread."""
+        with self._lock:
+            ev = self._acks.get(index)
+        return ev is None or self._conn is None or ev.wait(timeout)
+
     @staticmethod
     def _sample_message(index: int, audio: np.ndarray, seg) -> AttachSample | PutSample:
         if seg is None:

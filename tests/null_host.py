@@ -121,10 +121,16 @@ class NullHost(Host):
 
     def audition(self, suggestion) -> int | None:
         self._record("audition", suggestion.path)
+        if self.match_target is not None:
+            self._record("audition_matched", suggestion.path, self.match_target)
         voice = self._next_voice
         self._next_voice += 1
         self._voices = {voice: _FakeVoice(float(suggestion.duration_s or 1.0))}  # one at a time
         return voice
+
+    def set_match(self, target) -> None:
+        self._record("set_match", target)
+        self.match_target = target
 
     def stop_all(self) -> None:
         self._record("stop_all")

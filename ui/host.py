@@ -85,6 +85,7 @@ class Host(QObject):
     library_changed = pyqtSignal()          # the index was reloaded after a scan or removal
     folders_watched = pyqtSignal(object)    # app.scanner.ScanReport: the folder watcher stored it
     tags_changed = pyqtSignal(str, object)  # path, tuple of the tags that now stand for it
+    tempo_key_found = pyqtSignal(str, object)  # path, app.matched_preview.SourceInfo
 
     library_dir: Path
     input_chain: Chain
@@ -183,6 +184,48 @@ class Host(QObject):
     def set_monitoring(self, on: bool) -> None:
         """Hear the input through the input chain."""
         raise NotImplementedError
+
+    # tempo- and key-matched preview (app.matched_preview)
+    match_target = None                     # app.matched_preview.Target, or None: play as is
+
+    def set_match(self, target) -> None:
+        """Auditions from now on are matched to ``target`` (None: the files as they are)."""
+        self.match_target = target
+
+    def render_matched(self, path: str) -> str | None:
+        """The matched render of ``path`` for a drag (written to the cache, named after the
+        source with the new tempo/key), or None with Match off or nothing to change. Renders
+        on the caller's thread when not in the cache."""
+        if self.match_target is None:
+            return None
+        rendered, _plan = self.matched_prerenderer().render(path, self.match_target)
+        return None if rendered is None else str(rendered)
+
+    def prepare_matched(self, path: str) -> None:
+        """The selection moved to ``path``: render its match for a drag in the background."""
+        if self.match_target is not None:
+            self.matched_prerenderer().prepare(path, self.match_target)
+
+    def matched_prerenderer(self):
+        """The background renderer of matched files for drags (made on first use)."""
+        if getattr(self, "_matched_prerenderer", None) is None:
+            from app.matched_preview import Prerenderer
+            self._matched_prerenderer = Prerenderer(self.library_dir)
+        return self._matched_prerenderer
+
+    def request_tempo_key(self, path: str) -> None:
+        """Look up a file's tempo and key (the library's analysis, or the detectors for a
+        file outside it) on a thread; ``tempo_key_found`` or ``error`` follows."""
+        import threading
+
+        def run() -> None:
+            from app.matched_preview import source_info
+            try:
+                self.tempo_key_found.emit(path, source_info(path, self.library_dir))
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                self.error.emit(f"cannot read the tempo and key of {Path(path).name}: {exc}")
+
+        threading.Thread(target=run, name="tempo-key", daemon=True).start()
 
     # MIDI
     def midi_map(self) -> MidiMap: raise NotImplementedError

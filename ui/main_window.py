@@ -32,6 +32,7 @@ from .library_panel import LibraryPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
+from .tempo_key_bar import TempoKeyBar
 from .waveform_view import WaveformView
 from .widgets import ElidedLabel, ScopeWidget, SuggestionView
 
@@ -163,6 +164,7 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.volume)
         controls.addWidget(self.volume_label)
         controls.addWidget(self.stop_button)
+        self.tempo_key_bar = TempoKeyBar()
         suggestions_title = QHBoxLayout()
         suggestions_title.addWidget(self._caption("SUGGESTIONS"))
         suggestions_title.addWidget(self.match_info, 1)
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
         left_lay.addWidget(self.view, 1)
         left_lay.addWidget(self.waveform)
         left_lay.addLayout(controls)
+        left_lay.addWidget(self.tempo_key_bar)
 
         # -- right: library, effects, MIDI, settings ----------------------------------------------
         self.library_panel = LibraryPanel(host, workers=scan_workers)
@@ -277,6 +280,11 @@ class MainWindow(QMainWindow):
         self.stop_button.clicked.connect(self.stop_all)
         self.auto_preview.toggled.connect(self._set_auto_preview)
         self.drag_fx.toggled.connect(self._set_drag_fx)
+        self.tempo_key_bar.changed.connect(self._set_match)
+        self.view.selectionModel().currentRowChanged.connect(self._prepare_match)
+        self.tempo_key_bar.loop_dropped.connect(host.request_tempo_key)
+        host.tempo_key_found.connect(
+            lambda path, source: self.tempo_key_bar.take_source(Path(path).name, source))
         self.volume.valueChanged.connect(self._set_volume)
         self.monitor.toggled.connect(host.set_monitoring)
         self.midi_panel.refresh_requested.connect(self.settings_panel.refresh)
@@ -324,6 +332,8 @@ class MainWindow(QMainWindow):
             self.mode.setCurrentIndex(self.mode.findData(mode))
         self.list_length.setCurrentIndex(max(0, self.list_length.findData(ui["list_length"])))
         self._set_list_length(self.list_length.currentData())
+        self.tempo_key_bar.set_session(float(ui["session_bpm"]), ui["session_key"],
+                                       bool(ui["match_preview"]))
         self._restore_session()
         if ui["geometry"]:
             self.restoreGeometry(QByteArray.fromHex(ui["geometry"].encode()))
@@ -390,7 +400,21 @@ class MainWindow(QMainWindow):
 
     def _set_drag_fx(self, on: bool) -> None:
         self.store.ui["drag_rendered"] = on
-        self.view.drag_rendered = self._render_for_drag if on else None
+        self._update_drag_render()
+
+    def _update_drag_render(self) -> None:
+        """Drags render a copy with the preview FX, or matched to the session, or both."""
+        rendered = self.drag_fx.isChecked() or self.host.match_target is not None
+        self.view.drag_rendered = self._render_for_drag if rendered else None
+
+    def _set_match(self, target) -> None:
+        """The session tempo/key bar changed: previews and drags follow its target."""
+        bar = self.tempo_key_bar
+        self.store.ui["session_bpm"] = float(bar.bpm.value())
+        self.store.ui["session_key"] = bar.session_key()
+        self.store.ui["match_preview"] = target is not None
+        self.host.set_match(target)
+        self._update_drag_render()
 
     def _set_volume(self, value: int) -> None:
         self.volume_label.setText(
@@ -398,16 +422,29 @@ class MainWindow(QMainWindow):
         self.store.ui["volume"] = value / 100
         self.host.set_volume(value / 100)
 
+    def _prepare_match(self, current, _previous) -> None:
+        """With Match on, the selected row's matched render is made ahead of a drag."""
+        s = self.model.suggestion(current.row()) if current.isValid() else None
+        if s is not None and s.exists and self.host.match_target is not None:
+            self.host.prepare_matched(s.path)
+
     def _render_for_drag(self, suggestion) -> str | None:
-        """A copy of the sample rendered through the preview chain, or None when the chain is empty."""
+        """A copy of the sample matched to the session tempo/key (Match on) and/or rendered
+        through the preview chain (Drag with preview FX on and a chain); None: the file itself."""
+        source = None
+        if self.host.match_target is not None:
+            try:
+                source = self.host.render_matched(suggestion.path)
+            except Exception as exc:  # noqa: BLE001 - the plain file is dragged instead
+                self.show_error(f"could not match {suggestion.name} to the session: {exc}")
         chain = self.host.preview_chain
-        if not chain.members():
-            return None
+        if not self.drag_fx.isChecked() or not chain.members():
+            return source
         from app.paths import cache_dir
         from app.audio_types import chain_to_dict
         try:
             doc = chain_to_dict(chain, name="preview fx")
-            return os.fspath(render_through_chain(suggestion.path, doc, cache_dir(),
+            return os.fspath(render_through_chain(source or suggestion.path, doc, cache_dir(),
                                                   scanner=chain.scanner))
         except Exception as exc:  # noqa: BLE001 - the plain file is dragged instead
             self.show_error(f"could not render through the preview chain: {exc}")

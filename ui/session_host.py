@@ -29,6 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -78,6 +79,7 @@ class SessionHost(Host):
         self._preview: queue.Queue = queue.Queue()
         self._voices: dict[int, tuple[int | None, float]] = {}   # token -> (engine voice, started)
         self._next_token = 1
+        self._stretch: dict[int, float] = {}       # token -> stretch of a matched audition
         self._chains_pending = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, name="session-control",
                                           daemon=True),
@@ -251,7 +253,7 @@ class SessionHost(Host):
                 return 0.0
             self._voices.pop(voice_id, None)
             return None
-        return frames / self.audio.sample_rate
+        return frames * self._stretch.get(voice_id, 1.0) / self.audio.sample_rate
 
     def slots(self) -> list:
         session = self.session
@@ -310,7 +312,7 @@ class SessionHost(Host):
         token = self._next_token
         self._next_token += 1
         self._voices = {token: (None, time.monotonic())}   # the playhead follows the newest
-        self._preview.put(("audition", token, suggestion.path))
+        self._preview.put(("audition", token, suggestion.path, self.match_target))
         return token
 
     def stop_all(self) -> None:
@@ -351,13 +353,22 @@ class SessionHost(Host):
             if session is None:
                 continue
             try:
-                _, token, path = job
-                voice = session.audition(path)
+                _, token, path, target = job
+                voice = session.audition(path) if target is None else self._matched(session, path,
+                                                                                     target, token)
                 if token in self._voices:
                     self._voices[token] = (voice, time.monotonic())
             except Exception as exc:  # noqa: BLE001
                 self._voices.clear()
                 self.error.emit(str(exc))
+
+    def _matched(self, session, path: str, target, token: int) -> int:
+        """Preview thread: play ``path`` matched; say in the status bar what was kept."""
+        started = session.audition_matched(path, target)
+        self._stretch = {token: started.plan.stretch}   # the playhead reads in the file's time
+        if started.plan.reason:
+            self.info.emit(f"{Path(path).name}: {started.plan.reason}")
+        return started.voice
 
     # -- MIDI and settings ------------------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ SETTINGS_FILE = "settings.json"
 LIST_LENGTHS = (8, 12, 16, 24, 32, 48, 64)
 UI_DEFAULTS = {"auto_preview": True, "volume": 0.8, "mode": "one-shot", "profile": "",
                "mode_override": False, "list_length": 16,
-               "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": ""}
+               "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": "",
+               # the session tempo and key matched previews follow (ui.tempo_key_bar)
+               "session_bpm": 120.0, "session_key": "", "match_preview": False}
 SETTINGS_MAX_BYTES = 10 * 1024 * 1024    # two chains of VST3 state (4 MiB each at most) and a map
 
 
@@ -85,7 +87,8 @@ class SettingsStore:
         if isinstance(ui, dict):
             for key, default in UI_DEFAULTS.items():
                 if key in ui and type(ui[key]) is type(default) or (
-                        key == "volume" and isinstance(ui.get(key), (int, float))):
+                        key in ("volume", "session_bpm") and isinstance(ui.get(key), (int, float))
+                        and not isinstance(ui.get(key), bool)):
                     self.ui[key] = ui[key]
 
         if self.ui["list_length"] not in LIST_LENGTHS:
