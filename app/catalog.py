@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -227,6 +227,16 @@ class FileRow:
     @property
     def name(self) -> str:
         return Path(self.path).name
+
+
+class FileStamp(NamedTuple):
+    """The part of a catalog row that says whether a file on disk is unchanged."""
+    id: int
+    size: int
+    mtime_ns: int
+    status: str
+    model_id: str | None
+    error_code: str | None
 
 
 TAG_SOURCES = ("audio", "name", "user")
@@ -443,15 +453,28 @@ class Catalog(CollectionsMixin):
 
     def files_under(self, root: str | Path) -> dict[str, FileRow]:
         """Rows whose path lies inside ``root``, keyed by path."""
+        return {row[0]: FileRow(row[1], row[0], *row[3:])
+                for row in self._rows_under(root, "path, " + _FILE_COLUMNS)}
+
+    def file_stamps(self, root: str | Path) -> dict[str, FileStamp]:
+        """What an unchanged-file check needs of each row inside ``root``, keyed by path:
+        plain tuples, no ``FileRow`` built (a re-scan of a million files reads them all)."""
+        return {row[0]: FileStamp(*row[1:]) for row in self._rows_under(
+            root, "path, id, size, mtime_ns, status, model_id, error_code")}
+
+    def _rows_under(self, root: str | Path, columns: str) -> Iterator[tuple]:
+        """``columns`` of the rows inside ``root``, the path first (as a ``str``)."""
         root = os.fspath(root).rstrip("/\\")
         # Range scans on the path: everything that starts with "root/", among the text
         # paths and among the byte paths (names that are not UTF-8).
         raw = os.fsencode(root)
-        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?"
-        rows = self._rows(sql, (raw + b"/", raw + b"0"))  # '0' sorts right after '/'
+        sql = f"SELECT {columns} FROM files WHERE path >= ? AND path < ?"
+        ranges = [(raw + b"/", raw + b"0")]   # '0' sorts right after '/'
         if isinstance(db_path(root), str):
-            rows += self._rows(sql, (root + "/", root + "0"))
-        return {row.path: row for row in rows}
+            ranges.append((root + "/", root + "0"))
+        for low, high in ranges:
+            for row in self._db.execute(sql, (low, high)):
+                yield (py_path(row[0]), *row[1:]) if isinstance(row[0], bytes) else row
 
     def file(self, file_id: int) -> FileRow | None:
         rows = self._rows(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (file_id,))

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.catalog import Catalog  # noqa: E402
-from app.index import VectorIndex, ef_search_for  # noqa: E402
+from app.index import DEFAULT_EF_CONSTRUCTION, VectorIndex, ef_search_for  # noqa: E402
 from app.library import Library  # noqa: E402
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME  # noqa: E402
 from app.scanner import Scanner  # noqa: E402
@@ -35,7 +35,6 @@ from app.scanner import Scanner  # noqa: E402
 DEBIAN_SETS = ["/usr/share/hydrogen/data/drumkits", "/usr/share/hydrogen/data/drumkits-effects",
                "/usr/share/sonic-pi/samples", "/usr/share/lmms/samples"]
 NOISE = 0.25          # norm of the noise added to a real vector (as bench/query.py)
-MTIME_NS = 1_700_000_000_000_000_000
 CHUNK = 20_000
 
 
@@ -83,13 +82,55 @@ def _common_root(paths: list[str]) -> str:
     return os.path.commonpath(paths)
 
 
-def million_library(cache: Path, n_files: int, seed: int = 0) -> dict:
-    """Build (once) the catalog, index and tree of ``n_files`` files; returns its facts."""
+def tree_plan(files: list, base: str, tree: Path, n_files: int) -> list[tuple]:
+    """(real row, path in the tree) of every file, in path order (file id = position + 1):
+    real file i of pack p is ``tree/packPPPP/<its folder>/<its stem>_PPPP<ext>``."""
+    plan = []
+    for i in range(n_files):
+        pack, real_i = divmod(i, len(files))
+        real_row = files[real_i]
+        folder, name = os.path.split(os.path.relpath(real_row[1], base))
+        stem, ext = os.path.splitext(name)
+        plan.append((real_row, os.path.join(str(tree), f"pack{pack:04d}", folder,
+                                            f"{stem}_{pack:04d}{ext}")))
+    plan.sort(key=lambda p: p[1])
+    return plan
+
+
+def make_tree(plan: list[tuple]) -> set[str]:
+    """Hard-link each real file at its place in the tree; returns the folders made."""
+    made_dirs: set[str] = set()
+    for real_row, path in plan:
+        folder = os.path.dirname(path)
+        if folder not in made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            made_dirs.add(folder)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.link(real_row[1], path)
+    return made_dirs
+
+
+def million_library(cache: Path, n_files: int, seed: int = 0,
+                    ef_construction: int = DEFAULT_EF_CONSTRUCTION) -> dict:
+    """Build (once) the catalog, index and tree of ``n_files`` files; returns its facts.
+    Each stage is kept when done (``stages-N.json``), so an interrupted build resumes."""
     facts_path = cache / f"million-{n_files}.json"
     if facts_path.exists():
         return json.loads(facts_path.read_text())
-    real_dir = debian_library(cache)
+    stages_path = cache / f"stages-{n_files}.json"
+    facts = json.loads(stages_path.read_text()) if stages_path.exists() else {}
     lib_dir, tree = cache / f"lib-{n_files}", cache / f"tree-{n_files}"
+    if "catalog" not in facts:
+        facts.update(_catalog_and_tree(cache, n_files, seed, lib_dir, tree))
+        stages_path.write_text(json.dumps(facts, indent=2) + "\n")
+    facts.update(_index(lib_dir, facts, ef_construction))
+    facts_path.write_text(json.dumps(facts, indent=2) + "\n")
+    return facts
+
+
+def _catalog_and_tree(cache: Path, n_files: int, seed: int, lib_dir: Path, tree: Path) -> dict:
+    real_dir = debian_library(cache)
     for leftover in (lib_dir / CATALOG_FILENAME, lib_dir / INDEX_FILENAME):
         leftover.unlink(missing_ok=True)
     lib_dir.mkdir(parents=True, exist_ok=True)
@@ -106,29 +147,12 @@ def million_library(cache: Path, n_files: int, seed: int = 0) -> dict:
     log(f"{len(files)} real files, {sum(len(v) for v in vectors.values())} real vectors; "
         f"{packs} packs -> {n_files} files")
 
-    # the tree: one empty file per row, stamped (created in path order)
     t0 = time.perf_counter()
-    plan = []                                    # (file index, real row, path)
-    for i in range(n_files):
-        pack, real_i = divmod(i, len(files))
-        real_row = files[real_i]
-        rel = os.path.relpath(real_row[1], base)
-        folder, name = os.path.split(rel)
-        stem, ext = os.path.splitext(name)
-        plan.append((real_row, os.path.join(str(tree), f"pack{pack:04d}", folder,
-                                            f"{stem}_{pack:04d}{ext}")))
-    plan.sort(key=lambda p: p[1])
-    made_dirs: set[str] = set()
-    for _, path in plan:
-        folder = os.path.dirname(path)
-        if folder not in made_dirs:
-            os.makedirs(folder, exist_ok=True)
-            made_dirs.add(folder)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.utime(fd, ns=(MTIME_NS, MTIME_NS))
-        os.close(fd)
+    plan = tree_plan(files, base, tree, n_files)
+    made_dirs = make_tree(plan)
+    stats = {real_row[0]: os.stat(real_row[1]) for real_row in files}
     tree_s = time.perf_counter() - t0
-    log(f"tree: {n_files} files in {len(made_dirs)} folders, {tree_s:.0f} s")
+    log(f"tree: {n_files} hard links in {len(made_dirs)} folders, {tree_s:.0f} s")
 
     # the catalog, bulk inserts in one transaction
     t0 = time.perf_counter()
@@ -139,30 +163,24 @@ def million_library(cache: Path, n_files: int, seed: int = 0) -> dict:
     db.execute("BEGIN")
     db.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (str(tree), time.time()))
     now = time.time()
-    all_vids: list[np.ndarray] = []
-    all_fids: list[np.ndarray] = []
-    all_vecs: list[np.ndarray] = []
     vector_id = 0
     for start in range(0, n_files, CHUNK):
         chunk = plan[start:start + CHUNK]
         file_rows, vector_rows, tag_rows, sound_rows = [], [], [], []
-        counts = [len(vectors[r[0]]) for r, _ in chunk]
         base_vecs = np.stack([np.frombuffer(blob, "<f4") for r, _ in chunk for _, blob in vectors[r[0]]])
         moved = base_vecs + rng.standard_normal(base_vecs.shape, dtype=np.float32) * np.float32(NOISE / np.sqrt(dim))
         moved /= np.linalg.norm(moved, axis=1, keepdims=True)
         moved = moved.astype("<f4")
         v = 0
-        vids, fids = [], []
-        for j, ((real_row, path), count) in enumerate(zip(chunk, counts)):
+        for j, (real_row, path) in enumerate(chunk):
             file_id = start + j + 1
             real_id, _, duration, sample_rate, channels, kind = real_row
-            file_rows.append((file_id, path, 0, MTIME_NS, f"{file_id:040x}", duration, sample_rate,
-                              channels, kind, "indexed", model_id, now))
+            st = stats[real_id]
+            file_rows.append((file_id, path, st.st_size, st.st_mtime_ns, f"{file_id:040x}",
+                              duration, sample_rate, channels, kind, "indexed", model_id, now))
             for start_sample, _ in vectors[real_id]:
                 vector_id += 1
                 vector_rows.append((vector_id, file_id, model_id, start_sample, moved[v].tobytes()))
-                vids.append(vector_id)
-                fids.append(file_id)
                 v += 1
             for tag, source, confidence, tag_model in tags.get(real_id, ()):
                 tag_rows.append((file_id, tag, source, confidence, tag_model))
@@ -182,45 +200,50 @@ def million_library(cache: Path, n_files: int, seed: int = 0) -> dict:
             "tempo_confidence, key_tonic, key_mode, key_label, key_confidence, root_midi, "
             "tuning_cents, root_confidence, loudness_db, name_conflict, analysed_at) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sound_rows)
-        all_vids.append(np.asarray(vids, np.int64))
-        all_fids.append(np.asarray(fids, np.int64))
-        all_vecs.append(moved)
     db.execute("UPDATE meta SET value = '1' WHERE key = 'generation'")
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     catalog_s = time.perf_counter() - t0
-    n_vectors = vector_id
-    log(f"catalog: {n_files} files, {n_vectors} vectors in {catalog_s:.0f} s, "
+    log(f"catalog: {n_files} files, {vector_id} vectors in {catalog_s:.0f} s, "
         f"{(lib_dir / CATALOG_FILENAME).stat().st_size / 1e9:.2f} GB")
-    del plan
+    return {
+        "files": n_files, "vectors": int(vector_id), "real_files": len(files),
+        "real_vectors": int(sum(len(v) for v in vectors.values())),
+        "vectors_per_file": round(vector_id / n_files, 3), "noise": NOISE, "dim": dim,
+        "model_id": model_id, "tree_folders": len(made_dirs),
+        "build_seconds": {"tree": round(tree_s, 1), "catalog": round(catalog_s, 1)},
+        "catalog": str(lib_dir / CATALOG_FILENAME),
+        "catalog_gb": round((lib_dir / CATALOG_FILENAME).stat().st_size / 1e9, 3),
+        "tree": str(tree), "library": str(lib_dir),
+    }
 
-    # the index, as the app builds it (defaults of app/index.py), all threads
+
+def _index(lib_dir: Path, facts: dict, ef_construction: int) -> dict:
+    """The index of every vector of the catalog, built with the app's M on all threads and
+    saved with the catalog's generation, as ``Library`` would load it."""
     with Catalog(lib_dir / CATALOG_FILENAME) as catalog:
         generation = catalog.generation
+        t0 = time.perf_counter()
+        parts = list(catalog.iter_vectors(facts["model_id"], dim=facts["dim"], batch=50_000))
+    vids = np.concatenate([p[0] for p in parts])
+    fids = np.concatenate([p[1] for p in parts])
+    vecs = np.concatenate([p[2] for p in parts])
+    del parts
+    read_s = time.perf_counter() - t0
+    log(f"index: {len(vids)} vectors read in {read_s:.0f} s; building with "
+        f"ef_construction {ef_construction}")
     t0 = time.perf_counter()
-    vids, fids = np.concatenate(all_vids), np.concatenate(all_fids)
-    vecs = np.concatenate(all_vecs)
-    del all_vecs
-    index = VectorIndex.build(dim, model_id, vids, fids, vecs, ef_search=ef_search_for(len(vids)),
+    index = VectorIndex.build(facts["dim"], facts["model_id"], vids, fids, vecs,
+                              ef_search=ef_search_for(len(vids)), ef_construction=ef_construction,
                               num_threads=-1, generation=generation)
     build_s = time.perf_counter() - t0
     log(f"index: {len(vids)} vectors in {build_s:.0f} s ({len(vids) / build_s:.0f} vectors/s)")
     index.save(lib_dir / INDEX_FILENAME)
-    facts = {
-        "files": n_files, "vectors": int(n_vectors), "real_files": len(files),
-        "real_vectors": int(sum(len(v) for v in vectors.values())),
-        "vectors_per_file": round(n_vectors / n_files, 3), "noise": NOISE, "dim": dim,
-        "model_id": model_id, "tree_folders": len(made_dirs),
-        "build_seconds": {"tree": round(tree_s, 1), "catalog": round(catalog_s, 1),
-                          "index": round(build_s, 1)},
-        "index_build_vectors_per_s": round(len(vids) / build_s),
-        "catalog_gb": round((lib_dir / CATALOG_FILENAME).stat().st_size / 1e9, 3),
-        "index_gb": round((lib_dir / INDEX_FILENAME).stat().st_size / 1e9, 3),
-        "tree": str(tree), "library": str(lib_dir),
-    }
-    facts_path.write_text(json.dumps(facts, indent=2) + "\n")
-    return facts
+    return {"index_build_s": round(build_s, 1), "index_ef_construction": ef_construction,
+            "index_M": index.M, "index_build_vectors_per_s": round(len(vids) / build_s),
+            "index_build_threads": os.cpu_count(),
+            "index_gb": round((lib_dir / INDEX_FILENAME).stat().st_size / 1e9, 3)}
 
 
 if __name__ == "__main__":
@@ -228,5 +251,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--files", type=int, default=1_000_000)
+    parser.add_argument("--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION,
+                        help="the index's build effort (the app's default unless the machine "
+                             "is too slow to build a million vectors with it; said in the facts)")
     args = parser.parse_args()
-    print(json.dumps(million_library(args.cache, args.files), indent=2))
+    print(json.dumps(million_library(args.cache, args.files,
+                                     ef_construction=args.ef_construction), indent=2))
