@@ -168,7 +168,8 @@ class VectorIndex:
         self._lock = _ReadWriteLock()
         self._hnsw = hnswlib.Index(space=SPACE, dim=self.dim)
         self._file_of: dict[int, int] = {}  # vector_id -> file_id, live and deleted
-        self._vectors_of: dict[int, set[int]] = {}  # file_id -> live vector_ids
+        # file_id -> live vector_ids; None after a load until first needed (_vectors_by_file)
+        self._vectors_of: dict[int, set[int]] | None = {}
         self._deleted: set[int] = set()
 
     # ----- construction -------------------------------------------------------------------
@@ -241,7 +242,7 @@ class VectorIndex:
     def vector_files(self) -> dict[int, int]:
         """vector_id -> file_id of every live vector (for repairs against the catalog)."""
         with self._lock.read():
-            return {v: f for f, vs in self._vectors_of.items() for v in vs}
+            return {v: f for f, vs in self._vectors_by_file().items() for v in vs}
 
     def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(vector_ids, file_ids) of every live vector, by ascending vector id, as arrays (a
@@ -260,7 +261,7 @@ class VectorIndex:
     def file_ids(self) -> set[int]:
         """The files that have at least one live vector."""
         with self._lock.read():
-            return set(self._vectors_of)
+            return set(self._vectors_by_file())
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -281,7 +282,7 @@ class VectorIndex:
         removed = 0
         with self._lock.write():
             for file_id in file_ids:
-                for vector_id in self._vectors_of.pop(int(file_id), ()):
+                for vector_id in self._vectors_by_file().pop(int(file_id), ()):
                     self._hnsw.mark_deleted(vector_id)
                     self._deleted.add(vector_id)
                     removed += 1
@@ -321,6 +322,7 @@ class VectorIndex:
 
     def _insert(self, vids: np.ndarray, fids: np.ndarray, vecs: np.ndarray, threads: int) -> None:
         """Caller holds the write lock (or owns the index alone)."""
+        by_file = self._vectors_by_file()
         new = sum(1 for v in vids.tolist() if v not in self._file_of)
         needed = len(self._file_of) + new
         capacity = self._hnsw.get_max_elements()
@@ -330,15 +332,15 @@ class VectorIndex:
         for vector_id, file_id in zip(vids.tolist(), fids.tolist()):
             old_file = self._file_of.get(vector_id)
             if old_file is not None and old_file != file_id and vector_id not in self._deleted:
-                old_set = self._vectors_of.get(old_file)
+                old_set = by_file.get(old_file)
                 if old_set is not None:
                     old_set.discard(vector_id)
                     if not old_set:
-                        del self._vectors_of[old_file]
+                        del by_file[old_file]
             # hnswlib un-deletes a deleted label when it is added again.
             self._deleted.discard(vector_id)
             self._file_of[vector_id] = file_id
-            self._vectors_of.setdefault(file_id, set()).add(vector_id)
+            by_file.setdefault(file_id, set()).add(vector_id)
 
     # ----- searching ----------------------------------------------------------------------
 
@@ -366,7 +368,8 @@ class VectorIndex:
             live = len(self._file_of) - len(self._deleted)
             if live == 0:
                 return []
-            excluded_vectors = sum(len(self._vectors_of.get(f, ())) for f in excluded)
+            by_file = self._vectors_by_file() if excluded else {}
+            excluded_vectors = sum(len(by_file.get(f, ())) for f in excluded)
             n_ask = min(live, k * 4 + 16 + excluded_vectors)
             while True:
                 labels, distances = self._knn(q, n_ask)
@@ -390,7 +393,7 @@ class VectorIndex:
             raise ValueError(f"sample must be >= 1, got {sample}")
         with self._lock.read():
             live = np.fromiter(
-                (v for f in self._vectors_of.values() for v in f), dtype=np.int64
+                (v for f in self._vectors_by_file().values() for v in f), dtype=np.int64
             )
             if len(live) == 0:
                 return 1.0
@@ -559,24 +562,31 @@ class VectorIndex:
         return index
 
     def _fill_mapping(self, vids: np.ndarray, fids: np.ndarray, dead: np.ndarray) -> None:
-        """The Python mapping of a freshly loaded index, built in bulk (a million vectors
-        load in a fraction of a second, not in a per-vector loop)."""
-        vid_list = vids.tolist()
-        self._file_of = dict(zip(vid_list, fids.tolist()))
+        """The Python mapping of a freshly loaded index, built in bulk (no per-vector loop);
+        the per-file sets wait until something needs them (a search does not)."""
+        self._file_of = dict(zip(vids.tolist(), fids.tolist()))
         if dead.any():
             self._deleted = set(vids[dead].tolist())
-            vid_list, fid_list = vids[~dead].tolist(), fids[~dead].tolist()
-        else:
-            fid_list = fids.tolist()
-        vectors_of: dict[int, set[int]] = {}
-        get = vectors_of.get
-        for vector_id, file_id in zip(vid_list, fid_list):
-            held = get(file_id)
-            if held is None:
-                vectors_of[file_id] = {vector_id}
-            else:
-                held.add(vector_id)
-        self._vectors_of = vectors_of
+        self._vectors_of = None
+
+    def _vectors_by_file(self) -> dict[int, set[int]]:
+        """file_id -> live vector ids, built on first use after a load. Caller holds the
+        lock (readers racing to build it build the same thing)."""
+        by_file = self._vectors_of
+        if by_file is None:
+            by_file = {}
+            get = by_file.get
+            deleted = self._deleted
+            for vector_id, file_id in self._file_of.items():
+                if vector_id in deleted:
+                    continue
+                held = get(file_id)
+                if held is None:
+                    by_file[file_id] = {vector_id}
+                else:
+                    held.add(vector_id)
+            self._vectors_of = by_file
+        return by_file
 
 
 def _read_header(src, path: Path) -> dict:

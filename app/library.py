@@ -313,7 +313,9 @@ class Library:
         model_id, dim = self.encoder.model_id, self.encoder.dim
         # sorted id arrays, compared in numpy: a million-vector library repairs in a second
         index_ids, index_files = index.live_vectors()
-        catalog_ids = np.unique(self.catalog.vector_ids(model_id))
+        catalog_ids = self.catalog.vector_ids(model_id)      # ascending primary keys
+        if len(catalog_ids) > 1 and not bool(np.all(catalog_ids[1:] > catalog_ids[:-1])):
+            catalog_ids = np.unique(catalog_ids)
         gone = ~np.isin(index_ids, catalog_ids, assume_unique=True)
         stale_files = set(index_files[gone].tolist())
         index.remove_files(stale_files)
