@@ -518,6 +518,11 @@ class Catalog(CollectionsMixin):
             sql += f" LIMIT {int(limit)}"
         return self._rows(sql)
 
+    def indexed_count(self) -> int:
+        """``stats()['indexed']`` alone: one count on the status index (stats() takes
+        seconds at a million files)."""
+        return self._db.execute("SELECT COUNT(*) FROM files WHERE status = 'indexed'").fetchone()[0]
+
     def stats(self) -> dict:
         counts = dict(self._db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
         kinds = dict(self._db.execute(

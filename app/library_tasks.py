@@ -150,13 +150,9 @@ class LibraryThread:
         from app.library import Library
         library = Library(self.library_dir)
         library.index  # load or repair now, not on the first query
+        self.files = library.catalog.indexed_count()     # not stats(): seconds at 1M files
         self.index_state = f"{len(library.index)} vectors ({library.index_note})"
-        # The totals (seconds at a million files) come after the searches already asked.
-        self._jobs.put(self._count_files)
         return library
-
-    def _count_files(self, library) -> None:
-        self.files = library.catalog.stats()["indexed"]
 
     def _opened_one(self, library) -> None:
         with self._index_ready:
