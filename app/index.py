@@ -20,6 +20,7 @@ File layout (little-endian)::
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 import tempfile
@@ -168,7 +169,8 @@ class VectorIndex:
         self._lock = _ReadWriteLock()
         self._hnsw = hnswlib.Index(space=SPACE, dim=self.dim)
         self._file_of: dict[int, int] = {}  # vector_id -> file_id, live and deleted
-        self._vectors_of: dict[int, set[int]] = {}  # file_id -> live vector_ids
+        # file_id -> live vector_ids; None after a load until first needed (_vectors_by_file)
+        self._vectors_of: dict[int, set[int]] | None = {}
         self._deleted: set[int] = set()
 
     # ----- construction -------------------------------------------------------------------
@@ -241,12 +243,26 @@ class VectorIndex:
     def vector_files(self) -> dict[int, int]:
         """vector_id -> file_id of every live vector (for repairs against the catalog)."""
         with self._lock.read():
-            return {v: f for f, vs in self._vectors_of.items() for v in vs}
+            return {v: f for f, vs in self._vectors_by_file().items() for v in vs}
+
+    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vector_ids, file_ids) of every live vector, by ascending vector id, as arrays (a
+        repair against the catalog compares them without a dict of millions of entries)."""
+        with self._lock.read():
+            n = len(self._file_of)
+            vids = np.fromiter(self._file_of.keys(), dtype=np.int64, count=n)
+            fids = np.fromiter(self._file_of.values(), dtype=np.int64, count=n)
+            if self._deleted:
+                live = np.fromiter((v not in self._deleted for v in vids.tolist()), dtype=bool,
+                                   count=n)
+                vids, fids = vids[live], fids[live]
+        order = np.argsort(vids, kind="stable")
+        return vids[order], fids[order]
 
     def file_ids(self) -> set[int]:
         """The files that have at least one live vector."""
         with self._lock.read():
-            return set(self._vectors_of)
+            return set(self._vectors_by_file())
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -267,7 +283,7 @@ class VectorIndex:
         removed = 0
         with self._lock.write():
             for file_id in file_ids:
-                for vector_id in self._vectors_of.pop(int(file_id), ()):
+                for vector_id in self._vectors_by_file().pop(int(file_id), ()):
                     self._hnsw.mark_deleted(vector_id)
                     self._deleted.add(vector_id)
                     removed += 1
@@ -307,6 +323,7 @@ class VectorIndex:
 
     def _insert(self, vids: np.ndarray, fids: np.ndarray, vecs: np.ndarray, threads: int) -> None:
         """Caller holds the write lock (or owns the index alone)."""
+        by_file = self._vectors_by_file()
         new = sum(1 for v in vids.tolist() if v not in self._file_of)
         needed = len(self._file_of) + new
         capacity = self._hnsw.get_max_elements()
@@ -316,15 +333,15 @@ class VectorIndex:
         for vector_id, file_id in zip(vids.tolist(), fids.tolist()):
             old_file = self._file_of.get(vector_id)
             if old_file is not None and old_file != file_id and vector_id not in self._deleted:
-                old_set = self._vectors_of.get(old_file)
+                old_set = by_file.get(old_file)
                 if old_set is not None:
                     old_set.discard(vector_id)
                     if not old_set:
-                        del self._vectors_of[old_file]
+                        del by_file[old_file]
             # hnswlib un-deletes a deleted label when it is added again.
             self._deleted.discard(vector_id)
             self._file_of[vector_id] = file_id
-            self._vectors_of.setdefault(file_id, set()).add(vector_id)
+            by_file.setdefault(file_id, set()).add(vector_id)
 
     # ----- searching ----------------------------------------------------------------------
 
@@ -352,7 +369,8 @@ class VectorIndex:
             live = len(self._file_of) - len(self._deleted)
             if live == 0:
                 return []
-            excluded_vectors = sum(len(self._vectors_of.get(f, ())) for f in excluded)
+            by_file = self._vectors_by_file() if excluded else {}
+            excluded_vectors = sum(len(by_file.get(f, ())) for f in excluded)
             n_ask = min(live, k * 4 + 16 + excluded_vectors)
             while True:
                 labels, distances = self._knn(q, n_ask)
@@ -376,7 +394,7 @@ class VectorIndex:
             raise ValueError(f"sample must be >= 1, got {sample}")
         with self._lock.read():
             live = np.fromiter(
-                (v for f in self._vectors_of.values() for v in f), dtype=np.int64
+                (v for f in self._vectors_by_file().values() for v in f), dtype=np.int64
             )
             if len(live) == 0:
                 return 1.0
@@ -520,7 +538,7 @@ class VectorIndex:
             mapping = src.read(header["mapping_bytes"])
             crc = zlib.crc32(mapping)
             with _graph_file(path) as (out, graph_path):
-                crc = _copy_payload(src, out, crc)
+                crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
                 out.flush()
                 if f"{crc & 0xFFFFFFFF:08x}" != header["payload_crc32"]:
                     raise IndexFormatError(f"{path}: checksum mismatch, the file is corrupt")
@@ -541,13 +559,35 @@ class VectorIndex:
             raise IndexFormatError(f"{path}: graph holds {index._hnsw.element_count} vectors, header says {n}")
         if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), np.sort(vids)):
             raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
-        for vector_id, file_id, dead in zip(vids.tolist(), fids.tolist(), deleted.tolist()):
-            index._file_of[vector_id] = file_id
-            if dead:
-                index._deleted.add(vector_id)
-            else:
-                index._vectors_of.setdefault(file_id, set()).add(vector_id)
+        index._fill_mapping(vids, fids, deleted.astype(bool))
         return index
+
+    def _fill_mapping(self, vids: np.ndarray, fids: np.ndarray, dead: np.ndarray) -> None:
+        """The Python mapping of a freshly loaded index, built in bulk (no per-vector loop);
+        the per-file sets wait until something needs them (a search does not)."""
+        self._file_of = dict(zip(vids.tolist(), fids.tolist()))
+        if dead.any():
+            self._deleted = set(vids[dead].tolist())
+        self._vectors_of = None
+
+    def _vectors_by_file(self) -> dict[int, set[int]]:
+        """file_id -> live vector ids, built on first use after a load. Caller holds the
+        lock (readers racing to build it build the same thing)."""
+        by_file = self._vectors_of
+        if by_file is None:
+            by_file = {}
+            get = by_file.get
+            deleted = self._deleted
+            for vector_id, file_id in self._file_of.items():
+                if vector_id in deleted:
+                    continue
+                held = get(file_id)
+                if held is None:
+                    by_file[file_id] = {vector_id}
+                else:
+                    held.add(vector_id)
+            self._vectors_of = by_file
+        return by_file
 
 
 def _read_header(src, path: Path) -> dict:
@@ -594,6 +634,38 @@ def _copy_payload(src, out, crc: int) -> int:
             return crc
         crc = zlib.crc32(chunk, crc)
         out.write(chunk)
+
+
+def _copy_graph(src, out, crc: int, count: int) -> int:
+    """Copy the next ``count`` bytes of ``src`` to ``out`` (both at their positions) and
+    return the running CRC-32 over them. The kernel copies them (``os.sendfile``) and the
+    CRC reads the source's pages where they lie (``mmap``): a gigabyte-sized graph is not
+    read and written through Python buffers. Plain chunked copying where that fails."""
+    start, crc_before = src.tell(), crc
+    if count and hasattr(os, "sendfile"):
+        try:
+            with mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                with memoryview(view) as pages:
+                    step = 64 * _COPY_CHUNK
+                    for at in range(start, start + count, step):
+                        crc = zlib.crc32(pages[at:min(start + count, at + step)], crc)
+            out.flush()
+            done = 0
+            while done < count:
+                sent = os.sendfile(out.fileno(), src.fileno(), start + done, count - done)
+                if sent <= 0:
+                    break
+                done += sent
+            if done == count:
+                src.seek(start + count)
+                return crc
+            out.seek(0)
+            out.truncate()
+        except (OSError, ValueError):
+            out.seek(0)
+            out.truncate()
+        src.seek(start)
+    return _copy_payload(src, out, crc_before)
 
 
 @contextmanager

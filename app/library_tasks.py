@@ -94,8 +94,24 @@ class LibraryThread:
         self._seq = 0
         self.files = 0
         self.index_state = "opening"
+        # The loaded index, shared with the live session (one copy in memory): ``_opened``
+        # counts the opens done, ``_asked`` those asked for (the first, then each reload).
+        self._index = None
+        self._opened = 0
+        self._asked = 1
+        self._index_ready = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="library-worker", daemon=True)
         self._thread.start()
+
+    def index(self, timeout: float | None = None):
+        """The ``VectorIndex`` of the library as last opened or reloaded (waiting for an
+        open or reload still under way), for a live session to search instead of loading a
+        second copy (an index may be searched from any thread). None when the library could
+        not be opened or the wait timed out. Any thread."""
+        with self._index_ready:
+            if not self._index_ready.wait_for(lambda: self._opened >= self._asked, timeout):
+                return None
+            return self._index
 
     def search_file(self, path: str | os.PathLike, k: int, publish: Callable[[SuggestionUpdate], None],
                     search_filter: SearchFilter | None = None) -> None:
@@ -133,6 +149,8 @@ class LibraryThread:
 
     def reload(self, then: Callable[[], None] | None = None) -> None:
         """Reopen the library (after a scan); ``then()`` runs once it is open."""
+        with self._index_ready:
+            self._asked += 1
         self._jobs.put("reload")
         if then is not None:
             self._jobs.put(lambda library: then())
@@ -145,10 +163,15 @@ class LibraryThread:
         from app.library import Library
         library = Library(self.library_dir)
         library.index  # load or repair now, not on the first query
-        stats = library.catalog.stats()
-        self.files = stats["indexed"]
+        self.files = library.catalog.indexed_count()     # not stats(): seconds at 1M files
         self.index_state = f"{len(library.index)} vectors ({library.index_note})"
         return library
+
+    def _opened_one(self, library) -> None:
+        with self._index_ready:
+            self._index = None if library is None else library.index
+            self._opened += 1
+            self._index_ready.notify_all()
 
     def _run(self) -> None:
         library = None
@@ -157,6 +180,7 @@ class LibraryThread:
         except Exception as exc:  # noqa: BLE001 - reported, the window lives on
             self.index_state = "unavailable"
             self._on_error(f"library unavailable: {exc}")
+        self._opened_one(library)
         while True:
             job = self._jobs.get()
             if job is None:
@@ -169,6 +193,7 @@ class LibraryThread:
                 except Exception as exc:  # noqa: BLE001
                     library = None
                     self._on_error(f"library unavailable: {exc}")
+                self._opened_one(library)
                 continue
             if library is None:
                 self._on_error("the library could not be opened")

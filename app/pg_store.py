@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from app.catalog import FileAnalysis, FileRow
+from app.catalog import FileAnalysis, FileRow, FileStamp
 from app.index import Hit
 from app.storage import StorageUnavailable
 from engine.errors import SampleScoutError
@@ -394,6 +394,12 @@ class PgCatalog:
             rows = self._rows("WHERE share_id = %s", (share,))
         return {row.path: row for row in rows}
 
+    def file_stamps(self, root: str) -> dict[str, FileStamp]:
+        """What an unchanged-file check needs of each row inside ``root`` (see
+        ``app.catalog.Catalog.file_stamps``)."""
+        return {path: FileStamp(row.id, row.size, row.mtime_ns, row.status, row.model_id,
+                                row.error_code) for path, row in self.files_under(root).items()}
+
     def file(self, file_id: int) -> FileRow | None:
         rows = self._rows("WHERE id = %s", (int(file_id),))
         return rows[0] if rows else None
@@ -437,6 +443,9 @@ class PgCatalog:
 
     def tags(self, file_ids: Iterable[int]) -> dict:
         return {}
+
+    def indexed_count(self) -> int:
+        return int(self._q("SELECT count(*) FROM files WHERE status = 'indexed'").fetchone()[0])
 
     def stats(self) -> dict:
         counts = dict(self._q("SELECT status, count(*) FROM files GROUP BY status").fetchall())

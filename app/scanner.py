@@ -43,7 +43,7 @@ from typing import Callable, Iterable, Iterator
 from app.analysis import KnownContent, SoundResult, analyse_in_worker, analyse_sound_in_worker
 from app.lifeline import init_scan_worker, is_child_of
 from app.priority import scan_workers
-from app.catalog import FileAnalysis, FileRow
+from app.catalog import FileAnalysis, FileRow, FileStamp
 from app.decode import SUPPORTED_EXTENSIONS
 from app.library import Library
 from app.paths import display_path
@@ -326,29 +326,32 @@ class Scanner:
                 continue
             catalog.add_root(root_path)
             report.roots.append(root_path)
-            rows = catalog.files_under(root_path)
+            # Only the stamps: an unchanged file costs one stat and one dict look-up.
+            stamps = catalog.file_stamps(root_path)
             seen: set[str] = set()
             unreadable: list[str] = []
             library_roots = catalog.roots()
             for candidate in walk_audio_files(root_path, report.problems, unreadable,
                                               library_roots):
                 seen.add(candidate.path)
-                row = rows.get(candidate.path)
-                if row is not None and _unchanged(row, candidate, model_id):
+                stamp = stamps.get(candidate.path)
+                if stamp is not None and _unchanged(stamp, candidate, model_id):
                     report.unchanged += 1
                 else:
                     tasks.append(candidate)
             report.seen += len(seen)
             # Files under a folder that could not be listed may well still be there.
-            seen.update(p for p in rows if _under_any(p, unreadable))
-            if not seen and rows and self.library.shared:
+            if unreadable:
+                seen.update(p for p in stamps if _under_any(p, unreadable))
+            if not seen and stamps and self.library.shared:
                 # An empty mount point (the share not mounted here): deleting its rows would
                 # delete them for every machine of the shared catalogue.
                 report.problems.append(
                     f"library folder is empty: {root_path} (share not mounted?); its "
-                    f"{len(rows)} catalogued files are kept")
+                    f"{len(stamps)} catalogued files are kept")
                 continue
-            orphans.update((p, r) for p, r in rows.items() if p not in seen)
+            gone = [stamp.id for p, stamp in stamps.items() if p not in seen]
+            orphans.update((row.path, row) for row in catalog.files_by_id(gone).values())
         return self._finish(tasks, orphans, report, started)
 
     def _scan_paths(self, paths: Iterable[str | os.PathLike]) -> ScanReport:
@@ -409,6 +412,7 @@ class Scanner:
                 started: float) -> ScanReport:
         """Analyse ``tasks``, back-fill the sound analyses of ``report.roots``, and remove
         the ``orphans`` no task turned out to be a move of."""
+        catalog = self.library.catalog
         held = self.library.claim(t.path for t in tasks)
         if held:
             report.claimed_elsewhere = len(held)
@@ -416,7 +420,11 @@ class Scanner:
             report.problems.append(f"{len(held)} files are being analysed by {machines}; "
                                    "their rows appear when it commits them")
             tasks = [t for t in tasks if t.path not in held]
-        self.library.index   # open (or repair) the index before the first result lands
+        # An unchanged tree changes nothing: the index is neither opened nor saved again
+        # (at a million files each costs seconds).
+        generation = catalog.generation
+        if tasks or orphans:
+            self.library.index   # open (or repair) the index before the first result lands
         interrupted = False
         completed = False
         try:
@@ -436,7 +444,8 @@ class Scanner:
                 if self.note_changes:
                     report.changes.extend(("removed", path) for path in orphans)
             self.library.release_claims()
-            self.library.save_index()
+            if self.library.shared or catalog.generation != generation:
+                self.library.save_index()
             report.elapsed_s = time.monotonic() - started
         if interrupted:
             raise KeyboardInterrupt
@@ -794,12 +803,12 @@ def _under_any(path: str, folders: list[str]) -> bool:
     return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
-def _unchanged(row: FileRow, candidate: _Candidate, model_id: str) -> bool:
-    return (row.size == candidate.size and row.mtime_ns == candidate.mtime_ns
-            and _reusable(row, model_id))
+def _unchanged(stamp: FileStamp, candidate: _Candidate, model_id: str) -> bool:
+    return (stamp.size == candidate.size and stamp.mtime_ns == candidate.mtime_ns
+            and _reusable(stamp, model_id))
 
 
-def _reusable(row: FileRow, model_id: str) -> bool:
+def _reusable(row: FileRow | FileStamp, model_id: str) -> bool:
     """Can this row's analysis stand for its content under the current model?"""
     if row.status == "indexed":
         return row.model_id == model_id

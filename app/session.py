@@ -290,8 +290,13 @@ class Session:
         Raises DecodeError (unreadable) or MatcherError (silent)."""
         return self.matcher.search_file(path, k=k)
 
-    def reload_index(self) -> None:
-        """Search the library's index as it is on disk now (after a scan or a removal)."""
+    def reload_index(self, index=None) -> None:
+        """Search ``index`` from now on (one the caller loaded already, e.g. the window's
+        library's), or else the library's index as it is on disk now (after a scan or a
+        removal)."""
+        if index is not None:
+            self.matcher.set_index(index)
+            return
         from app.library import Library
         with Library(self.library_dir, encoder=self.matcher.encoder) as library:
             # the same searcher over the new index: the re-ranker keeps its cache

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from app.catalog import FileAnalysis, FileRow
+from app.catalog import FileAnalysis, FileRow, FileStamp
 from app.index import Hit
 from engine.errors import SampleScoutError
 
@@ -57,6 +57,7 @@ class CatalogStore(Protocol):
 
     # rows
     def files_under(self, root: str) -> dict[str, FileRow]: ...
+    def file_stamps(self, root: str) -> dict[str, FileStamp]: ...
     def file(self, file_id: int) -> FileRow | None: ...
     def file_by_path(self, path: str) -> FileRow | None: ...
     def files_by_id(self, file_ids: Iterable[int]) -> dict[int, FileRow]: ...
@@ -64,6 +65,9 @@ class CatalogStore(Protocol):
     def known_hashes(self) -> set[str]: ...
     def skipped(self, limit: int | None = None) -> list[FileRow]: ...
     def stats(self) -> dict: ...
+    def indexed_count(self) -> int:
+        """How many files are indexed (what ``stats()['indexed']`` says, without its other
+        totals, which take seconds at a million files)."""
     def where(self, row: FileRow) -> str | None:
         """For a row whose file is not reachable here: which machine has it (None if no
         other machine does, or the storage is local)."""

@@ -44,6 +44,7 @@ from .host import SILENCE_DB, AudioSettings, Host, HostStatus, LevelReading
 RETRY_SECONDS = 3.0
 START_TIMEOUT = 10.0
 CHAIN_SETTLE_SECONDS = 0.15     # one rebuild for a burst of slider moves
+INDEX_WAIT_SECONDS = 120.0      # for the library thread's index (a large one loads in seconds)
 
 
 class SessionHost(Host):
@@ -128,9 +129,13 @@ class SessionHost(Host):
             self._state = HostStatus("waiting", f"audio unavailable: {exc} (retrying)")
             return False
         try:
+            # The library thread's index: one copy in memory (a million-file library's
+            # index is gigabytes); None (it could not open) lets the session load its own.
+            index = self._library.index(timeout=INDEX_WAIT_SECONDS)
             session = Session(self.library_dir, config, self.profile, mode=self.mode,
                               midi_map=self._midi_map, input_chain=self.input_chain,
-                              preview_chain=self.preview_chain, pads_follow="updates")
+                              preview_chain=self.preview_chain, pads_follow="updates",
+                              index=index)
             session.subscribe(self.suggestions.emit)
             session.set_filter(self.search_filter)
             # Every message, also during MIDI learn; Qt queues the signal to the GUI thread.
@@ -190,7 +195,7 @@ class SessionHost(Host):
                     if self.session is not None:
                         self.session.send_chains()
                 elif kind == "reload" and self.session is not None:
-                    self.session.reload_index()
+                    self.session.reload_index(self._library.index(timeout=INDEX_WAIT_SECONDS))
             except Exception as exc:  # noqa: BLE001 - user-facing line
                 self.error.emit(str(exc))
 
