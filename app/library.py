@@ -192,7 +192,7 @@ class Library:
         rewritten. Thread: the owner's."""
         if not self.live_shared:
             return False
-        generation = self.catalog.generation
+        generation = self.catalog.cache_stamp   # vectors, tags and sounds
         state = read_state(self._cache)
         if state is not None and state.get("generation") == generation:
             return False

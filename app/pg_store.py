@@ -34,6 +34,7 @@ import numpy as np
 
 from app.catalog import FileAnalysis, FileRow
 from app.index import Hit
+from app.pg_librarian import MIGRATION_2, PgLibrarianMixin
 from app.storage import StorageUnavailable
 from engine.errors import SampleScoutError
 
@@ -44,7 +45,7 @@ try:
 except ImportError:  # the optional [postgres] extra
     psycopg = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CLAIM_TIMEOUT_S = 600
 RECONNECT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5
@@ -98,6 +99,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                PRIMARY KEY (share_id, rel_path))""",
         "CREATE SEQUENCE generation",
     ),
+    # tags, sound analysis, duplicate groups, favourites and collections (app.pg_librarian)
+    2: MIGRATION_2,
 }
 
 _FILE_COLUMNS = ("id, share_id, rel_path, size, mtime_ns, content_hash, duration, sample_rate, "
@@ -129,8 +132,9 @@ def redacted(address: str) -> str:
         dbname=info.get("dbname", ""))
 
 
-class PgCatalog:
-    """One connection to the shared catalogue, as seen from ``machine_id``."""
+class PgCatalog(PgLibrarianMixin):
+    """One connection to the shared catalogue, as seen from ``machine_id``. Tags, sounds,
+    favourites, collections and duplicates: :class:`app.pg_librarian.PgLibrarianMixin`."""
 
     def __init__(self, address: str, machine_id: str):
         if psycopg is None:
@@ -272,6 +276,11 @@ class PgCatalog:
         catalog_id, = self._q("SELECT value FROM scout_meta WHERE key = 'catalog_id'").fetchone()
         last, called = self._q("SELECT last_value, is_called FROM generation").fetchone()
         return f"{catalog_id}:{last if called else 0}"
+
+    @property
+    def cache_stamp(self) -> str:
+        """Stamp of everything the local copy holds: the vectors and the librarian's data."""
+        return f"{self.generation}/{self.changes}"
 
     def _bump_generation(self) -> None:
         self._q("SELECT nextval('generation')")
@@ -430,14 +439,6 @@ class PgCatalog:
             return None
         return "; ".join(f"on {machine}: {os.path.join(local, rel)}" for machine, local, rel in found)
 
-    # Tags and tempo/key analysis live in the local catalog only so far: the shared catalogue
-    # answers searches without them (its results carry no tags, tempo or key).
-    def sounds(self, file_ids: Iterable[int]) -> dict:
-        return {}
-
-    def tags(self, file_ids: Iterable[int]) -> dict:
-        return {}
-
     def stats(self) -> dict:
         counts = dict(self._q("SELECT status, count(*) FROM files GROUP BY status").fetchall())
         kinds = dict(self._q("SELECT kind, count(*) FROM files WHERE status = 'indexed' "
@@ -547,6 +548,7 @@ class PgCatalog:
                  self.machine_id)).fetchone()
             had = self._q("DELETE FROM vectors WHERE file_id = %s", (file_id,)).rowcount
             ids = self._insert_vectors(file_id, a.model_id, a.start_samples, a.vectors)
+            self.set_sound(file_id, a.sound, a.tags)
             self._q("DELETE FROM claims WHERE share_id = %s AND rel_path = %s", (share, rel))
             if len(ids) or had:
                 self._bump_generation()
@@ -590,12 +592,15 @@ class PgCatalog:
         _, vectors = self.file_vectors(source_id)
         starts = [r[0] for r in self._q("SELECT start_sample FROM vectors WHERE file_id = %s "
                                         "ORDER BY id", (int(source_id),))]
+        sound = self.sounds([source_id]).get(source_id)
+        audio_tags = tuple(t for t in self.tag_rows([source_id]).get(source_id, ())
+                           if t.source == "audio")
         return self.store(FileAnalysis(
             path=path, size=size, mtime_ns=mtime_ns, content_hash=source.content_hash,
             status=source.status, duration=source.duration, sample_rate=source.sample_rate,
             channels=source.channels, kind=source.kind, error_code=source.error_code,
             error=source.error, model_id=source.model_id, start_samples=tuple(starts),
-            vectors=vectors if len(starts) else None))
+            vectors=vectors if len(starts) else None, sound=sound, tags=audio_tags))
 
     def delete_files(self, file_ids: Iterable[int]) -> None:
         ids = [int(i) for i in file_ids]
@@ -644,10 +649,13 @@ class PgCatalog:
     # -- export for the local cache -------------------------------------------------
 
     def export(self, model_id: str) -> Iterator[FileAnalysis]:
-        """Every row with its vectors of ``model_id``, as this machine sees the paths."""
+        """Every row with its vectors of ``model_id``, its sound analysis and its audio and
+        name tags, as this machine sees the paths (the user's tags: ``export_user_tags``)."""
         rows = self._rows("ORDER BY id")
         for start in range(0, len(rows), 512):
             chunk = rows[start:start + 512]
+            ids = [r.id for r in chunk]
+            sounds, tags = self.sounds(ids), self.tag_rows(ids)
             vectors: dict[int, list] = {}
             for file_id, begin, embedding in self._q(
                     "SELECT file_id, start_sample, embedding FROM vectors WHERE file_id = ANY(%s) "
@@ -662,7 +670,17 @@ class PgCatalog:
                     kind=r.kind, error_code=r.error_code if own or r.status != "indexed"
                     else "other_model", error=r.error, model_id=r.model_id,
                     start_samples=tuple(b for b, _ in own),
-                    vectors=np.stack([v for _, v in own]) if own else None)
+                    vectors=np.stack([v for _, v in own]) if own else None,
+                    sound=sounds.get(r.id),
+                    tags=tuple(t for t in tags.get(r.id, ()) if t.source != "user"))
+
+    def export_user_tags(self) -> Iterator[tuple[str, str, bool]]:
+        """Every user's word on a tag: (path as this machine sees it, tag, removed)."""
+        rows = self._rows("WHERE id IN (SELECT file_id FROM tags WHERE source = 'user')")
+        paths = {r.id: r.path for r in rows}
+        for file_id, words in self.user_tags(paths).items():
+            for tag, removed in words:
+                yield paths[file_id], tag, removed
 
 
 class PgVectorIndex:
