@@ -70,6 +70,11 @@ def catalog_address(directory: Path, override: str | None = None) -> str | None:
     for address in (override, os.environ.get(CATALOG_ENV)):
         if address:
             return None if address == LOCAL else address
+    return remembered_catalog_address(directory)
+
+
+def remembered_catalog_address(directory: Path) -> str | None:
+    """The address remembered in the library dir (None: the local catalog). Any thread."""
     try:
         remembered = (Path(directory) / CATALOG_ADDRESS_FILENAME).read_text(encoding="utf-8").strip()
     except OSError:

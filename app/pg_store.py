@@ -49,6 +49,10 @@ SCHEMA_VERSION = 2
 CLAIM_TIMEOUT_S = 600
 RECONNECT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5
+# pgvector's HNSW build parameters (its defaults; bench/pg.py measured them against larger
+# ones) and the search breadth PgVectorIndex starts from
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
 _MIGRATION_LOCK = 0x5343_5354  # pg_advisory_xact_lock key: one migration at a time
 _INDEX_LOCK = 0x5343_5349
 
@@ -285,28 +289,48 @@ class PgCatalog(PgLibrarianMixin):
     def _bump_generation(self) -> None:
         self._q("SELECT nextval('generation')")
 
+    @staticmethod
+    def vector_index_name(model_id: str) -> str:
+        return "vectors_hnsw_" + hashlib.sha1(model_id.encode()).hexdigest()[:12]
+
     def ensure_vector_index(self, model_id: str, dim: int) -> None:
         """The HNSW index of one model's vectors (created once, under a lock)."""
         if model_id in self._indexed_models:
             return
-        name = "vectors_hnsw_" + hashlib.sha1(model_id.encode()).hexdigest()[:12]
+        name = self.vector_index_name(model_id)
+        # CREATE INDEX takes a lock that waits for every open write on the table, even when
+        # the index exists: look first, so concurrent scans never queue behind each other
+        if self._q("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None:
+            self._indexed_models.add(model_id)
+            return
         with self.transaction():
             self._q("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
             self._q(sql.SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON vectors USING hnsw "
-                "((embedding::vector({})) vector_cosine_ops) WHERE model_id = {}").format(
-                    sql.Identifier(name), sql.Literal(int(dim)), sql.Literal(model_id)))
+                "((embedding::vector({})) vector_cosine_ops) WITH (m = {}, ef_construction = {}) "
+                "WHERE model_id = {}").format(
+                    sql.Identifier(name), sql.Literal(int(dim)), sql.Literal(HNSW_M),
+                    sql.Literal(HNSW_EF_CONSTRUCTION), sql.Literal(model_id)))
         self._indexed_models.add(model_id)
 
-    def describe(self) -> str:
-        """Server and pgvector versions, schema, and whether this role may write rows."""
+    def facts(self) -> dict:
+        """{address (no password), server, pgvector (None: missing), schema, writes}: the
+        server's and pgvector's versions, and whether this role may write rows."""
         server = self._q("SHOW server_version").fetchone()[0]
         vector = self._q("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         writes = self._q("SELECT has_table_privilege('files', 'INSERT') AND "
-                         "has_table_privilege('vectors', 'INSERT')").fetchone()[0]
-        return (f"{redacted(self.address)}: PostgreSQL {server}, pgvector "
-                f"{vector[0] if vector else 'missing'}, schema {SCHEMA_VERSION}, "
-                f"{'read-write' if writes else 'read-only'} role, machine {self.machine_id}")
+                         "has_table_privilege('vectors', 'INSERT') AND "
+                         "has_table_privilege('tags', 'INSERT')").fetchone()[0]
+        return {"address": redacted(self.address), "server": server,
+                "pgvector": vector[0] if vector else None, "schema": SCHEMA_VERSION,
+                "writes": bool(writes)}
+
+    def describe(self) -> str:
+        """Server and pgvector versions, schema, and whether this role may write rows."""
+        f = self.facts()
+        return (f"{f['address']}: PostgreSQL {f['server']}, pgvector "
+                f"{f['pgvector'] or 'missing'}, schema {f['schema']}, "
+                f"{'read-write' if f['writes'] else 'read-only'} role, machine {self.machine_id}")
 
     # -- shares and this machine's mappings -------------------------------------
 
