@@ -86,6 +86,11 @@ def test_catalogue(library_dir: str | os.PathLike, address: str) -> CatalogueTes
     rights = ("This machine may add samples and edit tags and collections there."
               if facts["writes"] else
               "This role may search and audition, but not add or change anything (read-only).")
+    if not facts["reads_stamps"]:
+        user = _parts(address).get("user") or "this role"
+        rights += (" It cannot tell when this machine's offline copy is out of date: the "
+                   f"server's administrator should run GRANT SELECT ON ALL SEQUENCES IN "
+                   f"SCHEMA public TO {user}.")
     where = facts["address"].split("://", 1)[-1]
     return CatalogueTest(True, f"Connected to {where}: PostgreSQL {facts['server']} with "
                                f"pgvector {facts['pgvector']}. {rights}", detail)

@@ -317,23 +317,28 @@ class PgCatalog(PgLibrarianMixin):
         self._indexed_models.add(model_id)
 
     def facts(self) -> dict:
-        """{address (no password), server, pgvector (None: missing), schema, writes}: the
-        server's and pgvector's versions, and whether this role may write rows."""
+        """{address (no password), server, pgvector (None: missing), schema, writes,
+        reads_stamps}: the server's and pgvector's versions, whether this role may write rows
+        and read the sequences that date the local copy."""
         server = self._q("SHOW server_version").fetchone()[0]
         vector = self._q("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         writes = self._q("SELECT has_table_privilege('files', 'INSERT') AND "
                          "has_table_privilege('vectors', 'INSERT') AND "
                          "has_table_privilege('tags', 'INSERT')").fetchone()[0]
+        stamps = self._q("SELECT has_sequence_privilege('generation', 'SELECT') AND "
+                         "has_sequence_privilege('library_changes', 'SELECT')").fetchone()[0]
         return {"address": redacted(self.address), "server": server,
                 "pgvector": vector[0] if vector else None, "schema": SCHEMA_VERSION,
-                "writes": bool(writes)}
+                "writes": bool(writes), "reads_stamps": bool(stamps)}
 
     def describe(self) -> str:
         """Server and pgvector versions, schema, and whether this role may write rows."""
         f = self.facts()
         return (f"{f['address']}: PostgreSQL {f['server']}, pgvector "
                 f"{f['pgvector'] or 'missing'}, schema {f['schema']}, "
-                f"{'read-write' if f['writes'] else 'read-only'} role, machine {self.machine_id}")
+                f"{'read-write' if f['writes'] else 'read-only'} role, machine {self.machine_id}"
+                + ("" if f["reads_stamps"] else "; the role may not read the catalogue's "
+                   "sequences: GRANT SELECT ON ALL SEQUENCES IN SCHEMA public to it"))
 
     # -- shares and this machine's mappings -------------------------------------
 

@@ -63,6 +63,11 @@ def test_connection_tests_answer_in_plain_words(qtbot, panel, server):
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO browser")
     ok, words = tried(qtbot, group, address.replace("postgres@", "browser@"))
     assert ok and "read-only" in words and "not add or change" in words
+    assert "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO browser" in words
+    with server.connect("settings") as conn:
+        conn.execute("GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO browser")
+    ok, words = tried(qtbot, group, address.replace("postgres@", "browser@"))
+    assert ok and "read-only" in words and "SEQUENCES" not in words
 
     ok, words = tried(qtbot, group, server.address("no_such_library"))
     assert not ok and "no database named no_such_library" in words and "createdb" in words
