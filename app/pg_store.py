@@ -9,6 +9,8 @@ machine maps the share, or the label ``[share]/relative/path`` where it does not
 
 Vectors live in ``vectors.embedding`` (pgvector), searched through an HNSW index per
 model (``USING hnsw ((embedding::vector(dim)) vector_cosine_ops) WHERE model_id = ...``).
+Tags, sound analysis, favourites, collections and duplicate groups (schema 2) are in
+``app.pg_librarian``.
 
 Two machines scanning one share claim files before analysing them (``claims``, taken
 with ``INSERT ... ON CONFLICT``): a file claimed by another machine is left to it. A
