@@ -141,7 +141,8 @@ def index_mb(address: str) -> int:
 
 
 def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int],
-        rebuild_ef_constructions: list[int], bulk: bool = False) -> dict:
+        rebuild_ef_constructions: list[int], bulk: bool = False,
+        with_hnswlib: bool = True) -> dict:
     """One size; ``server`` None: hnswlib only; ``bulk``: rows loaded by COPY and the index
     built at once (``bulk_load``) instead of stored file by file."""
     n_files = size // WINDOWS
@@ -153,7 +154,16 @@ def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int]
     truth = [exact_files(data, q) for q in qs]
     result = {"vectors": len(data), "files": n_files, "dim": DIM, "queries": queries}
 
-    # hnswlib, as the local library builds it
+    if with_hnswlib:
+        local_side(result, data, qs, truth, ef_searches)
+    if server is None:
+        return result
+    return pg_side(result, data, qs, truth, server, ef_searches, rebuild_ef_constructions, bulk)
+
+
+def local_side(result: dict, data, qs, truth, ef_searches: list[int]) -> None:
+    """hnswlib, as the local library builds it."""
+    size = len(data)
     started = time.perf_counter()
     local = VectorIndex(DIM, MODEL, capacity=len(data), ef_search=ef_search_for(len(data)))
     ids = np.arange(1, len(data) + 1)
@@ -170,8 +180,11 @@ def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int]
         result["hnswlib_ef_search_sweep"].append(
             {"ef_search": ef, **measure(local, qs, truth, lambda f: f - 1)})
         print(f"{size}:   hnswlib ef_search {result['hnswlib_ef_search_sweep'][-1]}", flush=True)
-    if server is None:
-        return result
+
+
+def pg_side(result: dict, data, qs, truth, server: PgServer, ef_searches: list[int],
+            rebuild_ef_constructions: list[int], bulk: bool) -> dict:
+    size, n_files = len(data), len(data) // WINDOWS
 
     address = server.create_database(f"bench{size}")
     if bulk:
@@ -291,10 +304,11 @@ def table(report: dict) -> str:
     lines = ["| vectors | engine | params | build/insert vec/s | recall@10 | p50 ms | p95 ms |",
              "|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
-        h = r["hnswlib"]
-        lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, ef "
-                     f"{h['ef_search']} | {h['build_vectors_per_s']} | {h['recall_at_10']} | "
-                     f"{h['p50_ms']} | {h['p95_ms']} |")
+        h = r.get("hnswlib")
+        if h is not None:
+            lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, ef "
+                         f"{h['ef_search']} | {h['build_vectors_per_s']} | {h['recall_at_10']} | "
+                         f"{h['p50_ms']} | {h['p95_ms']} |")
         for s in r.get("hnswlib_ef_search_sweep", []):
             lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, "
                          f"ef {s['ef_search']} | | {s['recall_at_10']} | {s['p50_ms']} | "
@@ -339,6 +353,8 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true",
                         help="load pgvector's rows by COPY and build its index at once "
                              "(not the scan's path; for sizes the store path cannot reach here)")
+    parser.add_argument("--pgvector-only", action="store_true",
+                        help="measure pgvector only (no hnswlib build)")
     parser.add_argument("--hnswlib-only", action="store_true",
                         help="measure the local hnswlib index only (no server)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pg.json"))
@@ -349,7 +365,8 @@ def main() -> None:
     if server is None:
         args.concurrent_files = 0
     try:
-        runs = [run(int(s), server, args.queries, ef_searches, rebuilds, args.bulk)
+        runs = [run(int(s), server, args.queries, ef_searches, rebuilds, args.bulk,
+                    with_hnswlib=not args.pgvector_only)
                 for s in args.sizes.split(",")]
         clients = [concurrent(server, n, args.concurrent_files)
                    for n in ((1, 4) if args.concurrent_files else ())]
