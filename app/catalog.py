@@ -253,6 +253,21 @@ class TagRow:
     model_id: str | None = None
 
 
+def standing_tags(rows: dict[int, list[TagRow]],
+                  removed: dict[int, set[str]]) -> dict[int, list[TagRow]]:
+    """From each file's stored tag rows and the tags its user removed: the tags that stand,
+    one row per tag (user > name > audio), the user's first, then by confidence. Any thread."""
+    rank = {"user": 0, "name": 1, "audio": 2}
+    out: dict[int, list[TagRow]] = {}
+    for file_id, file_rows in rows.items():
+        best: dict[str, TagRow] = {}
+        for row in sorted(file_rows, key=lambda r: rank[r.source]):
+            if row.tag not in removed.get(file_id, ()) and row.tag not in best:
+                best[row.tag] = row
+        out[file_id] = sorted(best.values(), key=lambda r: (rank[r.source] != 0, -r.confidence))
+    return out
+
+
 @dataclass(frozen=True)
 class SoundInfo:
     """What the analysis found about a sound besides its vectors (None: unknown or abstained)."""
@@ -860,15 +875,7 @@ class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin):
                     f"SELECT file_id, tag FROM tags WHERE file_id IN ({marks}) AND source = 'user' "
                     f"AND removed = 1", chunk):
                 removed.setdefault(file_id, set()).add(tag)
-        rank = {"user": 0, "name": 1, "audio": 2}
-        out: dict[int, list[TagRow]] = {}
-        for file_id, rows in self.tag_rows(ids).items():
-            best: dict[str, TagRow] = {}
-            for row in sorted(rows, key=lambda r: rank[r.source]):
-                if row.tag not in removed.get(file_id, ()) and row.tag not in best:
-                    best[row.tag] = row
-            out[file_id] = sorted(best.values(), key=lambda r: (rank[r.source] != 0, -r.confidence))
-        return out
+        return standing_tags(self.tag_rows(ids), removed)
 
     def sounds(self, file_ids: Iterable[int]) -> dict[int, SoundInfo]:
         found: dict[int, SoundInfo] = {}

@@ -114,13 +114,13 @@ def _library(library_dir: str | None) -> Callable[[], str]:
     return probe
 
 
-def shared_catalogue_check(library_dir: str | None) -> Check | None:
-    """The shared catalogue this library dir uses (connection, versions, the role's
-    rights); None when it uses its own local catalog."""
+def shared_catalogue_check(library_dir: str | None, address: str | None = None) -> Check | None:
+    """The shared catalogue this library dir uses, or the one at ``address`` (connection,
+    versions, the role's rights); None when it uses its own local catalog."""
     from app.library import catalog_address
     from app.paths import library_dir as resolve
     directory = resolve(library_dir)
-    address = catalog_address(directory)
+    address = address or catalog_address(directory)
     if address is None:
         return None
 

@@ -70,6 +70,11 @@ def catalog_address(directory: Path, override: str | None = None) -> str | None:
     for address in (override, os.environ.get(CATALOG_ENV)):
         if address:
             return None if address == LOCAL else address
+    return remembered_catalog_address(directory)
+
+
+def remembered_catalog_address(directory: Path) -> str | None:
+    """The address remembered in the library dir (None: the local catalog). Any thread."""
     try:
         remembered = (Path(directory) / CATALOG_ADDRESS_FILENAME).read_text(encoding="utf-8").strip()
     except OSError:
@@ -192,7 +197,7 @@ class Library:
         rewritten. Thread: the owner's."""
         if not self.live_shared:
             return False
-        generation = self.catalog.generation
+        generation = self.catalog.cache_stamp   # vectors, tags and sounds
         state = read_state(self._cache)
         if state is not None and state.get("generation") == generation:
             return False
@@ -281,7 +286,8 @@ class Library:
     def index(self) -> VectorIndex:
         if self._index is None:
             self._index = self._open_index()
-            self._index.ef_search = ef_search_for(len(self._index))
+            if not self.live_shared:   # pgvector's breadth is its own (app.pg_store)
+                self._index.ef_search = ef_search_for(len(self._index))
         return self._index
 
     def _open_index(self) -> VectorIndex:

@@ -9,6 +9,8 @@ machine maps the share, or the label ``[share]/relative/path`` where it does not
 
 Vectors live in ``vectors.embedding`` (pgvector), searched through an HNSW index per
 model (``USING hnsw ((embedding::vector(dim)) vector_cosine_ops) WHERE model_id = ...``).
+Tags, sound analysis, favourites, collections and duplicate groups (schema 2) are in
+``app.pg_librarian``.
 
 Two machines scanning one share claim files before analysing them (``claims``, taken
 with ``INSERT ... ON CONFLICT``): a file claimed by another machine is left to it. A
@@ -34,6 +36,7 @@ import numpy as np
 
 from app.catalog import FileAnalysis, FileRow, FileStamp
 from app.index import Hit
+from app.pg_librarian import MIGRATION_2, PgLibrarianMixin
 from app.storage import StorageUnavailable
 from engine.errors import SampleScoutError
 
@@ -44,10 +47,17 @@ try:
 except ImportError:  # the optional [postgres] extra
     psycopg = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CLAIM_TIMEOUT_S = 600
 RECONNECT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5
+# pgvector's HNSW parameters, tuned by bench/pg.py (100k 256-d vectors, 2 busy cores;
+# bench/results/pg_100k.json): at m 16, ef_construction 64 (pgvector's default) gives
+# recall@10 0.89 / 0.93 / 0.96 at ef_search 64 / 100 / 200; ef_construction 128 gives
+# 0.95 / 0.98 / 1.00 for a 1.7x slower index build. ef_search 100 keeps p95 near 15 ms.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
+HNSW_EF_SEARCH = 100
 _MIGRATION_LOCK = 0x5343_5354  # pg_advisory_xact_lock key: one migration at a time
 _INDEX_LOCK = 0x5343_5349
 
@@ -98,6 +108,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                PRIMARY KEY (share_id, rel_path))""",
         "CREATE SEQUENCE generation",
     ),
+    # tags, sound analysis, duplicate groups, favourites and collections (app.pg_librarian)
+    2: MIGRATION_2,
 }
 
 _FILE_COLUMNS = ("id, share_id, rel_path, size, mtime_ns, content_hash, duration, sample_rate, "
@@ -129,8 +141,9 @@ def redacted(address: str) -> str:
         dbname=info.get("dbname", ""))
 
 
-class PgCatalog:
-    """One connection to the shared catalogue, as seen from ``machine_id``."""
+class PgCatalog(PgLibrarianMixin):
+    """One connection to the shared catalogue, as seen from ``machine_id``. Tags, sounds,
+    favourites, collections and duplicates: :class:`app.pg_librarian.PgLibrarianMixin`."""
 
     def __init__(self, address: str, machine_id: str):
         if psycopg is None:
@@ -273,31 +286,61 @@ class PgCatalog:
         last, called = self._q("SELECT last_value, is_called FROM generation").fetchone()
         return f"{catalog_id}:{last if called else 0}"
 
+    @property
+    def cache_stamp(self) -> str:
+        """Stamp of everything the local copy holds: the vectors and the librarian's data."""
+        return f"{self.generation}/{self.changes}"
+
     def _bump_generation(self) -> None:
         self._q("SELECT nextval('generation')")
+
+    @staticmethod
+    def vector_index_name(model_id: str) -> str:
+        return "vectors_hnsw_" + hashlib.sha1(model_id.encode()).hexdigest()[:12]
 
     def ensure_vector_index(self, model_id: str, dim: int) -> None:
         """The HNSW index of one model's vectors (created once, under a lock)."""
         if model_id in self._indexed_models:
             return
-        name = "vectors_hnsw_" + hashlib.sha1(model_id.encode()).hexdigest()[:12]
+        name = self.vector_index_name(model_id)
+        # CREATE INDEX takes a lock that waits for every open write on the table, even when
+        # the index exists: look first, so concurrent scans never queue behind each other
+        if self._q("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None:
+            self._indexed_models.add(model_id)
+            return
         with self.transaction():
             self._q("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
             self._q(sql.SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON vectors USING hnsw "
-                "((embedding::vector({})) vector_cosine_ops) WHERE model_id = {}").format(
-                    sql.Identifier(name), sql.Literal(int(dim)), sql.Literal(model_id)))
+                "((embedding::vector({})) vector_cosine_ops) WITH (m = {}, ef_construction = {}) "
+                "WHERE model_id = {}").format(
+                    sql.Identifier(name), sql.Literal(int(dim)), sql.Literal(HNSW_M),
+                    sql.Literal(HNSW_EF_CONSTRUCTION), sql.Literal(model_id)))
         self._indexed_models.add(model_id)
 
-    def describe(self) -> str:
-        """Server and pgvector versions, schema, and whether this role may write rows."""
+    def facts(self) -> dict:
+        """{address (no password), server, pgvector (None: missing), schema, writes,
+        reads_stamps}: the server's and pgvector's versions, whether this role may write rows
+        and read the sequences that date the local copy."""
         server = self._q("SHOW server_version").fetchone()[0]
         vector = self._q("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         writes = self._q("SELECT has_table_privilege('files', 'INSERT') AND "
-                         "has_table_privilege('vectors', 'INSERT')").fetchone()[0]
-        return (f"{redacted(self.address)}: PostgreSQL {server}, pgvector "
-                f"{vector[0] if vector else 'missing'}, schema {SCHEMA_VERSION}, "
-                f"{'read-write' if writes else 'read-only'} role, machine {self.machine_id}")
+                         "has_table_privilege('vectors', 'INSERT') AND "
+                         "has_table_privilege('tags', 'INSERT')").fetchone()[0]
+        stamps = self._q("SELECT has_sequence_privilege('generation', 'SELECT') AND "
+                         "has_sequence_privilege('library_changes', 'SELECT')").fetchone()[0]
+        return {"address": redacted(self.address), "server": server,
+                "pgvector": vector[0] if vector else None, "schema": SCHEMA_VERSION,
+                "writes": bool(writes), "reads_stamps": bool(stamps)}
+
+    def describe(self) -> str:
+        """Server and pgvector versions, schema, and whether this role may write rows."""
+        f = self.facts()
+        return (f"{f['address']}: PostgreSQL {f['server']}, pgvector "
+                f"{f['pgvector'] or 'missing'}, schema {f['schema']}, "
+                f"{'read-write' if f['writes'] else 'read-only'} role, machine {self.machine_id}"
+                + ("" if f["reads_stamps"] else "; the role may not read the catalogue's "
+                   "sequences: GRANT SELECT ON ALL SEQUENCES IN SCHEMA public to it"))
 
     # -- shares and this machine's mappings -------------------------------------
 
@@ -436,14 +479,6 @@ class PgCatalog:
             return None
         return "; ".join(f"on {machine}: {os.path.join(local, rel)}" for machine, local, rel in found)
 
-    # Tags and tempo/key analysis live in the local catalog only so far: the shared catalogue
-    # answers searches without them (its results carry no tags, tempo or key).
-    def sounds(self, file_ids: Iterable[int]) -> dict:
-        return {}
-
-    def tags(self, file_ids: Iterable[int]) -> dict:
-        return {}
-
     def indexed_count(self) -> int:
         return int(self._q("SELECT count(*) FROM files WHERE status = 'indexed'").fetchone()[0])
 
@@ -556,6 +591,7 @@ class PgCatalog:
                  self.machine_id)).fetchone()
             had = self._q("DELETE FROM vectors WHERE file_id = %s", (file_id,)).rowcount
             ids = self._insert_vectors(file_id, a.model_id, a.start_samples, a.vectors)
+            self.set_sound(file_id, a.sound, a.tags)
             self._q("DELETE FROM claims WHERE share_id = %s AND rel_path = %s", (share, rel))
             if len(ids) or had:
                 self._bump_generation()
@@ -599,12 +635,15 @@ class PgCatalog:
         _, vectors = self.file_vectors(source_id)
         starts = [r[0] for r in self._q("SELECT start_sample FROM vectors WHERE file_id = %s "
                                         "ORDER BY id", (int(source_id),))]
+        sound = self.sounds([source_id]).get(source_id)
+        audio_tags = tuple(t for t in self.tag_rows([source_id]).get(source_id, ())
+                           if t.source == "audio")
         return self.store(FileAnalysis(
             path=path, size=size, mtime_ns=mtime_ns, content_hash=source.content_hash,
             status=source.status, duration=source.duration, sample_rate=source.sample_rate,
             channels=source.channels, kind=source.kind, error_code=source.error_code,
             error=source.error, model_id=source.model_id, start_samples=tuple(starts),
-            vectors=vectors if len(starts) else None))
+            vectors=vectors if len(starts) else None, sound=sound, tags=audio_tags))
 
     def delete_files(self, file_ids: Iterable[int]) -> None:
         ids = [int(i) for i in file_ids]
@@ -653,10 +692,13 @@ class PgCatalog:
     # -- export for the local cache -------------------------------------------------
 
     def export(self, model_id: str) -> Iterator[FileAnalysis]:
-        """Every row with its vectors of ``model_id``, as this machine sees the paths."""
+        """Every row with its vectors of ``model_id``, its sound analysis and its audio and
+        name tags, as this machine sees the paths (the user's tags: ``export_user_tags``)."""
         rows = self._rows("ORDER BY id")
         for start in range(0, len(rows), 512):
             chunk = rows[start:start + 512]
+            ids = [r.id for r in chunk]
+            sounds, tags = self.sounds(ids), self.tag_rows(ids)
             vectors: dict[int, list] = {}
             for file_id, begin, embedding in self._q(
                     "SELECT file_id, start_sample, embedding FROM vectors WHERE file_id = ANY(%s) "
@@ -671,7 +713,17 @@ class PgCatalog:
                     kind=r.kind, error_code=r.error_code if own or r.status != "indexed"
                     else "other_model", error=r.error, model_id=r.model_id,
                     start_samples=tuple(b for b, _ in own),
-                    vectors=np.stack([v for _, v in own]) if own else None)
+                    vectors=np.stack([v for _, v in own]) if own else None,
+                    sound=sounds.get(r.id),
+                    tags=tuple(t for t in tags.get(r.id, ()) if t.source != "user"))
+
+    def export_user_tags(self) -> Iterator[tuple[str, str, bool]]:
+        """Every user's word on a tag: (path as this machine sees it, tag, removed)."""
+        rows = self._rows("WHERE id IN (SELECT file_id FROM tags WHERE source = 'user')")
+        paths = {r.id: r.path for r in rows}
+        for file_id, words in self.user_tags(paths).items():
+            for tag, removed in words:
+                yield paths[file_id], tag, removed
 
 
 class PgVectorIndex:
@@ -685,7 +737,7 @@ class PgVectorIndex:
         self.catalog = catalog
         self.model_id = model_id
         self.dim = int(dim)
-        self.ef_search = 64
+        self.ef_search = HNSW_EF_SEARCH
         self.generation = ""
         self._lock = threading.Lock()   # one query at a time on the shared connection
 

@@ -602,11 +602,12 @@ class Scanner:
     def _backfill(self, roots: list[str], report: ScanReport, started: float) -> None:
         """Analyse what each catalogued file under ``roots`` is, where that was never done
         or was done by another analysis model (the vectors stay: only tags, kind, tempo, key
-        and root are computed). Committed as results arrive, like the scan."""
-        if self.library.shared:
-            return  # the shared catalogue keeps no tags or tempo/key yet (README)
+        and root are computed). Committed as results arrive, like the scan. On a shared
+        catalogue a file another machine is analysing is left to it."""
         model_id = self.library.sound_model_id
         rows = [row for root in roots for row in self.library.catalog.files_to_analyse(model_id, root)]
+        held = self.library.claim(row.path for row in rows)
+        rows = [row for row in rows if row.path not in held]
         if not rows:
             return
         model_path = os.fspath(self.library.model_path) if self.library.model_path else None

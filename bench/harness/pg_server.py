@@ -33,7 +33,11 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self):
+    """``settings``: extra server settings (``-c name=value``) after the test defaults
+    (fsync off, 32 MB shared buffers), e.g. a benchmark's durable, larger server."""
+
+    def __init__(self, settings: dict[str, str] | None = None):
+        self.settings = dict(settings or {})
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="scout-pg-"))
         self.data = self.root / "data"
@@ -85,6 +89,7 @@ class PgServer:
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c full_page_writes=off -c max_connections=40 -c shared_buffers=32MB")
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
         self.running = True
