@@ -26,6 +26,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 from app.catalog_collections import CollectionsMixin
+from app.catalog_map import MapPositionsMixin
 
 SCHEMA_VERSION = 4
 
@@ -291,10 +292,11 @@ class FileAnalysis:
     tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
-class Catalog(CollectionsMixin):
+class Catalog(CollectionsMixin, MapPositionsMixin):
     """One connection to the catalog file. See the module docstring on threads.
 
-    Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`."""
+    Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`,
+    the similarity map's positions in :class:`app.catalog_map.MapPositionsMixin`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
