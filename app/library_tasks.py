@@ -118,6 +118,18 @@ class LibraryThread:
 
         self._jobs.put(job)
 
+    def collect(self, name: str, file_ids: list[int], then: Callable[[str, int], None]) -> None:
+        """Put files in the collection ``name`` (made when new); ``then(name, added)`` on
+        this worker thread, a CollectionError to ``on_error``."""
+        ids = [int(i) for i in file_ids]
+
+        def job(library):
+            catalog = library.catalog
+            added = catalog.add_to_collection(catalog.collection_id(name, create=True), ids)
+            then(name, added)
+
+        self._jobs.put(job)
+
     def reload(self, then: Callable[[], None] | None = None) -> None:
         """Reopen the library (after a scan); ``then()`` runs once it is open."""
         self._jobs.put("reload")

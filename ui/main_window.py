@@ -27,6 +27,7 @@ from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
 from .library_panel import LibraryPanel
+from .map_panel import MapPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
@@ -193,6 +194,8 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(host, store)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.library_panel, "Library")
+        self.map_panel = MapPanel(host)
+        self.tabs.addTab(self.map_panel, "Map")
         self.tabs.addTab(effects, "Effects")
         self.tabs.addTab(self.midi_panel, "MIDI")
         self.tabs.addTab(self.settings_panel, "Settings")
@@ -582,6 +585,7 @@ class MainWindow(QMainWindow):
         for editor in (self.input_editor, self.preview_editor):
             editor.close_editors()
         self.library_panel.shutdown()
+        self.map_panel.shutdown()
         super().closeEvent(event)
 
 
