@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QObject, QPoint, QPointF, Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainterPath, QPen
 from PyQt6.QtWidgets import (QGraphicsPathItem, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                              QPushButton, QVBoxLayout, QWidget)
@@ -142,6 +142,9 @@ class MapPanel(QWidget):
         self.status = QLabel("The map appears once the library has samples.")
         self.status.setObjectName("dim")
         self.progress_bar = QProgressBar()
+        keep_room = self.progress_bar.sizePolicy()
+        keep_room.setRetainSizeWhenHidden(True)     # the map does not jump when it hides
+        self.progress_bar.setSizePolicy(keep_room)
         self.progress_bar.setVisible(False)
         self.relayout_button = QPushButton("Lay out again")
         self.relayout_button.setToolTip("Make the whole map again (new samples are otherwise "
@@ -170,7 +173,9 @@ class MapPanel(QWidget):
         for item in (self._selection_item, self._hover_item):
             item.setZValue(5)
             self.plot.addItem(item)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        # hover from the viewport's own move events: the scene's sigMouseMoved drops moves
+        # closer than 10 ms apart, and the last one before the cursor rests must count
+        self.plot.viewport().installEventFilter(self)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
         self.hint = QLabel("Hover to listen · click to select · Shift-drag to lasso · "
                            "wheel to zoom · drag to pan")
@@ -322,8 +327,11 @@ class MapPanel(QWidget):
         radius = HOVER_RADIUS_PX * max(self.view_box.viewPixelSize())
         return self._picker.pick(point.x(), point.y(), radius)
 
-    def _mouse_moved(self, scene_pos) -> None:
-        self._hover(scene_pos)
+    def eventFilter(self, watched, event) -> bool:
+        if (event.type() == QEvent.Type.MouseMove and watched is self.plot.viewport()
+                and event.buttons() == Qt.MouseButton.NoButton):
+            self._hover(self.plot.mapToScene(event.position().toPoint()))
+        return super().eventFilter(watched, event)
 
     def _hover(self, scene_pos) -> int | None:
         row = self._row_at(scene_pos)
