@@ -36,7 +36,8 @@ PLACE_NEIGHBOURS = 10
 REBUILD_NEW_SHARE = 0.5       # more new files than this share of all: lay out again
 SPREAD = 0.01                 # of the layout's spread: the jitter of a placed point
 SEED = 1234
-PROGRESS_EVERY_ITERS = 25
+PROGRESS_EVERY_ITERS = 50      # each report also computes the KL divergence
+SINGLE_THREAD_BELOW = 5000
 
 
 class MapError(SampleScoutError):
@@ -159,6 +160,8 @@ def layout(vectors: np.ndarray, *, n_jobs: int = 2, seed: int = SEED,
     if n < 5:
         return _pca(vectors, n)
     import openTSNE
+    if n < SINGLE_THREAD_BELOW:
+        n_jobs = 1     # a thread pool costs more than it saves here, and starves under load
     perplexity = min(PERPLEXITY, max(2.0, (n - 1) / 3.0))
     if progress:
         progress("neighbours", 0, 1)

@@ -46,7 +46,8 @@ def open_panel(qtbot, host):
     qtbot.addWidget(panel)
     panel.resize(800, 600)
     panel.show()
-    qtbot.waitUntil(panel.loaded, timeout=60000)
+    qtbot.waitUntil(lambda: panel.loaded() or panel.failed(), timeout=60000)
+    assert panel.loaded(), panel.status.text()
     assert panel.point_count() == len(STEMS)
     return panel
 

@@ -131,6 +131,7 @@ class MapPanel(QWidget):
         self._worker: SerialWorker | None = None
         self._tasks = None
         self._busy = False
+        self._error = ""
         self._stale = True            # the map needs an update when next shown
         self._data = None             # app.similarity_map.MapPoints
         self._picker = PointPicker(np.zeros((0, 2)))
@@ -222,7 +223,7 @@ class MapPanel(QWidget):
         if self._worker is None:
             self._worker = SerialWorker("map-worker")
             self._tasks = self.host.map_tasks()
-        self._busy, self._stale = True, False
+        self._busy, self._stale, self._error = True, False, ""
         self.relayout_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setVisible(True)
@@ -250,6 +251,7 @@ class MapPanel(QWidget):
 
     def _loaded(self, result, error: str) -> None:
         self._busy = False
+        self._error = error
         self.relayout_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress_bar.setVisible(False)
@@ -294,6 +296,10 @@ class MapPanel(QWidget):
 
     def loaded(self) -> bool:
         return self._data is not None and not self._busy
+
+    def failed(self) -> bool:
+        """The last update failed (its reason is on the status line)."""
+        return self._error != ""
 
     def point_count(self) -> int:
         return 0 if self._data is None else len(self._data)
