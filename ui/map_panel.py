@@ -321,6 +321,11 @@ class MapPanel(QWidget):
         x, y = self._data.points[row]
         return self._hover(self.view_box.mapViewToScene(QPointF(float(x), float(y))))
 
+    def leave(self) -> None:
+        """The cursor left the points (the next hover of any point plays it)."""
+        self._hovered = None
+        self._hover_item.clear()
+
     def selected_file_ids(self) -> list[int]:
         return [] if self._data is None else self._data.file_ids[self.selected].tolist()
 
