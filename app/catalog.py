@@ -29,6 +29,7 @@ from app.paths import display_path  # noqa: F401 — part of the catalog's path 
 from app.catalog_browse import BrowseColumnsMixin
 from app.catalog_collections import CollectionsMixin
 from app.catalog_roots import RootsMixin
+from app.catalog_map import MapPositionsMixin
 
 SCHEMA_VERSION = 4
 
@@ -319,11 +320,12 @@ class FileAnalysis:
     tags: tuple[TagRow, ...] = ()      # 'audio' and 'name' tags
 
 
-class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin):
+class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin, MapPositionsMixin):
     """One connection to the catalog file. See the module docstring on threads.
 
     Favourites and collections are in :class:`app.catalog_collections.CollectionsMixin`;
-    library folders' identity and offline state in :class:`app.catalog_roots.RootsMixin`."""
+    library folders' identity and offline state in :class:`app.catalog_roots.RootsMixin`;
+    the similarity map's positions in :class:`app.catalog_map.MapPositionsMixin`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -25,6 +25,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from app.cli_map import add_map_parser, cmd_map
 from app.paths import display_path
 from engine.errors import SampleScoutError
 
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     from app import cli_browse
     cli_browse.add_parsers(sub, common)      # find, collection, favourite
     _add_preview_match_parser(sub, common)
+    add_map_parser(sub, common)
     for command in sub.choices.values():
         command.epilog = command.epilog or GLOBAL_OPTIONS_NOTE
     return parser
@@ -225,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return _run_gui(library_dir)
+        if args.command == "map":
+            return cmd_map(args, library_dir, out, err)
         handler = {"index": cmd_index, "search": cmd_search, "library": cmd_library,
                    "listen": cmd_listen, "devices": cmd_devices, "plugins": cmd_plugins,
                    "doctor": cmd_doctor, "info": cmd_info, "tag": cmd_tag,

@@ -145,6 +145,17 @@ class LibraryThread:
     def run(self, job: Callable[[object], None]) -> None:
         """Run ``job(library)`` on this thread after the jobs before it; its exceptions
         reach ``on_error`` as one line. Any thread."""
+
+    def collect(self, name: str, file_ids: list[int], then: Callable[[str, int], None]) -> None:
+        """Put files in the collection ``name`` (made when new); ``then(name, added)`` on
+        this worker thread, a CollectionError to ``on_error``."""
+        ids = [int(i) for i in file_ids]
+
+        def job(library):
+            catalog = library.catalog
+            added = catalog.add_to_collection(catalog.collection_id(name, create=True), ids)
+            then(name, added)
+
         self._jobs.put(job)
 
     def reload(self, then: Callable[[], None] | None = None) -> None:

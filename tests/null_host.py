@@ -140,6 +140,11 @@ class NullHost(Host):
         self._record("set_volume", volume)
         self.volume = volume
 
+    def collect(self, name: str, file_ids: list[int]) -> None:
+        self._record("collect", name, tuple(file_ids))
+        self._library.collect(name, file_ids, lambda collection, added: self.info.emit(
+            f"{added} samples added to the collection {collection!r}"))
+
     def reload_library(self) -> None:
         self._record("reload_library")
         self._library.reload(then=self.library_changed.emit)

@@ -179,6 +179,15 @@ class Host(QObject):
         self.reload_library()
         self.info.emit(watch_summary(report))
 
+    def map_tasks(self):
+        """An ``app.similarity_map.MapTasks`` (layout, new samples placed, the points) for
+        the map panel's worker thread."""
+        from app.similarity_map import MapTasks
+        return MapTasks(self.library_dir)
+    def collect(self, name: str, file_ids: list[int]) -> None:
+        """Put library files in the collection ``name`` (made when new); ``info`` says how
+        many were added, ``error`` what went wrong."""
+        raise NotImplementedError
     def chains_changed(self) -> None:
         """An effect chain was edited in the window."""
     def set_monitoring(self, on: bool) -> None:

@@ -29,6 +29,7 @@ from .host import Host
 from .browser_panel import BrowserPanel
 from .input_meter import InputMeter
 from .library_panel import LibraryPanel
+from .map_panel import MapPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
@@ -206,6 +207,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.browser_panel, "Browser")
         self.browser_panel.similar_requested.connect(self.search_file)
         self.tabs.currentChanged.connect(self._widen_for_browser)
+        self.map_panel = MapPanel(host)
+        self.tabs.addTab(self.map_panel, "Map")
         self.tabs.addTab(effects, "Effects")
         self.tabs.addTab(self.midi_panel, "MIDI")
         self.tabs.addTab(self.settings_panel, "Settings")
@@ -652,6 +655,7 @@ class MainWindow(QMainWindow):
             editor.close_editors()
         self.plugin_catalog.stop()
         self.library_panel.shutdown()
+        self.map_panel.shutdown()
         super().closeEvent(event)
 
 

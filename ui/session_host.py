@@ -330,6 +330,10 @@ class SessionHost(Host):
         if self.session is not None:
             self.session.set_volume(volume)
 
+    def collect(self, name: str, file_ids: list[int]) -> None:
+        self._library.collect(name, file_ids, lambda collection, added: self.info.emit(
+            f"{added} samples added to the collection {collection!r}"))
+
     def reload_library(self) -> None:
         self._library.reload(then=self.library_changed.emit)
         self._control.put(("reload",))
