@@ -74,6 +74,18 @@ class BlockSignals(Sequence):
         self._starts = tuple(b.start_sample for b in blocks)
         self._made: dict[int, np.ndarray] = {}
 
+    @classmethod
+    def at(cls, audio: np.ndarray, starts: Sequence[int]) -> "BlockSignals":
+        """The signals of blocks starting at model samples ``starts`` of ``audio``."""
+        signals = cls(audio, ())
+        signals._starts = tuple(int(s) for s in starts)
+        return signals
+
+    def recipe(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """(audio, block starts): what ``at`` makes the same signals from (to hand them to
+        another process without making them here)."""
+        return self._audio, self._starts
+
     def __len__(self) -> int:
         return len(self._starts)
 
