@@ -178,9 +178,13 @@ def main() -> int:
             got = per_hit(listener.lines, times, since)
             right = [fin is not None and fin[1]["results"] and
                      fin[1]["results"][0]["path"] == str(by_name[x]) for (_, fin), x in zip(got, names)]
+            misses = [{"hit": i, "played": x,
+                       "named": (Path(fin[1]["results"][0]["path"]).name.split(".")[0]
+                                 if fin is not None and fin[1]["results"] else None)}
+                      for i, ((_, fin), x, ok) in enumerate(zip(got, names, right)) if not ok]
             dense[str(bpm)] = {"hits": len(names), "step_s": round(step, 3),
                                "with_final": sum(fin is not None for _, fin in got),
-                               "r_at_1": round(float(np.mean(right)), 3)}
+                               "r_at_1": round(float(np.mean(right)), 3), "misses": misses}
             time.sleep(1.0)
     finally:
         if listener is not None:

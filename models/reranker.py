@@ -38,7 +38,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 
 from . import frontend, preprocess
-from .coherence import BlockSignals, coherence_term, peak_coherence, spectrum
+from .coherence import BlockSignals, coherence_term, peak_coherences, spectrum
 from .preprocess import clip_blocks
 from .room_fit import CandidateTerms, candidate_terms, room_fit_bonus
 
@@ -374,13 +374,11 @@ def pair_coherence(query_signals: Sequence[np.ndarray], candidate_spectra: list[
                    pairs: list[tuple[int, int]]) -> np.ndarray:
     """``peak_coherence`` of each (query block, candidate block) pair in ``pairs``, the
     candidate block's ``spectrum`` in ``candidate_spectra[k]``; each query block's
-    spectrum is computed once. Any thread."""
-    query_spectra: dict[int, np.ndarray] = {}
+    spectrum is computed once and compared with all its candidates in one pass. Any thread."""
     out = np.zeros(len(pairs))
-    for k, (qi, _) in enumerate(pairs):
-        if qi not in query_spectra:
-            query_spectra[qi] = spectrum(query_signals[qi])
-        out[k] = peak_coherence(query_spectra[qi], candidate_spectra[k])
+    for qi in sorted({qi for qi, _ in pairs}):
+        rows = [k for k, (q, _) in enumerate(pairs) if q == qi]
+        out[rows] = peak_coherences(spectrum(query_signals[qi]), np.stack([candidate_spectra[k] for k in rows]))
     return out
 
 

@@ -117,3 +117,13 @@ def test_the_rerank_process_answers_as_this_process_and_is_reaped(tmp_path, isol
         assert worker.pid is not None
         with pytest.raises(ProcessLookupError):
             os.kill(worker.pid, 0)       # reaped: no process, not even a zombie
+
+
+def test_the_coherence_of_many_candidates_at_once_is_each_pair_s(drums):
+    from models.coherence import peak_coherence, peak_coherences, spectrum
+    clean, heard = drums
+    query = spectrum(heard[DRUMS[0]].signals[0])
+    spectra = np.stack([spectrum(clean[n].signals[0]) for n in DRUMS] + [np.zeros_like(query)])
+    each = [peak_coherence(query, s) for s in spectra]
+    np.testing.assert_allclose(peak_coherences(query, spectra), each, rtol=1e-6, atol=1e-9)
+    assert each[-1] == 0.0 and each[0] > max(each[1:])      # silent: 0; its own take: the most
