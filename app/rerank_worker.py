@@ -172,7 +172,7 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
     from models.reranker import Reranker
 
     die_with_parent(parent_pid)
-    reranker = Reranker(reranker_path)
+    reranker = Reranker(reranker_path, split=True)
     local = FileReranker(reranker, Encoder(encoder_path), k=k)
     reranker.splits            # noqa: B018 — cut the network now, not during the first hit
     conn.send(("ready",))

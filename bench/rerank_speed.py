@@ -41,6 +41,7 @@ from app.library import Library  # noqa: E402
 from app.query import embed_query, search  # noqa: E402
 from app.rerank import FileReranker, candidate_keys  # noqa: E402
 from app.scanner import Scanner  # noqa: E402
+from models.reranker import Reranker  # noqa: E402
 from bench import damage  # noqa: E402
 from models.encoder import MODEL_SAMPLE_RATE as SR  # noqa: E402
 
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-split", dest="split", action="store_false",
+                        help="the whole network per pair, as an in-process search runs it")
     args = parser.parse_args(argv)
     if not SONIC_PI.is_dir():
         raise SystemExit(f"{SONIC_PI} is missing: apt-get install sonic-pi-samples")
@@ -68,6 +71,10 @@ def main(argv=None) -> int:
         shipped = reranker = FileReranker.for_encoder(library.encoder)
         if shipped is None:
             raise SystemExit("the shipped re-ranker does not belong to the shipped encoder")
+        if args.split:
+            # as the live matcher's re-ranking process runs it (app/rerank_worker.py)
+            shipped = reranker = FileReranker(Reranker(shipped.reranker.model_path, split=True),
+                                              library.encoder, k=shipped.k)
         files = sorted(SONIC_PI.glob("*.flac"))
         rng = np.random.default_rng(0)
         picks = [files[i] for i in rng.choice(len(files), size=min(args.queries, len(files)), replace=False)]
@@ -113,7 +120,7 @@ def main(argv=None) -> int:
         "benchmark": "rerank_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "library": {"root": str(SONIC_PI), "indexed": report.indexed, "scan_s": round(scan_s, 1)},
-        "reranker": model.model_id, **weights,
+        "reranker": model.model_id, **weights, "network_cut": model.splits,
         "encoder": library.encoder.model_id,
         "rerank_k": reranker.k, "queries": len(picks), "damage": damage.DESCRIPTIONS["room_reverb"],
         "ms": {name: summary(v) for name, v in times.items()},

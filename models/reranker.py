@@ -60,9 +60,10 @@ class Reranker:
     """Loads the ONNX re-ranker; ``encoder_id`` says which encoder's trunk it was trained on."""
 
     def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 1, *,
-                 split: bool = True):
-        """``split=False``: always run the whole network on both blocks of each pair (never
-        cut it into trunk and head, see ``splits``)."""
+                 split: bool = False):
+        """``split=True``: cut the network into trunk and head on first use (see ``splits``;
+        it imports ``onnx``, about a second of this process's GIL once, so the re-ranking
+        process does it, not the window's); else the whole network scores each pair."""
         import onnxruntime as ort
 
         path = pathlib.Path(model_path) if model_path is not None else default_reranker_path()

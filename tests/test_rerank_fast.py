@@ -52,8 +52,8 @@ def fresh(clip: Clip) -> Clip:
 
 def test_the_cut_network_and_kept_candidate_terms_give_the_plain_scores(drums):
     clean, heard = drums
-    whole = Reranker(split=False)
-    cut = Reranker()
+    whole = Reranker()
+    cut = Reranker(split=True)
     assert cut.splits and not whole.splits
     for name in DRUMS[:4]:
         query = heard[name]
