@@ -12,7 +12,11 @@ A hit answers progressively: from its attack (``ATTACK_SECONDS``), refined at
 ``stage`` and, with the onset's device frame, ``onset_time`` (when that frame reached the
 ring, from the ring's frame clock sampled with the time at each read), so a display can show
 the time since the hit. A hit's later stages replace its earlier ones in the merged list. The
-early stages search without the re-ranker; the final one re-ranks while the worker keeps up.
+early stages search without the re-ranker and hand their files to it (``prepare``) so that
+it reads them while the hit sounds; the final one re-ranks while the worker keeps up. With
+``rerank_process`` (the app's session) the re-ranking runs in a process of its own
+(``app.rerank_worker``), so the process's other threads (the window's) never wait for the
+GIL behind it.
 In *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
 The chain, the mix to mono and the resampling are one ``InputConditioner``, streaming for the
 live worker and whole for a capture read straight from the ring. Every window, capture and
@@ -654,7 +658,9 @@ class LiveMatcher:
                 self._merger.restore(self._before_onset)
             elif w.onset is not None:
                 self._merged_onset, self._before_onset = w.onset, self._merger.snapshot()
-            self._merger.update(results, time.monotonic())
+            # each hit ranks by its own scores (its stages replace each other above);
+            # rolling windows are more looks at one sound: hysteresis
+            self._merger.update(results, time.monotonic(), new_sound=w.onset is not None)
             suggestions = self._merger.suggestions(max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         latency = (time.monotonic() - arrived) * 1000.0
         self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,

@@ -5,7 +5,10 @@ the query block and each candidate's matched block side by side and re-orders th
 ``RERANK_K`` files (the rest keep their order behind them). The matched block of a library
 file is decoded again from the file (up to that block only, through the same streaming
 recipe as indexing) and kept in a small cache with its audio at the coherence term's rate
-(about 100 kB a block), so a sound that stays in the suggestions costs one decode.
+and, once scored or prepared (``prepare``), what the re-ranker derives from it alone (its
+network reading, room-fit terms, coherence spectrum: about 1.5 MB a block), so a sound
+that stays in the suggestions costs one decode and later searches only the query's share.
+The live matcher runs one in a process of its own (``app.rerank_worker``).
 
 The scores: each re-ranked result keeps its own cosine in ``cosine``; ``score`` (what the
 list is sorted and merged by) becomes the cosine of the same rank before re-ranking, so
