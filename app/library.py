@@ -682,5 +682,10 @@ class Searcher:
         """The same library searched through another index (after a rescan)."""
         return Searcher(self.directory, index, self.encoder, self.reranker, self._open_catalog)
 
+    def with_reranker(self, reranker) -> "Searcher":
+        """The same library re-ranked by ``reranker`` (a ``FileReranker`` or anything with
+        its ``k`` and ``rerank``, such as ``app.rerank_worker.RerankWorker``)."""
+        return Searcher(self.directory, self.index, self.encoder, reranker, self._open_catalog)
+
     def __len__(self) -> int:
         return len(self.index)

@@ -12,7 +12,11 @@ A hit answers progressively: from its attack (``ATTACK_SECONDS``), refined at
 ``stage`` and, with the onset's device frame, ``onset_time`` (when that frame reached the
 ring, from the ring's frame clock sampled with the time at each read), so a display can show
 the time since the hit. A hit's later stages replace its earlier ones in the merged list. The
-early stages search without the re-ranker; the final one re-ranks while the worker keeps up.
+early stages search without the re-ranker and hand their files to it (``prepare``) so that
+it reads them while the hit sounds; the final one re-ranks while the worker keeps up. With
+``rerank_process`` (the app's session) the re-ranking runs in a process of its own
+(``app.rerank_worker``), so the process's other threads (the window's) never wait for the
+GIL behind it.
 In *rolling* mode a window ends every ``hop_seconds``. Windows below the gate are dropped.
 The chain, the mix to mono and the resampling are one ``InputConditioner``, streaming for the
 live worker and whole for a capture read straight from the ring. Every window, capture and
@@ -67,6 +71,8 @@ from app.match_profiles import MODES, MatchProfile, ProfileError
 from app.onsets import Onset, OnsetDetector, OnsetParams, detect_onsets, sensitivity_to_delta
 from app.paths import library_dir as resolve_library_dir
 from app.query import MAX_QUERY_SECONDS, SearchFilter, SearchResult, embed_query
+from app.rerank import FileReranker
+from app.rerank_worker import RerankWorker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
@@ -180,9 +186,11 @@ class LiveMatcher:
     def __init__(self, library, ring, sample_rate: int, *, profile: MatchProfile,
                  input_chain=None, encoder: Encoder | None = None, index: VectorIndex | None = None,
                  history_seconds: float = 12.0, max_lag_seconds: float = 2.0,
-                 poll_interval: float = 0.002):
+                 poll_interval: float = 0.002, rerank_process: bool = False):
         """``library``: a ``Searcher`` (``Library.searcher()``), or a library dir whose
-        library hands one out (over ``index`` when given)."""
+        library hands one out (over ``index`` when given). ``rerank_process``: while
+        running, re-rank in a process of its own (``app.rerank_worker``), so that this
+        process's other threads (a window's) never wait for the GIL behind it."""
         if profile.mode not in MODES:
             raise ProfileError(f"mode must be one of {', '.join(MODES)}, not {profile.mode!r}")
         if isinstance(library, Searcher):
@@ -221,6 +229,8 @@ class LiveMatcher:
                        "captures": 0, "last_latency_ms": None}
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self._position = 0
+        self._rerank_process = bool(rerank_process)
+        self._rerank_worker = None
         self._reset_stream(0)
 
     # ---- control (any thread) ---------------------------------------------------------
@@ -234,10 +244,21 @@ class LiveMatcher:
         return self._profile.mode
 
     def start(self) -> None:
-        """Start listening from the newest frame of the ring."""
+        """Start listening from the newest frame of the ring (with ``rerank_process``, once
+        the re-ranking process has loaded: a few seconds)."""
         if self._thread is not None:
             return
         self._stop.clear()
+        if self._rerank_process and self._rerank_worker is None and isinstance(self.searcher.reranker, FileReranker):
+            # loaded before listening: the first hits must not wait for it, nor the worker
+            # thread fall behind while it loads (if it fails, re-ranking stays here)
+            worker = RerankWorker(self.searcher.reranker)
+            if worker.wait_ready():
+                self._rerank_worker = worker
+                with self._lock:
+                    self.searcher = self.searcher.with_reranker(worker)
+            else:
+                worker.close()
         self._position = self.ring.end_frame
         self._reset_stream(self._position)
         self._running = True
@@ -252,6 +273,19 @@ class LiveMatcher:
         thread.join(10)
         self._thread = None
         self._running = False
+        worker, self._rerank_worker = self._rerank_worker, None
+        if worker is not None:
+            with self._lock:
+                if self.searcher.reranker is worker:
+                    self.searcher = self.searcher.with_reranker(worker.local)
+            worker.close()
+
+    def rerank_stats(self) -> dict | None:
+        """The re-ranking process's counters and its last re-ranking's milliseconds per
+        stage (``RerankWorker.stats``), or None when re-ranking runs in this process. Any
+        thread."""
+        worker = self._rerank_worker
+        return worker.stats() if worker is not None else None
 
     def set_mode(self, mode: str) -> None:
         """Switch between 'one-shot' and 'rolling' while running."""
@@ -286,6 +320,10 @@ class LiveMatcher:
     def set_searcher(self, searcher: Searcher) -> None:
         """Search through ``searcher`` from now on (the library reopened after a rescan).
         Any thread."""
+        worker = self._rerank_worker
+        if worker is not None and isinstance(searcher.reranker, FileReranker) \
+                and searcher.reranker.reranker.model_path == worker.reranker.model_path:
+            searcher = searcher.with_reranker(worker)
         with self._lock:
             self.searcher = searcher
 
@@ -608,6 +646,8 @@ class LiveMatcher:
             with self._lock:
                 self._stats["empty_windows"] += 1
             return
+        if w.stage != "final":
+            self._prepare_rerank(results)
         arrived = self._arrival_time(w.end)
         onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
         onset_time = self._arrival_time(w.onset) if w.onset is not None else None
@@ -618,11 +658,20 @@ class LiveMatcher:
                 self._merger.restore(self._before_onset)
             elif w.onset is not None:
                 self._merged_onset, self._before_onset = w.onset, self._merger.snapshot()
-            self._merger.update(results, time.monotonic())
+            # each hit ranks by its own scores (its stages replace each other above);
+            # rolling windows are more looks at one sound: hysteresis
+            self._merger.update(results, time.monotonic(), new_sound=w.onset is not None)
             suggestions = self._merger.suggestions(max(KEEP_SUGGESTIONS, profile.hysteresis.display))
         latency = (time.monotonic() - arrived) * 1000.0
         self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,
                       mode=profile.mode, stage=w.stage, onset_time=onset_time)
+
+    def _prepare_rerank(self, results: list[SearchResult]) -> None:
+        """An early stage's files are most of what the final stage re-ranks: have the
+        re-ranking process read them now, while the hit still sounds. Worker thread."""
+        prepare = getattr(self.searcher.reranker, "prepare", None)
+        if prepare is not None:
+            prepare(results)
 
     def _arrival_time(self, model_end: int) -> float:
         """When (time.monotonic()) the ring held the device frame of model sample

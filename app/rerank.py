@@ -5,7 +5,10 @@ the query block and each candidate's matched block side by side and re-orders th
 ``RERANK_K`` files (the rest keep their order behind them). The matched block of a library
 file is decoded again from the file (up to that block only, through the same streaming
 recipe as indexing) and kept in a small cache with its audio at the coherence term's rate
-(about 100 kB a block), so a sound that stays in the suggestions costs one decode.
+and, once scored or prepared (``prepare``), what the re-ranker derives from it alone (its
+network reading, room-fit terms, coherence spectrum: about 1.5 MB a block), so a sound
+that stays in the suggestions costs one decode and later searches only the query's share.
+The live matcher runs one in a process of its own (``app.rerank_worker``).
 
 The scores: each re-ranked result keeps its own cosine in ``cosine``; ``score`` (what the
 list is sorted and merged by) becomes the cosine of the same rank before re-ranking, so
@@ -24,6 +27,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -32,12 +36,15 @@ from models.coherence import coherence_signal
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.frontend import HOP_LENGTH
 from models.preprocess import BLOCK_FRAMES, BlockAssembler, block_span
-from models.reranker import Candidate, Reranker, RerankerError, rerank_order, take_over_scores
+from models.reranker import (Candidate, Reranker, RerankerError, prepare_candidate, rerank_order,
+                             take_over_scores)
 
 log = logging.getLogger(__name__)
 
 RERANK_K = 10
-CACHE_BLOCKS = 256
+# A cached block keeps what scoring it needs of it alone (about 1.5 MB with its room-fit
+# products and coherence spectrum, ``models.reranker.prepare_candidate``)
+CACHE_BLOCKS = 96
 
 
 class FileReranker:
@@ -72,22 +79,36 @@ class FileReranker:
         """``results`` (``app.query.SearchResult``, best first) with the first ``k`` re-ordered;
         ranks renumbered. ``query_signals`` (``Query.signals``) add the coherence term. Any
         thread."""
-        head, tail = results[:self.k], results[self.k:]
+        head = results[:self.k]
         if len(head) < 2 or len(query_blocks) == 0:
             return results
-        candidates = [self._candidate(r) for r in head]
-        order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates, query_signals)
-        scores = take_over_scores([r.score for r in head], order, reranked)
-        out = [dataclasses.replace(head[i], score=float(scores[i]),
-                                   cosine=head[i].score if candidates[i] is not None else None)
-               for i in order]
-        out.sort(key=lambda r: -r.score)           # unreadable ones keep their own place by score
-        out += tail
-        return [dataclasses.replace(r, rank=n + 1) for n, r in enumerate(out)]
+        order, reranked, readable = self.order(candidate_keys(head), query_blocks, query_vectors,
+                                               query_signals)
+        return apply_order(results, self.k, order, reranked, readable)
 
-    def _candidate(self, result) -> Candidate | None:
-        start = int(round(result.offset_s * MODEL_SAMPLE_RATE))
-        path = result.file.path
+    def order(self, keys: list[tuple[str, float]], query_blocks: np.ndarray, query_vectors: np.ndarray,
+              query_signals=None, timings: dict | None = None) -> tuple[list[int], np.ndarray, list[bool]]:
+        """The re-ranked order of the files ``keys`` ((path, offset_s) of the matched block,
+        best first by the index), the re-ranker's score of each and whether each could be
+        read. ``timings``: each stage's milliseconds are added to it. Any thread."""
+        t0 = time.perf_counter()
+        candidates = [self.candidate(path, offset_s) for path, offset_s in keys]
+        if timings is not None:
+            timings["candidates"] = timings.get("candidates", 0.0) + (time.perf_counter() - t0) * 1e3
+        order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates, query_signals,
+                                       timings=timings)
+        return order, reranked, [c is not None for c in candidates]
+
+    def prepare(self, keys: list[tuple[str, float]]) -> None:
+        """Read the files ``keys`` and derive what scoring them needs of them alone, ahead of a
+        re-ranking that will ask for them (``models.reranker.prepare_candidate``). Any thread."""
+        for path, offset_s in keys:
+            prepare_candidate(self.reranker, self.candidate(path, offset_s))
+
+    def candidate(self, path: str, offset_s: float) -> Candidate | None:
+        """The block of ``path`` the index matched at ``offset_s`` as the re-ranker reads it,
+        from the cache or decoded; None if the file cannot be read. Any thread."""
+        start = int(round(offset_s * MODEL_SAMPLE_RATE))
         try:
             stat = os.stat(path)
         except OSError:
@@ -115,6 +136,24 @@ class FileReranker:
             while len(self._cache) > self._cache_blocks:
                 self._cache.popitem(last=False)
         return cand
+
+
+def candidate_keys(results: list) -> list[tuple[str, float]]:
+    """(path, offset_s) of each search result's matched block: what names a candidate."""
+    return [(r.file.path, float(r.offset_s)) for r in results]
+
+
+def apply_order(results: list, k: int, order: list[int], reranked: np.ndarray, readable: list[bool]) -> list:
+    """``results`` with its first ``k`` in the re-ranked ``order`` (``FileReranker.order``);
+    scores taken over (``take_over_scores``), ranks renumbered. Any thread."""
+    head, tail = results[:k], results[k:]
+    scores = take_over_scores([r.score for r in head], order, reranked)
+    out = [dataclasses.replace(head[i], score=float(scores[i]),
+                               cosine=head[i].score if readable[i] else None)
+           for i in order]
+    out.sort(key=lambda r: -r.score)           # unreadable ones keep their own place by score
+    out += tail
+    return [dataclasses.replace(r, rank=n + 1) for n, r in enumerate(out)]
 
 
 def matched_block(path, start_sample: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -120,7 +120,7 @@ class Session:
         self.engine = AudioEngine(stream_config)
         self.matcher = LiveMatcher(library_dir, self.engine.ring, stream_config.sample_rate,
                                    profile=profile, input_chain=self._input_chain,
-                                   encoder=encoder, index=index)
+                                   encoder=encoder, index=index, rerank_process=True)
         self.library_dir = self.matcher.library_dir
         self.matcher.subscribe(self._on_update)
         self._xrun_base = 0

@@ -7,7 +7,10 @@
 - entries below ``min_score``, or not returned for ``max_age_seconds``, leave the list;
 - ranks change only when an entry scores more than ``margin`` above the entry ranked just
   before it (new entries start below the incumbents and climb by the same rule), so small
-  score wobbles never reorder the list.
+  score wobbles never reorder the list;
+- except for a new sound (``update(..., new_sound=True)``: each hit in one-shot mode): its
+  files take its own scores and rank by them, so a hit's answer is its own even when the hit
+  before it was a near twin (a kick after another kick).
 
 Threads: a ``SuggestionMerger`` is used under its owner's lock; the dataclasses are immutable.
 """
@@ -125,7 +128,12 @@ class SuggestionMerger:
         self._entries = {f: _Entry(e.result, e.score, e.last_seen) for f, e in entries.items()}
         self._order = list(order)
 
-    def update(self, results: list[SearchResult], now: float) -> tuple[Suggestion, ...]:
+    def update(self, results: list[SearchResult], now: float, *, new_sound: bool = False) -> tuple[Suggestion, ...]:
+        """Merge one query's ranked ``results``. ``new_sound``: they answer a sound of its own
+        (a hit in one-shot mode), not another look at the same one: the files it returned
+        take its scores as they are and the list is ranked by score without the margin,
+        so the hit's own best leads even over a near twin an earlier hit put first (the
+        others decay below as usual)."""
         h = self.hysteresis
         returned = {r.file.id: r for r in results}
         for file_id, entry in self._entries.items():
@@ -138,7 +146,8 @@ class SuggestionMerger:
                 self._entries[file_id] = _Entry(result, float(result.score), now)
                 newcomers.append(file_id)
             else:
-                entry.score = h.new_weight * float(result.score) + (1.0 - h.new_weight) * entry.score
+                entry.score = (float(result.score) if new_sound else
+                               h.new_weight * float(result.score) + (1.0 - h.new_weight) * entry.score)
                 entry.result = result
                 entry.last_seen = now
         for file_id in [f for f, e in self._entries.items()
@@ -148,6 +157,8 @@ class SuggestionMerger:
         order = [f for f in self._order if f in self._entries]
         order += [f for f in newcomers if f in self._entries]
         score = {f: self._entries[f].score for f in order}
+        if new_sound:
+            order.sort(key=lambda f: -score[f])        # stable: ties keep their places
         # Swap neighbours only when the lower one wins by more than the margin; each swap
         # removes one such inversion, so this ends.
         swapped = True

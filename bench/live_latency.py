@@ -50,11 +50,14 @@ class Listener:
     """`samplescout listen --json` on the server; lines stamped on arrival."""
 
     def __init__(self, server: JackServer, library_dir: Path, block_size: int):
-        exe = Path(sys.executable).with_name("samplescout")
+        # this checkout's code, whichever checkout the environment was installed from
+        env = server.env()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [str(exe), "--library-dir", str(library_dir), "listen", "--hostapi", "JACK",
-             "--profile", "drums", "--block-size", str(block_size), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server.env(), text=True)
+            [sys.executable, "-m", "app.cli", "--library-dir", str(library_dir), "listen",
+             "--hostapi", "JACK", "--profile", "drums", "--block-size", str(block_size), "--json"],
+            stdout=subprocess.PIPE, stderr=self.stderr, env=env, text=True, cwd=str(ROOT))
         self.lines: list[tuple[float, dict]] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -76,10 +79,12 @@ class Listener:
 
 
 def wait_port(server: JackServer, pattern: str, timeout: float = 60.0) -> bool:
+    """Wait for an input port of the app's client (named "samplescout" or "PortAudio")."""
+    suffix = pattern.split(":", 1)[1]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["jack_lsp"], env=server.env(), capture_output=True, text=True).stdout
-        if pattern in out:
+        if any(":" + suffix in line and not line.startswith("system:") for line in out.splitlines()):
             return True
         time.sleep(0.2)
     return False
@@ -125,7 +130,9 @@ def main() -> int:
     try:
         listener = Listener(server, tmp / "library-data", args.block_size)
         if not wait_port(server, "PortAudio:in_"):
-            raise SystemExit("samplescout listen did not open its JACK ports")
+            listener.stderr.seek(0)
+            raise SystemExit("samplescout listen did not open its JACK ports:\n"
+                             + listener.stderr.read()[-2000:])
         time.sleep(2.0)          # the matcher's warm-up query
         # -- spaced hits: onset -> first answer, end of window -> final ------------------
         files = played_files(linked, args.hits)
@@ -171,9 +178,13 @@ def main() -> int:
             got = per_hit(listener.lines, times, since)
             right = [fin is not None and fin[1]["results"] and
                      fin[1]["results"][0]["path"] == str(by_name[x]) for (_, fin), x in zip(got, names)]
+            misses = [{"hit": i, "played": x,
+                       "named": (Path(fin[1]["results"][0]["path"]).name.split(".")[0]
+                                 if fin is not None and fin[1]["results"] else None)}
+                      for i, ((_, fin), x, ok) in enumerate(zip(got, names, right)) if not ok]
             dense[str(bpm)] = {"hits": len(names), "step_s": round(step, 3),
                                "with_final": sum(fin is not None for _, fin in got),
-                               "r_at_1": round(float(np.mean(right)), 3)}
+                               "r_at_1": round(float(np.mean(right)), 3), "misses": misses}
             time.sleep(1.0)
     finally:
         if listener is not None:

@@ -5,8 +5,9 @@ SQLite, real hnswlib). Queries are library files through a synthetic room
 (``bench/damage.py``, RT60 0.4 s). For each query, timed separately on one thread:
 ``embed_query`` (blocking + encoder), ``search`` (reported as "rank_files") without the re-ranker (index search +
 catalog rows), and the re-ranking of the best 10 files, cold (every candidate's block
-decoded from its file) and warm (the candidates' blocks cached, as for a sound that keeps
-sounding during live play); warm again without the coherence term (``models.coherence``)
+decoded from its file) and warm (the candidates' blocks cached with what they give alone,
+as for a sound that keeps sounding during live play, or files a hit's early answer
+prepared), with the warm one's stages; warm again without the coherence term (``models.coherence``)
 and with the network alone (no room fit, ``models.room_fit``, either), so each term's
 share shows. Also the re-identification rate with and without re-ranking.
 
@@ -38,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 from app.decode import read_mono  # noqa: E402
 from app.library import Library  # noqa: E402
 from app.query import embed_query, search  # noqa: E402
-from app.rerank import FileReranker  # noqa: E402
+from app.rerank import FileReranker, candidate_keys  # noqa: E402
 from app.scanner import Scanner  # noqa: E402
+from models.reranker import Reranker  # noqa: E402
 from bench import damage  # noqa: E402
 from models.encoder import MODEL_SAMPLE_RATE as SR  # noqa: E402
 
@@ -57,6 +59,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-split", dest="split", action="store_false",
+                        help="the whole network per pair, as an in-process search runs it")
     args = parser.parse_args(argv)
     if not SONIC_PI.is_dir():
         raise SystemExit(f"{SONIC_PI} is missing: apt-get install sonic-pi-samples")
@@ -67,6 +71,10 @@ def main(argv=None) -> int:
         shipped = reranker = FileReranker.for_encoder(library.encoder)
         if shipped is None:
             raise SystemExit("the shipped re-ranker does not belong to the shipped encoder")
+        if args.split:
+            # as the live matcher's re-ranking process runs it (app/rerank_worker.py)
+            shipped = reranker = FileReranker(Reranker(shipped.reranker.model_path, split=True),
+                                              library.encoder, k=shipped.k)
         files = sorted(SONIC_PI.glob("*.flac"))
         rng = np.random.default_rng(0)
         picks = [files[i] for i in rng.choice(len(files), size=min(args.queries, len(files)), replace=False)]
@@ -75,6 +83,7 @@ def main(argv=None) -> int:
         model = reranker.reranker
         weights = {"room_fit_weight": model.room_fit_weight, "coherence_weight": model.coherence_weight}
         hits = {"index": 0, "reranked": 0}
+        stage_ms: dict[str, list[float]] = {}     # a warm re-ranking's stages
         index, catalog = library.index, library.catalog
         for n, path in enumerate(picks):
             audio = damage.room_reverb(read_mono(path, SR), damage.condition_rng(0, "room_reverb", n))
@@ -91,6 +100,11 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             reranker.rerank(plain, query.blocks, query.vectors, query.signals)
             times["rerank_warm"].append((time.perf_counter() - t0) * 1e3)
+            stages: dict = {}
+            reranker.order(candidate_keys(plain[:reranker.k]), query.blocks, query.vectors, query.signals,
+                           timings=stages)
+            for stage, ms in stages.items():
+                stage_ms.setdefault(stage, []).append(ms)
             model.coherence_weight = 0.0
             t0 = time.perf_counter()
             reranker.rerank(plain, query.blocks, query.vectors, query.signals)
@@ -106,10 +120,11 @@ def main(argv=None) -> int:
         "benchmark": "rerank_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "library": {"root": str(SONIC_PI), "indexed": report.indexed, "scan_s": round(scan_s, 1)},
-        "reranker": model.model_id, **weights,
+        "reranker": model.model_id, **weights, "network_cut": model.splits,
         "encoder": library.encoder.model_id,
         "rerank_k": reranker.k, "queries": len(picks), "damage": damage.DESCRIPTIONS["room_reverb"],
         "ms": {name: summary(v) for name, v in times.items()},
+        "warm_stages_ms": {name: summary(v) for name, v in stage_ms.items()},
         "top1": {name: round(v / len(picks), 3) for name, v in hits.items()},
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                     "load_average_at_start": os.getloadavg()},
@@ -119,6 +134,8 @@ def main(argv=None) -> int:
     print(f"{'step':<20}{'p50 ms':>10}{'p95 ms':>10}")
     for name, s in result["ms"].items():
         print(f"{name:<20}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
+    print("warm re-ranking by stage (p50 ms): " + ", ".join(
+        f"{name} {s['p50_ms']:.2f}" for name, s in result["warm_stages_ms"].items()))
     print(f"top-1 under a room: index {result['top1']['index']:.3f}, re-ranked {result['top1']['reranked']:.3f} "
           f"({len(picks)} queries, {report.indexed} files)")
     print(f"wrote {args.out}")

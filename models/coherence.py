@@ -74,6 +74,18 @@ class BlockSignals(Sequence):
         self._starts = tuple(b.start_sample for b in blocks)
         self._made: dict[int, np.ndarray] = {}
 
+    @classmethod
+    def at(cls, audio: np.ndarray, starts: Sequence[int]) -> "BlockSignals":
+        """The signals of blocks starting at model samples ``starts`` of ``audio``."""
+        signals = cls(audio, ())
+        signals._starts = tuple(int(s) for s in starts)
+        return signals
+
+    def recipe(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """(audio, block starts): what ``at`` makes the same signals from (to hand them to
+        another process without making them here)."""
+        return self._audio, self._starts
+
     def __len__(self) -> int:
         return len(self._starts)
 
@@ -113,6 +125,28 @@ def peak_coherence(query_spectrum: np.ndarray, candidate_spectrum: np.ndarray) -
     if agreeing <= 0.0:
         return 0.0
     return float(min(1.0, np.abs(lags).max() / agreeing))
+
+
+def peak_coherences(query_spectrum: np.ndarray, candidate_spectra: np.ndarray) -> np.ndarray:
+    """``peak_coherence`` of one query spectrum with each row of ``candidate_spectra``
+    ``(m, bins)``, in one pass over all of them -> ``(m,)`` float64. Any thread."""
+    q = np.asarray(query_spectrum)
+    c = np.asarray(candidate_spectra)
+    bins = N_FFT // 2 + 1
+    if q.shape != (bins,) or c.ndim != 2 or c.shape[1] != bins:
+        raise ValueError(f"expected a spectrum of {bins} bins and (m, {bins}) spectra, got {q.shape} and {c.shape}")
+    if len(c) == 0:
+        return np.zeros(0)
+    q_mag, c_mag = np.abs(q), np.abs(c)
+    active = (q_mag > BIN_FLOOR * q_mag.max()) & (c_mag > BIN_FLOOR * c_mag.max(axis=1, keepdims=True))
+    cross = q * np.conj(c)
+    magnitude = q_mag * c_mag
+    scale = np.where(active, np.maximum(magnitude, np.finfo(np.float32).tiny) ** -BETA, 0.0)
+    peaks = np.abs(np.fft.irfft(cross * scale, N_FFT, axis=1)).max(axis=1)
+    weight = magnitude * scale
+    agreeing = (weight[:, 0] + weight[:, -1] + 2.0 * weight[:, 1:-1].sum(axis=1, dtype=np.float64)) / N_FFT
+    usable = active.any(axis=1) & (agreeing > 0.0)
+    return np.where(usable, np.minimum(1.0, peaks / np.where(usable, agreeing, 1.0)), 0.0)
 
 
 def coherence_term(coherence: np.ndarray | float) -> np.ndarray:

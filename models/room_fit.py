@@ -33,6 +33,9 @@ numpy only; any thread (no state).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import frontend
@@ -81,41 +84,86 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     frames. Any thread."""
     q = _onset_strength(query_blocks.astype(DTYPE))
     c = _onset_strength(candidate_blocks.astype(DTYPE))
-    frames = q.shape[1]
+    k, frames = q.shape[:2]
     max_lag = max(min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES), 0)
-    best = np.full(len(q), -np.inf)
-    lags = np.zeros(len(q), dtype=int)
-    # nearest lags first, so that among equal correlations the smallest lag wins
-    for lag in sorted(range(-max_lag, max_lag + 1), key=abs):
-        qs = q[:, max(lag, 0): frames + min(lag, 0)]
-        cs = c[:, max(-lag, 0): frames - max(lag, 0)]
-        num = np.einsum("ktf,ktf->k", qs, cs)
-        den = np.sqrt(np.einsum("ktf,ktf->k", qs, qs) * np.einsum("ktf,ktf->k", cs, cs)) + 1e-12
-        corr = num / den
-        better = corr > best
-        best = np.where(better, corr, best)
-        lags = np.where(better, lag, lags)
-    return lags
+    # nearest lags first, so that among equal correlations the smallest lag wins (argmax
+    # takes the first)
+    order = np.array(sorted(range(-max_lag, max_lag + 1), key=abs))
+    cand_frame = np.arange(frames)[None, :]
+    query_frame = cand_frame + order[:, None]                                     # (L, T)
+    inside = ((query_frame >= 0) & (query_frame < frames)).astype(DTYPE)
+    query_frame = np.clip(query_frame, 0, frames - 1)
+    products = q @ c.transpose(0, 2, 1)                       # (k, T, T): query frame . candidate frame
+    num = (products[:, query_frame, cand_frame] * inside).sum(axis=2)             # (k, L)
+    q_energy = np.einsum("ktf,ktf->kt", q, q)
+    c_energy = np.einsum("ktf,ktf->kt", c, c)
+    den = np.sqrt((q_energy[:, query_frame] * inside).sum(axis=2)
+                  * (c_energy[:, None, :] * inside).sum(axis=2)) + 1e-12
+    return order[np.argmax(num / den, axis=1)]
 
 
 def _nonnegative_least_squares(gram: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``argmin_w 0.5 w'Gw - b'w`` subject to ``w >= 0``, for a batch of ``G (n, J, J)`` and
-    columns of ``b (n, J, m)``: cyclic coordinate descent, each step exact for its weight
-    (the problems are tiny and many, so each step runs on the whole batch at once)."""
+    columns of ``b (n, J, 1)``: cyclic coordinate descent, each step exact for its weight
+    (the problems are tiny and many, so each step runs on the whole batch at once, on
+    rows laid out feature-major so that every step reads contiguous memory)."""
     n_features = gram.shape[1]
-    diagonal = np.maximum(np.einsum("njj->nj", gram), 1e-12)[:, :, None]          # (n, J, 1)
-    w = np.zeros_like(target)
+    diagonal = np.ascontiguousarray(np.maximum(np.einsum("njj->jn", gram), 1e-12))   # (J, n)
+    rows = [np.ascontiguousarray(gram[:, j].T) for j in range(n_features)]          # G[:, j, :] as (J, n)
+    goal = np.ascontiguousarray(target[:, :, 0].T)                                  # (J, n)
+    w = np.zeros_like(goal)
     for _ in range(NNLS_SWEEPS):
         for j in range(n_features):
-            grad = np.einsum("nk,nkm->nm", gram[:, j], w) - target[:, j]
-            w[:, j] = np.maximum(w[:, j] - grad / diagonal[:, j], 0.0)
-    return w
+            grad = np.einsum("kn,kn->n", rows[j], w) - goal[j]
+            np.maximum(w[j] - grad / diagonal[j], 0.0, out=w[j])
+    return w.T[:, :, None]
 
 
-def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class CandidateTerms:
+    """What the fit needs of one candidate block alone, made once per block: the design
+    ``(F, J, T)`` (its power, the power through each decay, the floor) and the products of
+    every pair of design rows ``(F, P, T)``, from which each query's Gram matrices are sums
+    over the frames the two blocks share. About 1 MB a block."""
+    design: np.ndarray
+    products: np.ndarray
+
+
+def _upper() -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(len(DECAY_FRAMES) + 2)
+
+
+def _designs(candidate_blocks: np.ndarray) -> np.ndarray:
+    """``(k, T, F)`` log-mel -> ``(k, F, J, T)``: power, each decay of it, the floor."""
+    k, frames, bands = candidate_blocks.shape
+    cand = _power(candidate_blocks).transpose(0, 2, 1)                             # (k, F, T)
+    decays = (cand @ _decay_matrices(frames)).reshape(k, bands, len(DECAY_FRAMES), frames)
+    floor = np.ones((k, bands, 1, frames), dtype=DTYPE)
+    return np.concatenate([cand[:, :, None], decays, floor], axis=2)
+
+
+def _products(design: np.ndarray) -> np.ndarray:
+    """``(k, F, J, T)`` -> ``(k, F, P, T)``: design row i times row j for i <= j."""
+    upper = _upper()
+    return design[:, :, upper[0]] * design[:, :, upper[1]]
+
+
+def candidate_terms(candidate_blocks: np.ndarray) -> list[CandidateTerms]:
+    """``CandidateTerms`` of each row of ``candidate_blocks`` ``(k, T, F)`` log-mel. Any thread."""
+    candidate_blocks = np.asarray(candidate_blocks)
+    if candidate_blocks.ndim != 3:
+        raise ValueError(f"expected a (k, T, F) array, got {candidate_blocks.shape}")
+    design = _designs(candidate_blocks)
+    products = _products(design)
+    return [CandidateTerms(design[i], products[i]) for i in range(len(design))]
+
+
+def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
+                   terms: Sequence[CandidateTerms] | None = None) -> np.ndarray:
     """Error of the best room fit of each row of ``query_blocks`` from the same row of
     ``candidate_blocks`` (both ``(k, T, F)`` log-mel) -> ``(k,)`` float64, lower = more
-    likely the same sound. Any thread."""
+    likely the same sound. ``terms``: each candidate row's ``candidate_terms``, when made
+    before (the same errors, without the candidate's share of the work). Any thread."""
     query_blocks = np.asarray(query_blocks)
     candidate_blocks = np.asarray(candidate_blocks)
     if candidate_blocks.ndim != 3 or candidate_blocks.shape != query_blocks.shape:
@@ -124,10 +172,14 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np
     k, frames, bands = candidate_blocks.shape
     if k == 0:
         return np.zeros(0)
-    cand = _power(candidate_blocks).transpose(0, 2, 1)                             # (k, F, T)
-    decays = (cand @ _decay_matrices(frames)).reshape(k, bands, len(DECAY_FRAMES), frames)
-    floor = np.ones((k, bands, 1, frames), dtype=DTYPE)
-    design = np.concatenate([cand[:, :, None], decays, floor], axis=2)             # (k, F, J, T)
+    if terms is not None:
+        if len(terms) != k:
+            raise ValueError(f"expected {k} candidate terms, got {len(terms)}")
+        design = np.stack([t.design for t in terms])                               # (k, F, J, T)
+        products = [t.products for t in terms]                                     # k x (F, P, T)
+    else:
+        design = _designs(candidate_blocks)
+        products = _products(design)
     n_features = design.shape[2]
 
     # Query frame t + lag is modelled by candidate frame t; frames the two do not share
@@ -140,12 +192,13 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np
     take = (rows, np.clip(source, 0, frames - 1))
     mask = shared[:, :, :, None]
     observed = (query_blocks.astype(DTYPE)[take] * mask).transpose(0, 3, 2, 1)   # (k, F, T, S)
-    observed_power = (_power(query_blocks)[take] * mask).transpose(0, 3, 2, 1)
+    observed_power = np.ascontiguousarray((_power(query_blocks)[take] * mask).transpose(0, 3, 2, 1))
 
     # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
-    upper = np.triu_indices(n_features)
-    products = design[:, :, upper[0]] * design[:, :, upper[1]]                      # (k, F, P, T)
-    sums = (products.reshape(k, -1, frames) @ shared.transpose(0, 2, 1)).reshape(k, bands, -1, len(fine))
+    upper = _upper()
+    shared_t = np.ascontiguousarray(shared.transpose(0, 2, 1))      # (k, T, S): BLAS wants contiguous
+    sums = np.stack([products[i].reshape(-1, frames) @ shared_t[i] for i in range(k)])
+    sums = sums.reshape(k, bands, -1, len(fine))
     gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
     gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
     gram[..., upper[1], upper[0]] = sums.transpose(0, 1, 3, 2)
@@ -175,7 +228,8 @@ def room_fit_term(errors: np.ndarray) -> np.ndarray:
     return -np.log(np.asarray(errors) + RESIDUAL_FLOOR)
 
 
-def room_fit_bonus(query_blocks: np.ndarray, candidate_blocks: np.ndarray, weight: float) -> np.ndarray:
-    """What the room fit adds to a re-ranker score, row by row: ``weight * -ln(error)``.
-    Any thread."""
-    return float(weight) * room_fit_term(room_fit_error(query_blocks, candidate_blocks))
+def room_fit_bonus(query_blocks: np.ndarray, candidate_blocks: np.ndarray, weight: float,
+                   terms: Sequence[CandidateTerms] | None = None) -> np.ndarray:
+    """What the room fit adds to a re-ranker score, row by row: ``weight * -ln(error)``
+    (``terms`` as for ``room_fit_error``). Any thread."""
+    return float(weight) * room_fit_term(room_fit_error(query_blocks, candidate_blocks, terms))

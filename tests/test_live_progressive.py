@@ -49,15 +49,20 @@ def test_one_hit_answers_attack_then_refined_then_final(library):
     path = longest_hit(linked)
     signal, starts = sequence([path], SR, 1.6, lead_s=0.3)
     ring = CaptureRing.for_seconds(1, SR, 10, 1024)
-    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    # re-ranking in its own process, as the app's session runs it
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"), rerank_process=True)
     updates = []
     matcher.subscribe(lambda u: updates.append((u, ring.end_frame)))
     matcher.start()
     try:
         feed(ring, signal)
         assert wait_for(lambda: any(u.stage == "final" for u, _ in updates), 20)
+        rerank = matcher.rerank_stats()
     finally:
         matcher.stop()
+    # the early stages told the re-ranking process which files to read; stopping reaps it
+    assert rerank is not None and rerank["prepared"] >= 1 and rerank["alive"], rerank
+    assert matcher.rerank_stats() is None
     onset_updates = [(u, end) for u, end in updates if u.reason == "onset"]
     stages = [u.stage for u, _ in onset_updates]
     assert stages[0] == "attack" and stages[-1] == "final" and "refined" in stages, stages

@@ -255,3 +255,18 @@ def test_set_index_swaps_the_index_queries_use(library):
     swapped = matcher.search_file(target)
     assert str(target) not in [s.path for s in swapped.suggestions]
     assert len(swapped.suggestions) > 1
+
+
+def test_a_new_sound_ranks_by_its_own_scores_over_a_near_twin_the_last_hit_put_first():
+    """One-shot hits: a kick after another kick is named for itself, though its near twin led
+    the list by less than the margin (what hysteresis keeps for more looks at one sound)."""
+    h = Hysteresis(margin=0.02, new_weight=0.85, decay=0.5, max_age_seconds=6.0, min_score=0.3, display=16)
+    twin = SuggestionMerger(h)
+    twin.update([result(1, 0.95), result(2, 0.94)], now=0.0)             # first kick: file 1
+    same_look = twin.snapshot()
+    looked_again = twin.update([result(2, 0.95), result(1, 0.94)], now=0.2)
+    assert [s.file_id for s in looked_again][:2] == [1, 2]              # hysteresis holds
+    twin.restore(same_look)
+    new_hit = twin.update([result(2, 0.95), result(1, 0.94)], now=0.2, new_sound=True)
+    assert [s.file_id for s in new_hit][:2] == [2, 1]                    # the new hit's own best
+    assert new_hit[0].score == pytest.approx(0.95)

@@ -216,12 +216,12 @@ def test_the_live_matcher_searches_through_the_reranker(tmp_path, isolated_libra
 
 def test_the_matched_block_cache_hits_evicts_the_oldest_and_sees_changed_files(
         tmp_path, isolated_library_dir, sonic_pi_samples, monkeypatch):
-    """The cache of decoded candidate blocks (256 blocks in the app): a block asked again is
+    """The cache of decoded candidate blocks (96 blocks in the app): a block asked again is
     not decoded again; past the bound the least recently used goes; a changed file is read
     again."""
     import app.rerank as rerank_module
 
-    assert rerank_module.CACHE_BLOCKS == 256
+    assert rerank_module.CACHE_BLOCKS == 96
     source = tmp_path / "samples"
     source.mkdir()
     names = DRUMS[:6]
