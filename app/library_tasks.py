@@ -145,6 +145,7 @@ class LibraryThread:
     def run(self, job: Callable[[object], None]) -> None:
         """Run ``job(library)`` on this thread after the jobs before it; its exceptions
         reach ``on_error`` as one line. Any thread."""
+        self._jobs.put(job)
 
     def collect(self, name: str, file_ids: list[int], then: Callable[[str, int], None]) -> None:
         """Put files in the collection ``name`` (made when new); ``then(name, added)`` on
