@@ -669,9 +669,11 @@ class LiveMatcher:
     def _prepare_rerank(self, results: list[SearchResult]) -> None:
         """An early stage's files are most of what the final stage re-ranks: have the
         re-ranking process read them now, while the hit still sounds. Worker thread."""
-        prepare = getattr(self.searcher.reranker, "prepare", None)
-        if prepare is not None:
-            prepare(results)
+        reranker = self.searcher.reranker
+        # only the re-ranking process reads ahead; re-ranking here would read them on this
+        # thread, in the way of the answer
+        if isinstance(reranker, RerankWorker):
+            reranker.prepare(results)
 
     def _arrival_time(self, model_end: int) -> float:
         """When (time.monotonic()) the ring held the device frame of model sample

@@ -199,7 +199,11 @@ def test_a_library_from_schema_1_is_migrated_and_back_filled_with_progress(tmp_p
     # back to schema 1, which had none of the later tables
     raw = sqlite3.connect(library_dir / CATALOG_FILENAME)
     raw.executescript("DROP TABLE tags; DROP TABLE sounds; DROP TABLE duplicate_pairs; "
-                      "DROP TABLE duplicate_checks; PRAGMA user_version = 1;")
+                      "DROP TABLE duplicate_checks; DROP TABLE favourites; "
+                      "DROP TABLE collection_items; DROP TABLE collections; "
+                      "DROP TABLE map_positions; ALTER TABLE roots DROP COLUMN folder_id; "
+                      "ALTER TABLE roots DROP COLUMN volume_id; "
+                      "ALTER TABLE roots DROP COLUMN offline_since; PRAGMA user_version = 1;")
     raw.close()
     with Catalog(library_dir / CATALOG_FILENAME) as catalog:
         assert catalog.schema_version == SCHEMA_VERSION
