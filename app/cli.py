@@ -769,19 +769,20 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
     session = Session(library_dir, config, profile, mode=args.mode)
     if narrow is not None:
         session.set_filter(narrow)
-    try:
-        with quiet_native_stderr():
-            session.start()
-    except SessionError as exc:
-        if device is not None or args.hostapi:
-            _list_devices_after(exc)
-        raise
-    if not session.index_size():
-        err.print(EMPTY_LIBRARY_NOTE, markup=False)
     stop = threading.Event()
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     print_lock = threading.Lock()
+    # a Ctrl-C while the session is still starting closes what has started, too
     try:
+        try:
+            with quiet_native_stderr():
+                session.start()
+        except SessionError as exc:
+            if device is not None or args.hostapi:
+                _list_devices_after(exc)
+            raise
+        if not session.index_size():
+            err.print(EMPTY_LIBRARY_NOTE, markup=False)
         if args.json:
             def emit(update):
                 line = json.dumps({

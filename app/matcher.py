@@ -253,7 +253,12 @@ class LiveMatcher:
             # loaded before listening: the first hits must not wait for it, nor the worker
             # thread fall behind while it loads (if it fails, re-ranking stays here)
             worker = RerankWorker(self.searcher.reranker)
-            if worker.wait_ready():
+            try:
+                ready = worker.wait_ready()
+            except BaseException:       # a Ctrl-C while it loads: reap it, then go on out
+                worker.close()
+                raise
+            if ready:
                 self._rerank_worker = worker
                 with self._lock:
                     self.searcher = self.searcher.with_reranker(worker)

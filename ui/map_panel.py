@@ -22,7 +22,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainterPath, QPen
 from PyQt6.QtWidgets import (QGraphicsPathItem, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                             QPushButton, QVBoxLayout, QWidget)
+                             QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 from scipy.spatial import cKDTree
 
 from app.suggestions import Suggestion
@@ -113,6 +113,13 @@ class _LassoViewBox(pg.ViewBox):
             self._on_lasso(np.array([(p.x(), p.y()) for p in trail]))
 
 
+def _wrap_without_widening(label: QLabel) -> None:
+    """Let a label wrap to whatever width the tab has instead of asking for the width of
+    its longest line (a long status would otherwise widen the whole window)."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+
 class _Progress(QObject):
     """Carries the worker's progress to the GUI thread (a queued signal)."""
 
@@ -142,6 +149,7 @@ class MapPanel(QWidget):
 
         self.status = QLabel("The map appears once the library has samples.")
         self.status.setObjectName("dim")
+        _wrap_without_widening(self.status)
         self.progress_bar = QProgressBar()
         keep_room = self.progress_bar.sizePolicy()
         keep_room.setRetainSizeWhenHidden(True)     # the map does not jump when it hides
@@ -181,6 +189,7 @@ class MapPanel(QWidget):
         self.hint = QLabel("Hover to listen · click to select · Shift-drag to lasso · "
                            "wheel to zoom · drag to pan")
         self.hint.setObjectName("dim")
+        _wrap_without_widening(self.hint)
 
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
