@@ -244,26 +244,17 @@ class LiveMatcher:
         return self._profile.mode
 
     def start(self) -> None:
-        """Start listening from the newest frame of the ring (with ``rerank_process``, once
-        the re-ranking process has loaded: a few seconds)."""
+        """Start listening from the newest frame of the ring, at once. With
+        ``rerank_process`` the re-ranking process starts too; until it has loaded (a few
+        seconds) re-ranking runs here, so no hit played meanwhile goes unheard."""
         if self._thread is not None:
             return
         self._stop.clear()
         if self._rerank_process and self._rerank_worker is None and isinstance(self.searcher.reranker, FileReranker):
-            # loaded before listening: the first hits must not wait for it, nor the worker
-            # thread fall behind while it loads (if it fails, re-ranking stays here)
-            worker = RerankWorker(self.searcher.reranker)
-            try:
-                ready = worker.wait_ready()
-            except BaseException:       # a Ctrl-C while it loads: reap it, then go on out
-                worker.close()
-                raise
-            if ready:
-                self._rerank_worker = worker
-                with self._lock:
-                    self.searcher = self.searcher.with_reranker(worker)
-            else:
-                worker.close()
+            # the worker answers from this process while its child loads, or if it fails
+            self._rerank_worker = RerankWorker(self.searcher.reranker)
+            with self._lock:
+                self.searcher = self.searcher.with_reranker(self._rerank_worker)
         self._position = self.ring.end_frame
         self._reset_stream(self._position)
         self._running = True

@@ -194,7 +194,8 @@ def test_watch_limit_reached_later_for_a_new_subfolder(tmp_path, isolated_librar
     logging.getLogger("watchdog.observers.inotify").warning(
         "Unable to watch %r: %s", os.fsencode(folder / "new-pack"),
         OSError(errno.ENOSPC, "inotify watch limit reached"))
-    assert wait_for(lambda: watcher.mode == "polling", timeout=30)
+    # the notice is said just after the mode changes, on the observer's thread
+    assert wait_for(lambda: watcher.mode == "polling" and notices, timeout=30)
     assert watcher.watched() == [] and len(notices) == 1 and "max_user_watches" in notices[0]
     (folder / "new-pack").mkdir()
     shutil.copy(write_hits(tmp_path / "elsewhere", 1, seed=8)[0], folder / "new-pack" / "a.wav")
