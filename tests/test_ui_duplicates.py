@@ -85,7 +85,9 @@ def test_copies_are_one_labelled_group_and_kit_layers_none(qtbot, window):
     assert "exact" in relation[copies["wav24"]]
     assert "near" in relation[copies["ogg"]] and "exact" not in relation[copies["ogg"]]
     assert "near (trimmed)" in relation[copies["trimmed"]]
-    assert "variant" in relation[copies["pitched"]]
+    # the pitched copy is two semitones above the copies it pairs with, which are below it
+    assert "variant -2.0 st" in relation[copies["pitched"]]
+    assert "variant +2.0 st · loop_amen +2st.wav" in "; ".join(relation.values())
     # one copy is ticked to keep at first, the others not
     assert len(panel.kept(g)) == 1
     # no group holds two velocity layers of the kit

@@ -44,14 +44,15 @@ def best_copy(files: tuple[FileRow, ...]) -> int:
 
 
 def relation_text(pair: Pair, other: FileRow) -> str:
-    """'near (trimmed) · kick.ogg', 'variant +2.0 st · kick.wav': how ``other`` relates."""
+    """'near (trimmed) · kick.ogg', 'variant +2.0 st · kick.wav': how ``other`` relates to
+    the pair's other file (a variant's semitones: ``other``'s pitch against it)."""
     detail = []
     if pair.trimmed:
         detail.append("trimmed")
     label = pair.label
     if pair.label == "variant":
         semitones = pair.as_dict()["semitones"]
-        if pair.b.id == other.id:      # the pair's semitones are b's against a
+        if pair.a.id == other.id:      # the pair's semitones are b's against a
             semitones = -semitones
         label += f" {semitones:+.1f} st"
     return f"{label}{' (' + ', '.join(detail) + ')' if detail else ''} · {other.name}"
@@ -106,6 +107,10 @@ class DuplicatesPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(HEADERS))
         self.tree.setHeaderLabels(HEADERS)
+        self.tree.headerItem().setToolTip(
+            COL_RELATION, "The other copies this file pairs with: exact (same samples), near "
+            "(re-encoded, resampled, trimmed, faded...) or variant (pitched or stretched; the "
+            "semitones are the other copy's pitch against this one)")
         self.tree.setUniformRowHeights(True)
         self.tree.header().setStretchLastSection(True)
         self.tree.header().setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Interactive)
