@@ -209,8 +209,10 @@ class DuplicatesPanel(QWidget):
         copies = sum(len(g.files) - 1 for g in findings.groups)
         checked = f" ({findings.report.checked} files checked now)" if findings.report.checked else ""
         if findings.groups:
-            self.status.setText(f"{len(findings.groups)} sounds stored more than once, "
-                                f"{copies} extra copies{checked}. Tick what to keep.")
+            sounds = len(findings.groups)
+            self.status.setText(f"{sounds} {'sound' if sounds == 1 else 'sounds'} stored more "
+                                f"than once, {copies} extra {'copy' if copies == 1 else 'copies'}"
+                                f"{checked}. Tick what to keep.")
         else:
             self.status.setText(f"No duplicates{checked}.")
         failed = findings.report.failed

@@ -1,10 +1,10 @@
 """A track's timeline: its waveform overview with one coloured span per occurrence.
 
-The waveform (peak per column, mirrored) fills the top; each span is shaded over it in its
-colour and drawn again as a bar in its own lane below (one lane per sample), so overlapping
-occurrences stay apart. A click on a bar, or on the waveform inside a span, emits
-``span_clicked`` with the span's index; ``select`` outlines one. A ruler in seconds runs
-along the bottom. Painted by hand (QPainter); GUI thread only.
+The waveform (peak per column, mirrored) fills the top, with a tick in each span's colour
+where it starts; each span is a bar in its own lane below (one lane per sample), so
+overlapping occurrences stay apart. A click on a bar, or on the waveform inside a span,
+emits ``span_clicked`` with the span's index; ``select`` outlines that one and shades it
+over the waveform. A ruler in seconds runs along the bottom. Painted by hand (QPainter); GUI thread only.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 from . import theme
 
 WAVE_HEIGHT = 90
-LANE_HEIGHT = 14
-LANE_GAP = 3
+LANE_HEIGHT = 10
+LANE_GAP = 2
 RULER_HEIGHT = 18
 MARGIN = 6
 
@@ -124,16 +124,19 @@ class TrackTimeline(QWidget):
         self._paint_waveform(painter, wave)
         for i, span in enumerate(self.spans):
             colour = QColor(span.colour)
-            shade = QColor(colour)
-            shade.setAlpha(70)
             left, right = self.x_of(span.start_s), self.x_of(min(span.end_s, self.duration_s))
-            painter.fillRect(QRectF(left, wave.top(), max(2.0, right - left), wave.height()), shade)
+            # every start is a tick on the waveform; the chosen span is shaded over it
+            painter.fillRect(QRectF(left, wave.bottom() - 6, 2.0, 6), colour)
             bar = self.lane_rect(i)
             painter.fillRect(bar, colour)
             if i == self.selected:
+                shade = QColor(colour)
+                shade.setAlpha(80)
+                over = QRectF(left, wave.top(), max(2.0, right - left), wave.height())
+                painter.fillRect(over, shade)
                 painter.setPen(QPen(QColor(theme.TEXT), 2))
                 painter.drawRect(bar.adjusted(-1, -1, 1, 1))
-                painter.drawRect(QRectF(left, wave.top(), max(2.0, right - left), wave.height()))
+                painter.drawRect(over)
         self._paint_ruler(painter)
         painter.end()
 
