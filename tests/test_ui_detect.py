@@ -91,7 +91,10 @@ def test_a_dropped_track_shows_the_sample_at_its_place_and_a_click_auditions_it(
     assert host.calls == [("audition", (amen,))]
     assert timeline.selected == row and panel.current_row() == row
 
-    # the second control plays that stretch of the track, cut to a WAV in the cache dir
+    # the second control plays that stretch of the track as it is (never matched to the
+    # session's tempo and key), cut to a WAV in the cache dir
+    from app.matched_preview import Target
+    host.set_match(Target(bpm=100.0))
     host.calls.clear()
     qtbot.mouseClick(panel.play_spot_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(host.calls), timeout=30000)

@@ -254,7 +254,7 @@ class DetectPanel(QWidget):
             return
         self.last_slice = path
         try:
-            self.host.audition(file_suggestion(path))
+            self.host.audition(file_suggestion(path), matched=False)   # the track as it is
         except Exception as exc:  # noqa: BLE001 - a line for the user
             self.host.error.emit(f"cannot play {path}: {exc}")
 

@@ -132,7 +132,11 @@ class Host(QObject):
     def set_filter(self, search_filter) -> None:
         """Narrow every later search (live, capture, dropped file) to what it accepts."""
         self.search_filter = search_filter
-    def audition(self, suggestion) -> int | None: raise NotImplementedError
+    def audition(self, suggestion, *, matched: bool = True) -> int | None:
+        """Play ``suggestion``'s file; the voice id (None when nothing plays). With
+        ``matched`` (the default) it is matched to ``match_target`` when one is set; a
+        stretch of a track heard as it is passes ``matched=False``."""
+        raise NotImplementedError
     def stop_all(self) -> None: raise NotImplementedError
     def set_volume(self, volume: float) -> None: raise NotImplementedError
     def slots(self) -> list:
