@@ -7,7 +7,8 @@ waveform, one coloured span per occurrence, one lane per sample) and in a table 
 occurrences: sample, start–end in seconds, score, pitch shift in semitones, tempo ratio.
 Clicking an occurrence (its span or its row) auditions the sample through the host;
 "Play the spot in the track" writes that stretch of the track to the cache
-(``DetectTasks.write_slice``, on the worker) and auditions it.
+(``DetectTasks.write_slice``, on the worker) and auditions it as it is (never matched to
+the session's tempo and key).
 
 Threads: everything here is for the GUI thread except the worker jobs, which touch only
 the ``DetectTasks`` object.
