@@ -83,7 +83,8 @@ def test_a_dropped_track_shows_the_sample_at_its_place_and_a_click_auditions_it(
     assert len(timeline.spans) == len(panel.rows)
     bar = timeline.lane_rect(row)
     width = timeline.width() - 12
-    assert bar.left() == pytest.approx(6 + AMEN_AT / TRACK_SECONDS * width, abs=0.5 / TRACK_SECONDS * width)
+    per_second = width / TRACK_SECONDS
+    assert bar.left() == pytest.approx(6 + AMEN_AT * per_second, abs=0.5 * per_second)
 
     # a click on its span auditions the sample's file
     host.calls.clear()

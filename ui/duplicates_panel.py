@@ -146,7 +146,8 @@ class DuplicatesPanel(QWidget):
         self.play_button.clicked.connect(lambda: self.audition(self.current_file()))
         self.keep_only_button.clicked.connect(lambda: self.keep_only(self.current_file()))
         self.trash_button.clicked.connect(self.move_others_to_trash)
-        self.tree.itemDoubleClicked.connect(lambda item, _col: self.audition(item.data(COL_FILE, FileRole)))
+        self.tree.itemDoubleClicked.connect(
+            lambda item, _col: self.audition(item.data(COL_FILE, FileRole)))
         self.tree.currentItemChanged.connect(self._update_buttons)
         self.tree.itemChanged.connect(self._update_buttons)
         host.library_changed.connect(self._library_changed)
@@ -230,10 +231,10 @@ class DuplicatesPanel(QWidget):
         self.tree.clear()
         for g, group in enumerate(self.groups):
             labels = sorted({p.label for p in group.pairs})
-            top = QTreeWidgetItem([f"{len(group.files)} copies of {group.files[best_copy(group.files)].name}",
+            keep = best_copy(group.files)
+            top = QTreeWidgetItem([f"{len(group.files)} copies of {group.files[keep].name}",
                                    ", ".join(labels)])
             top.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            keep = best_copy(group.files)
             for f, row in enumerate(group.files):
                 relations = [relation_text(p, p.b if p.a.id == row.id else p.a) for p in group.pairs
                              if row.id in (p.a.id, p.b.id)]
@@ -241,7 +242,8 @@ class DuplicatesPanel(QWidget):
                                         format_text(row), os.path.dirname(row.path)])
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                               | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(COL_FILE, Qt.CheckState.Checked if f == keep else Qt.CheckState.Unchecked)
+                item.setCheckState(COL_FILE, Qt.CheckState.Checked if f == keep
+                                   else Qt.CheckState.Unchecked)
                 item.setData(COL_FILE, FileRole, (g, f))
                 item.setToolTip(COL_FILE, row.path)
                 item.setToolTip(COL_RELATION, "\n".join(relations))

@@ -75,7 +75,8 @@ class TrackTimeline(QWidget):
         return 1 + max((s.lane for s in self.spans), default=-1)
 
     def _fit_height(self) -> None:
-        self.setFixedHeight(WAVE_HEIGHT + self.lanes() * (LANE_HEIGHT + LANE_GAP) + RULER_HEIGHT + 2 * MARGIN)
+        lanes = self.lanes() * (LANE_HEIGHT + LANE_GAP)
+        self.setFixedHeight(WAVE_HEIGHT + lanes + RULER_HEIGHT + 2 * MARGIN)
 
     # -- geometry ----------------------------------------------------------------------------
 
