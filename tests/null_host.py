@@ -119,9 +119,9 @@ class NullHost(Host):
         self._record("set_profile", profile)
         self.profile = profile
 
-    def audition(self, suggestion) -> int | None:
+    def audition(self, suggestion, *, matched: bool = True) -> int | None:
         self._record("audition", suggestion.path)
-        if self.match_target is not None:
+        if matched and self.match_target is not None:
             self._record("audition_matched", suggestion.path, self.match_target)
         voice = self._next_voice
         self._next_voice += 1

@@ -132,7 +132,11 @@ class Host(QObject):
     def set_filter(self, search_filter) -> None:
         """Narrow every later search (live, capture, dropped file) to what it accepts."""
         self.search_filter = search_filter
-    def audition(self, suggestion) -> int | None: raise NotImplementedError
+    def audition(self, suggestion, *, matched: bool = True) -> int | None:
+        """Play ``suggestion``'s file; the voice id (None when nothing plays). With
+        ``matched`` (the default) it is matched to ``match_target`` when one is set; a
+        stretch of a track heard as it is passes ``matched=False``."""
+        raise NotImplementedError
     def stop_all(self) -> None: raise NotImplementedError
     def set_volume(self, volume: float) -> None: raise NotImplementedError
     def slots(self) -> list:
@@ -184,6 +188,18 @@ class Host(QObject):
         the map panel's worker thread."""
         from app.similarity_map import MapTasks
         return MapTasks(self.library_dir)
+    def duplicate_tasks(self):
+        """An ``app.duplicate_tasks.DuplicateTasks`` (find groups, move files to the trash)
+        for the duplicates view's worker thread."""
+        from app.duplicate_tasks import DuplicateTasks
+        return DuplicateTasks(self.library_dir)
+
+    def detect_tasks(self):
+        """An ``app.detect_tasks.DetectTasks`` (samples in a track, its overview, a slice of
+        it to audition) for the detect view's worker thread."""
+        from app.detect_tasks import DetectTasks
+        return DetectTasks(self.library_dir)
+
     def collect(self, name: str, file_ids: list[int]) -> None:
         """Put library files in the collection ``name`` (made when new); ``info`` says how
         many were added, ``error`` what went wrong."""
@@ -282,6 +298,14 @@ def watch_summary(report) -> str:
     return "Library folders: " + (", ".join(parts) or "up to date")
 
 
+def file_suggestion(path: str, *, file_id: int = -1, kind: str | None = None,
+                    duration_s: float | None = None) -> Suggestion:
+    """A file as the ``Suggestion`` that ``Host.audition`` plays (score 0: not a match);
+    ``file_id`` -1 for a file outside the library. Any thread."""
+    return Suggestion(rank=0, file_id=file_id, path=path, name=Path(path).name, score=0.0,
+                      kind=kind, duration_s=duration_s, offset_s=0.0, exists=True)
+
+
 def describe_binding(kind: str, number: int) -> str:
     return f"{'Note' if kind == 'note' else 'CC'} {number}"
 
@@ -295,5 +319,5 @@ def message_binding(message) -> tuple[str, int] | None:
 
 
 __all__ = ["ACTIONS", "AudioSettings", "Host", "HostStatus", "LevelReading", "MODES",
-           "Suggestion", "SuggestionUpdate", "category_of", "describe_binding", "message_binding",
-           "profile_names", "watch_summary"]
+           "Suggestion", "SuggestionUpdate", "category_of", "describe_binding", "file_suggestion",
+           "message_binding", "profile_names", "watch_summary"]

@@ -27,6 +27,8 @@ from .dragdrop import audio_paths_from_mime, render_through_chain
 from .filter_bar import FilterBar
 from .host import Host
 from .browser_panel import BrowserPanel
+from .detect_panel import DetectPanel
+from .duplicates_panel import DuplicatesPanel
 from .input_meter import InputMeter
 from .library_panel import LibraryPanel
 from .map_panel import MapPanel
@@ -209,6 +211,10 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._widen_for_browser)
         self.map_panel = MapPanel(host)
         self.tabs.addTab(self.map_panel, "Map")
+        self.duplicates_panel = DuplicatesPanel(host)    # one sound stored more than once
+        self.tabs.addTab(self.duplicates_panel, "Duplicates")
+        self.detect_panel = DetectPanel(host)            # which samples a track uses
+        self.tabs.addTab(self.detect_panel, "Detect")
         self.tabs.addTab(effects, "Effects")
         self.tabs.addTab(self.midi_panel, "MIDI")
         self.tabs.addTab(self.settings_panel, "Settings")
@@ -518,8 +524,10 @@ class MainWindow(QMainWindow):
         self.match_info.setText(LOOKING_UP)
 
     def _widen_for_browser(self, tab: int) -> None:
-        """The browser's table needs room: a narrow tab area grows when it is chosen."""
-        if self.tabs.widget(tab) is self.browser_panel and self.tabs.width() < 760:
+        """The browser's, duplicates' and detect tables need room: a narrow tab area grows
+        when one is chosen."""
+        wide = isinstance(self.tabs.widget(tab), (BrowserPanel, DuplicatesPanel, DetectPanel))
+        if wide and self.tabs.width() < 760:
             total = sum(self.splitter.sizes())
             self.splitter.setSizes([max(420, total - 860), min(860, total - 420)])
 
@@ -656,6 +664,8 @@ class MainWindow(QMainWindow):
         self.plugin_catalog.stop()
         self.library_panel.shutdown()
         self.map_panel.shutdown()
+        self.duplicates_panel.shutdown()
+        self.detect_panel.shutdown()
         super().closeEvent(event)
 
 

@@ -310,14 +310,14 @@ class SessionHost(Host):
             except Exception as exc:  # noqa: BLE001
                 self.error.emit(str(exc))
 
-    def audition(self, suggestion) -> int | None:
+    def audition(self, suggestion, *, matched: bool = True) -> int | None:
         if self.session is None:
             self.error.emit("cannot play: the audio output is not running")
             return None
         token = self._next_token
         self._next_token += 1
         self._voices = {token: (None, time.monotonic())}   # the playhead follows the newest
-        self._preview.put(("audition", token, suggestion.path, self.match_target))
+        self._preview.put(("audition", token, suggestion.path, self.match_target if matched else None))
         return token
 
     def stop_all(self) -> None:
