@@ -622,10 +622,12 @@ class Library:
         return self._reranker
 
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,
-                       filter: SearchFilter | None = None) -> list[SearchResult]:
+                       filter: SearchFilter | None = None,
+                       rerank_depth: int | None = None) -> list[SearchResult]:
         """Rank library files against ``query`` (or bare window vectors (m, dim), which skip
-        the re-ranker: it needs the windows' audio)."""
-        return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter)
+        the re-ranker: it needs the windows' audio); ``rerank_depth`` as ``app.query.search``."""
+        return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter,
+                      rerank_depth=rerank_depth)
 
     def embed_file(self, path: str | os.PathLike) -> Query:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
@@ -636,7 +638,8 @@ class Library:
         return query
 
     def search_file(self, path: str | os.PathLike, k: int = 10, *,
-                    filter: SearchFilter | None = None) -> list[SearchResult]:
+                    filter: SearchFilter | None = None,
+                    rerank_depth: int | None = None) -> list[SearchResult]:
         if self.catalog.vector_count(self.encoder.model_id) == 0:
             others = self.catalog.files_of_other_models(self.encoder.model_id)
             if others:
@@ -647,7 +650,7 @@ class Library:
                     "does this by itself when it opens)")
             raise EmptyLibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
-        return self.search_vectors(self.embed_file(path), k, filter=filter)
+        return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=rerank_depth)
 
 
 class Searcher:

@@ -205,10 +205,13 @@ def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
 
 def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int, *,
            reranker: FileReranker | None = None,
-           filter: SearchFilter | None = None) -> list[SearchResult]:
+           filter: SearchFilter | None = None,
+           rerank_depth: int | None = None) -> list[SearchResult]:
     """The k best library files for ``query`` (or bare window vectors (m, dim)) that
     ``filter`` accepts, with catalog rows; re-ranked when a ``reranker`` is given and the
-    query has its blocks.
+    query has its blocks. ``rerank_depth``: how many of the index's best files the
+    re-ranker reads (its own ``k`` when None); deeper finds a sound buried under other
+    music more often, at the cost of reading more files.
 
     Vectors whose file is no longer in the catalog are dropped (fewer than k results).
     """
@@ -217,7 +220,7 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
         return []
     wanted = k
     if reranker is not None:
-        k = max(k, reranker.k)
+        k = max(k, rerank_depth or reranker.k)
     narrows = filter is not None and filter.narrows
     ask = k
     while True:
@@ -249,5 +252,9 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
             exists=exists, where=None if exists else catalog.where(row),
             tags=tuple(all_tags.get(row.id, ())), sound=all_sounds.get(row.id)))
     if reranker is not None and isinstance(query, Clip):
-        results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
+        if rerank_depth:
+            results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
+                                      depth=rerank_depth)
+        else:
+            results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
     return results[:wanted]

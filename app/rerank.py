@@ -75,16 +75,17 @@ class FileReranker:
         return cls(reranker, encoder)
 
     def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
-               query_signals=None) -> list:
-        """``results`` (``app.query.SearchResult``, best first) with the first ``k`` re-ordered;
-        ranks renumbered. ``query_signals`` (``Query.signals``) add the coherence term. Any
-        thread."""
-        head = results[:self.k]
+               query_signals=None, depth: int | None = None) -> list:
+        """``results`` (``app.query.SearchResult``, best first) with the first ``k`` (or
+        ``depth``) re-ordered; ranks renumbered. ``query_signals`` (``Query.signals``) add the
+        coherence term. Any thread."""
+        depth = depth or self.k
+        head = results[:depth]
         if len(head) < 2 or len(query_blocks) == 0:
             return results
         order, reranked, readable = self.order(candidate_keys(head), query_blocks, query_vectors,
                                                query_signals)
-        return apply_order(results, self.k, order, reranked, readable)
+        return apply_order(results, depth, order, reranked, readable)
 
     def order(self, keys: list[tuple[str, float]], query_blocks: np.ndarray, query_vectors: np.ndarray,
               query_signals=None, timings: dict | None = None) -> tuple[list[int], np.ndarray, list[bool]]:

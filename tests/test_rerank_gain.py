@@ -151,3 +151,28 @@ def test_on_the_strums_each_term_of_the_score_sets_takes_right(tmp_path, isolate
     assert own_first["full"] > own_first["no coherence"], own_first         # the coherence
     assert own_first["no coherence"] > own_first["network only"], own_first  # the room fit
     assert own_first["network only"] >= own_first["index"], own_first
+
+
+def test_a_deeper_search_re_ranks_as_many_files_as_asked(pacific, tmp_path):
+    """``rerank_depth`` (``samplescout search --depth``): the re-ranker reads that many of the
+    index's best files (each then carries its own cosine beside the re-ranked score), and
+    no more; without it, its own 10."""
+    base, files = pacific
+    query = room_query(files[0], 1, tmp_path)
+    with Library(base / "library") as library:
+        default = library.search_file(query, k=24)
+        deep = library.search_file(query, k=24, rerank_depth=20)
+    assert [r.cosine is not None for r in default] == [True] * 10 + [False] * 14
+    assert [r.cosine is not None for r in deep] == [True] * 20 + [False] * 4
+    assert [r.rank for r in deep] == list(range(1, 25))
+    assert sorted(r.file.path for r in deep) == sorted(r.file.path for r in default)
+
+
+def test_search_refuses_a_depth_it_cannot_use(tmp_path):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "app.cli", "--library-dir", str(tmp_path / "lib"),
+                           "search", "--depth", "1", str(tmp_path / "x.wav")],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--depth must be between 2 and 200" in done.stderr, done.stderr
