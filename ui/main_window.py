@@ -34,6 +34,7 @@ from .library_panel import LibraryPanel
 from .map_panel import MapPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
+from .pages import scrolling
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
 from .tempo_key_bar import TempoKeyBar
 from .waveform_view import WaveformView
@@ -196,6 +197,7 @@ class MainWindow(QMainWindow):
         self.monitor = QCheckBox("Monitor input through the input chain")
         self.monitor.setToolTip("Hear what you play, with the input effects (mind feedback with a mic)")
         effects = QWidget()
+        self.effects_page = scrolling(effects)
         fx_lay = QVBoxLayout(effects)
         fx_lay.addWidget(self.monitor)
         fx_lay.addWidget(self.input_editor, 1)
@@ -215,9 +217,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.duplicates_panel, "Duplicates")
         self.detect_panel = DetectPanel(host)            # which samples a track uses
         self.tabs.addTab(self.detect_panel, "Detect")
-        self.tabs.addTab(effects, "Effects")
-        self.tabs.addTab(self.midi_panel, "MIDI")
-        self.tabs.addTab(self.settings_panel, "Settings")
+        self.tabs.addTab(self.effects_page, "Effects")
+        self.tabs.addTab(scrolling(self.midi_panel), "MIDI")
+        self.tabs.addTab(scrolling(self.settings_panel), "Settings")
         self.tabs.setMinimumWidth(360)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -399,8 +401,15 @@ class MainWindow(QMainWindow):
         if self.last_update is not None:
             self.model.set_suggestions(self.last_update.suggestions)
 
+    def show_panel(self, widget: QWidget) -> None:
+        """Bring the tab holding ``widget`` to the front. GUI thread."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or page.isAncestorOf(widget):
+                self.tabs.setCurrentIndex(i)
+
     def _add_folder(self) -> None:
-        self.tabs.setCurrentWidget(self.library_panel)
+        self.show_panel(self.library_panel)
         self.library_panel.choose_folder()
 
     def _set_auto_preview(self, on: bool) -> None:

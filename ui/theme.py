@@ -71,6 +71,7 @@ QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {BORDER}; b
                         background: {SUNKEN}; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
 QSplitter::handle {{ background: {WINDOW}; }}
+QScrollArea#page, QScrollArea#page > QWidget > QWidget {{ background: transparent; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
 QScrollBar::handle:vertical {{ background: {BORDER}; border-radius: 4px; min-height: 24px; }}
 QScrollBar::add-line, QScrollBar::sub-line {{ height: 0; width: 0; }}
