@@ -34,3 +34,13 @@ def test_the_window_fits_1280_by_720_with_every_tab_shown(qtbot, window):
     window.show_panel(window.preview_editor)
     qtbot.waitUntil(lambda: window.preview_editor.isVisible())
     assert window.size().width() == 1280 and window.size().height() == 720
+
+
+def test_the_library_buttons_are_never_clipped_at_the_default_split(qtbot, window):
+    from PyQt6.QtWidgets import QPushButton
+    window.show_panel(window.library_panel)
+    qtbot.waitUntil(lambda: window.library_panel.isVisible())
+    buttons = window.library_panel.findChildren(QPushButton)
+    assert len(buttons) >= 5
+    for button in buttons:
+        assert button.width() >= button.sizeHint().width(), button.text()

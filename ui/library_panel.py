@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget,
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                              QVBoxLayout, QWidget)
 
@@ -167,8 +167,10 @@ class LibraryPanel(QWidget):
         for b in (self.add_button, self.remove_button, self.locate_button):
             row.addWidget(b)
         row.addStretch(1)
-        row.addWidget(self.scan_button)
-        row.addWidget(self.cancel_button)
+        scan_row = QHBoxLayout()
+        scan_row.addStretch(1)
+        scan_row.addWidget(self.scan_button)
+        scan_row.addWidget(self.cancel_button)
         skipped_title = QLabel("SKIPPED")
         skipped_title.setObjectName("sectionTitle")
         lay = QVBoxLayout(self)
@@ -176,6 +178,7 @@ class LibraryPanel(QWidget):
         lay.addWidget(self.folders)
         lay.addLayout(row)
         lay.addWidget(self.notice)
+        lay.addLayout(scan_row)
         lay.addWidget(self.progress)
         lay.addWidget(self.current)
         lay.addWidget(self.totals)
