@@ -25,7 +25,7 @@ def window(qtbot, library, tmp_path):  # noqa: F811
     win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
     qtbot.addWidget(win)
     win.show()
-    win.tabs.setCurrentWidget(win.browser_panel)
+    win.views.setCurrentWidget(win.browser_panel)
     panel = win.browser_panel
     qtbot.waitUntil(lambda: panel.model.rowCount() == 23, timeout=20000)
     yield win
@@ -157,3 +157,13 @@ def test_favourites_tags_and_collections_reach_the_catalog(qtbot, window, librar
     assert sorted(u.toLocalFile() for u in mime.urls()) == sorted(expected)
     panel.choose_collection(None)
     assert panel.model.rowCount() == rows
+
+
+def test_the_browser_shows_name_tags_kind_bpm_key_and_length_at_1280(qtbot, window):
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280)
+    view = window.browser_panel.view
+    for col in (BrowserModel.COL_NAME, BrowserModel.COL_TAGS, BrowserModel.COL_KIND,
+                BrowserModel.COL_BPM, BrowserModel.COL_KEY, BrowserModel.COL_LENGTH):
+        right = view.columnViewportPosition(col) + view.columnWidth(col)
+        assert 0 <= view.columnViewportPosition(col) and right <= view.viewport().width(), col

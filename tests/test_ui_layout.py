@@ -44,3 +44,24 @@ def test_the_library_buttons_are_never_clipped_at_the_default_split(qtbot, windo
     assert len(buttons) >= 5
     for button in buttons:
         assert button.width() >= button.sizeHint().width(), button.text()
+
+
+def test_every_tab_is_reachable_and_legible_at_1280(qtbot, window):
+    from PyQt6.QtWidgets import QApplication
+    QApplication.processEvents()
+    for tabs in (window.views, window.tabs):
+        bar = tabs.tabBar()
+        for i in range(tabs.count()):
+            rect = bar.tabRect(i)
+            assert bar.rect().contains(rect), tabs.tabText(i)
+            text_width = bar.fontMetrics().horizontalAdvance(tabs.tabText(i))
+            assert rect.width() >= text_width, tabs.tabText(i)
+    assert [window.views.tabText(i) for i in range(window.views.count())] == [
+        "Live", "Browser", "Map", "Duplicates", "Detect"]
+
+
+def test_the_live_view_stays_beside_the_library_effects_and_midi(qtbot, window):
+    for panel in (window.library_panel, window.input_editor, window.midi_panel):
+        window.show_panel(panel)
+        qtbot.waitUntil(lambda: panel.isVisible())
+        assert window.view.isVisible() and window.meter.isVisible()

@@ -4,6 +4,10 @@ Everything the window shows comes from a ``Host`` (``ui.host``): suggestion
 updates through a signal, levels, input, playheads and engine state polled on
 timers. Nothing here blocks: searches, scans, plugin loads and device
 listings run on other threads. GUI thread only.
+
+Under the top bar, one view fills the width: Live (the input, the suggestions and the
+Library/Effects/MIDI/Settings tabs beside them) or a view of the whole library (Browser,
+Map, Duplicates, Detect).
 """
 
 from __future__ import annotations
@@ -207,16 +211,6 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(host, store)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.library_panel, "Library")
-        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
-        self.tabs.addTab(self.browser_panel, "Browser")
-        self.browser_panel.similar_requested.connect(self.search_file)
-        self.tabs.currentChanged.connect(self._widen_for_browser)
-        self.map_panel = MapPanel(host)
-        self.tabs.addTab(self.map_panel, "Map")
-        self.duplicates_panel = DuplicatesPanel(host)    # one sound stored more than once
-        self.tabs.addTab(self.duplicates_panel, "Duplicates")
-        self.detect_panel = DetectPanel(host)            # which samples a track uses
-        self.tabs.addTab(self.detect_panel, "Detect")
         self.tabs.addTab(self.effects_page, "Effects")
         self.tabs.addTab(scrolling(self.midi_panel), "MIDI")
         self.tabs.addTab(scrolling(self.settings_panel), "Settings")
@@ -229,12 +223,27 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([800, 440])
 
+        # -- the whole width: the live view, or one of the views of the whole library ------------
+        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
+        self.browser_panel.similar_requested.connect(self.search_file)
+        self.map_panel = MapPanel(host)
+        self.duplicates_panel = DuplicatesPanel(host)    # one sound stored more than once
+        self.detect_panel = DetectPanel(host)            # which samples a track uses
+        self.views = QTabWidget()
+        self.views.setObjectName("views")
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.splitter, "Live")
+        self.views.addTab(self.browser_panel, "Browser")
+        self.views.addTab(self.map_panel, "Map")
+        self.views.addTab(self.duplicates_panel, "Duplicates")
+        self.views.addTab(self.detect_panel, "Detect")
+
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(14, 10, 14, 8)
-        lay.setSpacing(10)
+        lay.setSpacing(6)
         lay.addLayout(top)
-        lay.addWidget(self.splitter, 1)
+        lay.addWidget(self.views, 1)
         self.setCentralWidget(central)
 
         # -- status bar ------------------------------------------------------------------------------
@@ -402,11 +411,12 @@ class MainWindow(QMainWindow):
             self.model.set_suggestions(self.last_update.suggestions)
 
     def show_panel(self, widget: QWidget) -> None:
-        """Bring the tab holding ``widget`` to the front. GUI thread."""
-        for i in range(self.tabs.count()):
-            page = self.tabs.widget(i)
-            if page is widget or page.isAncestorOf(widget):
-                self.tabs.setCurrentIndex(i)
+        """Bring the view and the tab holding ``widget`` to the front. GUI thread."""
+        for tabs in (self.views, self.tabs):
+            for i in range(tabs.count()):
+                page = tabs.widget(i)
+                if page is widget or page.isAncestorOf(widget):
+                    tabs.setCurrentIndex(i)
 
     def _add_folder(self) -> None:
         self.show_panel(self.library_panel)
@@ -532,15 +542,9 @@ class MainWindow(QMainWindow):
         self.host.capture()
         self.match_info.setText(LOOKING_UP)
 
-    def _widen_for_browser(self, tab: int) -> None:
-        """The browser's, duplicates' and detect tables need room: a narrow tab area grows
-        when one is chosen."""
-        wide = isinstance(self.tabs.widget(tab), (BrowserPanel, DuplicatesPanel, DetectPanel))
-        if wide and self.tabs.width() < 760:
-            total = sum(self.splitter.sizes())
-            self.splitter.setSizes([max(420, total - 860), min(860, total - 420)])
-
     def search_file(self, path: str) -> None:
+        """Search by example; the live view comes to the front to show the matches."""
+        self.views.setCurrentWidget(self.splitter)
         self._query_name = Path(path).name
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
         self.host.request_search(path)

@@ -54,6 +54,7 @@ QTableView:focus, QListWidget:focus {{ border-color: {ACCENT}; }}
 QHeaderView::section {{ background: {PANEL}; color: {TEXT_DIM}; border: none;
     border-bottom: 1px solid {BORDER}; padding: 6px; font-size: 8.5pt; font-weight: 600; }}
 QTabWidget::pane {{ border: 1px solid {BORDER}; border-radius: 6px; top: -1px; background: {PANEL}; }}
+QTabWidget#views::pane {{ border: none; background: transparent; }}
 QTabBar::tab {{ background: transparent; color: {TEXT_DIM}; padding: 7px 14px; border: none;
                 border-bottom: 2px solid transparent; font-weight: 600; }}
 QTabBar::tab:selected {{ color: {TEXT}; border-bottom: 2px solid {ACCENT}; }}
