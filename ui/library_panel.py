@@ -115,6 +115,7 @@ class LibraryPanel(QWidget):
     request_refresh = pyqtSignal()
     request_close = pyqtSignal()
     scan_done = pyqtSignal()
+    totals_changed = pyqtSignal()      # the totals were read again (they grow during a scan)
 
     def __init__(self, host: Host, workers: int | None = None, parent=None):
         super().__init__(parent)
@@ -211,6 +212,10 @@ class LibraryPanel(QWidget):
 
     def roots(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def indexed(self) -> int:
+        """Samples indexed as the totals last said (growing during a scan). GUI thread."""
+        return int(self.stats.get("indexed", 0))
 
     def choose_folder(self) -> None:
         """Open the folder list (non-blocking): the folders it holds on OK are added and
@@ -372,6 +377,7 @@ class LibraryPanel(QWidget):
         if not self.scanning:
             self._show_report(stats)
         self._check_model(stats)
+        self.totals_changed.emit()
 
     def _check_model(self, stats: dict) -> None:
         """Vectors of another model: say so, and rescan the folders once by ourselves."""

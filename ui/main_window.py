@@ -70,6 +70,16 @@ def pads_text(page: int, pages: int) -> str:
     return f"pads {16 * page + 1}–{16 * page + 16} · page {page + 1}/{pages}"
 
 
+def library_tooltip(index_state: str, scanning: bool) -> str:
+    """The status bar's library count explained: why the index holds more vectors than
+    there are samples, and when a scan's new samples become searchable."""
+    text = (f"Search index: {index_state}. A sample longer than about 2 s (a loop, most "
+            "often) gives one vector per stretch of it, so there are more vectors than samples.")
+    if scanning:
+        text += " Samples scanned now are searchable once the scan ends."
+    return text
+
+
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
@@ -292,6 +302,7 @@ class MainWindow(QMainWindow):
             lambda i: self._set_list_length(self.list_length.itemData(i)))
         self.add_folder_button.clicked.connect(self._add_folder)
         self.library_panel.scan_done.connect(self.update_status)
+        self.library_panel.totals_changed.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
         self.view.selectionModel().currentRowChanged.connect(self._show_waveform)
         self.view.similar_requested.connect(self.search_file)
@@ -616,10 +627,15 @@ class MainWindow(QMainWindow):
         else:
             self.status_latency.setText(f"latency {st.latency_ms:.1f} ms" if st.latency_ms is not None
                                         else "latency —")
-        self.status_library.setText(f"library {st.library_files} samples")
-        self._show_first_run(st.library_files == 0 and not self.library_panel.scanning)
+        scanning = self.library_panel.scanning
+        files = max(st.library_files, self.library_panel.indexed()) if scanning else st.library_files
+        self.status_library.setText(f"{files} samples" + (" · scanning…" if scanning else ""))
+        self.status_library.setToolTip(library_tooltip(st.index_state, scanning))
+        self._show_first_run(st.library_files == 0 and not scanning)
         self.status_pads.setText(pads_text(*st.pad_page))
-        self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
+        counted = "vectors" in st.index_state      # the count is in the tooltip
+        self.status_index.setText(f"index: {st.index_state}" if st.index_state and not counted
+                                  else "")
 
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""
