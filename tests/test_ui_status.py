@@ -51,3 +51,20 @@ def test_the_status_bar_counts_what_the_scan_has_indexed_and_explains_the_vector
     tip = window.status_library.toolTip()
     assert window.host.status().index_state in tip and "more vectors than samples" in tip
     assert window.status_index.text() == ""
+
+
+def test_a_failed_drop_names_the_file_in_the_header_until_a_search_succeeds(qtbot, window,
+                                                                           tmp_path):
+    folder = sample_folder(tmp_path, ["bd_haus", "sn_dolf"])
+    panel = window.library_panel
+    panel.add_folder(str(folder))
+    qtbot.waitUntil(lambda: not panel.scanning, timeout=60000)
+    qtbot.waitUntil(lambda: window.host.status().library_files == 2, timeout=20000)
+    window.search_file(str(folder / "kick01.ogg"))          # not there
+    line = "Could not read kick01.ogg: file not found"
+    qtbot.waitUntil(lambda: window.match_info.text() == line, timeout=20000)
+    assert window.status_message.toolTip() == line and "kick01.ogg" in window.status_message.text()
+    window.search_file(str(folder / "bd_haus.flac"))
+    qtbot.waitUntil(lambda: "matches" in window.match_info.text(), timeout=20000)
+    assert "like bd_haus.flac" in window.match_info.text()
+    assert window.status_message.text() == "" and window.status_message.toolTip() == ""

@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self._voice: tuple[int, object] | None = None
         self.last_update = None
         self._query_name = ""            # the file searched by example last
+        self._search_warning = ""        # the status bar's line about a failed search
         self.drop_highlight = False
 
         self.thumbnails = ThumbnailCache(self)
@@ -286,6 +287,7 @@ class MainWindow(QMainWindow):
         # -- wiring ------------------------------------------------------------------------------------
         host.suggestions.connect(self.show_update)
         host.error.connect(self.show_error)
+        host.search_failed.connect(self._search_failed)
         host.info.connect(self.show_info)
         host.library_changed.connect(self.update_status)
         self.capture_button.clicked.connect(self.capture)
@@ -512,6 +514,10 @@ class MainWindow(QMainWindow):
         since = update.since_onset_ms()
         waited = f"{since:.0f} ms after the hit" if since is not None else f"{update.latency_ms:.0f} ms"
         self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · {waited}")
+        if self._search_warning and self.status_message.toolTip() == self._search_warning:
+            self.status_message.clear()         # the failure it told of is over
+            self.status_message.setToolTip("")
+            self._search_warning = ""
         snapshot = os.environ.get(SNAPSHOT_ENV)
         if snapshot and update.suggestions:
             QTimer.singleShot(400, lambda: self.save_snapshot(snapshot))
@@ -560,6 +566,13 @@ class MainWindow(QMainWindow):
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
         self.host.request_search(path)
         self.searched.emit(path)
+
+    def _search_failed(self, path: str, line: str) -> None:
+        """A search by example failed: the header says so instead of 'Searching…'."""
+        if Path(path).name == self._query_name:
+            self.match_info.setText(line)
+        self.show_error(line)
+        self._search_warning = line
 
     # -- drops ------------------------------------------------------------------------------------------
 
