@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
 from app.audio_types import Chain, ParameterInfo, PluginScanner, builtin_effect_names
 
 from .background import SerialWorker
+from .plugin_note import skip_reason, skipped_name
 
 SLIDER_STEPS = 1000
 
@@ -203,6 +204,11 @@ class ChainEditor(QWidget):
             self.add_combo.addItem(name, ("builtin", name))
         for p in self.plugins.plugins:
             self.add_combo.addItem(f"{p.name} (VST3, {p.layout or 'any'})", ("vst3", p.path))
+        for p in self.plugins.failed:
+            self.add_combo.addItem(f"{skipped_name(p)} (VST3, skipped: {skip_reason(p)})", None)
+            item = self.add_combo.model().item(self.add_combo.count() - 1)
+            item.setEnabled(False)
+            item.setToolTip(p.error)
         if self.plugins.scanning:
             self.add_combo.addItem("Scanning VST3 plugins…", None)
         i = self.add_combo.findData(current)

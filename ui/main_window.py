@@ -39,6 +39,7 @@ from .map_panel import MapPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
 from .pages import scrolling
+from .plugin_note import SkippedPluginsNote
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
 from .tempo_key_bar import TempoKeyBar
 from .waveform_view import WaveformView
@@ -215,6 +216,8 @@ class MainWindow(QMainWindow):
         self.effects_page = scrolling(effects)
         fx_lay = QVBoxLayout(effects)
         fx_lay.addWidget(self.monitor)
+        self.plugin_note = SkippedPluginsNote(self.plugin_catalog)
+        fx_lay.addWidget(self.plugin_note)
         fx_lay.addWidget(self.input_editor, 1)
         fx_lay.addSpacing(10)
         fx_lay.addWidget(self.preview_editor, 1)
