@@ -283,8 +283,8 @@ class BrowserPanel(QWidget):
         self.last_result = result
         self.model.set_rows(self.snapshot, result.rows)
         self._fill_facets(result.facets)
-        self.count.setText(f"{result.total:,} of {len(self.snapshot):,} samples"
-                           f"  ·  {result.elapsed_ms:.0f} ms")
+        took = f"  ·  {result.elapsed_ms:.0f} ms" if result.elapsed_ms >= 1 else ""
+        self.count.setText(f"{result.total:,} of {len(self.snapshot):,} samples{took}")
         if keep is not None:
             row = self.model.view_row_of(keep)
             if row >= 0:

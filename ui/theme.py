@@ -68,9 +68,13 @@ QProgressBar {{ background: {SUNKEN}; border: 1px solid {BORDER}; border-radius:
 QProgressBar::chunk {{ background: {ACCENT}; border-radius: 4px; }}
 QStatusBar {{ background: {SUNKEN}; color: {TEXT_DIM}; border-top: 1px solid {BORDER}; }}
 QStatusBar QLabel {{ color: {TEXT_DIM}; padding: 0 10px; }}
-QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {BORDER}; border-radius: 3px;
+QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {TEXT_DIM}; border-radius: 3px;
                         background: {SUNKEN}; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
+QTreeView::indicator, QListView::indicator {{ width: 13px; height: 13px; border: 1px solid {TEXT_DIM};
+                                              border-radius: 3px; background: {SUNKEN}; }}
+QTreeView::indicator:checked, QListView::indicator:checked {{ background: {ACCENT};
+                                                              border-color: {ACCENT}; }}
 QSplitter::handle {{ background: {WINDOW}; }}
 QScrollArea#page, QScrollArea#page > QWidget > QWidget {{ background: transparent; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
