@@ -142,6 +142,7 @@ class ChainEditor(QWidget):
         self.add_button = QPushButton("Add")
         self.members = QListWidget()
         self.members.setMinimumHeight(60)
+        self.members.setMaximumHeight(132)      # room to spare goes to the parameters
         self.up_button = QPushButton("▲")
         self.down_button = QPushButton("▼")
         self.remove_button = QPushButton("Remove")

@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         self.views = QTabWidget()
         self.views.setObjectName("views")
         self.views.setDocumentMode(True)
+        self.views.tabBar().setDrawBase(False)
         self.views.addTab(self.splitter, "Live")
         self.views.addTab(self.browser_panel, "Browser")
         self.views.addTab(self.map_panel, "Map")

@@ -4,9 +4,10 @@ without a word. GUI thread."""
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from . import theme
+from .widgets import ElidedLabel
 
 
 def skip_reason(result) -> str:
@@ -24,8 +25,7 @@ class SkippedPluginsNote(QWidget):
     def __init__(self, catalog, parent=None):
         super().__init__(parent)
         self.catalog = catalog
-        self.label = QLabel()
-        self.label.setWordWrap(True)
+        self.label = ElidedLabel()     # one line: the page keeps its height for any list
         self.label.setStyleSheet(f"color: {theme.ONSET};")
         self.rescan_button = QPushButton("Rescan")
         self.rescan_button.setToolTip("Probe every VST3 plugin again (a busy machine can make "
