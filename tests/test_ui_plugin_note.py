@@ -59,16 +59,29 @@ def test_a_timed_out_plugin_is_named_greyed_and_rescanned(qtbot, tmp_path):
     catalog.stop()
 
 
-def test_the_effects_tab_holds_the_note(qtbot, tmp_path):
+def test_the_effects_tab_holds_the_note_and_keeps_its_height(qtbot, tmp_path):
+    from PyQt6.QtWidgets import QApplication
     from tests.null_host import NullHost
+    from ui import theme
     from ui.main_window import MainWindow
     from ui.settings import SettingsStore
+    theme.apply(QApplication.instance())
     host = NullHost(tmp_path / "library")
     win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
     qtbot.addWidget(win)
     try:
         assert win.effects_page.isAncestorOf(win.plugin_note)
         assert win.plugin_note.catalog is win.plugin_catalog
+        win.plugin_catalog.scanner = TimedOutScanner()
+        win.show()
+        win.resize(1280, 800)
+        win.show_panel(win.plugin_note)
+        win.plugin_catalog.scan()
+        qtbot.waitUntil(lambda: win.plugin_note.isVisible(), timeout=10000)
+        qtbot.wait(50)
+        content, viewport = win.effects_page.widget(), win.effects_page.viewport()
+        # the page is as tall as the room or its minimum, never its preferred height
+        assert content.height() <= max(viewport.height(), content.minimumSizeHint().height())
     finally:
         win.close()
         host.close()
