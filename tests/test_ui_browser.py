@@ -167,6 +167,8 @@ def test_the_browser_shows_name_tags_kind_bpm_key_and_length_at_1280(qtbot, wind
                 BrowserModel.COL_BPM, BrowserModel.COL_KEY, BrowserModel.COL_LENGTH):
         right = view.columnViewportPosition(col) + view.columnWidth(col)
         assert 0 <= view.columnViewportPosition(col) and right <= view.viewport().width(), col
+    kind = window.browser_panel.model.index(0, BrowserModel.COL_KIND).data()
+    assert view.fontMetrics().horizontalAdvance(kind) + 12 <= view.columnWidth(BrowserModel.COL_KIND)
 
 
 def contrast(a, b) -> float:

@@ -68,11 +68,11 @@ class BrowserView(QTableView):
         h.setHighlightSections(False)
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_NAME, 210),
+        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_NAME, 240),
                            (BrowserModel.COL_TAGS, 120),
-                           (BrowserModel.COL_KIND, 70), (BrowserModel.COL_BPM, 48),
+                           (BrowserModel.COL_KIND, 84), (BrowserModel.COL_BPM, 48),
                            (BrowserModel.COL_KEY, 44), (BrowserModel.COL_LENGTH, 64),
-                           (BrowserModel.COL_LOUD, 72), (BrowserModel.COL_FOLDER, 140),
+                           (BrowserModel.COL_LOUD, 84), (BrowserModel.COL_FOLDER, 140),
                            (BrowserModel.COL_WAVE, 120)):
             self.setColumnWidth(col, width)
         h.setSortIndicatorShown(True)
