@@ -27,10 +27,11 @@ def window(qtbot, tmp_path):
 
 
 def test_the_window_fits_1280_by_720_with_every_tab_shown(qtbot, window):
-    for i in range(window.tabs.count()):
-        window.tabs.setCurrentIndex(i)
-        hint = window.minimumSizeHint()
-        assert hint.width() <= 1280 and hint.height() <= 720, window.tabs.tabText(i)
+    for tabs in (window.tabs, window.views):
+        for i in range(tabs.count()):
+            tabs.setCurrentIndex(i)
+            hint = window.minimumSizeHint()
+            assert hint.width() <= 1280 and hint.height() <= 720, tabs.tabText(i)
     window.show_panel(window.preview_editor)
     qtbot.waitUntil(lambda: window.preview_editor.isVisible())
     assert window.size().width() == 1280 and window.size().height() == 720
