@@ -1,5 +1,5 @@
-"""The similarity map's legend: a coloured dot and 'tag (count)' per colour, wrapped in a
-line of its own above the plot, never over the points. GUI thread."""
+"""The similarity map's legend: a coloured dot and 'tag (count)' per colour, one a line, in
+a column beside the plot, never over the points. GUI thread."""
 
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ class MapLegend(QLabel):
         super().__init__(parent)
         self.setObjectName("dim")
         self.setTextFormat(Qt.TextFormat.RichText)
-        self.setWordWrap(True)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Ignored)
         self._entries: list[tuple[str, int, str]] = []
 
     def set_entries(self, entries: list[tuple[str, int, str]]) -> None:
         self._entries = list(entries)
-        self.setText(" &nbsp; ".join(
-            f"<span style='white-space:nowrap'><span style='color:{colour}; font-size:13pt'>●"
-            f"</span>&nbsp;{html.escape(name)} ({count})</span>"
-            for name, count, colour in self._entries))
+        self.setText("<br>".join(
+            f"<span style='color:{colour}; font-size:13pt'>●</span>&nbsp;"
+            f"{html.escape(name)} ({count})" for name, count, colour in self._entries))
 
     def entries(self) -> list[tuple[str, int, str]]:
         """What the legend shows: (name, count, colour) per colour of the map."""

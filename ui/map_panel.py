@@ -205,8 +205,10 @@ class MapPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.legend)
-        layout.addWidget(self.plot, 1)
+        middle = QHBoxLayout()
+        middle.addWidget(self.plot, 1)
+        middle.addWidget(self.legend)
+        layout.addLayout(middle, 1)
         layout.addWidget(self.hint)
         layout.addLayout(bottom)
 
