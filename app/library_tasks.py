@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from app.decode import DecodeError
 from app.query import SearchFilter
 from app.suggestions import SuggestionUpdate, ranked
 
@@ -84,6 +85,15 @@ class LibraryTasks:
             self._library = None
 
 
+def search_failure(path: str | os.PathLike, exc: Exception) -> str:
+    """One line naming the file a search by example could not use: 'Could not read
+    kick01.ogg: file not found'. Any thread."""
+    name = Path(path).name
+    if isinstance(exc, DecodeError):
+        return f"Could not read {name}: {exc.message}"
+    return f"Could not search with {name}: {exc}"
+
+
 class LibraryThread:
     """A thread that owns a ``Library`` for searches without a session (module docstring)."""
 
@@ -114,13 +124,21 @@ class LibraryThread:
             return self._index
 
     def search_file(self, path: str | os.PathLike, k: int, publish: Callable[[SuggestionUpdate], None],
-                    search_filter: SearchFilter | None = None) -> None:
-        """Search by example; ``publish(update)`` gets the answer (mode and reason 'file')."""
+                    search_filter: SearchFilter | None = None,
+                    failed: Callable[[str], None] | None = None) -> None:
+        """Search by example; ``publish(update)`` gets the answer (mode and reason 'file'),
+        ``failed(line)`` a failure naming the file (else the thread's error callback)."""
         path = os.fspath(path)
 
         def job(library):
             t0 = time.perf_counter()
-            results = library.search_file(path, k=k, filter=search_filter)
+            try:
+                results = library.search_file(path, k=k, filter=search_filter)
+            except Exception as exc:  # noqa: BLE001 - one line for the user
+                if failed is None:
+                    raise
+                failed(search_failure(path, exc))
+                return
             self._seq += 1
             publish(SuggestionUpdate(
                 seq=self._seq, onset_frame=None, mode="file", suggestions=ranked(results, len(results)),

@@ -94,7 +94,8 @@ class NullHost(Host):
 
     def request_search(self, path: str) -> None:
         self._record("request_search", path)
-        self._library.search_file(path, self.k, self._publish, self.search_filter)
+        self._library.search_file(path, self.k, self._publish, self.search_filter,
+                                  failed=lambda line: self.search_failed.emit(path, line))
 
     def edit_tag(self, path: str, tag: str, removed: bool) -> None:
         self._record("edit_tag", path, tag, removed)

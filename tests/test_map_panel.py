@@ -197,3 +197,50 @@ def test_hovering_plays_the_file_on_the_engines_output(jack_server, qtbot, map_l
         if rec is not None:
             rec.stop()
         host.close()
+
+
+def lab(hex_colour: str) -> np.ndarray:
+    """CIELAB (D65) of an sRGB colour '#rrggbb'."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    rgb = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ rgb / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_the_twelve_map_colours_are_far_apart_and_stand_out_on_the_panel():
+    from ui import theme
+    from ui.map_panel import COLOURED_TAGS, OTHER, PALETTE
+    assert len(set(PALETTE)) == COLOURED_TAGS == 12
+    colours = [lab(c) for c in PALETTE]
+    nearest = min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:])
+    assert nearest >= 30        # the old palette had orange and yellow 13 apart
+    for c in colours:
+        assert np.linalg.norm(c - lab(theme.PANEL)) >= 50
+        assert np.linalg.norm(c - lab(OTHER)) >= 30
+
+
+def test_the_legend_and_the_hint_sit_outside_the_plot(qtbot, map_library):
+    from tests.null_host import NullHost
+    from ui.map_panel import PALETTE
+    host = NullHost(map_library)
+    try:
+        panel = open_panel(qtbot, host)
+        plot_item = panel.plot.getPlotItem()
+        assert plot_item.legend is None
+        assert not any(type(item).__name__ == "LegendItem"
+                       for item in panel.plot.scene().items())
+        entries = panel.legend.entries()
+        assert sum(count for _, count, _ in entries) == len(STEMS)
+        tagged = [colour for name, _, colour in entries if name != "other"]
+        assert tagged == list(PALETTE[:len(tagged)])
+        plot = panel.plot.geometry()
+        for label in (panel.legend, panel.hint):
+            assert label.isVisible() and not label.geometry().intersects(plot)
+        assert panel.hint.height() < 2.5 * panel.hint.fontMetrics().height()   # one line
+        assert not panel.hint.geometry().intersects(panel.collection_name.geometry())
+        panel.shutdown()
+    finally:
+        host.close()
+

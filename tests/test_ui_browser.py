@@ -25,7 +25,7 @@ def window(qtbot, library, tmp_path):  # noqa: F811
     win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
     qtbot.addWidget(win)
     win.show()
-    win.tabs.setCurrentWidget(win.browser_panel)
+    win.views.setCurrentWidget(win.browser_panel)
     panel = win.browser_panel
     qtbot.waitUntil(lambda: panel.model.rowCount() == 23, timeout=20000)
     yield win
@@ -157,3 +157,44 @@ def test_favourites_tags_and_collections_reach_the_catalog(qtbot, window, librar
     assert sorted(u.toLocalFile() for u in mime.urls()) == sorted(expected)
     panel.choose_collection(None)
     assert panel.model.rowCount() == rows
+
+
+def test_the_browser_shows_name_tags_kind_bpm_key_and_length_at_1280(qtbot, window):
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280)
+    view = window.browser_panel.view
+    for col in (BrowserModel.COL_NAME, BrowserModel.COL_TAGS, BrowserModel.COL_KIND,
+                BrowserModel.COL_BPM, BrowserModel.COL_KEY, BrowserModel.COL_LENGTH):
+        right = view.columnViewportPosition(col) + view.columnWidth(col)
+        assert 0 <= view.columnViewportPosition(col) and right <= view.viewport().width(), col
+    kind = window.browser_panel.model.index(0, BrowserModel.COL_KIND).data()
+    assert view.fontMetrics().horizontalAdvance(kind) + 12 <= view.columnWidth(BrowserModel.COL_KIND)
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two QColors."""
+    def lum(c):
+        ch = [v / 255 for v in (c.red(), c.green(), c.blue())]
+        r, g, b = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_facet_boxes_stand_out_and_the_footer_shows_no_zero_ms(qtbot, window):
+    from PyQt6.QtGui import QColor
+    from PyQt6.QtWidgets import QApplication
+    from ui import theme
+    theme.apply(QApplication.instance())
+    panel = window.browser_panel
+    qtbot.wait(50)
+    tree = panel.facets
+    item = facet_item(panel, "folder", "samples/Acoustic")
+    tree.scrollToItem(item)
+    rect = tree.visualItemRect(item)
+    image = tree.viewport().grab().toImage()
+    background = QColor(theme.PANEL)
+    box = [image.pixelColor(x, y) for x in range(rect.left(), rect.left() + 20)
+           for y in range(rect.top(), rect.bottom())]
+    assert max(contrast(c, background) for c in box) >= 3.0      # WCAG for controls
+    assert not panel.count.text().endswith(" 0 ms")

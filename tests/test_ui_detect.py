@@ -48,7 +48,7 @@ def window(qtbot, library, tmp_path):  # noqa: F811
     win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
     qtbot.addWidget(win)
     win.show()
-    win.tabs.setCurrentWidget(win.detect_panel)
+    win.views.setCurrentWidget(win.detect_panel)
     yield win, root
     win.close()
     host.close()
@@ -58,7 +58,7 @@ def test_a_dropped_track_shows_the_sample_at_its_place_and_a_click_auditions_it(
                                                                                  tmp_path):
     win, root = window
     panel, host = win.detect_panel, win.host
-    assert win.tabs.tabText(win.tabs.indexOf(panel)) == "Detect"
+    assert win.views.tabText(win.views.indexOf(panel)) == "Detect"
     track = tmp_path / "bounce.wav"
     amen_seconds = build_track(track)
     amen = str(root / "loop_amen.flac")

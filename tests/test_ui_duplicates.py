@@ -33,7 +33,7 @@ def window(qtbot, library_with_copies, tmp_path, monkeypatch):  # noqa: F811
     win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
     qtbot.addWidget(win)
     win.show()
-    win.tabs.setCurrentWidget(win.duplicates_panel)     # showing the tab starts the check
+    win.views.setCurrentWidget(win.duplicates_panel)     # showing the tab starts the check
     panel = win.duplicates_panel
     qtbot.waitUntil(lambda: panel.loaded() or panel.failed(), timeout=180000)
     assert not panel.failed(), panel.status.text()
@@ -72,7 +72,7 @@ def answer_next_question(qtbot, panel, button) -> list[str]:
 def test_copies_are_one_labelled_group_and_kit_layers_none(qtbot, window):
     win, _library_dir, copies = window
     panel, host = win.duplicates_panel, win.host
-    assert win.tabs.tabText(win.tabs.indexOf(panel)) == "Duplicates"
+    assert win.views.tabText(win.views.indexOf(panel)) == "Duplicates"
     g = group_of(panel, copies["original"])
     assert g is not None, [[f.name for f in group.files] for group in panel.groups]
     assert {f.path for f in panel.groups[g].files} == set(copies.values())

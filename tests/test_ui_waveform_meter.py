@@ -54,14 +54,14 @@ def test_the_selected_sample_shows_a_waveform_that_zooms_around_the_pointer_and_
     # the painted outline follows the envelope of what is in view
     def painted_matches_envelope():
         image = wave.grab().toImage()
-        width, height = wave.width(), wave.height()
+        width, trace = wave.width(), wave.trace_rect()
         lo, hi = env.columns(*wave.view_range(), width)
         x = int(np.argmax(hi[10:-10])) + 10
-        painted = accent_rows(image, x, 0, height)
-        half = height / 2 - 4
+        painted = accent_rows(image, x, 0, wave.height())
+        half = trace.height() / 2 - 2
         assert painted, "nothing painted"
         # the outline joins neighbouring columns (antialiased: a thin spike fades at its tip)
-        mid, near = height / 2, slice(x - 1, x + 2)
+        mid, near = trace.center().y(), slice(x - 1, x + 2)
         assert mid - hi[near].max() * half - 4 <= min(painted) <= mid - hi[x] * half + 4
         assert mid - lo[x] * half - 4 <= max(painted) <= mid - lo[near].min() * half + 4
 
@@ -101,7 +101,46 @@ def test_the_selected_sample_shows_a_waveform_that_zooms_around_the_pointer_and_
     from PyQt6.QtGui import QColor
     from ui import theme
     x = round(wave.x_of(env.duration_s / 2))
-    assert any(image.pixelColor(xx, 5) == QColor(theme.ONSET) for xx in range(x - 1, x + 2))
+    y = int(wave.trace_rect().top()) + 3
+    assert any(image.pixelColor(xx, y) == QColor(theme.ONSET) for xx in range(x - 1, x + 2))
+
+
+def luminance(colour) -> float:
+    """WCAG relative luminance of a QColor."""
+    channels = [c / 255 for c in (colour.red(), colour.green(), colour.blue())]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_the_name_and_times_are_readable_above_and_below_a_full_scale_trace(qtbot, tmp_path):
+    import soundfile
+    from PyQt6.QtWidgets import QApplication
+    from ui import theme
+    from ui.waveform_view import WaveformView
+    theme.apply(QApplication.instance())
+    path = tmp_path / "loud.wav"
+    square = np.sign(np.sin(np.arange(24000) * 2 * np.pi * 50 / 48000)).astype(np.float32)
+    soundfile.write(path, square, 48000)
+    wave = WaveformView()
+    qtbot.addWidget(wave)
+    wave.resize(600, wave.minimumHeight())
+    wave.show()
+    wave.set_path(str(path), "loud.wav")
+    qtbot.waitUntil(lambda: wave.envelope is not None, timeout=10000)
+    image = wave.grab().toImage()
+    trace = wave.trace_rect()
+    strips = [range(0, int(trace.top())), range(int(trace.bottom()) + 1, wave.height())]
+    for rows in strips:
+        assert len(rows) >= wave.fontMetrics().height()
+        for x in range(0, wave.width(), 7):
+            assert not accent_rows(image, x, rows.start, rows.stop)   # no trace under text
+    assert accent_rows(image, 300, int(trace.top()), int(trace.bottom()))
+    for rows, text_width in ((strips[0], wave.fontMetrics().horizontalAdvance("loud.wav")),
+                             (strips[1], wave.fontMetrics().horizontalAdvance("0.000 s"))):
+        pixels = [image.pixelColor(x, y) for y in rows for x in range(4, 12 + text_width)]
+        background = image.pixelColor(wave.width() // 2, rows.start + 1)
+        brightest = max(luminance(c) for c in pixels)
+        assert (brightest + 0.05) / (luminance(background) + 0.05) >= 4.5
 
 
 def test_envelope_columns_reduce_every_bucket_in_view():

@@ -68,11 +68,11 @@ class BrowserView(QTableView):
         h.setHighlightSections(False)
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(True)
-        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_NAME, 210),
+        for col, width in ((BrowserModel.COL_FAV, 28), (BrowserModel.COL_NAME, 240),
                            (BrowserModel.COL_TAGS, 120),
-                           (BrowserModel.COL_KIND, 70), (BrowserModel.COL_BPM, 48),
+                           (BrowserModel.COL_KIND, 84), (BrowserModel.COL_BPM, 48),
                            (BrowserModel.COL_KEY, 44), (BrowserModel.COL_LENGTH, 64),
-                           (BrowserModel.COL_LOUD, 72), (BrowserModel.COL_FOLDER, 140),
+                           (BrowserModel.COL_LOUD, 84), (BrowserModel.COL_FOLDER, 140),
                            (BrowserModel.COL_WAVE, 120)):
             self.setColumnWidth(col, width)
         h.setSortIndicatorShown(True)
@@ -283,8 +283,8 @@ class BrowserPanel(QWidget):
         self.last_result = result
         self.model.set_rows(self.snapshot, result.rows)
         self._fill_facets(result.facets)
-        self.count.setText(f"{result.total:,} of {len(self.snapshot):,} samples"
-                           f"  ·  {result.elapsed_ms:.0f} ms")
+        took = f"  ·  {result.elapsed_ms:.0f} ms" if result.elapsed_ms >= 1 else ""
+        self.count.setText(f"{result.total:,} of {len(self.snapshot):,} samples{took}")
         if keep is not None:
             row = self.model.view_row_of(keep)
             if row >= 0:

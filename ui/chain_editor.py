@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
 from app.audio_types import Chain, ParameterInfo, PluginScanner, builtin_effect_names
 
 from .background import SerialWorker
+from .plugin_note import skip_reason, skipped_name
 
 SLIDER_STEPS = 1000
 
@@ -140,7 +141,8 @@ class ChainEditor(QWidget):
         self.add_combo.setMinimumWidth(160)
         self.add_button = QPushButton("Add")
         self.members = QListWidget()
-        self.members.setMinimumHeight(90)
+        self.members.setMinimumHeight(60)
+        self.members.setMaximumHeight(132)      # room to spare goes to the parameters
         self.up_button = QPushButton("▲")
         self.down_button = QPushButton("▼")
         self.remove_button = QPushButton("Remove")
@@ -152,7 +154,7 @@ class ChainEditor(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.params_box)
-        scroll.setMinimumHeight(120)
+        scroll.setMinimumHeight(96)
         self.preset_combo = QComboBox()
         self.load_button = QPushButton("Load…")
         self.save_button = QPushButton("Save…")
@@ -203,6 +205,11 @@ class ChainEditor(QWidget):
             self.add_combo.addItem(name, ("builtin", name))
         for p in self.plugins.plugins:
             self.add_combo.addItem(f"{p.name} (VST3, {p.layout or 'any'})", ("vst3", p.path))
+        for p in self.plugins.failed:
+            self.add_combo.addItem(f"{skipped_name(p)} (VST3, skipped: {skip_reason(p)})", None)
+            item = self.add_combo.model().item(self.add_combo.count() - 1)
+            item.setEnabled(False)
+            item.setToolTip(p.error)
         if self.plugins.scanning:
             self.add_combo.addItem("Scanning VST3 plugins…", None)
         i = self.add_combo.findData(current)

@@ -79,6 +79,7 @@ class Host(QObject):
 
     suggestions = pyqtSignal(object)        # SuggestionUpdate
     error = pyqtSignal(str)                 # one line for the user
+    search_failed = pyqtSignal(str, str)    # path, one line naming it: a search by example failed
     info = pyqtSignal(str)                  # one line for the status bar
     midi_received = pyqtSignal(object)      # list[int], every incoming MIDI message
     midi_map_changed = pyqtSignal()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget,
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
                              QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
                              QVBoxLayout, QWidget)
 
@@ -115,6 +115,7 @@ class LibraryPanel(QWidget):
     request_refresh = pyqtSignal()
     request_close = pyqtSignal()
     scan_done = pyqtSignal()
+    totals_changed = pyqtSignal()      # the totals were read again (they grow during a scan)
 
     def __init__(self, host: Host, workers: int | None = None, parent=None):
         super().__init__(parent)
@@ -167,8 +168,10 @@ class LibraryPanel(QWidget):
         for b in (self.add_button, self.remove_button, self.locate_button):
             row.addWidget(b)
         row.addStretch(1)
-        row.addWidget(self.scan_button)
-        row.addWidget(self.cancel_button)
+        scan_row = QHBoxLayout()
+        scan_row.addStretch(1)
+        scan_row.addWidget(self.scan_button)
+        scan_row.addWidget(self.cancel_button)
         skipped_title = QLabel("SKIPPED")
         skipped_title.setObjectName("sectionTitle")
         lay = QVBoxLayout(self)
@@ -176,6 +179,7 @@ class LibraryPanel(QWidget):
         lay.addWidget(self.folders)
         lay.addLayout(row)
         lay.addWidget(self.notice)
+        lay.addLayout(scan_row)
         lay.addWidget(self.progress)
         lay.addWidget(self.current)
         lay.addWidget(self.totals)
@@ -208,6 +212,10 @@ class LibraryPanel(QWidget):
 
     def roots(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def indexed(self) -> int:
+        """Samples indexed as the totals last said (growing during a scan). GUI thread."""
+        return int(self.stats.get("indexed", 0))
 
     def choose_folder(self) -> None:
         """Open the folder list (non-blocking): the folders it holds on OK are added and
@@ -369,6 +377,7 @@ class LibraryPanel(QWidget):
         if not self.scanning:
             self._show_report(stats)
         self._check_model(stats)
+        self.totals_changed.emit()
 
     def _check_model(self, stats: dict) -> None:
         """Vectors of another model: say so, and rescan the folders once by ourselves."""

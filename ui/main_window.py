@@ -4,6 +4,10 @@ Everything the window shows comes from a ``Host`` (``ui.host``): suggestion
 updates through a signal, levels, input, playheads and engine state polled on
 timers. Nothing here blocks: searches, scans, plugin loads and device
 listings run on other threads. GUI thread only.
+
+Under the top bar, one view fills the width: Live (the input, the suggestions and the
+Library/Effects/MIDI/Settings tabs beside them) or a view of the whole library (Browser,
+Map, Duplicates, Detect).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from .library_panel import LibraryPanel
 from .map_panel import MapPanel
 from .midi_panel import MidiPanel
 from .models import ScopeModel, SuggestionModel, ThumbnailCache
+from .pages import scrolling
+from .plugin_note import SkippedPluginsNote
 from .settings import LIST_LENGTHS, SettingsPanel, SettingsStore
 from .tempo_key_bar import TempoKeyBar
 from .waveform_view import WaveformView
@@ -65,6 +71,16 @@ def pads_text(page: int, pages: int) -> str:
     return f"pads {16 * page + 1}–{16 * page + 16} · page {page + 1}/{pages}"
 
 
+def library_tooltip(index_state: str, scanning: bool) -> str:
+    """The status bar's library count explained: why the index holds more vectors than
+    there are samples, and when a scan's new samples become searchable."""
+    text = (f"Search index: {index_state}. A sample longer than about 2 s (a loop, most "
+            "often) gives one vector per stretch of it, so there are more vectors than samples.")
+    if scanning:
+        text += " Samples scanned now are searchable once the scan ends."
+    return text
+
+
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
@@ -81,6 +97,7 @@ class MainWindow(QMainWindow):
         self._voice: tuple[int, object] | None = None
         self.last_update = None
         self._query_name = ""            # the file searched by example last
+        self._search_warning = ""        # the status bar's line about a failed search
         self.drop_highlight = False
 
         self.thumbnails = ThumbnailCache(self)
@@ -196,8 +213,11 @@ class MainWindow(QMainWindow):
         self.monitor = QCheckBox("Monitor input through the input chain")
         self.monitor.setToolTip("Hear what you play, with the input effects (mind feedback with a mic)")
         effects = QWidget()
+        self.effects_page = scrolling(effects)
         fx_lay = QVBoxLayout(effects)
         fx_lay.addWidget(self.monitor)
+        self.plugin_note = SkippedPluginsNote(self.plugin_catalog)
+        fx_lay.addWidget(self.plugin_note)
         fx_lay.addWidget(self.input_editor, 1)
         fx_lay.addSpacing(10)
         fx_lay.addWidget(self.preview_editor, 1)
@@ -205,19 +225,9 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(host, store)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.library_panel, "Library")
-        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
-        self.tabs.addTab(self.browser_panel, "Browser")
-        self.browser_panel.similar_requested.connect(self.search_file)
-        self.tabs.currentChanged.connect(self._widen_for_browser)
-        self.map_panel = MapPanel(host)
-        self.tabs.addTab(self.map_panel, "Map")
-        self.duplicates_panel = DuplicatesPanel(host)    # one sound stored more than once
-        self.tabs.addTab(self.duplicates_panel, "Duplicates")
-        self.detect_panel = DetectPanel(host)            # which samples a track uses
-        self.tabs.addTab(self.detect_panel, "Detect")
-        self.tabs.addTab(effects, "Effects")
-        self.tabs.addTab(self.midi_panel, "MIDI")
-        self.tabs.addTab(self.settings_panel, "Settings")
+        self.tabs.addTab(self.effects_page, "Effects")
+        self.tabs.addTab(scrolling(self.midi_panel), "MIDI")
+        self.tabs.addTab(scrolling(self.settings_panel), "Settings")
         self.tabs.setMinimumWidth(360)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -227,12 +237,28 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([800, 440])
 
+        # -- the whole width: the live view, or one of the views of the whole library ------------
+        self.browser_panel = BrowserPanel(host, self.thumbnails)    # every sample, searched
+        self.browser_panel.similar_requested.connect(self.search_file)
+        self.map_panel = MapPanel(host)
+        self.duplicates_panel = DuplicatesPanel(host)    # one sound stored more than once
+        self.detect_panel = DetectPanel(host)            # which samples a track uses
+        self.views = QTabWidget()
+        self.views.setObjectName("views")
+        self.views.setDocumentMode(True)
+        self.views.tabBar().setDrawBase(False)
+        self.views.addTab(self.splitter, "Live")
+        self.views.addTab(self.browser_panel, "Browser")
+        self.views.addTab(self.map_panel, "Map")
+        self.views.addTab(self.duplicates_panel, "Duplicates")
+        self.views.addTab(self.detect_panel, "Detect")
+
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(14, 10, 14, 8)
-        lay.setSpacing(10)
+        lay.setSpacing(6)
         lay.addLayout(top)
-        lay.addWidget(self.splitter, 1)
+        lay.addWidget(self.views, 1)
         self.setCentralWidget(central)
 
         # -- status bar ------------------------------------------------------------------------------
@@ -265,6 +291,7 @@ class MainWindow(QMainWindow):
         # -- wiring ------------------------------------------------------------------------------------
         host.suggestions.connect(self.show_update)
         host.error.connect(self.show_error)
+        host.search_failed.connect(self._search_failed)
         host.info.connect(self.show_info)
         host.library_changed.connect(self.update_status)
         self.capture_button.clicked.connect(self.capture)
@@ -281,6 +308,7 @@ class MainWindow(QMainWindow):
             lambda i: self._set_list_length(self.list_length.itemData(i)))
         self.add_folder_button.clicked.connect(self._add_folder)
         self.library_panel.scan_done.connect(self.update_status)
+        self.library_panel.totals_changed.connect(self.update_status)
         self.view.audition_requested.connect(self.audition_row)
         self.view.selectionModel().currentRowChanged.connect(self._show_waveform)
         self.view.similar_requested.connect(self.search_file)
@@ -399,8 +427,16 @@ class MainWindow(QMainWindow):
         if self.last_update is not None:
             self.model.set_suggestions(self.last_update.suggestions)
 
+    def show_panel(self, widget: QWidget) -> None:
+        """Bring the view and the tab holding ``widget`` to the front. GUI thread."""
+        for tabs in (self.views, self.tabs):
+            for i in range(tabs.count()):
+                page = tabs.widget(i)
+                if page is widget or page.isAncestorOf(widget):
+                    tabs.setCurrentIndex(i)
+
     def _add_folder(self) -> None:
-        self.tabs.setCurrentWidget(self.library_panel)
+        self.show_panel(self.library_panel)
         self.library_panel.choose_folder()
 
     def _set_auto_preview(self, on: bool) -> None:
@@ -482,6 +518,10 @@ class MainWindow(QMainWindow):
         since = update.since_onset_ms()
         waited = f"{since:.0f} ms after the hit" if since is not None else f"{update.latency_ms:.0f} ms"
         self.match_info.setText(f"{len(update.suggestions)} matches · {detail} · {waited}")
+        if self._search_warning and self.status_message.toolTip() == self._search_warning:
+            self.status_message.clear()         # the failure it told of is over
+            self.status_message.setToolTip("")
+            self._search_warning = ""
         snapshot = os.environ.get(SNAPSHOT_ENV)
         if snapshot and update.suggestions:
             QTimer.singleShot(400, lambda: self.save_snapshot(snapshot))
@@ -523,19 +563,20 @@ class MainWindow(QMainWindow):
         self.host.capture()
         self.match_info.setText(LOOKING_UP)
 
-    def _widen_for_browser(self, tab: int) -> None:
-        """The browser's, duplicates' and detect tables need room: a narrow tab area grows
-        when one is chosen."""
-        wide = isinstance(self.tabs.widget(tab), (BrowserPanel, DuplicatesPanel, DetectPanel))
-        if wide and self.tabs.width() < 760:
-            total = sum(self.splitter.sizes())
-            self.splitter.setSizes([max(420, total - 860), min(860, total - 420)])
-
     def search_file(self, path: str) -> None:
+        """Search by example; the live view comes to the front to show the matches."""
+        self.views.setCurrentWidget(self.splitter)
         self._query_name = Path(path).name
         self.match_info.setText(f"Searching for sounds like {Path(path).name}…")
         self.host.request_search(path)
         self.searched.emit(path)
+
+    def _search_failed(self, path: str, line: str) -> None:
+        """A search by example failed: the header says so instead of 'Searching…'."""
+        if Path(path).name == self._query_name:
+            self.match_info.setText(line)
+        self.show_error(line)
+        self._search_warning = line
 
     # -- drops ------------------------------------------------------------------------------------------
 
@@ -603,10 +644,15 @@ class MainWindow(QMainWindow):
         else:
             self.status_latency.setText(f"latency {st.latency_ms:.1f} ms" if st.latency_ms is not None
                                         else "latency —")
-        self.status_library.setText(f"library {st.library_files} samples")
-        self._show_first_run(st.library_files == 0 and not self.library_panel.scanning)
+        scanning = self.library_panel.scanning
+        files = max(st.library_files, self.library_panel.indexed()) if scanning else st.library_files
+        self.status_library.setText(f"{files} samples" + (" · scanning…" if scanning else ""))
+        self.status_library.setToolTip(library_tooltip(st.index_state, scanning))
+        self._show_first_run(st.library_files == 0 and not scanning)
         self.status_pads.setText(pads_text(*st.pad_page))
-        self.status_index.setText(f"index: {st.index_state}" if st.index_state else "")
+        counted = "vectors" in st.index_state      # the count is in the tooltip
+        self.status_index.setText(f"index: {st.index_state}" if st.index_state and not counted
+                                  else "")
 
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""

@@ -30,12 +30,14 @@ from app.suggestions import Suggestion
 from . import theme
 from .background import SerialWorker
 from .host import Host
+from .map_legend import MapLegend
 
 HOVER_RADIUS_PX = 8.0
 POINT_SIZE_PX = 5
 COLOURED_TAGS = 12
-PALETTE = ("#3fd0b4", "#ffb347", "#ff5d5d", "#6fa8ff", "#c38bff", "#f2c14e", "#7bd389",
-           "#ff8fc7", "#4fd6e8", "#d9a066", "#a0e060", "#e07b5f")
+# twelve hues far apart (CIELAB) and bright enough on the dark panel, most frequent tag first
+PALETTE = ("#4e9cf5", "#f28e2b", "#e8555a", "#5cc26a", "#a77cf2", "#f1d54a", "#3cc8c8",
+           "#ff8fd0", "#a9784e", "#e542ff", "#d6d6a8", "#b5e61d")
 OTHER = "#6b7280"
 UNTAGGED = "(untagged)"
 STAGES = {"vectors": "reading vectors", "neighbours": "finding neighbours",
@@ -171,7 +173,7 @@ class MapPanel(QWidget):
         self.plot.setMenuEnabled(False)
         self.view_box: _LassoViewBox = self.plot.getPlotItem().getViewBox()
         self.view_box.setAspectLocked(True)
-        self.legend = self.plot.addLegend(offset=(8, 8), labelTextColor=theme.TEXT_DIM)
+        self.legend = MapLegend()
         self._scatters: list[pg.ScatterPlotItem] = []
         self._selection_item = pg.ScatterPlotItem(size=POINT_SIZE_PX + 4, pxMode=True,
                                                   pen=pg.mkPen(theme.TEXT, width=1.5),
@@ -195,14 +197,19 @@ class MapPanel(QWidget):
         top.addWidget(self.status, 1)
         top.addWidget(self.relayout_button)
         top.addWidget(self.cancel_button)
+        self.collection_name.setMaximumWidth(360)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.hint, 1)
-        bottom.addWidget(self.collection_name)
+        bottom.addWidget(self.collection_name, 1)
         bottom.addWidget(self.collect_button)
+        bottom.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.plot, 1)
+        middle = QHBoxLayout()
+        middle.addWidget(self.plot, 1)
+        middle.addWidget(self.legend)
+        layout.addLayout(middle, 1)
+        layout.addWidget(self.hint)
         layout.addLayout(bottom)
 
         self.relayout_button.clicked.connect(lambda: self.refresh(rebuild=True))
@@ -282,7 +289,6 @@ class MapPanel(QWidget):
         for item in self._scatters:
             self.plot.removeItem(item)
         self._scatters = []
-        self.legend.clear()
         tags = np.array([t or UNTAGGED for t in data.tags], dtype=object)
         names, counts = np.unique(tags, return_counts=True) if len(tags) else ([], [])
         ranked = [str(n) for n, _ in sorted(zip(names, counts), key=lambda nc: (-nc[1], nc[0]))
@@ -294,9 +300,10 @@ class MapPanel(QWidget):
         for name, mask, colour in groups:
             item = pg.ScatterPlotItem(data.points[mask, 0], data.points[mask, 1],
                                       size=POINT_SIZE_PX, pxMode=True, pen=None,
-                                      brush=pg.mkBrush(colour), name=f"{name} ({int(mask.sum())})")
+                                      brush=pg.mkBrush(colour))
             self.plot.addItem(item)
             self._scatters.append(item)
+        self.legend.set_entries([(name, int(mask.sum()), colour) for name, mask, colour in groups])
         if len(data):
             self.view_box.autoRange(padding=0.05)
         self.map_loaded.emit(len(data))

@@ -36,7 +36,7 @@ import numpy as np
 
 from app.audio_types import (Chain, MidiMap, NoAudioDevice, PluginScanner, StreamConfig,
                              vst3_paths_from_env)
-from app.library_tasks import LibraryThread
+from app.library_tasks import LibraryThread, search_failure
 from app.match_profiles import MODES, profile_names
 
 from .host import SILENCE_DB, AudioSettings, Host, HostStatus, LevelReading
@@ -188,7 +188,7 @@ class SessionHost(Host):
                     elif self.session.capture() is None:
                         self.info.emit("Nothing heard in the last seconds (below the gate)")
                 elif kind == "search":
-                    self.session.search_file(job[1], k=self.k)
+                    self._search(job[1])
                 elif kind == "chains":
                     time.sleep(CHAIN_SETTLE_SECONDS)
                     self._chains_pending.clear()
@@ -276,9 +276,17 @@ class SessionHost(Host):
 
     def request_search(self, path: str) -> None:
         if self.session is None:
-            self._library.search_file(path, self.k, self.suggestions.emit, self.search_filter)
+            self._library.search_file(path, self.k, self.suggestions.emit, self.search_filter,
+                                      failed=lambda line: self.search_failed.emit(path, line))
             return
         self._control.put(("search", path))
+
+    def _search(self, path: str) -> None:
+        """Control thread: search by example through the session; a failure names the file."""
+        try:
+            self.session.search_file(path, k=self.k)
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            self.search_failed.emit(path, search_failure(path, exc))
 
     def edit_tag(self, path: str, tag: str, removed: bool) -> None:
         self._library.edit_tag(path, tag, removed, self.tags_changed.emit)

@@ -54,6 +54,7 @@ QTableView:focus, QListWidget:focus {{ border-color: {ACCENT}; }}
 QHeaderView::section {{ background: {PANEL}; color: {TEXT_DIM}; border: none;
     border-bottom: 1px solid {BORDER}; padding: 6px; font-size: 8.5pt; font-weight: 600; }}
 QTabWidget::pane {{ border: 1px solid {BORDER}; border-radius: 6px; top: -1px; background: {PANEL}; }}
+QTabWidget#views::pane {{ border: none; background: transparent; }}
 QTabBar::tab {{ background: transparent; color: {TEXT_DIM}; padding: 7px 14px; border: none;
                 border-bottom: 2px solid transparent; font-weight: 600; }}
 QTabBar::tab:selected {{ color: {TEXT}; border-bottom: 2px solid {ACCENT}; }}
@@ -67,10 +68,15 @@ QProgressBar {{ background: {SUNKEN}; border: 1px solid {BORDER}; border-radius:
 QProgressBar::chunk {{ background: {ACCENT}; border-radius: 4px; }}
 QStatusBar {{ background: {SUNKEN}; color: {TEXT_DIM}; border-top: 1px solid {BORDER}; }}
 QStatusBar QLabel {{ color: {TEXT_DIM}; padding: 0 10px; }}
-QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {BORDER}; border-radius: 3px;
+QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {TEXT_DIM}; border-radius: 3px;
                         background: {SUNKEN}; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
+QTreeView::indicator, QListView::indicator {{ width: 13px; height: 13px; border: 1px solid {TEXT_DIM};
+                                              border-radius: 3px; background: {SUNKEN}; }}
+QTreeView::indicator:checked, QListView::indicator:checked {{ background: {ACCENT};
+                                                              border-color: {ACCENT}; }}
 QSplitter::handle {{ background: {WINDOW}; }}
+QScrollArea#page, QScrollArea#page > QWidget > QWidget {{ background: transparent; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
 QScrollBar::handle:vertical {{ background: {BORDER}; border-radius: 4px; min-height: 24px; }}
 QScrollBar::add-line, QScrollBar::sub-line {{ height: 0; width: 0; }}

@@ -1,5 +1,6 @@
 """The selected sample's waveform: zoom with the wheel or +/- around the cursor, pan by
-dragging, a playhead while it plays.
+dragging, a playhead while it plays. The file's name and the times shown sit on strips
+above and below the trace.
 
 The file is read once, in the background, into a min/max envelope (``Envelope``: one
 min and one max per bucket of a few frames at the file's own rate). Painting reduces the
@@ -115,7 +116,7 @@ class WaveformView(QWidget):
         self.playhead_s: float | None = None
         self._drag: tuple[float, float] | None = None    # (press x, start_s at press)
         self._worker = SerialWorker("waveform")
-        self.setMinimumHeight(90)
+        self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setMouseTracking(True)
@@ -235,13 +236,17 @@ class WaveformView(QWidget):
 
     # -- painting -----------------------------------------------------------------------------------
 
+    def trace_rect(self) -> QRectF:
+        """Where the waveform is drawn: between the name strip on top and the time strip
+        at the bottom, so no text lies on the trace. GUI thread."""
+        strip = self.fontMetrics().height() + 4
+        return QRectF(self.rect()).adjusted(0, strip, 0, -strip)
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         r = QRectF(self.rect())
         p.fillRect(r, QColor(theme.SUNKEN))
-        mid = r.center().y()
         env = self.envelope
-        text_rect = r.adjusted(8, 4, -8, -4)
         p.setPen(QColor(theme.TEXT_DIM))
         if env is None:
             message = (f"cannot read {self.name}: {self.error}" if self.error
@@ -249,11 +254,17 @@ class WaveformView(QWidget):
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, message)
             p.end()
             return
+        trace = self.trace_rect()
+        top = QRectF(r.left(), r.top(), r.width(), trace.top() - r.top())
+        bottom = QRectF(r.left(), trace.bottom(), r.width(), r.bottom() - trace.bottom())
+        for strip in (top, bottom):
+            p.fillRect(strip, QColor(theme.PANEL))
+        mid = trace.center().y()
         p.setPen(QPen(QColor(theme.GRID), 1))
         p.drawLine(QPointF(r.left(), mid), QPointF(r.right(), mid))
         width = max(1, int(r.width()))
         lo, hi = env.columns(self.start_s, self.start_s + self.span_s, width)
-        half = r.height() / 2 - 4
+        half = trace.height() / 2 - 2
         path = QPainterPath()
         path.moveTo(0.5, mid - hi[0] * half)
         for x in range(1, width):
@@ -269,17 +280,18 @@ class WaveformView(QWidget):
         if self.playhead_s is not None and self.start_s <= self.playhead_s <= self.start_s + self.span_s:
             x = self.x_of(self.playhead_s)
             p.setPen(QPen(QColor(theme.ONSET), 2))
-            p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
+            p.drawLine(QPointF(x, trace.top()), QPointF(x, trace.bottom()))
+        left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
+        centre = Qt.AlignmentFlag.AlignVCenter
+        top, bottom = top.adjusted(8, 0, -8, 0), bottom.adjusted(8, 0, -8, 0)
+        p.setPen(QColor(theme.TEXT))
+        p.drawText(top, left | centre, self.name)
         p.setPen(QColor(theme.TEXT_DIM))
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, self.name)
         zoom = env.duration_s / self.span_s if self.span_s else 1.0
         if zoom > 1.01:
-            p.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
-                       f"×{zoom:.1f}")
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-                   format_seconds(self.start_s))
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
-                   format_seconds(self.start_s + self.span_s))
+            p.drawText(top, right | centre, f"×{zoom:.1f}")
+        p.drawText(bottom, left | centre, format_seconds(self.start_s))
+        p.drawText(bottom, right | centre, format_seconds(self.start_s + self.span_s))
         p.end()
 
 
