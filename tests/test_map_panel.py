@@ -49,6 +49,16 @@ def open_panel(qtbot, host):
     qtbot.waitUntil(lambda: panel.loaded() or panel.failed(), timeout=60000)
     assert panel.loaded(), panel.status.text()
     assert panel.point_count() == len(STEMS)
+    # the legend fills in and the plot takes its final size a few events after loading:
+    # tests aim at points once they stand still
+    last: list = []
+
+    def still() -> bool:
+        nonlocal last
+        now = [panel.point_widget_pos(r) for r in range(panel.point_count())]
+        same, last = now == last, now
+        return same
+    qtbot.waitUntil(lambda: (qtbot.wait(50), still())[1], timeout=10000)
     return panel
 
 

@@ -19,18 +19,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from PyQt6.QtCore import QObject, Qt, pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor
-from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                             QProgressBar, QPushButton, QSizePolicy, QTableWidget,
-                             QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QPushButton,
+                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.decode import SUPPORTED_EXTENSIONS
 from app.detect import Detection, Occurrence
 
 from .background import SerialWorker
-from .dragdrop import audio_paths_from_mime
 from .host import Host, file_suggestion
+from .panel_parts import AcceptsAudioDrops, ProgressSignal, steady_progress_bar, wrapping_label
 from .track_timeline import TimelineSpan, TrackTimeline
 
 PALETTE = ("#3fd0b4", "#ffb347", "#ff5d5d", "#6fa8ff", "#c38bff", "#f2c14e", "#7bd389",
@@ -49,13 +48,7 @@ class FoundAt:
     lane: int
 
 
-class _Progress(QObject):
-    """Carries the worker's progress to the GUI thread (a queued signal)."""
-
-    changed = pyqtSignal(int, int)
-
-
-class DetectPanel(QWidget):
+class DetectPanel(AcceptsAudioDrops, QWidget):
     """The detect tab (module docstring)."""
 
     detected = pyqtSignal(int)        # occurrences shown after a run
@@ -71,19 +64,12 @@ class DetectPanel(QWidget):
         self.track: str | None = None
         self.rows: list[FoundAt] = []
         self.last_slice: str | None = None
-        self._progress = _Progress()
+        self._progress = ProgressSignal()
         self._progress.changed.connect(self._show_progress)
 
         self.open_button = QPushButton("Open track…")
-        self.status = QLabel(PROMPT)
-        self.status.setObjectName("dim")
-        self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.progress_bar = QProgressBar()
-        keep_room = self.progress_bar.sizePolicy()
-        keep_room.setRetainSizeWhenHidden(True)
-        self.progress_bar.setSizePolicy(keep_room)
-        self.progress_bar.setVisible(False)
+        self.status = wrapping_label(PROMPT)
+        self.progress_bar = steady_progress_bar()
         self.timeline = TrackTimeline()
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
@@ -120,21 +106,7 @@ class DetectPanel(QWidget):
 
     # -- the track in ---------------------------------------------------------------------------
 
-    def dragEnterEvent(self, event) -> None:
-        if audio_paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = audio_paths_from_mime(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
+    def audio_dropped(self, paths: list[str]) -> None:
         self.detect_track(paths[0])
 
     def _ask_track(self) -> None:
@@ -162,11 +134,12 @@ class DetectPanel(QWidget):
         self.progress_bar.setRange(0, 0)
         self.status.setText(f"looking for your samples in {os.path.basename(path)}…")
         tasks, relay, track = self._tasks, self._progress, self.track
-        self._worker.call(lambda: tasks.detect(track, limit=DETECT_LIMIT, progress=relay.changed.emit),
+        self._worker.call(lambda: tasks.detect(track, limit=DETECT_LIMIT, progress=lambda done, total: relay.changed.emit((done, total))),
                           self._detected)
         return True
 
-    def _show_progress(self, done: int, total: int) -> None:
+    def _show_progress(self, progress: tuple[int, int]) -> None:
+        done, total = progress
         if total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import os
 
-from PyQt6.QtCore import QObject, Qt, pyqtSignal
-from PyQt6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar,
-                             QPushButton, QSizePolicy, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (QHBoxLayout, QHeaderView, QMessageBox, QPushButton, QTreeWidget,
+                             QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.catalog import FileRow
 from app.duplicates import Group, Pair
 
 from .background import SerialWorker
 from .host import Host, file_suggestion
+from .panel_parts import ProgressSignal, RefreshesWhenShown, steady_progress_bar, wrapping_label
 
 COL_FILE, COL_RELATION, COL_LENGTH, COL_FORMAT, COL_FOLDER = range(5)
 HEADERS = ("Keep · file", "Same sound as", "Length", "Format", "Folder")
@@ -65,13 +65,7 @@ def format_text(row: FileRow) -> str:
     return " · ".join(p for p in parts if p)
 
 
-class _Progress(QObject):
-    """Carries the worker's progress to the GUI thread (a queued signal)."""
-
-    changed = pyqtSignal(int, int)
-
-
-class DuplicatesPanel(QWidget):
+class DuplicatesPanel(RefreshesWhenShown, QWidget):
     """The duplicates tab (module docstring)."""
 
     groups_shown = pyqtSignal(int)       # groups listed after a check
@@ -82,24 +76,17 @@ class DuplicatesPanel(QWidget):
         self.host = host
         self._worker: SerialWorker | None = None
         self._tasks = None
-        self._busy = False
-        self._stale = True
+        self.busy = False
+        self.stale = True
         self._error = ""
         self._loaded = False
         self.groups: tuple[Group, ...] = ()
         self.confirm_box: QMessageBox | None = None      # the open question, while asked
-        self._progress = _Progress()
+        self._progress = ProgressSignal()
         self._progress.changed.connect(self._show_progress)
 
-        self.status = QLabel("Duplicates are listed once the library has samples.")
-        self.status.setObjectName("dim")
-        self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.progress_bar = QProgressBar()
-        keep_room = self.progress_bar.sizePolicy()
-        keep_room.setRetainSizeWhenHidden(True)
-        self.progress_bar.setSizePolicy(keep_room)
-        self.progress_bar.setVisible(False)
+        self.status = wrapping_label("Duplicates are listed once the library has samples.")
+        self.progress_bar = steady_progress_bar()
         self.check_button = QPushButton("Check again")
         self.check_button.setToolTip("Check the files added or changed since the last check")
         self.cancel_button = QPushButton("Cancel")
@@ -150,19 +137,9 @@ class DuplicatesPanel(QWidget):
             lambda item, _col: self.audition(item.data(COL_FILE, FileRole)))
         self.tree.currentItemChanged.connect(self._update_buttons)
         self.tree.itemChanged.connect(self._update_buttons)
-        host.library_changed.connect(self._library_changed)
+        host.library_changed.connect(self.library_changed)
 
     # -- checking ----------------------------------------------------------------------------
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._stale and not self._busy:
-            self.refresh()
-
-    def _library_changed(self) -> None:
-        self._stale = True
-        if self.isVisible() and not self._busy:
-            self.refresh()
 
     def _ensure_worker(self) -> None:
         if self._worker is None:
@@ -171,13 +148,13 @@ class DuplicatesPanel(QWidget):
 
     def refresh(self) -> None:
         """Check the new or changed files on the worker, then list every group."""
-        if self._busy:
+        if self.busy:
             return
         self._ensure_worker()
         self._set_busy(True, "checking for duplicates…")
-        self._stale, self._error = False, ""
+        self.stale, self._error = False, ""
         tasks, relay = self._tasks, self._progress
-        self._worker.call(lambda: tasks.find(lambda done, total, _path: relay.changed.emit(done, total)),
+        self._worker.call(lambda: tasks.find(lambda done, total, _path: relay.changed.emit((done, total))),
                           self._found)
 
     def cancel(self) -> None:
@@ -185,7 +162,7 @@ class DuplicatesPanel(QWidget):
             self._tasks.cancel()
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
-        self._busy = busy
+        self.busy = busy
         self.check_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         self.progress_bar.setVisible(busy)
@@ -194,7 +171,8 @@ class DuplicatesPanel(QWidget):
             self.status.setText(text)
         self._update_buttons()
 
-    def _show_progress(self, done: int, total: int) -> None:
+    def _show_progress(self, progress: tuple[int, int]) -> None:
+        done, total = progress
         if total > 0:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(done)
@@ -219,7 +197,7 @@ class DuplicatesPanel(QWidget):
         failed = findings.report.failed
         if failed:
             self.host.info.emit(f"{len(failed)} files could not be read for the duplicate check")
-        if self._stale and self.isVisible():     # the library changed again meanwhile
+        if self.stale and self.isVisible():     # the library changed again meanwhile
             self.refresh()
 
     # -- the list ----------------------------------------------------------------------------
@@ -305,14 +283,14 @@ class DuplicatesPanel(QWidget):
         has_file = self.current_file() is not None
         self.play_button.setEnabled(has_file)
         self.keep_only_button.setEnabled(has_file)
-        self.trash_button.setEnabled(not self._busy and bool(self.to_trash()[0]))
+        self.trash_button.setEnabled(not self.busy and bool(self.to_trash()[0]))
 
     # -- the trash -------------------------------------------------------------------------
 
     def move_others_to_trash(self) -> bool:
         """Ask, then move the unticked files to the trash on the worker. False when nothing
         was asked or the answer was No."""
-        if self._busy:
+        if self.busy:
             return False
         paths, keeping_none = self.to_trash()
         skipped = (f"\n\n{keeping_none} groups keep no file and are left alone."
@@ -349,13 +327,13 @@ class DuplicatesPanel(QWidget):
             self.status.setText(f"Moved {len(landed)} files to the trash.")
             self.trashed.emit(len(landed))
         self.host.reload_library()          # the other views forget them too
-        self._stale = True
+        self.stale = True
         self.refresh()
 
     # -- what tests drive -------------------------------------------------------------------
 
     def loaded(self) -> bool:
-        return self._loaded and not self._busy
+        return self._loaded and not self.busy
 
     def failed(self) -> bool:
         return self._error != ""

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, pyqtSignal
+from PyQt6.QtCore import QEvent, QPoint, QPointF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainterPath, QPen
-from PyQt6.QtWidgets import (QGraphicsPathItem, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                             QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import QGraphicsPathItem, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 from scipy.spatial import cKDTree
 
 from app.suggestions import Suggestion
@@ -31,6 +30,8 @@ from . import theme
 from .background import SerialWorker
 from .host import Host
 from .map_legend import MapLegend
+from .panel_parts import ProgressSignal, RefreshesWhenShown, steady_progress_bar, wrapping_label
+from .widgets import ElidedLabel
 
 HOVER_RADIUS_PX = 8.0
 POINT_SIZE_PX = 5
@@ -115,20 +116,7 @@ class _LassoViewBox(pg.ViewBox):
             self._on_lasso(np.array([(p.x(), p.y()) for p in trail]))
 
 
-def _wrap_without_widening(label: QLabel) -> None:
-    """Let a label wrap to whatever width the tab has instead of asking for the width of
-    its longest line (a long status would otherwise widen the whole window)."""
-    label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-
-class _Progress(QObject):
-    """Carries the worker's progress to the GUI thread (a queued signal)."""
-
-    changed = pyqtSignal(object)
-
-
-class MapPanel(QWidget):
+class MapPanel(RefreshesWhenShown, QWidget):
     """The map tab (module docstring)."""
 
     selection_changed = pyqtSignal(int)      # points selected
@@ -139,24 +127,21 @@ class MapPanel(QWidget):
         self.host = host
         self._worker: SerialWorker | None = None
         self._tasks = None
-        self._busy = False
+        self.busy = False
         self._error = ""
-        self._stale = True            # the map needs an update when next shown
+        self.stale = True            # the map needs an update when next shown
         self._data = None             # app.similarity_map.MapPoints
         self._picker = PointPicker(np.zeros((0, 2)))
         self._hovered: int | None = None
         self.selected = np.zeros(0, np.int64)   # rows of the selected points
-        self._progress = _Progress()
+        self._progress = ProgressSignal()
         self._progress.changed.connect(self._show_progress)
 
-        self.status = QLabel("The map appears once the library has samples.")
+        # one line that never changes height: a hover describes its point here, and a taller
+        # label would move the points under the cursor
+        self.status = ElidedLabel("The map appears once the library has samples.")
         self.status.setObjectName("dim")
-        _wrap_without_widening(self.status)
-        self.progress_bar = QProgressBar()
-        keep_room = self.progress_bar.sizePolicy()
-        keep_room.setRetainSizeWhenHidden(True)     # the map does not jump when it hides
-        self.progress_bar.setSizePolicy(keep_room)
-        self.progress_bar.setVisible(False)
+        self.progress_bar = steady_progress_bar()
         self.relayout_button = QPushButton("Lay out again")
         self.relayout_button.setToolTip("Make the whole map again (new samples are otherwise "
                                         "placed without moving the others)")
@@ -188,10 +173,8 @@ class MapPanel(QWidget):
         # closer than 10 ms apart, and the last one before the cursor rests must count
         self.plot.viewport().installEventFilter(self)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
-        self.hint = QLabel("Hover to listen · click to select · Shift-drag to lasso · "
-                           "wheel to zoom · drag to pan")
-        self.hint.setObjectName("dim")
-        _wrap_without_widening(self.hint)
+        self.hint = wrapping_label("Hover to listen · click to select · Shift-drag to lasso · "
+                                   "wheel to zoom · drag to pan")
 
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
@@ -217,29 +200,19 @@ class MapPanel(QWidget):
         self.collect_button.clicked.connect(lambda: self.collect_selection(self.collection_name.text()))
         self.collection_name.returnPressed.connect(
             lambda: self.collect_selection(self.collection_name.text()))
-        host.library_changed.connect(self._library_changed)
+        host.library_changed.connect(self.library_changed)
 
     # -- loading -----------------------------------------------------------------------------
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._stale and not self._busy:
-            self.refresh()
-
-    def _library_changed(self) -> None:
-        self._stale = True
-        if self.isVisible() and not self._busy:
-            self.refresh()
 
     def refresh(self, rebuild: bool = False) -> None:
         """Bring the map up to date (place new samples; lay out again with ``rebuild``)
         on the worker, then draw it."""
-        if self._busy:
+        if self.busy:
             return
         if self._worker is None:
             self._worker = SerialWorker("map-worker")
             self._tasks = self.host.map_tasks()
-        self._busy, self._stale, self._error = True, False, ""
+        self.busy, self.stale, self._error = True, False, ""
         self.relayout_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setVisible(True)
@@ -266,7 +239,7 @@ class MapPanel(QWidget):
             self.progress_bar.setRange(0, 0)
 
     def _loaded(self, result, error: str) -> None:
-        self._busy = False
+        self.busy = False
         self._error = error
         self.relayout_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
@@ -311,7 +284,7 @@ class MapPanel(QWidget):
     # -- what tests and benchmarks drive --------------------------------------------------------
 
     def loaded(self) -> bool:
-        return self._data is not None and not self._busy
+        return self._data is not None and not self.busy
 
     def failed(self) -> bool:
         """The last update failed (its reason is on the status line)."""

@@ -18,7 +18,7 @@ from app.matched_preview import (KEY_NAMES, MAX_BPM, MIN_BPM, MatchError, Source
                                  key_label, parse_key)
 from app.tap_tempo import TapTempo
 
-from .dragdrop import audio_paths_from_mime
+from .panel_parts import AcceptsAudioDrops
 
 NO_KEY = "—"
 DEFAULT_BPM = 120.0
@@ -38,7 +38,7 @@ def normal_key(text: str) -> str:
         return NO_KEY
 
 
-class TempoKeyBar(QWidget):
+class TempoKeyBar(AcceptsAudioDrops, QWidget):
     """See the module docstring."""
 
     changed = pyqtSignal(object)        # the Target previews match now, or None (Match off)
@@ -134,20 +134,6 @@ class TempoKeyBar(QWidget):
 
     # -- drops ---------------------------------------------------------------------------------
 
-    def dragEnterEvent(self, event) -> None:
-        if audio_paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = audio_paths_from_mime(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
+    def audio_dropped(self, paths: list[str]) -> None:
         self.note.setText("reading the tempo and key…")
         self.loop_dropped.emit(paths[0])
