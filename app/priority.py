@@ -46,12 +46,13 @@ def io_priority(pid: int = 0) -> tuple[int, int] | None:
 
 
 def as_background() -> None:
-    """Lower this process's CPU and I/O priority for background work (never raises it)."""
+    """Lower this process's CPU and I/O priority for background work (never raises it).
+    The I/O priority goes first: whoever sees the lowered nice sees both."""
+    _syscall(0, IOPRIO_WHO_PROCESS, 0, (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | IOPRIO_LOWEST_BE)
     with contextlib.suppress(OSError):
         current = os.getpriority(os.PRIO_PROCESS, 0)
         if current < BACKGROUND_NICE:
             os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICE)
-    _syscall(0, IOPRIO_WHO_PROCESS, 0, (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | IOPRIO_LOWEST_BE)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,10 @@ def similarity(tape: np.ndarray, audio: np.ndarray) -> float:
     return best
 
 
+# a take through the dummy JACK server: a period it drops on a loaded machine (an xrun)
+# spoils the take whatever the engine does, so a failing take is played again, at most
+# twice (as in test_engine_monitor.py); a real fault fails all three
+@pytest.mark.flaky(reruns=2)
 def test_next_page_note_then_pad_1_plays_suggestion_17(jack_server, library):  # noqa: F811
     library_dir, linked = library
     midi_map = MidiMap.default_16_pads()
