@@ -11,7 +11,10 @@ from bench.harness.jack_server import burst, start_peer, tape_path
 from tests.jack_fixtures import start_engine
 from bench.harness.live_peer import start_live_peer
 
-pytestmark = pytest.mark.jack
+# Every test here records or plays takes through the dummy JACK server: a period it drops
+# on a loaded machine (an xrun) spoils a take whatever the engine does, so a failing take
+# is played again, at most twice (as in test_engine_monitor.py); a real fault fails all three.
+pytestmark = [pytest.mark.jack, pytest.mark.flaky(reruns=2)]
 
 
 def engine_for(**kw):
@@ -35,10 +38,6 @@ def test_status_reports_the_stream_latency(jack_server):
         eng.close()
 
 
-# a take through the dummy JACK server: a period it drops on a loaded machine (an xrun)
-# spoils the take whatever the engine does, so a failing take is played again, at most
-# twice (as in test_engine_monitor.py); a real fault fails all three
-@pytest.mark.flaky(reruns=2)
 def test_capture_ring_holds_peer_signal_bit_exact(jack_server):
     eng = engine_for()
     try:
