@@ -1,8 +1,10 @@
 """Local hnswlib vs pgvector HNSW, side by side on the same vectors, and the shared
 catalogue's write throughput with one and with four indexing clients.
 
-Clustered synthetic unit vectors (category centres, files around them, 4 windows per file),
-as bench/query.py makes them. For each size:
+Clustered synthetic unit vectors (64 category centres, files around them, 4 windows per
+file), or with ``--shape real`` vectors around the shipped encoder's vectors of the Debian
+sample packages (bench/query.py's Generator). Both engines get the same vectors and
+queries in one run (``--pgvector-only`` / ``--hnswlib-only`` skip one). For each size:
 
 - insert rate: hnswlib ``VectorIndex.add`` (as the local library builds its index);
   PostgreSQL: rows through ``PgCatalog.store`` as a scan writes them (file row, vectors,
@@ -12,7 +14,12 @@ as bench/query.py makes them. For each size:
   timed (the way to re-index a large catalogue);
 - file-level recall@10 against brute force, and single-query latency p50/p95 of
   ``VectorIndex.search`` and ``PgVectorIndex.search`` (the app's own two search paths), and
-  for pgvector a sweep of ``hnsw.ef_search``.
+  for both a sweep of ef_search (pgvector: ``hnsw.ef_search`` on the one index built);
+- memory: the growth of this process's RSS over the hnswlib build, and the server's
+  processes (RSS summed, and PSS) after its index build and after the sweep.
+
+The JSON is rewritten as each engine's part of a size ends (``"partial": true`` until the
+run is over).
 
 Then the concurrency run: the same number of files written by 1 client and by 4 client
 processes at once, each its own machine through ``PgCatalog.store``, into a catalogue that
@@ -23,6 +30,8 @@ machine (no network in the figures), run durable (fsync on) with 512 MB shared b
 
     .venv/bin/python bench/pg.py                    # 20k vectors, writes bench/results/pg.json
     .venv/bin/python bench/pg.py --sizes 100000 --out bench/results/pg_100k.json
+    nice -n 15 .venv/bin/python bench/pg.py --sizes 1000000 --bulk --rebuild-ef-construction "" \
+        --concurrent-files 0 [--shape real] --out bench/results/pg_1m_side_by_side.json
 """
 
 from __future__ import annotations
