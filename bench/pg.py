@@ -132,7 +132,8 @@ def server_memory_mb(server: PgServer) -> dict:
                     pss += int(line.split()[1])
         except OSError:
             pass
-    return {"processes": len(pids), "rss_sum_mb": round(rss / 1024), "pss_sum_mb": round(pss / 1024)}
+    return {"processes": len(pids), "rss_sum_mb": round(rss / 1024),
+            "pss_sum_mb": round(pss / 1024)}
 
 
 def stamp() -> str:
