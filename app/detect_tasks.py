@@ -1,8 +1,8 @@
-"""Detection for a window: the same work as ``samplescout detect``, as jobs, plus what a
-timeline of the track needs (its waveform overview) and a slice of it to audition.
+"""Detection for a window: the same work as ``samplescout detect``, as jobs, plus a slice
+of the track to audition.
 
 ``DetectTasks`` opens a ``Library`` for each ``detect`` and closes it after, so a run sees
-the library as it is now. ``overview`` and ``write_slice`` only decode the track.
+the library as it is now. ``write_slice`` only decodes the track.
 ``write_slice`` writes a WAV under the app's cache dir (``detect-slices``): the host
 auditions files, so the spot in the track becomes one.
 
@@ -25,24 +25,14 @@ from app.decode import iter_mono
 from app.detect import Detection
 from app.paths import cache_dir
 
-OVERVIEW_SAMPLE_RATE = 8000      # the overview's peaks are read at this rate
-OVERVIEW_COLUMNS = 2000          # peaks in an overview (the widget scales them)
 SLICE_SAMPLE_RATE = 44100
 SLICE_FOLDER = "detect-slices"
 
 
 @dataclass(frozen=True)
-class TrackOverview:
-    """A track's length and its peak level in ``len(peaks)`` equal columns (0..1)."""
-    duration_s: float
-    peaks: np.ndarray
-
-
-@dataclass(frozen=True)
 class TrackDetections:
-    """What one ``detect`` found in a track, with the track's overview."""
+    """What one ``detect`` found in a track."""
     track: str
-    overview: TrackOverview
     detections: tuple[Detection, ...]
 
 
@@ -54,36 +44,16 @@ class DetectTasks:
 
     def detect(self, track: str | os.PathLike, *, limit: int = 20,
                progress: Callable[[int, int], None] | None = None) -> TrackDetections:
-        """The library samples heard in ``track`` (best first), and its overview;
-        ``progress(done, total)`` from the calling thread. Raises DecodeError/OSError for
+        """The library samples heard in ``track`` (best first); ``progress(done, total)``
+        from the calling thread. Raises DecodeError/OSError for
         an unreadable track and LibraryError for an empty library."""
         from app.library import Library, LibraryError
         track = os.path.abspath(os.fspath(track))
-        overview = self.overview(track)
         with Library(self.library_dir) as library:
             if len(library.index) == 0:
                 raise LibraryError("the library is empty: add a folder of samples first")
             found = detection.detect(library, track, limit=limit, progress=progress)
-        return TrackDetections(track, overview, tuple(found))
-
-    def overview(self, track: str | os.PathLike, columns: int = OVERVIEW_COLUMNS) -> TrackOverview:
-        """The track's peak level in ``columns`` columns (at most MAX_TRACK_SECONDS)."""
-        limit = int(detection.MAX_TRACK_SECONDS * OVERVIEW_SAMPLE_RATE)
-        chunks, have = [], 0
-        for chunk in iter_mono(track, OVERVIEW_SAMPLE_RATE):
-            chunks.append(np.abs(chunk[:limit - have]))
-            have += chunks[-1].size
-            if have >= limit:
-                break
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        duration = audio.size / OVERVIEW_SAMPLE_RATE
-        if audio.size == 0:
-            return TrackOverview(0.0, np.zeros(0, np.float32))
-        columns = max(1, min(columns, audio.size))
-        edges = np.linspace(0, audio.size, columns + 1).astype(np.int64)
-        peaks = np.maximum.reduceat(audio, edges[:-1])
-        top = float(peaks.max())
-        return TrackOverview(duration, (peaks / top if top > 0 else peaks).astype(np.float32))
+        return TrackDetections(track, tuple(found))
 
     def write_slice(self, track: str | os.PathLike, start_s: float, end_s: float) -> Path:
         """A mono WAV of the track from ``start_s`` to ``end_s`` in the cache dir (made

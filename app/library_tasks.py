@@ -104,6 +104,7 @@ class LibraryThread:
         self._seq = 0
         self.files = 0
         self.index_state = "opening"
+        self.index_vectors: int | None = None     # set once an index is open
         # The loaded index, shared with the live session (one copy in memory): ``_opened``
         # counts the opens done, ``_asked`` those asked for (the first, then each reload).
         self._index = None
@@ -194,7 +195,8 @@ class LibraryThread:
         library = Library(self.library_dir)
         library.index  # load or repair now, not on the first query
         self.files = library.catalog.indexed_count()     # not stats(): seconds at 1M files
-        self.index_state = f"{len(library.index)} vectors ({library.index_note})"
+        self.index_vectors = len(library.index)
+        self.index_state = f"{self.index_vectors} vectors ({library.index_note})"
         return library
 
     def _opened_one(self, library) -> None:
@@ -208,7 +210,7 @@ class LibraryThread:
         try:
             library = self._open()
         except Exception as exc:  # noqa: BLE001 - reported, the window lives on
-            self.index_state = "unavailable"
+            self.index_state, self.index_vectors = "unavailable", None
             self._on_error(f"library unavailable: {exc}")
         self._opened_one(library)
         while True:

@@ -252,9 +252,6 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
             exists=exists, where=None if exists else catalog.where(row),
             tags=tuple(all_tags.get(row.id, ())), sound=all_sounds.get(row.id)))
     if reranker is not None and isinstance(query, Clip):
-        if rerank_depth:
-            results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
-                                      depth=rerank_depth)
-        else:
-            results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None)
+        results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
+                                  depth=rerank_depth)
     return results[:wanted]

@@ -82,10 +82,11 @@ class RerankWorker:
         return False
 
     def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
-               query_signals=None) -> list:
+               query_signals=None, depth: int | None = None) -> list:
         """As ``FileReranker.rerank``, in the child; here while the child is still loading
         or gone. Any thread."""
-        head = results[:self.k]
+        depth = depth or self.k
+        head = results[:depth]
         if len(head) < 2 or len(query_blocks) == 0:
             return results
         signals = _portable_signals(query_signals)
@@ -102,10 +103,10 @@ class RerankWorker:
                         _, order, reranked, readable, timings = reply
                         self._stats["reranked"] += 1
                         self._stats["last_ms"] = timings
-                        return apply_order(results, self.k, order, reranked, readable)
+                        return apply_order(results, depth, order, reranked, readable)
                     log.warning("re-ranking worker failed: %s", reply[1])
             self._stats["fallbacks" if not self._alive or self._ready.is_set() else "before_ready"] += 1
-        return self.local.rerank(results, query_blocks, query_vectors, query_signals)
+        return self.local.rerank(results, query_blocks, query_vectors, query_signals, depth=depth)
 
     def prepare(self, results: list) -> None:
         """Have the child read the first ``k`` of ``results`` (a hit's early answer) before

@@ -64,7 +64,8 @@ class NullHost(Host):
     def status(self) -> HostStatus:
         return HostStatus("offline", "no audio device (library only)",
                           library_files=self._library.files,
-                          index_state=self._library.index_state)
+                          index_state=self._library.index_state,
+                          index_vectors=self._library.index_vectors)
 
     def levels(self) -> LevelReading:
         return LevelReading((SILENCE_DB, SILENCE_DB), (SILENCE_DB, SILENCE_DB))

@@ -31,6 +31,7 @@ from .background import SerialWorker
 from .host import Host, file_suggestion
 from .panel_parts import AcceptsAudioDrops, ProgressSignal, steady_progress_bar, wrapping_label
 from .track_timeline import TimelineSpan, TrackTimeline
+from .waveform_view import Envelope, compute_envelope
 
 PALETTE = ("#3fd0b4", "#ffb347", "#ff5d5d", "#6fa8ff", "#c38bff", "#f2c14e", "#7bd389",
            "#ff8fc7", "#4fd6e8", "#d9a066", "#a0e060", "#e07b5f")
@@ -127,15 +128,20 @@ class DetectPanel(AcceptsAudioDrops, QWidget):
         self.track = os.path.abspath(path)
         self.rows = []
         self.table.setRowCount(0)
-        self.timeline.set_track(0.0, [])
+        self.timeline.set_track(None)
         self._update_buttons()
         self.open_button.setEnabled(False)
         self.progress_bar.setVisible(True)
         self.progress_bar.setRange(0, 0)
         self.status.setText(f"looking for your samples in {os.path.basename(path)}…")
         tasks, relay, track = self._tasks, self._progress, self.track
-        self._worker.call(lambda: tasks.detect(track, limit=DETECT_LIMIT, progress=lambda done, total: relay.changed.emit((done, total))),
-                          self._detected)
+
+        def run():
+            found = tasks.detect(track, limit=DETECT_LIMIT,
+                                 progress=lambda done, total: relay.changed.emit((done, total)))
+            # the timeline draws the track from the envelope the waveform view uses
+            return compute_envelope(track), found
+        self._worker.call(run, self._detected)
         return True
 
     def _show_progress(self, progress: tuple[int, int]) -> None:
@@ -152,11 +158,12 @@ class DetectPanel(AcceptsAudioDrops, QWidget):
         if error:
             self.status.setText(f"{os.path.basename(self.track or '')}: {error}")
             return
-        self.show_detections(result)
+        self.show_detections(*result)
 
-    def show_detections(self, result) -> None:
-        """Draw an ``app.detect_tasks.TrackDetections``: timeline and table."""
-        self.timeline.set_track(result.overview.duration_s, result.overview.peaks)
+    def show_detections(self, envelope: Envelope, result) -> None:
+        """Draw an ``app.detect_tasks.TrackDetections`` over the track's ``envelope``:
+        timeline and table."""
+        self.timeline.set_track(envelope)
         rows = []
         for lane, d in enumerate(result.detections):
             for occ in sorted(d.occurrences, key=lambda o: o.start_s):

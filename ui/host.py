@@ -43,7 +43,8 @@ class HostStatus:
     latency_ms: float | None = None            # input + output latency of the running stream
     midi: str = ""
     library_files: int = 0
-    index_state: str = ""
+    index_state: str = ""                 # for people: "opening", "2154 vectors (…)"
+    index_vectors: int | None = None      # vectors in the open index; None while none is
     input_latency_ms: float | None = None
     output_latency_ms: float | None = None
     pad_page: tuple[int, int] = (0, 0)   # (page the 16 pads show, pages in the list)

@@ -650,9 +650,9 @@ class MainWindow(QMainWindow):
         self.status_library.setToolTip(library_tooltip(st.index_state, scanning))
         self._show_first_run(st.library_files == 0 and not scanning)
         self.status_pads.setText(pads_text(*st.pad_page))
-        counted = "vectors" in st.index_state      # the count is in the tooltip
-        self.status_index.setText(f"index: {st.index_state}" if st.index_state and not counted
-                                  else "")
+        # an open index's count is in the tooltip; the bar names only other states
+        self.status_index.setText(f"index: {st.index_state}"
+                                  if st.index_state and st.index_vectors is None else "")
 
     def _show_first_run(self, empty: bool) -> None:
         """An empty library: say to add a folder first (with the button), not to play."""

@@ -206,7 +206,8 @@ class SessionHost(Host):
         session = self.session
         if session is None:
             return HostStatus(self._state.state, self._state.message,
-                              library_files=library.files, index_state=library.index_state)
+                              library_files=library.files, index_state=library.index_state,
+                              index_vectors=library.index_vectors)
         st = session.status()
         ins, outs = st.input_latency_s, st.output_latency_s
         known = [x for x in (ins, outs) if x is not None]
@@ -215,7 +216,8 @@ class SessionHost(Host):
                           input_latency_ms=1000.0 * ins if ins is not None else None,
                           output_latency_ms=1000.0 * outs if outs is not None else None,
                           midi=st.midi, library_files=library.files,
-                          index_state=f"{st.index_vectors} vectors", pad_page=st.pad_page,
+                          index_state=f"{st.index_vectors} vectors",
+                          index_vectors=st.index_vectors, pad_page=st.pad_page,
                           block_size=running_block_size(session))
 
     def levels(self) -> LevelReading:

@@ -1,6 +1,6 @@
 """A track's timeline: its waveform overview with one coloured span per occurrence.
 
-The waveform (peak per column, mirrored) fills the top, with a tick in each span's colour
+The waveform (min and max per column, ``ui.waveform_view.Envelope``) fills the top, with a tick in each span's colour
 where it starts; each span is a bar in its own lane below (one lane per sample), so
 overlapping occurrences stay apart. A click on a bar, or on the waveform inside a span,
 emits ``span_clicked`` with the span's index; ``select`` outlines that one and shades it
@@ -18,6 +18,7 @@ from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from . import theme
+from .waveform_view import Envelope
 
 WAVE_HEIGHT = 90
 LANE_HEIGHT = 10
@@ -44,7 +45,8 @@ class TrackTimeline(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.duration_s = 0.0
-        self.peaks = np.zeros(0, np.float32)
+        self.envelope: Envelope | None = None
+        self._scale = 1.0                  # the envelope's largest magnitude: drawn full height
         self.spans: list[TimelineSpan] = []
         self.selected: int | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -53,10 +55,13 @@ class TrackTimeline(QWidget):
 
     # -- content ------------------------------------------------------------------------------
 
-    def set_track(self, duration_s: float, peaks: np.ndarray) -> None:
-        """The track's length and its peak level per column (0..1)."""
-        self.duration_s = max(0.0, float(duration_s))
-        self.peaks = np.asarray(peaks, dtype=np.float32)
+    def set_track(self, envelope: Envelope | None) -> None:
+        """The track as ``ui.waveform_view.compute_envelope`` read it (None: no track)."""
+        self.envelope = envelope if envelope is not None and len(envelope.lo) else None
+        self.duration_s = envelope.duration_s if self.envelope is not None else 0.0
+        if self.envelope is not None:
+            self._scale = max(float(np.abs(envelope.lo).max()), float(np.abs(envelope.hi).max()),
+                              1e-9)
         self.spans, self.selected = [], None
         self._fit_height()
         self.update()
@@ -142,20 +147,17 @@ class TrackTimeline(QWidget):
         painter.end()
 
     def _paint_waveform(self, painter: QPainter, wave: QRectF) -> None:
-        if not self.peaks.size or self.duration_s <= 0:
+        if self.envelope is None or self.duration_s <= 0:
             painter.setPen(QColor(theme.TEXT_DIM))
             painter.drawText(wave, Qt.AlignmentFlag.AlignCenter,
                              "Drop a track here, or Open track…")
             return
-        columns = max(1, int(wave.width()))
-        edges = np.linspace(0, self.peaks.size, columns + 1).astype(np.int64)
-        edges[-1] = self.peaks.size
-        heights = np.maximum.reduceat(self.peaks, np.minimum(edges[:-1], self.peaks.size - 1))
-        mid, half = wave.center().y(), wave.height() / 2 - 2
+        lo, hi = self.envelope.columns(0.0, self.duration_s, max(1, int(wave.width())))
+        mid, half = wave.center().y(), (wave.height() / 2 - 2) / self._scale
         painter.setPen(QPen(QColor(theme.ACCENT), 1))
-        for x, level in enumerate(heights):
-            h = float(level) * half
-            painter.drawLine(QPointF(wave.left() + x, mid - h), QPointF(wave.left() + x, mid + h))
+        for x, (low, high) in enumerate(zip(lo.tolist(), hi.tolist())):
+            painter.drawLine(QPointF(wave.left() + x, mid - high * half),
+                             QPointF(wave.left() + x, mid - low * half))
 
     def _paint_ruler(self, painter: QPainter) -> None:
         if self.duration_s <= 0:
