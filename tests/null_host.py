@@ -7,10 +7,11 @@ the session's do in the window. For tests only: ``calls`` grows with every reque
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PyQt6.QtCore import QObject
@@ -209,3 +210,20 @@ class NullHost(Host):
         self._record("apply_audio_settings", settings.hostapi, settings.device,
                      settings.sample_rate, settings.block_size)
         self.settings = settings
+
+
+@contextlib.contextmanager
+def null_window(qtbot, library_dir, config_dir) -> Iterator:
+    """The real ``MainWindow`` over a ``NullHost`` of ``library_dir`` with its settings in
+    ``config_dir`` (one scan worker, no VST3 scan), registered with ``qtbot``; closed, and
+    its host with it, on the way out. Not shown: the caller shows it."""
+    from ui.main_window import MainWindow
+    from ui.settings import SettingsStore
+    host = NullHost(library_dir)
+    win = MainWindow(host, SettingsStore(config_dir), scan_workers=1, scan_plugins=False)
+    qtbot.addWidget(win)
+    try:
+        yield win
+    finally:
+        win.close()
+        host.close()

@@ -17,20 +17,14 @@ from ui.browser_model import BrowserModel
 
 @pytest.fixture
 def window(qtbot, library, tmp_path):  # noqa: F811
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
+    from tests.null_host import null_window
 
-    host = NullHost(library[1])
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    win.views.setCurrentWidget(win.browser_panel)
-    panel = win.browser_panel
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 23, timeout=20000)
-    yield win
-    win.close()
-    host.close()
+    with null_window(qtbot, library[1], tmp_path / "config") as win:
+        win.show()
+        win.views.setCurrentWidget(win.browser_panel)
+        panel = win.browser_panel
+        qtbot.waitUntil(lambda: panel.model.rowCount() == 23, timeout=20000)
+        yield win
 
 
 def shown_names(panel) -> list[str]:

@@ -39,19 +39,13 @@ def build_track(path) -> float:
 
 @pytest.fixture
 def window(qtbot, library, tmp_path):  # noqa: F811
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
+    from tests.null_host import null_window
 
     library_dir, root = library
-    host = NullHost(library_dir)
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    win.views.setCurrentWidget(win.detect_panel)
-    yield win, root
-    win.close()
-    host.close()
+    with null_window(qtbot, library_dir, tmp_path / "config") as win:
+        win.show()
+        win.views.setCurrentWidget(win.detect_panel)
+        yield win, root
 
 
 def test_a_dropped_track_shows_the_sample_at_its_place_and_a_click_auditions_it(qtbot, window,

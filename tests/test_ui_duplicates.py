@@ -22,24 +22,18 @@ pytestmark = pytest.mark.samples
 
 @pytest.fixture
 def window(qtbot, library_with_copies, tmp_path, monkeypatch):  # noqa: F811
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
+    from tests.null_host import null_window
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     library_dir, root, copies = library_with_copies
-    host = NullHost(library_dir)
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    win.views.setCurrentWidget(win.duplicates_panel)     # showing the tab starts the check
-    panel = win.duplicates_panel
-    qtbot.waitUntil(lambda: panel.loaded() or panel.failed(), timeout=180000)
-    assert not panel.failed(), panel.status.text()
-    yield win, library_dir, copies
-    win.close()
-    host.close()
+    with null_window(qtbot, library_dir, tmp_path / "config") as win:
+        win.show()
+        win.views.setCurrentWidget(win.duplicates_panel)     # showing the tab starts the check
+        panel = win.duplicates_panel
+        qtbot.waitUntil(lambda: panel.loaded() or panel.failed(), timeout=180000)
+        assert not panel.failed(), panel.status.text()
+        yield win, library_dir, copies
 
 
 def group_of(panel, path: str) -> int | None:

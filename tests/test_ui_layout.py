@@ -9,21 +9,15 @@ import pytest
 @pytest.fixture
 def window(qtbot, tmp_path):
     from PyQt6.QtWidgets import QApplication
-    from tests.null_host import NullHost
+    from tests.null_host import null_window
     from ui import theme
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
 
     theme.apply(QApplication.instance())
-    host = NullHost(tmp_path / "library")
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    win.resize(1280, 720)
-    qtbot.waitUntil(lambda: win.width() == 1280)
-    yield win
-    win.close()
-    host.close()
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
+        win.show()
+        win.resize(1280, 720)
+        qtbot.waitUntil(lambda: win.width() == 1280)
+        yield win
 
 
 def test_the_window_fits_1280_by_720_with_every_tab_shown(qtbot, window):

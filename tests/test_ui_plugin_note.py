@@ -61,15 +61,10 @@ def test_a_timed_out_plugin_is_named_greyed_and_rescanned(qtbot, tmp_path):
 
 def test_the_effects_tab_holds_the_note_and_keeps_its_height(qtbot, tmp_path):
     from PyQt6.QtWidgets import QApplication
-    from tests.null_host import NullHost
+    from tests.null_host import null_window
     from ui import theme
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
     theme.apply(QApplication.instance())
-    host = NullHost(tmp_path / "library")
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    try:
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
         assert win.effects_page.isAncestorOf(win.plugin_note)
         assert win.plugin_note.catalog is win.plugin_catalog
         win.plugin_catalog.scanner = TimedOutScanner()
@@ -82,6 +77,3 @@ def test_the_effects_tab_holds_the_note_and_keeps_its_height(qtbot, tmp_path):
         content, viewport = win.effects_page.widget(), win.effects_page.viewport()
         # the page is as tall as the room or its minimum, never its preferred height
         assert content.height() <= max(viewport.height(), content.minimumSizeHint().height())
-    finally:
-        win.close()
-        host.close()

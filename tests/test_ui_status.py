@@ -12,17 +12,10 @@ from tests.conftest import SONIC_PI, require
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
-
-    host = NullHost(tmp_path / "library")
-    win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    host.close()
+    from tests.null_host import null_window
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
+        win.show()
+        yield win
 
 
 def sample_folder(tmp_path, stems):

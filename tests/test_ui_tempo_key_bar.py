@@ -21,18 +21,10 @@ AMEN_FULL = SONIC_PI / "loop_amen_full.flac"     # 140 BPM
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
-
-    host = NullHost(tmp_path / "library")
-    store = SettingsStore(tmp_path / "config")
-    win = MainWindow(host, store, scan_workers=1, scan_plugins=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    host.close()
+    from tests.null_host import null_window
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
+        win.show()
+        yield win
 
 
 def test_typing_a_tempo_and_choosing_a_key_set_what_previews_match(qtbot, window):
@@ -78,29 +70,14 @@ def test_dropping_a_loop_on_the_bar_takes_its_tempo(qtbot, window):
 
 
 def test_the_session_and_match_survive_a_restart(qtbot, tmp_path):
-    from tests.null_host import NullHost
-    from ui.main_window import MainWindow
-    from ui.settings import SettingsStore
+    from tests.null_host import null_window
 
-    def open_window():
-        host = NullHost(tmp_path / "library")
-        win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1,
-                         scan_plugins=False)
-        qtbot.addWidget(win)
-        return win, host
-
-    win, host = open_window()
-    win.tempo_key_bar.set_session(97.5, "Bbm", True)
-    win.close()
-    host.close()
-    win, host = open_window()
-    try:
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
+        win.tempo_key_bar.set_session(97.5, "Bbm", True)
+    with null_window(qtbot, tmp_path / "library", tmp_path / "config") as win:
         bar = win.tempo_key_bar
         assert (bar.bpm.value(), bar.session_key(), bar.match.isChecked()) == (97.5, "A#m", True)
-        assert host.match_target is not None and host.match_target.bpm == 97.5
-    finally:
-        win.close()
-        host.close()
+        assert win.host.match_target is not None and win.host.match_target.bpm == 97.5
 
 
 def test_with_match_on_auditions_are_matched_and_drags_carry_the_matched_render(qtbot, window):
