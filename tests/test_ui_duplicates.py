@@ -15,7 +15,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QMessageBox
 
 from tests.test_duplicates import library_with_copies  # noqa: F401 - fixture
-from ui.duplicates_panel import COL_FILE, COL_RELATION
+from ui.duplicates_panel import COL_RELATION
 
 pytestmark = pytest.mark.samples
 
