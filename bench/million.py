@@ -35,18 +35,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.harness.memory import process_memory_kb  # noqa: E402
+
 RESULTS = HERE / "results" / "million.json"
 TARGETS = {"startup_s": 3.0, "rss_gb": 1.5, "search_p99_ms": 3.0, "rescan_s": 60.0}
 
 
 def proc_memory(pid: int | str = "self") -> dict:
-    out = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key = line.split(":")[0]
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(line.split()[1]) / 1024**2, 3)   # GB
-    return out
+    """VmRSS and VmHWM of one process, GB."""
+    return {key: round(kb / 1024**2, 3) for key, kb in process_memory_kb(pid).items()}
 
 
 # -- the window's process --------------------------------------------------------------------

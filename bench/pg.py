@@ -53,6 +53,7 @@ from app.catalog import FileAnalysis  # noqa: E402
 from app.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, VectorIndex, ef_search_for  # noqa: E402
 from app import pg_store  # noqa: E402
 from app.pg_store import PgCatalog, PgVectorIndex  # noqa: E402
+from bench.harness.memory import process_memory_kb  # noqa: E402
 from bench.harness.pg_server import PgServer  # noqa: E402
 import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
@@ -101,13 +102,7 @@ def exact_files(data: np.ndarray, q: np.ndarray) -> list[int]:
 
 def rss_mb(pid: int | str = "self") -> dict:
     """VmRSS and VmHWM (peak) of one process, MB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key = line.split(":")[0]
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(line.split()[1]) / 1024)
-    return out
+    return {key: round(kb / 1024) for key, kb in process_memory_kb(pid).items()}
 
 
 def server_memory_mb(server: PgServer) -> dict:

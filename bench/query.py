@@ -40,6 +40,7 @@ from app.index import (  # noqa: E402
     SPACE,
     VectorIndex,
 )
+from bench.harness.memory import process_memory_kb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,11 +51,7 @@ TARGET_RECALL = 0.98
 
 
 def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return process_memory_kb().get("VmRSS", 0) * 1024
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Drag and drop payloads: samples out as files, audio files in as queries.
+"""Drag and drop payloads: samples out as files, audio files in as queries, folders in
+to add to the library.
 
 A drag out carries ``text/uri-list`` (file URLs, percent-encoded by Qt) which
 Qt also turns into the platform's own formats (CF_HDROP on Windows, file URLs
@@ -46,6 +47,14 @@ def audio_paths_from_mime(mime: QMimeData) -> list[str]:
         if os.path.splitext(path)[1].lower() in SUPPORTED_EXTENSIONS and os.path.isfile(path):
             out.append(path)
     return out
+
+
+def folder_paths_from_mime(mime: QMimeData) -> list[str]:
+    """Local folders named by a drop, in the order given (files and remote URLs left out)."""
+    if not mime.hasUrls():
+        return []
+    return [url.toLocalFile() for url in mime.urls()
+            if url.isLocalFile() and os.path.isdir(url.toLocalFile())]
 
 
 def rendered_name(source: str | os.PathLike, chain_name: str = "fx") -> str:

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import os
 
-from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
                              QHBoxLayout, QLabel, QListView, QListWidget, QPushButton, QTreeView,
                              QVBoxLayout)
 
-
-def folder_paths_from_mime(mime: QMimeData) -> list[str]:
-    """Local folders named by a drop, in the order given (files and remote URLs left out)."""
-    if not mime.hasUrls():
-        return []
-    return [url.toLocalFile() for url in mime.urls()
-            if url.isLocalFile() and os.path.isdir(url.toLocalFile())]
+from .panel_parts import AcceptsFolderDrops
 
 
 def folder_picker(parent=None, directory: str = "") -> QFileDialog:
@@ -39,7 +33,7 @@ def folder_picker(parent=None, directory: str = "") -> QFileDialog:
     return dialog
 
 
-class FolderListDialog(QDialog):
+class FolderListDialog(AcceptsFolderDrops, QDialog):
     """The folders to add: Add… (several at once), Remove, or drop folders here; then OK."""
 
     chosen = pyqtSignal(list)      # the folders, once, when the user presses OK
@@ -114,14 +108,3 @@ class FolderListDialog(QDialog):
         self.ok_button.setEnabled(self.list.count() > 0)
         self.remove_button.setEnabled(self.list.count() > 0)
 
-    def dragEnterEvent(self, event) -> None:
-        if folder_paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event) -> None:
-        folders = folder_paths_from_mime(event.mimeData())
-        if folders:
-            event.acceptProposedAction()
-            self.add_folders(folders)

@@ -23,8 +23,9 @@ from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLis
                              QVBoxLayout, QWidget)
 
 from . import theme
-from .folder_dialog import FolderListDialog, folder_paths_from_mime
+from .folder_dialog import FolderListDialog
 from .host import Host
+from .panel_parts import AcceptsFolderDrops
 from .widgets import ElidedLabel
 
 SKIPPED_SHOWN = 500
@@ -106,7 +107,7 @@ class LibraryJobs(QObject):
         self.tasks.close()
 
 
-class LibraryPanel(QWidget):
+class LibraryPanel(AcceptsFolderDrops, QWidget):
     """Folders, scan/cancel, progress, totals and the skipped files with their reasons."""
 
     request_scan = pyqtSignal(list)
@@ -225,17 +226,6 @@ class LibraryPanel(QWidget):
         self.folder_dialog.chosen.connect(self.add_folders)
         self.folder_dialog.open()
 
-    def dragEnterEvent(self, event) -> None:
-        if folder_paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event) -> None:
-        folders = folder_paths_from_mime(event.mimeData())
-        if folders:
-            event.acceptProposedAction()
-            self.add_folders(folders)
 
     def add_folder(self, folder: str) -> None:
         """Add a folder and scan it (after the running scan, if one runs)."""

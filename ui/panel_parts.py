@@ -1,7 +1,7 @@
-"""Small parts the library views (map, duplicates, detect, tempo bar) share: a status label
-that wraps instead of widening the window, a progress bar that keeps its room while hidden,
-the queued progress signal of a worker, accepting dropped audio files, and refreshing a
-view when it is shown after the library changed.
+"""Small parts the library views (map, duplicates, detect, tempo bar, folders) share: a
+status label that wraps instead of widening the window, a progress bar that keeps its room
+while hidden, the queued progress signal of a worker, accepting dropped audio files or
+folders, and refreshing a view when it is shown after the library changed.
 
 Threads: GUI thread, except ``ProgressSignal.changed.emit``, which any thread may call.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QProgressBar, QSizePolicy
 
-from .dragdrop import audio_paths_from_mime
+from .dragdrop import audio_paths_from_mime, folder_paths_from_mime
 
 
 def wrapping_label(text: str = "", dim: bool = True) -> QLabel:
@@ -41,15 +41,18 @@ class ProgressSignal(QObject):
     changed = pyqtSignal(object)
 
 
-class AcceptsAudioDrops:
-    """Mixin for a QWidget (with ``setAcceptDrops(True)``) that takes dropped audio files:
-    it accepts a drag that carries any, and hands them to ``audio_dropped(paths)``."""
+class _AcceptsPathDrops:
+    """Mixin for a QWidget (with ``setAcceptDrops(True)``) that takes dropped paths of one
+    kind: it accepts a drag that carries any (``paths_in``) and hands them to ``take``."""
 
-    def audio_dropped(self, paths: list[str]) -> None:
+    def paths_in(self, mime) -> list[str]:
+        raise NotImplementedError
+
+    def take(self, paths: list[str]) -> None:
         raise NotImplementedError
 
     def dragEnterEvent(self, event) -> None:
-        if audio_paths_from_mime(event.mimeData()):
+        if self.paths_in(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -58,12 +61,38 @@ class AcceptsAudioDrops:
         self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:
-        paths = audio_paths_from_mime(event.mimeData())
+        paths = self.paths_in(event.mimeData())
         if not paths:
             event.ignore()
             return
         event.acceptProposedAction()
+        self.take(paths)
+
+
+class AcceptsAudioDrops(_AcceptsPathDrops):
+    """Takes dropped audio files: the widget defines ``audio_dropped(paths)``."""
+
+    def paths_in(self, mime) -> list[str]:
+        return audio_paths_from_mime(mime)
+
+    def take(self, paths: list[str]) -> None:
         self.audio_dropped(paths)
+
+    def audio_dropped(self, paths: list[str]) -> None:
+        raise NotImplementedError
+
+
+class AcceptsFolderDrops(_AcceptsPathDrops):
+    """Takes dropped folders: the widget defines ``add_folders(folders)``."""
+
+    def paths_in(self, mime) -> list[str]:
+        return folder_paths_from_mime(mime)
+
+    def take(self, paths: list[str]) -> None:
+        self.add_folders(paths)
+
+    def add_folders(self, folders: list[str]) -> None:
+        raise NotImplementedError
 
 
 class RefreshesWhenShown:

@@ -1,10 +1,11 @@
 """A track's timeline: its waveform overview with one coloured span per occurrence.
 
-The waveform (min and max per column, ``ui.waveform_view.Envelope``) fills the top, with a tick in each span's colour
-where it starts; each span is a bar in its own lane below (one lane per sample), so
-overlapping occurrences stay apart. A click on a bar, or on the waveform inside a span,
-emits ``span_clicked`` with the span's index; ``select`` outlines that one and shades it
-over the waveform. A ruler in seconds runs along the bottom. Painted by hand (QPainter); GUI thread only.
+The waveform (min and max per column, ``ui.waveform_view.Envelope``) fills the top, with a
+tick in each span's colour where it starts; each span is a bar in its own lane below (one
+lane per sample), so overlapping occurrences stay apart. A click on a bar, or on the
+waveform inside a span, emits ``span_clicked`` with the span's index; ``select`` outlines
+that one and shades it over the waveform. A ruler in seconds runs along the bottom. Painted
+by hand (QPainter); GUI thread only.
 """
 
 from __future__ import annotations
