@@ -107,9 +107,18 @@ def test_the_rerank_process_answers_as_this_process_and_is_reaped(tmp_path, isol
             stats = worker.stats()
             assert stats["reranked"] == 3 and stats["prepared"] == 3 and stats["fallbacks"] == 0
             assert stats["last_ms"]["total"] > 0
+            # a deeper re-rank (search --depth) reads as many files there as here
+            results = library.searcher().search(query, len(DRUMS), rerank=False)
+            there = worker.rerank(results, query.blocks, query.vectors, query.signals,
+                                  depth=len(DRUMS))
+            here = local.rerank(results, query.blocks, query.vectors, query.signals,
+                                depth=len(DRUMS))
+            assert [r.file.path for r in there] == [r.file.path for r in here]
+            assert sum(r.cosine is not None for r in there) == len(DRUMS) > worker.k
             # the process dies: this process answers, the same
             os.kill(worker.pid, signal.SIGKILL)
-            after = worker.rerank(results, query.blocks, query.vectors, query.signals)
+            after = worker.rerank(results, query.blocks, query.vectors, query.signals,
+                                  depth=len(DRUMS))
             assert [r.file.path for r in after] == [r.file.path for r in here]
             assert worker.stats()["fallbacks"] == 1 and not worker.stats()["alive"]
         finally:
