@@ -5,6 +5,7 @@ a real Hydrogen kit do not; nothing goes to the trash without confirmation."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -213,3 +214,22 @@ def test_a_catalog_of_the_first_schema_gains_the_duplicate_tables(tmp_path):
         catalog.record_duplicate_check(file_id, "h", None, [])
         assert catalog.duplicate_unchecked() == []
         assert catalog.duplicate_pairs() == []
+
+
+def test_a_drum_hit_harder_is_not_a_copy_while_quieter_and_faded_copies_are():
+    from app.dup_verify import prepare, verify
+    require(SONIC_PI, "sonic-pi-samples")
+    hard = _prepared(SONIC_PI / "drum_bass_hard.flac")
+    # the soft hit's ringing tail correlates with the hard one's segment by segment (0.998);
+    # its attack stands less far above that tail
+    assert verify(hard, _prepared(SONIC_PI / "drum_bass_soft.flac")) is None
+    assert verify(hard, hard * 10 ** (-9 / 20)).label == "near"
+    faded = hard.copy()
+    faded[faded.size // 2:] *= np.linspace(1.0, 0.0, faded.size - faded.size // 2)
+    assert verify(hard, faded).label == "near"
+    data, rate = sf.read(SONIC_PI / "drum_bass_hard.flac", dtype="float32", always_2d=True)
+    buffer = io.BytesIO()
+    sf.write(buffer, data, rate, format="OGG", subtype="VORBIS")
+    buffer.seek(0)
+    ogg, ogg_rate = sf.read(buffer, dtype="float32", always_2d=True)
+    assert verify(hard, prepare(ogg.mean(axis=1), ogg_rate)).label == "near"
