@@ -184,8 +184,10 @@ def head_envelope_distance(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     k = min(x.size, y.size) // 2 // HEAD_SEGMENT
     if k < 2:
         return 0.0
-    ex = np.einsum("ij,ij->i", *(x[:k * HEAD_SEGMENT].reshape(k, HEAD_SEGMENT),) * 2)
-    ey = np.einsum("ij,ij->i", *(y[:k * HEAD_SEGMENT].reshape(k, HEAD_SEGMENT),) * 2)
+    # each segment's own mean out: ``prepare`` removes the whole file's mean, and a cut
+    # copy's mean differs from its original's, which would tilt the quiet segments
+    ex = x[:k * HEAD_SEGMENT].reshape(k, HEAD_SEGMENT).var(axis=1)
+    ey = y[:k * HEAD_SEGMENT].reshape(k, HEAD_SEGMENT).var(axis=1)
     keep = (ex > ex.max() * 1e-2) & (ey > ey.max() * 1e-2)
     if keep.sum() < 2:
         return 0.0
