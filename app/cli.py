@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
                    help="how many of the index's best files the re-ranker reads side by side "
-                        "with the query (default 10; 48 finds sounds buried under other music "
-                        "more often, about three times slower)")
+                        "with the query (default 48, which finds sounds buried under other "
+                        "music more often than 10, at about three times the time)")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     _filter_options(p)
 
