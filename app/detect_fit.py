@@ -23,7 +23,7 @@ import scipy.fft
 import soxr
 
 SCREEN_RATE = 2205          # Hz: the screen's rate (a speed error of 1 % drifts 2 samples a second here)
-FIT_SECONDS = 4.0           # the first seconds of a sound that are fitted
+FIT_SECONDS = 8.0           # the first seconds of a sound that are fitted (a whole bar or two of a loop)
 BLIND_PLACES = 8
 MIN_SPREAD = 0.03           # floor of the blind fits' spread
 _SILENT = 1e-10
