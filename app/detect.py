@@ -10,8 +10,9 @@ Four stages, each a function of this module:
    heard at its own speed in the track stretched by ``r``. A hit of a library file's block at
    offset ``o`` in a track block starting at ``t`` puts the file's start at ``t - o / r``.
 2. ``aggregate``: files are ranked by their hits' *contrast*: how far a hit's similarity
-   stands above the mean similarity of all hits of its track block. Under a dense mix every
-   file scores high against every block; the file the block really holds stands out.
+   stands above the mean similarity of all hits of its track block, in units of their
+   spread. Under a dense mix every file scores high against every block; the file the
+   block really holds stands out.
 3. ``screen``: the ``SCREEN_CANDIDATES`` best files are fitted on the waveform at a low rate
    (``app.detect_fit.SCREEN_RATE``), at every speed ratio, around the places their hits put
    them, against the same sound at blind places of the track; the ``FIT_CANDIDATES`` that
@@ -62,7 +63,7 @@ FIT_PAD_SECONDS = 0.1     # how far the full fit may move the screen's start
 REFINE_SECONDS = 1.0      # how far a repeat's start may move from its hit's place
 MIN_CONTRAST = 4.0        # a full fit this far above the blind places verifies a detection
 REPEAT_FIT = 0.6          # a repeat must fit this share of the best occurrence's correlation
-EMBEDDING_WEIGHT = 10.0   # rank: fit contrast + this times the best hit's contrast
+EMBEDDING_WEIGHT = 0.5    # rank: fit contrast + this times the best hit's contrast
 MAX_OCCURRENCES = 16      # occurrences of one file fitted (and so reported) at most
 MERGE_SECONDS = 0.75
 MIN_SCORE = 0.5           # an unverified occurrence whose best block scores below this is not reported
@@ -92,7 +93,7 @@ class Detection:
     occurrences: list[Occurrence] = field(default_factory=list)
     fit: float = 0.0          # waveform correlation with the track at the best occurrence
     fit_contrast: float = 0.0  # how far that fit stands above the sound's fits at blind places
-    contrast: float = 0.0     # the best hit's similarity above its block's mean
+    contrast: float = 0.0     # the best hit's similarity above its block's mean, over the spread
     verified: bool = False
 
     @property
@@ -126,7 +127,8 @@ class DetectTrace:
 @dataclass(frozen=True)
 class Hit:
     """One index hit of one track block: the file, where its start falls in the track, the
-    similarity, that similarity above the mean of the block's hits, the speed ratio."""
+    similarity, that similarity above the mean of the block's hits over their spread, the
+    speed ratio."""
     file_id: int
     anchor_s: float
     score: float
@@ -265,10 +267,12 @@ def collect_hits(library: Library, audio: np.ndarray, *,
                 if not row:
                     continue
                 t = start / (MODEL_SAMPLE_RATE * ratio)
-                mean = float(np.mean([h.score for h in row]))
+                scores = np.asarray([h.score for h in row])
+                # the floor keeps a block whose hits all tie from inflating its contrasts
+                mean, spread = float(scores.mean()), max(float(scores.std()), 0.01)
                 for h in row:
                     anchor = t - offsets.get(h.vector_id, 0) / (MODEL_SAMPLE_RATE * ratio)
-                    hits.append(Hit(h.file_id, anchor, h.score, h.score - mean, ratio))
+                    hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio))
     return hits
 
 
