@@ -1074,8 +1074,9 @@ def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
                           disable=not err.is_terminal) as bar:
                 task = bar.add_task("detect", total=len(detect.SPEED_RATIOS))
                 try:
-                    found = detect.detect(library, track, limit=args.n,
-                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+                    found = detect.detect(
+                        library, track, limit=args.n,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
                 except (DecodeError, OSError) as exc:
                     err.print(f"samplescout: error: {printable(track)}: {printable(exc)}", markup=False)
                     status = EXIT_ERROR
