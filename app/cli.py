@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--depth", type=int, default=None, metavar="N",
                    help="how many of the index's best files the re-ranker reads side by side "
-                        "with the query (default 10; 48 finds sounds buried under other music "
-                        "more often, about three times slower)")
+                        "with the query (default 48, which finds sounds buried under other "
+                        "music more often than 10, at about three times the time)")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     _filter_options(p)
 
@@ -1074,8 +1074,9 @@ def cmd_detect(args, library_dir, out: Console, err: Console) -> int:
                           disable=not err.is_terminal) as bar:
                 task = bar.add_task("detect", total=len(detect.SPEED_RATIOS))
                 try:
-                    found = detect.detect(library, track, limit=args.n,
-                                          progress=lambda done, total: bar.update(task, completed=done))
+                    found = detect.detect(
+                        library, track, limit=args.n,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
                 except (DecodeError, OSError) as exc:
                     err.print(f"samplescout: error: {printable(track)}: {printable(exc)}", markup=False)
                     status = EXIT_ERROR

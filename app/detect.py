@@ -1,19 +1,29 @@
 """Which library samples a track uses, and where (``samplescout detect``).
 
-The track is cut into embedded blocks every ``HOP_SECONDS``; each block goes through the
-encoder (in batches) and the index; so does a short block at each onset of the track
-(``track_blocks``), where a one-shot under other parts stands out. So that a sample played faster or slower is found
-too, the same is done on the track resampled by each ratio of ``SPEED_RATIOS`` (±1 and ±2
-semitones, 0.9 and 1.1 tempo): a sample that the track plays ``r`` times faster is heard
-at its own speed in the track stretched by ``r``. The encoder's own tolerance covers the
-steps between.
+Four stages, each a function of this module:
 
-Each hit of a library file's block at offset ``o`` in a track block starting at ``t`` puts
-the file's start at ``t - o / r`` in the track. Hits of one file whose starts agree within
-``MERGE_SECONDS`` are one occurrence (the consecutive blocks of a loop, or the blocks that
-all hold one hit); occurrences at other starts are repeats, listed in the same entry. The
-start of each reported occurrence is then refined by cross-correlating the file's audio
-(at the found speed) with the track around it.
+1. ``collect_hits``: the track is cut into blocks every ``HOP_SECONDS``, and a short block
+   at each onset (``track_blocks``), where a one-shot under other parts stands out; each goes
+   through the encoder (in batches) and the index. So that a sample played faster or slower
+   is found too, the same is done on the track resampled by each ratio of ``SPEED_RATIOS``
+   (±1 and ±2 semitones, 0.9 and 1.1 tempo): a sample the track plays ``r`` times faster is
+   heard at its own speed in the track stretched by ``r``. A hit of a library file's block at
+   offset ``o`` in a track block starting at ``t`` puts the file's start at ``t - o / r``.
+2. ``aggregate``: files are ranked by their hits' *contrast*: how far a hit's similarity
+   stands above the mean similarity of all hits of its track block, in units of their
+   spread. Under a dense mix every file scores high against every block; the file the
+   block really holds stands out.
+3. ``screen``: the ``SCREEN_CANDIDATES`` best files are fitted on the waveform at a low rate
+   (``app.detect_fit.SCREEN_RATE``), at every speed ratio, around the places their hits put
+   them, against the same sound at blind places of the track; the ``FIT_CANDIDATES`` that
+   stand out most get the full fit.
+4. ``verify``: the full waveform fit (``app.dup_verify.VERIFY_RATE``) at the screen's speeds
+   and place sets each detection's speed and start, and its rank: the fit's contrast against
+   blind places, so sounds that fit everywhere (a dull kick) stop winning. Other places
+   where the file's hits put it are kept as repeats when the sound fits there too.
+
+Hits of one file whose starts agree within ``MERGE_SECONDS`` are one occurrence; occurrences
+at other starts are repeats, listed in the same entry.
 
 Threads: the thread that owns the ``Library``.
 """
@@ -21,6 +31,7 @@ Threads: the thread that owns the ``Library``.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,7 +40,8 @@ import soxr
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
-from app.dup_verify import VERIFY_RATE, correlation_curve
+from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places
+from app.dup_verify import VERIFY_RATE
 from app.library import Library
 from app.onsets import detect_onsets
 from models import frontend
@@ -42,18 +54,22 @@ ONESHOT_RATIOS = SPEED_RATIOS[:5]   # one-shots: the semitone steps (tempo is pi
 ONESHOT_SECONDS = 0.5
 ONSETS_PER_SECOND = 3.0
 HITS_PER_BLOCK = 30
-VERIFY_CANDIDATES = 80    # best files by embedding whose waveform is fitted to the track
-FIT_WEIGHT = 1.0
-MIN_RANK_FIT = 0.25       # below this waveform correlation a fit does not raise the rank
-FIT_Z_FULL = 20.0         # a waveform fit this significant adds the full FIT_WEIGHT
+SCREEN_CANDIDATES = 240   # best files by contrast that the quick waveform screen reads
+FIT_CANDIDATES = 40       # best files of the screen that get the full waveform fit
+SCREEN_PLACES = 3         # places (best hits first) where the screen tries a file
+SCREEN_PAD_SECONDS = 2.0  # how far from a hit's place the screen looks (a loop matches itself a bar away)
+FIT_SPEEDS = 2            # the screen's best speeds that the full fit tries
+FIT_PAD_SECONDS = 0.1     # how far the full fit may move the screen's start
+REFINE_SECONDS = 1.0      # how far a repeat's start may move from its hit's place
+MIN_CONTRAST = 4.0        # a full fit this far above the blind places verifies a detection
+REPEAT_FIT = 0.6          # a repeat must fit this share of the best occurrence's correlation
+EMBEDDING_WEIGHT = 0.5    # rank: fit contrast + this times the best hit's contrast
 MAX_OCCURRENCES = 16      # occurrences of one file fitted (and so reported) at most
-FIT_OCCURRENCES = 1       # occurrences of a file (best by embedding) where its waveform is tried
-MIN_FIT = 0.3             # waveform correlation that verifies an occurrence and moves its start
 MERGE_SECONDS = 0.75
-MIN_SCORE = 0.5           # an occurrence whose best block scores below this is not reported
+MIN_SCORE = 0.5           # an unverified occurrence whose best block scores below this is not reported
 MAX_TRACK_SECONDS = 20 * 60.0
+MAX_SOUND_SECONDS = 9.5   # how much of a library file the fits read (FIT_SECONDS at 0.84 speed)
 BATCH = 64
-REFINE_SECONDS = 1.0      # how far the cross-correlation may move a start
 _TARGET_PEAK = 10.0 ** (TARGET_PEAK_DB / 20.0)
 _SILENCE_PEAK = 10.0 ** (SILENCE_PEAK_DB / 20.0)
 
@@ -76,14 +92,14 @@ class Detection:
     ratio: float              # the track plays the file this many times faster
     occurrences: list[Occurrence] = field(default_factory=list)
     fit: float = 0.0          # waveform correlation with the track at the best occurrence
-    fit_z: float = 0.0        # how unlikely that correlation is by chance (``_significance``)
-    start_by_speed: dict[float, float] = field(default_factory=dict)   # best hit's start per speed
+    fit_contrast: float = 0.0  # how far that fit stands above the sound's fits at blind places
+    contrast: float = 0.0     # the best hit's similarity above its block's mean, over the spread
+    verified: bool = False
 
     @property
     def rank_score(self) -> float:
-        if self.fit < MIN_RANK_FIT:   # a long loop reaches a high z on a faint likeness
-            return self.score
-        return self.score + FIT_WEIGHT * min(1.0, self.fit_z / FIT_Z_FULL)
+        fit = self.fit_contrast if self.verified else 0.0
+        return fit + EMBEDDING_WEIGHT * self.contrast
 
     @property
     def score(self) -> float:
@@ -97,12 +113,43 @@ class Detection:
                 "occurrences": [o.as_dict() for o in sorted(self.occurrences, key=lambda o: o.start_s)]}
 
 
+@dataclass
+class DetectTrace:
+    """What each stage of one ``detect`` kept, by file id, and its seconds (for benchmarks
+    and diagnosis): files any block hit, the candidates the screen read, the files given
+    the full fit."""
+    hit_files: set[int] = field(default_factory=set)
+    screened: list[int] = field(default_factory=list)
+    fitted: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
-class _Hit:
+class Hit:
+    """One index hit of one track block: the file, where its start falls in the track, the
+    similarity, that similarity above the mean of the block's hits over their spread, the
+    speed ratio."""
     file_id: int
-    anchor_s: float     # where the file's start falls in the track
+    anchor_s: float
     score: float
+    contrast: float
     ratio: float
+
+
+@dataclass
+class Candidate:
+    """A file's hits, best contrast first, and the distinct places they put it."""
+    file: FileRow
+    hits: list[Hit]
+    places: list[float]
+
+    @property
+    def contrast(self) -> float:
+        return self.hits[0].contrast
+
+    @property
+    def score(self) -> float:
+        return max(h.score for h in self.hits)
 
 
 def track_blocks(audio: np.ndarray, hop_frames: int,
@@ -151,16 +198,63 @@ def track_onsets(audio: np.ndarray) -> np.ndarray:
 
 
 def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN_SCORE,
-           limit: int = 20, progress: Callable[[int, int], None] | None = None) -> list[Detection]:
-    """The library files heard in ``track``, best first (at most ``limit``)."""
+           limit: int = 20, progress: Callable[[int, int], None] | None = None,
+           trace: DetectTrace | None = None) -> list[Detection]:
+    """The library files heard in ``track``, best first (at most ``limit``).
+    ``progress(done, total)`` is called as stages advance; ``trace`` (when given) is
+    filled with what each stage kept."""
+    trace = trace if trace is not None else DetectTrace()
+    clock = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        trace.seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    total = len(SPEED_RATIOS) + 2
     audio = read_mono(track, MODEL_SAMPLE_RATE, max_seconds=MAX_TRACK_SECONDS)
+    lap("decode")
+    hits = collect_hits(library, audio, progress=progress, total=total)
+    trace.hit_files = {h.file_id for h in hits}
+    lap("hits")
+    candidates = aggregate(hits, library.catalog.files_by_id(trace.hit_files))
+    lap("aggregate")
+    screened = candidates[:SCREEN_CANDIDATES]
+    trace.screened = [c.file.id for c in screened]
+    at_fit_rate = soxr.resample(np.asarray(audio, np.float32), MODEL_SAMPLE_RATE, VERIFY_RATE)
+    track_fit = TrackView.of(at_fit_rate, VERIFY_RATE)
+    track_screen = TrackView.of(soxr.resample(at_fit_rate, VERIFY_RATE, SCREEN_RATE), SCREEN_RATE)
+    sounds = {c.file.id: _sound(c.file) for c in screened}
+    lap("read sounds")
+    picked = screen(screened, sounds, track_screen)
+    if progress is not None:
+        progress(total - 1, total)
+    trace.fitted = [c.file.id for c, _ in picked]
+    lap("screen")
+    detections = [verify(c, fits, sounds.get(c.file.id), track_fit) for c, fits in picked]
+    lap("verify")
+    fitted = {d.file.id for d in detections}
+    detections += [_unverified(c) for c in candidates[:max(limit, FIT_CANDIDATES)]
+                   if c.file.id not in fitted]
+    detections = [d for d in detections if d.verified or d.score >= min_score]
+    detections.sort(key=lambda d: -d.rank_score)
+    if progress is not None:
+        progress(total, total)
+    return detections[:limit]
+
+
+def collect_hits(library: Library, audio: np.ndarray, *,
+                 progress: Callable[[int, int], None] | None = None, total: int | None = None
+                 ) -> list[Hit]:
+    """Stage 1: every track block's index hits, at every speed ratio (module docstring)."""
     index, catalog, encoder = library.index, library.catalog, library.encoder
     hop_frames = max(1, int(round(HOP_SECONDS * MODEL_SAMPLE_RATE / frontend.HOP_LENGTH)))
     onsets = track_onsets(audio)
-    hits: list[_Hit] = []
+    hits: list[Hit] = []
     for n, ratio in enumerate(SPEED_RATIOS):
         if progress is not None:
-            progress(n, len(SPEED_RATIOS))
+            progress(n, total or len(SPEED_RATIOS))
         stretched = audio if ratio == 1.0 else soxr.resample(
             audio, MODEL_SAMPLE_RATE, MODEL_SAMPLE_RATE * ratio, quality="HQ")
         blocks, starts = track_blocks(
@@ -170,128 +264,113 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
             found = [index.search(v, HITS_PER_BLOCK) for v in vectors]
             offsets = catalog.window_starts(h.vector_id for row in found for h in row)
             for start, row in zip(starts[b:b + BATCH], found):
+                if not row:
+                    continue
                 t = start / (MODEL_SAMPLE_RATE * ratio)
+                scores = np.asarray([h.score for h in row])
+                # the floor keeps a block whose hits all tie from inflating its contrasts
+                mean, spread = float(scores.mean()), max(float(scores.std()), 0.01)
                 for h in row:
                     anchor = t - offsets.get(h.vector_id, 0) / (MODEL_SAMPLE_RATE * ratio)
-                    hits.append(_Hit(h.file_id, anchor, h.score, ratio))
-    if progress is not None:
-        progress(len(SPEED_RATIOS), len(SPEED_RATIOS))
-    detections = _aggregate(hits, catalog.files_by_id({h.file_id for h in hits}), min_score)
-    detections = detections[:max(limit, VERIFY_CANDIDATES)]
-    _refine_starts(detections, audio)
-    detections.sort(key=lambda d: -d.rank_score)
-    return detections[:limit]
+                    hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio))
+    return hits
 
 
-def _aggregate(hits: list[_Hit], rows: dict[int, FileRow], min_score: float) -> list[Detection]:
-    by_file: dict[int, list[_Hit]] = {}
+def aggregate(hits: list[Hit], rows: dict[int, FileRow]) -> list[Candidate]:
+    """Stage 2: one candidate per file, best contrast first, with the distinct places its
+    hits put it (best hit first; hits within MERGE_SECONDS of a kept place add none)."""
+    by_file: dict[int, list[Hit]] = {}
     for h in hits:
-        if h.score >= min_score and h.file_id in rows:
+        if h.file_id in rows:
             by_file.setdefault(h.file_id, []).append(h)
     out = []
     for file_id, file_hits in by_file.items():
-        # best hits first: each opens an occurrence unless one already holds its anchor
-        file_hits.sort(key=lambda h: -h.score)
-        chosen: list[_Hit] = []
+        file_hits.sort(key=lambda h: -h.contrast)
+        places: list[float] = []
         for h in file_hits:
-            if all(abs(h.anchor_s - c.anchor_s) > MERGE_SECONDS for c in chosen):
-                chosen.append(h)
-        best = chosen[0]
-        row = rows[file_id]
-        duration = row.duration or 0.0
-        occurrences = [Occurrence(max(0.0, c.anchor_s), max(0.0, c.anchor_s) + duration / c.ratio,
-                                  c.score) for c in chosen]
-        # where each speed's own best hit puts the file: the speed that fits the waveform
-        # best is tried there (the best hit overall may sit elsewhere, at another speed)
-        by_speed: dict[float, float] = {}
-        for h in file_hits:   # best first
-            by_speed.setdefault(h.ratio, max(0.0, h.anchor_s))
-        out.append(Detection(row, best.ratio, occurrences, start_by_speed=by_speed))
-    out.sort(key=lambda d: -d.score)
+            place = max(0.0, h.anchor_s)
+            if all(abs(place - p) > MERGE_SECONDS for p in places):
+                places.append(place)
+        out.append(Candidate(rows[file_id], file_hits, places))
+    out.sort(key=lambda c: -c.contrast)
     return out
 
 
-def _refine_starts(detections: list[Detection], audio_44k: np.ndarray) -> None:
-    """Move each occurrence's start to where the file's waveform (at the found speed)
-    correlates best with the track, within REFINE_SECONDS."""
-    if not detections:
-        return
-    track = soxr.resample(np.asarray(audio_44k, np.float32), MODEL_SAMPLE_RATE, VERIFY_RATE)
-    track = np.asarray(track, dtype=np.float64)
-    pad = int(REFINE_SECONDS * VERIFY_RATE)
-    for d in detections:
-        try:
-            source = read_mono(d.file.path, VERIFY_RATE, max_seconds=30.0)
-        except (DecodeError, OSError):
+def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
+           track_screen: TrackView) -> list[tuple[Candidate, list[Fit]]]:
+    """Stage 3: the FIT_CANDIDATES candidates whose sound stands out most from its blind
+    places at SCREEN_RATE, each with its fits at every speed ratio, best first."""
+    scored = []
+    for c in candidates:
+        source = sounds.get(c.file.id)
+        if source is None or source.size < 64:
             continue
-        # the speed and the place: where the waveform fits best, at each speed, around the
-        # occurrences the embeddings liked best and around that speed's own best hit
-        tried = [o.start_s for o in sorted(d.occurrences, key=lambda o: -o.score)[:FIT_OCCURRENCES]]
+        low = soxr.resample(source, VERIFY_RATE, SCREEN_RATE, quality="MQ")
         fits = []
         for ratio in SPEED_RATIOS:
-            sound = _at_speed(source, ratio)
-            if sound.size < 64:
-                continue
-            starts = set(tried)
-            if ratio in d.start_by_speed:
-                starts.add(d.start_by_speed[ratio])
-            for start in sorted(starts):
-                fit = _fit(track, sound, start, pad)
-                if fit is not None:
-                    fits.append((fit[0], ratio, sound, start))
-        if not fits:
+            fit = fit_places(track_screen, at_speed(low, SCREEN_RATE, ratio, quality="MQ"),
+                             c.places[:SCREEN_PLACES], SCREEN_PAD_SECONDS, ratio)
+            if fit is not None:
+                fits.append(fit)
+        if fits:
+            fits.sort(key=lambda f: -f.contrast)
+            scored.append((c, fits))
+    scored.sort(key=lambda cf: -cf[1][0].contrast)
+    return scored[:FIT_CANDIDATES]
+
+
+def verify(candidate: Candidate, screen_fits: list[Fit], source: np.ndarray | None,
+           track_fit: TrackView) -> Detection:
+    """Stage 4: the full fit of one screened candidate at its best screen speeds and place;
+    the detection's speed, occurrences and rank (module docstring)."""
+    detection = _unverified(candidate)
+    if source is None:
+        return detection
+    best: tuple[Fit, np.ndarray] | None = None
+    for s in screen_fits[:FIT_SPEEDS]:
+        sound = at_speed(source, VERIFY_RATE, s.ratio)
+        fit = fit_places(track_fit, sound, [s.start_s], FIT_PAD_SECONDS, s.ratio)
+        if fit is not None and (best is None or fit.contrast > best[0].contrast):
+            best = (fit, sound)
+    if best is None:
+        return detection
+    fit, sound = best
+    detection.fit, detection.fit_contrast = max(0.0, fit.correlation), fit.contrast
+    if fit.contrast < MIN_CONTRAST:
+        return detection
+    detection.verified = True
+    detection.ratio = fit.ratio
+    length = (candidate.file.duration or 0.0) / fit.ratio
+    found = [Occurrence(fit.start_s, fit.start_s + length, candidate.score)]
+    for place in candidate.places[:MAX_OCCURRENCES]:
+        if abs(place - fit.start_s) <= MERGE_SECONDS:
             continue
-        corr, ratio, sound, fitted_at = max(fits, key=lambda f: f[0])
-        d.fit = max(0.0, corr)
-        d.fit_z = _significance(d.fit, sound)
-        if corr < MIN_FIT:
-            # not verified on the waveform: only the occurrences that score like the best
-            top = max(o.score for o in d.occurrences)
-            d.occurrences = [o for o in d.occurrences if o.score >= top - 0.03]
-            continue
-        d.ratio = ratio
-        length = (d.file.duration or 0.0) / ratio
-        placed = _fit(track, sound, fitted_at, pad)
-        found = Occurrence(placed[1], placed[1] + length, d.score)
-        verified = [found]
-        for occ in sorted(d.occurrences, key=lambda o: -o.score)[:MAX_OCCURRENCES]:
-            fit = _fit(track, sound, occ.start_s, pad)
-            # a repeat must fit the track about as well as the best occurrence
-            if fit is not None and fit[0] >= max(MIN_FIT, 0.5 * corr):
-                verified.append(Occurrence(fit[1], fit[1] + length, occ.score))
-        d.occurrences = _without_overlaps(verified)
+        repeat = fit_places(track_fit, sound, [place], REFINE_SECONDS, fit.ratio)
+        if repeat is not None and repeat.correlation >= REPEAT_FIT * fit.correlation:
+            score = max(h.score for h in candidate.hits if abs(max(0.0, h.anchor_s) - place) <= MERGE_SECONDS)
+            found.append(Occurrence(repeat.start_s, repeat.start_s + length, score))
+    detection.occurrences = _without_overlaps(found)
+    return detection
 
 
-def _significance(corr: float, sound: np.ndarray) -> float:
-    """Fisher z of a correlation over the sound's independent samples, about twice its zero
-    crossings: a short, dull kick reaches 0.6 against any drum of a track at some lag,
-    while 0.3 over two seconds of a broadband loop cannot happen by chance."""
-    if corr <= 0.0 or sound.size < 2:
-        return 0.0
-    loud = np.abs(sound) >= np.max(np.abs(sound)) * 0.01
-    crossings = int(np.count_nonzero(np.signbit(sound[1:]) != np.signbit(sound[:-1]) & loud[1:]))
-    n_eff = max(4, 2 * crossings)
-    return float(np.arctanh(min(corr, 0.999)) * np.sqrt(n_eff - 3))
+def _unverified(candidate: Candidate) -> Detection:
+    """A candidate as its embedding hits place it: one occurrence per place, at the speed
+    of its best hit."""
+    best = candidate.hits[0]
+    duration = candidate.file.duration or 0.0
+    occurrences = []
+    for place in candidate.places[:MAX_OCCURRENCES]:
+        near = [h for h in candidate.hits if abs(max(0.0, h.anchor_s) - place) <= MERGE_SECONDS]
+        occurrences.append(Occurrence(place, place + duration / best.ratio, max(h.score for h in near)))
+    return Detection(candidate.file, best.ratio, occurrences, contrast=candidate.contrast)
 
 
-def _at_speed(sound: np.ndarray, ratio: float) -> np.ndarray:
-    """The first seconds of a sound played ``ratio`` times faster, at VERIFY_RATE."""
-    if ratio != 1.0:
-        sound = soxr.resample(sound, VERIFY_RATE, VERIFY_RATE / ratio, quality="HQ")
-    return np.asarray(sound[:int(4.0 * VERIFY_RATE)], dtype=np.float64)
-
-
-def _fit(track: np.ndarray, sound: np.ndarray, start_s: float, pad: int) -> tuple[float, float] | None:
-    """(correlation, start in seconds) of ``sound`` placed best in the track near ``start_s``."""
-    lo = max(0, int(start_s * VERIFY_RATE) - pad)
-    window = track[lo:int(start_s * VERIFY_RATE) + pad + sound.size]
-    if window.size <= sound.size:
+def _sound(row: FileRow) -> np.ndarray | None:
+    """The first MAX_SOUND_SECONDS of a library file at VERIFY_RATE; None when unreadable."""
+    try:
+        return np.asarray(read_mono(row.path, VERIFY_RATE, max_seconds=MAX_SOUND_SECONDS), np.float64)
+    except (DecodeError, OSError):
         return None
-    lags, corr = correlation_curve(window, sound)
-    best = int(np.argmax(corr))
-    if corr[best] <= -1.0 or lags[best] < 0:
-        return None
-    return float(corr[best]), (lo + int(lags[best])) / VERIFY_RATE
 
 
 def _without_overlaps(occurrences: list[Occurrence]) -> list[Occurrence]:

@@ -43,8 +43,8 @@ from app.index import (
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
-from app.query import (MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe, embed_query,
-                       search)
+from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
+                       embed_query, search)
 from app.rerank import FileReranker
 from app.shared_cache import cache_dir_for, read_state, write_cache
 from app.storage import StorageUnavailable, is_shared_address
@@ -650,7 +650,8 @@ class Library:
                     "does this by itself when it opens)")
             raise EmptyLibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
-        return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=rerank_depth)
+        depth = FILE_RERANK_DEPTH if rerank_depth is None else rerank_depth
+        return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=depth)
 
 
 class Searcher:
@@ -675,11 +676,11 @@ class Searcher:
         return catalog
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None,
-               rerank: bool = True) -> list[SearchResult]:
+               rerank: bool = True, rerank_depth: int | None = None) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
-        re-ranker (the index's order alone). Any thread."""
+        re-ranker (the index's order alone); ``rerank_depth`` as ``app.query.search``. Any thread."""
         return search(self.index, self.catalog, query, k, filter=filter,
-                      reranker=self.reranker if rerank else None)
+                      reranker=self.reranker if rerank else None, rerank_depth=rerank_depth)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""

@@ -70,7 +70,7 @@ from app.library import Searcher
 from app.match_profiles import MODES, MatchProfile, ProfileError
 from app.onsets import Onset, OnsetDetector, OnsetParams, detect_onsets, sensitivity_to_delta
 from app.paths import library_dir as resolve_library_dir
-from app.query import MAX_QUERY_SECONDS, SearchFilter, SearchResult, embed_query
+from app.query import FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, SearchFilter, SearchResult, embed_query
 from app.rerank import FileReranker
 from app.rerank_worker import RerankWorker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
@@ -392,33 +392,38 @@ class LiveMatcher:
         """
         started = time.perf_counter()
         audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
-        update = self.query_audio(audio, k=k, reason="file", started=started)
+        update = self.query_audio(audio, k=k, reason="file", started=started,
+                                  rerank_depth=FILE_RERANK_DEPTH)
         if update is None:
             raise MatcherError(f"{os.fspath(path)}: the query is silent, nothing to search for")
         return update
 
     def query_audio(self, audio_44k: np.ndarray, *, k: int | None = None, reason: str = "file",
-                    started: float | None = None) -> SuggestionUpdate | None:
+                    started: float | None = None,
+                    rerank_depth: int | None = None) -> SuggestionUpdate | None:
         """Query with model-rate mono audio (no hysteresis) and publish; None if silent.
-        ``k`` files (default: as many as a capture keeps)."""
+        ``k`` files (default: as many as a capture keeps); ``rerank_depth`` as
+        ``app.query.search`` (None: the re-ranker's own)."""
         started = time.perf_counter() if started is None else started
         profile = self._profile
         k = k or KEEP_SUGGESTIONS
-        results = self._lookup(audio_44k, max(k or 0, profile.k))
+        results = self._lookup(audio_44k, max(k or 0, profile.k), rerank_depth=rerank_depth)
         if results is None:
             return None
         suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
         return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
-    def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True) -> list[SearchResult] | None:
+    def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True,
+                rerank_depth: int | None = None) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
         filter; None when the audio holds nothing to search for. ``rerank=False``: the
         index's order alone (a hit's early stages, which must be fast). Any thread."""
         query = embed_query(self.encoder, audio_44k)
         if len(query) == 0:
             return None
-        return self.searcher.search(query, k, filter=self._filter, rerank=rerank)
+        return self.searcher.search(query, k, filter=self._filter, rerank=rerank,
+                                    rerank_depth=rerank_depth)
 
     # ---- worker thread --------------------------------------------------------------------
 

@@ -203,6 +203,10 @@ def embed_query(encoder: Encoder, audio_44k: np.ndarray) -> Query:
     return clip_candidate(encoder, audio)
 
 
+FILE_RERANK_DEPTH = 48   # a search by file (a sound the user chose) re-ranks this deep by
+                         # default: deeper finds a sound buried under other music more often
+
+
 def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int, *,
            reranker: FileReranker | None = None,
            filter: SearchFilter | None = None,

@@ -156,12 +156,15 @@ def test_on_the_strums_each_term_of_the_score_sets_takes_right(tmp_path, isolate
 def test_a_deeper_search_re_ranks_as_many_files_as_asked(pacific, tmp_path):
     """``rerank_depth`` (``samplescout search --depth``): the re-ranker reads that many of the
     index's best files (each then carries its own cosine beside the re-ranked score), and
-    no more; without it, its own 10."""
+    no more; a search by file reads FILE_RERANK_DEPTH (48) by default, other queries the
+    re-ranker's own 10."""
     base, files = pacific
     query = room_query(files[0], 1, tmp_path)
     with Library(base / "library") as library:
-        default = library.search_file(query, k=24)
+        by_file = library.search_file(query, k=24)
+        default = library.search_vectors(library.embed_file(query), k=24)
         deep = library.search_file(query, k=24, rerank_depth=20)
+    assert [r.cosine is not None for r in by_file] == [True] * 24
     assert [r.cosine is not None for r in default] == [True] * 10 + [False] * 14
     assert [r.cosine is not None for r in deep] == [True] * 20 + [False] * 4
     assert [r.rank for r in deep] == list(range(1, 25))

@@ -1,0 +1,113 @@
+"""Waveform fits of library sounds against a track, discounted by chance (for ``app.detect``).
+
+A sound ``s`` fits the track at a place when the normalised cross-correlation of ``s`` with
+the track, at the best lag within ``pad`` of that place, is high. Under other parts a short,
+dull sound (a kick, a tom) fits some drum of any track about as well as it fits its own
+place, so a fit counts only by how far it stands above the same sound's fits at *blind*
+places: ``BLIND_PLACES`` windows spread over the track, away from where the sound's
+embedding hits put it. ``Fit.contrast`` is the fit minus the median blind fit, over the
+blind fits' spread (a z; the spread has a floor so a flat track does not inflate it).
+
+Both the quick screen (``SCREEN_RATE``, every speed ratio) and the full fit
+(``VERIFY_RATE``) use ``fit_places``: the windows of one sound are correlated in one batch.
+
+Any thread: pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+import soxr
+
+SCREEN_RATE = 2205          # Hz: the screen's rate (a speed error of 1 % drifts 2 samples a second here)
+FIT_SECONDS = 8.0           # the first seconds of a sound that are fitted (a whole bar or two of a loop)
+BLIND_PLACES = 8
+MIN_SPREAD = 0.03           # floor of the blind fits' spread
+_SILENT = 1e-10
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The best fit of one sound at one speed: ``correlation`` at ``start_s`` (seconds in
+    the track), ``contrast`` against the blind places (see the module docstring)."""
+    correlation: float
+    start_s: float
+    contrast: float
+    ratio: float
+
+
+def at_speed(sound: np.ndarray, rate: int, ratio: float, quality: str = "HQ") -> np.ndarray:
+    """The first FIT_SECONDS of ``sound`` (at ``rate``) played ``ratio`` times faster, at
+    the same rate."""
+    if ratio != 1.0:
+        sound = soxr.resample(sound, rate, rate / ratio, quality=quality)
+    return np.asarray(sound[:int(FIT_SECONDS * rate)], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """A track at one rate, with the running sum of its squared samples."""
+    audio: np.ndarray
+    rate: int
+    energy: np.ndarray
+
+    @classmethod
+    def of(cls, audio: np.ndarray, rate: int) -> "TrackView":
+        audio = np.asarray(audio, dtype=np.float32)
+        energy = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+        return cls(audio, rate, energy)
+
+
+def window_correlations(track: TrackView, starts: list[int], length: int,
+                        sound: np.ndarray) -> np.ndarray:
+    """Normalised correlation of ``sound`` at every lag that lies wholly inside each window
+    ``[start, start + length)`` of the track: (len(starts), length - len(sound) + 1)."""
+    n = sound.size
+    lags = length - n + 1
+    windows = np.stack([track.audio[s:s + length] for s in starts])
+    size = scipy.fft.next_fast_len(length + n, real=True)
+    spectrum = np.conj(scipy.fft.rfft(sound.astype(np.float32), size))
+    xc = scipy.fft.irfft(scipy.fft.rfft(windows, size, axis=1) * spectrum,
+                         size, axis=1)[:, :lags]
+    first = np.asarray(starts)[:, None] + np.arange(lags)[None, :]
+    local = track.energy[first + n] - track.energy[first]
+    sound_energy = float(np.dot(sound, sound))
+    return xc / np.sqrt(np.maximum(local * sound_energy, _SILENT))
+
+
+def blind_starts(track_size: int, window: int, avoid: list[int], count: int = BLIND_PLACES) -> list[int]:
+    """Up to ``count`` window starts spread over the track that do not overlap a window
+    at any of ``avoid``."""
+    last = track_size - window
+    if last <= 0:
+        return []
+    starts = np.linspace(0, last, count * 2).astype(int)
+    free = [int(s) for s in starts if all(abs(int(s) - a) >= window for a in avoid)]
+    return free[::2] if len(free) >= 2 * count else free[:count]
+
+
+def fit_places(track: TrackView, sound: np.ndarray, places_s: list[float],
+               pad_s: float, ratio: float) -> Fit | None:
+    """The best fit of ``sound`` (already at ``rate`` and the speed ``ratio``) within
+    ``pad_s`` of any of ``places_s`` in ``track``, with its contrast against blind places."""
+    rate, size = track.rate, track.audio.size
+    n, pad = sound.size, int(pad_s * rate)
+    if n < 32 or float(np.dot(sound, sound)) <= _SILENT or size < n:
+        return None
+    length = min(size, n + 2 * pad)
+    starts = sorted({min(max(0, int(p * rate) - pad), size - length) for p in places_s})
+    blind = blind_starts(size, length, starts)
+    corr = window_correlations(track, starts + blind, length, sound)
+    at = np.unravel_index(int(np.argmax(corr[:len(starts)])), (len(starts), corr.shape[1]))
+    peak = float(corr[at])
+    blind_fits = corr[len(starts):].max(axis=1)
+    if blind_fits.size >= 3:
+        median = float(np.median(blind_fits))
+        spread = max(MIN_SPREAD, 1.4826 * float(np.median(np.abs(blind_fits - median))))
+        contrast = (peak - median) / spread
+    else:
+        contrast = peak / MIN_SPREAD
+    return Fit(peak, (starts[at[0]] + int(at[1])) / rate, contrast, ratio)
