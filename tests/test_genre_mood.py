@@ -142,3 +142,26 @@ def test_a_users_genre_edits_survive_a_new_analysis_model(scanned, tmp_path, cap
     assert {"tag": "hip-hop", "source": "user", "confidence": 1.0} in after["genre"]
     assert heard not in {g["tag"] for g in after["genre"]}
     assert any(t.tag == heard and t.source == "audio" for t in found)   # heard again, still hidden
+
+
+def test_the_browser_and_suggestion_rows_show_genres_after_the_type(scanned):
+    from app.browse import BrowseQuery, build_snapshot
+    from app.suggestions import Suggestion
+
+    library_dir, root, paths = scanned
+    with Library(library_dir) as library:
+        snapshot = build_snapshot(library.catalog)
+        loop_info = library.describe(paths["loop_garzul"])
+    genre = loop_info["genre"][0]["tag"]
+    result = snapshot.query(BrowseQuery(tags=(genre,), facets=True))
+    shown = {snapshot.paths[r] for r in result.rows}
+    assert str(paths["loop_garzul"]) in shown
+    assert not shown & {str(paths[n]) for n in ONE_SHOTS}
+    assert dict((v, c) for v, _, c in result.facets["tags"])[genre] == result.total
+    row = snapshot.row_tags[snapshot.row_of[int(snapshot.file_ids[result.rows[0]])]]
+    assert genre in row and row.index(genre) > 0               # after the type tag
+    suggestion = Suggestion(rank=1, file_id=1, path="/x/loop.wav", name="loop.wav", score=0.9,
+                            kind="loop", duration_s=4.0, offset_s=0.0, exists=True,
+                            tags=tuple(t["tag"] for t in loop_info["tags"]), bpm=120.0)
+    text = suggestion.describe_sound()
+    assert text.startswith(loop_info["tags"][0]["tag"]) and genre in text and "120 bpm" in text
