@@ -24,7 +24,7 @@ TRAIN_PACKAGES := fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont hedgewars
 TRAIN_VENV := .venv-train
 TRAIN_WORK ?= $(HOME)/.cache/sample-scout/train
 
-.PHONY: run test bench system-run system-test venv clean-venv train-model export-aisfx
+.PHONY: run test bench system-run system-test venv clean-venv train-model export-aisfx export-musicnn
 
 run: system-run $(VENV)/.installed
 	$(VENV)/bin/samplescout $(ARGS)
@@ -60,6 +60,17 @@ export-aisfx:
 	$(TRAIN_VENV)/bin/pip install -q --no-deps aisfx==0.1.2
 	@PACKAGES="frozen-bubble-data" sh .ci/system-packages.sh
 	$(TRAIN_VENV)/bin/python models/export_aisfx.py --out models/
+
+# Re-export musicnn's Million Song Dataset tagger (models/musicnn_msd_int8.onnx) from its PyPI
+# package; tensorflow lives in this venv only (the app never imports it).
+MUSICNN_VENV := .venv-musicnn
+export-musicnn:
+	@test -x $(MUSICNN_VENV)/bin/python || $(PYTHON) -m venv $(MUSICNN_VENV)
+	$(MUSICNN_VENV)/bin/pip install -q tensorflow-cpu==2.15.1 tf2onnx==1.16.1 librosa==0.10.2 \
+		onnxruntime soundfile soxr
+	$(MUSICNN_VENV)/bin/pip install -q --no-deps musicnn==0.1.0
+	@PACKAGES="sonic-pi-samples lmms-common" sh .ci/system-packages.sh
+	$(MUSICNN_VENV)/bin/python models/export_musicnn.py --out models/
 
 clean-venv:
 	rm -rf $(VENV)

@@ -33,10 +33,10 @@ from pathlib import PurePath
 import numpy as np
 
 from app.catalog import py_path
-from app.query import FILTER_MIN_CONFIDENCE, KINDS, parse_key
+from app.query import ALWAYS_COUNTED_TAGS, FILTER_MIN_CONFIDENCE, KINDS, counts_for_filter, parse_key
 from app.thesaurus import UnknownTagError, normalise
 from engine.errors import SampleScoutError
-from models.tag_vocabulary import CANONICAL_TAGS, canonical
+from models.tag_vocabulary import ALL_TAGS, canonical
 
 COLUMNS = ("name", "folder", "tags", "kind", "tempo", "key", "length", "loudness", "favourite")
 FACETS = ("tags", "kind", "key", "tempo", "length", "folder")
@@ -174,9 +174,9 @@ class BrowseSnapshot:
         self._row_of_path: dict[str, int] | None = None
         self.favourite = np.zeros(n, dtype=bool)
         self._set_rows(self.favourite, favourites, True)
-        self.tag_bit = {tag: i for i, tag in enumerate(CANONICAL_TAGS)}
+        self.tag_bit = {tag: i for i, tag in enumerate(ALL_TAGS)}
         self.row_tags: list[tuple[str, ...]] = [()] * n
-        self.tag_bits = np.zeros(n, dtype=np.uint32)
+        self.tag_bits = np.zeros(n, dtype=np.uint64)
         for row, row_tags in enumerate(tags):
             self._store_tags(row, row_tags)
         self.tempo_bucket = _bucket_codes(self.tempo, TEMPO_BUCKETS)
@@ -374,7 +374,7 @@ class BrowseSnapshot:
         bits = 0
         for t in tags:
             bits |= 1 << self.tag_bit[t]
-        return (self.tag_bits & np.uint32(bits)) != 0
+        return (self.tag_bits & np.uint64(bits)) != 0
 
     def text_mask(self, text: str) -> np.ndarray | None:
         """Rows the search text accepts (see the module docstring); None: no text."""
@@ -449,7 +449,7 @@ class BrowseSnapshot:
 
         out: dict[str, list] = {}
         bits = self.tag_bits[without("tags")]
-        counts = [(tag, int(np.count_nonzero(bits & np.uint32(1 << i))))
+        counts = [(tag, int(np.count_nonzero(bits & np.uint64(1 << i))))
                   for tag, i in self.tag_bit.items()]
         out["tags"] = [(t, t, c) for t, c in sorted(counts, key=lambda tc: -tc[1]) if c]
         kinds = np.bincount(self.kind_code[without("kind")], minlength=len(KINDS) + 1)
@@ -520,7 +520,7 @@ def build_snapshot(catalog) -> BrowseSnapshot:
     """Every indexed file of ``catalog`` with its tags, sound analysis, favourite mark and
     collections. On the catalog's thread."""
     if hasattr(catalog, "browse_columns"):
-        columns = catalog.browse_columns(FILTER_MIN_CONFIDENCE)
+        columns = catalog.browse_columns(FILTER_MIN_CONFIDENCE, ALWAYS_COUNTED_TAGS)
         columns["paths"] = [py_path(p) for p in columns["paths"]]
     elif hasattr(catalog, "indexed_files"):     # a catalog without bulk reads: file by file
         columns = _columns_by_file(catalog)
@@ -548,8 +548,7 @@ def _columns_by_file(catalog) -> dict:
 
     return {"file_ids": ids, "paths": [r.path for r in rows], "kinds": [r.kind for r in rows],
             "durations": [r.duration for r in rows],
-            "tags": [[t.tag for t in tags.get(i, ()) if t.source != "audio"
-                      or t.confidence >= FILTER_MIN_CONFIDENCE] for i in ids],
+            "tags": [[t.tag for t in tags.get(i, ()) if counts_for_filter(t)] for i in ids],
             "tempo": [sound(i, "tempo_bpm") for i in ids],
             "keys": [(sound(i, "key_tonic"), sound(i, "key_mode")) for i in ids],
             "loudness": [sound(i, "loudness_db") for i in ids]}

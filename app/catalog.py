@@ -27,6 +27,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 from app.paths import display_path  # noqa: F401 — part of the catalog's path helpers
 from app.catalog_browse import BrowseColumnsMixin
+from models.tag_vocabulary import facet_of
 from app.catalog_collections import CollectionsMixin
 from app.catalog_roots import RootsMixin
 from app.catalog_map import MapPositionsMixin
@@ -257,7 +258,8 @@ class TagRow:
 def standing_tags(rows: dict[int, list[TagRow]],
                   removed: dict[int, set[str]]) -> dict[int, list[TagRow]]:
     """From each file's stored tag rows and the tags its user removed: the tags that stand,
-    one row per tag (user > name > audio), the user's first, then by confidence. Any thread."""
+    one row per tag (user > name > audio): type tags before genre and mood tags, within
+    each the user's first, then by confidence. Any thread."""
     rank = {"user": 0, "name": 1, "audio": 2}
     out: dict[int, list[TagRow]] = {}
     for file_id, file_rows in rows.items():
@@ -265,7 +267,8 @@ def standing_tags(rows: dict[int, list[TagRow]],
         for row in sorted(file_rows, key=lambda r: rank[r.source]):
             if row.tag not in removed.get(file_id, ()) and row.tag not in best:
                 best[row.tag] = row
-        out[file_id] = sorted(best.values(), key=lambda r: (rank[r.source] != 0, -r.confidence))
+        out[file_id] = sorted(best.values(), key=lambda r: (facet_of(r.tag) != "type",
+                                                             rank[r.source] != 0, -r.confidence))
     return out
 
 

@@ -16,11 +16,12 @@ class BrowseColumnsMixin:
 
     _db: sqlite3.Connection
 
-    def browse_columns(self, min_audio_confidence: float) -> dict:
+    def browse_columns(self, min_audio_confidence: float, always_counted: tuple[str, ...] = ()) -> dict:
         """Every indexed file, ordered by path, as columns: ``file_ids``, ``paths`` (as
         stored: text, or bytes for names that are not UTF-8), ``kinds``, ``durations``,
         ``tags`` (per file, the tags that stand for it: the user's first, then by
-        confidence; an audio tag only from ``min_audio_confidence`` on), ``tempo``,
+        confidence; an audio tag only from ``min_audio_confidence`` on, or whatever its
+        confidence when it is one of ``always_counted``), ``tempo``,
         ``keys`` ((tonic, mode) or None), ``loudness``."""
         rows = self._db.execute(
             "SELECT id, path, kind, duration FROM files WHERE status = 'indexed' "
@@ -29,16 +30,19 @@ class BrowseColumnsMixin:
         position = {file_id: i for i, file_id in enumerate(ids)}
         n = len(ids)
         tags: list[tuple[str, ...]] = [()] * n
+        always = ",".join("?" * len(always_counted)) or "NULL"
         # one row per file: its standing tags, the user's first, then by confidence
         for file_id, joined in self._db.execute(
                 "SELECT file_id, group_concat(tag, char(31)) FROM ("
                 "  SELECT t.file_id, t.tag, MIN(t.source = 'user') AS mine,"
                 "         MAX(t.confidence) AS sure FROM tags t"
-                "  WHERE t.removed = 0 AND (t.source != 'audio' OR t.confidence >= ?)"
+                "  WHERE t.removed = 0 AND (t.source != 'audio' OR t.confidence >= ?"
+                f"    OR t.tag IN ({always}))"
                 "    AND NOT EXISTS (SELECT 1 FROM tags r WHERE r.file_id = t.file_id"
                 "                    AND r.tag = t.tag AND r.source = 'user' AND r.removed = 1)"
-                "  GROUP BY t.file_id, t.tag ORDER BY t.file_id, mine DESC, sure DESC, t.tag)"
-                " GROUP BY file_id", (float(min_audio_confidence),)):
+                f"  GROUP BY t.file_id, t.tag ORDER BY t.file_id, t.tag IN ({always}), mine DESC,"
+                "  sure DESC, t.tag)"
+                " GROUP BY file_id", (float(min_audio_confidence), *always_counted, *always_counted)):
             i = position.get(file_id)
             if i is not None:
                 tags[i] = tuple(joined.split("\x1f"))

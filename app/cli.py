@@ -649,8 +649,13 @@ def _info_text(info: dict) -> str:
     def sources(tag: str) -> str:
         return ", ".join(f"{f['source']} {f['confidence']:.2f}" for f in info["found"] if f["tag"] == tag)
 
-    tags = "; ".join(f"{t['tag']} ({sources(t['tag'])})" for t in info["tags"])
+    facets = {t["tag"] for t in info["genre"] + info["mood"]}
+    tags = "; ".join(f"{t['tag']} ({sources(t['tag'])})" for t in info["tags"] if t["tag"] not in facets)
     lines.append(f"  tags      {tags or '(none)'}")
+    for facet in ("genre", "mood"):
+        if info[facet]:
+            found = "; ".join(f"{t['tag']} ({sources(t['tag'])})" for t in info[facet])
+            lines.append(f"  {facet:<9} {found}")
     if info["name_conflict"]:
         lines.append(f"  warning   the name says {info['name_conflict']}, the sound says otherwise")
     if info["tempo"]:

@@ -27,6 +27,7 @@ from engine.errors import SampleScoutError
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.key import parse_key as detector_parse_key
 from models.reranker import Clip, clip_candidate
+from models.tag_vocabulary import GENRE_TAGS, MOOD_TAGS, facet_of
 
 # A query longer than this is cut: the best window of a long clip is found
 # within its first minute in practice, and it bounds the work.
@@ -63,6 +64,12 @@ class SearchResult:
         return out
 
 
+def counts_for_filter(tag: TagRow) -> bool:
+    """Whether a stored tag counts for tag filters (see FILTER_MIN_CONFIDENCE). Any thread."""
+    return (tag.source != "audio" or tag.confidence >= FILTER_MIN_CONFIDENCE
+            or tag.tag in ALWAYS_COUNTED_TAGS)
+
+
 def tag_dict(tag: TagRow) -> dict:
     return {"tag": tag.tag, "source": tag.source, "confidence": round(tag.confidence, 3)}
 
@@ -75,13 +82,16 @@ def note_name(midi: int) -> str:
 def describe(row: FileRow, sound: SoundInfo | None, tags: list[TagRow],
              found: list[TagRow] = ()) -> dict:
     """Everything known about one catalogued file, as the JSON of ``samplescout info``:
-    ``tags`` (one per tag, the source that stands for it) and ``found`` (every source's
-    finding, the user's removals left out)."""
+    ``tags`` (one per tag, the source that stands for it; type tags first), ``genre`` and
+    ``mood`` (those of ``tags`` in each facet) and ``found`` (every source's finding, the
+    user's removals left out)."""
     s = sound
     return {
         "path": row.path, "status": row.status, "kind": row.kind, "duration_s": row.duration,
         "sample_rate": row.sample_rate, "channels": row.channels,
         "tags": [tag_dict(t) for t in tags],
+        "genre": [tag_dict(t) for t in tags if facet_of(t.tag) == "genre"],
+        "mood": [tag_dict(t) for t in tags if facet_of(t.tag) == "mood"],
         "found": [tag_dict(t) for t in found],
         "tempo": None if s is None or s.tempo_bpm is None else
         {"bpm": s.tempo_bpm, "confidence": s.tempo_confidence},
@@ -107,8 +117,10 @@ blocks when the re-ranker reads it."""
 KINDS = ("one-shot", "loop")
 
 
-# An audio tag counts for a tag filter from this confidence on (name and user tags always).
+# An audio tag counts for a tag filter from this confidence on (name and user tags always;
+# genre and mood tags too: models.genre_mood stores them only past their own thresholds).
 FILTER_MIN_CONFIDENCE = 0.35
+ALWAYS_COUNTED_TAGS = GENRE_TAGS + MOOD_TAGS
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -175,8 +187,7 @@ class SearchFilter:
             if not row.path.startswith(inside):
                 return False
         if self.tags:
-            have = {t.tag for t in tags or () if t.source != "audio"
-                    or t.confidence >= FILTER_MIN_CONFIDENCE}
+            have = {t.tag for t in tags or () if counts_for_filter(t)}
             if not have.intersection(self.tags):
                 return False
         if self.key is not None:

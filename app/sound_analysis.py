@@ -1,8 +1,10 @@
-"""What a sound is: tags (audio and name), loop or one-shot, tempo, key, root, loudness.
+"""What a sound is: tags (audio and name), loop or one-shot, genre and mood, tempo, key,
+root, loudness.
 
 Runs in the scanner's worker processes after a file is embedded (``app/analysis.py``), and
 for the back-fill of files analysed before this existed (their vectors come from the
-catalog). The tag head is ``models.tagger``; tempo, key and root come from ``models.tempo``,
+catalog). The tag head is ``models.tagger``; genre and mood tags of loops and long files
+come from ``models.genre_mood`` (musicnn); tempo, key and root come from ``models.tempo``,
 ``models.key`` and ``models.pitch`` when those modules are present (fields stay None
 otherwise, and the analysis id says which detectors ran, so adding one redoes the library).
 
@@ -20,6 +22,7 @@ import numpy as np
 from app.catalog import SoundInfo, TagRow
 from app.thesaurus import name_conflict, name_tags
 from models.descriptors import describe
+from models.genre_mood import wanted
 from models.tag_vocabulary import DRUM_TAGS
 
 # The detectors read at most this much of a file (a loop's tempo and key are clear by then).
@@ -51,7 +54,9 @@ def loudness_db(audio: np.ndarray, sample_rate: int) -> float | None:
 class SoundAnalyser:
     """The tag head and the detectors, loaded once (see module docstring on threads)."""
 
-    def __init__(self, encoder_id: str, tagger_path: str | None = None):
+    def __init__(self, encoder_id: str, tagger_path: str | None = None,
+                 genre_mood_path: str | None = None):
+        from models.genre_mood import GenreMoodTagger
         from models.tagger import Tagger
 
         try:
@@ -60,6 +65,10 @@ class SoundAnalyser:
             self.tagger = None
         if self.tagger is not None and self.tagger.encoder_id != encoder_id:
             self.tagger = None     # the head reads one encoder's vectors, not another's
+        try:
+            self.genre_mood: GenreMoodTagger | None = GenreMoodTagger(genre_mood_path)
+        except Exception:  # noqa: BLE001 — no genre model: every other tag still comes
+            self.genre_mood = None
         self.tempo = _optional("models.tempo")
         self.key = _optional("models.key")
         self.pitch = _optional("models.pitch")
@@ -67,6 +76,8 @@ class SoundAnalyser:
         for label, module in (("tempo", self.tempo), ("key", self.key), ("pitch", self.pitch)):
             if module is not None:
                 parts.append(f"{label}-{getattr(module, 'VERSION', 1)}")
+        if self.genre_mood is not None:
+            parts.append(self.genre_mood.model_id)
         self.model_id = "+".join(parts)
 
     def analyse(self, path: str, audio: np.ndarray, sample_rate: int, duration_s: float,
@@ -116,4 +127,11 @@ class SoundAnalyser:
         sound = SoundInfo(analysis_model=self.model_id, loop_probability=loop_probability,
                           loudness_db=loudness_db(audio, sample_rate),
                           name_conflict=name_conflict(names, audio_tags), **fields)
-        return kind, sound, audio_tags + names
+        return kind, sound, audio_tags + self._genre_mood_tags(kind, audio, sample_rate, duration_s) + names
+
+    def _genre_mood_tags(self, kind, audio, sample_rate, duration_s) -> tuple[TagRow, ...]:
+        if self.genre_mood is None or not wanted(kind, duration_s):
+            return ()
+        found = self.genre_mood.tag(audio, sample_rate)
+        return tuple(TagRow(tag, "audio", confidence, self.genre_mood.model_id)
+                     for tag, confidence in found.genres + found.moods)

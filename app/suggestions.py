@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from app.match_profiles import Hysteresis
 from app.query import SearchResult
+from models.tag_vocabulary import facet_of
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,14 @@ class Suggestion:
                    bpm=sound.tempo_bpm if sound else None, key=sound.key_label if sound else None)
 
     def describe_sound(self) -> str:
-        """"kick", "drum loop · 120 bpm", "melodic loop · 96 bpm · Am": what the sound is,
-        empty when nothing is known."""
-        parts = [", ".join(self.tags[:2])] if self.tags else []
+        """"kick", "drum loop · 120 bpm", "melodic loop, house, chill · 96 bpm · Am": what
+        the sound is (two type tags, the first genre and the first mood), empty when nothing
+        is known."""
+        by_facet: dict[str, list[str]] = {}
+        for tag in self.tags:
+            by_facet.setdefault(facet_of(tag), []).append(tag)
+        shown = by_facet.get("type", [])[:2] + by_facet.get("genre", [])[:1] + by_facet.get("mood", [])[:1]
+        parts = [", ".join(shown)] if shown else []
         if self.bpm:
             parts.append(f"{self.bpm:.0f} bpm")
         if self.key:

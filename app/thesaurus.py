@@ -13,9 +13,14 @@ from pathlib import PurePath
 
 from app.catalog import TagRow
 from engine.errors import SampleScoutError
-from models.tag_vocabulary import CANONICAL_TAGS, DRUM_TAGS, canonical, tags_in_text
+from models.tag_vocabulary import (CANONICAL_TAGS, DRUM_TAGS, GENRE_TAGS, MOOD_TAGS, canonical,
+                                   tags_in_text)
 
-__all__ = ["CANONICAL_TAGS", "normalise", "name_tags", "name_conflict", "UnknownTagError"]
+__all__ = ["CANONICAL_TAGS", "GENRE_TAGS", "MOOD_TAGS", "TAG_MENUS", "normalise", "name_tags",
+           "name_conflict", "UnknownTagError"]
+
+# How tag menus group the vocabulary: the type tags, then a submenu per facet.
+TAG_MENUS = (("", CANONICAL_TAGS), ("Genre", GENRE_TAGS), ("Mood", MOOD_TAGS))
 
 FILE_NAME_CONFIDENCE = 0.9
 FOLDER_CONFIDENCE = 0.6
@@ -33,7 +38,8 @@ def normalise(word: str) -> str:
     tag = canonical(word)
     if tag is None:
         raise UnknownTagError(
-            f"unknown tag {word!r}; known tags: {', '.join(CANONICAL_TAGS)} (and their synonyms)")
+            f"unknown tag {word!r}; known tags: {', '.join(CANONICAL_TAGS)} (and their synonyms); "
+            f"genres: {', '.join(GENRE_TAGS)}; moods: {', '.join(MOOD_TAGS)}")
     return tag
 
 

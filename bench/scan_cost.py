@@ -5,7 +5,7 @@ of the scan and its workers) are the figure that holds on a shared machine; wall
 are reported too. Writes bench/results/scan_cost.json.
 
     git archive <commit> | tar -x -C /tmp/base
-    .venv/bin/python bench/scan_cost.py --base /tmp/base [--runs 2] [--workers 2]
+    .venv/bin/python bench/scan_cost.py --base /tmp/base [--runs 2] [--workers 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
     args = parser.parse_args()
     figures: dict[str, list] = {"base": [], "this": []}
     for _ in range(args.runs):
@@ -64,7 +65,7 @@ def main() -> None:
         "workers": args.workers, "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg()[0],
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"CPU ratio {result['cpu_ratio']}, cold-scan wall ratio {result['cold_scan_wall_ratio_median']}")
 
 

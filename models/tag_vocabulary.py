@@ -1,4 +1,5 @@
-"""The tag vocabulary: canonical instrument / type tags and the words that name them.
+"""The tag vocabulary: canonical instrument / type, genre and mood tags and the words that
+name them.
 
 Pure data and a tokeniser, shared by the tagger's training labels (``models/train``) and
 the app's thesaurus (``app/thesaurus.py``), so a name-derived tag and an audio tag of the
@@ -13,6 +14,13 @@ ONE_SHOT_TAGS = ("kick", "snare", "clap", "closed hat", "open hat", "cymbal", "t
                  "percussion", "bass", "lead", "pad/keys", "vocal", "fx")
 LOOP_TAGS = ("drum loop", "bass loop", "melodic loop", "vocal loop", "full mix")
 CANONICAL_TAGS = ONE_SHOT_TAGS + LOOP_TAGS
+# Genre and mood facets of loops and longer files (``models/genre_mood.py``). They are not
+# read from file names (a "House" folder says little about a kick), only heard or given.
+GENRE_TAGS = ("rock", "indie", "pop", "electronic", "dance", "house", "hip-hop", "rnb", "soul",
+              "funk", "jazz", "blues", "folk", "country", "metal", "punk", "ambient",
+              "experimental", "easy listening")
+MOOD_TAGS = ("chill", "mellow", "beautiful", "happy", "sad", "party", "sexy", "catchy")
+ALL_TAGS = CANONICAL_TAGS + GENRE_TAGS + MOOD_TAGS
 DRUM_TAGS = ("kick", "snare", "clap", "closed hat", "open hat", "cymbal", "tom", "percussion")
 
 # The loop tag a one-shot family turns into when the sound is a loop.
@@ -71,6 +79,24 @@ _add("full mix", "full mix", "fullmix", "full loop", "mix loop")
 for _tag in CANONICAL_TAGS:
     SYNONYMS.setdefault(_tag, _tag)
 
+# A user's words for genres and moods (``canonical``); they win over SYNONYMS there, so
+# "ambient" typed by the user is the genre, while "ambi_drone.wav" still names a pad.
+FACET_WORDS: dict[str, str] = {tag: tag for tag in GENRE_TAGS + MOOD_TAGS}
+FACET_WORDS.update({"hip hop": "hip-hop", "hiphop": "hip-hop", "rap": "hip-hop",
+                    "r b": "rnb", "r n b": "rnb", "chillout": "chill", "chill out": "chill",
+                    "electronica": "electronic", "electro": "electronic", "alternative": "indie",
+                    "heavy metal": "metal", "easy": "easy listening"})
+
+
+def facet_of(tag: str) -> str:
+    """'genre', 'mood' or 'type' (instrument, sound type and loop tags). Any thread."""
+    if tag in GENRE_TAGS:
+        return "genre"
+    if tag in MOOD_TAGS:
+        return "mood"
+    return "type"
+
+
 _SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TRAILING_DIGITS = re.compile(r"^([a-z]+?)\d+$")
@@ -110,9 +136,10 @@ def tags_in_text(text: str) -> list[str]:
 
 
 def canonical(word: str) -> str | None:
-    """The canonical tag for a user's word ("BD", "hi-hat", "Kick"), or None."""
+    """The canonical tag for a user's word ("BD", "hi-hat", "Kick", "Hip-Hop"), or None."""
     key = " ".join(tokens(word))
-    if key in SYNONYMS:
-        return SYNONYMS[key]
+    for table in (FACET_WORDS, SYNONYMS):
+        if key in table:
+            return table[key]
     key = key.replace(" ", "")
-    return SYNONYMS.get(key)
+    return FACET_WORDS.get(key) or SYNONYMS.get(key)

@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QGridLayout, QHBoxLay
                              QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.browse import BrowseError, BrowseQuery, bucket_range
-from app.thesaurus import CANONICAL_TAGS
+from app.thesaurus import TAG_MENUS
 
 from .browser_model import BrowserModel
 from .dragdrop import mime_for_files
@@ -405,10 +405,12 @@ class BrowserPanel(QWidget):
         add = menu.addMenu(f"Add tag ({len(rows)})")
         remove = menu.addMenu(f"Remove tag ({len(rows)})")
         present = {t for r in rows for t in self.snapshot.row_tags[self.model.snapshot_row(r)]}
-        for tag in CANONICAL_TAGS:
-            add.addAction(tag, lambda t=tag: self.edit_tags(rows, t, False))
-            if tag in present:
-                remove.addAction(tag, lambda t=tag: self.edit_tags(rows, t, True))
+        for title, tags in TAG_MENUS:
+            into = add.addMenu(title) if title else add
+            for tag in tags:
+                into.addAction(tag, lambda t=tag: self.edit_tags(rows, t, False))
+                if tag in present:
+                    remove.addAction(tag, lambda t=tag: self.edit_tags(rows, t, True))
         remove.setEnabled(bool(present))
         menu.addAction("Favourite ★", lambda: self.toggle_favourite(rows))
         into = menu.addMenu("Add to collection")

@@ -335,15 +335,17 @@ class SuggestionView(QTableView):
         ``tag_edit_requested``). Built apart from showing it, so it can be driven."""
         from PyQt6.QtWidgets import QMenu
 
-        from app.thesaurus import CANONICAL_TAGS
+        from app.thesaurus import TAG_MENUS
 
         suggestion = self.model().suggestion(row)
         menu = QMenu(self)
         add = menu.addMenu("Add tag")
-        for tag in CANONICAL_TAGS:
-            if tag not in suggestion.tags:
-                add.addAction(tag).triggered.connect(
-                    lambda _=False, t=tag: self.tag_edit_requested.emit(row, t, False))
+        for title, tags in TAG_MENUS:
+            into = add.addMenu(title) if title else add
+            for tag in tags:
+                if tag not in suggestion.tags:
+                    into.addAction(tag).triggered.connect(
+                        lambda _=False, t=tag: self.tag_edit_requested.emit(row, t, False))
         remove = menu.addMenu("Remove tag")
         remove.setEnabled(bool(suggestion.tags))
         for tag in suggestion.tags:
