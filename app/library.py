@@ -675,11 +675,11 @@ class Searcher:
         return catalog
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None,
-               rerank: bool = True) -> list[SearchResult]:
+               rerank: bool = True, timings: dict | None = None) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
-        re-ranker (the index's order alone). Any thread."""
+        re-ranker (the index's order alone); ``timings`` as there. Any thread."""
         return search(self.index, self.catalog, query, k, filter=filter,
-                      reranker=self.reranker if rerank else None)
+                      reranker=self.reranker if rerank else None, timings=timings)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""
