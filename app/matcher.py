@@ -457,11 +457,14 @@ class LiveMatcher:
 
     def _warm_up(self) -> None:
         """One query of a short click before listening: the encoder's and the index's first
-        run is slow, and the first hit's attack must not pay for it. Worker thread."""
+        run is slow, and the first hit's attack must not pay for it. Not re-ranked: reading
+        its candidates' files here (the re-ranking process is still loading) took seconds
+        on a loaded machine, and the worker then skipped the audio that arrived meanwhile.
+        Worker thread."""
         click = np.zeros(int(0.05 * MODEL_SAMPLE_RATE), np.float32)
         click[:64] = 0.5
         try:
-            self._lookup(click, 1)
+            self._lookup(click, 1, rerank=False)
         except Exception:  # noqa: BLE001 — a real query reports the problem
             pass
 
