@@ -805,6 +805,7 @@ def cmd_listen(args, library_dir, out: Console, err: Console) -> int:
                     "stage": update.stage, "onset_time": update.onset_time,
                     "onset_frame": update.onset_frame, "level_db": round(update.level_db, 2),
                     "latency_ms": round(update.latency_ms, 2),
+                    "trace": {stage: round(ms, 2) for stage, ms in update.trace},
                     "results": [{"rank": s.rank, "path": s.path, "score": round(s.score, 6),
                                  "tags": list(s.tags), "bpm": s.bpm, "key": s.key}
                                 for s in update.suggestions]})

@@ -676,11 +676,14 @@ class Searcher:
         return catalog
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None,
-               rerank: bool = True, rerank_depth: int | None = None) -> list[SearchResult]:
+               rerank: bool = True, rerank_depth: int | None = None,
+               timings: dict | None = None) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
-        re-ranker (the index's order alone); ``rerank_depth`` as ``app.query.search``. Any thread."""
+        re-ranker (the index's order alone); ``rerank_depth`` and ``timings`` as
+        ``app.query.search``. Any thread."""
         return search(self.index, self.catalog, query, k, filter=filter,
-                      reranker=self.reranker if rerank else None, rerank_depth=rerank_depth)
+                      reranker=self.reranker if rerank else None, rerank_depth=rerank_depth,
+                      timings=timings)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""

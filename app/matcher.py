@@ -93,9 +93,11 @@ LATENCY_HISTORY = 512
 # arrives, and a last time when its analysis window is complete or cut short.
 ATTACK_SECONDS = 0.1
 REFINE_SECONDS = (0.25, 0.5)
-# A hit's analysis window also ends where it has decayed: the first 20 ms frame (after the
-# attack) whose peak is DECAY_DB below the hit's peak so far, or below the gate. The
-# encoder zero-pads what is cut, the way it pads a library's short files.
+# A hit's analysis window also ends where it has decayed: with the first 20 ms frame (after
+# the attack) whose peak is DECAY_DB below the hit's peak so far, or below the gate. That
+# quiet frame is the last of the window: the decay is known the moment it is complete, so
+# the final answer need not wait any longer. The encoder zero-pads what is cut, the way it
+# pads a library's short files.
 DECAY_DB = 45.0
 DECAY_FRAME_SECONDS = 0.02
 # A capture looks back at least this far for the last hit above the gate.
@@ -161,8 +163,9 @@ def _onset_params(profile: MatchProfile) -> OnsetParams:
 
 
 def decay_end(audio: np.ndarray, gate_db: float) -> int | None:
-    """Where a hit starting at ``audio[0]`` has decayed (see DECAY_DB): the sample index of
-    the first quiet frame after the attack, or None while it still sounds. Any thread."""
+    """Where a hit starting at ``audio[0]`` has decayed (see DECAY_DB): the sample index
+    just after the first quiet frame after the attack, or None while it still sounds. Any
+    thread."""
     frame = int(DECAY_FRAME_SECONDS * MODEL_SAMPLE_RATE)
     n = audio.size // frame
     first = int(round(ATTACK_SECONDS / DECAY_FRAME_SECONDS))
@@ -172,7 +175,7 @@ def decay_end(audio: np.ndarray, gate_db: float) -> int | None:
     floor = np.maximum(np.maximum.accumulate(peaks) * 10.0 ** (-DECAY_DB / 20.0),
                        10.0 ** (gate_db / 20.0))
     quiet = np.flatnonzero(peaks[first:] < floor[first:])
-    return int((first + quiet[0]) * frame) if quiet.size else None
+    return int((first + quiet[0] + 1) * frame) if quiet.size else None
 
 
 def _peak_db(audio: np.ndarray) -> float:
@@ -415,15 +418,21 @@ class LiveMatcher:
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
     def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True,
-                rerank_depth: int | None = None) -> list[SearchResult] | None:
+                rerank_depth: int | None = None,
+                timings: dict | None = None) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
         filter; None when the audio holds nothing to search for. ``rerank=False``: the
-        index's order alone (a hit's early stages, which must be fast). Any thread."""
+        index's order alone (a hit's early stages, which must be fast). ``timings``: each
+        stage's milliseconds are added to it ("embed", then ``app.query.search``'s). Any
+        thread."""
+        started = time.perf_counter()
         query = embed_query(self.encoder, audio_44k)
+        if timings is not None:
+            timings["embed"] = (time.perf_counter() - started) * 1e3
         if len(query) == 0:
             return None
         return self.searcher.search(query, k, filter=self._filter, rerank=rerank,
-                                    rerank_depth=rerank_depth)
+                                    rerank_depth=rerank_depth, timings=timings)
 
     # ---- worker thread --------------------------------------------------------------------
 
@@ -453,11 +462,14 @@ class LiveMatcher:
 
     def _warm_up(self) -> None:
         """One query of a short click before listening: the encoder's and the index's first
-        run is slow, and the first hit's attack must not pay for it. Worker thread."""
+        run is slow, and the first hit's attack must not pay for it. Not re-ranked: reading
+        its candidates' files here (the re-ranking process is still loading) took seconds
+        on a loaded machine, and the worker then skipped the audio that arrived meanwhile.
+        Worker thread."""
         click = np.zeros(int(0.05 * MODEL_SAMPLE_RATE), np.float32)
         click[:64] = 0.5
         try:
-            self._lookup(click, 1)
+            self._lookup(click, 1, rerank=False)
         except Exception:  # noqa: BLE001 — a real query reports the problem
             pass
 
@@ -591,11 +603,11 @@ class LiveMatcher:
 
     def _cut_decayed(self) -> None:
         """Cut the open final windows of hits that have decayed (worker thread, under the
-        state lock)."""
+        state lock). Looked for as soon as a frame of the hit is complete."""
         frame = int(DECAY_FRAME_SECONDS * MODEL_SAMPLE_RATE)
         gate = self._active_profile.gate_db
         for w in [w for w in self._pending if w.reason == "onset" and w.stage == "final"]:
-            if w.end <= self._model_end or self._model_end - w.checked < frame:
+            if w.end <= self._model_end or (self._model_end - w.start) // frame == (w.checked - w.start) // frame:
                 continue
             w.checked = self._model_end
             at = decay_end(self._history_span(w.start, self._model_end), gate)
@@ -627,6 +639,7 @@ class LiveMatcher:
         return bool(due)
 
     def _analyse(self, w: _Window, profile: MatchProfile) -> None:
+        begun = time.monotonic()
         audio = self._history_span(w.start, w.end)   # the worker is the only writer: no lock
         if w.reason == "capture-full":
             onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
@@ -642,11 +655,14 @@ class LiveMatcher:
         # the re-ranker reads files (hundreds of ms on a loaded machine): a final answer
         # re-ranks only while the worker keeps up, so dense playing never falls behind
         late_s = (self.ring.end_frame - self._model_to_frame(w.end)) / self.sample_rate
-        results = self._lookup(audio, profile.k, rerank=w.stage == "final" and late_s < RERANK_LATE_SECONDS)
+        timings = {"wait": (begun - self._arrival_time(w.end)) * 1e3}
+        results = self._lookup(audio, profile.k, rerank=w.stage == "final" and late_s < RERANK_LATE_SECONDS,
+                               timings=timings)
         if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1
             return
+        merging = time.monotonic()
         if w.stage != "final":
             self._prepare_rerank(results)
         arrived = self._arrival_time(w.end)
@@ -663,9 +679,11 @@ class LiveMatcher:
             # rolling windows are more looks at one sound: hysteresis
             self._merger.update(results, time.monotonic(), new_sound=w.onset is not None)
             suggestions = self._merger.suggestions(max(KEEP_SUGGESTIONS, profile.hysteresis.display))
-        latency = (time.monotonic() - arrived) * 1000.0
-        self._publish(suggestions, onset_frame, level, w.reason, latency, record_latency=True,
-                      mode=profile.mode, stage=w.stage, onset_time=onset_time)
+        now = time.monotonic()
+        timings["merge"] = (now - merging) * 1e3
+        self._publish(suggestions, onset_frame, level, w.reason, (now - arrived) * 1000.0,
+                      record_latency=True, mode=profile.mode, stage=w.stage, onset_time=onset_time,
+                      trace=tuple(timings.items()))
 
     def _prepare_rerank(self, results: list[SearchResult]) -> None:
         """An early stage's files are most of what the final stage re-ranks: have the
@@ -688,12 +706,13 @@ class LiveMatcher:
     def _publish(self, suggestions: tuple[Suggestion, ...], onset_frame: int | None, level_db: float,
                  reason: str, latency_ms: float, *, record_latency: bool,
                  mode: str | None = None, stage: str = "final",
-                 onset_time: float | None = None) -> SuggestionUpdate:
+                 onset_time: float | None = None, trace: tuple = ()) -> SuggestionUpdate:
         with self._lock:
             self._seq += 1
             update = SuggestionUpdate(seq=self._seq, onset_frame=onset_frame, mode=mode or self._profile.mode,
                                       suggestions=suggestions, level_db=level_db, reason=reason,
-                                      latency_ms=latency_ms, stage=stage, onset_time=onset_time)
+                                      latency_ms=latency_ms, stage=stage, onset_time=onset_time,
+                                      trace=trace)
             self._latest = update
             subscribers = self._subscribers
             if record_latency:

@@ -15,6 +15,7 @@ thread-safe).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,7 +222,7 @@ FILE_RERANK_DEPTH = 48   # a search by file (a sound the user chose) re-ranks th
 def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int, *,
            reranker: FileReranker | None = None,
            filter: SearchFilter | None = None,
-           rerank_depth: int | None = None) -> list[SearchResult]:
+           rerank_depth: int | None = None, timings: dict | None = None) -> list[SearchResult]:
     """The k best library files for ``query`` (or bare window vectors (m, dim)) that
     ``filter`` accepts, with catalog rows; re-ranked when a ``reranker`` is given and the
     query has its blocks. ``rerank_depth``: how many of the index's best files the
@@ -229,7 +230,10 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
     music more often, at the cost of reading more files.
 
     Vectors whose file is no longer in the catalog are dropped (fewer than k results).
+    ``timings``: the milliseconds of the index and catalog ("search") and of the re-ranking
+    ("rerank", and the re-ranker's own stages) are added to it.
     """
+    started = time.perf_counter()
     vectors = query.vectors if isinstance(query, Clip) else query
     if len(vectors) == 0:
         return []
@@ -266,7 +270,15 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
             offset_s=starts.get(hit.vector_id, 0) / MODEL_SAMPLE_RATE,
             exists=exists, where=None if exists else catalog.where(row),
             tags=tuple(all_tags.get(row.id, ())), sound=all_sounds.get(row.id)))
+    searched = time.perf_counter()
+    _add_ms(timings, "search", started, searched)
     if reranker is not None and isinstance(query, Clip):
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
-                                  depth=rerank_depth)
+                                  depth=rerank_depth, timings=timings)
+        _add_ms(timings, "rerank", searched, time.perf_counter())
     return results[:wanted]
+
+
+def _add_ms(timings: dict | None, stage: str, start: float, end: float) -> None:
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + (end - start) * 1e3

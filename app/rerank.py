@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -51,8 +52,11 @@ class FileReranker:
     """Re-ranks search results whose candidates are library files on disk."""
 
     def __init__(self, reranker: Reranker, encoder: Encoder, k: int = RERANK_K,
-                 cache_blocks: int = CACHE_BLOCKS):
+                 cache_blocks: int = CACHE_BLOCKS, executor: Executor | None = None):
+        """``executor``: the score's room-fit and coherence terms run on it beside the
+        network (``models.reranker.rerank_order``); the re-ranking process gives one."""
         self.reranker = reranker
+        self.executor = executor
         self.encoder = encoder
         self.k = int(k)
         self._cache: collections.OrderedDict[tuple, Candidate | None] = collections.OrderedDict()
@@ -75,16 +79,19 @@ class FileReranker:
         return cls(reranker, encoder)
 
     def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
-               query_signals=None, depth: int | None = None) -> list:
+               query_signals=None, depth: int | None = None, timings: dict | None = None) -> list:
         """``results`` (``app.query.SearchResult``, best first) with the first ``k`` (or
         ``depth``) re-ordered; ranks renumbered. ``query_signals`` (``Query.signals``) add the
-        coherence term. Any thread."""
+        coherence term. ``timings``: each stage's milliseconds are added to it, named
+        "rerank_<stage>". Any thread."""
         depth = depth or self.k
         head = results[:depth]
         if len(head) < 2 or len(query_blocks) == 0:
             return results
+        stages: dict | None = {} if timings is not None else None
         order, reranked, readable = self.order(candidate_keys(head), query_blocks, query_vectors,
-                                               query_signals)
+                                               query_signals, stages)
+        add_stages(timings, stages)
         return apply_order(results, depth, order, reranked, readable)
 
     def order(self, keys: list[tuple[str, float]], query_blocks: np.ndarray, query_vectors: np.ndarray,
@@ -97,7 +104,7 @@ class FileReranker:
         if timings is not None:
             timings["candidates"] = timings.get("candidates", 0.0) + (time.perf_counter() - t0) * 1e3
         order, reranked = rerank_order(self.reranker, query_blocks, query_vectors, candidates, query_signals,
-                                       timings=timings)
+                                       timings=timings, executor=self.executor)
         return order, reranked, [c is not None for c in candidates]
 
     def prepare(self, keys: list[tuple[str, float]]) -> None:
@@ -137,6 +144,16 @@ class FileReranker:
             while len(self._cache) > self._cache_blocks:
                 self._cache.popitem(last=False)
         return cand
+
+
+def add_stages(timings: dict | None, stages: dict | None) -> None:
+    """Add a re-ranking's stage milliseconds (``FileReranker.order``'s) to ``timings`` as
+    "rerank_<stage>". Any thread."""
+    if timings is None or not stages:
+        return
+    for stage, ms in stages.items():
+        key = f"rerank_{stage}"
+        timings[key] = timings.get(key, 0.0) + float(ms)
 
 
 def candidate_keys(results: list) -> list[tuple[str, float]]:

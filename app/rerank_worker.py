@@ -7,10 +7,13 @@ matcher also tells it, from a hit's early answers, which files the final answer 
 re-rank (``prepare``): the child decodes them and derives what scoring them needs of them
 alone while the hit still sounds, so that the final re-ranking does only the query's share.
 
-Messages go over one pipe, in order; the child answers each re-ranking with the order,
-the scores, which files could be read and each stage's milliseconds. If the child is gone
-(killed, crashed), the re-ranking runs in this process (the same answer, only slower) and
-the worker says so in ``stats``.
+Messages go over one pipe, in order, except that the child reads ahead one file at a time
+between them, so a re-ranking never waits behind a whole read-ahead. It answers each
+re-ranking with the order, the scores, which files could be read and each stage's
+milliseconds, with "queued" (from the request's sending to the child taking it up: the
+pipe, and the one file it may be reading ahead) and "total" (the child's work on it). If
+the child is gone (killed, crashed), the re-ranking runs in this process (the same answer,
+only slower) and the worker says so in ``stats``.
 
 Threads: every method may be called from any thread (one lock around the pipe); ``close``
 from the owner. The child dies with its parent (``app.lifeline``).
@@ -26,12 +29,13 @@ import time
 
 import numpy as np
 
-from app.rerank import FileReranker, apply_order, candidate_keys
+from app.rerank import FileReranker, add_stages, apply_order, candidate_keys
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
+TERM_THREADS = 2         # the room fit and the coherence, beside the network
 
 
 class RerankWorker:
@@ -82,9 +86,10 @@ class RerankWorker:
         return False
 
     def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
-               query_signals=None, depth: int | None = None) -> list:
+               query_signals=None, depth: int | None = None, timings: dict | None = None) -> list:
         """As ``FileReranker.rerank``, in the child; here while the child is still loading
-        or gone. Any thread."""
+        or gone. ``timings`` as there, with the child's "rerank_queued" and "rerank_total"
+        (see the module docstring). Any thread."""
         depth = depth or self.k
         head = results[:depth]
         if len(head) < 2 or len(query_blocks) == 0:
@@ -94,19 +99,21 @@ class RerankWorker:
             if self._ready_now():
                 try:
                     self._conn.send(("order", candidate_keys(head), np.asarray(query_blocks, np.float32),
-                                     np.asarray(query_vectors, np.float32), signals))
+                                     np.asarray(query_vectors, np.float32), signals, time.monotonic()))
                     reply = self._conn.recv()
                 except (EOFError, OSError, ValueError) as exc:
                     self._lost(f"{type(exc).__name__}: {exc}")
                 else:
                     if reply[0] == "order":
-                        _, order, reranked, readable, timings = reply
+                        _, order, reranked, readable, stages = reply
                         self._stats["reranked"] += 1
-                        self._stats["last_ms"] = timings
+                        self._stats["last_ms"] = stages
+                        add_stages(timings, stages)
                         return apply_order(results, depth, order, reranked, readable)
                     log.warning("re-ranking worker failed: %s", reply[1])
             self._stats["fallbacks" if not self._alive or self._ready.is_set() else "before_ready"] += 1
-        return self.local.rerank(results, query_blocks, query_vectors, query_signals, depth=depth)
+        return self.local.rerank(results, query_blocks, query_vectors, query_signals, depth=depth,
+                                 timings=timings)
 
     def prepare(self, results: list) -> None:
         """Have the child read the first ``k`` of ``results`` (a hit's early answer) before
@@ -165,8 +172,19 @@ def _portable_signals(query_signals):
     return ("signals", [np.asarray(s, np.float32) for s in query_signals])
 
 
+def _prepare_one(local: FileReranker, key: tuple[str, float]) -> None:
+    """The child: read one file ahead; a file that fails here fails again, and is reported,
+    when a re-ranking asks for it."""
+    try:
+        local.prepare([key])
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int) -> None:
     """The child: load the models, then answer messages until 'quit' or the pipe closes."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from app.lifeline import die_with_parent
     from models.coherence import BlockSignals
     from models.encoder import Encoder
@@ -174,11 +192,20 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
 
     die_with_parent(parent_pid)
     reranker = Reranker(reranker_path, split=True)
-    local = FileReranker(reranker, Encoder(encoder_path), k=k)
+    # the score's terms side by side: this process is the one working while the matcher
+    # waits for its answer
+    local = FileReranker(reranker, Encoder(encoder_path), k=k,
+                         executor=ThreadPoolExecutor(TERM_THREADS, thread_name_prefix="rerank-terms"))
     reranker.splits            # noqa: B018 — cut the network now, not during the first hit
     conn.send(("ready",))
+    # files to read ahead, one at a time between messages: a re-ranking asked for meanwhile
+    # goes first (it reads what it needs itself), and a newer hit's files replace an older's
+    ahead: list[tuple[str, float]] = []
     while True:
         try:
+            if ahead and not conn.poll():
+                _prepare_one(local, ahead.pop(0))
+                continue
             message = conn.recv()
         except (EOFError, OSError):
             return
@@ -186,15 +213,16 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
             return
         try:
             if message[0] == "prepare":
-                local.prepare(message[1])
+                ahead = list(message[1])
             elif message[0] == "order":
-                _, keys, blocks, vectors, signals = message
+                _, keys, blocks, vectors, signals, sent = message
+                # from the request's sending to here: the pipe, and a read-ahead of one file
+                timings: dict = {"queued": (time.monotonic() - sent) * 1e3}
+                t0 = time.perf_counter()
                 if signals is not None and signals[0] == "recipe":
                     signals = BlockSignals.at(signals[1], signals[2])
                 elif signals is not None:
                     signals = signals[1]
-                timings: dict = {}
-                t0 = time.perf_counter()
                 order, reranked, readable = local.order(keys, blocks, vectors, signals, timings)
                 timings["total"] = (time.perf_counter() - t0) * 1e3
                 conn.send(("order", order, reranked, readable, timings))

@@ -87,6 +87,10 @@ class SuggestionUpdate:
     # time.monotonic() when the onset's device frame reached the capture ring (one-shot);
     # now - onset_time is what the producer waited since the hit
     onset_time: float | None = None
+    # where a live update's latency_ms went: (stage, ms) in order ("wait" from the window's
+    # end to its analysis, "embed", "search", "rerank" with the re-ranker's own stages,
+    # "merge"); empty for captures and files
+    trace: tuple[tuple[str, float], ...] = ()
 
     def since_onset_ms(self, now: float | None = None) -> float | None:
         """Milliseconds from the onset to ``now`` (default: time.monotonic()); None without
@@ -100,6 +104,7 @@ class SuggestionUpdate:
                 "reason": self.reason, "stage": self.stage, "level_db": round(self.level_db, 2),
                 "latency_ms": round(self.latency_ms, 3),
                 "onset_time": None if self.onset_time is None else round(self.onset_time, 6),
+                "trace": {stage: round(ms, 2) for stage, ms in self.trace},
                 "suggestions": [s.as_dict() for s in self.suggestions]}
 
 

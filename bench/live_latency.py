@@ -9,7 +9,9 @@ onset's device frame reached the capture ring (``onset_time``), which pairs it w
 Reported:
 - onset -> first suggestion on stdout (the attack answer), p50/p95, hits 1.6 s apart;
 - end of window -> final update published (the matcher's own figure, re-ranked or not),
-  p50/p95, and stdout arrival of the final minus the hit;
+  p50/p95, where it went (each stage of the finals' traces: waiting for the worker,
+  embedding, index search, re-ranking with the re-ranking process's own stages, merging),
+  and stdout arrival of the final minus the hit;
 - dense playing: a kick/hat/snare loop in eighths at 120, 150 and 170 BPM, R@1 per hit
   (each hit's final answer names its file first; a hit with no final answer is a miss).
 
@@ -115,6 +117,16 @@ def pct(values, q):
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def stage_table(traces: list[dict]) -> dict:
+    """p50/p95 of each stage of the final updates' traces (``SuggestionUpdate.trace``: wait,
+    embed, search, rerank and the re-ranking process's own stages, merge), in the order
+    the stages first appear."""
+    stages = list(dict.fromkeys(stage for t in traces for stage in t))
+    return {stage: {"p50": pct([t[stage] for t in traces if stage in t], 50),
+                    "p95": pct([t[stage] for t in traces if stage in t], 95),
+                    "n": sum(stage in t for t in traces)} for stage in stages}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hits", type=int, default=16)
@@ -150,12 +162,15 @@ def main() -> int:
         final_since_hit = [1000 * (fin[0] - h) for (_, fin), h in zip(pairs, hit_times) if fin is not None]
         final_top1 = [fin[1]["results"][0]["path"] == str(p) if fin and fin[1]["results"] else False
                       for (_, fin), p in zip(pairs, files)]
+        traces = [fin[1].get("trace") or {} for _, fin in pairs if fin is not None]
         spaced = {"hits": len(files), "answered": len(first_ms),
                   "first_answer_stage": {s: first_stage.count(s) for s in set(first_stage)},
                   "onset_to_first_stdout_ms": {"p50": pct(first_ms, 50), "p95": pct(first_ms, 95)},
                   "window_end_to_final_published_ms": {"p50": pct(final_pub, 50), "p95": pct(final_pub, 95)},
                   "onset_to_final_stdout_ms": {"p50": pct(final_since_hit, 50), "p95": pct(final_since_hit, 95)},
-                  "final_top1": round(float(np.mean(final_top1)), 3)}
+                  "final_top1": round(float(np.mean(final_top1)), 3),
+                  "final_reranked": sum("rerank" in t for t in traces),
+                  "final_stages_ms": stage_table(traces)}
         # -- dense loops -------------------------------------------------------------------
         dense = {}
         for bpm in (120, 150, 170):
@@ -197,6 +212,9 @@ def main() -> int:
     print(f"{'measure':44s} {'p50':>8s} {'p95':>8s}")
     for key in ("onset_to_first_stdout_ms", "window_end_to_final_published_ms", "onset_to_final_stdout_ms"):
         print(f"{key:44s} {spaced[key]['p50']!s:>8s} {spaced[key]['p95']!s:>8s}")
+    print(f"final updates, per stage ({spaced['final_reranked']} re-ranked):")
+    for stage, row in spaced["final_stages_ms"].items():
+        print(f"  {stage:42s} {row['p50']!s:>8s} {row['p95']!s:>8s}")
     print(f"spaced: {spaced['answered']}/{spaced['hits']} answered, final R@1 {spaced['final_top1']}, "
           f"first answers {spaced['first_answer_stage']}")
     for bpm, d in dense.items():

@@ -31,6 +31,7 @@ import pathlib
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -306,7 +307,7 @@ def prepare_candidate(reranker: Reranker, cand: Clip | None) -> None:
 def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np.ndarray,
                  candidates: list[Clip | None],
                  query_signals: Sequence[np.ndarray] | None = None,
-                 timings: dict | None = None) -> tuple[list[int], np.ndarray]:
+                 timings: dict | None = None, executor: Executor | None = None) -> tuple[list[int], np.ndarray]:
     """New order of ``candidates`` (indices, best first) and the re-ranker's score of each.
 
     Each candidate is scored on its best (query block, candidate block) pair by encoder
@@ -314,7 +315,9 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
     coherence term. A candidate given as None (its file could not be read) keeps its place
     relative to the encoder's order behind every scored one and scores -inf. What a
     candidate's block gives alone is kept with the candidate (``Clip.derive``).
-    ``timings``: when given, each stage's milliseconds are added to it. Any thread.
+    ``timings``: when given, each stage's milliseconds are added to it. ``executor``: the
+    room fit and the coherence run on it while this thread runs the network (the same
+    scores; each stage's milliseconds are then its own, side by side). Any thread.
     """
     clock = _Stages(timings)
     pairs_q, pairs_c, pair_index, scored = [], [], [], []
@@ -329,32 +332,56 @@ def rerank_order(reranker: Reranker, query_blocks: np.ndarray, query_vectors: np
         scored.append(i)
     scores = np.full(len(candidates), -np.inf, dtype=np.float32)
     clock.lap("pairs")
-    if scored:
-        pairs_q, pairs_c = np.stack(pairs_q), np.stack(pairs_c)
+    if not scored:
+        return list(range(len(candidates))), scores
+    pairs_q, pairs_c = np.stack(pairs_q), np.stack(pairs_c)
+    chosen = [(candidates[i], ci) for i, (_, ci) in zip(scored, pair_index)]
+
+    def network() -> np.ndarray:
         if reranker.splits:
             used = sorted({qi for qi, _ in pair_index})
             read = reranker.block_features(np.asarray(query_blocks)[used], "query")
             query_features = np.stack([read[used.index(qi)] for qi, _ in pair_index])
-            cand_features = np.stack([candidate_network_features(reranker, candidates[i], ci)
-                                      for i, (_, ci) in zip(scored, pair_index)])
-            scores[scored] = reranker.score_features(query_features, cand_features)
-        else:
-            scores[scored] = reranker.score(pairs_q, pairs_c)
-        clock.lap("network")
-        if reranker.room_fit_weight > 0:
-            terms = [candidate_room_fit_terms(candidates[i], ci) for i, (_, ci) in zip(scored, pair_index)]
-            scores[scored] += room_fit_bonus(pairs_q, pairs_c, reranker.room_fit_weight,
-                                             terms).astype(np.float32)
-            clock.lap("room_fit")
-        if reranker.coherence_weight > 0 and query_signals is not None \
-                and all(candidates[i].signals is not None for i in scored):
-            spectra = [candidate_spectrum(candidates[i], ci) for i, (_, ci) in zip(scored, pair_index)]
-            coherence = pair_coherence(query_signals, spectra, pair_index)
-            scores[scored] += (reranker.coherence_weight * coherence_term(coherence)).astype(np.float32)
-            clock.lap("coherence")
+            cand_features = np.stack([candidate_network_features(reranker, c, ci) for c, ci in chosen])
+            return reranker.score_features(query_features, cand_features)
+        return reranker.score(pairs_q, pairs_c)
+
+    def room_fit() -> np.ndarray:
+        terms = [candidate_room_fit_terms(c, ci) for c, ci in chosen]
+        return room_fit_bonus(pairs_q, pairs_c, reranker.room_fit_weight, terms).astype(np.float32)
+
+    def coherence() -> np.ndarray:
+        spectra = [candidate_spectrum(c, ci) for c, ci in chosen]
+        values = pair_coherence(query_signals, spectra, pair_index)
+        return (reranker.coherence_weight * coherence_term(values)).astype(np.float32)
+
+    terms = [("network", network)]
+    if reranker.room_fit_weight > 0:
+        terms.append(("room_fit", room_fit))
+    if reranker.coherence_weight > 0 and query_signals is not None \
+            and all(c.signals is not None for c, _ in chosen):
+        terms.append(("coherence", coherence))
+    if executor is None:
+        done = [_timed(work) for _, work in terms]
+    else:
+        later = [executor.submit(_timed, work) for _, work in terms[1:]]
+        done = [_timed(terms[0][1])] + [f.result() for f in later]
+    # added in one order whichever ran first: the same sums as one after the other
+    scores[scored] = 0.0
+    for (stage, _), (value, ms) in zip(terms, done):
+        scores[scored] += value
+        if timings is not None:
+            timings[stage] = timings.get(stage, 0.0) + ms
     # a stable sort keeps the encoder's order among ties and unscored candidates
     order = sorted(range(len(candidates)), key=lambda i: -scores[i])
     return order, scores
+
+
+def _timed(work) -> tuple[np.ndarray, float]:
+    """``work()`` and its milliseconds."""
+    t0 = time.perf_counter()
+    value = work()
+    return value, (time.perf_counter() - t0) * 1e3
 
 
 class _Stages:

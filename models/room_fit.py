@@ -119,14 +119,22 @@ def _nonnegative_least_squares(gram: np.ndarray, target: np.ndarray) -> np.ndarr
     return w.T[:, :, None]
 
 
+# frames a lag can leave out at either end of a block (the coarse lag and the fine step)
+EDGE_FRAMES = MAX_LAG_FRAMES + FINE_LAG_FRAMES
+
+
 @dataclass(frozen=True)
 class CandidateTerms:
     """What the fit needs of one candidate block alone, made once per block: the design
-    ``(F, J, T)`` (its power, the power through each decay, the floor) and the products of
-    every pair of design rows ``(F, P, T)``, from which each query's Gram matrices are sums
-    over the frames the two blocks share. About 1 MB a block."""
+    ``(F, J, T)`` (its power, the power through each decay, the floor) and the sums of the
+    products of every pair of design rows ``(F, P)``, over all frames (``total``) and over
+    the first and last ``e`` frames (``head``, ``tail``: ``(F, P, EDGE_FRAMES + 1)``, ``e``
+    = 0..EDGE_FRAMES). The frames two blocks share at a lag are all but a few at one end,
+    so each query's Gram matrices are ``total`` less one edge. About 1 MB a block."""
     design: np.ndarray
-    products: np.ndarray
+    total: np.ndarray
+    head: np.ndarray
+    tail: np.ndarray
 
 
 def _upper() -> tuple[np.ndarray, np.ndarray]:
@@ -148,14 +156,25 @@ def _products(design: np.ndarray) -> np.ndarray:
     return design[:, :, upper[0]] * design[:, :, upper[1]]
 
 
+def _frame_sums(design: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(k, F, J, T)`` designs -> the products' sums ``total``, ``head``, ``tail`` (see
+    ``CandidateTerms``), in float64 so that a sum less an edge keeps its precision."""
+    products = _products(design).astype(np.float64)
+    edge = min(EDGE_FRAMES, products.shape[-1])
+    zero = np.zeros(products.shape[:-1] + (1,))
+    head = np.concatenate([zero, np.cumsum(products[..., :edge], axis=-1)], axis=-1)
+    tail = np.concatenate([zero, np.cumsum(products[..., ::-1][..., :edge], axis=-1)], axis=-1)
+    return products.sum(axis=-1), head, tail
+
+
 def candidate_terms(candidate_blocks: np.ndarray) -> list[CandidateTerms]:
     """``CandidateTerms`` of each row of ``candidate_blocks`` ``(k, T, F)`` log-mel. Any thread."""
     candidate_blocks = np.asarray(candidate_blocks)
     if candidate_blocks.ndim != 3:
         raise ValueError(f"expected a (k, T, F) array, got {candidate_blocks.shape}")
     design = _designs(candidate_blocks)
-    products = _products(design)
-    return [CandidateTerms(design[i], products[i]) for i in range(len(design))]
+    total, head, tail = _frame_sums(design)
+    return [CandidateTerms(design[i], total[i], head[i], tail[i]) for i in range(len(design))]
 
 
 def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
@@ -176,10 +195,12 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         if len(terms) != k:
             raise ValueError(f"expected {k} candidate terms, got {len(terms)}")
         design = np.stack([t.design for t in terms])                               # (k, F, J, T)
-        products = [t.products for t in terms]                                     # k x (F, P, T)
+        total = np.stack([t.total for t in terms])                                 # (k, F, P)
+        head = np.stack([t.head for t in terms])                                   # (k, F, P, E+1)
+        tail = np.stack([t.tail for t in terms])
     else:
         design = _designs(candidate_blocks)
-        products = _products(design)
+        total, head, tail = _frame_sums(design)
     n_features = design.shape[2]
 
     # Query frame t + lag is modelled by candidate frame t; frames the two do not share
@@ -196,9 +217,12 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
 
     # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
     upper = _upper()
-    shared_t = np.ascontiguousarray(shared.transpose(0, 2, 1))      # (k, T, S): BLAS wants contiguous
-    sums = np.stack([products[i].reshape(-1, frames) @ shared_t[i] for i in range(k)])
-    sums = sums.reshape(k, bands, -1, len(fine))
+    # the shared frames at lag L are [max(0, -L), min(T, T - L)): all frames less one edge
+    first = np.maximum(0, -lags)                                                   # (k, S)
+    last = np.maximum(0, lags)
+    ks = np.arange(k)[:, None]
+    sums = (total[:, None] - head[ks, :, :, first] - tail[ks, :, :, last])         # (k, S, F, P)
+    sums = sums.astype(DTYPE).transpose(0, 2, 3, 1)                                # (k, F, P, S)
     gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
     gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
     gram[..., upper[1], upper[0]] = sums.transpose(0, 1, 3, 2)
@@ -217,8 +241,8 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
     spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
     reached = (observed.astype(np.float64) ** 2).sum(axis=(1, 2))
     unreached = np.maximum((query_log ** 2).sum(axis=(1, 2))[:, None] - reached, 0.0)
-    misfit = ((_log(fitted) - observed) ** 2 * shared.transpose(0, 2, 1)[:, None]).astype(np.float64)
-    squared = misfit.sum(axis=(1, 2)) + unreached
+    misfit = (_log(fitted) - observed) ** 2 * shared.transpose(0, 2, 1)[:, None]
+    squared = misfit.sum(axis=(1, 2), dtype=np.float64) + unreached
     error = squared / (spread[:, None] + SPREAD_FLOOR * frames * bands)
     return error.min(axis=1)
 

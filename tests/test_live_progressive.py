@@ -78,6 +78,17 @@ def test_one_hit_answers_attack_then_refined_then_final(library):
     assert attack.since_onset_ms() > 0
     final = onset_updates[-1][0]
     assert final.suggestions[0].path == str(path), [s.name for s in final.suggestions[:3]]
+    # the final update says where its latency went, re-ranking included
+    trace = dict(final.trace)
+    assert {"wait", "embed", "search", "rerank", "merge"} <= set(trace), trace
+    assert sum(trace[s] for s in ("wait", "embed", "search", "rerank", "merge")) <= final.latency_ms + 1.0
+    # and it is what a query from scratch of the same window gives (the matcher's last window)
+    start_frame, window = matcher.last_window()
+    assert abs(start_frame - starts[0]) < 0.03 * SR
+    fresh = matcher.query_audio(window, k=len(final.suggestions))
+    assert [s.path for s in fresh.suggestions[:3]] == [s.path for s in final.suggestions[:3]]
+    np.testing.assert_allclose([s.score for s in fresh.suggestions[:3]],
+                               [s.score for s in final.suggestions[:3]], rtol=1e-5)
 
 
 @pytest.mark.parametrize("after_s", [1.0, 2.5])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -73,6 +74,22 @@ def test_the_cut_network_and_kept_candidate_terms_give_the_plain_scores(drums):
         np.testing.assert_array_equal(again, fast)
 
 
+def test_the_terms_side_by_side_give_the_scores_of_one_after_the_other(drums):
+    clean, heard = drums
+    cut = Reranker(split=True)
+    with ThreadPoolExecutor(2) as executor:
+        for name in DRUMS[:4]:
+            query = heard[name]
+            kept = [fresh(clean[n]) for n in DRUMS]
+            alone_order, alone = rerank_order(cut, query.blocks, query.vectors, kept, query.signals)
+            timings: dict = {}
+            side_order, side = rerank_order(cut, query.blocks, query.vectors, [fresh(c) for c in kept],
+                                            query.signals, timings=timings, executor=executor)
+            np.testing.assert_array_equal(side, alone)
+            assert side_order == alone_order
+            assert all(timings[stage] > 0 for stage in ("network", "room_fit", "coherence"))
+
+
 def test_the_room_fit_from_kept_candidate_terms_is_the_same_fit(drums):
     clean, heard = drums
     q = np.stack([heard[n].blocks[0] for n in DRUMS])
@@ -107,6 +124,12 @@ def test_the_rerank_process_answers_as_this_process_and_is_reaped(tmp_path, isol
             stats = worker.stats()
             assert stats["reranked"] == 3 and stats["prepared"] == 3 and stats["fallbacks"] == 0
             assert stats["last_ms"]["total"] > 0
+            # the caller learns where a re-ranking's time went, the child's queueing too
+            timings: dict = {}
+            worker.rerank(results, query.blocks, query.vectors, query.signals, timings=timings)
+            assert {"rerank_queued", "rerank_total", "rerank_room_fit"} <= set(timings)
+            assert timings["rerank_total"] >= timings["rerank_room_fit"] > 0
+            assert worker.stats()["reranked"] == 4
             # a deeper re-rank (search --depth) reads as many files there as here
             results = library.searcher().search(query, len(DRUMS), rerank=False)
             there = worker.rerank(results, query.blocks, query.vectors, query.signals,
