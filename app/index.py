@@ -186,8 +186,8 @@ class VectorIndex:
         self._hnsw.set_ef(self._ef_search)
 
     def _setup(
-        self, dim: int, model_id: str, ef_search: int, M: int, ef_construction: int, add_threads: int,
-        projection: Projection | None = None,
+        self, dim: int, model_id: str, ef_search: int, M: int, ef_construction: int,
+        add_threads: int, projection: Projection | None = None,
     ) -> None:
         self.dim = int(dim)
         self.projection = projection
@@ -431,7 +431,8 @@ class VectorIndex:
                 if self._exact is None:
                     labels, distances = self._knn(q, n_ask)
                 else:
-                    labels, distances = self._rescored(q, *self._knn(graph_q, n_ask))
+                    labels, distances = self._rescored(
+                        q, self._knn(graph_q, n_ask)[0], max(1, n_ask // COMPACT_OVERSAMPLE))
                 best = self._best_per_file(labels, distances, excluded)
                 if len(best) >= k or n_ask >= live:
                     break
@@ -469,14 +470,17 @@ class VectorIndex:
         return found / len(chosen)
 
     def _rescored(self, q: np.ndarray, labels: np.ndarray,
-                  _graph_distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The graph's candidates (for every query block) with exact cosine distances: each
-        candidate once, at its best over the unit query blocks ``q``."""
+                  keep: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``keep`` best of the graph's candidates (for every query block) by exact cosine
+        distance, each once, at its best over the unit query blocks ``q``."""
         candidates = np.unique(labels.ravel().astype(np.int64))
         if len(candidates) == 0:
             return candidates, np.empty(0, np.float32)
         rows = self._exact.rows(candidates).astype(np.float32)
         scores = (rows @ q.T).max(axis=1)
+        if len(candidates) > keep:
+            best = np.argpartition(-scores, keep - 1)[:keep]
+            candidates, scores = candidates[best], scores[best]
         return candidates, 1.0 - scores
 
     def _knn(self, q: np.ndarray, n_ask: int) -> tuple[np.ndarray, np.ndarray]:
@@ -641,7 +645,7 @@ class VectorIndex:
                 projection = None
                 if graph_dim != dim:
                     if n > 1 and not bool(np.all(vids[1:] > vids[:-1])):
-                        raise IndexFormatError(f"{path}: vector ids of the exact rows not ascending")
+                        raise IndexFormatError(f"{path}: exact rows' vector ids not ascending")
                     try:
                         projection = Projection.from_bytes(raw_projection, graph_dim, dim)
                     except ValueError as exc:

@@ -71,7 +71,8 @@ def real_like(cache: Path, n_vectors: int, seed: int = 0):
                 break
     base = np.concatenate(rows)
     dim = base.shape[1]
-    out = base + rng.standard_normal(base.shape, dtype=np.float32) * np.float32(NOISE / np.sqrt(dim))
+    noise = np.float32(NOISE / np.sqrt(dim))
+    out = base + rng.standard_normal(base.shape, dtype=np.float32) * noise
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     real = np.concatenate(per_file)
     return np.arange(1, len(out) + 1, dtype=np.int64), np.asarray(fids, np.int64), \
