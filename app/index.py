@@ -8,19 +8,28 @@ corrupt, raises :class:`IndexFormatError` on load and the caller rebuilds from t
 
 File layout (little-endian)::
 
-    magic     8 bytes  b"SSCVIDX\\n"
-    hlen      uint32   length of the header
-    header    hlen bytes of UTF-8 JSON: format_version, model_id, dim, count, generation,
-              n_stored, space, M, ef_construction, ef_search, mapping_bytes, hnsw_bytes,
-              payload_crc32 (CRC-32 of everything after the header)
-    mapping   int64[n_stored] vector ids, int64[n_stored] file ids, uint8[n_stored] deleted flags
-    hnsw      the bytes of hnswlib's save_index
+    magic      8 bytes  b"SSCVIDX\\n"
+    hlen       uint32   length of the header
+    header     hlen bytes of UTF-8 JSON: format_version, model_id, dim, count, generation,
+               n_stored, space, M, ef_construction, ef_search, mapping_bytes, hnsw_bytes,
+               payload_crc32 (CRC-32 of everything after the header); format 2 adds
+               graph_dim, projection_bytes, exact_bytes
+    mapping    int64[n_stored] vector ids (ascending in format 2), int64[n_stored] file ids,
+               uint8[n_stored] deleted flags
+    projection float32[graph_dim, dim] (format 2, compact only)
+    exact      float16[n_stored, dim] unit rows in the mapping's order (format 2, compact only)
+    hnsw       the bytes of hnswlib's save_index
+
+Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
+GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
+many graph candidates with the exact float16 rows, which a loaded index reads through a memory
+map: a million vectors load in a fraction of the time and memory of a full-width graph.
+Format 1 files (always full width) still load.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 import tempfile
@@ -34,17 +43,30 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from app.compact_vectors import GRAPH_DIM, ExactRows, Projection, unit_rows
 from engine.errors import SampleScoutError
 
 MAGIC = b"SSCVIDX\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SPACE = "cosine"
+
+# From this many vectors on a library's index is compact (bench/compact_index.py: at 200k
+# real-like vectors the compact graph keeps recall@10 while loading and searching faster).
+COMPACT_FROM_VECTORS = 300_000
+# A compact search re-scores this many times the candidates a full-width search would read.
+COMPACT_OVERSAMPLE = 4
 
 # Chosen with bench/query.py (see bench/results/query.json): at 100k vectors of dim 512 these
 # keep a single-block query well under 1 ms p99 with recall@10 >= 0.98.
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF_SEARCH = 64
+
+
+def compact_for(count: int, dim: int) -> bool:
+    """Whether an index of ``count`` vectors of ``dim`` dimensions should be compact."""
+    return count >= COMPACT_FROM_VECTORS and dim > GRAPH_DIM
 
 
 def ef_search_for(count: int) -> int:
@@ -129,6 +151,8 @@ class VectorIndex:
     is not safe to mutate while it is being queried; ``add`` releases the lock between chunks
     of 256 vectors so that live queries keep flowing during a long scan. Set ``generation``
     before calling ``save`` from the thread that owns the catalog state it describes.
+    Given a ``projection`` the index is compact (module docstring): the graph holds the
+    projected vectors, the exact rows re-score its candidates.
     """
 
     def __init__(
@@ -141,6 +165,7 @@ class VectorIndex:
         M: int = DEFAULT_M,
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         add_threads: int = 1,
+        projection: Projection | None = None,
     ) -> None:
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -150,16 +175,24 @@ class VectorIndex:
             raise ValueError(
                 f"bad HNSW parameters: M={M}, ef_construction={ef_construction}, ef_search={ef_search}"
             )
-        self._setup(dim, model_id, ef_search, M, ef_construction, add_threads)
+        if projection is not None and projection.dim != int(dim):
+            raise ValueError(f"projection takes {projection.dim} dimensions, the index has {dim}")
+        self._setup(dim, model_id, ef_search, M, ef_construction, add_threads, projection)
+        if projection is not None:
+            self._exact = ExactRows(self.dim)
         self._hnsw.init_index(
             max_elements=max(1, int(capacity)), ef_construction=self.ef_construction, M=self.M
         )
         self._hnsw.set_ef(self._ef_search)
 
     def _setup(
-        self, dim: int, model_id: str, ef_search: int, M: int, ef_construction: int, add_threads: int
+        self, dim: int, model_id: str, ef_search: int, M: int, ef_construction: int,
+        add_threads: int, projection: Projection | None = None,
     ) -> None:
         self.dim = int(dim)
+        self.projection = projection
+        self.graph_dim = self.dim if projection is None else projection.graph_dim
+        self._exact: ExactRows | None = None   # the full rows of a compact index
         self.model_id = model_id
         self.generation = ""
         self.M = int(M)
@@ -167,7 +200,7 @@ class VectorIndex:
         self.add_threads = int(add_threads)
         self._ef_search = int(ef_search)
         self._lock = _ReadWriteLock()
-        self._hnsw = hnswlib.Index(space=SPACE, dim=self.dim)
+        self._hnsw = hnswlib.Index(space=SPACE, dim=self.graph_dim)
         self._file_of: dict[int, int] = {}  # vector_id -> file_id, live and deleted
         # file_id -> live vector_ids; None after a load until first needed (_vectors_by_file)
         self._vectors_of: dict[int, set[int]] | None = {}
@@ -189,8 +222,13 @@ class VectorIndex:
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         num_threads: int = -1,
         generation: str = "",
+        projection: Projection | None = None,
     ) -> "VectorIndex":
-        """A new index holding the given vectors (any thread; the result is not shared yet)."""
+        """A new index holding the given vectors (any thread; the result is not shared yet).
+        Compact with ``projection``, or with one fitted to these vectors when there are at
+        least COMPACT_FROM_VECTORS of them."""
+        if projection is None and compact_for(len(vector_ids), int(dim)):
+            projection = Projection.fit(np.asarray(vectors))
         index = cls(
             dim,
             model_id,
@@ -199,6 +237,7 @@ class VectorIndex:
             M=M,
             ef_construction=ef_construction,
             add_threads=num_threads,
+            projection=projection,
         )
         index.generation = generation
         vids, fids, vecs = index._check_batch(vector_ids, file_ids, vectors)
@@ -225,7 +264,14 @@ class VectorIndex:
             stored = len(self._file_of)
             return len(self._deleted) / stored if stored else 0.0
 
+    @property
+    def compact(self) -> bool:
+        return self.projection is not None
+
     def needs_rebuild(self, threshold: float = 0.2) -> bool:
+        """Over ``threshold`` of the graph deleted, or large enough to be compact but not."""
+        if not self.compact and compact_for(len(self), self.dim):
+            return True
         return self.deleted_fraction > threshold
 
     @property
@@ -329,7 +375,11 @@ class VectorIndex:
         capacity = self._hnsw.get_max_elements()
         if needed > capacity:
             self._hnsw.resize_index(max(needed, capacity + capacity // 2, capacity + 1024))
-        self._hnsw.add_items(vecs, vids, num_threads=threads)
+        if self._exact is not None:
+            self._exact.put(vids, vecs)
+            self._hnsw.add_items(self.projection.apply(vecs), vids, num_threads=threads)
+        else:
+            self._hnsw.add_items(vecs, vids, num_threads=threads)
         for vector_id, file_id in zip(vids.tolist(), fids.tolist()):
             old_file = self._file_of.get(vector_id)
             if old_file is not None and old_file != file_id and vector_id not in self._deleted:
@@ -371,9 +421,18 @@ class VectorIndex:
                 return []
             by_file = self._vectors_by_file() if excluded else {}
             excluded_vectors = sum(len(by_file.get(f, ())) for f in excluded)
-            n_ask = min(live, k * 4 + 16 + excluded_vectors)
+            wide = k * 4 + 16 + excluded_vectors
+            if self._exact is not None:
+                wide *= COMPACT_OVERSAMPLE
+                q = unit_rows(q)
+                graph_q = self.projection.apply(q)
+            n_ask = min(live, wide)
             while True:
-                labels, distances = self._knn(q, n_ask)
+                if self._exact is None:
+                    labels, distances = self._knn(q, n_ask)
+                else:
+                    labels, distances = self._rescored(
+                        q, self._knn(graph_q, n_ask)[0], max(1, n_ask // COMPACT_OVERSAMPLE))
                 best = self._best_per_file(labels, distances, excluded)
                 if len(best) >= k or n_ask >= live:
                     break
@@ -410,6 +469,20 @@ class VectorIndex:
                     found += 1
         return found / len(chosen)
 
+    def _rescored(self, q: np.ndarray, labels: np.ndarray,
+                  keep: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``keep`` best of the graph's candidates (for every query block) by exact cosine
+        distance, each once, at its best over the unit query blocks ``q``."""
+        candidates = np.unique(labels.ravel().astype(np.int64))
+        if len(candidates) == 0:
+            return candidates, np.empty(0, np.float32)
+        rows = self._exact.rows(candidates).astype(np.float32)
+        scores = (rows @ q.T).max(axis=1)
+        if len(candidates) > keep:
+            best = np.argpartition(-scores, keep - 1)[:keep]
+            candidates, scores = candidates[best], scores[best]
+        return candidates, 1.0 - scores
+
     def _knn(self, q: np.ndarray, n_ask: int) -> tuple[np.ndarray, np.ndarray]:
         # hnswlib raises when it finds fewer than n_ask live neighbours (possible with many
         # deleted vectors); ask for fewer until it answers.
@@ -441,7 +514,8 @@ class VectorIndex:
     def save(self, path: str | os.PathLike) -> None:
         """Write the index atomically (temp file in the same folder, fsync, rename).
 
-        Takes the shared lock: searches continue while saving, writers wait.
+        Takes the shared lock while it reads the index (a compact index's exact rows are
+        written under it): searches continue while saving, writers wait.
         """
         path = Path(path)
         folder = path.parent
@@ -449,36 +523,10 @@ class VectorIndex:
         hnsw_tmp = _temp_path(folder, path.name, ".hnsw.tmp")
         out_tmp = _temp_path(folder, path.name, ".tmp")
         try:
-            with self._lock.read():
-                self._hnsw.save_index(str(hnsw_tmp))
-                vids = np.fromiter(self._file_of.keys(), dtype="<i8", count=len(self._file_of))
-                fids = np.fromiter(self._file_of.values(), dtype="<i8", count=len(self._file_of))
-                deleted = np.fromiter(
-                    (v in self._deleted for v in vids.tolist()), dtype=np.uint8, count=len(vids)
-                )
-                header = {
-                    "format_version": FORMAT_VERSION,
-                    "model_id": self.model_id,
-                    "dim": self.dim,
-                    "count": int(len(vids) - int(deleted.sum())),
-                    "generation": self.generation,
-                    "n_stored": int(len(vids)),
-                    "space": SPACE,
-                    "M": self.M,
-                    "ef_construction": self.ef_construction,
-                    "ef_search": self._ef_search,
-                    "mapping_bytes": int(vids.nbytes + fids.nbytes + deleted.nbytes),
-                    "hnsw_bytes": hnsw_tmp.stat().st_size,
-                    "payload_crc32": "00000000",
-                }
-            mapping = vids.tobytes() + fids.tobytes() + deleted.tobytes()
             with open(out_tmp, "wb") as out:
-                header_bytes = json.dumps(header).encode("utf-8")
-                out.write(MAGIC + struct.pack("<I", len(header_bytes)))
-                header_at = out.tell()
-                out.write(header_bytes)
-                crc = zlib.crc32(mapping)
-                out.write(mapping)
+                with self._lock.read():
+                    self._hnsw.save_index(str(hnsw_tmp))
+                    header, header_at, crc = self._write_head(out, hnsw_tmp.stat().st_size)
                 with open(hnsw_tmp, "rb") as src:
                     crc = _copy_payload(src, out, crc)
                 # Same length as the placeholder: 8 hex digits.
@@ -495,6 +543,50 @@ class VectorIndex:
                     leftover.unlink()
                 except FileNotFoundError:
                     pass
+
+    def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, int]:
+        """Header (with a placeholder checksum), mapping, projection and exact rows; returns
+        the header, where it lies and the CRC-32 so far. Caller holds the read lock."""
+        n = len(self._file_of)
+        vids = np.fromiter(self._file_of.keys(), dtype="<i8", count=n)
+        fids = np.fromiter(self._file_of.values(), dtype="<i8", count=n)
+        order = np.argsort(vids, kind="stable")
+        vids, fids = vids[order], fids[order]
+        deleted = np.fromiter((v in self._deleted for v in vids.tolist()), dtype=np.uint8, count=n)
+        projection = b"" if self.projection is None else self.projection.to_bytes()
+        header = {
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "count": int(n - int(deleted.sum())),
+            "generation": self.generation,
+            "n_stored": int(n),
+            "space": SPACE,
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "ef_search": self._ef_search,
+            "mapping_bytes": int(vids.nbytes + fids.nbytes + deleted.nbytes),
+            "hnsw_bytes": int(hnsw_bytes),
+            "graph_dim": self.graph_dim,
+            "projection_bytes": len(projection),
+            "exact_bytes": 0 if self._exact is None else ExactRows.byte_size(n, self.dim),
+            "payload_crc32": "00000000",
+        }
+        header_bytes = json.dumps(header).encode("utf-8")
+        out.write(MAGIC + struct.pack("<I", len(header_bytes)))
+        header_at = out.tell()
+        out.write(header_bytes)
+        crc = 0
+        for part in (vids.tobytes(), fids.tobytes(), deleted.tobytes(), projection):
+            crc = zlib.crc32(part, crc)
+            out.write(part)
+        if self._exact is not None:
+            step = max(1, _COPY_CHUNK * 8 // (2 * self.dim))
+            for at in range(0, n, step):
+                rows = self._exact.rows(vids[at:at + step]).tobytes()
+                crc = zlib.crc32(rows, crc)
+                out.write(rows)
+        return header, header_at, crc
 
     @classmethod
     def load(
@@ -528,34 +620,48 @@ class VectorIndex:
                 )
             if header["space"] != SPACE:
                 raise IndexFormatError(f"{path}: space {header['space']!r}, expected {SPACE!r}")
-            n = header["n_stored"]
+            n, graph_dim = header["n_stored"], header["graph_dim"]
             if header["mapping_bytes"] != 17 * n:
                 raise IndexFormatError(f"{path}: mapping size does not match {n} vectors")
-            expected = src.tell() + header["mapping_bytes"] + header["hnsw_bytes"]
+            _check_compact_sizes(header, path)
+            expected = (src.tell() + header["mapping_bytes"] + header["projection_bytes"]
+                        + header["exact_bytes"] + header["hnsw_bytes"])
             if size != expected:
                 kind = "truncated" if size < expected else "has trailing bytes"
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
             mapping = src.read(header["mapping_bytes"])
-            crc = zlib.crc32(mapping)
+            raw_projection = src.read(header["projection_bytes"])
+            crc = zlib.crc32(raw_projection, zlib.crc32(mapping))
+            exact_at = src.tell()
+            crc = _crc_of_region(src, crc, header["exact_bytes"])
+            vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
+            fids = np.frombuffer(mapping, dtype="<i8", count=n, offset=8 * n)
+            deleted = np.frombuffer(mapping, dtype=np.uint8, count=n, offset=16 * n)
             with _graph_file(path) as (out, graph_path):
                 crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
                 out.flush()
                 if f"{crc & 0xFFFFFFFF:08x}" != header["payload_crc32"]:
                     raise IndexFormatError(f"{path}: checksum mismatch, the file is corrupt")
+                projection = None
+                if graph_dim != dim:
+                    if n > 1 and not bool(np.all(vids[1:] > vids[:-1])):
+                        raise IndexFormatError(f"{path}: exact rows' vector ids not ascending")
+                    try:
+                        projection = Projection.from_bytes(raw_projection, graph_dim, dim)
+                    except ValueError as exc:
+                        raise IndexFormatError(f"{path}: bad projection: {exc}") from exc
                 index = cls.__new__(cls)
-                index._setup(
-                    dim, model_id, header["ef_search"], header["M"], header["ef_construction"], add_threads
-                )
+                index._setup(dim, model_id, header["ef_search"], header["M"],
+                             header["ef_construction"], add_threads, projection)
                 try:
                     index._hnsw.load_index(graph_path, max_elements=0)
                 except (RuntimeError, ValueError, MemoryError) as exc:
                     raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
+                if projection is not None:
+                    index._exact = ExactRows.mapped(src, exact_at, vids.copy(), dim)
         index._hnsw.set_ef(index._ef_search)
         index.generation = header["generation"]
-        vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
-        fids = np.frombuffer(mapping, dtype="<i8", count=n, offset=8 * n)
-        deleted = np.frombuffer(mapping, dtype=np.uint8, count=n, offset=16 * n)
-        if index._hnsw.element_count != n or index._hnsw.dim != dim:
+        if index._hnsw.element_count != n or index._hnsw.dim != graph_dim:
             raise IndexFormatError(f"{path}: graph holds {index._hnsw.element_count} vectors, header says {n}")
         if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), np.sort(vids)):
             raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
@@ -610,20 +716,55 @@ def _read_header(src, path: Path) -> dict:
     if not isinstance(header, dict):
         raise IndexFormatError(f"{path}: header is not a JSON object")
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise IndexFormatError(f"{path}: format version {version!r}, expected {FORMAT_VERSION}")
+    if version == 1:   # always full width, nothing between the mapping and the graph
+        header.update(graph_dim=header.get("dim"), projection_bytes=0, exact_bytes=0)
     types = {
         "format_version": int, "model_id": str, "dim": int, "count": int, "generation": str,
         "n_stored": int, "space": str, "M": int, "ef_construction": int, "ef_search": int,
         "mapping_bytes": int, "hnsw_bytes": int, "payload_crc32": str,
+        "graph_dim": int, "projection_bytes": int, "exact_bytes": int,
     }
     for key, kind in types.items():
         if not isinstance(header.get(key), kind):
             raise IndexFormatError(f"{path}: header field {key!r} missing or of the wrong type")
-    for key in ("n_stored", "mapping_bytes", "hnsw_bytes", "M", "ef_construction", "ef_search"):
-        if header[key] < 0 or (key in ("M", "ef_construction", "ef_search") and header[key] < 1):
+    for key in ("n_stored", "mapping_bytes", "hnsw_bytes", "M", "ef_construction", "ef_search",
+                "graph_dim", "projection_bytes", "exact_bytes"):
+        if header[key] < 0 or (key in ("M", "ef_construction", "ef_search", "graph_dim")
+                               and header[key] < 1):
             raise IndexFormatError(f"{path}: header field {key!r} out of range")
     return header
+
+
+def _check_compact_sizes(header: dict, path: Path) -> None:
+    """A full-width index has no projection and no exact rows; a compact one has both, of
+    the sizes its dimensions and vector count give."""
+    n, dim, graph_dim = header["n_stored"], header["dim"], header["graph_dim"]
+    if graph_dim == dim:
+        wanted = (0, 0)
+    elif graph_dim < dim:
+        wanted = (Projection.byte_size(graph_dim, dim), ExactRows.byte_size(n, dim))
+    else:
+        raise IndexFormatError(f"{path}: graph dimension {graph_dim} exceeds {dim}")
+    if (header["projection_bytes"], header["exact_bytes"]) != wanted:
+        raise IndexFormatError(f"{path}: projection or exact rows do not match {n} vectors "
+                               f"of {dim} dimensions in a {graph_dim}-dimension graph")
+
+
+def _crc_of_region(src, crc: int, count: int) -> int:
+    """The running CRC-32 over the next ``count`` bytes of ``src``, read into one reused
+    buffer (no mapping, so the checked pages never count as this process's memory)."""
+    buffer = bytearray(min(count, 8 * _COPY_CHUNK))
+    view = memoryview(buffer)
+    left = count
+    while left:
+        got = src.readinto(view[:min(left, len(buffer))])
+        if not got:
+            raise IndexFormatError("index file truncated while checking it")
+        crc = zlib.crc32(view[:got], crc)
+        left -= got
+    return crc
 
 
 def _copy_payload(src, out, crc: int) -> int:
@@ -639,16 +780,13 @@ def _copy_payload(src, out, crc: int) -> int:
 def _copy_graph(src, out, crc: int, count: int) -> int:
     """Copy the next ``count`` bytes of ``src`` to ``out`` (both at their positions) and
     return the running CRC-32 over them. The kernel copies them (``os.sendfile``) and the
-    CRC reads the source's pages where they lie (``mmap``): a gigabyte-sized graph is not
-    read and written through Python buffers. Plain chunked copying where that fails."""
+    CRC reads them through one reused buffer: a gigabyte-sized graph is neither written
+    through Python buffers nor mapped into this process. Plain chunked copying where that
+    fails."""
     start, crc_before = src.tell(), crc
     if count and hasattr(os, "sendfile"):
         try:
-            with mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                with memoryview(view) as pages:
-                    step = 64 * _COPY_CHUNK
-                    for at in range(start, start + count, step):
-                        crc = zlib.crc32(pages[at:min(start + count, at + step)], crc)
+            crc = _crc_of_region(src, crc, count)
             out.flush()
             done = 0
             while done < count:

@@ -39,8 +39,9 @@ import numpy as np
 from app.catalog import Catalog, CatalogError, FileAnalysis, FileRow, SoundInfo, TagRow
 from app.machine import machine_id
 from app.decode import read_mono
+from app.compact_vectors import FIT_ROWS, Projection
 from app.index import (
-    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, ef_search_for,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, compact_for, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
@@ -370,13 +371,23 @@ class Library:
     def _build_index(self, M: int, ef_construction: int) -> VectorIndex:
         model_id, dim = self.encoder.model_id, self.encoder.dim
         count = self.catalog.vector_count(model_id)
+        projection = self._fit_projection(model_id, dim) if compact_for(count, dim) else None
         index = VectorIndex(dim, model_id, capacity=max(1024, count), ef_search=ef_search_for(count),
-                            M=M, ef_construction=ef_construction)
+                            M=M, ef_construction=ef_construction, projection=projection)
         bad: list[tuple[int, int]] = []
         for ids, file_ids, vectors in self.catalog.iter_vectors(model_id, dim=dim, bad=bad):
             index.add(ids, file_ids, vectors)
         self._set_aside(bad)
         return index
+
+    def _fit_projection(self, model_id: str, dim: int) -> Projection:
+        """The compact graph's projection, fitted on up to FIT_ROWS vectors of the catalog
+        drawn at random (damaged rows are left out here and set aside by the build)."""
+        ids = self.catalog.vector_ids(model_id)
+        if len(ids) > FIT_ROWS:
+            ids = np.random.default_rng(0).choice(ids, size=FIT_ROWS, replace=False)
+        rows = [vectors for _, _, vectors in self.catalog.iter_vectors(model_id, dim=dim, ids=ids)]
+        return Projection.fit(np.concatenate(rows))
 
     def _set_aside(self, bad: list[tuple[int, int]]) -> None:
         """Damaged vector rows (NaN, wrong length) never block the index: they are left

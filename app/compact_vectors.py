@@ -1,0 +1,151 @@
+"""The compact form of a large vector index: a projection to a few dimensions for the graph,
+and the full vectors as float16 rows for re-scoring the graph's candidates.
+
+``Projection`` is an uncentred PCA: the top ``GRAPH_DIM`` eigenvectors of the second-moment
+matrix of unit catalog vectors. Cosine similarity of unit vectors is a dot product, so the
+directions that keep most of the vectors' energy keep most of their dot products; the graph
+only has to put the right files among its candidates, the exact rows rank them.
+
+``ExactRows`` holds one unit float16 row per vector id: a sorted base (a memory map of the
+index file after a load, so a million rows cost no RAM until searched) and an in-RAM array
+that grows with the vectors added since. Neither class locks: ``app.index.VectorIndex``
+calls them under its own read/write lock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRAPH_DIM = 64
+FIT_ROWS = 50_000
+ROW_DTYPE = np.dtype("<f2")
+_MATRIX_DTYPE = np.dtype("<f4")
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32 (the caller has rejected all-zero rows)."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+class Projection:
+    """A linear map from ``dim`` to ``graph_dim`` dimensions followed by L2 normalisation.
+    Immutable once made; any thread."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[0] >= matrix.shape[1]:
+            raise ValueError(f"a projection matrix is (graph_dim, dim) with graph_dim < dim, "
+                             f"got {matrix.shape}")
+        if not np.isfinite(matrix).all():
+            raise ValueError("projection matrix contains NaN or infinity")
+        self.matrix = matrix
+        self.graph_dim, self.dim = matrix.shape
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, graph_dim: int = GRAPH_DIM, *, max_rows: int = FIT_ROWS,
+            seed: int = 0) -> "Projection":
+        """Uncentred PCA of (up to ``max_rows`` randomly chosen) rows of ``vectors``."""
+        rows = np.asarray(vectors)
+        if rows.ndim != 2 or len(rows) == 0:
+            raise ValueError("fitting a projection needs a non-empty (n, dim) array")
+        if len(rows) > max_rows:
+            chosen = np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False)
+            rows = rows[np.sort(chosen)]
+        rows = unit_rows(rows).astype(np.float64)
+        moments = rows.T @ rows / len(rows)
+        _, eigenvectors = np.linalg.eigh(moments)            # ascending eigenvalues
+        return cls(eigenvectors[:, ::-1][:, :graph_dim].T)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, dim) -> (n, graph_dim) unit float32 rows. A vector with no energy in the kept
+        directions (never seen in practice) maps to the first direction, not to zeros."""
+        projected = np.asarray(vectors, dtype=np.float32) @ self.matrix.T
+        norms = np.linalg.norm(projected, axis=1, keepdims=True)
+        empty = norms[:, 0] < 1e-12
+        if empty.any():
+            projected[empty] = 0.0
+            projected[empty, 0] = 1.0
+            norms[empty] = 1.0
+        return projected / norms
+
+    def to_bytes(self) -> bytes:
+        return self.matrix.astype(_MATRIX_DTYPE).tobytes()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, graph_dim: int, dim: int) -> "Projection":
+        if len(raw) != graph_dim * dim * _MATRIX_DTYPE.itemsize:
+            raise ValueError(f"{len(raw)} bytes do not hold a {graph_dim}x{dim} projection")
+        return cls(np.frombuffer(raw, dtype=_MATRIX_DTYPE).reshape(graph_dim, dim))
+
+    @staticmethod
+    def byte_size(graph_dim: int, dim: int) -> int:
+        return graph_dim * dim * _MATRIX_DTYPE.itemsize
+
+
+class ExactRows:
+    """Unit float16 rows by vector id: a sorted base plus rows added later (which win)."""
+
+    def __init__(self, dim: int, base_ids: np.ndarray | None = None,
+                 base_rows: np.ndarray | None = None) -> None:
+        self.dim = int(dim)
+        self._base_ids = np.empty(0, np.int64) if base_ids is None else base_ids
+        self._base_rows = np.empty((0, self.dim), ROW_DTYPE) if base_rows is None else base_rows
+        if len(self._base_ids) != len(self._base_rows):
+            raise ValueError("base ids and base rows differ in length")
+        self._added_at: dict[int, int] = {}
+        self._added = np.empty((0, self.dim), ROW_DTYPE)
+
+    @classmethod
+    def mapped(cls, file, offset: int, ids: np.ndarray, dim: int) -> "ExactRows":
+        """The base rows of ``ids`` (ascending) as a read-only memory map of an open file at
+        ``offset``: pages are read when a search first touches them."""
+        rows = np.memmap(file, dtype=ROW_DTYPE, mode="r", offset=offset, shape=(len(ids), dim))
+        return cls(dim, np.asarray(ids, dtype=np.int64), rows)
+
+    @staticmethod
+    def byte_size(count: int, dim: int) -> int:
+        return count * dim * ROW_DTYPE.itemsize
+
+    def put(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Store (or replace) the rows of ``ids``; vectors need not be unit length."""
+        rows = unit_rows(vectors).astype(ROW_DTYPE)
+        used = len(self._added_at)
+        fresh = [i for i in dict.fromkeys(ids.tolist()) if i not in self._added_at]
+        need = used + len(fresh)
+        if need > len(self._added):
+            grown = np.empty((max(need, 2 * len(self._added), 1024), self.dim), ROW_DTYPE)
+            grown[:used] = self._added[:used]
+            self._added = grown
+        for slot, vector_id in enumerate(fresh, start=used):
+            self._added_at[vector_id] = slot
+        slots = np.fromiter((self._added_at[i] for i in ids.tolist()), np.int64, count=len(ids))
+        self._added[slots] = rows
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The float16 rows of ``ids`` (each must be stored), in that order."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self.dim), ROW_DTYPE)
+        if self._added_at:
+            slots = np.fromiter((self._added_at.get(i, -1) for i in ids.tolist()), np.int64,
+                                count=len(ids))
+            added = slots >= 0
+            out[added] = self._added[slots[added]]
+            in_base = ~added
+        else:
+            in_base = np.ones(len(ids), bool)
+        if in_base.any():
+            wanted = ids[in_base]
+            at = np.searchsorted(self._base_ids, wanted)
+            at = np.minimum(at, max(len(self._base_ids) - 1, 0))
+            if len(self._base_ids) == 0 or not np.array_equal(self._base_ids[at], wanted):
+                raise KeyError("a vector id has no exact row")
+            out[in_base] = self._base_rows[at]
+        return out
+
+    def __len__(self) -> int:
+        added_only = len(self._added_at)
+        if added_only and len(self._base_ids):
+            added_ids = np.fromiter(self._added_at, np.int64, count=added_only)
+            added_only -= int(np.isin(added_ids, self._base_ids, assume_unique=True).sum())
+        return len(self._base_ids) + added_only

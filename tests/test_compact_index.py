@@ -1,0 +1,236 @@
+"""The compact index form (app.compact_vectors, app.index format 2) against real hnswlib,
+vectors of the shipped encoder for real Debian samples, real files and a real SQLite catalog."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app.index as index_module
+from app.compact_vectors import ExactRows, Projection
+from app.decode import read_mono
+from app.index import IndexFormatError, VectorIndex
+from app.library import Library
+from models.encoder import MODEL_SAMPLE_RATE, Encoder
+from tests.conftest import SONIC_PI, require
+from tests.test_library_index import store_files
+
+MODEL = "test-encoder-v1"
+NOISE = 0.25            # as bench/million_library.py moves its copies of real vectors
+COPIES_PER_FILE = 2     # vectors per file
+
+
+@pytest.fixture(scope="module")
+def real_vectors() -> np.ndarray:
+    """One vector per block of 40 Sonic Pi samples, from the shipped encoder."""
+    folder = require(SONIC_PI, "sonic-pi-samples")
+    encoder = Encoder(threads=1)
+    rows = []
+    for path in sorted(folder.glob("*.flac"))[:40]:
+        rows.extend(encoder.embed_clip(read_mono(path, MODEL_SAMPLE_RATE, max_seconds=5)))
+    vectors = np.asarray(rows, dtype=np.float32)
+    assert len(vectors) >= 40 and vectors.shape[1] == encoder.dim
+    return vectors
+
+
+def moved(rng: np.random.Generator, base: np.ndarray, n: int) -> np.ndarray:
+    """``n`` distinct real-like vectors: real ones moved by a little gaussian noise."""
+    picked = base[rng.integers(0, len(base), n)]
+    rows = picked + rng.standard_normal(picked.shape).astype(np.float32) * NOISE / np.sqrt(
+        base.shape[1])
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def real_like(real_vectors):
+    """4,000 vectors, two a file, around the real ones; 60 queries around them too."""
+    rng = np.random.default_rng(3)
+    vectors = moved(rng, real_vectors, 4000)
+    vector_ids = np.arange(len(vectors), dtype=np.int64) * 3 + 7     # sparse, like a catalog's
+    file_ids = np.arange(len(vectors), dtype=np.int64) // COPIES_PER_FILE + 1
+    return vector_ids, file_ids, vectors, moved(rng, real_vectors, 60)
+
+
+@pytest.fixture(scope="module")
+def compact(real_like) -> VectorIndex:
+    vector_ids, file_ids, vectors, _ = real_like
+    index = VectorIndex.build(vectors.shape[1], MODEL, vector_ids, file_ids, vectors,
+                              num_threads=1, projection=Projection.fit(vectors))
+    assert index.compact and index.graph_dim == 64
+    return index
+
+
+def exact_top_files(vectors, file_ids, query, k):
+    scores = vectors @ (query / np.linalg.norm(query))
+    best: dict[int, float] = {}
+    for i in np.argsort(-scores):
+        best.setdefault(int(file_ids[i]), float(scores[i]))
+        if len(best) == k:
+            break
+    return list(best)
+
+
+def exact_region(path: Path) -> tuple[int, int]:
+    """(offset, length) of the exact rows in a saved index file."""
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + hlen])
+    start = 12 + hlen + header["mapping_bytes"] + header["projection_bytes"]
+    return start, header["exact_bytes"]
+
+
+def test_compact_search_agrees_with_exact_search(real_like, compact):
+    vector_ids, file_ids, vectors, queries = real_like
+    found = []
+    for query in queries:
+        truth = exact_top_files(vectors, file_ids, query, 10)
+        hits = compact.search(query, k=10)
+        assert len(hits) == 10 and len({h.file_id for h in hits}) == 10
+        found.append(len({h.file_id for h in hits} & set(truth)) / 10)
+        # scores are the exact cosine of the reported vector (float16 rows)
+        for hit in hits[:3]:
+            row = vectors[np.flatnonzero(vector_ids == hit.vector_id)[0]]
+            assert hit.score == pytest.approx(float(row @ query / np.linalg.norm(query)), abs=2e-3)
+    assert np.mean(found) >= 0.95
+
+
+def test_compact_index_finds_each_vector_itself(real_like, compact):
+    vector_ids, file_ids, vectors, _ = real_like
+    for i in range(0, len(vectors), 97):
+        top = compact.search(vectors[i], k=1)[0]
+        assert top.file_id == file_ids[i]
+        assert top.score == pytest.approx(1.0, abs=2e-3)
+    assert compact.self_recall() >= 0.99
+
+
+def test_save_load_round_trip_of_a_compact_index(tmp_path, real_like, compact):
+    vector_ids, file_ids, vectors, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.generation = "g1"
+    compact.save(path)
+    header_len = struct.unpack("<I", path.read_bytes()[8:12])[0]
+    header = json.loads(path.read_bytes()[12:12 + header_len])
+    assert (header["format_version"], header["graph_dim"]) == (2, 64)
+    assert header["exact_bytes"] == len(vectors) * vectors.shape[1] * 2
+
+    loaded = VectorIndex.load(path, dim=vectors.shape[1], model_id=MODEL, generation="g1")
+
+    assert loaded.compact and len(loaded) == len(vectors)
+    for query in queries[:20]:
+        before = compact.search(query, k=10)
+        after = loaded.search(query, k=10)
+        assert [h.file_id for h in after] == [h.file_id for h in before]
+        assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
+
+    # vectors added after the load join the memory-mapped ones and survive the next save
+    extra = moved(np.random.default_rng(9), vectors, 3)
+    loaded.add(np.array([1, 2, 4]), np.array([90_001, 90_001, 90_002]), extra)
+    loaded.remove_files([int(file_ids[0])])
+    assert loaded.search(extra[2], k=1)[0].file_id == 90_002
+    loaded.save(path)
+    again = VectorIndex.load(path, dim=vectors.shape[1], model_id=MODEL)
+    assert again.search(extra[0], k=1)[0].file_id == 90_001
+    assert int(file_ids[0]) not in {h.file_id for h in again.search(vectors[0], k=10)}
+    assert len(again) == len(vectors) + 3 - COPIES_PER_FILE
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+def test_a_corrupt_exact_region_is_a_format_error(tmp_path, compact, where):
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    start, length = exact_region(path)
+    data = bytearray(path.read_bytes())
+    data[start + int(length * where)] ^= 0x21
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="checksum"):
+        VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+def test_a_truncated_exact_region_is_a_format_error(tmp_path, compact):
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    start, length = exact_region(path)
+    path.write_bytes(path.read_bytes()[:start + length // 2])
+    with pytest.raises(IndexFormatError, match="truncated"):
+        VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+def test_a_header_whose_sizes_do_not_fit_a_compact_graph_is_a_format_error(tmp_path, compact):
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    text = data[12:12 + hlen].replace(b'"graph_dim": 64', b'"graph_dim": 32')
+    path.write_bytes(data[:12] + text + data[12 + hlen:])
+    with pytest.raises(IndexFormatError, match="projection or exact rows"):
+        VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+def test_a_format_1_file_still_loads(tmp_path, real_like):
+    vector_ids, file_ids, vectors, queries = real_like
+    full = VectorIndex.build(vectors.shape[1], MODEL, vector_ids[:600], file_ids[:600],
+                             vectors[:600], num_threads=1)
+    path = tmp_path / "library.idx"
+    full.save(path)
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + hlen])
+    assert (header["projection_bytes"], header["exact_bytes"]) == (0, 0)
+    # A format 1 file: the same payload under a header without the format 2 fields.
+    for key in ("graph_dim", "projection_bytes", "exact_bytes"):
+        del header[key]
+    header["format_version"] = 1
+    old = json.dumps(header).encode()
+    path.write_bytes(data[:8] + struct.pack("<I", len(old)) + old + data[12 + hlen:])
+
+    loaded = VectorIndex.load(path, dim=vectors.shape[1], model_id=MODEL)
+
+    assert not loaded.compact and len(loaded) == 600
+    for query in queries[:10]:
+        assert [h.file_id for h in loaded.search(query, k=5)] == [
+            h.file_id for h in full.search(query, k=5)]
+
+
+def test_exact_rows_added_later_win_over_the_base():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(5, 8)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    rows = ExactRows(8, np.array([2, 4, 6, 8, 10]), base.astype(np.float16))
+    newer = rng.normal(size=(2, 8)).astype(np.float32)
+    rows.put(np.array([4, 11]), newer)
+    got = rows.rows(np.array([11, 2, 4])).astype(np.float32)
+    unit = newer / np.linalg.norm(newer, axis=1, keepdims=True)
+    assert np.allclose(got, [unit[1], base[0], unit[0]], atol=2e-3)
+    assert len(rows) == 6
+    with pytest.raises(KeyError):
+        rows.rows(np.array([3]))
+
+
+def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolated_library_dir,
+                                                           real_vectors):
+    monkeypatch.setattr(index_module, "COMPACT_FROM_VECTORS", 1000)
+    with Library(isolated_library_dir) as library:
+        model_id, dim = library.encoder.model_id, library.encoder.dim
+        vectors = moved(np.random.default_rng(4), real_vectors, 1200)
+        store_files(library, vectors)
+        ids, file_ids, stored = next(library.catalog.iter_vectors(model_id, dim=dim, batch=2000))
+        full = VectorIndex(dim, model_id, capacity=2000)
+        full.add(ids[:900], file_ids[:900], stored[:900])
+        assert not full.needs_rebuild()
+        full.add(ids[900:], file_ids[900:], stored[900:])
+        assert full.needs_rebuild()          # large enough to be compact, and it is not
+
+        index = library.index                # no index file yet: built from the catalog
+
+        assert "built from the catalog" in library.index_note
+        assert index.compact and len(index) == 1200 and not index.needs_rebuild()
+        assert library.index_self_recall >= 0.99
+    with Library(isolated_library_dir) as reopened:
+        index = reopened.index
+        assert reopened.index_note == "loaded" and index.compact
+        top = index.search(vectors[1000], k=1)[0]
+        assert top.file_id == int(file_ids[1000]) and top.score == pytest.approx(1.0, abs=2e-3)
