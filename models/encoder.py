@@ -24,6 +24,7 @@ import numpy as np
 from engine.errors import SampleScoutError
 
 from . import frontend, preprocess
+from .onnx_session import cpu_session_options
 from .preprocess import (BLOCK_FRAMES, HOP_FRAMES, MIN_FRAMES, MODEL_SAMPLE_RATE,  # noqa: F401
                          BlockAssembler, LogMelBlock)
 
@@ -83,11 +84,7 @@ class Encoder:
             raise EncoderError(f"encoder model file not found: {path}")
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = cpu_session_options(threads)
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

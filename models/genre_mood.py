@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.onnx_session import cpu_session_options
 from models import music_frontend
 from models.tag_vocabulary import GENRE_TAGS, MOOD_TAGS
 
@@ -72,10 +73,7 @@ class GenreMoodTagger:
         import onnxruntime as ort
 
         self.path = pathlib.Path(path) if path else MODEL_PATH
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(self.path), options,
+        self._session = ort.InferenceSession(str(self.path), cpu_session_options(),
                                              providers=["CPUExecutionProvider"])
         meta = self._session.get_modelmeta().custom_metadata_map
         self.labels: tuple[str, ...] = tuple(json.loads(meta["labels"]))

@@ -40,6 +40,7 @@ from engine.errors import SampleScoutError
 
 from . import frontend, preprocess
 from .coherence import BlockSignals, coherence_term, peak_coherences, spectrum
+from .onnx_session import cpu_session_options
 from .preprocess import clip_blocks
 from .room_fit import CandidateTerms, candidate_terms, room_fit_bonus
 
@@ -70,10 +71,7 @@ class Reranker:
         path = pathlib.Path(model_path) if model_path is not None else default_reranker_path()
         if not path.is_file():
             raise RerankerError(f"re-ranker model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options = cpu_session_options(threads)
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.onnx_session import cpu_session_options
 from models.descriptors import DESCRIPTOR_NAMES
 from models.tag_vocabulary import LOOP_OF, LOOP_TAGS
 
@@ -49,10 +50,7 @@ class Tagger:
         import onnxruntime as ort
 
         self.path = pathlib.Path(path) if path else TAGGER_PATH
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(self.path), options,
+        self._session = ort.InferenceSession(str(self.path), cpu_session_options(),
                                              providers=["CPUExecutionProvider"])
         meta = self._session.get_modelmeta().custom_metadata_map
         self.labels: tuple[str, ...] = tuple(json.loads(meta["labels"]))

@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from models.preprocess import RECIPE_VERSION  # noqa: E402
+from models.onnx_session import cpu_session_options  # noqa: E402
 from models.train.student import Student  # noqa: E402
 
 MODEL_ID = "scout-int8-5"
@@ -88,10 +89,7 @@ def quantise(fp32_path: pathlib.Path, int8_path: pathlib.Path, blocks: np.ndarra
 
 def session(path: pathlib.Path):
     import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
 
 
 def per_block_ms(path: pathlib.Path, block: np.ndarray, repeats: int = 200) -> dict:
