@@ -71,7 +71,7 @@ class Reranker:
         path = pathlib.Path(model_path) if model_path is not None else default_reranker_path()
         if not path.is_file():
             raise RerankerError(f"re-ranker model file not found: {path}")
-        options = cpu_session_options(threads)
+        options = cpu_session_options(threads, portable=False)
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
