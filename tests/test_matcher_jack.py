@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from app.decode import read_mono
+
 from app.session import CAPTURE_NOTE, Session
 from engine.stream import StreamConfig
 from models.encoder import MODEL_SAMPLE_RATE
@@ -196,8 +198,12 @@ def test_live_path_answers_like_search_by_file(jack_server, library, tmp_path): 
             _, window = matcher.last_window()
             wav = tmp_path / f"window{i}.wav"
             soundfile.write(wav, window, MODEL_SAMPLE_RATE, subtype="FLOAT")
-            offline = matcher.search_file(wav)
+            # the same audio through the one query path at the live re-ranking depth
+            # (a search by file re-ranks deeper, FILE_RERANK_DEPTH, and may order the tail
+            # differently)
+            offline = matcher.query_audio(read_mono(wav, MODEL_SAMPLE_RATE), reason="file")
             assert [s.path for s in offline.suggestions] == [s.path for s in live.suggestions]
+            assert matcher.search_file(wav).suggestions[0].path == live.suggestions[0].path
             np.testing.assert_allclose([s.score for s in offline.suggestions],
                                        [s.score for s in live.suggestions], atol=1e-6)
             # the played file itself, searched by file, comes first too
