@@ -47,6 +47,7 @@ MIN_OVERLAP_FRAMES = 25
 NNLS_SWEEPS = 20
 DTYPE = np.float32                      # float64 gives the same errors to 1e-4, at twice the cost
 RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
+DEAD_TERM = 1e-14                       # of a term's sum over all frames: below, rounding
 SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
 
 
@@ -226,9 +227,16 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
     gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
     gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
     gram[..., upper[1], upper[0]] = sums.transpose(0, 1, 3, 2)
-    norms = np.sqrt(np.einsum("kfsjj->kfsj", gram)) + 1e-12                          # (k, F, S, J)
+    # A term whose energy lies wholly in the edge a lag leaves out (a click) has a sum over
+    # the shared frames that the subtraction above leaves as rounding, even below zero:
+    # it takes no part in the fit rather than a square root of noise
+    energy = np.einsum("kfsjj->kfsj", gram)                                        # (k, F, S, J)
+    diagonal = np.flatnonzero(upper[0] == upper[1])
+    live = energy > DEAD_TERM * total[:, :, None, diagonal]
+    norms = np.where(live, np.sqrt(np.maximum(energy, 0)), DTYPE(1.0)).astype(DTYPE)
+    gram *= live[..., :, None] & live[..., None, :]
     gram /= norms[..., :, None] * norms[..., None, :]
-    target = (design @ observed_power).transpose(0, 1, 3, 2) / norms                # (k, F, S, J)
+    target = (design @ observed_power).transpose(0, 1, 3, 2) * live / norms         # (k, F, S, J)
     n = k * bands * len(fine)
     weights = _nonnegative_least_squares(gram.reshape(n, n_features, n_features),
                                          target.reshape(n, n_features, 1))

@@ -110,3 +110,22 @@ def test_a_malformed_weight_in_the_file_is_a_clear_error(tmp_path, key, value, m
     onnx.save(model, str(path))
     with pytest.raises(RerankerError, match=f"{key}.*{message}|{message}.*{key}"):
         Reranker(path)
+
+
+def test_a_click_that_a_lag_leaves_out_gives_a_finite_error():
+    """A short candidate (a kick, a plip) whose energy lies within the frames a lag leaves
+    out: its terms' sums over the shared frames are rounding, once even below zero, and
+    the fit must leave them out instead of taking their square root (NaN errors that put
+    such candidates anywhere in a re-ranked list)."""
+    sonic_pi = Path("/usr/share/sonic-pi/samples")
+    pairs = [("bass_drop_c", "bd_haus"), ("drum_tom_mid_hard", "elec_plip")]
+    if not sonic_pi.is_dir():
+        pytest.fail(f"{sonic_pi} is missing: install sonic-pi-samples (make test does)")
+    first = lambda stem: blocks_of(read_mono(sonic_pi / f"{stem}.flac", SR))[0]  # noqa: E731
+    queries = np.stack([first(q) for q, _ in pairs])
+    candidates = np.stack([first(c) for _, c in pairs])
+    with np.errstate(all="raise"):
+        errors = room_fit_error(queries, candidates)
+    assert np.all(np.isfinite(errors)) and np.all(errors >= 0), errors
+    # and they still rank below the sound itself
+    assert np.all(room_fit_error(candidates, candidates) < errors)
