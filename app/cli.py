@@ -413,7 +413,7 @@ WATCH_WORDS = {"indexed": "added", "skipped": "skipped", "duplicate": "added (a 
 
 def cmd_watch(args, library_dir, out: Console, err: Console) -> int:
     """Watch the library's folders in the foreground; every change is one line."""
-    import threading
+    import time
 
     from app.paths import library_dir as resolve
     from app.watcher import FolderWatcher
@@ -439,14 +439,17 @@ def cmd_watch(args, library_dir, out: Console, err: Console) -> int:
 
     watcher = FolderWatcher(directory, on_change=on_change, on_notice=on_notice,
                             workers=max(1, args.workers))
-    stop = threading.Event()
     watcher.start()
     try:
         watcher.ready.wait(30)
         how = ("watched" if watcher.mode == "watching"
                else f"rescanned every {watcher.poll_s:g} s")
         out.print(f"{len(roots)} library folders {how} (Ctrl-C stops).", markup=False)
-        stop.wait(args.seconds)
+        # a short wait in a loop, not one long wait: a Ctrl-C the kernel hands to another
+        # thread (the observer's, a pool's) interrupts the main thread only when it wakes
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
     finally:

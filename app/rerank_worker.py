@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 10.0   # a re-ranking takes well under a second; past this the child is stuck
 TERM_THREADS = 2         # the room fit and the coherence, beside the network
 
 
@@ -100,6 +102,8 @@ class RerankWorker:
                 try:
                     self._conn.send(("order", candidate_keys(head), np.asarray(query_blocks, np.float32),
                                      np.asarray(query_vectors, np.float32), signals, time.monotonic()))
+                    if not self._conn.poll(REPLY_TIMEOUT_S):
+                        raise OSError(f"no answer in {REPLY_TIMEOUT_S:.0f} s")
                     reply = self._conn.recv()
                 except (EOFError, OSError, ValueError) as exc:
                     self._lost(f"{type(exc).__name__}: {exc}")
@@ -191,6 +195,9 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
     from models.reranker import Reranker
 
     die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group: the owner decides when this process ends
+    # ("quit", the pipe closing or its own death), not the terminal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     reranker = Reranker(reranker_path, split=True)
     # the score's terms side by side: this process is the one working while the matcher
     # waits for its answer

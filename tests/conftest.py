@@ -3,13 +3,22 @@ the user's real catalog; Qt runs offscreen."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A test run started in the background (``make test &``, a CI runner's job) inherits
+# SIGINT ignored, and so would every app process a test starts; the tests that press
+# Ctrl-C mean a terminal's foreground job, where it is not.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
@@ -73,6 +82,19 @@ def proc_stats():
                 yield int(name), f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
+
+
+def dump_and_kill(proc: subprocess.Popen, grace_s: float = 10.0) -> tuple[str, str]:
+    """A child that hangs: SIGABRT first, so that one started with ``PYTHONFAULTHANDLER=1``
+    prints every thread's stack to its stderr (the failure then says where it hung), then
+    SIGKILL. Returns its (stdout, stderr)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGABRT)
+    try:
+        return proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate(timeout=30)
 
 
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.02):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, dump_and_kill, require
 from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.jack
@@ -54,9 +54,8 @@ def interrupt_when_live(proc, server, timeout: float = 60.0) -> tuple[str, str, 
     deadline = time.monotonic() + timeout
     while not app_ports(server):
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            out, err = proc.communicate(timeout=30)
-            pytest.fail(f"the app never reached the audio server: {err[-3000:]}")
+            out, err = dump_and_kill(proc)
+            pytest.fail(f"the app never reached the audio server: {err[-6000:]}")
         time.sleep(0.2)
     interrupted = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -64,15 +63,14 @@ def interrupt_when_live(proc, server, timeout: float = 60.0) -> tuple[str, str, 
         out, err = proc.communicate(timeout=60)
         return out, err, time.monotonic() - interrupted
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        pytest.fail(f"the app did not exit after Ctrl-C: {err[-3000:]}")
+        out, err = dump_and_kill(proc)
+        pytest.fail(f"the app did not exit after Ctrl-C: {err[-6000:]}")
 
 
 def test_the_window_closed_with_ctrl_c_prints_nothing(jack_server, small_library, tmp_path):  # noqa: F811
     require(Path(shutil.which("jack_lsp") or "/usr/bin/jack_lsp"), "jackd2")
     env = {**jack_server.env(), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(ROOT)}
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--library-dir", str(small_library)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -90,7 +88,7 @@ def test_the_window_closed_with_ctrl_c_prints_nothing(jack_server, small_library
 def test_listen_stopped_with_ctrl_c_prints_nothing_but_that_it_stopped(jack_server, small_library,  # noqa: F811
                                                                        tmp_path):
     require(Path(shutil.which("jack_lsp") or "/usr/bin/jack_lsp"), "jackd2")
-    env = {**jack_server.env(), "PYTHONPATH": str(ROOT)}
+    env = {**jack_server.env(), "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "listen", "--library-dir",
                              str(small_library), "--hostapi", "JACK", "--json"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -211,19 +211,31 @@ def test_samplescout_watch_prints_what_it_picked_up(tmp_path, isolated_library_d
     command = [exe] if exe else [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())"]
     process = subprocess.Popen(command + ["watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=Path(__file__).parent.parent,
-                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent),
+                                    "PYTHONFAULTHANDLER": "1"})
     lines: list[str] = []
+    errors: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),
                               daemon=True)
+    # stderr read as it comes too: a full pipe would block the app, not the test
+    error_reader = threading.Thread(target=lambda: errors.extend(iter(process.stderr.readline, "")),
+                                    daemon=True)
     reader.start()
+    error_reader.start()
     try:
         assert wait_for(lambda: any("watched (Ctrl-C stops)" in line for line in lines),
-                        timeout=60), lines
+                        timeout=60), (lines, errors)
         shutil.copy(newcomer, folder / "fresh.wav")
         assert wait_for(lambda: any(line.startswith("added") and "fresh.wav" in line
-                                    for line in lines), timeout=30), lines
+                                    for line in lines), timeout=30), (lines, errors)
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0, process.stderr.read()
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)   # PYTHONFAULTHANDLER: every thread's stack
+            error_reader.join(10)
+            pytest.fail("samplescout watch did not stop after Ctrl-C:\n" + "".join(errors)[-6000:])
+        assert code == 0, "".join(errors)
     finally:
         if process.poll() is None:
             process.kill()
