@@ -36,7 +36,7 @@ from app.catalog import py_path
 from app.query import ALWAYS_COUNTED_TAGS, FILTER_MIN_CONFIDENCE, KINDS, counts_for_filter, parse_key
 from app.thesaurus import UnknownTagError, normalise
 from engine.errors import SampleScoutError
-from models.tag_vocabulary import ALL_TAGS, canonical
+from models.tag_vocabulary import ALL_TAGS, canonical, facet_of
 
 COLUMNS = ("name", "folder", "tags", "kind", "tempo", "key", "length", "loudness", "favourite")
 FACETS = ("tags", "kind", "key", "tempo", "length", "folder")
@@ -62,8 +62,8 @@ class BrowseError(SampleScoutError, ValueError):
 class BrowseQuery:
     """What the browser shows. Fields left at None or empty do not narrow.
 
-    ``tags``: any of them (synonyms work). ``tempo`` and ``length``: (low, high), inclusive,
-    bpm and seconds. ``folder``: only files inside it. ``collection``: its id or name.
+    ``tags``: one of each facet named (type, genre, mood; synonyms work). ``tempo`` and
+    ``length``: (low, high), inclusive, bpm and seconds. ``folder``: only files inside it. ``collection``: its id or name.
     ``sort``: one of ``COLUMNS``; ``limit``: at most this many rows (the total still counts
     all). ``facets``: also count the facets (a little more work)."""
     text: str = ""
@@ -371,10 +371,14 @@ class BrowseSnapshot:
         return mask if mask is not None else np.ones(len(self), dtype=bool)
 
     def _tag_mask(self, tags) -> np.ndarray:
-        bits = 0
+        """One of the tags of each facet named (as ``app.query.SearchFilter``)."""
+        facets: dict[str, int] = {}
         for t in tags:
-            bits |= 1 << self.tag_bit[t]
-        return (self.tag_bits & np.uint64(bits)) != 0
+            facets[facet_of(t)] = facets.get(facet_of(t), 0) | 1 << self.tag_bit[t]
+        mask = np.ones(len(self.tag_bits), dtype=bool)
+        for bits in facets.values():
+            mask &= (self.tag_bits & np.uint64(bits)) != 0
+        return mask
 
     def text_mask(self, text: str) -> np.ndarray | None:
         """Rows the search text accepts (see the module docstring); None: no text."""

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _filter_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (every one given must hold)")
     g.add_argument("--tag", action="append", default=[], metavar="TAG",
-                   help="only files with this tag (repeat: any of them); synonyms work (BD, hh)")
+                   help="only files with this tag (repeat: any of one facet, e.g. kick or snare, and all facets named, e.g. kick and house); synonyms work (BD, hh)")
     g.add_argument("--kind", choices=["one-shot", "loop"], default=None)
     g.add_argument("--bpm", default=None, metavar="LO-HI", help="tempo range, e.g. 118-122")
     g.add_argument("--key", default=None, help="key, e.g. Am, F#, Bb major")

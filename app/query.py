@@ -143,7 +143,8 @@ def parse_key(text: str) -> tuple[int, str]:
 class SearchFilter:
     """Which library files a search may return; a field left at None (or empty) does not
     narrow. ``kind``: 'one-shot' or 'loop'. ``folder``: only files inside this folder.
-    ``tags``: files with any of these tags (synonyms normalised by the thesaurus).
+    ``tags``: synonyms normalised by the thesaurus; a file needs one of the tags of each
+    facet named (type, genre, mood: ``snare, clap`` is either, ``snare, house`` both).
     ``key``: tonal files in this key ("Am"). ``tempo``: (low, high) bpm, inclusive.
     Files whose key or tempo is unknown do not pass a key or tempo filter."""
     kind: str | None = None
@@ -161,6 +162,10 @@ class SearchFilter:
             object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise(t) for t in self.tags)))
         except UnknownTagError as exc:
             raise SearchFilterError(str(exc)) from exc
+        facets: dict[str, set[str]] = {}
+        for tag in self.tags:
+            facets.setdefault(facet_of(tag), set()).add(tag)
+        object.__setattr__(self, "_facets", tuple(frozenset(v) for v in facets.values()))
         if self.key is not None:
             object.__setattr__(self, "_key", parse_key(self.key))
         if self.tempo is not None:
@@ -189,8 +194,9 @@ class SearchFilter:
                 return False
         if self.tags:
             have = {t.tag for t in tags or () if counts_for_filter(t)}
-            if not have.intersection(self.tags):
-                return False
+            for wanted in self._facets:
+                if not have.intersection(wanted):
+                    return False
         if self.key is not None:
             if sound is None or (sound.key_tonic, sound.key_mode) != self._key:
                 return False

@@ -211,3 +211,16 @@ def test_find_and_collections_from_the_terminal(library, capsys):
     err = capsys.readouterr().err
     assert "no collection named 'Best'" in err and "unknown tag 'banjo'" in err
     assert "--bpm wants LO-HI" in err and "Traceback" not in err
+
+
+def test_tags_of_one_facet_widen_and_of_two_facets_narrow(indexed):
+    _, lib = indexed
+    snap = snapshot_of(lib)
+    kicks = {r for r, tags in enumerate(snap.row_tags) if "kick" in tags}
+    snares = {r for r, tags in enumerate(snap.row_tags) if "snare" in tags}
+    assert kicks and snares
+    assert set(snap.query(BrowseQuery(tags=("kick", "snare"))).rows) == kicks | snares
+    house_kick = min(kicks)
+    snap.set_tags(snap.file_ids[house_kick], snap.row_tags[house_kick] + ("house",))
+    assert set(snap.query(BrowseQuery(tags=("kick", "house"))).rows) == {house_kick}
+    assert set(snap.query(BrowseQuery(tags=("snare", "house"))).rows) == set()

@@ -89,3 +89,27 @@ def test_bad_criteria_are_refused_not_ignored():
             SearchFilter(**kwargs)
     with pytest.raises(SearchFilterError, match="kind must be"):
         SearchFilter(kind="drum")
+
+
+def test_tags_of_one_facet_widen_and_of_two_facets_narrow(two_folders):
+    """``--tag kick --tag snare``: either; ``--tag kick --tag house``: a kick tagged house
+    (what the window's type and genre boxes mean together)."""
+    library_dir, folders = two_folders
+    query = folders["others"] / "sn_dolf.flac"
+    tagged = [folders["kicks"] / "bd_808.flac", folders["others"] / "sn_dolf.flac"]
+    with Library(library_dir) as library:
+        for path in tagged:
+            library.add_tag(path, "house")
+        try:
+            def found(*tags):
+                return {Path(r.file.path).stem for r in
+                        library.search_file(query, k=20, filter=SearchFilter(tags=tags))}
+            kicks, snares = found("kick"), found("snare")
+            assert "bd_808" in kicks and "sn_dolf" in snares and not kicks & snares
+            assert found("kick", "snare") == kicks | snares
+            assert found("house") == {"bd_808", "sn_dolf"}
+            assert found("kick", "house") == {"bd_808"}
+            assert found("snare", "house") == {"sn_dolf"}
+        finally:
+            for path in tagged:
+                library.remove_tag(path, "house")

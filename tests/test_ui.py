@@ -475,5 +475,16 @@ def test_the_filter_bar_narrows_dropped_file_searches_to_a_type(qtbot, window, s
     assert "tempo wants" in window.match_info.text()
     assert window.host.search_filter.tags == ("kick",)          # a bad field changes nothing
     bar.bpm.setText("")
+    bar.bpm.editingFinished.emit()
+    house_kick = kicks[-1].path                               # and a genre: both must hold
+    window.host.edit_tag(house_kick, "house", False)
+    qtbot.waitUntil(lambda: "house" in window.model.suggestion(len(kicks) - 1).tags, timeout=10000)
+    bar.style.setCurrentIndex(bar.style.findData("house"))
+    assert window.host.search_filter.tags == ("kick", "house")
+    window.model.set_suggestions([])
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    assert [window.model.suggestion(i).path for i in range(window.model.rowCount())] == [house_kick]
+    window.host.edit_tag(house_kick, "house", True)
+    bar.style.setCurrentIndex(0)
     bar.tag.setCurrentIndex(0)
     assert window.host.search_filter is None

@@ -1,4 +1,4 @@
-"""The filter bar above the suggestions: type, kind, key and tempo range.
+"""The filter bar above the suggestions: type, genre or mood, kind, key and tempo range.
 
 It builds an ``app.query.SearchFilter`` (the one query path's filter) from its fields and
 emits it whenever one changes; live suggestions, captures and dropped files all pass
@@ -11,7 +11,7 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from app.query import SearchFilter, SearchFilterError
-from app.thesaurus import CANONICAL_TAGS
+from app.thesaurus import CANONICAL_TAGS, GENRE_TAGS, MOOD_TAGS
 
 
 class FilterBar(QWidget):
@@ -24,6 +24,13 @@ class FilterBar(QWidget):
         self.tag.addItem("Any type", None)
         for tag in CANONICAL_TAGS:
             self.tag.addItem(tag, tag)
+        self.style = QComboBox()
+        self.style.setToolTip("Genre or mood (tagged on loops and longer files)")
+        self.style.addItem("Any genre or mood", None)
+        for heading, tags in (("Genre", GENRE_TAGS), ("Mood", MOOD_TAGS)):
+            self.style.insertSeparator(self.style.count())
+            for tag in tags:
+                self.style.addItem(f"{heading}: {tag}", tag)
         self.kind = QComboBox()
         for label, kind in (("One-shots and loops", None), ("One-shots", "one-shot"), ("Loops", "loop")):
             self.kind.addItem(label, kind)
@@ -37,18 +44,19 @@ class FilterBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         caption = QLabel("FILTER")
         caption.setObjectName("sectionTitle")
-        for widget in (caption, self.tag, self.kind, self.key, self.bpm):
+        for widget in (caption, self.tag, self.style, self.kind, self.key, self.bpm):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.current: SearchFilter | None = None
         self.tag.currentIndexChanged.connect(self._apply)
+        self.style.currentIndexChanged.connect(self._apply)
         self.kind.currentIndexChanged.connect(self._apply)
         self.key.editingFinished.connect(self._apply)
         self.bpm.editingFinished.connect(self._apply)
 
     def build(self) -> SearchFilter | None:
         """The filter the fields say; raises SearchFilterError for a bad key or range."""
-        tag, kind = self.tag.currentData(), self.kind.currentData()
+        tag, style, kind = self.tag.currentData(), self.style.currentData(), self.kind.currentData()
         key = self.key.text().strip() or None
         tempo = None
         if self.bpm.text().strip():
@@ -57,9 +65,10 @@ class FilterBar(QWidget):
                 tempo = (float(low), float(high if sep else low))
             except ValueError:
                 raise SearchFilterError(f"tempo wants LO-HI bpm, e.g. 118-122, not {self.bpm.text()!r}") from None
-        if not (tag or kind or key or tempo):
+        tags = tuple(t for t in (tag, style) if t)
+        if not (tags or kind or key or tempo):
             return None
-        return SearchFilter(kind=kind, tags=(tag,) if tag else (), key=key, tempo=tempo)
+        return SearchFilter(kind=kind, tags=tags, key=key, tempo=tempo)
 
     def _apply(self, *_):
         try:
