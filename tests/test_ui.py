@@ -488,3 +488,45 @@ def test_the_filter_bar_narrows_dropped_file_searches_to_a_type(qtbot, window, s
     bar.style.setCurrentIndex(0)
     bar.tag.setCurrentIndex(0)
     assert window.host.search_filter is None
+
+
+def test_the_filter_bar_survives_a_restart_and_a_hostile_settings_file(qtbot, sample_library, tmp_path):
+    import json
+
+    from tests.null_host import NullHost
+    from ui.main_window import MainWindow
+    from ui.settings import SettingsStore
+
+    def open_window():
+        host = NullHost(sample_library[0])
+        win = MainWindow(host, SettingsStore(tmp_path / "config"), scan_workers=1, scan_plugins=False)
+        qtbot.addWidget(win)
+        return win, host
+
+    win, host = open_window()
+    bar = win.filter_bar
+    bar.tag.setCurrentIndex(bar.tag.findData("snare"))
+    bar.style.setCurrentIndex(bar.style.findData("chill"))
+    bar.key.setText("Am")
+    bar.key.editingFinished.emit()
+    win.close()
+    host.close()
+    win, host = open_window()
+    try:
+        assert win.filter_bar.state() == {"tag": "snare", "style": "chill", "kind": "", "key": "Am", "bpm": ""}
+        assert host.search_filter.tags == ("snare", "chill") and host.search_filter.key == "Am"
+    finally:
+        win.close()
+        host.close()
+    settings = tmp_path / "config" / "settings.json"
+    doc = json.loads(settings.read_text())
+    doc["ui"]["filter"] = {"tag": 5, "style": "banjo", "kind": ["loop"], "key": "H" * 10000, "bpm": None}
+    settings.write_text(json.dumps(doc))
+    win, host = open_window()
+    try:
+        state = win.filter_bar.state()
+        assert (state["tag"], state["style"], state["kind"], state["bpm"]) == ("", "", "", "")
+        assert len(state["key"]) <= 40 and "not a key" in win.match_info.text()
+    finally:
+        win.close()
+        host.close()

@@ -7,11 +7,13 @@ through it. GUI thread only.
 
 from __future__ import annotations
 
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from app.query import SearchFilter, SearchFilterError
 from app.thesaurus import CANONICAL_TAGS, GENRE_TAGS, MOOD_TAGS
+
+MAX_FIELD_CHARS = 40
 
 
 class FilterBar(QWidget):
@@ -69,6 +71,25 @@ class FilterBar(QWidget):
         if not (tags or kind or key or tempo):
             return None
         return SearchFilter(kind=kind, tags=tags, key=key, tempo=tempo)
+
+    def state(self) -> dict:
+        """The fields as plain values (kept in the settings file)."""
+        return {"tag": self.tag.currentData() or "", "style": self.style.currentData() or "",
+                "kind": self.kind.currentData() or "", "key": self.key.text(), "bpm": self.bpm.text()}
+
+    def restore(self, state: dict) -> None:
+        """Set the fields from ``state`` (as ``state`` gives; from a file, so anything unknown
+        is left at "any"), then apply them once."""
+        blockers = [QSignalBlocker(w) for w in (self.tag, self.style, self.kind)]
+        for combo, name in ((self.tag, "tag"), (self.style, "style"), (self.kind, "kind")):
+            value = state.get(name)
+            index = combo.findData(value) if isinstance(value, str) and value else -1
+            combo.setCurrentIndex(max(index, 0))
+        for field, name in ((self.key, "key"), (self.bpm, "bpm")):
+            value = state.get(name)
+            field.setText(value[:MAX_FIELD_CHARS] if isinstance(value, str) else "")
+        del blockers
+        self._apply()
 
     def _apply(self, *_):
         try:

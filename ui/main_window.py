@@ -302,6 +302,8 @@ class MainWindow(QMainWindow):
             lambda row, tag, removed: self.host.edit_tag(self.model.suggestion(row).path, tag, removed))
         self.host.tags_changed.connect(self.model.set_tags)
         self.filter_bar.invalid.connect(self.match_info.setText)
+        self.filter_bar.restore(self.store.ui["filter"])
+        self.filter_bar.changed.connect(self._remember_filter)
         self.mode.currentIndexChanged.connect(lambda i: self._set_mode(self.mode.itemData(i)))
         self.profile.currentIndexChanged.connect(lambda i: self._set_profile(self.profile.itemData(i)))
         self.list_length.currentIndexChanged.connect(
@@ -692,6 +694,9 @@ class MainWindow(QMainWindow):
         self.status_message.setText(("⚠ " if warning else "") + text)
         self.status_message.setToolTip(text)
         self._message_timer.start(8000 if warning else 5000)
+
+    def _remember_filter(self, _filter) -> None:
+        self.store.ui["filter"] = self.filter_bar.state()
 
     # -- close ----------------------------------------------------------------------------------------------
 

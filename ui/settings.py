@@ -32,7 +32,9 @@ UI_DEFAULTS = {"auto_preview": True, "volume": 0.8, "mode": "one-shot", "profile
                "mode_override": False, "list_length": 16,
                "midi_port": "", "drag_rendered": False, "geometry": "", "splitter": "",
                # the session tempo and key matched previews follow (ui.tempo_key_bar)
-               "session_bpm": 120.0, "session_key": "", "match_preview": False}
+               "session_bpm": 120.0, "session_key": "", "match_preview": False,
+               # the filter bar's fields (ui.filter_bar.FilterBar.state)
+               "filter": {}}
 SETTINGS_MAX_BYTES = 10 * 1024 * 1024    # two chains of VST3 state (4 MiB each at most) and a map
 
 
