@@ -36,7 +36,7 @@ from app.catalog import py_path
 from app.query import ALWAYS_COUNTED_TAGS, FILTER_MIN_CONFIDENCE, KINDS, counts_for_filter, parse_key
 from app.thesaurus import UnknownTagError, normalise
 from engine.errors import SampleScoutError
-from models.tag_vocabulary import ALL_TAGS, canonical, facet_of
+from models.tag_vocabulary import ALL_TAGS, canonical, tags_by_facet
 
 COLUMNS = ("name", "folder", "tags", "kind", "tempo", "key", "length", "loudness", "favourite")
 FACETS = ("tags", "kind", "key", "tempo", "length", "folder")
@@ -63,7 +63,8 @@ class BrowseQuery:
     """What the browser shows. Fields left at None or empty do not narrow.
 
     ``tags``: one of each facet named (type, genre, mood; synonyms work). ``tempo`` and
-    ``length``: (low, high), inclusive, bpm and seconds. ``folder``: only files inside it. ``collection``: its id or name.
+    ``length``: (low, high), inclusive, bpm and seconds. ``folder``: only files inside it.
+    ``collection``: its id or name.
     ``sort``: one of ``COLUMNS``; ``limit``: at most this many rows (the total still counts
     all). ``facets``: also count the facets (a little more work)."""
     text: str = ""
@@ -372,11 +373,9 @@ class BrowseSnapshot:
 
     def _tag_mask(self, tags) -> np.ndarray:
         """One of the tags of each facet named (as ``app.query.SearchFilter``)."""
-        facets: dict[str, int] = {}
-        for t in tags:
-            facets[facet_of(t)] = facets.get(facet_of(t), 0) | 1 << self.tag_bit[t]
         mask = np.ones(len(self.tag_bits), dtype=bool)
-        for bits in facets.values():
+        for facet in tags_by_facet(tags):
+            bits = sum(1 << self.tag_bit[t] for t in facet)
             mask &= (self.tag_bits & np.uint64(bits)) != 0
         return mask
 

@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _filter_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (every one given must hold)")
     g.add_argument("--tag", action="append", default=[], metavar="TAG",
-                   help="only files with this tag (repeat: any of one facet, e.g. kick or snare, and all facets named, e.g. kick and house); synonyms work (BD, hh)")
+                   help="only files with this tag; repeat: kick, snare is either, kick, house "
+                        "both (one of each facet: type, genre, mood); synonyms work (BD, hh)")
     g.add_argument("--kind", choices=["one-shot", "loop"], default=None)
     g.add_argument("--bpm", default=None, metavar="LO-HI", help="tempo range, e.g. 118-122")
     g.add_argument("--key", default=None, help="key, e.g. Am, F#, Bb major")
@@ -413,6 +414,7 @@ WATCH_WORDS = {"indexed": "added", "skipped": "skipped", "duplicate": "added (a 
 
 def cmd_watch(args, library_dir, out: Console, err: Console) -> int:
     """Watch the library's folders in the foreground; every change is one line."""
+    import math
     import time
 
     from app.paths import library_dir as resolve
@@ -447,9 +449,9 @@ def cmd_watch(args, library_dir, out: Console, err: Console) -> int:
         out.print(f"{len(roots)} library folders {how} (Ctrl-C stops).", markup=False)
         # a short wait in a loop, not one long wait: a Ctrl-C the kernel hands to another
         # thread (the observer's, a pool's) interrupts the main thread only when it wakes
-        deadline = None if args.seconds is None else time.monotonic() + args.seconds
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
+        deadline = math.inf if args.seconds is None else time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:

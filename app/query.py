@@ -28,7 +28,7 @@ from engine.errors import SampleScoutError
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.key import parse_key as detector_parse_key
 from models.reranker import Clip, clip_candidate
-from models.tag_vocabulary import GENRE_TAGS, MOOD_TAGS, facet_of
+from models.tag_vocabulary import GENRE_TAGS, MOOD_TAGS, facet_of, tags_by_facet
 
 # A query longer than this is cut: the best window of a long clip is found
 # within its first minute in practice, and it bounds the work.
@@ -162,10 +162,7 @@ class SearchFilter:
             object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise(t) for t in self.tags)))
         except UnknownTagError as exc:
             raise SearchFilterError(str(exc)) from exc
-        facets: dict[str, set[str]] = {}
-        for tag in self.tags:
-            facets.setdefault(facet_of(tag), set()).add(tag)
-        object.__setattr__(self, "_facets", tuple(frozenset(v) for v in facets.values()))
+        object.__setattr__(self, "_facets", tags_by_facet(self.tags))
         if self.key is not None:
             object.__setattr__(self, "_key", parse_key(self.key))
         if self.tempo is not None:

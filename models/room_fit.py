@@ -231,9 +231,8 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
     # the shared frames that the subtraction above leaves as rounding, even below zero:
     # it takes no part in the fit rather than a square root of noise
     energy = np.einsum("kfsjj->kfsj", gram)                                        # (k, F, S, J)
-    diagonal = np.flatnonzero(upper[0] == upper[1])
-    live = energy > DEAD_TERM * total[:, :, None, diagonal]
-    norms = np.where(live, np.sqrt(np.maximum(energy, 0)), DTYPE(1.0)).astype(DTYPE)
+    live = energy > DEAD_TERM * total[:, :, None, upper[0] == upper[1]]
+    norms = np.where(live, np.sqrt(np.maximum(energy, 0)), DTYPE(1.0))
     gram *= live[..., :, None] & live[..., None, :]
     gram /= norms[..., :, None] * norms[..., None, :]
     target = (design @ observed_power).transpose(0, 1, 3, 2) * live / norms         # (k, F, S, J)

@@ -97,6 +97,15 @@ def facet_of(tag: str) -> str:
     return "type"
 
 
+def tags_by_facet(tags) -> tuple[frozenset[str], ...]:
+    """Canonical ``tags`` grouped by ``facet_of``, one set per facet named: a tag filter
+    wants one tag of each set. Any thread."""
+    facets: dict[str, set[str]] = {}
+    for tag in tags:
+        facets.setdefault(facet_of(tag), set()).add(tag)
+    return tuple(frozenset(v) for v in facets.values())
+
+
 _SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TRAILING_DIGITS = re.compile(r"^([a-z]+?)\d+$")

@@ -84,17 +84,23 @@ def proc_stats():
             continue
 
 
-def dump_and_kill(proc: subprocess.Popen, grace_s: float = 10.0) -> tuple[str, str]:
+def abort_with_stacks(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     """A child that hangs: SIGABRT first, so that one started with ``PYTHONFAULTHANDLER=1``
     prints every thread's stack to its stderr (the failure then says where it hung), then
-    SIGKILL. Returns its (stdout, stderr)."""
+    SIGKILL if it is still there after ``grace_s``. Reads none of its pipes."""
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGABRT)
     try:
-        return proc.communicate(timeout=grace_s)
+        proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         proc.kill()
-        return proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+
+
+def dump_and_kill(proc: subprocess.Popen, grace_s: float = 10.0) -> tuple[str, str]:
+    """``abort_with_stacks``, then the child's (stdout, stderr), for pipes nobody reads."""
+    abort_with_stacks(proc, grace_s)
+    return proc.communicate(timeout=30)
 
 
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.02):

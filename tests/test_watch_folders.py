@@ -25,7 +25,7 @@ from app.library import Library
 from app.paths import CATALOG_FILENAME
 from app.scanner import Scanner
 from app.watcher import FolderWatcher
-from tests.conftest import wait_for
+from tests.conftest import abort_with_stacks, wait_for
 from tests.test_scanner import write_hits
 
 PICKUP_S = 2.0     # the promise: a change is in the catalog this soon
@@ -232,7 +232,7 @@ def test_samplescout_watch_prints_what_it_picked_up(tmp_path, isolated_library_d
         try:
             code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGABRT)   # PYTHONFAULTHANDLER: every thread's stack
+            abort_with_stacks(process)
             error_reader.join(10)
             pytest.fail("samplescout watch did not stop after Ctrl-C:\n" + "".join(errors)[-6000:])
         assert code == 0, "".join(errors)
