@@ -6,13 +6,15 @@ matrix of unit catalog vectors. Cosine similarity of unit vectors is a dot produ
 directions that keep most of the vectors' energy keep most of their dot products; the graph
 only has to put the right files among its candidates, the exact rows rank them.
 
-``ExactRows`` holds one unit float16 row per vector id: a sorted base (a memory map of the
-index file after a load, so a million rows cost no RAM until searched) and an in-RAM array
-that grows with the vectors added since. Neither class locks: ``app.index.VectorIndex``
+``ExactRows`` holds one unit float16 row per vector id: a sorted base (after a load, rows of
+the index file read on demand by ``FileRows``, so a million rows cost no RAM) and an in-RAM
+array that grows with the vectors added since. Neither class locks: ``app.index.VectorIndex``
 calls them under its own read/write lock.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -83,11 +85,52 @@ class Projection:
         return graph_dim * dim * _MATRIX_DTYPE.itemsize
 
 
+class FileRows:
+    """``count`` float16 rows of ``dim`` values stored at ``offset`` of an open file, read with
+    ``pread`` when asked for. Not a memory map: the kernel maps the page cache in large folios,
+    so at a million vectors a few hundred searches made a map of the rows count 780 MB of the
+    process's resident memory (bench/million.py); reading only the rows a search needs costs
+    about 2 us a row. Keeps its own descriptor, so a replaced index file stays readable. Any
+    thread (pread has no shared file position)."""
+
+    def __init__(self, file, offset: int, count: int, dim: int) -> None:
+        self._file = open(os.dup(file.fileno()), "rb", buffering=0)
+        self._offset, self._count, self.dim = int(offset), int(count), int(dim)
+        self._row_bytes = self.dim * ROW_DTYPE.itemsize
+
+    def __len__(self) -> int:
+        return self._count
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The rows at ``positions`` (each in range), in that order; a run of consecutive
+        positions is one read."""
+        at = np.asarray(positions, dtype=np.int64).ravel()
+        out = np.empty((len(at), self.dim), ROW_DTYPE)
+        if len(at) == 0:
+            return out
+        view = memoryview(out).cast("B")
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        starts = np.concatenate(([0], breaks)).tolist()
+        stops = np.concatenate((breaks, [len(at)])).tolist()
+        first = at[starts].tolist()
+        size, fd, preadv = self._row_bytes, self._file.fileno(), os.preadv
+        for start, stop, position in zip(starts, stops, first):
+            want = (stop - start) * size
+            got = preadv(fd, [view[start * size:stop * size]], self._offset + position * size)
+            if got != want:
+                raise OSError(f"index file ended inside its exact rows ({got} of {want} bytes "
+                              f"at row {position})")
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class ExactRows:
     """Unit float16 rows by vector id: a sorted base plus rows added later (which win)."""
 
     def __init__(self, dim: int, base_ids: np.ndarray | None = None,
-                 base_rows: np.ndarray | None = None) -> None:
+                 base_rows: np.ndarray | FileRows | None = None) -> None:
         self.dim = int(dim)
         self._base_ids = np.empty(0, np.int64) if base_ids is None else base_ids
         self._base_rows = np.empty((0, self.dim), ROW_DTYPE) if base_rows is None else base_rows
@@ -97,10 +140,10 @@ class ExactRows:
         self._added = np.empty((0, self.dim), ROW_DTYPE)
 
     @classmethod
-    def mapped(cls, file, offset: int, ids: np.ndarray, dim: int) -> "ExactRows":
-        """The base rows of ``ids`` (ascending) as a read-only memory map of an open file at
-        ``offset``: pages are read when a search first touches them."""
-        rows = np.memmap(file, dtype=ROW_DTYPE, mode="r", offset=offset, shape=(len(ids), dim))
+    def on_file(cls, file, offset: int, ids: np.ndarray, dim: int) -> "ExactRows":
+        """The base rows of ``ids`` (ascending), stored at ``offset`` of an open file and read
+        from it when a search asks for them (``FileRows``)."""
+        rows = FileRows(file, offset, len(ids), dim)
         return cls(dim, np.asarray(ids, dtype=np.int64), rows)
 
     @staticmethod
@@ -140,7 +183,8 @@ class ExactRows:
             at = np.minimum(at, max(len(self._base_ids) - 1, 0))
             if len(self._base_ids) == 0 or not np.array_equal(self._base_ids[at], wanted):
                 raise KeyError("a vector id has no exact row")
-            out[in_base] = self._base_rows[at]
+            base = self._base_rows
+            out[in_base] = base[at] if isinstance(base, np.ndarray) else base.take(at)
         return out
 
     def __len__(self) -> int:

@@ -22,8 +22,9 @@ File layout (little-endian)::
 
 Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
 GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
-many graph candidates with the exact float16 rows, which a loaded index reads through a memory
-map: a million vectors load in a fraction of the time and memory of a full-width graph.
+many graph candidates with the exact float16 rows, which a loaded index reads from its file
+as a search needs them: a million vectors load in a fraction of the time and memory of a
+full-width graph.
 Format 1 files (always full width) still load.
 """
 
@@ -44,6 +45,7 @@ import hnswlib
 import numpy as np
 
 from app.compact_vectors import GRAPH_DIM, ExactRows, Projection, unit_rows
+from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
 MAGIC = b"SSCVIDX\n"
@@ -201,10 +203,7 @@ class VectorIndex:
         self._ef_search = int(ef_search)
         self._lock = _ReadWriteLock()
         self._hnsw = hnswlib.Index(space=SPACE, dim=self.graph_dim)
-        self._file_of: dict[int, int] = {}  # vector_id -> file_id, live and deleted
-        # file_id -> live vector_ids; None after a load until first needed (_vectors_by_file)
-        self._vectors_of: dict[int, set[int]] | None = {}
-        self._deleted: set[int] = set()
+        self._vector_files = VectorFiles()   # vector_id -> file_id, live and deleted
 
     # ----- construction -------------------------------------------------------------------
 
@@ -244,13 +243,14 @@ class VectorIndex:
         if len(vids):
             # Nobody else holds the new index: one call, no chunking, all threads.
             index._insert(vids, fids, vecs, num_threads)
+            index._vector_files.fold()
         return index
 
     # ----- properties ---------------------------------------------------------------------
 
     def __len__(self) -> int:
         with self._lock.read():
-            return len(self._file_of) - len(self._deleted)
+            return self._vector_files.live_count
 
     @property
     def capacity(self) -> int:
@@ -261,8 +261,8 @@ class VectorIndex:
     def deleted_fraction(self) -> float:
         """Share of stored vectors that are marked deleted but still occupy the graph."""
         with self._lock.read():
-            stored = len(self._file_of)
-            return len(self._deleted) / stored if stored else 0.0
+            stored = len(self._vector_files)
+            return self._vector_files.deleted_count / stored if stored else 0.0
 
     @property
     def compact(self) -> bool:
@@ -289,26 +289,19 @@ class VectorIndex:
     def vector_files(self) -> dict[int, int]:
         """vector_id -> file_id of every live vector (for repairs against the catalog)."""
         with self._lock.read():
-            return {v: f for f, vs in self._vectors_by_file().items() for v in vs}
+            vids, fids = self._vector_files.live_arrays()
+        return dict(zip(vids.tolist(), fids.tolist()))
 
     def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(vector_ids, file_ids) of every live vector, by ascending vector id, as arrays (a
         repair against the catalog compares them without a dict of millions of entries)."""
         with self._lock.read():
-            n = len(self._file_of)
-            vids = np.fromiter(self._file_of.keys(), dtype=np.int64, count=n)
-            fids = np.fromiter(self._file_of.values(), dtype=np.int64, count=n)
-            if self._deleted:
-                live = np.fromiter((v not in self._deleted for v in vids.tolist()), dtype=bool,
-                                   count=n)
-                vids, fids = vids[live], fids[live]
-        order = np.argsort(vids, kind="stable")
-        return vids[order], fids[order]
+            return self._vector_files.live_arrays()
 
     def file_ids(self) -> set[int]:
         """The files that have at least one live vector."""
         with self._lock.read():
-            return set(self._vectors_by_file())
+            return self._vector_files.live_files()
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -329,9 +322,9 @@ class VectorIndex:
         removed = 0
         with self._lock.write():
             for file_id in file_ids:
-                for vector_id in self._vectors_by_file().pop(int(file_id), ()):
+                for vector_id in self._vector_files.live_of_file(file_id):
                     self._hnsw.mark_deleted(vector_id)
-                    self._deleted.add(vector_id)
+                    self._vector_files.delete(vector_id)
                     removed += 1
         return removed
 
@@ -369,9 +362,8 @@ class VectorIndex:
 
     def _insert(self, vids: np.ndarray, fids: np.ndarray, vecs: np.ndarray, threads: int) -> None:
         """Caller holds the write lock (or owns the index alone)."""
-        by_file = self._vectors_by_file()
-        new = sum(1 for v in vids.tolist() if v not in self._file_of)
-        needed = len(self._file_of) + new
+        new = int(np.count_nonzero(self._vector_files.files_of(vids) < 0))
+        needed = len(self._vector_files) + new
         capacity = self._hnsw.get_max_elements()
         if needed > capacity:
             self._hnsw.resize_index(max(needed, capacity + capacity // 2, capacity + 1024))
@@ -381,17 +373,7 @@ class VectorIndex:
         else:
             self._hnsw.add_items(vecs, vids, num_threads=threads)
         for vector_id, file_id in zip(vids.tolist(), fids.tolist()):
-            old_file = self._file_of.get(vector_id)
-            if old_file is not None and old_file != file_id and vector_id not in self._deleted:
-                old_set = by_file.get(old_file)
-                if old_set is not None:
-                    old_set.discard(vector_id)
-                    if not old_set:
-                        del by_file[old_file]
-            # hnswlib un-deletes a deleted label when it is added again.
-            self._deleted.discard(vector_id)
-            self._file_of[vector_id] = file_id
-            by_file.setdefault(file_id, set()).add(vector_id)
+            self._vector_files.assign(vector_id, file_id)
 
     # ----- searching ----------------------------------------------------------------------
 
@@ -416,11 +398,10 @@ class VectorIndex:
             return []
         excluded = {int(f) for f in exclude_file_ids}
         with self._lock.read():
-            live = len(self._file_of) - len(self._deleted)
+            live = self._vector_files.live_count
             if live == 0:
                 return []
-            by_file = self._vectors_by_file() if excluded else {}
-            excluded_vectors = sum(len(by_file.get(f, ())) for f in excluded)
+            excluded_vectors = sum(len(self._vector_files.live_of_file(f)) for f in excluded)
             wide = k * 4 + 16 + excluded_vectors
             if self._exact is not None:
                 wide *= COMPACT_OVERSAMPLE
@@ -434,11 +415,11 @@ class VectorIndex:
                     labels, distances = self._rescored(
                         q, self._knn(graph_q, n_ask)[0], max(1, n_ask // COMPACT_OVERSAMPLE))
                 best = self._best_per_file(labels, distances, excluded)
-                if len(best) >= k or n_ask >= live:
+                if len(best[0]) >= k or n_ask >= live:
                     break
                 n_ask = min(live, n_ask * 2)
-        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
-        return [Hit(file_id=f, score=s, vector_id=v) for f, (s, v) in ranked]
+        return [Hit(file_id=f, score=s, vector_id=v)
+                for f, s, v in zip(*(column[:k].tolist() for column in best))]
 
     def self_recall(self, sample: int = 256, seed: int = 0) -> float:
         """Share of a random sample of live vectors that a k=1 query for their own stored
@@ -452,13 +433,11 @@ class VectorIndex:
         if int(sample) < 1:
             raise ValueError(f"sample must be >= 1, got {sample}")
         with self._lock.read():
-            live = np.fromiter(
-                (v for f in self._vectors_by_file().values() for v in f), dtype=np.int64
-            )
+            live = self._vector_files.live_arrays()[0]
             if len(live) == 0:
                 return 1.0
             rng = np.random.default_rng(seed)
-            chosen = rng.choice(np.sort(live), size=min(int(sample), len(live)), replace=False)
+            chosen = rng.choice(live, size=min(int(sample), len(live)), replace=False)
             stored = np.asarray(self._hnsw.get_items(chosen.tolist()), dtype=np.float32)
             found = 0
             for vector_id, vector in zip(chosen.tolist(), stored):
@@ -496,18 +475,20 @@ class VectorIndex:
 
     def _best_per_file(
         self, labels: np.ndarray, distances: np.ndarray, excluded: set[int]
-    ) -> dict[int, tuple[float, int]]:
-        best: dict[int, tuple[float, int]] = {}
-        file_of = self._file_of
-        for vector_id, distance in zip(labels.ravel().tolist(), distances.ravel().tolist()):
-            file_id = file_of[vector_id]
-            if file_id in excluded:
-                continue
-            score = min(1.0, 1.0 - distance)  # float rounding can push an exact match past 1
-            current = best.get(file_id)
-            if current is None or score > current[0]:
-                best[file_id] = (score, vector_id)
-        return best
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(file_ids, scores, vector_ids): each file once, at its best vector, best first."""
+        vector_ids = np.asarray(labels).astype(np.int64).ravel()
+        file_ids = self._vector_files.files_of(vector_ids)
+        # float rounding can push an exact match past 1
+        scores = np.minimum(1.0, 1.0 - np.asarray(distances, np.float64).ravel())
+        keep = file_ids >= 0
+        if excluded:
+            keep &= ~np.isin(file_ids, np.fromiter(excluded, np.int64, len(excluded)))
+        vector_ids, file_ids, scores = vector_ids[keep], file_ids[keep], scores[keep]
+        order = np.lexsort((vector_ids, -scores))          # best first, ties by vector id
+        _, first = np.unique(file_ids[order], return_index=True)
+        best = order[np.sort(first)]
+        return file_ids[best], scores[best], vector_ids[best]
 
     # ----- persistence --------------------------------------------------------------------
 
@@ -547,12 +528,9 @@ class VectorIndex:
     def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, int]:
         """Header (with a placeholder checksum), mapping, projection and exact rows; returns
         the header, where it lies and the CRC-32 so far. Caller holds the read lock."""
-        n = len(self._file_of)
-        vids = np.fromiter(self._file_of.keys(), dtype="<i8", count=n)
-        fids = np.fromiter(self._file_of.values(), dtype="<i8", count=n)
-        order = np.argsort(vids, kind="stable")
-        vids, fids = vids[order], fids[order]
-        deleted = np.fromiter((v in self._deleted for v in vids.tolist()), dtype=np.uint8, count=n)
+        vids, fids, dead = self._vector_files.arrays()
+        vids, fids, deleted = vids.astype("<i8"), fids.astype("<i8"), dead.astype(np.uint8)
+        n = len(vids)
         projection = b"" if self.projection is None else self.projection.to_bytes()
         header = {
             "format_version": FORMAT_VERSION,
@@ -658,42 +636,24 @@ class VectorIndex:
                 except (RuntimeError, ValueError, MemoryError) as exc:
                     raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
                 if projection is not None:
-                    index._exact = ExactRows.mapped(src, exact_at, vids.copy(), dim)
+                    index._exact = ExactRows.on_file(src, exact_at, vids.copy(), dim)
         index._hnsw.set_ef(index._ef_search)
         index.generation = header["generation"]
         if index._hnsw.element_count != n or index._hnsw.dim != graph_dim:
             raise IndexFormatError(f"{path}: graph holds {index._hnsw.element_count} vectors, header says {n}")
         if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), np.sort(vids)):
             raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
-        index._fill_mapping(vids, fids, deleted.astype(bool))
+        index._fill_mapping(vids, fids, deleted.astype(bool), path)
         return index
 
-    def _fill_mapping(self, vids: np.ndarray, fids: np.ndarray, dead: np.ndarray) -> None:
-        """The Python mapping of a freshly loaded index, built in bulk (no per-vector loop);
-        the per-file sets wait until something needs them (a search does not)."""
-        self._file_of = dict(zip(vids.tolist(), fids.tolist()))
-        if dead.any():
-            self._deleted = set(vids[dead].tolist())
-        self._vectors_of = None
-
-    def _vectors_by_file(self) -> dict[int, set[int]]:
-        """file_id -> live vector ids, built on first use after a load. Caller holds the
-        lock (readers racing to build it build the same thing)."""
-        by_file = self._vectors_of
-        if by_file is None:
-            by_file = {}
-            get = by_file.get
-            deleted = self._deleted
-            for vector_id, file_id in self._file_of.items():
-                if vector_id in deleted:
-                    continue
-                held = get(file_id)
-                if held is None:
-                    by_file[file_id] = {vector_id}
-                else:
-                    held.add(vector_id)
-            self._vectors_of = by_file
-        return by_file
+    def _fill_mapping(self, vids: np.ndarray, fids: np.ndarray, dead: np.ndarray,
+                      path: Path) -> None:
+        """The mapping of a freshly loaded index, kept as arrays (app.vector_files)."""
+        order = np.argsort(vids, kind="stable")     # format 1 files need not be sorted
+        vids, fids = vids[order], fids[order]
+        if len(vids) > 1 and not bool(np.all(vids[1:] > vids[:-1])):
+            raise IndexFormatError(f"{path}: the mapping holds one vector id twice")
+        self._vector_files = VectorFiles(vids, fids, vids[dead[order]].tolist())
 
 
 def _read_header(src, path: Path) -> dict:

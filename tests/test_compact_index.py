@@ -126,7 +126,7 @@ def test_save_load_round_trip_of_a_compact_index(tmp_path, real_like, compact):
         assert [h.file_id for h in after] == [h.file_id for h in before]
         assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
 
-    # vectors added after the load join the memory-mapped ones and survive the next save
+    # vectors added after the load join the ones read from the file and survive the next save
     extra = moved(np.random.default_rng(9), vectors, 3)
     loaded.add(np.array([1, 2, 4]), np.array([90_001, 90_001, 90_002]), extra)
     loaded.remove_files([int(file_ids[0])])
@@ -136,6 +136,40 @@ def test_save_load_round_trip_of_a_compact_index(tmp_path, real_like, compact):
     assert again.search(extra[0], k=1)[0].file_id == 90_001
     assert int(file_ids[0]) not in {h.file_id for h in again.search(vectors[0], k=10)}
     assert len(again) == len(vectors) + 3 - COPIES_PER_FILE
+
+
+def test_a_loaded_index_reads_its_exact_rows_without_mapping_its_file(tmp_path, real_like,
+                                                                       compact):
+    """A map of the rows counted as the process's memory (the kernel maps whole large
+    folios): a loaded index reads the rows a search needs and maps nothing of its file."""
+    _, _, vectors, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    for query in queries:
+        loaded.search(query, k=10)
+    mapped = [line for line in Path("/proc/self/maps").read_text().splitlines()
+              if line.endswith(str(path))]
+    assert mapped == []
+    assert [h.file_id for h in loaded.search(queries[0], k=10)] == \
+        [h.file_id for h in compact.search(queries[0], k=10)]
+
+
+def test_an_index_file_cut_short_after_loading_fails_a_search_with_a_clear_error(tmp_path,
+                                                                                 real_like,
+                                                                                 compact):
+    """Cut in place under a loaded index (another program, a full disk): a search raises
+    OSError naming the cause, where a memory map would have killed the process (SIGBUS)."""
+    _, _, _, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    start, _ = exact_region(path)
+    with open(path, "r+b") as cut:
+        cut.truncate(start + 512)
+    with pytest.raises(OSError, match="ended inside its exact rows"):
+        for query in queries:
+            loaded.search(query, k=10)
 
 
 @pytest.mark.parametrize("where", [0.0, 0.5, 0.999])

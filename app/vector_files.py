@@ -1,0 +1,175 @@
+"""Which file each vector of the index belongs to, held as sorted arrays.
+
+A loaded index of a million vectors keeps its vector -> file mapping as a base of sorted int64
+arrays (32 bytes a vector with the by-file order) instead of Python dicts and sets (about 200
+bytes a vector): ``bench/million.py`` saw 180 MB of dict for 1.5 million vectors, and another
+300 MB of per-file sets on the first insert. Vectors added or moved to another file later go
+to a small overlay, folded into the base once it grows. Deleted vectors stay mapped (hnswlib
+keeps their nodes) and are listed in a set.
+
+Not thread-safe: ``app.index.VectorIndex`` calls it under its own read/write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+# The overlay is folded into the base arrays when it holds more than this share of the base
+# (and at least FOLD_MIN entries): a scan adding files one batch at a time pays an
+# occasional sort instead of a dict that grows with the library.
+FOLD_SHARE = 0.125
+FOLD_MIN = 4096
+
+
+class VectorFiles:
+    """vector_id -> file_id for every stored vector, live or deleted."""
+
+    def __init__(self, vector_ids: np.ndarray | None = None, file_ids: np.ndarray | None = None,
+                 deleted: Iterable[int] = ()) -> None:
+        """``vector_ids`` ascending and unique, ``file_ids`` aligned with them."""
+        ids = np.empty(0, np.int64) if vector_ids is None else np.asarray(vector_ids, np.int64)
+        files = np.empty(0, np.int64) if file_ids is None else np.asarray(file_ids, np.int64)
+        if ids.shape != files.shape or ids.ndim != 1:
+            raise ValueError("vector ids and file ids must be 1-D arrays of one length")
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            raise ValueError("vector ids must be ascending and unique")
+        self._set_base(ids, files)
+        self._overlay: dict[int, int] = {}          # vector_id -> file_id, wins over the base
+        self._overlay_of: dict[int, set[int]] = {}  # file_id -> its vector ids in the overlay
+        self._new = 0                               # overlay ids that the base lacks
+        self._deleted: set[int] = {int(v) for v in deleted}
+
+    def _set_base(self, ids: np.ndarray, files: np.ndarray) -> None:
+        self._ids, self._files = ids, files
+        self._by_file = np.argsort(files, kind="stable")
+        self._file_keys = files[self._by_file]
+
+    # -- size ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Stored vectors, deleted ones included."""
+        return len(self._ids) + self._new
+
+    @property
+    def deleted_count(self) -> int:
+        return len(self._deleted)
+
+    @property
+    def live_count(self) -> int:
+        return len(self) - len(self._deleted)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def _base_position(self, vector_id: int) -> int:
+        at = int(np.searchsorted(self._ids, vector_id))
+        return at if at < len(self._ids) and int(self._ids[at]) == vector_id else -1
+
+    def file_of(self, vector_id: int) -> int | None:
+        """The file of a stored vector (deleted or not), None when it was never stored."""
+        vector_id = int(vector_id)
+        if vector_id in self._overlay:
+            return self._overlay[vector_id]
+        at = self._base_position(vector_id)
+        return None if at < 0 else int(self._files[at])
+
+    def __contains__(self, vector_id: int) -> bool:
+        return self.file_of(vector_id) is not None
+
+    def is_deleted(self, vector_id: int) -> bool:
+        return int(vector_id) in self._deleted
+
+    def files_of(self, vector_ids: np.ndarray) -> np.ndarray:
+        """File ids of stored vector ids (any shape, flattened), -1 for ids never stored."""
+        ids = np.asarray(vector_ids).astype(np.int64).ravel()
+        out = np.full(len(ids), -1, np.int64)
+        if len(self._ids):
+            at = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+            found = self._ids[at] == ids
+            out[found] = self._files[at[found]]
+        if self._overlay:
+            get = self._overlay.get
+            for i, vector_id in enumerate(ids.tolist()):
+                file_id = get(vector_id)
+                if file_id is not None:
+                    out[i] = file_id
+        return out
+
+    def live_of_file(self, file_id: int) -> set[int]:
+        """The live vector ids of one file."""
+        file_id = int(file_id)
+        lo, hi = np.searchsorted(self._file_keys, [file_id, file_id + 1])
+        base = self._ids[self._by_file[lo:hi]].tolist()
+        out = {v for v in base if v not in self._overlay}
+        out.update(self._overlay_of.get(file_id, ()))
+        return out - self._deleted if self._deleted else out
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vector_ids ascending, file_ids, deleted flags as bool) of every stored vector."""
+        ids, files = self._merged()
+        if self._deleted:
+            dead = np.isin(ids, np.fromiter(self._deleted, np.int64, len(self._deleted)))
+        else:
+            dead = np.zeros(len(ids), bool)
+        return ids, files, dead
+
+    def live_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vector_ids ascending, file_ids) of every live vector."""
+        ids, files, dead = self.arrays()
+        return (ids[~dead], files[~dead]) if dead.any() else (ids, files)
+
+    def live_files(self) -> set[int]:
+        """The files that have at least one live vector."""
+        _, files = self.live_arrays()
+        return set(np.unique(files).tolist())
+
+    def live_by_file(self) -> dict[int, set[int]]:
+        """file_id -> live vector ids, for every file (a dict of the whole library: for
+        repairs and tools, not for a search)."""
+        ids, files = self.live_arrays()
+        out: dict[int, set[int]] = {}
+        for vector_id, file_id in zip(ids.tolist(), files.tolist()):
+            out.setdefault(file_id, set()).add(vector_id)
+        return out
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def assign(self, vector_id: int, file_id: int) -> None:
+        """Store (or move) a vector under a file; a deleted vector comes back live (hnswlib
+        un-deletes a label added again)."""
+        vector_id, file_id = int(vector_id), int(file_id)
+        if vector_id in self._overlay:
+            previous = self._overlay[vector_id]
+            held = self._overlay_of.get(previous)
+            if held is not None:
+                held.discard(vector_id)
+                if not held:
+                    del self._overlay_of[previous]
+        elif self._base_position(vector_id) < 0:
+            self._new += 1
+        self._overlay[vector_id] = file_id
+        self._overlay_of.setdefault(file_id, set()).add(vector_id)
+        self._deleted.discard(vector_id)
+        if len(self._overlay) > max(FOLD_MIN, FOLD_SHARE * len(self._ids)):
+            self.fold()
+
+    def delete(self, vector_id: int) -> None:
+        self._deleted.add(int(vector_id))
+
+    def fold(self) -> None:
+        """Move the overlay into the base arrays."""
+        if self._overlay:
+            self._set_base(*self._merged())
+            self._overlay, self._overlay_of, self._new = {}, {}, 0
+
+    def _merged(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._overlay:
+            return self._ids, self._files
+        moved = np.fromiter(self._overlay.keys(), np.int64, len(self._overlay))
+        moved_files = np.fromiter(self._overlay.values(), np.int64, len(self._overlay))
+        keep = ~np.isin(self._ids, moved)
+        ids = np.concatenate([self._ids[keep], moved])
+        files = np.concatenate([self._files[keep], moved_files])
+        order = np.argsort(ids, kind="stable")
+        return ids[order], files[order]
