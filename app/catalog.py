@@ -31,6 +31,7 @@ from models.tag_vocabulary import facet_of
 from app.catalog_collections import CollectionsMixin
 from app.catalog_roots import RootsMixin
 from app.catalog_map import MapPositionsMixin
+from app.vector_files import ID_SUMMARY_SQL
 
 SCHEMA_VERSION = 4
 
@@ -585,6 +586,12 @@ class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin, MapPositionsMixi
         return dict(self._db.execute(
             "SELECT model_id, COUNT(DISTINCT file_id) FROM vectors WHERE model_id != ? "
             "GROUP BY model_id ORDER BY model_id", (model_id,)))
+
+    def vector_id_summary(self, model_id: str) -> tuple[int, int, int]:
+        """(count, sum, hash sum) of the model's vector ids (app.vector_files.id_summary)."""
+        row = self._db.execute(f"SELECT {ID_SUMMARY_SQL} FROM vectors WHERE model_id = ?",
+                               (model_id,)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def vector_ids(self, model_id: str) -> np.ndarray:
         """Ids of the model's vectors, ascending (a million in well under a second: the rows

@@ -48,6 +48,7 @@ from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter
                        embed_query, search)
 from app.rerank import FileReranker
 from app.shared_cache import cache_dir_for, read_state, write_cache
+from app.vector_files import id_summary
 from app.storage import StorageUnavailable, is_shared_address
 from app.thesaurus import name_conflict, name_tags, normalise
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
@@ -325,8 +326,10 @@ class Library:
         what to drop and what to add.
         """
         model_id, dim = self.encoder.model_id, self.encoder.dim
-        # sorted id arrays, compared in numpy: a million-vector library repairs in a second
         index_ids, index_files = index.live_vectors()
+        if id_summary(index_ids) == self.catalog.vector_id_summary(model_id):
+            return 0     # the same ids (app.vector_files: a summary instead of every id)
+        # sorted id arrays, compared in numpy: a million-vector library repairs in a second
         catalog_ids = self.catalog.vector_ids(model_id)      # ascending primary keys
         if len(catalog_ids) > 1 and not bool(np.all(catalog_ids[1:] > catalog_ids[:-1])):
             catalog_ids = np.unique(catalog_ids)

@@ -38,6 +38,7 @@ from app.catalog import FileAnalysis, FileRow, FileStamp
 from app.index import Hit
 from app.pg_librarian import MIGRATION_2, PgLibrarianMixin
 from app.storage import StorageUnavailable
+from app.vector_files import ID_SUMMARY_SQL
 from engine.errors import SampleScoutError
 
 try:
@@ -514,6 +515,12 @@ class PgCatalog(PgLibrarianMixin):
         return dict(self._q("SELECT model_id, count(DISTINCT file_id) FROM vectors "
                             "WHERE model_id <> %s GROUP BY model_id ORDER BY model_id",
                             (model_id,)).fetchall())
+
+    def vector_id_summary(self, model_id: str) -> tuple[int, int, int]:
+        summary = ID_SUMMARY_SQL.replace("%", "%%")    # psycopg's placeholders
+        row = self._q(f"SELECT {summary} FROM vectors WHERE model_id = %s",
+                      (model_id,)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def vector_ids(self, model_id: str) -> np.ndarray:
         return np.asarray([r[0] for r in self._q(

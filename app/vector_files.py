@@ -22,6 +22,23 @@ import numpy as np
 FOLD_SHARE = 0.125
 FOLD_MIN = 4096
 
+# A summary of a set of vector ids, (count, sum, sum of squares modulo a prime), that a catalog
+# computes in SQL over a covering index and an index from its arrays: a million ids in 0.2 s
+# where reading them out of SQLite took 0.8-1.2 s. Ids are never reused and each new one is
+# larger than every older one, so two sets of one count that differ have different sums
+# unless ids were also lost in between; then the squares have to balance as well (two ids
+# swapped for two others cannot balance both).
+ID_MODULUS = 2147483647
+ID_SUMMARY_SQL = (f"count(*), coalesce(sum(id), 0), "
+                  f"coalesce(sum((id % {ID_MODULUS}) * (id % {ID_MODULUS}) % {ID_MODULUS}), 0)")
+
+
+def id_summary(vector_ids: np.ndarray) -> tuple[int, int, int]:
+    """(count, sum, sum of squares modulo ID_MODULUS) of vector ids, as ID_SUMMARY_SQL."""
+    ids = np.asarray(vector_ids, dtype=np.int64)
+    reduced = ids % ID_MODULUS
+    return len(ids), int(ids.sum()), int((reduced * reduced % ID_MODULUS).sum())
+
 
 class VectorFiles:
     """vector_id -> file_id for every stored vector, live or deleted."""

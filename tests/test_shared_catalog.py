@@ -18,6 +18,7 @@ import pytest
 
 from app.catalog import Catalog
 from app.library import Library, LibraryError
+from app.vector_files import id_summary
 from app.scanner import Scanner
 from app.storage import CatalogStore, StorageUnavailable, VectorSearch
 from tests.conftest import SONIC_PI
@@ -216,6 +217,9 @@ def test_a_server_restart_mid_scan_loses_nothing_and_the_scan_resumes(running, n
         assert sorted(Path(p).name for p in rows) == files
         assert library.catalog.vector_count() == sum(
             len(library.catalog.file_vectors(r.id)[0]) for r in rows.values()) > 0
+        model_id = library.encoder.model_id          # the server's summary of the ids
+        assert library.catalog.vector_id_summary(model_id) == id_summary(
+            library.catalog.vector_ids(model_id))
         again = Scanner(library, workers=1).scan([share])
         assert again.files_analysed == 0 and again.unchanged == len(files)
     with running.connect("restart") as conn:

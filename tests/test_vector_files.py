@@ -1,10 +1,12 @@
 """The index's vector -> file mapping as arrays with an overlay (app/vector_files.py)."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 
 from app import vector_files
-from app.vector_files import VectorFiles
+from app.vector_files import ID_SUMMARY_SQL, VectorFiles, id_summary
 
 
 def loaded() -> VectorFiles:
@@ -66,3 +68,20 @@ def test_a_mapping_that_is_not_ascending_is_refused():
         VectorFiles(np.array([3, 2]), np.array([1, 1]))
     with pytest.raises(ValueError, match="one length"):
         VectorFiles(np.array([1, 2]), np.array([1]))
+
+
+def test_the_id_summary_of_sqlite_and_of_numpy_agree_and_tell_sets_apart(tmp_path):
+    ids = np.concatenate([np.arange(1, 5000), [10**9, 3 * 10**12]]).astype(np.int64)
+    db = sqlite3.connect(tmp_path / "ids.sqlite3")
+    db.execute("CREATE TABLE vectors (id INTEGER PRIMARY KEY, model_id TEXT)")
+    db.executemany("INSERT INTO vectors VALUES (?, 'm')", ((int(i),) for i in ids))
+    db.commit()
+    summary = db.execute(f"SELECT {ID_SUMMARY_SQL} FROM vectors WHERE model_id = 'm'").fetchone()
+    assert tuple(int(x) for x in summary) == id_summary(ids)
+    empty = db.execute(f"SELECT {ID_SUMMARY_SQL} FROM vectors WHERE model_id = 'x'").fetchone()
+    assert tuple(int(x) for x in empty) == id_summary(np.empty(0, np.int64)) == (0, 0, 0)
+    # one id lost and one gained that balance the plain sum: the hash sum tells them apart
+    lost, gained = [4999, 10**9], [5000, 10**9 - 1]
+    swapped = np.sort(np.concatenate([ids[~np.isin(ids, lost)], gained]))
+    assert len(swapped) == len(ids) and swapped.sum() == ids.sum()
+    assert id_summary(swapped) != id_summary(ids)
