@@ -15,6 +15,7 @@ calls them under its own read/write lock.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -91,10 +92,12 @@ class FileRows:
     so at a million vectors a few hundred searches made a map of the rows count 780 MB of the
     process's resident memory (bench/million.py); reading only the rows a search needs costs
     about 2 us a row. Keeps its own descriptor, so a replaced index file stays readable. Any
-    thread (pread has no shared file position)."""
+    thread (pread has no shared file position; where the system has no pread, reads take
+    turns)."""
 
     def __init__(self, file, offset: int, count: int, dim: int) -> None:
         self._file = open(os.dup(file.fileno()), "rb", buffering=0)
+        self._seek_lock = threading.Lock()
         self._offset, self._count, self.dim = int(offset), int(count), int(dim)
         self._row_bytes = self.dim * ROW_DTYPE.itemsize
 
@@ -113,14 +116,25 @@ class FileRows:
         starts = np.concatenate(([0], breaks)).tolist()
         stops = np.concatenate((breaks, [len(at)])).tolist()
         first = at[starts].tolist()
-        size, fd, preadv = self._row_bytes, self._file.fileno(), os.preadv
+        size, read_into = self._row_bytes, self._read_into
         for start, stop, position in zip(starts, stops, first):
             want = (stop - start) * size
-            got = preadv(fd, [view[start * size:stop * size]], self._offset + position * size)
+            got = read_into(view[start * size:stop * size], self._offset + position * size)
             if got != want:
                 raise OSError(f"index file ended inside its exact rows ({got} of {want} bytes "
                               f"at row {position})")
         return out
+
+    def _read_into(self, buffer: memoryview, offset: int) -> int:
+        if hasattr(os, "preadv"):          # Linux, the BSDs: straight into the rows
+            return os.preadv(self._file.fileno(), [buffer], offset)
+        if hasattr(os, "pread"):           # macOS
+            data = os.pread(self._file.fileno(), len(buffer), offset)
+            buffer[:len(data)] = data
+            return len(data)
+        with self._seek_lock:              # Windows: one shared file position
+            self._file.seek(offset)
+            return self._file.readinto(buffer) or 0
 
     def close(self) -> None:
         self._file.close()

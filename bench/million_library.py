@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,18 +44,22 @@ def log(message: str) -> None:
 
 
 def debian_library(cache: Path, workers: int = 2) -> Path:
-    """The real library of the Debian sample packages (scanned once)."""
+    """The real library of the Debian sample packages, scanned with the shipped models: the
+    first time in full, later a re-scan that redoes what a changed model made."""
     folder = cache / "debian"
-    done = folder / "done"
-    if not done.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        log("scanning the Debian sample packages with the shipped encoder")
-        with Library(folder) as library:
-            report = Scanner(library, workers=workers).scan(
-                [f for f in DEBIAN_SETS if os.path.isdir(f)])
-        log(f"  {report.indexed} indexed in {report.elapsed_s:.0f} s")
-        done.write_text("ok\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    log("scanning the Debian sample packages with the shipped models")
+    with Library(folder) as library:
+        report = Scanner(library, workers=workers).scan(
+            [f for f in DEBIAN_SETS if os.path.isdir(f)])
+    log(f"  {report.indexed} indexed in {report.elapsed_s:.0f} s")
     return folder
+
+
+def current_models() -> dict:
+    """The encoder's and the sound analysis' model ids of this tree."""
+    with tempfile.TemporaryDirectory() as empty, Library(Path(empty)) as library:
+        return {"model_id": library.encoder.model_id, "sound_model": library.sound_model_id}
 
 
 def _real_rows(db: sqlite3.Connection, model_id: str):
@@ -116,9 +121,16 @@ def million_library(cache: Path, n_files: int, seed: int = 0,
     """Build (once) the catalog, index and tree of ``n_files`` files; returns its facts.
     Each stage is kept when done (``stages-N.json``), so an interrupted build resumes."""
     facts_path = cache / f"million-{n_files}.json"
+    stages_path = cache / f"stages-{n_files}.json"
+    models = current_models()
+    for built in (facts_path, stages_path):
+        # rows made by other models would send the re-scan into re-analysing every file
+        if built.exists() and {k: json.loads(built.read_text()).get(k) for k in models} != models:
+            log(f"{built.name}: made by other models than {models}, building again")
+            facts_path.unlink(missing_ok=True)
+            stages_path.unlink(missing_ok=True)
     if facts_path.exists():
         return json.loads(facts_path.read_text())
-    stages_path = cache / f"stages-{n_files}.json"
     facts = json.loads(stages_path.read_text()) if stages_path.exists() else {}
     lib_dir, tree = cache / f"lib-{n_files}", cache / f"tree-{n_files}"
     if "catalog" not in facts:
@@ -211,7 +223,7 @@ def _catalog_and_tree(cache: Path, n_files: int, seed: int, lib_dir: Path, tree:
         "files": n_files, "vectors": int(vector_id), "real_files": len(files),
         "real_vectors": int(sum(len(v) for v in vectors.values())),
         "vectors_per_file": round(vector_id / n_files, 3), "noise": NOISE, "dim": dim,
-        "model_id": model_id, "tree_folders": len(made_dirs),
+        "model_id": model_id, "sound_model": sound_model, "tree_folders": len(made_dirs),
         "build_seconds": {"tree": round(tree_s, 1), "catalog": round(catalog_s, 1)},
         "catalog": str(lib_dir / CATALOG_FILENAME),
         "catalog_gb": round((lib_dir / CATALOG_FILENAME).stat().st_size / 1e9, 3),

@@ -4,6 +4,7 @@ vectors of the shipped encoder for real Debian samples, real files and a real SQ
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -268,3 +269,21 @@ def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolate
         assert reopened.index_note == "loaded" and index.compact
         top = index.search(vectors[1000], k=1)[0]
         assert top.file_id == int(file_ids[1000]) and top.score == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("without", [(), ("preadv",), ("preadv", "pread")])
+def test_rows_read_from_a_file_are_the_stored_rows_with_each_way_of_reading(tmp_path,
+                                                                             monkeypatch,
+                                                                             without):
+    """preadv (Linux), pread (macOS), a shared position under a lock (Windows)."""
+    for name in without:
+        monkeypatch.delattr(os, name, raising=False)
+    stored = np.random.default_rng(4).standard_normal((50, 8)).astype(np.float16)
+    path = tmp_path / "rows.bin"
+    path.write_bytes(b"head" + stored.tobytes())
+    with open(path, "rb") as src:
+        rows = ExactRows.on_file(src, 4, np.arange(10, 60), 8)
+    wanted = np.array([12, 13, 14, 40, 11, 59, 10])       # runs and single rows, any order
+    assert np.array_equal(rows.rows(wanted), stored[wanted - 10])
+    with pytest.raises(KeyError):
+        rows.rows(np.array([60]))
