@@ -637,11 +637,14 @@ class Library:
 
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,
                        filter: SearchFilter | None = None,
-                       rerank_depth: int | None = None) -> list[SearchResult]:
+                       rerank_depth: int | None = None,
+                       unranked: Callable[[list[SearchResult]], None] | None = None,
+                       ) -> list[SearchResult]:
         """Rank library files against ``query`` (or bare window vectors (m, dim), which skip
-        the re-ranker: it needs the windows' audio); ``rerank_depth`` as ``app.query.search``."""
+        the re-ranker: it needs the windows' audio); ``rerank_depth`` and ``unranked`` as
+        ``app.query.search``."""
         return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter,
-                      rerank_depth=rerank_depth)
+                      rerank_depth=rerank_depth, unranked=unranked)
 
     def embed_file(self, path: str | os.PathLike) -> Query:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
@@ -653,7 +656,9 @@ class Library:
 
     def search_file(self, path: str | os.PathLike, k: int = 10, *,
                     filter: SearchFilter | None = None,
-                    rerank_depth: int | None = None) -> list[SearchResult]:
+                    rerank_depth: int | None = None,
+                    unranked: Callable[[list[SearchResult]], None] | None = None,
+                    ) -> list[SearchResult]:
         if self.catalog.vector_count(self.encoder.model_id) == 0:
             others = self.catalog.files_of_other_models(self.encoder.model_id)
             if others:
@@ -665,7 +670,8 @@ class Library:
             raise EmptyLibraryError(
                 "the library is empty: add samples with `samplescout index FOLDER` first")
         depth = FILE_RERANK_DEPTH if rerank_depth is None else rerank_depth
-        return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=depth)
+        return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=depth,
+                                   unranked=unranked)
 
 
 class Searcher:
@@ -691,13 +697,15 @@ class Searcher:
 
     def search(self, query: Query, k: int, *, filter: SearchFilter | None = None,
                rerank: bool = True, rerank_depth: int | None = None,
-               timings: dict | None = None) -> list[SearchResult]:
+               timings: dict | None = None,
+               unranked: Callable[[list[SearchResult]], None] | None = None,
+               ) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
-        re-ranker (the index's order alone); ``rerank_depth`` and ``timings`` as
-        ``app.query.search``. Any thread."""
+        re-ranker (the index's order alone); ``rerank_depth``, ``timings`` and ``unranked``
+        as ``app.query.search``. Any thread."""
         return search(self.index, self.catalog, query, k, filter=filter,
                       reranker=self.reranker if rerank else None, rerank_depth=rerank_depth,
-                      timings=timings)
+                      timings=timings, unranked=unranked)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""

@@ -133,8 +133,16 @@ class LibraryThread:
 
         def job(library):
             t0 = time.perf_counter()
+
+            def unranked(results):           # shown while the re-ranker works
+                self._seq += 1
+                publish(SuggestionUpdate(
+                    seq=self._seq, onset_frame=None, mode="file",
+                    suggestions=ranked(results, len(results)), level_db=SILENCE_DB,
+                    reason=f"file {Path(path).name}", stage="index",
+                    latency_ms=(time.perf_counter() - t0) * 1e3))
             try:
-                results = library.search_file(path, k=k, filter=search_filter)
+                results = library.search_file(path, k=k, filter=search_filter, unranked=unranked)
             except Exception as exc:  # noqa: BLE001 - one line for the user
                 if failed is None:
                     raise

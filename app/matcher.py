@@ -59,6 +59,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -406,25 +407,34 @@ class LiveMatcher:
                     rerank_depth: int | None = None) -> SuggestionUpdate | None:
         """Query with model-rate mono audio (no hysteresis) and publish; None if silent.
         ``k`` files (default: as many as a capture keeps); ``rerank_depth`` as
-        ``app.query.search`` (None: the re-ranker's own)."""
+        ``app.query.search`` (None: the re-ranker's own). The index's order is published
+        first (stage 'index') when the re-ranker runs, its list when it is done."""
         started = time.perf_counter() if started is None else started
         profile = self._profile
         k = k or KEEP_SUGGESTIONS
-        results = self._lookup(audio_44k, max(k or 0, profile.k), rerank_depth=rerank_depth)
+        shown = max(k or 0, profile.hysteresis.display)
+        level_db = _peak_db(np.asarray(audio_44k))
+
+        def unranked(results: list[SearchResult]) -> None:
+            self._publish(ranked(results, shown), None, level_db, reason,
+                          (time.perf_counter() - started) * 1000.0, record_latency=False,
+                          stage="index")
+        results = self._lookup(audio_44k, max(k or 0, profile.k), rerank_depth=rerank_depth,
+                               unranked=unranked)
         if results is None:
             return None
-        suggestions = ranked(results, max(k or 0, profile.hysteresis.display))
-        return self._publish(suggestions, None, _peak_db(np.asarray(audio_44k)), reason,
+        return self._publish(ranked(results, shown), None, level_db, reason,
                              (time.perf_counter() - started) * 1000.0, record_latency=False)
 
     def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True,
-                rerank_depth: int | None = None,
-                timings: dict | None = None) -> list[SearchResult] | None:
+                rerank_depth: int | None = None, timings: dict | None = None,
+                unranked: Callable[[list[SearchResult]], None] | None = None,
+                ) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
         filter; None when the audio holds nothing to search for. ``rerank=False``: the
         index's order alone (a hit's early stages, which must be fast). ``timings``: each
-        stage's milliseconds are added to it ("embed", then ``app.query.search``'s). Any
-        thread."""
+        stage's milliseconds are added to it ("embed", then ``app.query.search``'s);
+        ``unranked`` as ``app.query.search``. Any thread."""
         started = time.perf_counter()
         query = embed_query(self.encoder, audio_44k)
         if timings is not None:
@@ -432,7 +442,8 @@ class LiveMatcher:
         if len(query) == 0:
             return None
         return self.searcher.search(query, k, filter=self._filter, rerank=rerank,
-                                    rerank_depth=rerank_depth, timings=timings)
+                                    rerank_depth=rerank_depth, timings=timings,
+                                    unranked=unranked)
 
     # ---- worker thread --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,7 +226,8 @@ FILE_RERANK_DEPTH = 48   # a search by file (a sound the user chose) re-ranks th
 def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: int, *,
            reranker: FileReranker | None = None,
            filter: SearchFilter | None = None,
-           rerank_depth: int | None = None, timings: dict | None = None) -> list[SearchResult]:
+           rerank_depth: int | None = None, timings: dict | None = None,
+           unranked: Callable[[list[SearchResult]], None] | None = None) -> list[SearchResult]:
     """The k best library files for ``query`` (or bare window vectors (m, dim)) that
     ``filter`` accepts, with catalog rows; re-ranked when a ``reranker`` is given and the
     query has its blocks. ``rerank_depth``: how many of the index's best files the
@@ -234,7 +236,9 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
 
     Vectors whose file is no longer in the catalog are dropped (fewer than k results).
     ``timings``: the milliseconds of the index and catalog ("search") and of the re-ranking
-    ("rerank", and the re-ranker's own stages) are added to it.
+    ("rerank", and the re-ranker's own stages) are added to it. ``unranked``: called with
+    the first k in the index's order just before the re-ranker runs (only when it runs), so
+    that a caller can show them while it works; the re-ranked list replaces them.
     """
     started = time.perf_counter()
     vectors = query.vectors if isinstance(query, Clip) else query
@@ -276,6 +280,8 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
     searched = time.perf_counter()
     _add_ms(timings, "search", started, searched)
     if reranker is not None and isinstance(query, Clip):
+        if unranked is not None:
+            unranked(results[:wanted])
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
                                   depth=rerank_depth, timings=timings)
         _add_ms(timings, "rerank", searched, time.perf_counter())

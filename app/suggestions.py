@@ -82,7 +82,9 @@ class SuggestionUpdate:
     reason: str                 # 'onset' | 'rolling' | 'capture' | 'capture-full' | 'file'
     latency_ms: float           # end of the analysis window (or the request) -> published
     # 'attack' (the first ~0.1 s of a hit), 'refined' (more of it), 'final' (the whole
-    # analysis window, or up to the next onset or the decay): an onset's updates in order
+    # analysis window, or up to the next onset or the decay): an onset's updates in order.
+    # A dropped file's answer: 'index' (the index's order, while the re-ranker works), then
+    # 'final'
     stage: str = "final"
     # time.monotonic() when the onset's device frame reached the capture ring (one-shot);
     # now - onset_time is what the producer waited since the hit

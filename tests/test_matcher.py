@@ -14,7 +14,8 @@ from app.catalog import FileRow
 from app.match_profiles import Hysteresis, ProfileError, get_profile, load_profile, profile_names
 from app.matcher import LiveMatcher
 from models.encoder import MODEL_SAMPLE_RATE
-from app.query import SearchResult
+from app.decode import read_mono
+from app.query import FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, SearchResult, embed_query
 from app.suggestions import SuggestionMerger
 from engine.ring import CaptureRing
 from tests.conftest import wait_for
@@ -270,3 +271,27 @@ def test_a_new_sound_ranks_by_its_own_scores_over_a_near_twin_the_last_hit_put_f
     new_hit = twin.update([result(2, 0.95), result(1, 0.94)], now=0.2, new_sound=True)
     assert [s.file_id for s in new_hit][:2] == [2, 1]                    # the new hit's own best
     assert new_hit[0].score == pytest.approx(0.95)
+
+
+def test_a_dropped_file_shows_the_index_order_first_then_the_reranked_list(library):
+    """The re-ranker reads dozens of candidate files (seconds on a cold disk at a million
+    files): the index's answer is published first, and the re-ranked list replaces it."""
+    library_dir, linked = library
+    target = played_files(linked, 12)[7]
+    ring = CaptureRing.for_seconds(1, SR, 2, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    assert matcher.reranker is not None
+    seen = []
+    matcher.subscribe(seen.append)
+    final = matcher.search_file(target)
+    assert [u.stage for u in seen] == ["index", "final"] and seen[-1] is final
+    first = seen[0]
+    assert first.seq < final.seq and first.reason == final.reason == "file"
+    assert first.latency_ms <= final.latency_ms
+    # the first list is the index's own order (the same search, the re-ranker left out)
+    audio = read_mono(target, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
+    shown = [s.path for s in first.suggestions]
+    index_order = matcher.searcher.search(embed_query(matcher.encoder, audio),
+                                          max(FILE_RERANK_DEPTH, len(shown)), rerank=False)
+    assert len(shown) > 1 and shown == [r.file.path for r in index_order][:len(shown)]
+    assert final.suggestions[0].path == str(target)

@@ -515,6 +515,8 @@ class MainWindow(QMainWindow):
             detail = f"like {self._query_name}"
         if update.reason == "onset":
             detail = f"{detail} ({update.stage})"
+        elif update.stage == "index":
+            detail = f"{detail} (index order, re-ranking…)"
         # what the producer waited: from the hit (its frame on the engine's clock) to now,
         # the update applied; else the query's own time
         since = update.since_onset_ms()
