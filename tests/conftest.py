@@ -103,6 +103,14 @@ def dump_and_kill(proc: subprocess.Popen, grace_s: float = 10.0) -> tuple[str, s
     return proc.communicate(timeout=30)
 
 
+def final_answer_shown(window) -> bool:
+    """The window lists a search's final answer: a dropped file's index order comes first and
+    the re-ranked list replaces it (reordering rows), so a test that picks rows by position
+    waits for this."""
+    update = window.last_update
+    return update is not None and update.stage == "final" and window.model.rowCount() > 0
+
+
 def wait_for(condition, timeout: float = 30.0, interval: float = 0.02):
     """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds
     pass (then its last value, for the caller's assert). The timeout is generous on purpose:

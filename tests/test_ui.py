@@ -17,7 +17,7 @@ import pytest
 from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PyQt6.QtGui import QDropEvent
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, final_answer_shown, require
 
 pytestmark = pytest.mark.samples
 
@@ -100,8 +100,25 @@ def colour_mask(pixels: np.ndarray, hex_colour: str, tolerance: int = 24) -> np.
 
 
 def show_matches_for(qtbot, win, path: str) -> None:
+    """Drop ``path`` and wait for its final answer (after the index's order)."""
     drop_file(win, path)
-    qtbot.waitUntil(lambda: win.model.rowCount() > 0, timeout=30000)
+    qtbot.waitUntil(lambda: final_answer_shown(win), timeout=30000)
+
+
+def test_a_dropped_file_lists_the_index_order_then_the_reranked_list(qtbot, window,
+                                                                     sample_library):
+    """The index's answer shows at once, marked as such; the re-ranked list replaces it."""
+    _, _, paths = sample_library
+    shown = []
+    window.host.suggestions.connect(
+        lambda update: shown.append((update.stage, window.match_info.text(),
+                                     [s.path for s in window.model.suggestions()])))
+    show_matches_for(qtbot, window, paths["sn_dolf"])
+    assert [stage for stage, _, _ in shown] == ["index", "final"]
+    (_, first_line, first_rows), (_, final_line, final_rows) = shown
+    assert "like sn_dolf.flac (index order, re-ranking…)" in first_line
+    assert "like sn_dolf.flac ·" in final_line and "re-ranking" not in final_line
+    assert len(first_rows) == len(final_rows) > 1 and final_rows[0] == paths["sn_dolf"]
 
 
 def test_dropping_a_file_shows_its_matches(qtbot, window, sample_library):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, final_answer_shown, require
 from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
 
 ZAMCOMP = Path("/usr/lib/vst3/ZamComp.vst3")
@@ -430,7 +430,7 @@ def test_thumbnails_share_one_time_scale(qtbot, open_window, no_vst3, isolated_l
     win = open_window(plugin_scanner=no_vst3)
     win.search_file(paths["bd_boom"])
     model = win.model
-    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=60000)
+    qtbot.waitUntil(lambda: model.rowCount() == 3 and final_answer_shown(win), timeout=60000)
     qtbot.waitUntil(lambda: all(model.index(r, model.COL_WAVE).data(ThumbnailRole) is not None
                                 for r in range(3)), timeout=20000)
     rows = sorted(range(3), key=lambda r: model.suggestion(r).duration_s)

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, final_answer_shown, require
 from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
 from bench.harness.live_peer import start_live_peer
 
@@ -64,12 +64,14 @@ def test_with_64_matches_the_pads_page_through_four_pages(qtbot, live_window):
     win, folder = live_window()
     win.list_length.setCurrentIndex(win.list_length.findData(64))
     win.search_file(str(folder / "bd_haus.flac"))
-    qtbot.waitUntil(lambda: win.model.rowCount() == 64, timeout=60000)
+    qtbot.waitUntil(lambda: win.model.rowCount() == 64 and final_answer_shown(win), timeout=60000)
     # the session's worker fills the pads from the same 64 suggestions: 16 a page
     qtbot.waitUntil(lambda: win.host.status().pad_page == (0, 4), timeout=30000)
     win.update_status()
     assert win.status_pads.text() == "pads 1–16 · page 1/4"
-    assert [s.path for s in win.host.slots()] == [s.path for s in win.model.suggestions()[:16]]
+    # the pads follow the final list too (the index's order filled them first)
+    qtbot.waitUntil(lambda: [s.path for s in win.host.slots()]
+                    == [s.path for s in win.model.suggestions()[:16]], timeout=30000)
     win.list_length.setCurrentIndex(win.list_length.findData(32))
     win.search_file(str(folder / "bd_haus.flac"))
     qtbot.waitUntil(lambda: win.host.status().pad_page == (0, 2), timeout=30000)
@@ -84,7 +86,8 @@ def test_the_waveform_follows_a_preview_and_the_meter_the_live_input(qtbot, live
     # first the playhead, while the input is silent (no live update replaces the list)
     boom = str(folder / "bd_boom.flac")                           # 1.7 s
     win.search_file(boom)
-    qtbot.waitUntil(lambda: any(s.path == boom for s in win.model.suggestions()), timeout=60000)
+    qtbot.waitUntil(lambda: final_answer_shown(win)
+                    and any(s.path == boom for s in win.model.suggestions()), timeout=60000)
     row = next(r for r in range(win.model.rowCount()) if win.model.suggestion(r).path == boom)
     win.view.selectRow(row)
     qtbot.waitUntil(lambda: wave.envelope is not None and wave.path == boom, timeout=10000)

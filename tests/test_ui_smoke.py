@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SONIC_PI, missing_part, require
+from tests.conftest import SONIC_PI, final_answer_shown, missing_part, require
 
 pytestmark = [pytest.mark.jack, pytest.mark.samples]
 
@@ -153,7 +153,7 @@ def test_live_host_on_jack_plays_keys_and_sends_chains_to_the_engine(jack_server
         errors = []
         host.error.connect(errors.append)
         win.search_file(str(SONIC_PI / "bd_808.flac"))
-        qtbot.waitUntil(lambda: win.model.rowCount() > 0, timeout=30000)
+        qtbot.waitUntil(lambda: final_answer_shown(win), timeout=30000)
         assert win.model.suggestion(0).name == "bd_808.flac"
         win.view.setFocus()
         qtbot.keyClick(win.view, Qt.Key.Key_Space)

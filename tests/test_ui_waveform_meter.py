@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import SONIC_PI, require
+from tests.conftest import SONIC_PI, final_answer_shown, require
 from tests.test_ui_first_hour import config_home, no_vst3, open_window, scanned  # noqa: F401
 
 
@@ -38,7 +38,7 @@ def test_the_selected_sample_shows_a_waveform_that_zooms_around_the_pointer_and_
     wave = win.waveform
     win.resize(1280, 780)
     win.search_file(paths["loop_amen"])
-    qtbot.waitUntil(lambda: win.model.rowCount() == 3, timeout=60000)
+    qtbot.waitUntil(lambda: win.model.rowCount() == 3 and final_answer_shown(win), timeout=60000)
     rows = {win.model.suggestion(r).path: r for r in range(3)}
 
     win.view.selectRow(rows[paths["bd_haus"]])
