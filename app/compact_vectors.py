@@ -136,9 +136,6 @@ class FileRows:
             self._file.seek(offset)
             return self._file.readinto(buffer) or 0
 
-    def close(self) -> None:
-        self._file.close()
-
 
 class ExactRows:
     """Unit float16 rows by vector id: a sorted base plus rows added later (which win)."""
