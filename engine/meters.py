@@ -14,8 +14,8 @@ import numpy as np
 __all__ = ["Meters", "MeterReading", "xrun_bits"]
 
 # counters array layout
-IN_OVERFLOW, IN_UNDERFLOW, OUT_OVERFLOW, OUT_UNDERFLOW, CALLBACKS = range(5)
-N_COUNTERS = 5
+IN_OVERFLOW, IN_UNDERFLOW, OUT_OVERFLOW, OUT_UNDERFLOW, CALLBACKS, BLOCK_FRAMES = range(6)
+N_COUNTERS = 6
 
 
 def xrun_bits(flags) -> int:
@@ -36,6 +36,7 @@ class MeterReading:
     output_overflows: int
     output_underflows: int
     callbacks: int
+    block_frames: int = 0      # frames of the last callback (0 before the first)
 
     @property
     def xruns(self) -> int:
@@ -64,6 +65,7 @@ class Meters:
         frames = indata.shape[0]
         c = self.counters
         c[CALLBACKS] += 1
+        c[BLOCK_FRAMES] = frames
         if status_bits:
             if status_bits & 1:
                 c[IN_UNDERFLOW] += 1
@@ -97,4 +99,4 @@ class Meters:
             rms=[float(np.sqrt(max(x, 0.0))) for x in levels[1]],
             input_overflows=int(c[IN_OVERFLOW]), input_underflows=int(c[IN_UNDERFLOW]),
             output_overflows=int(c[OUT_OVERFLOW]), output_underflows=int(c[OUT_UNDERFLOW]),
-            callbacks=int(c[CALLBACKS]))
+            callbacks=int(c[CALLBACKS]), block_frames=int(c[BLOCK_FRAMES]))

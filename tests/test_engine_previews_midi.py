@@ -81,6 +81,17 @@ def test_meters_peak_rms_and_xruns():
     assert r.input_overflows == 1 and r.output_underflows == 1 and r.xruns == 2
 
 
+def test_meters_report_the_frames_of_the_last_callback():
+    """What the window shows as the block size the server really runs: read in one piece,
+    where frames over callbacks (two counters read apart) once gave 60 for 64."""
+    meters = Meters(channels=1, max_block=256, sample_rate=48000)
+    assert meters.read().block_frames == 0 and meters.read().callbacks == 0
+    for frames in (256, 64, 64):
+        meters.update(np.zeros((frames, 1), np.float32))
+    reading = meters.read()
+    assert reading.callbacks == 3 and reading.block_frames == 64
+
+
 def test_default_map_and_learn_and_round_trip(tmp_path):
     m = MidiMap.load(DEFAULT_MAP_PATH)
     played = []

@@ -420,10 +420,7 @@ class SessionHost(Host):
 
 
 def running_block_size(session) -> int | None:
-    """Frames per callback the server really runs (device frames over callbacks so far);
-    None before the first callbacks. Any thread."""
-    tail = session.input_tail(1)
-    callbacks = session.meters().callbacks
-    if tail is None or callbacks < 8:
-        return None
-    return max(1, round(tail[0] / callbacks))
+    """Frames per callback the server really runs (the engine's last callback); None before
+    the first callbacks. Any thread."""
+    meters = session.meters()
+    return meters.block_frames if meters.callbacks and meters.block_frames > 0 else None
