@@ -98,6 +98,12 @@ class FileRows:
     def __init__(self, file, offset: int, count: int, dim: int) -> None:
         self._file = open(os.dup(file.fileno()), "rb", buffering=0)
         self._seek_lock = threading.Lock()
+        if hasattr(os, "preadv"):          # Linux, the BSDs: straight into the rows
+            self._read_into = self._preadv
+        elif hasattr(os, "pread"):         # macOS
+            self._read_into = self._pread
+        else:                              # Windows: one shared file position
+            self._read_into = self._seek_and_read
         self._offset, self._count, self.dim = int(offset), int(count), int(dim)
         self._row_bytes = self.dim * ROW_DTYPE.itemsize
 
@@ -125,14 +131,16 @@ class FileRows:
                               f"at row {position})")
         return out
 
-    def _read_into(self, buffer: memoryview, offset: int) -> int:
-        if hasattr(os, "preadv"):          # Linux, the BSDs: straight into the rows
-            return os.preadv(self._file.fileno(), [buffer], offset)
-        if hasattr(os, "pread"):           # macOS
-            data = os.pread(self._file.fileno(), len(buffer), offset)
-            buffer[:len(data)] = data
-            return len(data)
-        with self._seek_lock:              # Windows: one shared file position
+    def _preadv(self, buffer: memoryview, offset: int) -> int:
+        return os.preadv(self._file.fileno(), [buffer], offset)
+
+    def _pread(self, buffer: memoryview, offset: int) -> int:
+        data = os.pread(self._file.fileno(), len(buffer), offset)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _seek_and_read(self, buffer: memoryview, offset: int) -> int:
+        with self._seek_lock:
             self._file.seek(offset)
             return self._file.readinto(buffer) or 0
 

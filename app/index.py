@@ -641,19 +641,15 @@ class VectorIndex:
         index.generation = header["generation"]
         if index._hnsw.element_count != n or index._hnsw.dim != graph_dim:
             raise IndexFormatError(f"{path}: graph holds {index._hnsw.element_count} vectors, header says {n}")
-        if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), np.sort(vids)):
-            raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
-        index._fill_mapping(vids, fids, deleted.astype(bool), path)
-        return index
-
-    def _fill_mapping(self, vids: np.ndarray, fids: np.ndarray, dead: np.ndarray,
-                      path: Path) -> None:
-        """The mapping of a freshly loaded index, kept as arrays (app.vector_files)."""
         order = np.argsort(vids, kind="stable")     # format 1 files need not be sorted
-        vids, fids = vids[order], fids[order]
-        if len(vids) > 1 and not bool(np.all(vids[1:] > vids[:-1])):
-            raise IndexFormatError(f"{path}: the mapping holds one vector id twice")
-        self._vector_files = VectorFiles(vids, fids, vids[dead[order]].tolist())
+        vids, fids, dead = vids[order], fids[order], deleted[order].astype(bool)
+        if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), vids):
+            raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
+        try:
+            index._vector_files = VectorFiles(vids, fids, vids[dead].tolist())
+        except ValueError as exc:
+            raise IndexFormatError(f"{path}: bad vector-to-file mapping: {exc}") from exc
+        return index
 
 
 def _read_header(src, path: Path) -> dict:

@@ -134,25 +134,23 @@ class LibraryThread:
         def job(library):
             t0 = time.perf_counter()
 
-            def unranked(results):           # shown while the re-ranker works
+            def answer(results, stage: str = "final") -> None:
                 self._seq += 1
                 publish(SuggestionUpdate(
                     seq=self._seq, onset_frame=None, mode="file",
                     suggestions=ranked(results, len(results)), level_db=SILENCE_DB,
-                    reason=f"file {Path(path).name}", stage="index",
+                    reason=f"file {Path(path).name}", stage=stage,
                     latency_ms=(time.perf_counter() - t0) * 1e3))
             try:
-                results = library.search_file(path, k=k, filter=search_filter, unranked=unranked)
+                # the index's order is shown while the re-ranker works
+                results = library.search_file(path, k=k, filter=search_filter,
+                                              unranked=lambda first: answer(first, "index"))
             except Exception as exc:  # noqa: BLE001 - one line for the user
                 if failed is None:
                     raise
                 failed(search_failure(path, exc))
                 return
-            self._seq += 1
-            publish(SuggestionUpdate(
-                seq=self._seq, onset_frame=None, mode="file", suggestions=ranked(results, len(results)),
-                level_db=SILENCE_DB, reason=f"file {Path(path).name}",
-                latency_ms=(time.perf_counter() - t0) * 1e3))
+            answer(results)
 
         self._jobs.put(job)
 

@@ -79,23 +79,13 @@ class VectorFiles:
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def _base_position(self, vector_id: int) -> int:
-        at = int(np.searchsorted(self._ids, vector_id))
-        return at if at < len(self._ids) and int(self._ids[at]) == vector_id else -1
-
     def file_of(self, vector_id: int) -> int | None:
         """The file of a stored vector (deleted or not), None when it was never stored."""
-        vector_id = int(vector_id)
-        if vector_id in self._overlay:
-            return self._overlay[vector_id]
-        at = self._base_position(vector_id)
-        return None if at < 0 else int(self._files[at])
+        file_id = int(self.files_of(np.array([int(vector_id)]))[0])
+        return None if file_id < 0 else file_id
 
     def __contains__(self, vector_id: int) -> bool:
         return self.file_of(vector_id) is not None
-
-    def is_deleted(self, vector_id: int) -> bool:
-        return int(vector_id) in self._deleted
 
     def files_of(self, vector_ids: np.ndarray) -> np.ndarray:
         """File ids of stored vector ids (any shape, flattened), -1 for ids never stored."""
@@ -163,7 +153,7 @@ class VectorFiles:
                 held.discard(vector_id)
                 if not held:
                     del self._overlay_of[previous]
-        elif self._base_position(vector_id) < 0:
+        elif vector_id not in self:
             self._new += 1
         self._overlay[vector_id] = file_id
         self._overlay_of.setdefault(file_id, set()).add(vector_id)

@@ -422,5 +422,4 @@ class SessionHost(Host):
 def running_block_size(session) -> int | None:
     """Frames per callback the server really runs (the engine's last callback); None before
     the first callbacks. Any thread."""
-    meters = session.meters()
-    return meters.block_frames if meters.callbacks and meters.block_frames > 0 else None
+    return session.meters().block_frames or None
