@@ -866,28 +866,30 @@ class Catalog(CollectionsMixin, BrowseColumnsMixin, RootsMixin, MapPositionsMixi
 
     def tag_rows(self, file_ids: Iterable[int]) -> dict[int, list[TagRow]]:
         """Every stored tag row (removals excluded) of these files, best first."""
-        found: dict[int, list[TagRow]] = {}
-        for chunk in _chunks([int(i) for i in file_ids]):
-            marks = ",".join("?" * len(chunk))
-            for file_id, tag, source, confidence, model_id in self._db.execute(
-                    f"SELECT file_id, tag, source, confidence, model_id FROM tags "
-                    f"WHERE file_id IN ({marks}) AND removed = 0 "
-                    f"ORDER BY file_id, confidence DESC, tag", chunk):
-                found.setdefault(file_id, []).append(TagRow(tag, source, confidence, model_id))
-        return found
+        return self._tag_rows_and_removals(file_ids)[0]
 
     def tags(self, file_ids: Iterable[int]) -> dict[int, list[TagRow]]:
         """The tags that stand for each file: the user's additions, then the name's and the
         audio's, without those the user removed; one row per tag (user > name > audio)."""
-        ids = [int(i) for i in file_ids]
+        return standing_tags(*self._tag_rows_and_removals(file_ids))
+
+    def _tag_rows_and_removals(self, file_ids: Iterable[int]
+                               ) -> tuple[dict[int, list[TagRow]], dict[int, set[str]]]:
+        """(stored tag rows best first, removals excluded; the tags the user removed) of
+        these files, in one query a chunk (a search asks for them on every answer)."""
+        found: dict[int, list[TagRow]] = {}
         removed: dict[int, set[str]] = {}
-        for chunk in _chunks(ids):
+        for chunk in _chunks([int(i) for i in file_ids]):
             marks = ",".join("?" * len(chunk))
-            for file_id, tag in self._db.execute(
-                    f"SELECT file_id, tag FROM tags WHERE file_id IN ({marks}) AND source = 'user' "
-                    f"AND removed = 1", chunk):
-                removed.setdefault(file_id, set()).add(tag)
-        return standing_tags(self.tag_rows(ids), removed)
+            for file_id, tag, source, confidence, model_id, gone in self._db.execute(
+                    f"SELECT file_id, tag, source, confidence, model_id, removed FROM tags "
+                    f"WHERE file_id IN ({marks}) "
+                    f"ORDER BY file_id, confidence DESC, tag", chunk):
+                if not gone:
+                    found.setdefault(file_id, []).append(TagRow(tag, source, confidence, model_id))
+                elif source == "user":
+                    removed.setdefault(file_id, set()).add(tag)
+        return found, removed
 
     def sounds(self, file_ids: Iterable[int]) -> dict[int, SoundInfo]:
         found: dict[int, SoundInfo] = {}

@@ -13,19 +13,22 @@ File layout (little-endian)::
     header     hlen bytes of UTF-8 JSON: format_version, model_id, dim, count, generation,
                n_stored, space, M, ef_construction, ef_search, mapping_bytes, hnsw_bytes,
                payload_crc32 (CRC-32 of everything after the header); format 2 adds
-               graph_dim, projection_bytes, exact_bytes
+               graph_dim, projection_bytes, exact_bytes; format 3 sketch_bytes
     mapping    int64[n_stored] vector ids (ascending in format 2), int64[n_stored] file ids,
                uint8[n_stored] deleted flags
     projection float32[graph_dim, dim] (format 2, compact only)
     exact      float16[n_stored, dim] unit rows in the mapping's order (format 2, compact only)
+    sketch     int8[n_stored, dim] codes then float32[n_stored] scales of the exact rows
+               (format 3, compact only)
     hnsw       the bytes of hnswlib's save_index
 
 Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
 GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
-many graph candidates with the exact float16 rows, which a loaded index reads from its file
-as a search needs them: a million vectors load in a fraction of the time and memory of a
-full-width graph.
-Format 1 files (always full width) still load.
+many graph candidates: all of them by the rows' int8 sketch held in RAM, the few that lead by
+the exact float16 rows, which a loaded index reads from its file as a search needs them. A
+million vectors load in a fraction of the time and memory of a full-width graph.
+Format 1 files (always full width) and format 2 files (no sketch: it is made while loading,
+and ``saved_format`` tells the caller to save the index again) still load.
 """
 
 from __future__ import annotations
@@ -44,20 +47,30 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from app.compact_vectors import GRAPH_DIM, ExactRows, Projection, unit_rows
+from app.compact_vectors import (
+    CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, Projection, RowSketch, unit_rows,
+)
 from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
 MAGIC = b"SSCVIDX\n"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SPACE = "cosine"
 
 # From this many vectors on a library's index is compact (bench/compact_index.py: at 200k
 # real-like vectors the compact graph keeps recall@10 while loading and searching faster).
 COMPACT_FROM_VECTORS = 300_000
-# A compact search re-scores this many times the candidates a full-width search would read.
-COMPACT_OVERSAMPLE = 4
+# A compact search re-scores this many times the candidates a full-width search would read
+# (bench/million.py at 1.5 million vectors: recall@10 of files against an exhaustive search
+# 0.83 with 4, 0.92 with 6, 0.96 with 8; 1-block search p99 1.9, 2.4 and 2.6 ms)...
+COMPACT_OVERSAMPLE = 8
+# ...by their sketch, then reads the exact rows of this many times k that lead.
+EXACT_LEAD_PER_K = 1
+# A query of b > 2 blocks asks the graph for MULTI_BLOCK_SHARE / sqrt(b - 1) of the
+# candidates a block alone would (a 10-block query: recall@10 0.90 where all of them give 0.93, p99 2.0
+# where they take 2.8 ms).
+MULTI_BLOCK_SHARE = 1.5
 
 # Chosen with bench/query.py (see bench/results/query.json): at 100k vectors of dim 512 these
 # keep a single-block query well under 1 ms p99 with recall@10 >= 0.98.
@@ -202,6 +215,7 @@ class VectorIndex:
         self.add_threads = int(add_threads)
         self._ef_search = int(ef_search)
         self._lock = _ReadWriteLock()
+        self.saved_format = FORMAT_VERSION   # the format of the file it was loaded from
         self._hnsw = hnswlib.Index(space=SPACE, dim=self.graph_dim)
         self._vector_files = VectorFiles()   # vector_id -> file_id, live and deleted
 
@@ -402,22 +416,25 @@ class VectorIndex:
             if live == 0:
                 return []
             excluded_vectors = sum(len(self._vector_files.live_of_file(f)) for f in excluded)
-            wide = k * 4 + 16 + excluded_vectors
+            keep = k * 4 + 16 + excluded_vectors      # rows ranked into files
+            n_ask = keep                                  # graph candidates per block
             if self._exact is not None:
-                wide *= COMPACT_OVERSAMPLE
                 q = unit_rows(q)
                 graph_q = self.projection.apply(q)
-            n_ask = min(live, wide)
+                # a file's best block decides: many blocks share the candidates between them
+                n_ask = int(keep * COMPACT_OVERSAMPLE
+                            * min(1.0, MULTI_BLOCK_SHARE / np.sqrt(max(1, len(q) - 1))))
             while True:
+                n_ask = min(live, n_ask)
                 if self._exact is None:
                     labels, distances = self._knn(q, n_ask)
                 else:
                     labels, distances = self._rescored(
-                        q, self._knn(graph_q, n_ask)[0], max(1, n_ask // COMPACT_OVERSAMPLE))
+                        q, self._knn(graph_q, n_ask)[0], keep, EXACT_LEAD_PER_K * k + 8)
                 best = self._best_per_file(labels, distances, excluded)
                 if len(best[0]) >= k or n_ask >= live:
                     break
-                n_ask = min(live, n_ask * 2)
+                n_ask, keep = n_ask * 2, keep * 2
         return [Hit(file_id=f, score=s, vector_id=v)
                 for f, s, v in zip(*(column[:k].tolist() for column in best))]
 
@@ -448,18 +465,26 @@ class VectorIndex:
                     found += 1
         return found / len(chosen)
 
-    def _rescored(self, q: np.ndarray, labels: np.ndarray,
-                  keep: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``keep`` best of the graph's candidates (for every query block) by exact cosine
-        distance, each once, at its best over the unit query blocks ``q``."""
-        candidates = np.unique(labels.ravel().astype(np.int64))
-        if len(candidates) == 0:
-            return candidates, np.empty(0, np.float32)
-        rows = self._exact.rows(candidates).astype(np.float32)
-        scores = (rows @ q.T).max(axis=1)
+    def _rescored(self, q: np.ndarray, labels: np.ndarray, keep: int,
+                  lead: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``keep`` best of the graph's candidates by cosine distance to the unit query
+        blocks ``q``: each block's candidates (``labels[b]``) scored against that block, by
+        the sketch when there is one; then the ``lead`` best of them scored by their exact
+        rows against every block (the ones a caller shows; the others' distances are within
+        a few thousandths). A vector found by two blocks may appear twice."""
+        candidates = labels.astype(np.int64)
+        if candidates.size == 0:
+            return candidates.ravel(), np.empty(0, np.float32)
+        scores = self._exact.block_scores(candidates, q).ravel()
+        candidates = candidates.ravel()
         if len(candidates) > keep:
             best = np.argpartition(-scores, keep - 1)[:keep]
             candidates, scores = candidates[best], scores[best]
+        if self._exact.sketched or len(q) > 1:
+            first = (np.argpartition(-scores, lead - 1)[:lead] if len(scores) > lead
+                     else np.arange(len(scores)))
+            exact = self._exact.rows(candidates[first]).astype(np.float32)
+            scores[first] = (exact @ q.T).max(axis=1)
         return candidates, 1.0 - scores
 
     def _knn(self, q: np.ndarray, n_ask: int) -> tuple[np.ndarray, np.ndarray]:
@@ -548,6 +573,7 @@ class VectorIndex:
             "graph_dim": self.graph_dim,
             "projection_bytes": len(projection),
             "exact_bytes": 0 if self._exact is None else ExactRows.byte_size(n, self.dim),
+            "sketch_bytes": 0 if self._exact is None else RowSketch.byte_size(n, self.dim),
             "payload_crc32": "00000000",
         }
         header_bytes = json.dumps(header).encode("utf-8")
@@ -564,6 +590,13 @@ class VectorIndex:
                 rows = self._exact.rows(vids[at:at + step]).tobytes()
                 crc = zlib.crc32(rows, crc)
                 out.write(rows)
+            scales = np.empty(n, SCALE_DTYPE)
+            for at in range(0, n, step):
+                codes, scales[at:at + step] = self._exact.sketch(vids[at:at + step])
+                crc = zlib.crc32(codes.tobytes(), crc)
+                out.write(codes.tobytes())
+            crc = zlib.crc32(scales.tobytes(), crc)
+            out.write(scales.tobytes())
         return header, header_at, crc
 
     @classmethod
@@ -603,7 +636,7 @@ class VectorIndex:
                 raise IndexFormatError(f"{path}: mapping size does not match {n} vectors")
             _check_compact_sizes(header, path)
             expected = (src.tell() + header["mapping_bytes"] + header["projection_bytes"]
-                        + header["exact_bytes"] + header["hnsw_bytes"])
+                        + header["exact_bytes"] + header["sketch_bytes"] + header["hnsw_bytes"])
             if size != expected:
                 kind = "truncated" if size < expected else "has trailing bytes"
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
@@ -611,7 +644,14 @@ class VectorIndex:
             raw_projection = src.read(header["projection_bytes"])
             crc = zlib.crc32(raw_projection, zlib.crc32(mapping))
             exact_at = src.tell()
-            crc = _crc_of_region(src, crc, header["exact_bytes"])
+            if header["sketch_bytes"]:
+                crc = _crc_of_region(src, crc, header["exact_bytes"])
+                codes, scales, crc = _read_sketch(src, crc, n, dim)
+                sketch = RowSketch(codes, scales)
+            elif header["exact_bytes"]:      # format 2: sketch the rows while checking them
+                sketch, crc = _sketch_of_region(src, crc, n, dim)
+            else:
+                sketch = None
             vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
             fids = np.frombuffer(mapping, dtype="<i8", count=n, offset=8 * n)
             deleted = np.frombuffer(mapping, dtype=np.uint8, count=n, offset=16 * n)
@@ -636,7 +676,8 @@ class VectorIndex:
                 except (RuntimeError, ValueError, MemoryError) as exc:
                     raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
                 if projection is not None:
-                    index._exact = ExactRows.on_file(src, exact_at, vids.copy(), dim)
+                    index._exact = ExactRows.on_file(src, exact_at, vids.copy(), dim, sketch)
+                index.saved_format = header["format_version"]
         index._hnsw.set_ef(index._ef_search)
         index.generation = header["generation"]
         if index._hnsw.element_count != n or index._hnsw.dim != graph_dim:
@@ -676,17 +717,19 @@ def _read_header(src, path: Path) -> dict:
         raise IndexFormatError(f"{path}: format version {version!r}, expected {FORMAT_VERSION}")
     if version == 1:   # always full width, nothing between the mapping and the graph
         header.update(graph_dim=header.get("dim"), projection_bytes=0, exact_bytes=0)
+    if version in (1, 2):
+        header.update(sketch_bytes=0)
     types = {
         "format_version": int, "model_id": str, "dim": int, "count": int, "generation": str,
         "n_stored": int, "space": str, "M": int, "ef_construction": int, "ef_search": int,
         "mapping_bytes": int, "hnsw_bytes": int, "payload_crc32": str,
-        "graph_dim": int, "projection_bytes": int, "exact_bytes": int,
+        "graph_dim": int, "projection_bytes": int, "exact_bytes": int, "sketch_bytes": int,
     }
     for key, kind in types.items():
         if not isinstance(header.get(key), kind):
             raise IndexFormatError(f"{path}: header field {key!r} missing or of the wrong type")
     for key in ("n_stored", "mapping_bytes", "hnsw_bytes", "M", "ef_construction", "ef_search",
-                "graph_dim", "projection_bytes", "exact_bytes"):
+                "graph_dim", "projection_bytes", "exact_bytes", "sketch_bytes"):
         if header[key] < 0 or (key in ("M", "ef_construction", "ef_search", "graph_dim")
                                and header[key] < 1):
             raise IndexFormatError(f"{path}: header field {key!r} out of range")
@@ -698,12 +741,13 @@ def _check_compact_sizes(header: dict, path: Path) -> None:
     the sizes its dimensions and vector count give."""
     n, dim, graph_dim = header["n_stored"], header["dim"], header["graph_dim"]
     if graph_dim == dim:
-        wanted = (0, 0)
+        wanted = (0, 0, 0)
     elif graph_dim < dim:
-        wanted = (Projection.byte_size(graph_dim, dim), ExactRows.byte_size(n, dim))
+        sketch = RowSketch.byte_size(n, dim) if header["format_version"] >= 3 else 0
+        wanted = (Projection.byte_size(graph_dim, dim), ExactRows.byte_size(n, dim), sketch)
     else:
         raise IndexFormatError(f"{path}: graph dimension {graph_dim} exceeds {dim}")
-    if (header["projection_bytes"], header["exact_bytes"]) != wanted:
+    if (header["projection_bytes"], header["exact_bytes"], header["sketch_bytes"]) != wanted:
         raise IndexFormatError(f"{path}: projection or exact rows do not match {n} vectors "
                                f"of {dim} dimensions in a {graph_dim}-dimension graph")
 
@@ -721,6 +765,45 @@ def _crc_of_region(src, crc: int, count: int) -> int:
         crc = zlib.crc32(view[:got], crc)
         left -= got
     return crc
+
+
+def _read_sketch(src, crc: int, n: int, dim: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sketch's codes and scales read straight into their arrays, and the running
+    CRC-32 over them."""
+    codes = np.empty((n, dim), CODE_DTYPE)
+    scales = np.empty(n, SCALE_DTYPE)
+    for array in (codes, scales):
+        view = memoryview(array.reshape(-1)).cast("B")
+        at = 0
+        while at < len(view):
+            got = src.readinto(view[at:at + 8 * _COPY_CHUNK])
+            if not got:
+                raise IndexFormatError("index file truncated while reading its sketch")
+            crc = zlib.crc32(view[at:at + got], crc)
+            at += got
+    return codes, scales, crc
+
+
+def _sketch_of_region(src, crc: int, n: int, dim: int) -> tuple[RowSketch, int]:
+    """The sketch of the next ``n`` float16 rows of ``src`` (a format 2 file) and the running
+    CRC-32 over their bytes."""
+    codes = np.empty((n, dim), CODE_DTYPE)
+    scales = np.empty(n, SCALE_DTYPE)
+    step = max(1, 8 * _COPY_CHUNK // (2 * dim))
+    rows = np.empty((step, dim), "<f2")
+    view = memoryview(rows.reshape(-1)).cast("B")
+    for at in range(0, n, step):
+        count = min(step, n - at)
+        want = count * dim * 2
+        got = 0
+        while got < want:
+            part = src.readinto(view[got:want])
+            if not part:
+                raise IndexFormatError("index file truncated while checking it")
+            got += part
+        crc = zlib.crc32(view[:want], crc)
+        codes[at:at + count], scales[at:at + count] = RowSketch.quantise(rows[:count])
+    return RowSketch(codes, scales), crc
 
 
 def _copy_payload(src, out, crc: int) -> int:

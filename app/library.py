@@ -41,7 +41,8 @@ from app.machine import machine_id
 from app.decode import read_mono
 from app.compact_vectors import FIT_ROWS, Projection
 from app.index import (
-    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexFormatError, VectorIndex, compact_for, ef_search_for,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, FORMAT_VERSION as INDEX_FORMAT_VERSION, IndexFormatError,
+    VectorIndex, compact_for, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
@@ -311,6 +312,11 @@ class Library:
         repaired = self._repair(index)
         if repaired == 0 and index.generation == self.catalog.generation:
             self.index_note = "loaded"
+            if index.compact and index.saved_format < INDEX_FORMAT_VERSION:
+                # an older compact file has no sketch: it was made while loading, keep it
+                self.index_note = f"loaded (format {index.saved_format}, saved again as {INDEX_FORMAT_VERSION})"
+                self._index = index
+                self.save_index()
             return index
         self.index_note = f"repaired from the catalog ({repaired} vectors changed since it was saved)"
         if index.needs_rebuild():

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import app.index as index_module
-from app.compact_vectors import ExactRows, Projection
+import zlib
+
+from app.compact_vectors import ExactRows, FileRows, Projection, RowSketch
 from app.decode import read_mono
 from app.index import IndexFormatError, VectorIndex
 from app.library import Library
@@ -84,6 +86,29 @@ def exact_region(path: Path) -> tuple[int, int]:
     return start, header["exact_bytes"]
 
 
+def sketch_region(path: Path) -> tuple[int, int]:
+    """(offset, length) of the sketch (int8 codes, then scales) in a saved index file."""
+    start, length = exact_region(path)
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    return start + length, json.loads(data[12:12 + hlen])["sketch_bytes"]
+
+
+def as_format_2(path: Path) -> None:
+    """Rewrite a saved compact index as format 2 wrote it: no sketch region, no sketch_bytes."""
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + hlen])
+    start, length = sketch_region(path)
+    payload = data[12 + hlen:start] + data[start + length:]
+    del header["sketch_bytes"]
+    header.update(format_version=2, payload_crc32=f"{zlib.crc32(payload) & 0xFFFFFFFF:08x}")
+    text = json.dumps(header).encode()
+    rewritten = path.with_suffix(".format2")
+    rewritten.write_bytes(data[:8] + struct.pack("<I", len(text)) + text + payload)
+    os.replace(rewritten, path)    # as a save does: an index loaded before keeps its file
+
+
 def test_compact_search_agrees_with_exact_search(real_like, compact):
     vector_ids, file_ids, vectors, queries = real_like
     found = []
@@ -115,8 +140,9 @@ def test_save_load_round_trip_of_a_compact_index(tmp_path, real_like, compact):
     compact.save(path)
     header_len = struct.unpack("<I", path.read_bytes()[8:12])[0]
     header = json.loads(path.read_bytes()[12:12 + header_len])
-    assert (header["format_version"], header["graph_dim"]) == (2, 64)
+    assert (header["format_version"], header["graph_dim"]) == (3, 64)
     assert header["exact_bytes"] == len(vectors) * vectors.shape[1] * 2
+    assert header["sketch_bytes"] == len(vectors) * (vectors.shape[1] + 4)
 
     loaded = VectorIndex.load(path, dim=vectors.shape[1], model_id=MODEL, generation="g1")
 
@@ -173,11 +199,58 @@ def test_an_index_file_cut_short_after_loading_fails_a_search_with_a_clear_error
             loaded.search(query, k=10)
 
 
-@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
-def test_a_corrupt_exact_region_is_a_format_error(tmp_path, compact, where):
+def test_a_loaded_index_ranks_candidates_by_its_sketch_and_reads_only_the_leading_rows(
+        tmp_path, monkeypatch, real_like, compact):
+    """Reading a row from the file costs a system call; the int8 sketch in RAM ranks the
+    graph's candidates and only the rows that lead are read, their scores exact."""
+    vector_ids, _, vectors, queries = real_like
     path = tmp_path / "library.idx"
     compact.save(path)
-    start, length = exact_region(path)
+    loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    read = []
+    take = FileRows.take
+    monkeypatch.setattr(FileRows, "take", lambda self, at: read.append(len(at)) or take(self, at))
+    for query in queries[:20]:
+        hits = loaded.search(query, k=10)
+        assert [h.file_id for h in hits] == [h.file_id for h in compact.search(query, k=10)]
+        for hit in hits:
+            row = vectors[np.flatnonzero(vector_ids == hit.vector_id)[0]]
+            assert hit.score == pytest.approx(float(row @ query / np.linalg.norm(query)), abs=2e-3)
+    assert len(read) == 20 and max(read) <= index_module.EXACT_LEAD_PER_K * 10 + 8
+
+
+def test_a_sketch_scores_real_vectors_within_a_few_thousandths(real_like):
+    _, _, vectors, queries = real_like
+    codes, scales = RowSketch.quantise(vectors.astype(np.float16))
+    sketch = RowSketch(codes, scales)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = (vectors.astype(np.float16).astype(np.float32) @ q[:3].T).max(axis=1)
+    approx = sketch.scores(np.arange(len(vectors)), q[:3].astype(np.float32))
+    error = np.abs(approx - exact)
+    assert error.max() < 3e-3 and error.mean() < 5e-4
+
+
+def test_a_format_2_file_loads_with_a_sketch_made_from_its_rows(tmp_path, real_like, compact):
+    _, _, _, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    current = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    as_format_2(path)
+
+    older = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+    assert (current.saved_format, older.saved_format) == (3, 2)
+    for query in queries[:20]:
+        assert [(h.file_id, h.score) for h in older.search(query, k=10)] == \
+            [(h.file_id, h.score) for h in current.search(query, k=10)]
+
+
+@pytest.mark.parametrize("region", [exact_region, sketch_region])
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+def test_a_corrupt_exact_region_is_a_format_error(tmp_path, compact, region, where):
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    start, length = region(path)
     data = bytearray(path.read_bytes())
     data[start + int(length * where)] ^= 0x21
     path.write_bytes(bytes(data))
@@ -269,6 +342,13 @@ def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolate
         assert reopened.index_note == "loaded" and index.compact
         top = index.search(vectors[1000], k=1)[0]
         assert top.file_id == int(file_ids[1000]) and top.score == pytest.approx(1.0, abs=2e-3)
+    # a file of the previous format loads, and is saved again in the current one
+    as_format_2(reopened.index_path)
+    with Library(isolated_library_dir) as upgraded:
+        assert upgraded.index.saved_format == 2
+        assert "saved again as 3" in upgraded.index_note
+    with Library(isolated_library_dir) as reopened:
+        assert reopened.index.saved_format == 3 and reopened.index_note == "loaded"
 
 
 @pytest.mark.parametrize("without", [(), ("preadv",), ("preadv", "pread")])

@@ -85,3 +85,20 @@ def test_the_id_summary_of_sqlite_and_of_numpy_agree_and_tell_sets_apart(tmp_pat
     swapped = np.sort(np.concatenate([ids[~np.isin(ids, lost)], gained]))
     assert len(swapped) == len(ids) and swapped.sum() == ids.sum()
     assert id_summary(swapped) != id_summary(ids)
+
+
+@pytest.mark.parametrize("spread", [1, 3, 1000])
+def test_lookups_agree_whether_ids_are_dense_enough_for_a_table_or_not(spread):
+    """Dense ids (a catalog's row ids) are found through a table of positions, sparse ones
+    by binary search: both give the same files, -1 for ids never stored, ids past the end
+    and negative ones included."""
+    rng = np.random.default_rng(spread)
+    ids = np.sort(rng.choice(200_000 * spread, size=200_000, replace=False)).astype(np.int64)
+    owners = rng.integers(1, 5000, len(ids))
+    mapping = VectorFiles(ids, owners)
+    assert (vector_files.position_table(ids) is None) == (spread == 1000)
+    asked = np.concatenate([rng.choice(ids, 500), rng.integers(-5, ids[-1] + 100, 500),
+                            [ids[-1] + 1, 10**12, -1]])
+    at = np.searchsorted(ids, asked).clip(0, len(ids) - 1)
+    expected = np.where(ids[at] == asked, owners[at], -1)
+    assert mapping.files_of(asked).tolist() == expected.tolist()
