@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from app.vector_files import position_table
+from app.vector_files import IdPositions
 
 GRAPH_DIM = 64
 FIT_ROWS = 50_000
@@ -195,29 +195,32 @@ class RowSketch:
 class ExactRows:
     """Unit float16 rows by vector id: a sorted base plus rows added later (which win)."""
 
-    def __init__(self, dim: int, base_ids: np.ndarray | None = None,
+    def __init__(self, dim: int, base_ids: np.ndarray | IdPositions | None = None,
                  base_rows: np.ndarray | FileRows | None = None,
                  base_sketch: RowSketch | None = None) -> None:
         self.dim = int(dim)
-        self._base_ids = np.empty(0, np.int64) if base_ids is None else base_ids
+        if not isinstance(base_ids, IdPositions):
+            base_ids = IdPositions(np.empty(0, np.int64) if base_ids is None else base_ids)
+        self.base_positions = base_ids
+        self._base_ids = base_ids.ids
         self._base_rows = np.empty((0, self.dim), ROW_DTYPE) if base_rows is None else base_rows
         if len(self._base_ids) != len(self._base_rows):
             raise ValueError("base ids and base rows differ in length")
         if base_sketch is not None and len(base_sketch.codes) != len(self._base_ids):
             raise ValueError("the base sketch and the base rows differ in length")
         self._base_sketch = base_sketch
-        self._base_at = position_table(self._base_ids)
         self._added_at: dict[int, int] = {}
         self._added = np.empty((0, self.dim), ROW_DTYPE)
 
     @classmethod
-    def on_file(cls, file, offset: int, ids: np.ndarray, dim: int,
+    def on_file(cls, file, offset: int, ids: np.ndarray | IdPositions, dim: int,
                 sketch: RowSketch | None = None) -> "ExactRows":
         """The base rows of ``ids`` (ascending), stored at ``offset`` of an open file and read
         from it when a search asks for them (``FileRows``); ``sketch``, their int8 copy,
         ranks candidates without reading them."""
-        rows = FileRows(file, offset, len(ids), dim)
-        return cls(dim, np.asarray(ids, dtype=np.int64), rows, sketch)
+        if not isinstance(ids, IdPositions):
+            ids = IdPositions(np.asarray(ids, dtype=np.int64))
+        return cls(dim, ids, FileRows(file, offset, len(ids.ids), dim), sketch)
 
     @property
     def sketched(self) -> bool:
@@ -309,16 +312,8 @@ class ExactRows:
         wanted = ids[in_base]
         if len(wanted) == 0:
             return added, slots, in_base, np.empty(0, np.int64)
-        if self._base_at is not None:
-            at = np.full(len(wanted), -1, np.int64)
-            inside = (wanted >= 0) & (wanted < len(self._base_at))
-            at[inside] = self._base_at[wanted[inside]]
-            if bool((at < 0).any()):
-                raise KeyError("a vector id has no exact row")
-            return added, slots, in_base, at
-        at = np.searchsorted(self._base_ids, wanted)
-        at = np.minimum(at, max(len(self._base_ids) - 1, 0))
-        if len(self._base_ids) == 0 or not np.array_equal(self._base_ids[at], wanted):
+        at = self.base_positions.of(wanted)
+        if bool((at < 0).any()):
             raise KeyError("a vector id has no exact row")
         return added, slots, in_base, at
 
@@ -328,4 +323,3 @@ class ExactRows:
             added_ids = np.fromiter(self._added_at, np.int64, count=added_only)
             added_only -= int(np.isin(added_ids, self._base_ids, assume_unique=True).sum())
         return len(self._base_ids) + added_only
-

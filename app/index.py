@@ -686,8 +686,10 @@ class VectorIndex:
         vids, fids, dead = vids[order], fids[order], deleted[order].astype(bool)
         if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), vids):
             raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
+        # a compact index's exact rows have these ids' positions already: one table, not two
+        shared = None if index._exact is None else index._exact.base_positions
         try:
-            index._vector_files = VectorFiles(vids, fids, vids[dead].tolist())
+            index._vector_files = VectorFiles(vids, fids, vids[dead].tolist(), positions=shared)
         except ValueError as exc:
             raise IndexFormatError(f"{path}: bad vector-to-file mapping: {exc}") from exc
         return index
@@ -755,15 +757,24 @@ def _check_compact_sizes(header: dict, path: Path) -> None:
 def _crc_of_region(src, crc: int, count: int) -> int:
     """The running CRC-32 over the next ``count`` bytes of ``src``, read into one reused
     buffer (no mapping, so the checked pages never count as this process's memory)."""
-    buffer = bytearray(min(count, 8 * _COPY_CHUNK))
-    view = memoryview(buffer)
+    buffer = memoryview(bytearray(min(count, 8 * _COPY_CHUNK)))
     left = count
     while left:
-        got = src.readinto(view[:min(left, len(buffer))])
+        step = min(left, len(buffer))
+        crc = _read_exactly(src, buffer[:step], crc)
+        left -= step
+    return crc
+
+
+def _read_exactly(src, view: memoryview, crc: int) -> int:
+    """Fill ``view`` (bytes) from ``src`` and return the running CRC-32 over it."""
+    at = 0
+    while at < len(view):
+        got = src.readinto(view[at:at + 8 * _COPY_CHUNK])
         if not got:
             raise IndexFormatError("index file truncated while checking it")
-        crc = zlib.crc32(view[:got], crc)
-        left -= got
+        crc = zlib.crc32(view[at:at + got], crc)
+        at += got
     return crc
 
 
@@ -773,14 +784,7 @@ def _read_sketch(src, crc: int, n: int, dim: int) -> tuple[np.ndarray, np.ndarra
     codes = np.empty((n, dim), CODE_DTYPE)
     scales = np.empty(n, SCALE_DTYPE)
     for array in (codes, scales):
-        view = memoryview(array.reshape(-1)).cast("B")
-        at = 0
-        while at < len(view):
-            got = src.readinto(view[at:at + 8 * _COPY_CHUNK])
-            if not got:
-                raise IndexFormatError("index file truncated while reading its sketch")
-            crc = zlib.crc32(view[at:at + got], crc)
-            at += got
+        crc = _read_exactly(src, memoryview(array.reshape(-1)).cast("B"), crc)
     return codes, scales, crc
 
 
@@ -794,14 +798,7 @@ def _sketch_of_region(src, crc: int, n: int, dim: int) -> tuple[RowSketch, int]:
     view = memoryview(rows.reshape(-1)).cast("B")
     for at in range(0, n, step):
         count = min(step, n - at)
-        want = count * dim * 2
-        got = 0
-        while got < want:
-            part = src.readinto(view[got:want])
-            if not part:
-                raise IndexFormatError("index file truncated while checking it")
-            got += part
-        crc = zlib.crc32(view[:want], crc)
+        crc = _read_exactly(src, view[:count * dim * 2], crc)
         codes[at:at + count], scales[at:at + count] = RowSketch.quantise(rows[:count])
     return RowSketch(codes, scales), crc
 

@@ -39,17 +39,33 @@ ID_SUMMARY_SQL = (f"count(*), coalesce(sum(id), 0), "
                   f"coalesce(sum((id % {ID_MODULUS}) * (id % {ID_MODULUS}) % {ID_MODULUS}), 0)")
 
 
-def position_table(ids: np.ndarray) -> np.ndarray | None:
-    """int32 positions of ascending ``ids`` indexed by id (-1 where no id), or None when the
-    ids are too sparse for a table (DENSE_ID_SPREAD) or too many for int32."""
-    if len(ids) == 0 or len(ids) >= 2**31:
-        return None
-    top = int(ids[-1])
-    if top >= DENSE_ID_SPREAD * len(ids) + 65_536:
-        return None
-    table = np.full(top + 1, -1, np.int32)
-    table[ids] = np.arange(len(ids), dtype=np.int32)
-    return table
+class IdPositions:
+    """Where each of a fixed array of ascending, unique vector ids sits in it: through a
+    table indexed by id when the ids are dense enough (DENSE_ID_SPREAD), else by binary
+    search. Immutable; any thread."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self._table = None
+        if 0 < len(ids) < 2**31 and int(ids[-1]) < DENSE_ID_SPREAD * len(ids) + 65_536:
+            self._table = np.full(int(ids[-1]) + 1, -1, np.int32)
+            self._table[ids] = np.arange(len(ids), dtype=np.int32)
+
+    @property
+    def tabled(self) -> bool:
+        return self._table is not None
+
+    def of(self, wanted: np.ndarray) -> np.ndarray:
+        """Positions (int64) of the 1-D int64 ids ``wanted``, -1 for ids not held."""
+        at = np.full(len(wanted), -1, np.int64)
+        if self._table is not None:
+            inside = (wanted >= 0) & (wanted < len(self._table))
+            at[inside] = self._table[wanted[inside]]
+        elif len(self.ids):
+            guess = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+            found = self.ids[guess] == wanted
+            at[found] = guess[found]
+        return at
 
 
 def id_summary(vector_ids: np.ndarray) -> tuple[int, int, int]:
@@ -63,23 +79,27 @@ class VectorFiles:
     """vector_id -> file_id for every stored vector, live or deleted."""
 
     def __init__(self, vector_ids: np.ndarray | None = None, file_ids: np.ndarray | None = None,
-                 deleted: Iterable[int] = ()) -> None:
-        """``vector_ids`` ascending and unique, ``file_ids`` aligned with them."""
+                 deleted: Iterable[int] = (), positions: IdPositions | None = None) -> None:
+        """``vector_ids`` ascending and unique, ``file_ids`` aligned with them; ``positions``,
+        when another holder of these same ids has them already."""
         ids = np.empty(0, np.int64) if vector_ids is None else np.asarray(vector_ids, np.int64)
         files = np.empty(0, np.int64) if file_ids is None else np.asarray(file_ids, np.int64)
         if ids.shape != files.shape or ids.ndim != 1:
             raise ValueError("vector ids and file ids must be 1-D arrays of one length")
         if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             raise ValueError("vector ids must be ascending and unique")
-        self._set_base(ids, files)
+        if positions is not None and not np.array_equal(positions.ids, ids):
+            raise ValueError("the positions given are of other vector ids")
+        self._set_base(ids, files, positions)
         self._overlay: dict[int, int] = {}          # vector_id -> file_id, wins over the base
         self._overlay_of: dict[int, set[int]] = {}  # file_id -> its vector ids in the overlay
         self._new = 0                               # overlay ids that the base lacks
         self._deleted: set[int] = {int(v) for v in deleted}
 
-    def _set_base(self, ids: np.ndarray, files: np.ndarray) -> None:
+    def _set_base(self, ids: np.ndarray, files: np.ndarray,
+                  positions: IdPositions | None = None) -> None:
         self._ids, self._files = ids, files
-        self._at = position_table(ids)
+        self._positions = IdPositions(ids) if positions is None else positions
         self._by_file = np.argsort(files, kind="stable")
         self._file_keys = files[self._by_file]
 
@@ -111,16 +131,9 @@ class VectorFiles:
         """File ids of stored vector ids (any shape, flattened), -1 for ids never stored."""
         ids = np.asarray(vector_ids).astype(np.int64).ravel()
         out = np.full(len(ids), -1, np.int64)
-        if self._at is not None:
-            inside = (ids >= 0) & (ids < len(self._at))
-            at = np.full(len(ids), -1, np.int64)
-            at[inside] = self._at[ids[inside]]
-            found = at >= 0
-            out[found] = self._files[at[found]]
-        elif len(self._ids):
-            at = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
-            found = self._ids[at] == ids
-            out[found] = self._files[at[found]]
+        at = self._positions.of(ids)
+        found = at >= 0
+        out[found] = self._files[at[found]]
         if self._overlay:
             get = self._overlay.get
             for i, vector_id in enumerate(ids.tolist()):

@@ -96,7 +96,7 @@ def test_lookups_agree_whether_ids_are_dense_enough_for_a_table_or_not(spread):
     ids = np.sort(rng.choice(200_000 * spread, size=200_000, replace=False)).astype(np.int64)
     owners = rng.integers(1, 5000, len(ids))
     mapping = VectorFiles(ids, owners)
-    assert (vector_files.position_table(ids) is None) == (spread == 1000)
+    assert (not vector_files.IdPositions(ids).tabled) == (spread == 1000)
     asked = np.concatenate([rng.choice(ids, 500), rng.integers(-5, ids[-1] + 100, 500),
                             [ids[-1] + 1, 10**12, -1]])
     at = np.searchsorted(ids, asked).clip(0, len(ids) - 1)
