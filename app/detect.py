@@ -30,8 +30,11 @@ Threads: the thread that owns the ``Library``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -44,6 +47,7 @@ from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places
 from app.dup_verify import VERIFY_RATE
 from app.library import Library
 from app.onsets import detect_onsets
+from app.priority import scan_workers
 from models import frontend
 from models.encoder import BLOCK_FRAMES, MODEL_SAMPLE_RATE
 from models.preprocess import SILENCE_PEAK_DB, TARGET_PEAK_DB
@@ -65,6 +69,7 @@ MIN_CONTRAST = 4.0        # a full fit this far above the blind places verifies 
 REPEAT_FIT = 0.6          # a repeat must fit this share of the best occurrence's correlation
 EMBEDDING_WEIGHT = 0.5    # rank: fit contrast + this times the best hit's contrast
 MAX_OCCURRENCES = 16      # occurrences of one file fitted (and so reported) at most
+MAX_PLACES = max(MAX_OCCURRENCES, SCREEN_PLACES)   # distinct places a candidate keeps
 MERGE_SECONDS = 0.75
 MIN_SCORE = 0.5           # an unverified occurrence whose best block scores below this is not reported
 MAX_TRACK_SECONDS = 20 * 60.0
@@ -151,6 +156,34 @@ class Candidate:
     def score(self) -> float:
         return max(h.score for h in self.hits)
 
+    @functools.cached_property
+    def _anchors_and_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        anchors = np.maximum(0.0, np.fromiter((h.anchor_s for h in self.hits), float, len(self.hits)))
+        return anchors, np.fromiter((h.score for h in self.hits), float, len(self.hits))
+
+    def score_near(self, place: float) -> float:
+        """The best similarity of the hits that put the file within MERGE_SECONDS of
+        ``place`` (0.0 when none does)."""
+        anchors, scores = self._anchors_and_scores
+        near = scores[np.abs(anchors - place) <= MERGE_SECONDS]
+        return float(near.max()) if near.size else 0.0
+
+
+def distinct_places(anchors: np.ndarray, limit: int = MAX_PLACES) -> list[float]:
+    """Places in the order of ``anchors`` (best hit first), each kept only when it lies
+    more than MERGE_SECONDS from every place kept before it; at most ``limit``."""
+    anchors = np.maximum(0.0, np.asarray(anchors, dtype=float))
+    open_ = np.ones(anchors.size, dtype=bool)
+    places: list[float] = []
+    while len(places) < limit:
+        left = np.flatnonzero(open_)
+        if left.size == 0:
+            break
+        place = float(anchors[left[0]])
+        places.append(place)
+        open_ &= np.abs(anchors - place) > MERGE_SECONDS
+    return places
+
 
 def track_blocks(audio: np.ndarray, hop_frames: int,
                  onset_samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +232,11 @@ def track_onsets(audio: np.ndarray) -> np.ndarray:
 
 def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN_SCORE,
            limit: int = 20, progress: Callable[[int, int], None] | None = None,
-           trace: DetectTrace | None = None) -> list[Detection]:
+           trace: DetectTrace | None = None, workers: int | None = None) -> list[Detection]:
     """The library files heard in ``track``, best first (at most ``limit``).
     ``progress(done, total)`` is called as stages advance; ``trace`` (when given) is
-    filled with what each stage kept."""
+    filled with what each stage kept; ``workers``: threads for the heavy stages
+    (``default_workers()`` when None; the result does not depend on it)."""
     trace = trace if trace is not None else DetectTrace()
     clock = time.monotonic()
 
@@ -215,7 +249,7 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     total = len(SPEED_RATIOS) + 2
     audio = read_mono(track, MODEL_SAMPLE_RATE, max_seconds=MAX_TRACK_SECONDS)
     lap("decode")
-    hits = collect_hits(library, audio, progress=progress, total=total)
+    hits = collect_hits(library, audio, progress=progress, total=total, workers=workers)
     trace.hit_files = {h.file_id for h in hits}
     lap("hits")
     candidates = aggregate(hits, library.catalog.files_by_id(trace.hit_files))
@@ -225,14 +259,17 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     at_fit_rate = soxr.resample(np.asarray(audio, np.float32), MODEL_SAMPLE_RATE, VERIFY_RATE)
     track_fit = TrackView.of(at_fit_rate, VERIFY_RATE)
     track_screen = TrackView.of(soxr.resample(at_fit_rate, VERIFY_RATE, SCREEN_RATE), SCREEN_RATE)
-    sounds = {c.file.id: _sound(c.file) for c in screened}
+    with _ordered_map(_sound, [c.file for c in screened], workers) as read:
+        sounds = {c.file.id: sound for c, sound in zip(screened, read)}
     lap("read sounds")
-    picked = screen(screened, sounds, track_screen)
+    picked = screen(screened, sounds, track_screen, workers=workers)
     if progress is not None:
         progress(total - 1, total)
     trace.fitted = [c.file.id for c, _ in picked]
     lap("screen")
-    detections = [verify(c, fits, sounds.get(c.file.id), track_fit) for c, fits in picked]
+    with _ordered_map(lambda cf: verify(cf[0], cf[1], sounds.get(cf[0].file.id), track_fit),
+                      picked, workers) as verified:
+        detections = list(verified)
     lap("verify")
     fitted = {d.file.id for d in detections}
     detections += [_unverified(c) for c in candidates[:max(limit, FIT_CANDIDATES)]
@@ -245,40 +282,76 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
 
 
 def collect_hits(library: Library, audio: np.ndarray, *,
-                 progress: Callable[[int, int], None] | None = None, total: int | None = None
-                 ) -> list[Hit]:
-    """Stage 1: every track block's index hits, at every speed ratio (module docstring)."""
+                 progress: Callable[[int, int], None] | None = None, total: int | None = None,
+                 workers: int | None = None) -> list[Hit]:
+    """Stage 1: every track block's index hits, at every speed ratio (module docstring).
+    The speed passes' resampling, front-end and encoder run on ``workers`` threads (default:
+    the cores, fewer while a live session runs: ``app.priority.scan_workers``); the index
+    and catalog lookups stay on the calling thread."""
     index, catalog, encoder = library.index, library.catalog, library.encoder
     hop_frames = max(1, int(round(HOP_SECONDS * MODEL_SAMPLE_RATE / frontend.HOP_LENGTH)))
     onsets = track_onsets(audio)
-    hits: list[Hit] = []
-    for n, ratio in enumerate(SPEED_RATIOS):
-        if progress is not None:
-            progress(n, total or len(SPEED_RATIOS))
+
+    def embedded(ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        # any thread: the encoder session runs concurrently, soxr and numpy release the GIL
         stretched = audio if ratio == 1.0 else soxr.resample(
             audio, MODEL_SAMPLE_RATE, MODEL_SAMPLE_RATE * ratio, quality="HQ")
         blocks, starts = track_blocks(
             stretched, hop_frames, onsets * ratio if ratio in ONESHOT_RATIOS else None)
-        for b in range(0, len(blocks), BATCH):
-            vectors = encoder.embed_blocks(blocks[b:b + BATCH])
-            found = [index.search(v, HITS_PER_BLOCK) for v in vectors]
-            offsets = catalog.window_starts(h.vector_id for row in found for h in row)
-            for start, row in zip(starts[b:b + BATCH], found):
-                if not row:
-                    continue
-                t = start / (MODEL_SAMPLE_RATE * ratio)
-                scores = np.asarray([h.score for h in row])
-                # the floor keeps a block whose hits all tie from inflating its contrasts
-                mean, spread = float(scores.mean()), max(float(scores.std()), 0.01)
-                for h in row:
-                    anchor = t - offsets.get(h.vector_id, 0) / (MODEL_SAMPLE_RATE * ratio)
-                    hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio))
+        vectors = [encoder.embed_blocks(blocks[b:b + BATCH]) for b in range(0, len(blocks), BATCH)]
+        return starts, (np.concatenate(vectors) if vectors else np.zeros((0, index.dim), np.float32))
+
+    hits: list[Hit] = []
+    with _ordered_map(embedded, SPEED_RATIOS, workers) as passes:
+        for n, (ratio, (starts, vectors)) in enumerate(zip(SPEED_RATIOS, passes)):
+            if progress is not None:
+                progress(n, total or len(SPEED_RATIOS))
+            hits += _pass_hits(index, catalog, ratio, starts, vectors)
+    return hits
+
+
+def default_workers() -> int:
+    """Threads a detection uses: the cores, fewer while a live session runs in this process
+    (``app.priority.scan_workers``), so the audio keeps its headroom."""
+    return scan_workers(os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _ordered_map(fn: Callable, items, workers: int | None):
+    """``fn`` over ``items`` on up to ``workers`` threads (``default_workers()`` when None),
+    yielding the results in the order of ``items``; one worker maps on the calling thread.
+    Leaving the block waits for the threads."""
+    items = list(items)
+    workers = max(1, min(default_workers() if workers is None else int(workers), len(items) or 1))
+    if workers == 1:
+        yield map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect") as pool:
+        yield pool.map(fn, items)
+
+
+def _pass_hits(index, catalog, ratio: float, starts: np.ndarray, vectors: np.ndarray) -> list[Hit]:
+    """The index hits of one speed pass's blocks (``starts`` in samples of the pass)."""
+    hits: list[Hit] = []
+    for b in range(0, len(vectors), BATCH):
+        found = [index.search(v, HITS_PER_BLOCK) for v in vectors[b:b + BATCH]]
+        offsets = catalog.window_starts(h.vector_id for row in found for h in row)
+        for start, row in zip(starts[b:b + BATCH], found):
+            if not row:
+                continue
+            t = start / (MODEL_SAMPLE_RATE * ratio)
+            scores = np.asarray([h.score for h in row])
+            # the floor keeps a block whose hits all tie from inflating its contrasts
+            mean, spread = float(scores.mean()), max(float(scores.std()), 0.01)
+            for h in row:
+                anchor = t - offsets.get(h.vector_id, 0) / (MODEL_SAMPLE_RATE * ratio)
+                hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio))
     return hits
 
 
 def aggregate(hits: list[Hit], rows: dict[int, FileRow]) -> list[Candidate]:
     """Stage 2: one candidate per file, best contrast first, with the distinct places its
-    hits put it (best hit first; hits within MERGE_SECONDS of a kept place add none)."""
+    hits put it (``distinct_places``: best hit first, MAX_PLACES at most)."""
     by_file: dict[int, list[Hit]] = {}
     for h in hits:
         if h.file_id in rows:
@@ -286,25 +359,22 @@ def aggregate(hits: list[Hit], rows: dict[int, FileRow]) -> list[Candidate]:
     out = []
     for file_id, file_hits in by_file.items():
         file_hits.sort(key=lambda h: -h.contrast)
-        places: list[float] = []
-        for h in file_hits:
-            place = max(0.0, h.anchor_s)
-            if all(abs(place - p) > MERGE_SECONDS for p in places):
-                places.append(place)
-        out.append(Candidate(rows[file_id], file_hits, places))
+        anchors = np.fromiter((h.anchor_s for h in file_hits), float, len(file_hits))
+        out.append(Candidate(rows[file_id], file_hits, distinct_places(anchors)))
     out.sort(key=lambda c: -c.contrast)
     return out
 
 
 def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
-           track_screen: TrackView) -> list[tuple[Candidate, list[Fit]]]:
+           track_screen: TrackView, *, workers: int | None = None
+           ) -> list[tuple[Candidate, list[Fit]]]:
     """Stage 3: the FIT_CANDIDATES candidates whose sound stands out most from its blind
-    places at SCREEN_RATE, each with its fits at every speed ratio, best first."""
-    scored = []
-    for c in candidates:
+    places at SCREEN_RATE, each with its fits at every speed ratio, best first
+    (candidates are fitted on ``workers`` threads)."""
+    def fits_of(c: Candidate) -> list[Fit]:
         source = sounds.get(c.file.id)
         if source is None or source.size < 64:
-            continue
+            return []
         low = soxr.resample(source, VERIFY_RATE, SCREEN_RATE, quality="MQ")
         fits = []
         for ratio in SPEED_RATIOS:
@@ -312,9 +382,11 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
                              c.places[:SCREEN_PLACES], SCREEN_PAD_SECONDS, ratio)
             if fit is not None:
                 fits.append(fit)
-        if fits:
-            fits.sort(key=lambda f: -f.contrast)
-            scored.append((c, fits))
+        fits.sort(key=lambda f: -f.contrast)
+        return fits
+
+    with _ordered_map(fits_of, candidates, workers) as all_fits:
+        scored = [(c, fits) for c, fits in zip(candidates, all_fits) if fits]
     scored.sort(key=lambda cf: -cf[1][0].contrast)
     return scored[:FIT_CANDIDATES]
 
@@ -347,8 +419,7 @@ def verify(candidate: Candidate, screen_fits: list[Fit], source: np.ndarray | No
             continue
         repeat = fit_places(track_fit, sound, [place], REFINE_SECONDS, fit.ratio)
         if repeat is not None and repeat.correlation >= REPEAT_FIT * fit.correlation:
-            score = max(h.score for h in candidate.hits if abs(max(0.0, h.anchor_s) - place) <= MERGE_SECONDS)
-            found.append(Occurrence(repeat.start_s, repeat.start_s + length, score))
+            found.append(Occurrence(repeat.start_s, repeat.start_s + length, candidate.score_near(place)))
     detection.occurrences = _without_overlaps(found)
     return detection
 
@@ -360,8 +431,7 @@ def _unverified(candidate: Candidate) -> Detection:
     duration = candidate.file.duration or 0.0
     occurrences = []
     for place in candidate.places[:MAX_OCCURRENCES]:
-        near = [h for h in candidate.hits if abs(max(0.0, h.anchor_s) - place) <= MERGE_SECONDS]
-        occurrences.append(Occurrence(place, place + duration / best.ratio, max(h.score for h in near)))
+        occurrences.append(Occurrence(place, place + duration / best.ratio, candidate.score_near(place)))
     return Detection(candidate.file, best.ratio, occurrences, contrast=candidate.contrast)
 
 

@@ -146,3 +146,25 @@ def test_loops_pitched_and_stretched_under_a_dense_mix_are_found_at_their_start(
         starts = [o["start_s"] for o in entry["occurrences"]]
         assert min(abs(s - start) for s in starts) <= 0.5, (name, starts)
         assert entry["tempo_ratio"] == pytest.approx(speed, abs=0.03), name
+
+
+def test_distinct_places_keep_the_best_hit_of_each_place_in_order_up_to_the_limit():
+    from app.detect import MERGE_SECONDS, distinct_places
+    anchors = [5.0, 5.3, -0.2, 9.0, 5.0 + MERGE_SECONDS * 1.01, 0.4, 12.0]
+    # -0.2 counts as 0.0; 0.4 lies within MERGE_SECONDS of it; 5.3 of 5.0
+    assert distinct_places(anchors) == [5.0, 0.0, 9.0, 5.0 + MERGE_SECONDS * 1.01, 12.0]
+    assert distinct_places(anchors, limit=2) == [5.0, 0.0]
+    assert distinct_places([]) == []
+
+
+def test_detection_on_threads_equals_detection_on_one(library, tmp_path):
+    """The stages' threads change the time only: the same detections, places and scores
+    with one worker and with three."""
+    from app import detect
+    library_dir, _ = library
+    track = tmp_path / "track.wav"
+    build_track(track)
+    with Library(library_dir) as lib:
+        one = [d.as_dict() for d in detect.detect(lib, track, workers=1)]
+        three = [d.as_dict() for d in detect.detect(lib, track, workers=3)]
+    assert one and one == three
