@@ -20,21 +20,28 @@ File layout (little-endian)::
     exact      float16[n_stored, dim] unit rows in the mapping's order (format 2, compact only)
     sketch     int8[n_stored, dim] codes then float32[n_stored] scales of the exact rows
                (format 3, compact only)
-    hnsw       the bytes of hnswlib's save_index
+    hnsw       the bytes of hnswlib's save_index (formats 1-3)
+
+Format 4 puts the graph right after the projection, as its plain arrays
+(``app.hnsw_state``: loaded without hnswlib's ``load_index``, several times faster), then
+the exact rows and the sketch, which are read after the graph so that its load's brief
+second copy and the sketch are never in memory together.
 
 Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
 GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
 many graph candidates: all of them by the rows' int8 sketch held in RAM, the few that lead by
 the exact float16 rows, which a loaded index reads from its file as a search needs them. A
 million vectors load in a fraction of the time and memory of a full-width graph.
-Format 1 files (always full width) and format 2 files (no sketch: it is made while loading,
-and ``saved_format`` tells the caller to save the index again) still load.
+Format 1 files (always full width), format 2 files (no sketch: it is made while loading)
+and format 3 files still load; ``saved_format`` tells the caller to save them again.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import struct
 import tempfile
 import threading
@@ -50,12 +57,13 @@ import numpy as np
 from app.compact_vectors import (
     CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, Projection, RowSketch, unit_rows,
 )
+from app.hnsw_state import GraphStateError, StreamedGraph, read_graph
 from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
 MAGIC = b"SSCVIDX\n"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 SPACE = "cosine"
 
 # From this many vectors on a library's index is compact (bench/compact_index.py: at 200k
@@ -526,15 +534,25 @@ class VectorIndex:
         path = Path(path)
         folder = path.parent
         folder.mkdir(parents=True, exist_ok=True)
-        hnsw_tmp = _temp_path(folder, path.name, ".hnsw.tmp")
         out_tmp = _temp_path(folder, path.name, ".tmp")
         try:
             with open(out_tmp, "wb") as out:
                 with self._lock.read():
-                    self._hnsw.save_index(str(hnsw_tmp))
-                    header, header_at, crc = self._write_head(out, hnsw_tmp.stat().st_size)
-                with open(hnsw_tmp, "rb") as src:
-                    crc = _copy_payload(src, out, crc)
+                    # hnswlib ignores its write errors: its stream goes to memory where the
+                    # system allows, so that a full disk fails on this file's own writes
+                    with _graph_file(path) as (stream, stream_path):
+                        self._hnsw.save_index(stream_path)
+                        stream.seek(0)
+                        try:
+                            graph = StreamedGraph(stream, space=SPACE, ef=self._ef_search)
+                        except GraphStateError as exc:
+                            # only the temp-file fallback can be cut short, by a full disk
+                            full = shutil.disk_usage(folder).free < (1 << 20)
+                            raise OSError(errno.ENOSPC if full else errno.EIO,
+                                          f"hnswlib wrote a graph this index cannot read: {exc}") from exc
+                        header, header_at, vids, crc = self._write_head(out, graph.region_bytes)
+                        crc = graph.write(out.write, crc)
+                    crc = self._write_rows(out, vids, crc)
                 # Same length as the placeholder: 8 hex digits.
                 header["payload_crc32"] = f"{crc & 0xFFFFFFFF:08x}"
                 out.seek(header_at)
@@ -544,15 +562,15 @@ class VectorIndex:
             os.replace(out_tmp, path)
             _fsync_folder(folder)
         finally:
-            for leftover in (hnsw_tmp, out_tmp):
-                try:
-                    leftover.unlink()
-                except FileNotFoundError:
-                    pass
+            try:
+                out_tmp.unlink()
+            except FileNotFoundError:
+                pass
 
-    def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, int]:
-        """Header (with a placeholder checksum), mapping, projection and exact rows; returns
-        the header, where it lies and the CRC-32 so far. Caller holds the read lock."""
+    def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, np.ndarray, int]:
+        """Header (with a placeholder checksum), mapping and projection; returns the header,
+        where it lies, the vector ids in the file's order and the CRC-32 so far. Caller
+        holds the read lock."""
         vids, fids, dead = self._vector_files.arrays()
         vids, fids, deleted = vids.astype("<i8"), fids.astype("<i8"), dead.astype(np.uint8)
         n = len(vids)
@@ -584,6 +602,12 @@ class VectorIndex:
         for part in (vids.tobytes(), fids.tobytes(), deleted.tobytes(), projection):
             crc = zlib.crc32(part, crc)
             out.write(part)
+        return header, header_at, vids, crc
+
+    def _write_rows(self, out, vids: np.ndarray, crc: int) -> int:
+        """A compact index's exact rows and their sketch, in the order of ``vids``; returns
+        the CRC-32 so far. Caller holds the read lock."""
+        n = len(vids)
         if self._exact is not None:
             step = max(1, _COPY_CHUNK * 8 // (2 * self.dim))
             for at in range(0, n, step):
@@ -597,7 +621,7 @@ class VectorIndex:
                 out.write(codes.tobytes())
             crc = zlib.crc32(scales.tobytes(), crc)
             out.write(scales.tobytes())
-        return header, header_at, crc
+        return crc
 
     @classmethod
     def load(
@@ -643,41 +667,45 @@ class VectorIndex:
             mapping = src.read(header["mapping_bytes"])
             raw_projection = src.read(header["projection_bytes"])
             crc = zlib.crc32(raw_projection, zlib.crc32(mapping))
-            exact_at = src.tell()
-            if header["sketch_bytes"]:
-                crc = _crc_of_region(src, crc, header["exact_bytes"])
-                codes, scales, crc = _read_sketch(src, crc, n, dim)
-                sketch = RowSketch(codes, scales)
-            elif header["exact_bytes"]:      # format 2: sketch the rows while checking them
-                sketch, crc = _sketch_of_region(src, crc, n, dim)
-            else:
-                sketch = None
             vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
             fids = np.frombuffer(mapping, dtype="<i8", count=n, offset=8 * n)
             deleted = np.frombuffer(mapping, dtype=np.uint8, count=n, offset=16 * n)
-            with _graph_file(path) as (out, graph_path):
-                crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
-                out.flush()
-                if f"{crc & 0xFFFFFFFF:08x}" != header["payload_crc32"]:
-                    raise IndexFormatError(f"{path}: checksum mismatch, the file is corrupt")
-                projection = None
-                if graph_dim != dim:
-                    if n > 1 and not bool(np.all(vids[1:] > vids[:-1])):
-                        raise IndexFormatError(f"{path}: exact rows' vector ids not ascending")
-                    try:
-                        projection = Projection.from_bytes(raw_projection, graph_dim, dim)
-                    except ValueError as exc:
-                        raise IndexFormatError(f"{path}: bad projection: {exc}") from exc
-                index = cls.__new__(cls)
-                index._setup(dim, model_id, header["ef_search"], header["M"],
-                             header["ef_construction"], add_threads, projection)
+            projection = None
+            if graph_dim != dim:
+                if n > 1 and not bool(np.all(vids[1:] > vids[:-1])):
+                    raise IndexFormatError(f"{path}: exact rows' vector ids not ascending")
                 try:
-                    index._hnsw.load_index(graph_path, max_elements=0)
-                except (RuntimeError, ValueError, MemoryError) as exc:
-                    raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
-                if projection is not None:
-                    index._exact = ExactRows.on_file(src, exact_at, vids.copy(), dim, sketch)
-                index.saved_format = header["format_version"]
+                    projection = Projection.from_bytes(raw_projection, graph_dim, dim)
+                except ValueError as exc:
+                    raise IndexFormatError(f"{path}: bad projection: {exc}") from exc
+            index = cls.__new__(cls)
+            index._setup(dim, model_id, header["ef_search"], header["M"],
+                         header["ef_construction"], add_threads, projection)
+            index.saved_format = header["format_version"]
+            if index.saved_format >= 4:
+                # the graph first: its load's second copy is gone before the sketch is read
+                try:
+                    index._hnsw, crc = read_graph(
+                        src.readinto, header["hnsw_bytes"], crc, space=SPACE, dim=graph_dim,
+                        M=header["M"], ef_construction=header["ef_construction"], count=n)
+                except GraphStateError as exc:
+                    raise IndexFormatError(f"{path}: {exc}") from exc
+                exact_at = src.tell()
+                sketch, crc = _read_rows_region(src, crc, header, n, dim)
+                _check_crc(crc, header, path)
+            else:
+                exact_at = src.tell()
+                sketch, crc = _read_rows_region(src, crc, header, n, dim)
+                with _graph_file(path) as (out, graph_path):
+                    crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
+                    out.flush()
+                    _check_crc(crc, header, path)
+                    try:
+                        index._hnsw.load_index(graph_path, max_elements=0)
+                    except (RuntimeError, ValueError, MemoryError) as exc:
+                        raise IndexFormatError(f"{path}: hnswlib cannot read the graph: {exc}") from exc
+            if projection is not None:
+                index._exact = ExactRows.on_file(src, exact_at, vids.copy(), dim, sketch)
         index._hnsw.set_ef(index._ef_search)
         index.generation = header["generation"]
         if index._hnsw.element_count != n or index._hnsw.dim != graph_dim:
@@ -693,6 +721,23 @@ class VectorIndex:
         except ValueError as exc:
             raise IndexFormatError(f"{path}: bad vector-to-file mapping: {exc}") from exc
         return index
+
+
+def _read_rows_region(src, crc: int, header: dict, n: int, dim: int) -> tuple[RowSketch | None, int]:
+    """Check a compact index's exact rows (left on disk) and read or make their sketch;
+    returns the sketch (None for a full-width index) and the running CRC-32."""
+    if header["sketch_bytes"]:
+        crc = _crc_of_region(src, crc, header["exact_bytes"])
+        codes, scales, crc = _read_sketch(src, crc, n, dim)
+        return RowSketch(codes, scales), crc
+    if header["exact_bytes"]:      # format 2: sketch the rows while checking them
+        return _sketch_of_region(src, crc, n, dim)
+    return None, crc
+
+
+def _check_crc(crc: int, header: dict, path: Path) -> None:
+    if f"{crc & 0xFFFFFFFF:08x}" != header["payload_crc32"]:
+        raise IndexFormatError(f"{path}: checksum mismatch, the file is corrupt")
 
 
 def _read_header(src, path: Path) -> dict:
@@ -844,9 +889,9 @@ def _copy_graph(src, out, crc: int, count: int) -> int:
 
 @contextmanager
 def _graph_file(path: Path) -> Iterator[tuple[object, str]]:
-    """A scratch file for hnswlib's graph bytes, which it only reads from a path: an
-    in-memory file where the system has them (Linux), so that loading needs no disk space
-    (a search works on a full disk), else a temp file beside the index."""
+    """A scratch file for hnswlib's graph stream, which it only reads from and writes to a
+    path: an in-memory file where the system has them (Linux), so that loading needs no
+    disk space (a search works on a full disk), else a temp file beside the index."""
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         try:
             fd = os.memfd_create("samplescout-index", os.MFD_CLOEXEC)

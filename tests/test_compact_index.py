@@ -1,8 +1,9 @@
-"""The compact index form (app.compact_vectors, app.index format 2) against real hnswlib,
+"""The compact index form (app.compact_vectors, app.index formats 2-4) against real hnswlib,
 vectors of the shipped encoder for real Debian samples, real files and a real SQLite catalog."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -16,6 +17,7 @@ import zlib
 
 from app.compact_vectors import ExactRows, FileRows, Projection, RowSketch
 from app.decode import read_mono
+from app.hnsw_state import read_graph
 from app.index import IndexFormatError, VectorIndex
 from app.library import Library
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
@@ -77,36 +79,73 @@ def exact_top_files(vectors, file_ids, query, k):
     return list(best)
 
 
-def exact_region(path: Path) -> tuple[int, int]:
-    """(offset, length) of the exact rows in a saved index file."""
+def file_regions(path: Path) -> tuple[bytes, dict, dict[str, tuple[int, int]]]:
+    """(file bytes, header, {region: (offset, length)}) of a saved index file, in the
+    order its format lays them out (the graph right after the projection from format 4)."""
     data = path.read_bytes()
     (hlen,) = struct.unpack("<I", data[8:12])
     header = json.loads(data[12:12 + hlen])
-    start = 12 + hlen + header["mapping_bytes"] + header["projection_bytes"]
-    return start, header["exact_bytes"]
+    names = ["mapping", "projection", "hnsw", "exact", "sketch"]
+    if header["format_version"] < 4:
+        names = ["mapping", "projection", "exact", "sketch", "hnsw"]
+    regions, at = {}, 12 + hlen
+    for name in names:
+        regions[name] = (at, header.get(f"{name}_bytes", 0))
+        at += regions[name][1]
+    assert at == len(data)
+    return data, header, regions
+
+
+def exact_region(path: Path) -> tuple[int, int]:
+    """(offset, length) of the exact rows in a saved index file."""
+    return file_regions(path)[2]["exact"]
 
 
 def sketch_region(path: Path) -> tuple[int, int]:
     """(offset, length) of the sketch (int8 codes, then scales) in a saved index file."""
-    start, length = exact_region(path)
-    data = path.read_bytes()
-    (hlen,) = struct.unpack("<I", data[8:12])
-    return start + length, json.loads(data[12:12 + hlen])["sketch_bytes"]
+    return file_regions(path)[2]["sketch"]
+
+
+def graph_region(path: Path) -> tuple[int, int]:
+    return file_regions(path)[2]["hnsw"]
+
+
+def rewrite(path: Path, header: dict, payload: bytes) -> None:
+    header["payload_crc32"] = f"{zlib.crc32(payload) & 0xFFFFFFFF:08x}"
+    text = json.dumps(header).encode()
+    rewritten = path.with_suffix(".older")
+    rewritten.write_bytes(b"SSCVIDX\n" + struct.pack("<I", len(text)) + text + payload)
+    os.replace(rewritten, path)    # as a save does: an index loaded before keeps its file
+
+
+def as_format_3(path: Path) -> None:
+    """Rewrite a saved index as format 3 wrote it: the graph last, as hnswlib's own
+    save_index stream."""
+    data, header, regions = file_regions(path)
+    if header["format_version"] == 3:
+        return
+    at, length = regions["hnsw"]
+    graph, _ = read_graph(io.BytesIO(data[at:at + length]).readinto, length, 0, space="cosine",
+                          dim=header["graph_dim"], M=header["M"],
+                          ef_construction=header["ef_construction"], count=header["n_stored"])
+    stream = path.with_suffix(".stream")
+    graph.save_index(str(stream))
+    hnsw = stream.read_bytes()
+    stream.unlink()
+    payload = b"".join(data[o:o + n] for o, n in (regions[r] for r in ("mapping", "projection", "exact", "sketch")))
+    header.update(format_version=3, hnsw_bytes=len(hnsw))
+    rewrite(path, header, payload + hnsw)
 
 
 def as_format_2(path: Path) -> None:
     """Rewrite a saved compact index as format 2 wrote it: no sketch region, no sketch_bytes."""
-    data = path.read_bytes()
-    (hlen,) = struct.unpack("<I", data[8:12])
-    header = json.loads(data[12:12 + hlen])
-    start, length = sketch_region(path)
-    payload = data[12 + hlen:start] + data[start + length:]
+    as_format_3(path)
+    data, header, regions = file_regions(path)
+    start, length = regions["sketch"]
+    payload = data[regions["mapping"][0]:start] + data[start + length:]
     del header["sketch_bytes"]
-    header.update(format_version=2, payload_crc32=f"{zlib.crc32(payload) & 0xFFFFFFFF:08x}")
-    text = json.dumps(header).encode()
-    rewritten = path.with_suffix(".format2")
-    rewritten.write_bytes(data[:8] + struct.pack("<I", len(text)) + text + payload)
-    os.replace(rewritten, path)    # as a save does: an index loaded before keeps its file
+    header.update(format_version=2)
+    rewrite(path, header, payload)
 
 
 def test_compact_search_agrees_with_exact_search(real_like, compact):
@@ -140,7 +179,7 @@ def test_save_load_round_trip_of_a_compact_index(tmp_path, real_like, compact):
     compact.save(path)
     header_len = struct.unpack("<I", path.read_bytes()[8:12])[0]
     header = json.loads(path.read_bytes()[12:12 + header_len])
-    assert (header["format_version"], header["graph_dim"]) == (3, 64)
+    assert (header["format_version"], header["graph_dim"]) == (4, 64)
     assert header["exact_bytes"] == len(vectors) * vectors.shape[1] * 2
     assert header["sketch_bytes"] == len(vectors) * (vectors.shape[1] + 4)
 
@@ -239,7 +278,7 @@ def test_a_format_2_file_loads_with_a_sketch_made_from_its_rows(tmp_path, real_l
 
     older = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
 
-    assert (current.saved_format, older.saved_format) == (3, 2)
+    assert (current.saved_format, older.saved_format) == (4, 2)
     for query in queries[:20]:
         assert [(h.file_id, h.score) for h in older.search(query, k=10)] == \
             [(h.file_id, h.score) for h in current.search(query, k=10)]
@@ -284,6 +323,7 @@ def test_a_format_1_file_still_loads(tmp_path, real_like):
                              vectors[:600], num_threads=1)
     path = tmp_path / "library.idx"
     full.save(path)
+    as_format_3(path)        # hnswlib's own stream of the graph, as format 1 held it
     data = path.read_bytes()
     (hlen,) = struct.unpack("<I", data[8:12])
     header = json.loads(data[12:12 + hlen])
@@ -346,9 +386,17 @@ def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolate
     as_format_2(reopened.index_path)
     with Library(isolated_library_dir) as upgraded:
         assert upgraded.index.saved_format == 2
-        assert "saved again as 3" in upgraded.index_note
+        assert "saved again as 4" in upgraded.index_note
     with Library(isolated_library_dir) as reopened:
-        assert reopened.index.saved_format == 3 and reopened.index_note == "loaded"
+        assert reopened.index.saved_format == 4 and reopened.index_note == "loaded"
+    as_format_3(reopened.index_path)
+    with Library(isolated_library_dir) as upgraded:
+        assert upgraded.index.saved_format == 3
+        assert "loaded (format 3, saved again as 4)" == upgraded.index_note
+        top = upgraded.index.search(vectors[1000], k=1)[0]
+        assert top.file_id == int(file_ids[1000])
+    with Library(isolated_library_dir) as reopened:
+        assert reopened.index.saved_format == 4 and reopened.index_note == "loaded"
 
 
 @pytest.mark.parametrize("without", [(), ("preadv",), ("preadv", "pread")])

@@ -258,12 +258,12 @@ def test_save_is_atomic_when_the_disk_fails_mid_write(tmp_path, monkeypatch, lib
     built.save(path)
     before = path.read_bytes()
 
-    def write_half_then_fail(src, out, crc):
-        # Simulates a full disk: part of the payload is written, then the write fails.
-        out.write(src.read(1000))
+    def write_half_then_fail(graph, write, crc):
+        # Simulates a full disk: part of the graph is written, then the write fails.
+        write(b"\0" * 1000)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(index_module, "_copy_payload", write_half_then_fail)
+    monkeypatch.setattr(index_module.StreamedGraph, "write", write_half_then_fail)
     built.remove_files(range(1, 200))
     built.generation = "after"
     with pytest.raises(OSError, match="No space"):
