@@ -22,10 +22,10 @@ File layout (little-endian)::
                (format 3, compact only)
     hnsw       the bytes of hnswlib's save_index (formats 1-3)
 
-Format 4 puts the graph right after the projection, as its plain arrays
-(``app.hnsw_state``: loaded without hnswlib's ``load_index``, several times faster), then
-the exact rows and the sketch, which are read after the graph so that its load's brief
-second copy and the sketch are never in memory together.
+Format 4 orders the regions projection, hnsw, mapping, exact, sketch and stores the graph
+as its plain arrays (``app.hnsw_state``: loaded without hnswlib's ``load_index``, about
+twice as fast), read first so that its load's brief second copy meets nothing else of size
+(the sketch comes last).
 
 Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
 GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
@@ -550,8 +550,9 @@ class VectorIndex:
                             full = shutil.disk_usage(folder).free < (1 << 20)
                             raise OSError(errno.ENOSPC if full else errno.EIO,
                                           f"hnswlib wrote a graph this index cannot read: {exc}") from exc
-                        header, header_at, vids, crc = self._write_head(out, graph.region_bytes)
+                        header, header_at, crc = self._write_head(out, graph.region_bytes)
                         crc = graph.write(out.write, crc)
+                    vids, crc = self._write_mapping(out, crc)
                     crc = self._write_rows(out, vids, crc)
                 # Same length as the placeholder: 8 hex digits.
                 header["payload_crc32"] = f"{crc & 0xFFFFFFFF:08x}"
@@ -567,26 +568,23 @@ class VectorIndex:
             except FileNotFoundError:
                 pass
 
-    def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, np.ndarray, int]:
-        """Header (with a placeholder checksum), mapping and projection; returns the header,
-        where it lies, the vector ids in the file's order and the CRC-32 so far. Caller
-        holds the read lock."""
-        vids, fids, dead = self._vector_files.arrays()
-        vids, fids, deleted = vids.astype("<i8"), fids.astype("<i8"), dead.astype(np.uint8)
-        n = len(vids)
+    def _write_head(self, out, hnsw_bytes: int) -> tuple[dict, int, int]:
+        """Header (with a placeholder checksum) and projection; returns the header, where
+        it lies and the CRC-32 so far. Caller holds the read lock."""
+        n, live = len(self._vector_files), self._vector_files.live_count
         projection = b"" if self.projection is None else self.projection.to_bytes()
         header = {
             "format_version": FORMAT_VERSION,
             "model_id": self.model_id,
             "dim": self.dim,
-            "count": int(n - int(deleted.sum())),
+            "count": int(live),
             "generation": self.generation,
             "n_stored": int(n),
             "space": SPACE,
             "M": self.M,
             "ef_construction": self.ef_construction,
             "ef_search": self._ef_search,
-            "mapping_bytes": int(vids.nbytes + fids.nbytes + deleted.nbytes),
+            "mapping_bytes": 17 * int(n),
             "hnsw_bytes": int(hnsw_bytes),
             "graph_dim": self.graph_dim,
             "projection_bytes": len(projection),
@@ -598,11 +596,18 @@ class VectorIndex:
         out.write(MAGIC + struct.pack("<I", len(header_bytes)))
         header_at = out.tell()
         out.write(header_bytes)
-        crc = 0
-        for part in (vids.tobytes(), fids.tobytes(), deleted.tobytes(), projection):
+        out.write(projection)
+        return header, header_at, zlib.crc32(projection)
+
+    def _write_mapping(self, out, crc: int) -> tuple[np.ndarray, int]:
+        """Vector ids, file ids and deleted flags; returns the vector ids in the file's
+        order and the CRC-32 so far. Caller holds the read lock."""
+        vids, fids, dead = self._vector_files.arrays()
+        vids = vids.astype("<i8")
+        for part in (vids.tobytes(), fids.astype("<i8").tobytes(), dead.astype(np.uint8).tobytes()):
             crc = zlib.crc32(part, crc)
             out.write(part)
-        return header, header_at, vids, crc
+        return vids, crc
 
     def _write_rows(self, out, vids: np.ndarray, crc: int) -> int:
         """A compact index's exact rows and their sketch, in the order of ``vids``; returns
@@ -664,9 +669,25 @@ class VectorIndex:
             if size != expected:
                 kind = "truncated" if size < expected else "has trailing bytes"
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
-            mapping = src.read(header["mapping_bytes"])
-            raw_projection = src.read(header["projection_bytes"])
-            crc = zlib.crc32(raw_projection, zlib.crc32(mapping))
+            current = header["format_version"] >= 4
+            graph = None
+            if current:
+                # projection, graph, mapping, rows: the graph's load and its brief second
+                # copy come before anything else of size is held (the sketch last)
+                raw_projection = src.read(header["projection_bytes"])
+                crc = zlib.crc32(raw_projection)
+                try:
+                    graph, crc = read_graph(
+                        src.readinto, header["hnsw_bytes"], crc, space=SPACE, dim=graph_dim,
+                        M=header["M"], ef_construction=header["ef_construction"], count=n)
+                except GraphStateError as exc:
+                    raise IndexFormatError(f"{path}: {exc}") from exc
+                mapping = src.read(header["mapping_bytes"])
+                crc = zlib.crc32(mapping, crc)
+            else:
+                mapping = src.read(header["mapping_bytes"])
+                raw_projection = src.read(header["projection_bytes"])
+                crc = zlib.crc32(raw_projection, zlib.crc32(mapping))
             vids = np.frombuffer(mapping, dtype="<i8", count=n, offset=0)
             fids = np.frombuffer(mapping, dtype="<i8", count=n, offset=8 * n)
             deleted = np.frombuffer(mapping, dtype=np.uint8, count=n, offset=16 * n)
@@ -682,20 +703,12 @@ class VectorIndex:
             index._setup(dim, model_id, header["ef_search"], header["M"],
                          header["ef_construction"], add_threads, projection)
             index.saved_format = header["format_version"]
-            if index.saved_format >= 4:
-                # the graph first: its load's second copy is gone before the sketch is read
-                try:
-                    index._hnsw, crc = read_graph(
-                        src.readinto, header["hnsw_bytes"], crc, space=SPACE, dim=graph_dim,
-                        M=header["M"], ef_construction=header["ef_construction"], count=n)
-                except GraphStateError as exc:
-                    raise IndexFormatError(f"{path}: {exc}") from exc
-                exact_at = src.tell()
-                sketch, crc = _read_rows_region(src, crc, header, n, dim)
+            exact_at = src.tell()
+            sketch, crc = _read_rows_region(src, crc, header, n, dim)
+            if current:
                 _check_crc(crc, header, path)
+                index._hnsw = graph
             else:
-                exact_at = src.tell()
-                sketch, crc = _read_rows_region(src, crc, header, n, dim)
                 with _graph_file(path) as (out, graph_path):
                     crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
                     out.flush()

@@ -85,7 +85,7 @@ def file_regions(path: Path) -> tuple[bytes, dict, dict[str, tuple[int, int]]]:
     data = path.read_bytes()
     (hlen,) = struct.unpack("<I", data[8:12])
     header = json.loads(data[12:12 + hlen])
-    names = ["mapping", "projection", "hnsw", "exact", "sketch"]
+    names = ["projection", "hnsw", "mapping", "exact", "sketch"]
     if header["format_version"] < 4:
         names = ["mapping", "projection", "exact", "sketch", "hnsw"]
     regions, at = {}, 12 + hlen
