@@ -40,6 +40,8 @@ from collections.abc import Callable
 import hnswlib
 import numpy as np
 
+from engine.errors import SampleScoutError
+
 SERIAL_VERSION = 1            # hnswlib's own ``ser_version`` that this layout mirrors
 MAX_LEVEL = 64                # hnswlib's levels grow as log(n)/log(M): far below this
 _MAX_NUMBERS_BYTES = 1 << 16
@@ -58,7 +60,7 @@ _INTS = ("ser_version", "dim", "num_threads", "seed", "offset_level0", "max_elem
 _BOOLS = ("index_inited", "ep_added", "normalize", "has_deletions")
 
 
-class GraphStateError(ValueError):
+class GraphStateError(SampleScoutError):
     """The graph region does not hold a graph this module can hand to hnswlib."""
 
 
