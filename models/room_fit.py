@@ -122,16 +122,20 @@ def _nonnegative_least_squares(gram: np.ndarray, target: np.ndarray) -> np.ndarr
     """``argmin_w 0.5 w'Gw - b'w`` subject to ``w >= 0``, for a batch of ``G (n, J, J)`` and
     columns of ``b (n, J, 1)``: cyclic coordinate descent, each step exact for its weight
     (the problems are tiny and many, so each step runs on the whole batch at once, on
-    rows laid out feature-major so that every step reads contiguous memory)."""
+    rows laid out feature-major so that every step reads contiguous memory). Each row of
+    G and b is divided by its diagonal once, so a step is ``w_j = max(0, b_j - G_j.w + w_j)``."""
     n_features = gram.shape[1]
     diagonal = np.ascontiguousarray(np.maximum(np.einsum("njj->jn", gram), 1e-12))   # (J, n)
-    rows = [np.ascontiguousarray(gram[:, j].T) for j in range(n_features)]          # G[:, j, :] as (J, n)
-    goal = np.ascontiguousarray(target[:, :, 0].T)                                  # (J, n)
+    rows = [np.ascontiguousarray(gram[:, j].T) / diagonal[j] for j in range(n_features)]  # G[:, j, :] / G_jj
+    goal = np.ascontiguousarray(target[:, :, 0].T) / diagonal                       # (J, n)
     w = np.zeros_like(goal)
+    step = np.empty_like(goal[0])
     for _ in range(NNLS_SWEEPS):
         for j in range(n_features):
-            grad = np.einsum("kn,kn->n", rows[j], w) - goal[j]
-            np.maximum(w[j] - grad / diagonal[j], 0.0, out=w[j])
+            np.einsum("kn,kn->n", rows[j], w, out=step)
+            np.subtract(goal[j], step, out=step)
+            step += w[j]
+            np.maximum(step, 0.0, out=w[j])
     return w.T[:, :, None]
 
 
@@ -207,22 +211,27 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
     k, frames, bands = candidate_blocks.shape
     if k == 0:
         return np.zeros(0)
-    if terms is not None:
-        if len(terms) != k:
-            raise ValueError(f"expected {k} candidate terms, got {len(terms)}")
-        design = np.stack([t.design for t in terms])                               # (k, F, J, T)
-        total = np.stack([t.total for t in terms])                                 # (k, F, P)
-        head = np.stack([t.head for t in terms])                                   # (k, F, P, E+1)
-        tail = np.stack([t.tail for t in terms])
-    else:
-        design = _designs(candidate_blocks)
-        total, head, tail = _frame_sums(design)
-    n_features = design.shape[2]
-
+    if terms is not None and len(terms) != k:
+        raise ValueError(f"expected {k} candidate terms, got {len(terms)}")
     # Query frame t + lag is modelled by candidate frame t; frames the two do not share
     # are left out of the fit and of the error.
     fine = np.arange(-FINE_LAG_FRAMES, FINE_LAG_FRAMES + 1)
     lags = coarse_lags(query_blocks, candidate_blocks)[:, None] + fine[None, :]     # (k, S)
+    # the shared frames at lag L are [max(0, -L), min(T, T - L)): all frames less one edge
+    first = np.maximum(0, -lags)                                                   # (k, S)
+    last = np.maximum(0, lags)
+    if terms is not None:
+        design = np.stack([t.design for t in terms])                               # (k, F, J, T)
+        total = np.stack([t.total for t in terms])                                 # (k, F, P)
+        # only the edges these lags leave out, not every edge of every candidate
+        head_edge = np.stack([t.head[..., f].transpose(2, 0, 1) for t, f in zip(terms, first)])
+        tail_edge = np.stack([t.tail[..., e].transpose(2, 0, 1) for t, e in zip(terms, last)])
+    else:
+        design = _designs(candidate_blocks)
+        total, head, tail = _frame_sums(design)
+        ks = np.arange(k)[:, None]
+        head_edge, tail_edge = head[ks, :, :, first], tail[ks, :, :, last]         # (k, S, F, P)
+    n_features = design.shape[2]
     source = np.arange(frames)[None, None, :] + lags[:, :, None]                   # (k, S, T)
     shared = ((source >= 0) & (source < frames)).astype(DTYPE)
     rows = np.arange(k)[:, None, None]
@@ -233,11 +242,7 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
 
     # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
     upper = _upper()
-    # the shared frames at lag L are [max(0, -L), min(T, T - L)): all frames less one edge
-    first = np.maximum(0, -lags)                                                   # (k, S)
-    last = np.maximum(0, lags)
-    ks = np.arange(k)[:, None]
-    sums = (total[:, None] - head[ks, :, :, first] - tail[ks, :, :, last])         # (k, S, F, P)
+    sums = total[:, None] - head_edge - tail_edge                                  # (k, S, F, P)
     sums = sums.astype(DTYPE).transpose(0, 2, 3, 1)                                # (k, F, P, S)
     gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
     gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
@@ -266,8 +271,9 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
     misfit = _log_in_place(fitted)                                                # (k, F, T, S)
     misfit -= observed
     misfit *= misfit
-    misfit *= shared.transpose(0, 2, 1)[:, None]
-    squared = misfit.sum(axis=(1, 2), dtype=np.float64) + unreached
+    # bands first (96 terms, float32), then the shared frames in float64
+    per_frame = misfit.sum(axis=1) * shared.transpose(0, 2, 1)                    # (k, T, S)
+    squared = per_frame.sum(axis=1, dtype=np.float64) + unreached
     error = squared / (spread[:, None] + SPREAD_FLOOR * frames * bands)
     return error.min(axis=1)
 
