@@ -313,7 +313,8 @@ class Library:
         if repaired == 0 and index.generation == self.catalog.generation:
             self.index_note = "loaded"
             if index.compact and index.saved_format < INDEX_FORMAT_VERSION:
-                # an older compact file has no sketch: it was made while loading, keep it
+                # an older compact file: format 2 has no sketch (it was made while loading),
+                # format 3 keeps hnswlib's slow-loading graph stream; save it as current
                 self.index_note = f"loaded (format {index.saved_format}, saved again as {INDEX_FORMAT_VERSION})"
                 self._index = index
                 self.save_index()
