@@ -299,6 +299,8 @@ class Library:
             from app.pg_store import PgVectorIndex
             self.index_note = "pgvector HNSW on the shared catalogue"
             return PgVectorIndex(self.catalog, model_id, dim)
+        # the catalog's id summary runs beside the load: the repair check below needs it
+        catalog_summary = self.catalog.vector_id_summary_ahead(model_id)
         try:
             index = VectorIndex.load(self.index_path, dim=dim, model_id=model_id)
         except FileNotFoundError:
@@ -309,7 +311,7 @@ class Library:
             return self.rebuild_index()
         # The stamp alone can be fooled (two writers, a save racing a commit): compare the
         # vector ids too; this also repairs an index whose stamp matches but whose ids do not.
-        repaired = self._repair(index)
+        repaired = self._repair(index, catalog_summary)
         if repaired == 0 and index.generation == self.catalog.generation:
             self.index_note = "loaded"
             if index.compact and index.saved_format < INDEX_FORMAT_VERSION:
@@ -326,15 +328,19 @@ class Library:
         self.save_index()
         return index
 
-    def _repair(self, index: VectorIndex) -> int:
-        """Bring an index saved at an older catalog state up to date.
+    def _repair(self, index: VectorIndex,
+                catalog_summary: Callable[[], tuple[int, int, int]] | None = None) -> int:
+        """Bring an index saved at an older catalog state up to date. ``catalog_summary``
+        gives the catalog's id summary when it was started ahead (``vector_id_summary_ahead``).
 
         Vector ids are never reused, so the difference of id sets says exactly
         what to drop and what to add.
         """
         model_id, dim = self.encoder.model_id, self.encoder.dim
         index_ids, index_files = index.live_vectors()
-        if id_summary(index_ids) == self.catalog.vector_id_summary(model_id):
+        expected = catalog_summary() if catalog_summary is not None \
+            else self.catalog.vector_id_summary(model_id)
+        if id_summary(index_ids) == expected:
             return 0     # the same ids (app.vector_files: a summary instead of every id)
         # sorted id arrays, compared in numpy: a million-vector library repairs in a second
         catalog_ids = self.catalog.vector_ids(model_id)      # ascending primary keys

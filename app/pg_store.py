@@ -25,12 +25,13 @@ serialises the connection, so ``PgVectorIndex.search`` may be called from any th
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import threading
 import time
 import uuid
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -521,6 +522,11 @@ class PgCatalog(PgLibrarianMixin):
         row = self._q(f"SELECT {summary} FROM vectors WHERE model_id = %s",
                       (model_id,)).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
+
+    def vector_id_summary_ahead(self, model_id: str) -> Callable[[], tuple[int, int, int]]:
+        """``vector_id_summary`` when the returned function is called (the server computes
+        it; nothing runs ahead on this client)."""
+        return functools.partial(self.vector_id_summary, model_id)
 
     def vector_ids(self, model_id: str) -> np.ndarray:
         return np.asarray([r[0] for r in self._q(

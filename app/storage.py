@@ -16,7 +16,7 @@ are used by the thread that opened them, except ``VectorSearch.search``.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator, Protocol, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -111,6 +111,10 @@ class CatalogStore(Protocol):
     def vector_count(self, model_id: str | None = None) -> int: ...
     def files_of_other_models(self, model_id: str) -> dict[str, int]: ...
     def vector_id_summary(self, model_id: str) -> tuple[int, int, int]: ...
+    def vector_id_summary_ahead(self, model_id: str) -> Callable[[], tuple[int, int, int]]:
+        """``vector_id_summary`` started now where the store can run it beside the caller;
+        the returned function gives it (called on the store's own thread)."""
+        ...
     def vector_ids(self, model_id: str) -> np.ndarray: ...
     def iter_vectors(self, model_id: str, *, dim: int, min_id: int = 0,
                      ids: Iterable[int] | None = None,

@@ -124,3 +124,20 @@ def test_a_few_deletions_are_repaired_in_place_not_rebuilt(isolated_library_dir:
         assert "repaired" in library.index_note
         assert index.deleted_fraction == 5 / 50       # tombstones kept: no rebuild
         assert len(index) == 45 * WINDOWS_PER_FILE
+
+
+def test_the_catalog_summary_started_ahead_is_the_one_computed_in_place(isolated_library_dir: Path):
+    """The summary the index's open starts beside its load (its own read-only connection,
+    another thread) sees what the catalog holds, additions and deletions included."""
+    rng = np.random.default_rng(8)
+    with Library(isolated_library_dir) as library:
+        model_id = library.encoder.model_id
+        store_files(library, unit(rng.normal(size=(20 * WINDOWS_PER_FILE, library.encoder.dim))))
+        ahead = library.catalog.vector_id_summary_ahead(model_id)
+        assert ahead() == library.catalog.vector_id_summary(model_id)
+        assert ahead()[0] == 20 * WINDOWS_PER_FILE
+        file_ids = sorted(library.catalog.files_by_id(library.index.file_ids()))
+        library.catalog.delete_files(file_ids[:3])
+        after = library.catalog.vector_id_summary_ahead(model_id)()
+        assert after == library.catalog.vector_id_summary(model_id)
+        assert after[0] == 17 * WINDOWS_PER_FILE
