@@ -21,9 +21,9 @@ Region layout (little-endian)::
     label_lookup_internal   uint32[n]
     link_lists              int8[sum(element_levels) * size_links_per_element]
 
-``write_graph`` converts the stream of hnswlib's ``save_index`` into this region with
+``StreamedGraph`` converts the stream of hnswlib's ``save_index`` into this region with
 bounded memory (the level-0 rows are copied in chunks; only the link lists of the upper
-levels, about a twentieth of the graph, are held at once).
+levels, about 1 % of the graph at M = 16, are held at once).
 
 Threads: any thread; a ``read_graph`` result is not shared yet.
 """
@@ -162,7 +162,7 @@ def _exactly(stream, count: int) -> bytes:
 def read_graph(read_into: Callable[[memoryview], int], region_bytes: int, crc: int, *,
                space: str, dim: int, M: int, ef_construction: int, count: int
                ) -> tuple[hnswlib.Index, int]:
-    """Read a region written by ``write_graph`` (``region_bytes`` long) through
+    """Read a region written by ``StreamedGraph.write`` (``region_bytes`` long) through
     ``read_into`` (fills a buffer, returns the bytes read), check it, and return the graph
     and the running CRC-32. ``space``, ``dim``, ``M``, ``ef_construction`` and ``count``
     are what the index file's header says the graph must be."""
