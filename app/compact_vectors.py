@@ -202,11 +202,10 @@ class ExactRows:
         if not isinstance(base_ids, IdPositions):
             base_ids = IdPositions(np.empty(0, np.int64) if base_ids is None else base_ids)
         self.base_positions = base_ids
-        self._base_ids = base_ids.ids
         self._base_rows = np.empty((0, self.dim), ROW_DTYPE) if base_rows is None else base_rows
-        if len(self._base_ids) != len(self._base_rows):
+        if len(base_ids.ids) != len(self._base_rows):
             raise ValueError("base ids and base rows differ in length")
-        if base_sketch is not None and len(base_sketch.codes) != len(self._base_ids):
+        if base_sketch is not None and len(base_sketch.codes) != len(base_ids.ids):
             raise ValueError("the base sketch and the base rows differ in length")
         self._base_sketch = base_sketch
         self._added_at: dict[int, int] = {}
@@ -319,7 +318,8 @@ class ExactRows:
 
     def __len__(self) -> int:
         added_only = len(self._added_at)
-        if added_only and len(self._base_ids):
+        base_ids = self.base_positions.ids
+        if added_only and len(base_ids):
             added_ids = np.fromiter(self._added_at, np.int64, count=added_only)
-            added_only -= int(np.isin(added_ids, self._base_ids, assume_unique=True).sum())
-        return len(self._base_ids) + added_only
+            added_only -= int(np.isin(added_ids, base_ids, assume_unique=True).sum())
+        return len(base_ids) + added_only

@@ -161,10 +161,10 @@ def _exactly(stream, count: int) -> bytes:
 
 def read_graph(read_into: Callable[[memoryview], int], region_bytes: int, crc: int, *,
                space: str, dim: int, M: int, ef_construction: int, count: int
-               ) -> tuple[hnswlib.Index, int]:
+               ) -> tuple[hnswlib.Index, np.ndarray, int]:
     """Read a region written by ``StreamedGraph.write`` (``region_bytes`` long) through
-    ``read_into`` (fills a buffer, returns the bytes read), check it, and return the graph
-    and the running CRC-32. ``space``, ``dim``, ``M``, ``ef_construction`` and ``count``
+    ``read_into`` (fills a buffer, returns the bytes read), check it, and return the graph,
+    its vectors' labels (uint64, in no particular order) and the running CRC-32. ``space``, ``dim``, ``M``, ``ef_construction`` and ``count``
     are what the index file's header says the graph must be."""
     head = bytearray(4)
     crc = _fill(read_into, memoryview(head), crc)
@@ -198,18 +198,27 @@ def read_graph(read_into: Callable[[memoryview], int], region_bytes: int, crc: i
     except (RuntimeError, ValueError, TypeError, MemoryError) as exc:
         raise GraphStateError(f"hnswlib refused the graph: {exc}") from exc
     graph.set_num_threads(os.cpu_count() or 1)      # as a new hnswlib.Index would have
-    return graph, crc
+    return graph, arrays["label_lookup_external"], crc
 
 
-def _fill(read_into: Callable[[memoryview], int], view: memoryview, crc: int) -> int:
+def read_checked(read_into: Callable[[memoryview], int], view: memoryview, crc: int) -> int:
+    """Fill ``view`` (bytes) through ``read_into`` (a file's ``readinto``) and return the
+    running CRC-32 over it; EOFError when the source ends first. Shared with ``app.index``."""
     at = 0
     while at < len(view):
-        got = read_into(view[at:at + (8 << 20)])
+        got = read_into(view[at:at + _CHUNK])
         if not got:
-            raise GraphStateError("graph region truncated")
+            raise EOFError("file ended before the region did")
         crc = zlib.crc32(view[at:at + got], crc)
         at += got
     return crc
+
+
+def _fill(read_into: Callable[[memoryview], int], view: memoryview, crc: int) -> int:
+    try:
+        return read_checked(read_into, view, crc)
+    except EOFError as exc:
+        raise GraphStateError("graph region truncated") from exc
 
 
 def _check_numbers(numbers, *, space: str, dim: int, M: int, ef_construction: int,

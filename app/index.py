@@ -57,7 +57,7 @@ import numpy as np
 from app.compact_vectors import (
     CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, Projection, RowSketch, unit_rows,
 )
-from app.hnsw_state import GraphStateError, StreamedGraph, read_graph
+from app.hnsw_state import GraphStateError, StreamedGraph, read_checked, read_graph
 from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
@@ -670,14 +670,13 @@ class VectorIndex:
                 kind = "truncated" if size < expected else "has trailing bytes"
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
             current = header["format_version"] >= 4
-            graph = None
             if current:
                 # projection, graph, mapping, rows: the graph's load and its brief second
                 # copy come before anything else of size is held (the sketch last)
                 raw_projection = src.read(header["projection_bytes"])
                 crc = zlib.crc32(raw_projection)
                 try:
-                    graph, crc = read_graph(
+                    graph, labels, crc = read_graph(
                         src.readinto, header["hnsw_bytes"], crc, space=SPACE, dim=graph_dim,
                         M=header["M"], ef_construction=header["ef_construction"], count=n)
                 except GraphStateError as exc:
@@ -709,6 +708,7 @@ class VectorIndex:
                 _check_crc(crc, header, path)
                 index._hnsw = graph
             else:
+                labels = None
                 with _graph_file(path) as (out, graph_path):
                     crc = _copy_graph(src, out, crc, header["hnsw_bytes"])
                     out.flush()
@@ -725,7 +725,9 @@ class VectorIndex:
             raise IndexFormatError(f"{path}: graph holds {index._hnsw.element_count} vectors, header says {n}")
         order = np.argsort(vids, kind="stable")     # format 1 files need not be sorted
         vids, fids, dead = vids[order], fids[order], deleted[order].astype(bool)
-        if not np.array_equal(np.sort(np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)), vids):
+        if labels is None:       # hnswlib's own file: ask the graph (a list of every label)
+            labels = np.asarray(index._hnsw.get_ids_list(), dtype=np.int64)
+        if not np.array_equal(np.sort(labels.astype(np.int64)), vids):
             raise IndexFormatError(f"{path}: graph labels do not match the vector-to-file mapping")
         # a compact index's exact rows have these ids' positions already: one table, not two
         shared = None if index._exact is None else index._exact.base_positions
@@ -826,14 +828,10 @@ def _crc_of_region(src, crc: int, count: int) -> int:
 
 def _read_exactly(src, view: memoryview, crc: int) -> int:
     """Fill ``view`` (bytes) from ``src`` and return the running CRC-32 over it."""
-    at = 0
-    while at < len(view):
-        got = src.readinto(view[at:at + 8 * _COPY_CHUNK])
-        if not got:
-            raise IndexFormatError("index file truncated while checking it")
-        crc = zlib.crc32(view[at:at + got], crc)
-        at += got
-    return crc
+    try:
+        return read_checked(src.readinto, view, crc)
+    except EOFError as exc:
+        raise IndexFormatError("index file truncated while checking it") from exc
 
 
 def _read_sketch(src, crc: int, n: int, dim: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -328,19 +328,16 @@ class Library:
         self.save_index()
         return index
 
-    def _repair(self, index: VectorIndex,
-                catalog_summary: Callable[[], tuple[int, int, int]] | None = None) -> int:
+    def _repair(self, index: VectorIndex, catalog_summary: Callable[[], tuple[int, int, int]]) -> int:
         """Bring an index saved at an older catalog state up to date. ``catalog_summary``
-        gives the catalog's id summary when it was started ahead (``vector_id_summary_ahead``).
+        gives the catalog's id summary (started beside the load: ``vector_id_summary_ahead``).
 
         Vector ids are never reused, so the difference of id sets says exactly
         what to drop and what to add.
         """
         model_id, dim = self.encoder.model_id, self.encoder.dim
         index_ids, index_files = index.live_vectors()
-        expected = catalog_summary() if catalog_summary is not None \
-            else self.catalog.vector_id_summary(model_id)
-        if id_summary(index_ids) == expected:
+        if id_summary(index_ids) == catalog_summary():
             return 0     # the same ids (app.vector_files: a summary instead of every id)
         # sorted id arrays, compared in numpy: a million-vector library repairs in a second
         catalog_ids = self.catalog.vector_ids(model_id)      # ascending primary keys

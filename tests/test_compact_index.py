@@ -125,7 +125,7 @@ def as_format_3(path: Path) -> None:
     if header["format_version"] == 3:
         return
     at, length = regions["hnsw"]
-    graph, _ = read_graph(io.BytesIO(data[at:at + length]).readinto, length, 0, space="cosine",
+    graph, _, _ = read_graph(io.BytesIO(data[at:at + length]).readinto, length, 0, space="cosine",
                           dim=header["graph_dim"], M=header["M"],
                           ef_construction=header["ef_construction"], count=header["n_stored"])
     stream = path.with_suffix(".stream")

@@ -38,7 +38,7 @@ def graph_of(tmp_path, n: int, *, deleted=()) -> tuple[hnswlib.Index, bytes]:
 
 
 def load(region: bytes, n: int) -> hnswlib.Index:
-    graph, _ = read_graph(io.BytesIO(region).readinto, len(region), 0, space="cosine",
+    graph, _, _ = read_graph(io.BytesIO(region).readinto, len(region), 0, space="cosine",
                           dim=DIM, M=M, ef_construction=EF_CONSTRUCTION, count=n)
     return graph
 
