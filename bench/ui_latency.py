@@ -9,7 +9,10 @@ all its timers (meters, scope, status) running.
 * scan: the Library panel scans the Sonic Pi and LMMS samples (worker QThread + scanner
   processes) — measured until the scan ends or ``--scan-seconds`` pass;
 * live: ``SessionHost`` on a JACK dummy server while a JACK peer plays a sequence of
-  Sonic Pi hits into the input (matcher updates, meters, scope, thumbnails).
+  Sonic Pi hits into the input (matcher updates, meters, scope, thumbnails). Also what the
+  producer waits: from each hit (its frame reaching the capture ring) to its update applied
+  by the window on the GUI thread, by stage (attack, refined, final); the repaint follows
+  in the same turn of the event loop.
 
     .venv/bin/python bench/ui_latency.py [--seconds 20] [--scan-seconds 40]
 
@@ -195,7 +198,16 @@ def bench_live(app, tmp: Path, seconds: float) -> dict:
             i += 1
         np.save(tmp / "live.npy", np.concatenate(parts).astype(np.float32))
         updates = []
-        host.suggestions.connect(lambda u: updates.append(u.latency_ms))
+        shown: dict[str, list[float]] = {}
+
+        def applied(update) -> None:
+            # connected after the window's own slot, so on the GUI thread once the window
+            # has applied the update: the hit (its frame reaching the capture ring) -> shown
+            updates.append(update.latency_ms)
+            since = update.since_onset_ms()
+            if since is not None:
+                shown.setdefault(update.stage, []).append(since)
+        host.suggestions.connect(applied)
         peer = start_live_peer(server, "play", tmp / "live.npy", "PortAudio.*:in_")
         probe = LatenessProbe()
         probe.start()
@@ -203,8 +215,11 @@ def bench_live(app, tmp: Path, seconds: float) -> dict:
         took = run_for(app, seconds)
         probe.stop()
         peer.stop()
+        onset_to_shown = {stage: {"n": len(v), "p50": round(float(np.percentile(v, 50)), 1),
+                                  "p95": round(float(np.percentile(v, 95)), 1)}
+                          for stage, v in sorted(shown.items()) if v}
         return summary(probe.lateness, took, hits_played=i, suggestion_updates=len(updates),
-                       xruns=host.status().xruns)
+                       xruns=host.status().xruns, onset_to_shown_ms=onset_to_shown)
     finally:
         if win is not None:
             win.close()
