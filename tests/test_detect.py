@@ -168,3 +168,38 @@ def test_detection_on_threads_equals_detection_on_one(library, tmp_path):
         one = [d.as_dict() for d in detect.detect(lib, track, workers=1)]
         three = [d.as_dict() for d in detect.detect(lib, track, workers=3)]
     assert one and one == three
+
+
+def test_detection_runs_on_worker_threads_and_on_fewer_while_a_live_session_runs(library, tmp_path,
+                                                                                  monkeypatch):
+    """The heavy stages use the cores; while a live session runs in the process they keep
+    to the scan's share (app.priority.scan_workers), so the audio keeps its headroom. The
+    threads are seen by recording which thread reads each candidate sound (the real reader
+    runs)."""
+    import threading
+
+    from app import detect
+    from app.priority import live_session, scan_workers
+    library_dir, _ = library
+    track = tmp_path / "track.wav"
+    build_track(track)
+    names: list[str] = []
+    read_sound = detect._sound
+
+    def recorded(row):
+        names.append(threading.current_thread().name)
+        return read_sound(row)
+    monkeypatch.setattr(detect, "_sound", recorded)
+    cores = os.cpu_count() or 1
+    with Library(library_dir) as lib:
+        assert detect.default_workers() == cores
+        detect.detect(lib, track, workers=2)
+        assert names and all(n.startswith("detect") for n in names), set(names)
+        names.clear()
+        with live_session():
+            assert detect.default_workers() == scan_workers(cores)
+            if cores >= 2:
+                assert detect.default_workers() < cores
+            detect.detect(lib, track)
+        if scan_workers(cores) == 1:        # one thread: the calling one
+            assert set(names) == {threading.current_thread().name}
