@@ -111,6 +111,7 @@ class LibraryThread:
         self._opened = 0
         self._asked = 1
         self._index_ready = threading.Condition()
+        self._after_first_open: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._run, name="library-worker", daemon=True)
         self._thread.start()
 
@@ -123,6 +124,15 @@ class LibraryThread:
             if not self._index_ready.wait_for(lambda: self._opened >= self._asked, timeout):
                 return None
             return self._index
+
+    def when_open(self, then: Callable[[], None]) -> None:
+        """Run ``then()`` once the first open has finished, opened or failed: at once on the
+        calling thread when it has, else on this thread right after it. Any thread."""
+        with self._index_ready:
+            if self._opened == 0:
+                self._after_first_open.append(then)
+                return
+        then()
 
     def search_file(self, path: str | os.PathLike, k: int, publish: Callable[[SuggestionUpdate], None],
                     search_filter: SearchFilter | None = None,
@@ -210,6 +220,9 @@ class LibraryThread:
             self._index = None if library is None else library.index
             self._opened += 1
             self._index_ready.notify_all()
+            waiting, self._after_first_open = self._after_first_open, []
+        for then in waiting:
+            then()
 
     def _run(self) -> None:
         library = None

@@ -65,6 +65,7 @@ def window_main(library_dir: str, query: str, started_at: float) -> None:
     host, note = make_host(library_dir, store)
     window = MainWindow(host, store)
     host.start()
+    host.watch_folders()
     window.show()
     app.processEvents()
     marks["shown"] = time.time() - started_at

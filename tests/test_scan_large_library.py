@@ -5,12 +5,14 @@ library thread hands its loaded index to the live session instead of a second co
 from __future__ import annotations
 
 import os
+import threading
 
 from app.catalog import Catalog, FileAnalysis
 from app.library import Library
 from app.library_tasks import LibraryThread
 from app.paths import INDEX_FILENAME
 from app.scanner import Scanner
+from tests.conftest import wait_for
 from tests.test_scanner import write_hits
 
 
@@ -75,3 +77,30 @@ def test_the_library_thread_shares_its_index_and_waits_for_a_reload(tmp_path, is
     finally:
         thread.close()
     assert errors == []
+
+
+def test_work_waiting_for_the_library_runs_once_it_has_opened_and_at_once_afterwards(
+        tmp_path, isolated_library_dir):
+    root = tmp_path / "samples"
+    write_hits(root, 2)
+    with Library(isolated_library_dir) as library:
+        Scanner(library, workers=1).scan([root])
+    thread = LibraryThread(isolated_library_dir, lambda line: None)
+    ran: list[tuple[str, bool, str]] = []
+
+    def waiting(name):
+        # what the index holds when it runs, and on which thread
+        return lambda: ran.append((name, thread.index(timeout=0) is not None,
+                                   threading.current_thread().name))
+    try:
+        thread.when_open(waiting("before"))
+        assert thread.index(timeout=60) is not None
+        assert wait_for(lambda: ran, timeout=30)
+        thread.when_open(waiting("after"))        # opened: runs now, on this thread
+        assert ran[-1] == ("after", True, threading.current_thread().name)
+        thread.reload()                           # a reopen does not run them again
+        assert thread.index(timeout=60) is not None
+    finally:
+        thread.close()
+    assert [name for name, _, _ in ran] == ["before", "after"]
+    assert ran[0][1], "ran before the index had opened"

@@ -159,10 +159,21 @@ class Host(QObject):
     # watched folders (app.watcher): one watcher per host, started by ``watch_folders``
     watcher = None     # the app.watcher.FolderWatcher, once started
 
+    def when_library_open(self, then: Callable[[], None]) -> None:
+        """Run ``then()`` once the library has opened (its index loaded, or the open failed);
+        at once when it has. Start-up work that can wait (folder watching, the library's
+        totals) waits for this, so the first answer does not share the CPU with it. GUI
+        thread. A host whose library opens with it runs ``then`` at once."""
+        then()
+
     def watch_folders(self) -> None:
-        """Keep the library up to date with its folders while the window runs: what the
-        watcher stores reloads the library (``library_changed`` follows); its notices (the
-        system's watch limit reached...) go to ``info``."""
+        """Keep the library up to date with its folders while the window runs, from the
+        moment the library has opened: what the watcher stores reloads the library
+        (``library_changed`` follows); its notices (the system's watch limit reached...) go
+        to ``info``."""
+        self.when_library_open(self._start_watching)
+
+    def _start_watching(self) -> None:
         if self.watcher is not None:
             return
         from app.watcher import FolderWatcher

@@ -209,7 +209,10 @@ class LibraryPanel(AcceptsFolderDrops, QWidget):
         self.remove_button.clicked.connect(self._remove_selected)
         self.scan_button.clicked.connect(lambda: self.scan(self.roots()))
         self.cancel_button.clicked.connect(self.cancel)
-        self.request_refresh.emit()
+        # the totals cost seconds of catalog reading at a million files: they wait until the
+        # library has opened, and the first answer does not wait for them
+        self.totals.setText("Opening the library…")
+        host.when_library_open(self.request_refresh.emit)
 
     def roots(self) -> list[str]:
         return [self.folders.item(i).text() for i in range(self.folders.count())]

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PyQt6.QtCore import pyqtSignal
 
 from app.audio_types import (Chain, MidiMap, NoAudioDevice, PluginScanner, StreamConfig,
                              vst3_paths_from_env)
@@ -49,6 +50,8 @@ INDEX_WAIT_SECONDS = 120.0      # for the library thread's index (a large one lo
 
 class SessionHost(Host):
     """See the module docstring. Public methods: GUI thread."""
+
+    _library_opened = pyqtSignal()     # emitted on the library thread, handled on the GUI's
 
     def __init__(self, library_dir, audio: AudioSettings, *, midi_api: str = "auto",
                  live: bool = True, k: int = 16, plugin_scanner=None, parent=None):
@@ -73,7 +76,12 @@ class SessionHost(Host):
         self.input_chain = Chain("input", sample_rate=audio.sample_rate, scanner=scanner)
         self.preview_chain = Chain("preview", sample_rate=audio.sample_rate, scanner=scanner)
         self.session = None
+        # Work waiting for the library's first open (``when_library_open``): the library
+        # thread emits ``_library_opened``, Qt queues it to the GUI thread, which runs it.
+        self._waiting_for_library: list[Callable[[], None]] | None = []
+        self._library_opened.connect(self._run_waiting)
         self._library = LibraryThread(self.library_dir, self.error.emit)
+        self._library.when_open(self._library_opened.emit)
         self._state = (HostStatus("starting", "opening the audio device") if live
                        else HostStatus("offline", "no audio device (library only)"))
         self._control: queue.Queue = queue.Queue()
@@ -95,7 +103,19 @@ class SessionHost(Host):
         if self.live:
             self._control.put(("open",))
 
+    def when_library_open(self, then: Callable[[], None]) -> None:
+        if self._waiting_for_library is None:
+            then()
+        else:
+            self._waiting_for_library.append(then)
+
+    def _run_waiting(self) -> None:
+        waiting, self._waiting_for_library = self._waiting_for_library or [], None
+        for then in waiting:
+            then()
+
     def close(self) -> None:
+        self._waiting_for_library = []       # what still waits never starts now
         self.stop_watching()
         self._control.put(("quit",))
         self._preview.put(("quit",))
