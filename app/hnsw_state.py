@@ -53,6 +53,9 @@ _ARRAYS = (("data_level0", "i1"), ("element_levels", "<i4"), ("label_lookup_exte
 _STREAM_HEADER = struct.Struct("<6QiI3QdQ")
 _NO_NODE = 0xFFFFFFFF
 _CHUNK = 8 << 20
+# A loading thread gives up the GIL for each read and each CRC and then waits for it behind
+# the GUI thread (up to the 5 ms switch interval): few large chunks, not many small ones.
+READ_CHUNK_BYTES = 64 << 20
 _INTS = ("ser_version", "dim", "num_threads", "seed", "offset_level0", "max_elements",
          "cur_element_count", "size_data_per_element", "label_offset", "offset_data",
          "max_level", "enterpoint_node", "max_M", "max_M0", "M", "ef_construction", "ef",
@@ -206,7 +209,7 @@ def read_checked(read_into: Callable[[memoryview], int], view: memoryview, crc: 
     running CRC-32 over it; EOFError when the source ends first. Shared with ``app.index``."""
     at = 0
     while at < len(view):
-        got = read_into(view[at:at + _CHUNK])
+        got = read_into(view[at:at + READ_CHUNK_BYTES])
         if not got:
             raise EOFError("file ended before the region did")
         crc = zlib.crc32(view[at:at + got], crc)

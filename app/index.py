@@ -57,7 +57,8 @@ import numpy as np
 from app.compact_vectors import (
     CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, Projection, RowSketch, unit_rows,
 )
-from app.hnsw_state import GraphStateError, StreamedGraph, read_checked, read_graph
+from app.hnsw_state import (READ_CHUNK_BYTES, GraphStateError, StreamedGraph, read_checked,
+                             read_graph)
 from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
@@ -817,7 +818,7 @@ def _check_compact_sizes(header: dict, path: Path) -> None:
 def _crc_of_region(src, crc: int, count: int) -> int:
     """The running CRC-32 over the next ``count`` bytes of ``src``, read into one reused
     buffer (no mapping, so the checked pages never count as this process's memory)."""
-    buffer = memoryview(bytearray(min(count, 8 * _COPY_CHUNK)))
+    buffer = memoryview(bytearray(min(count, READ_CHUNK_BYTES)))
     left = count
     while left:
         step = min(left, len(buffer))

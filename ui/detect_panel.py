@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor
@@ -25,13 +26,15 @@ from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeade
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.decode import SUPPORTED_EXTENSIONS
-from app.detect import Detection, Occurrence
 
 from .background import SerialWorker
 from .host import Host, file_suggestion
 from .panel_parts import AcceptsAudioDrops, ProgressSignal, steady_progress_bar, wrapping_label
 from .track_timeline import TimelineSpan, TrackTimeline
 from .waveform_view import Envelope, compute_envelope
+
+if TYPE_CHECKING:     # app.detect brings scipy: imported when a detection runs, not at start
+    from app.detect import Detection, Occurrence
 
 PALETTE = ("#3fd0b4", "#ffb347", "#ff5d5d", "#6fa8ff", "#c38bff", "#f2c14e", "#7bd389",
            "#ff8fc7", "#4fd6e8", "#d9a066", "#a0e060", "#e07b5f")

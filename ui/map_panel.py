@@ -22,7 +22,6 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QEvent, QPoint, QPointF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPainterPath, QPen
 from PyQt6.QtWidgets import QGraphicsPathItem, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
-from scipy.spatial import cKDTree
 
 from app.suggestions import Suggestion
 
@@ -50,6 +49,7 @@ class PointPicker:
 
     def __init__(self, points: np.ndarray):
         self.points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        from scipy.spatial import cKDTree    # scipy loads with the first map, not at start
         self._tree = cKDTree(self.points) if len(self.points) else None
 
     def pick(self, x: float, y: float, radius: float) -> int | None:
