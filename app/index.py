@@ -25,7 +25,11 @@ File layout (little-endian)::
 Format 4 orders the regions projection, hnsw, mapping, exact, sketch and stores the graph
 as its plain arrays (``app.hnsw_state``: loaded without hnswlib's ``load_index``, about
 twice as fast), read first so that its load's brief second copy meets nothing else of size
-(the sketch comes last).
+(the sketch comes last). Its header may also hold exact_crc32, the CRC-32 of the exact rows
+alone: a load then checks every other region at once (the rows' CRC standing in for them in
+payload_crc32) and the rows on a thread of their own once the index is in use
+(``app.region_check``); rows found damaged are never saved again, searches rank by the
+sketch alone, and the next load of that file rebuilds it (a note beside it says so).
 
 Compact form: from COMPACT_FROM_VECTORS vectors on, the graph holds each vector projected to
 GRAPH_DIM dimensions (app.compact_vectors) and a search re-scores COMPACT_OVERSAMPLE times as
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import struct
@@ -59,6 +64,7 @@ from app.compact_vectors import (
 )
 from app.hnsw_state import (READ_CHUNK_BYTES, GraphStateError, StreamedGraph, read_checked,
                              read_graph)
+from app.region_check import RegionCheck, crc32_combine
 from app.vector_files import VectorFiles
 from engine.errors import SampleScoutError
 
@@ -106,6 +112,9 @@ def ef_search_for(count: int) -> int:
 # most, not for a whole scan batch.
 _ADD_CHUNK = 256
 _COPY_CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+# The exact rows' check after load waits this long: the window's start-up comes first.
+ROWS_CHECK_DELAY_S = 2.0
 # Cosine distance below which two stored vectors count as the same: float32 rounding puts a
 # vector up to ~1e-6 away from itself.
 _SAME_VECTOR_DISTANCE = 1e-5
@@ -217,6 +226,7 @@ class VectorIndex:
         self.projection = projection
         self.graph_dim = self.dim if projection is None else projection.graph_dim
         self._exact: ExactRows | None = None   # the full rows of a compact index
+        self._rows_check: RegionCheck | None = None   # of exact rows read from the file
         self.model_id = model_id
         self.generation = ""
         self.M = int(M)
@@ -290,6 +300,15 @@ class VectorIndex:
     @property
     def compact(self) -> bool:
         return self.projection is not None
+
+    def exact_rows_damage(self, wait: bool = False) -> str | None:
+        """What the check of a loaded compact index's exact rows found wrong (then searches
+        rank by the sketch alone and the file must be rebuilt); None while it runs, when
+        they are intact or unchecked. ``wait``: finish the check first. Any thread."""
+        check = self._rows_check
+        if check is None:
+            return None
+        return check.result() if wait else check.damage
 
     def needs_rebuild(self, threshold: float = 0.2) -> bool:
         """Over ``threshold`` of the graph deleted, or large enough to be compact but not."""
@@ -489,7 +508,7 @@ class VectorIndex:
         if len(candidates) > keep:
             best = np.argpartition(-scores, keep - 1)[:keep]
             candidates, scores = candidates[best], scores[best]
-        if self._exact.sketched or len(q) > 1:
+        if (self._exact.sketched or len(q) > 1) and self.exact_rows_damage() is None:
             first = (np.argpartition(-scores, lead - 1)[:lead] if len(scores) > lead
                      else np.arange(len(scores)))
             exact = self._exact.rows(candidates[first]).astype(np.float32)
@@ -533,6 +552,9 @@ class VectorIndex:
         written under it): searches continue while saving, writers wait.
         """
         path = Path(path)
+        damage = self.exact_rows_damage(wait=True)
+        if damage is not None:      # never copy damaged rows into a file with a good checksum
+            raise IndexFormatError(f"{damage}; rebuild the index from the catalog")
         folder = path.parent
         folder.mkdir(parents=True, exist_ok=True)
         out_tmp = _temp_path(folder, path.name, ".tmp")
@@ -554,14 +576,17 @@ class VectorIndex:
                         header, header_at, crc = self._write_head(out, graph.region_bytes)
                         crc = graph.write(out.write, crc)
                     vids, crc = self._write_mapping(out, crc)
-                    crc = self._write_rows(out, vids, crc)
-                # Same length as the placeholder: 8 hex digits.
+                    crc, exact_crc = self._write_rows(out, vids, crc)
+                # Same length as the placeholders: 8 hex digits.
                 header["payload_crc32"] = f"{crc & 0xFFFFFFFF:08x}"
+                if "exact_crc32" in header:
+                    header["exact_crc32"] = f"{exact_crc & 0xFFFFFFFF:08x}"
                 out.seek(header_at)
                 out.write(json.dumps(header).encode("utf-8"))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(out_tmp, path)
+            _damage_marker(path).unlink(missing_ok=True)
             _fsync_folder(folder)
         finally:
             try:
@@ -593,6 +618,8 @@ class VectorIndex:
             "sketch_bytes": 0 if self._exact is None else RowSketch.byte_size(n, self.dim),
             "payload_crc32": "00000000",
         }
+        if header["exact_bytes"]:
+            header["exact_crc32"] = "00000000"      # the exact rows' own, checked after load
         header_bytes = json.dumps(header).encode("utf-8")
         out.write(MAGIC + struct.pack("<I", len(header_bytes)))
         header_at = out.tell()
@@ -610,15 +637,17 @@ class VectorIndex:
             out.write(part)
         return vids, crc
 
-    def _write_rows(self, out, vids: np.ndarray, crc: int) -> int:
+    def _write_rows(self, out, vids: np.ndarray, crc: int) -> tuple[int, int]:
         """A compact index's exact rows and their sketch, in the order of ``vids``; returns
-        the CRC-32 so far. Caller holds the read lock."""
+        the CRC-32 so far and the exact rows' own. Caller holds the read lock."""
         n = len(vids)
+        exact_crc = 0
         if self._exact is not None:
             step = max(1, _COPY_CHUNK * 8 // (2 * self.dim))
             for at in range(0, n, step):
                 rows = self._exact.rows(vids[at:at + step]).tobytes()
                 crc = zlib.crc32(rows, crc)
+                exact_crc = zlib.crc32(rows, exact_crc)
                 out.write(rows)
             scales = np.empty(n, SCALE_DTYPE)
             for at in range(0, n, step):
@@ -627,7 +656,7 @@ class VectorIndex:
                 out.write(codes.tobytes())
             crc = zlib.crc32(scales.tobytes(), crc)
             out.write(scales.tobytes())
-        return crc
+        return crc, exact_crc
 
     @classmethod
     def load(
@@ -704,10 +733,21 @@ class VectorIndex:
                          header["ef_construction"], add_threads, projection)
             index.saved_format = header["format_version"]
             exact_at = src.tell()
-            sketch, crc = _read_rows_region(src, crc, header, n, dim)
+            # the exact rows' own CRC stands in for them now; they are read and checked on
+            # a thread of their own once the index is in use (app.region_check)
+            exact_crc = (int(header["exact_crc32"], 16) if current and header["sketch_bytes"]
+                         and "exact_crc32" in header else None)
+            sketch, crc = _read_rows_region(src, crc, header, n, dim, exact_crc)
             if current:
                 _check_crc(crc, header, path)
+                _check_not_marked_damaged(src, path)
                 index._hnsw = graph
+                if exact_crc is not None and header["exact_bytes"]:
+                    identity = _identity(src)
+                    index._rows_check = RegionCheck(
+                        src, exact_at, header["exact_bytes"], exact_crc,
+                        what=f"{path}: the exact rows", delay_s=ROWS_CHECK_DELAY_S,
+                        on_damage=lambda message: _mark_damaged(path, identity, message))
             else:
                 labels = None
                 with _graph_file(path) as (out, graph_path):
@@ -739,16 +779,55 @@ class VectorIndex:
         return index
 
 
-def _read_rows_region(src, crc: int, header: dict, n: int, dim: int) -> tuple[RowSketch | None, int]:
+def _read_rows_region(src, crc: int, header: dict, n: int, dim: int,
+                      exact_crc: int | None = None) -> tuple[RowSketch | None, int]:
     """Check a compact index's exact rows (left on disk) and read or make their sketch;
-    returns the sketch (None for a full-width index) and the running CRC-32."""
+    returns the sketch (None for a full-width index) and the running CRC-32. With the
+    rows' own ``exact_crc`` they are skipped here: that CRC stands in for them."""
     if header["sketch_bytes"]:
-        crc = _crc_of_region(src, crc, header["exact_bytes"])
+        if exact_crc is None:
+            crc = _crc_of_region(src, crc, header["exact_bytes"])
+        else:
+            src.seek(header["exact_bytes"], os.SEEK_CUR)
+            crc = crc32_combine(crc, exact_crc, header["exact_bytes"])
         codes, scales, crc = _read_sketch(src, crc, n, dim)
         return RowSketch(codes, scales), crc
     if header["exact_bytes"]:      # format 2: sketch the rows while checking them
         return _sketch_of_region(src, crc, n, dim)
     return None, crc
+
+
+def _identity(src) -> str:
+    """The open index file as one line: device, inode, size and time of change."""
+    info = os.fstat(src.fileno())
+    return f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
+
+
+def _damage_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".damaged")
+
+
+def _mark_damaged(path: Path, identity: str, message: str) -> None:
+    """The check after load found the exact rows damaged: note it beside the file, so that
+    the next load of this same file rebuilds the index at once (a save replaces the file
+    and removes the note). Best effort: a read-only folder keeps no note. Check thread."""
+    marker = _damage_marker(path)
+    try:
+        temp = _temp_path(path.parent, marker.name, ".tmp")
+        temp.write_text(f"{identity}\n{message}\n", encoding="utf-8")
+        os.replace(temp, marker)
+    except OSError as exc:
+        log.warning("could not note the damaged index beside it: %s", exc)
+
+
+def _check_not_marked_damaged(src, path: Path) -> None:
+    """IndexFormatError when an earlier load's check found this very file damaged."""
+    try:
+        identity, _, message = _damage_marker(path).read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError):
+        return
+    if identity == _identity(src):
+        raise IndexFormatError(message.strip() or f"{path}: found damaged by an earlier check")
 
 
 def _check_crc(crc: int, header: dict, path: Path) -> None:
@@ -796,6 +875,10 @@ def _read_header(src, path: Path) -> dict:
         if header[key] < 0 or (key in ("M", "ef_construction", "ef_search", "graph_dim")
                                and header[key] < 1):
             raise IndexFormatError(f"{path}: header field {key!r} out of range")
+    exact_crc = header.get("exact_crc32")     # format 4 files written since it was added
+    if exact_crc is not None and not (isinstance(exact_crc, str) and len(exact_crc) == 8
+                                      and all(c in "0123456789abcdef" for c in exact_crc)):
+        raise IndexFormatError(f"{path}: header field 'exact_crc32' is not a CRC-32")
     return header
 
 

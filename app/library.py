@@ -432,7 +432,10 @@ class Library:
                 return False
         try:
             index = self.index
-            if index.needs_rebuild():
+            damage = index.exact_rows_damage(wait=True)
+            if damage is not None:
+                self.problems.append(f"{damage}; rebuilt from the catalog")
+            if index.needs_rebuild() or damage is not None:
                 index = self.rebuild_index(save=False)
             index.generation = self.catalog.generation
             index.ef_search = ef_search_for(len(index))

@@ -19,6 +19,7 @@ from app.compact_vectors import ExactRows, FileRows, Projection, RowSketch
 from app.decode import read_mono
 from app.hnsw_state import read_graph
 from app.index import IndexFormatError, VectorIndex
+from app.region_check import crc32_combine
 from app.library import Library
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from tests.conftest import SONIC_PI, require
@@ -284,17 +285,60 @@ def test_a_format_2_file_loads_with_a_sketch_made_from_its_rows(tmp_path, real_l
             [(h.file_id, h.score) for h in current.search(query, k=10)]
 
 
-@pytest.mark.parametrize("region", [exact_region, sketch_region])
 @pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
-def test_a_corrupt_exact_region_is_a_format_error(tmp_path, compact, region, where):
+def test_a_corrupt_sketch_is_a_format_error(tmp_path, compact, where):
     path = tmp_path / "library.idx"
     compact.save(path)
-    start, length = region(path)
+    start, length = sketch_region(path)
     data = bytearray(path.read_bytes())
     data[start + int(length * where)] ^= 0x21
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match="checksum"):
         VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+def test_a_wrong_crc_for_the_exact_rows_is_a_format_error_at_load(tmp_path, compact):
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    data = path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + hlen])
+    wrong = f"{int(header['exact_crc32'], 16) ^ 1:08x}"
+    text = data[12:12 + hlen].replace(header["exact_crc32"].encode(), wrong.encode())
+    path.write_bytes(data[:12] + text + data[12 + hlen:])
+    with pytest.raises(IndexFormatError, match="checksum"):
+        VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+def test_corrupt_exact_rows_are_found_after_load_and_never_saved_again(
+        tmp_path, real_like, compact, where):
+    _, _, _, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    intact = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    assert intact.exact_rows_damage(wait=True) is None
+    start, length = exact_region(path)
+    data = bytearray(path.read_bytes())
+    data[start + int(length * where)] ^= 0x21
+    path.write_bytes(bytes(data))
+
+    damaged = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)   # the rows wait
+    assert "exact rows fail their checksum" in damaged.exact_rows_damage(wait=True)
+    # searches go on, ranked by the sketch alone (checked at load), as the intact one's are
+    for query in queries[:10]:
+        got = [h.file_id for h in damaged.search(query, k=10)]
+        assert len(got) == 10 and len(set(got) & {h.file_id for h in intact.search(query, k=10)}) >= 8
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        damaged.save(tmp_path / "copy.idx")
+    assert not (tmp_path / "copy.idx").exists()
+    # the note beside the file makes the next load of this same file rebuild at once...
+    with pytest.raises(IndexFormatError, match="exact rows fail their checksum"):
+        VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    # ...until a save replaces it
+    intact.save(path)
+    assert not path.with_name(path.name + ".damaged").exists()
+    assert VectorIndex.load(path, dim=compact.dim, model_id=MODEL).exact_rows_damage(wait=True) is None
 
 
 def test_a_truncated_exact_region_is_a_format_error(tmp_path, compact):
@@ -399,6 +443,40 @@ def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolate
         assert reopened.index.saved_format == 4 and reopened.index_note == "loaded"
 
 
+def test_a_library_whose_exact_rows_are_found_damaged_rebuilds_them_from_the_catalog(
+        monkeypatch, isolated_library_dir, real_vectors):
+    monkeypatch.setattr(index_module, "COMPACT_FROM_VECTORS", 1000)
+    with Library(isolated_library_dir) as library:
+        vectors = moved(np.random.default_rng(5), real_vectors, 1100)
+        store_files(library, vectors)
+        assert library.index.compact
+    start, length = exact_region(library.index_path)
+    data = bytearray(library.index_path.read_bytes())
+    data[start + length // 3] ^= 0x40
+    library.index_path.write_bytes(bytes(data))
+
+    with Library(isolated_library_dir) as damaged:
+        index = damaged.index
+        assert damaged.index_note == "loaded"             # found after load, not during it
+        assert index.exact_rows_damage(wait=True) is not None
+        assert damaged.save_index()                        # rebuilt, not copied
+        assert any("rebuilt from the catalog" in p for p in damaged.problems)
+    with Library(isolated_library_dir) as reopened:
+        assert reopened.index.exact_rows_damage(wait=True) is None
+        assert reopened.index_note == "loaded"
+        assert reopened.index.search(vectors[700], k=1)[0].score == pytest.approx(1.0, abs=2e-3)
+    # found by a reader that could not save: the next open rebuilds at once
+    data = bytearray(library.index_path.read_bytes())
+    data[start + length // 2] ^= 0x40
+    library.index_path.write_bytes(bytes(data))
+    with Library(isolated_library_dir) as reader:
+        assert reader.index.exact_rows_damage(wait=True) is not None
+    with Library(isolated_library_dir) as next_open:
+        assert next_open.index.exact_rows_damage(wait=True) is None
+        assert "rebuilt from the catalog" in next_open.index_note
+        assert "exact rows fail their checksum" in next_open.index_note
+
+
 @pytest.mark.parametrize("without", [(), ("preadv",), ("preadv", "pread")])
 def test_rows_read_from_a_file_are_the_stored_rows_with_each_way_of_reading(tmp_path,
                                                                              monkeypatch,
@@ -415,3 +493,11 @@ def test_rows_read_from_a_file_are_the_stored_rows_with_each_way_of_reading(tmp_
     assert np.array_equal(rows.rows(wanted), stored[wanted - 10])
     with pytest.raises(KeyError):
         rows.rows(np.array([60]))
+
+
+@pytest.mark.parametrize("sizes", [(0, 1), (3, 0), (1000, 12345), (7, 1 << 20), (1 << 16, 3)])
+def test_crc32_combine_equals_the_crc_of_the_joined_bytes(sizes):
+    rng = np.random.default_rng(sum(sizes))
+    first, second = (rng.integers(0, 256, size, dtype=np.uint8).tobytes() for size in sizes)
+    assert crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second)) == \
+        zlib.crc32(first + second)

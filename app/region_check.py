@@ -1,0 +1,127 @@
+"""Checking a region of an open index file after the index is in use.
+
+A compact index keeps its exact rows (three quarters of a gigabyte at a million vectors) on
+disk and reads the few a search needs. Checking their CRC-32 before the first search would
+add a second or so to start-up, so ``app.index`` checks every other region while it loads
+and hands this one to a ``RegionCheck``, which reads it on a thread of its own once start-up
+has had its head start. The whole file's checksum is still verified at load:
+``crc32_combine`` stands the region's stored CRC in for its bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import zlib
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+_POLY = 0xEDB88320            # CRC-32 (zlib's), reflected
+_CHUNK_BYTES = 64 << 20        # one read and one CRC (each without the GIL) per chunk
+
+
+def _apply(operator: list[int], crc: int) -> int:
+    """The GF(2) 32x32 matrix ``operator`` (its columns) times the vector ``crc``."""
+    out, column = 0, 0
+    while crc:
+        if crc & 1:
+            out ^= operator[column]
+        crc >>= 1
+        column += 1
+    return out
+
+
+def _squared(operator: list[int]) -> list[int]:
+    return [_apply(operator, column) for column in operator]
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A + B from ``crc1`` = CRC-32(A), ``crc2`` = CRC-32(B) and ``len2`` =
+    len(B), without B: appending a byte to A's register is a linear operator over GF(2), so
+    appending ``len2`` zero bytes is that operator raised to ``len2`` (by squaring), and
+    B's own CRC adds to the result. Any thread."""
+    if len2 <= 0:
+        return crc1 & 0xFFFFFFFF
+    one_bit = [_POLY] + [1 << i for i in range(31)]    # the register shifted by a zero bit
+    operator = _squared(_squared(_squared(one_bit)))    # by a zero byte
+    crc1 &= 0xFFFFFFFF
+    while len2:
+        if len2 & 1:
+            crc1 = _apply(operator, crc1)
+        len2 >>= 1
+        if len2:
+            operator = _squared(operator)
+    return (crc1 ^ crc2) & 0xFFFFFFFF
+
+
+class RegionCheck:
+    """The CRC-32 of ``length`` bytes at ``offset`` of ``file`` compared with ``expected``,
+    on a daemon thread that starts after ``delay_s``. ``on_damage(message)`` runs on that
+    thread when they differ. Its own descriptor: the caller may close ``file``.
+    Public methods: any thread."""
+
+    def __init__(self, file, offset: int, length: int, expected: int, *, what: str,
+                 delay_s: float = 0.0, on_damage: Callable[[str], None] | None = None) -> None:
+        self._fd = os.dup(file.fileno())
+        self._offset, self._length, self._expected = int(offset), int(length), int(expected)
+        self._what = what
+        self._delay_s = delay_s
+        self._on_damage = on_damage
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._damage: str | None = None
+        self._thread = threading.Thread(target=self._run, name="index-check", daemon=True)
+        self._thread.start()
+
+    @property
+    def damage(self) -> str | None:
+        """What the check found wrong; None while it runs, and when the region is intact."""
+        return self._damage
+
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> str | None:
+        """Wait for the check (starting it now if it still waits out its delay); the damage
+        found, None when intact. TimeoutError when ``timeout`` passes first."""
+        self._stop.set()       # ends the delay; the reading does not look at it
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"checking {self._what} takes longer than {timeout} s")
+        return self._damage
+
+    def _run(self) -> None:
+        try:
+            self._stop.wait(self._delay_s)
+            self._damage = self._check()
+        except OSError as exc:
+            self._damage = f"{self._what} could not be read to check them: {exc}"
+        finally:
+            os.close(self._fd)
+            self._done.set()
+        if self._damage is not None:
+            log.error("%s", self._damage)
+            if self._on_damage is not None:
+                self._on_damage(self._damage)
+
+    def _check(self) -> str | None:
+        buffer = memoryview(bytearray(min(self._length, _CHUNK_BYTES)))
+        crc, at, left = 0, self._offset, self._length
+        while left:
+            view = buffer[:min(left, len(buffer))]
+            got = os.preadv(self._fd, [view], at) if hasattr(os, "preadv") else _pread_into(self._fd, view, at)
+            if got <= 0:
+                return f"{self._what} are truncated ({self._length - left} of {self._length} bytes)"
+            crc = zlib.crc32(view[:got], crc)
+            at += got
+            left -= got
+        if crc & 0xFFFFFFFF != self._expected:
+            return f"{self._what} fail their checksum: the index file is damaged"
+        return None
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return len(data)
