@@ -47,7 +47,7 @@ from app.index import (
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
                        embed_query, search)
-from app.rerank import FileReranker
+from app.rerank import LIBRARY_CACHE_BLOCKS, FileReranker
 from app.shared_cache import cache_dir_for, read_state, write_cache
 from app.vector_files import id_summary
 from app.storage import StorageUnavailable, is_shared_address
@@ -645,7 +645,7 @@ class Library:
         """The search's second stage (loaded on first use); None when the shipped re-ranker
         does not belong to this library's encoder."""
         if self._reranker is False:
-            self._reranker = FileReranker.for_encoder(self.encoder)
+            self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=LIBRARY_CACHE_BLOCKS)
         return self._reranker
 
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,

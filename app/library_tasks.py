@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.decode import DecodeError
+from app.heap import release_free_heap
 from app.query import SearchFilter
 from app.suggestions import SuggestionUpdate, ranked
 
@@ -161,6 +162,7 @@ class LibraryThread:
                 failed(search_failure(path, exc))
                 return
             answer(results)
+            release_free_heap()     # the re-ranking's temporaries, tens of MB
 
         self._jobs.put(job)
 

@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 
 RERANK_K = 10
 # A cached block keeps what scoring it needs of it alone (about 1.5 MB with its room-fit
-# products and coherence spectrum, ``models.reranker.prepare_candidate``)
+# products and coherence spectrum, ``models.reranker.prepare_candidate``). The live
+# re-ranking process keeps CACHE_BLOCKS (a played sound meets the same candidates hit after
+# hit); a library's own re-ranker, for searches by example, keeps LIBRARY_CACHE_BLOCKS: a
+# search by example meets 40-80 blocks, which a large cache would keep resident in the
+# window's process (+85 MB at a million files, bench/million.py).
 CACHE_BLOCKS = 96
+LIBRARY_CACHE_BLOCKS = 16
 
 
 class FileReranker:
@@ -64,7 +69,8 @@ class FileReranker:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_encoder(cls, encoder: Encoder, model_path=None) -> "FileReranker | None":
+    def for_encoder(cls, encoder: Encoder, model_path=None,
+                    cache_blocks: int = CACHE_BLOCKS) -> "FileReranker | None":
         """The shipped re-ranker if it was trained for ``encoder``'s network, else None
         (search then stops at the index's order). Any thread."""
         try:
@@ -76,7 +82,7 @@ class FileReranker:
             log.info("re-ranker %s belongs to encoder %s, not %s: searching without it",
                      reranker.model_id, reranker.encoder_id, encoder.network_id)
             return None
-        return cls(reranker, encoder)
+        return cls(reranker, encoder, cache_blocks=cache_blocks)
 
     def rerank(self, results: list, query_blocks: np.ndarray, query_vectors: np.ndarray,
                query_signals=None, depth: int | None = None, timings: dict | None = None) -> list:

@@ -7,9 +7,12 @@ catalog describes (hard links to the Debian files). Then:
 
 * start to usable window: a fresh process runs what ``samplescout`` (``ui.main_window.run``)
   runs: QApplication (offscreen), the real ``MainWindow`` over the real ``SessionHost``, live
-  on a JACK dummy server; usable = the window is shown and a search by example through the
-  host has answered (the library is loaded and searchable). Its VmRSS and VmHWM are read
-  when it is usable and again once the live session runs too.
+  on a JACK dummy server, with the folder watcher; usable = the window is shown and a search
+  by example through the host has answered (the library is loaded and searchable). Its
+  VmRSS and VmHWM are read when it is usable, once the live session runs, and settled
+  (SETTLE_S later: the start-up work that waits for the library, the exact rows' check and
+  the search's re-ranking done), with the whole app's Pss then (the window's process and
+  every process under it: audio, re-ranking, scan workers).
 * search p99: ``app.query.search`` with Debian files as queries (their query windows made
   beforehand), without the re-ranker and with it (its candidates' blocks decoded from disk,
   the app's cache in place).
@@ -35,9 +38,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.harness.memory import process_memory_kb  # noqa: E402
+from bench.harness.memory import process_memory_kb, tree_memory_kb  # noqa: E402
 
 RESULTS = HERE / "results" / "million.json"
+SETTLE_S = 5.0      # after the window is usable and live, before the settled memory
 TARGETS = {"startup_s": 3.0, "rss_gb": 1.5, "search_p99_ms": 3.0, "rescan_s": 60.0}
 
 
@@ -88,8 +92,18 @@ def window_main(library_dir: str, query: str, started_at: float) -> None:
             marks["live"] = time.time() - started_at
             marks["live_index_state"] = status.index_state
             marks["memory_live"] = proc_memory()
-        if ("live" in marks and "searchable" in marks) or time.monotonic() > deadline:
+        if "live" in marks and "searchable" in marks and "settle_from" not in marks:
+            marks["settle_from"] = time.monotonic()
+        # settled: the exact rows' check after load, the deferred start-up work and the
+        # search's re-ranking are done; what the app keeps resident from then on
+        settled = "settle_from" in marks and time.monotonic() > marks["settle_from"] + SETTLE_S
+        if settled or time.monotonic() > deadline:
+            marks.pop("settle_from", None)
             marks["state"] = f"{status.state}: {status.message}"
+            marks["memory_settled"] = proc_memory()
+            marks["memory_settled_app_gb"] = {
+                key: (round(kb / 1024**2, 3) if key != "processes" else kb)
+                for key, kb in tree_memory_kb().items()}
             app.quit()
     timer = QTimer()
     timer.timeout.connect(poll)
@@ -237,13 +251,16 @@ def main() -> None:
     rows = []
     if "window" in result:
         w = result["window"]
-        mem = w.get("memory_live") or w.get("memory_end") or {}
+        mem = w.get("memory_settled") or w.get("memory_end") or {}
+        app_mem = w.get("memory_settled_app_gb") or {}
         rows += [("start to usable window (s)", w.get("searchable"), TARGETS["startup_s"]),
                  ("  window shown (s)", w.get("shown"), None),
                  ("  library thread's index loaded (s)", w.get("index_loaded"), None),
                  ("  live session running (s)", w.get("live"), None),
-                 ("resident memory VmRSS, live (GB)", mem.get("VmRSS"), TARGETS["rss_gb"]),
-                 ("peak resident memory VmHWM (GB)", mem.get("VmHWM"), TARGETS["rss_gb"])]
+                 ("  window process VmRSS when usable (GB)", (w.get("memory_usable") or {}).get("VmRSS"), None),
+                 (f"window process VmRSS, settled {SETTLE_S:g} s later (GB)", mem.get("VmRSS"), TARGETS["rss_gb"]),
+                 ("window process peak VmHWM (GB)", mem.get("VmHWM"), TARGETS["rss_gb"]),
+                 (f"  whole app ({app_mem.get('processes')} processes): Pss (GB)", app_mem.get("Pss"), None)]
     if "search" in result:
         s = result["search"]
         rows += [("search p99, no re-ranker (ms)", s["no_rerank"]["p99_ms"], TARGETS["search_p99_ms"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def process_memory_kb(pid: int | str = "self") -> dict[str, int]:
     """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of one process, in kB."""
@@ -11,4 +13,33 @@ def process_memory_kb(pid: int | str = "self") -> dict[str, int]:
             key = line.split(":")[0]
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(line.split()[1])
+    return out
+
+
+def tree_memory_kb(pid: int | str = "self") -> dict[str, int]:
+    """The process and every process under it: ``processes``, the sum of their ``Pss`` (each
+    shared page counted once, split between its sharers: what the app as a whole holds) and
+    of their ``VmRSS``, in kB. Linux (``/proc``)."""
+    root = os.getpid() if pid == "self" else int(pid)
+    pids, todo = [], [root]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in os.listdir(f"/proc/{current}/task"):
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(p) for p in children.read().split())
+            except OSError:
+                continue
+    out = {"processes": 0, "Pss": 0, "VmRSS": 0}
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/smaps_rollup") as rollup:
+                pss = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+            rss = process_memory_kb(one)["VmRSS"]
+        except (OSError, StopIteration, KeyError):
+            continue       # ended meanwhile
+        out["processes"] += 1
+        out["Pss"] += pss
+        out["VmRSS"] += rss
     return out
