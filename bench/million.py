@@ -81,6 +81,11 @@ def window_main(library_dir: str, query: str, started_at: float) -> None:
             marks["memory_usable"] = proc_memory()
             answers.append(update)
     host.suggestions.connect(on_update)
+
+    def on_failed(path, line):          # a query the window cannot read ends the run
+        marks["state"] = f"search failed: {line}"
+        app.quit()
+    host.search_failed.connect(on_failed)
     host.request_search(query)
     deadline = time.monotonic() + 600
 
