@@ -47,7 +47,7 @@ from app.index import (
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
 from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
                        embed_query, search)
-from app.rerank import LIBRARY_CACHE_BLOCKS, FileReranker
+from app.rerank import CACHE_BLOCKS, FileReranker
 from app.shared_cache import cache_dir_for, read_state, write_cache
 from app.vector_files import id_summary
 from app.storage import StorageUnavailable, is_shared_address
@@ -137,6 +137,7 @@ class Library:
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
         self.index_self_recall: float | None = None  # measured by the last rebuild_index
         self._reranker: FileReranker | None | bool = False   # False: not loaded yet
+        self.rerank_cache_blocks = CACHE_BLOCKS   # blocks its re-ranker keeps (set before use)
         self._lock_fd: int | None = None  # the writer lock, while this Library holds it
         self.problems: list[str] = []  # found while opening the index, for the user
         self._sound_model_id: str | None = None
@@ -645,7 +646,7 @@ class Library:
         """The search's second stage (loaded on first use); None when the shipped re-ranker
         does not belong to this library's encoder."""
         if self._reranker is False:
-            self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=LIBRARY_CACHE_BLOCKS)
+            self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=self.rerank_cache_blocks)
         return self._reranker
 
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,

@@ -44,13 +44,13 @@ log = logging.getLogger(__name__)
 
 RERANK_K = 10
 # A cached block keeps what scoring it needs of it alone (about 1.5 MB with its room-fit
-# products and coherence spectrum, ``models.reranker.prepare_candidate``). The live
-# re-ranking process keeps CACHE_BLOCKS (a played sound meets the same candidates hit after
-# hit); a library's own re-ranker, for searches by example, keeps LIBRARY_CACHE_BLOCKS: a
-# search by example meets 40-80 blocks, which a large cache would keep resident in the
-# window's process (+85 MB at a million files, bench/million.py).
+# products and coherence spectrum, ``models.reranker.prepare_candidate``). Live re-ranking
+# keeps CACHE_BLOCKS (a played sound meets the same candidates hit after hit); the window's
+# searches by example keep BY_EXAMPLE_CACHE_BLOCKS: one meets 40-80 blocks, which a large
+# cache would keep resident in the window's process (+85 MB at a million files,
+# bench/million.py).
 CACHE_BLOCKS = 96
-LIBRARY_CACHE_BLOCKS = 16
+BY_EXAMPLE_CACHE_BLOCKS = 16
 
 
 class FileReranker:

@@ -229,6 +229,8 @@ def test_a_long_live_run_keeps_the_host_flat(jack_server, qtbot, tmp_path, small
         host.close()
     print(f"host layer: {held} bytes held after {TRACED_UPDATES} traced updates; sizes {after}")
     assert held < 8 * 1024, f"the host layer kept {held} bytes over {TRACED_UPDATES} updates"
-    assert set(after) == set(before)
-    growth = {k: (before[k], after[k]) for k in after if after[k] - before[k] > 64}
+    # a slot that holds one pending list or None (session._pending_fill: the pads' next
+    # fill) shows up only while it holds one; counted as empty when absent
+    growth = {k: (before.get(k, 0), after.get(k, 0)) for k in set(before) | set(after)
+              if after.get(k, 0) - before.get(k, 0) > 64}
     assert growth == {}, growth
