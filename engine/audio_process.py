@@ -37,6 +37,9 @@ __all__ = ["AudioCore", "AudioProcess", "audio_main", "BASE_VOICE_ID"]
 
 BASE_VOICE_ID = 1 << 40  # voice ids made inside the audio process (MIDI) start here
 SLOTS = 16               # audition slots a MIDI pad can play
+# A clean shut-down (stream, chains, plugins) takes well under a second; past this the
+# process ends anyway (see AudioProcess.run).
+SHUT_DOWN_LIMIT_S = 5.0
 
 
 class AudioCore:
@@ -153,6 +156,13 @@ def host_block_size(cfg, dev) -> int:
     return 0 if "jack" in str(getattr(dev, "hostapi", "")).lower() else cfg.block_size
 
 
+def _exit_after(seconds: float, code: int) -> None:
+    """End this process ``seconds`` from now unless it has ended by then. Control thread."""
+    guard = threading.Timer(seconds, os._exit, args=(code,))
+    guard.daemon = True
+    guard.start()
+
+
 def audio_main(cfg, shm_name: str | None, conn, shared: SharedBlock | None = None,
                exit_on_loss: bool = True) -> None:
     """Entry point of the audio process (or thread, with `shared` given). Talks to the app
@@ -232,6 +242,10 @@ class AudioProcess:
         if lost and self.exit_on_loss:
             # PortAudio's JACK backend asserts when closing a stream of a dead server.
             os._exit(4)
+        if self.isolated:
+            # ...and waits for ever when the server went away after the loop's last look
+            # (the app killed with it): the process ends either way
+            _exit_after(SHUT_DOWN_LIMIT_S, code=5)
         self._shut_down(close_stream=not lost)
 
     def _open_midi(self) -> None:

@@ -71,3 +71,62 @@ def test_listen_json_lines_name_the_played_sample(jack_server, tmp_path):  # noq
     # every played file is named first, in the order played
     firsts = [tops.index(str(p)) if str(p) in tops else None for p in files]
     assert None not in firsts and firsts == sorted(firsts), (tops, [str(p) for p in files])
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listed:
+            found += [int(p) for p in listed.read().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def holds_jack(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return "libjack" in maps.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.jack
+def test_the_audio_process_ends_when_the_audio_server_and_the_app_are_killed_together(
+        jack_server, tmp_path):  # noqa: F811
+    """kill -9 of the app closes the audio process's pipe; the server gone a moment earlier
+    must not leave it waiting for ever on a stream it cannot close (an orphan per kill)."""
+    library_dir = tmp_path / "library-data"
+    build_library(library_dir, tmp_path / "samples")
+    proc = listen(["--library-dir", str(library_dir), "--hostapi", "JACK", "--json",
+                   "--seconds", "120"], jack_server.env(), start_new_session=True)
+    audio = []
+    try:
+        deadline = time.monotonic() + 60
+        while not audio and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            audio = [p for p in children(proc.pid) if holds_jack(p)]
+        assert audio, "the audio process never started: " + (proc.stderr.read() if proc.poll() is not None else "")
+        time.sleep(2.0)                    # serving: the stream runs
+        # the server goes, and the app with it before the audio process notices the
+        # silence (0.5 s): it sees its pipe close and must close a stream of a dead server
+        jack_server.stop()
+        os.kill(proc.pid, 9)
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while any(alive(p) for p in audio) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in audio), "the audio process outlived its app"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in audio:
+            if alive(pid):
+                os.kill(pid, 9)
