@@ -298,6 +298,8 @@ def _run_gui(library_dir: str | None) -> int:
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
         raise CliError("no display for the desktop window (neither DISPLAY nor WAYLAND_DISPLAY "
                        "is set); in a terminal use `samplescout listen` or `samplescout search`")
+    from app.library_tasks import open_early
+    open_early(library_dir)     # the index loads while the window's modules are imported
     try:
         from ui.main_window import run  # the desktop app, when installed
     except ImportError:

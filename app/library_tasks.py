@@ -8,7 +8,9 @@ The window never builds a ``Library`` or a ``Scanner`` itself; it asks these two
 * ``LibraryThread``: a thread of its own that keeps a ``Library`` open for searches by
   example while no audio session runs, and for the status bar's totals. ``reload`` reopens
   it after a scan. Its public methods may be called from any thread; results come back
-  through the callbacks given, on its thread.
+  through the callbacks given, on its thread. ``samplescout`` starts the window's one
+  (``open_early``) before it imports the window, so the index loads meanwhile; the window
+  takes it with ``library_thread``.
 """
 
 from __future__ import annotations
@@ -96,11 +98,15 @@ def search_failure(path: str | os.PathLike, exc: Exception) -> str:
 
 
 class LibraryThread:
-    """A thread that owns a ``Library`` for searches without a session (module docstring)."""
+    """A thread that owns a ``Library`` for searches without a session (module docstring).
+    ``on_error`` gets its error lines; without one they are held for ``report_errors_to``."""
 
-    def __init__(self, library_dir: str | os.PathLike, on_error: Callable[[str], None]):
+    def __init__(self, library_dir: str | os.PathLike,
+                 on_error: Callable[[str], None] | None = None):
         self.library_dir = Path(library_dir)
-        self._on_error = on_error
+        self._error_lock = threading.Lock()
+        self._error_sink = on_error
+        self._held_errors: list[str] = []
         self._jobs: queue.Queue = queue.Queue()
         self._seq = 0
         self.files = 0
@@ -125,6 +131,23 @@ class LibraryThread:
             if not self._index_ready.wait_for(lambda: self._opened >= self._asked, timeout):
                 return None
             return self._index
+
+    def report_errors_to(self, on_error: Callable[[str], None]) -> None:
+        """Send error lines to ``on_error`` from now on, the lines held so far first. Any
+        thread."""
+        with self._error_lock:
+            held, self._held_errors = self._held_errors, []
+            self._error_sink = on_error
+        for line in held:
+            on_error(line)
+
+    def _on_error(self, line: str) -> None:
+        with self._error_lock:
+            sink = self._error_sink
+            if sink is None:
+                self._held_errors.append(line)
+                return
+        sink(line)
 
     def when_open(self, then: Callable[[], None]) -> None:
         """Run ``then()`` once the first open has finished, opened or failed: at once on the
@@ -259,3 +282,32 @@ class LibraryThread:
                 self._on_error(str(exc))
         if library is not None:
             library.close()
+
+
+# The window's library, started before the window's own modules load (``open_early``).
+_EARLY: dict[Path, LibraryThread] = {}
+_EARLY_LOCK = threading.Lock()
+
+
+def open_early(library_dir: str | os.PathLike | None) -> None:
+    """Start opening the library of ``library_dir`` (its index loads in the background)
+    while the desktop window's modules are still being imported: the first
+    ``library_thread`` of that folder is then this one. At start-up, main thread."""
+    from app.paths import library_dir as resolve
+    path = resolve(library_dir)
+    with _EARLY_LOCK:
+        if path not in _EARLY:
+            _EARLY[path] = LibraryThread(path)
+
+
+def library_thread(library_dir: str | os.PathLike, on_error: Callable[[str], None]) -> LibraryThread:
+    """The ``LibraryThread`` of ``library_dir``: the one ``open_early`` started (handed out
+    once), else a new one; its error lines go to ``on_error``. Any thread."""
+    from app.paths import library_dir as resolve
+    path = resolve(library_dir)
+    with _EARLY_LOCK:
+        thread = _EARLY.pop(path, None)
+    if thread is None:
+        return LibraryThread(path, on_error)
+    thread.report_errors_to(on_error)
+    return thread

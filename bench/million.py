@@ -5,9 +5,10 @@ catalog rows shaped like the Debian packages' (about 1.5 vectors of 256 dims a f
 tags and sound analyses), the index the app builds, and a tree of 1,000,000 files the
 catalog describes (hard links to the Debian files). Then:
 
-* start to usable window: a fresh process runs what ``samplescout`` (``ui.main_window.run``)
-  runs: QApplication (offscreen), the real ``MainWindow`` over the real ``SessionHost``, live
-  on a JACK dummy server, with the folder watcher; usable = the window is shown and a search
+* start to usable window: a fresh process runs what ``samplescout`` runs (the library's
+  thread started before the window's modules are imported, then ``ui.main_window.run``):
+  QApplication (offscreen), the real ``MainWindow`` over the real ``SessionHost``, live on a
+  JACK dummy server, with the folder watcher; usable = the window is shown and a search
   by example through the host has answered (the library is loaded and searchable). Its
   VmRSS and VmHWM are read when it is usable, once the live session runs, and settled
   (SETTLE_S later: the start-up work that waits for the library, the exact rows' check and
@@ -53,7 +54,10 @@ def proc_memory(pid: int | str = "self") -> dict:
 # -- the window's process --------------------------------------------------------------------
 
 def window_main(library_dir: str, query: str, started_at: float) -> None:
-    """What ``ui.main_window.run`` does, then timings on stdout as one JSON line."""
+    """What ``samplescout`` does (``app.cli``: the library opened early, then
+    ``ui.main_window.run``), then timings on stdout as one JSON line."""
+    from app.library_tasks import open_early
+    open_early(library_dir)
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 

@@ -37,7 +37,7 @@ from PyQt6.QtCore import pyqtSignal
 
 from app.audio_types import (Chain, MidiMap, NoAudioDevice, PluginScanner, StreamConfig,
                              vst3_paths_from_env)
-from app.library_tasks import LibraryThread, search_failure
+from app.library_tasks import library_thread, search_failure
 from app.match_profiles import MODES, profile_names
 
 from .host import SILENCE_DB, AudioSettings, Host, HostStatus, LevelReading
@@ -80,7 +80,7 @@ class SessionHost(Host):
         # thread emits ``_library_opened``, Qt queues it to the GUI thread, which runs it.
         self._waiting_for_library: list[Callable[[], None]] | None = []
         self._library_opened.connect(self._run_waiting)
-        self._library = LibraryThread(self.library_dir, self.error.emit)
+        self._library = library_thread(self.library_dir, self.error.emit)
         self._library.when_open(self._library_opened.emit)
         self._state = (HostStatus("starting", "opening the audio device") if live
                        else HostStatus("offline", "no audio device (library only)"))
