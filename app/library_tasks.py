@@ -294,7 +294,10 @@ def open_early(library_dir: str | os.PathLike | None) -> None:
     while the desktop window's modules are still being imported: the first
     ``library_thread`` of that folder is then this one. At start-up, main thread."""
     from app.paths import library_dir as resolve
-    path = resolve(library_dir)
+    try:
+        path = resolve(library_dir)
+    except OSError:
+        return      # the window meets the same error when it opens the library, and says so
     with _EARLY_LOCK:
         if path not in _EARLY:
             _EARLY[path] = LibraryThread(path)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from app.catalog import Catalog, FileAnalysis
 from app.library import Library
 from app.library_tasks import LibraryThread
-from app.paths import INDEX_FILENAME
+from app.paths import CATALOG_FILENAME, INDEX_FILENAME
 from app.scanner import Scanner
 from tests.conftest import wait_for
 from tests.test_scanner import write_hits
@@ -104,3 +105,38 @@ def test_work_waiting_for_the_library_runs_once_it_has_opened_and_at_once_afterw
         thread.close()
     assert [name for name, _, _ in ran] == ["before", "after"]
     assert ran[0][1], "ran before the index had opened"
+
+
+def test_a_library_opened_early_is_handed_out_once_with_the_errors_it_held(tmp_path,
+                                                                           isolated_library_dir):
+    from app import library_tasks
+    root = tmp_path / "samples"
+    write_hits(root, 2)
+    with Library(isolated_library_dir) as library:
+        Scanner(library, workers=1).scan([root])
+    library_tasks.open_early(isolated_library_dir)
+    errors: list[str] = []
+    first = library_tasks.library_thread(isolated_library_dir, errors.append)
+    second = library_tasks.library_thread(isolated_library_dir, errors.append)
+    try:
+        assert first is not second                       # the early one, handed out once
+        assert first.index(timeout=60) is not None and len(first.index(timeout=0)) >= 2
+    finally:
+        first.close()
+        second.close()
+    assert errors == []
+    # a library that cannot open: the error line waits for whoever takes the thread
+    (tmp_path / "a-file").write_text("a file where a folder should be")
+    library_tasks.open_early(tmp_path / "a-file" / "library")    # cannot be made: no error here
+    broken = tmp_path / "broken-library"
+    broken.mkdir()
+    (broken / CATALOG_FILENAME).write_bytes(b"not a database " * 100)
+    library_tasks.open_early(broken)
+    time.sleep(0.5)
+    thread = library_tasks.library_thread(broken, errors.append)
+    try:
+        assert thread.index(timeout=60) is None
+        assert wait_for(lambda: errors, timeout=30)
+        assert errors[0].startswith("library unavailable"), errors
+    finally:
+        thread.close()
