@@ -198,10 +198,11 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
     # Ctrl-C reaches the whole process group: the owner decides when this process ends
     # ("quit", the pipe closing or its own death), not the terminal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reranker = Reranker(reranker_path, split=True)
+    # onnxruntime's arenas kept: the live answer waits for this process (models.onnx_session)
+    reranker = Reranker(reranker_path, split=True, arena=True)
     # the score's terms side by side: this process is the one working while the matcher
     # waits for its answer
-    local = FileReranker(reranker, Encoder(encoder_path), k=k,
+    local = FileReranker(reranker, Encoder(encoder_path, arena=True), k=k,
                          executor=ThreadPoolExecutor(TERM_THREADS, thread_name_prefix="rerank-terms"))
     reranker.splits            # noqa: B018 — cut the network now, not during the first hit
     conn.send(("ready",))

@@ -76,7 +76,9 @@ class Encoder:
     used by one thread at a time; several of them may share one Encoder.
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 1):
+    def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 1, *,
+                 arena: bool = False):
+        """``arena``: keep onnxruntime's memory arena (``models.onnx_session``)."""
         import onnxruntime as ort
 
         path = pathlib.Path(model_path) if model_path is not None else default_model_path()
@@ -84,7 +86,7 @@ class Encoder:
             raise EncoderError(f"encoder model file not found: {path}")
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        options = cpu_session_options(threads)
+        options = cpu_session_options(threads, arena=arena)
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:

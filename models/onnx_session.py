@@ -42,12 +42,13 @@ def exact_int8_kernels() -> bool:
     return False
 
 
-def cpu_session_options(threads: int = 1, *, portable: bool = True):
+def cpu_session_options(threads: int = 1, *, portable: bool = True, arena: bool = False):
     """``onnxruntime.SessionOptions`` for one sequential CPU session of ``threads`` threads.
     ``portable``: its outputs are stored or compared across machines (the encoder's vectors),
     so QDQ pairs are fused only where that is exact (see the module); a network whose
     output only orders a few candidates at once (the re-ranker, whose score moves about
-    0.2 % either way) keeps the fused kernels, which are 4x faster there. Any thread."""
+    0.2 % either way) keeps the fused kernels, which are 4x faster there. ``arena``: keep
+    onnxruntime's memory arena (see below). Any thread."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -55,11 +56,11 @@ def cpu_session_options(threads: int = 1, *, portable: bool = True):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No arena: onnxruntime's keeps the largest run's tensors for good (about 60 MB in a
-    # process that re-ranks searches by example at a million files, bench/million.py); its
-    # networks here are small, and without it a single block embeds as fast (1.10-1.15 ms
-    # either way) and a cached re-ranked search was not slower (35 vs 50-52 ms p50).
-    options.enable_cpu_mem_arena = False
+    # The arena keeps the largest run's tensors for good (about 60 MB in the window's
+    # process after searches by example, bench/million.py). Without it a block embeds as
+    # fast (1.10-1.15 ms either way); the live re-ranking process keeps it: without it its
+    # end-of-window -> final p95 went from 54-58 to 64-69 ms (bench/live_latency.py, ABBA).
+    options.enable_cpu_mem_arena = bool(arena)
     if portable and not exact_int8_kernels():
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     return options

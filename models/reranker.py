@@ -62,16 +62,17 @@ class Reranker:
     """Loads the ONNX re-ranker; ``encoder_id`` says which encoder's trunk it was trained on."""
 
     def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 1, *,
-                 split: bool = False):
+                 split: bool = False, arena: bool = False):
         """``split=True``: cut the network into trunk and head on first use (see ``splits``;
         it imports ``onnx``, about a second of this process's GIL once, so the re-ranking
-        process does it, not the window's); else the whole network scores each pair."""
+        process does it, not the window's); else the whole network scores each pair.
+        ``arena``: keep onnxruntime's memory arena (``models.onnx_session``)."""
         import onnxruntime as ort
 
         path = pathlib.Path(model_path) if model_path is not None else default_reranker_path()
         if not path.is_file():
             raise RerankerError(f"re-ranker model file not found: {path}")
-        options = cpu_session_options(threads, portable=False)
+        options = cpu_session_options(threads, portable=False, arena=arena)
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
