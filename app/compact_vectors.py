@@ -138,6 +138,12 @@ class FileRows:
                               f"at row {position})")
         return out
 
+    def read_bytes_into(self, buffer: memoryview, at: int) -> int:
+        """The rows' bytes from byte ``at`` of their region on into ``buffer``; the bytes
+        read (fewer at the file's end). For a check of the whole region
+        (``app.region_check``)."""
+        return self._read_into(buffer, self._offset + int(at))
+
     def _preadv(self, buffer: memoryview, offset: int) -> int:
         return os.preadv(self._file.fileno(), [buffer], offset)
 

@@ -60,7 +60,7 @@ import hnswlib
 import numpy as np
 
 from app.compact_vectors import (
-    CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, Projection, RowSketch, unit_rows,
+    CODE_DTYPE, GRAPH_DIM, SCALE_DTYPE, ExactRows, FileRows, Projection, RowSketch, unit_rows,
 )
 from app.hnsw_state import (READ_CHUNK_BYTES, GraphStateError, StreamedGraph, read_checked,
                              read_graph)
@@ -700,7 +700,9 @@ class VectorIndex:
                 kind = "truncated" if size < expected else "has trailing bytes"
                 raise IndexFormatError(f"{path}: file {kind} ({size} bytes, expected {expected})")
             current = header["format_version"] >= 4
+            identity = _identity(src)
             if current:
+                _check_not_marked_damaged(identity, path)
                 # projection, graph, mapping, rows: the graph's load and its brief second
                 # copy come before anything else of size is held (the sketch last)
                 raw_projection = src.read(header["projection_bytes"])
@@ -740,13 +742,11 @@ class VectorIndex:
             sketch, crc = _read_rows_region(src, crc, header, n, dim, exact_crc)
             if current:
                 _check_crc(crc, header, path)
-                _check_not_marked_damaged(src, path)
                 index._hnsw = graph
                 if exact_crc is not None and header["exact_bytes"]:
-                    identity = _identity(src)
                     index._rows_check = RegionCheck(
-                        src, exact_at, header["exact_bytes"], exact_crc,
-                        what=f"{path}: the exact rows", delay_s=ROWS_CHECK_DELAY_S,
+                        FileRows(src, exact_at, n, dim).read_bytes_into, header["exact_bytes"],
+                        exact_crc, what=f"{path}: the exact rows", delay_s=ROWS_CHECK_DELAY_S,
                         on_damage=lambda message: _mark_damaged(path, identity, message))
             else:
                 labels = None
@@ -820,13 +820,14 @@ def _mark_damaged(path: Path, identity: str, message: str) -> None:
         log.warning("could not note the damaged index beside it: %s", exc)
 
 
-def _check_not_marked_damaged(src, path: Path) -> None:
-    """IndexFormatError when an earlier load's check found this very file damaged."""
+def _check_not_marked_damaged(identity: str, path: Path) -> None:
+    """IndexFormatError when an earlier load's check found this very file (``identity``,
+    ``_identity``) damaged."""
     try:
-        identity, _, message = _damage_marker(path).read_text(encoding="utf-8").partition("\n")
+        marked, _, message = _damage_marker(path).read_text(encoding="utf-8").partition("\n")
     except (OSError, UnicodeDecodeError):
         return
-    if identity == _identity(src):
+    if marked == identity:
         raise IndexFormatError(message.strip() or f"{path}: found damaged by an earlier check")
 
 

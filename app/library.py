@@ -118,7 +118,7 @@ class Library:
 
     def __init__(self, directory: str | os.PathLike | None = None, *,
                  model_path: str | os.PathLike | None = None, encoder: Encoder | None = None,
-                 catalog: str | None = None):
+                 catalog: str | None = None, rerank_cache_blocks: int = CACHE_BLOCKS):
         self.directory = library_dir(directory)
         self.address = catalog_address(self.directory, catalog)
         if self.address and not is_shared_address(self.address):
@@ -137,7 +137,7 @@ class Library:
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
         self.index_self_recall: float | None = None  # measured by the last rebuild_index
         self._reranker: FileReranker | None | bool = False   # False: not loaded yet
-        self.rerank_cache_blocks = CACHE_BLOCKS   # blocks its re-ranker keeps (set before use)
+        self._rerank_cache_blocks = int(rerank_cache_blocks)   # blocks its re-ranker keeps
         self._lock_fd: int | None = None  # the writer lock, while this Library holds it
         self.problems: list[str] = []  # found while opening the index, for the user
         self._sound_model_id: str | None = None
@@ -646,7 +646,7 @@ class Library:
         """The search's second stage (loaded on first use); None when the shipped re-ranker
         does not belong to this library's encoder."""
         if self._reranker is False:
-            self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=self.rerank_cache_blocks)
+            self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=self._rerank_cache_blocks)
         return self._reranker
 
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,

@@ -234,8 +234,7 @@ class LibraryThread:
     def _open(self):
         from app.library import Library
         from app.rerank import BY_EXAMPLE_CACHE_BLOCKS
-        library = Library(self.library_dir)
-        library.rerank_cache_blocks = BY_EXAMPLE_CACHE_BLOCKS   # searches by example only
+        library = Library(self.library_dir, rerank_cache_blocks=BY_EXAMPLE_CACHE_BLOCKS)
         library.index  # load or repair now, not on the first query
         self.files = library.catalog.indexed_count()     # not stats(): seconds at 1M files
         self.index_vectors = len(library.index)

@@ -11,10 +11,10 @@ has had its head start. The whole file's checksum is still verified at load:
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import zlib
 from typing import Callable
+
+from app.hnsw_state import read_checked
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,16 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
 
 class RegionCheck:
-    """The CRC-32 of ``length`` bytes at ``offset`` of ``file`` compared with ``expected``,
-    on a daemon thread that starts after ``delay_s``. ``on_damage(message)`` runs on that
-    thread when they differ. Its own descriptor: the caller may close ``file``.
-    Public methods: any thread."""
+    """The CRC-32 of a region of ``length`` bytes, read through ``read_into(buffer, at)``
+    (bytes from byte ``at`` of the region; ``FileRows.read_bytes_into``), compared with
+    ``expected`` on a daemon thread that starts after ``delay_s``. ``on_damage(message)``
+    runs on that thread when they differ. Public methods: any thread."""
 
-    def __init__(self, file, offset: int, length: int, expected: int, *, what: str,
-                 delay_s: float = 0.0, on_damage: Callable[[str], None] | None = None) -> None:
-        self._fd = os.dup(file.fileno())
-        self._offset, self._length, self._expected = int(offset), int(length), int(expected)
+    def __init__(self, read_into: Callable[[memoryview, int], int], length: int, expected: int,
+                 *, what: str, delay_s: float = 0.0,
+                 on_damage: Callable[[str], None] | None = None) -> None:
+        self._read_into = read_into
+        self._length, self._expected = int(length), int(expected)
         self._what = what
         self._delay_s = delay_s
         self._on_damage = on_damage
@@ -82,15 +83,11 @@ class RegionCheck:
         """What the check found wrong; None while it runs, and when the region is intact."""
         return self._damage
 
-    def finished(self) -> bool:
-        return self._done.is_set()
-
-    def result(self, timeout: float | None = None) -> str | None:
+    def result(self) -> str | None:
         """Wait for the check (starting it now if it still waits out its delay); the damage
-        found, None when intact. TimeoutError when ``timeout`` passes first."""
+        found, None when intact."""
         self._stop.set()       # ends the delay; the reading does not look at it
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"checking {self._what} takes longer than {timeout} s")
+        self._done.wait()
         return self._damage
 
     def _run(self) -> None:
@@ -100,7 +97,6 @@ class RegionCheck:
         except OSError as exc:
             self._damage = f"{self._what} could not be read to check them: {exc}"
         finally:
-            os.close(self._fd)
             self._done.set()
         if self._damage is not None:
             log.error("%s", self._damage)
@@ -109,21 +105,19 @@ class RegionCheck:
 
     def _check(self) -> str | None:
         buffer = memoryview(bytearray(min(self._length, _CHUNK_BYTES)))
-        crc, at, left = 0, self._offset, self._length
-        while left:
-            view = buffer[:min(left, len(buffer))]
-            got = os.preadv(self._fd, [view], at) if hasattr(os, "preadv") else _pread_into(self._fd, view, at)
-            if got <= 0:
-                return f"{self._what} are truncated ({self._length - left} of {self._length} bytes)"
-            crc = zlib.crc32(view[:got], crc)
+        at = 0
+
+        def read_into(view: memoryview) -> int:
+            nonlocal at
+            got = self._read_into(view, at)
             at += got
-            left -= got
+            return got
+        crc = 0
+        try:
+            while at < self._length:
+                crc = read_checked(read_into, buffer[:min(self._length - at, len(buffer))], crc)
+        except EOFError:
+            return f"{self._what} are truncated ({at} of {self._length} bytes)"
         if crc & 0xFFFFFFFF != self._expected:
             return f"{self._what} fail their checksum: the index file is damaged"
         return None
-
-
-def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-    data = os.pread(fd, len(view), offset)
-    view[:len(data)] = data
-    return len(data)

@@ -92,6 +92,7 @@ def window_main(library_dir: str, query: str, started_at: float) -> None:
     host.search_failed.connect(on_failed)
     host.request_search(query)
     deadline = time.monotonic() + 600
+    settle_at: list[float] = []      # when the settled memory is read, once usable and live
 
     def poll():
         status = host.status()
@@ -101,13 +102,11 @@ def window_main(library_dir: str, query: str, started_at: float) -> None:
             marks["live"] = time.time() - started_at
             marks["live_index_state"] = status.index_state
             marks["memory_live"] = proc_memory()
-        if "live" in marks and "searchable" in marks and "settle_from" not in marks:
-            marks["settle_from"] = time.monotonic()
+        if "live" in marks and "searchable" in marks and not settle_at:
+            settle_at.append(time.monotonic() + SETTLE_S)
         # settled: the exact rows' check after load, the deferred start-up work and the
         # search's re-ranking are done; what the app keeps resident from then on
-        settled = "settle_from" in marks and time.monotonic() > marks["settle_from"] + SETTLE_S
-        if settled or time.monotonic() > deadline:
-            marks.pop("settle_from", None)
+        if (settle_at and time.monotonic() > settle_at[0]) or time.monotonic() > deadline:
             marks["state"] = f"{status.state}: {status.message}"
             marks["memory_settled"] = proc_memory()
             marks["memory_settled_app_gb"] = {

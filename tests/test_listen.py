@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import proc_stats, wait_for
 from tests.jack_fixtures import jack_server  # noqa: F401  (fixture)
 from bench.harness.live_peer import start_live_peer
 from bench.harness.live_support import build_library, played_files, sequence
@@ -73,21 +74,9 @@ def test_listen_json_lines_name_the_played_sample(jack_server, tmp_path):  # noq
     assert None not in firsts and firsts == sorted(firsts), (tops, [str(p) for p in files])
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as listed:
-            found += [int(p) for p in listed.read().split()]
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie waiting to be reaped."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def live(pids) -> list[int]:
+    """Those of ``pids`` still running (zombies waiting to be reaped left out)."""
+    return [pid for pid, fields in proc_stats() if pid in pids and fields[0] != "Z"]
 
 
 def holds_jack(pid: int) -> bool:
@@ -112,7 +101,8 @@ def test_the_audio_process_ends_when_the_audio_server_and_the_app_are_killed_tog
         deadline = time.monotonic() + 60
         while not audio and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            audio = [p for p in children(proc.pid) if holds_jack(p)]
+            audio = [pid for pid, fields in proc_stats()
+                     if int(fields[1]) == proc.pid and holds_jack(pid)]
         assert audio, "the audio process never started: " + (proc.stderr.read() if proc.poll() is not None else "")
         time.sleep(2.0)                    # serving: the stream runs
         # the server goes, and the app with it before the audio process notices the
@@ -120,13 +110,9 @@ def test_the_audio_process_ends_when_the_audio_server_and_the_app_are_killed_tog
         jack_server.stop()
         os.kill(proc.pid, 9)
         proc.wait(30)
-        deadline = time.monotonic() + 30
-        while any(alive(p) for p in audio) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(alive(p) for p in audio), "the audio process outlived its app"
+        assert wait_for(lambda: not live(audio), timeout=30), "the audio process outlived its app"
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid in audio:
-            if alive(pid):
-                os.kill(pid, 9)
+        for pid in live(audio):
+            os.kill(pid, 9)
