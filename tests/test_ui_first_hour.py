@@ -572,3 +572,31 @@ def test_several_folders_at_once_from_the_picker_and_drops_queue_behind_a_scan(
     wanted = {str(running)} | {str(packs / n) for n in ("808", "haus", "dropped", "on panel")}
     assert done[-1] >= wanted and str(packs / "snares") not in done[-1]
     qtbot.waitUntil(lambda: "<b>64</b> samples indexed" in panel.totals.text(), timeout=10000)
+
+
+def test_the_watcher_and_the_totals_wait_until_the_library_has_opened(open_window, qtbot, tmp_path,
+                                                                      isolated_library_dir):
+    """Start-up work that can wait (the folder watcher, the library's totals) starts once the
+    library thread has opened the index, not beside its load (a million-file library's
+    load shared two cores with them)."""
+    from app.library import Library
+    from app.scanner import Scanner
+    from tests.test_scanner import write_hits
+    folder = tmp_path / "samples"
+    write_hits(folder, 3)
+    with Library(isolated_library_dir) as library:
+        Scanner(library, workers=1).scan([folder])
+    win = open_window()
+    host = win.host
+    states = []
+    host.when_library_open(lambda: states.append(host.status().index_state))
+    host.watch_folders()
+    # the library thread's open is still under way: nothing of this has started
+    assert host.watcher is None and states == []
+    assert win.library_panel.totals.text() == "Opening the library…"
+    qtbot.waitUntil(lambda: host.watcher is not None and bool(states), timeout=60000)
+    assert states[0] != "opening", states
+    qtbot.waitUntil(lambda: win.library_panel.totals.text() != "Opening the library…", timeout=60000)
+    assert "3" in win.library_panel.totals.text()
+    host.when_library_open(lambda: states.append("at once"))     # opened: runs now
+    assert states[-1] == "at once"

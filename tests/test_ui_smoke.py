@@ -183,3 +183,16 @@ def test_live_host_on_jack_plays_keys_and_sends_chains_to_the_engine(jack_server
     finally:
         win.close()
         host.close()
+
+
+def test_opening_the_window_module_leaves_scipy_for_the_first_detection_or_map():
+    """The window's start-up imports only what its first answer needs: scipy (detection's
+    fits, the map's picker) loads when one of them is first used."""
+    out = subprocess.run([sys.executable, "-c",
+                          "import sys, ui.main_window, app.library_tasks; "
+                          "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"],
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
