@@ -39,6 +39,9 @@ def test_scan_workers_run_at_background_priority_while_the_engine_runs(jack_serv
     session.start(timeout=20)
     before = children()
     seen: dict[int, tuple[int, tuple | None]] = {}
+    # every I/O priority read per worker: a worker that is exiting has dropped its I/O context
+    # and reads as class 0, so the check is that each worker was seen at the lowered priority
+    io_seen: dict[int, set] = {}
     try:
         assert scan_workers(4) == max(1, min(4, (os.cpu_count() or 2) // 2 - 1))
         reports = []
@@ -51,6 +54,7 @@ def test_scan_workers_run_at_background_priority_while_the_engine_runs(jack_serv
             for pid, nice in children().items():
                 if pid not in before:
                     seen[pid] = (nice, io_priority(pid))
+                    io_seen.setdefault(pid, set()).add(seen[pid][1])
             return bool(seen) and all(n >= BACKGROUND_NICE for n, _ in seen.values())
 
         thread = threading.Thread(target=scan)
@@ -65,7 +69,7 @@ def test_scan_workers_run_at_background_priority_while_the_engine_runs(jack_serv
     assert reports and reports[0].indexed > 100, reports
     assert 1 <= len(seen) <= scan_workers(4), seen
     assert all(nice >= BACKGROUND_NICE for nice, _ in seen.values()), seen
-    assert all(io == (2, 7) for _, io in seen.values() if io is not None), seen
+    assert all((2, 7) in ios for ios in io_seen.values() if ios != {None}), io_seen
     # the engine's audio process is not lowered with them
     own = os.getpriority(os.PRIO_PROCESS, 0)
     assert audio_nice and all(nice <= own for nice in audio_nice.values()), audio_nice
