@@ -22,6 +22,14 @@ Four stages, each a function of this module:
    blind places, so sounds that fit everywhere (a dull kick) stop winning. Other places
    where the file's hits put it are kept as repeats when the sound fits there too.
 
+Two lanes. The stages above run on the track as it is, and again on its *foreground*
+(``app.foreground``: what does not repeat in it), where a one-shot played once over a
+repeating backing stands far clearer: onset blocks only, at the semitone ratios; the
+foreground's best ``SOLO_SCREEN_CANDIDATES`` files are screened at ``SOLO_SCREEN_RATE`` (a hat
+keeps little at ``SCREEN_RATE``) near their onsets, and its ``SOLO_FIT_CANDIDATES`` best get
+the full fit on the foreground. Both lanes' detections are ranked together; a file found in
+both is one entry with the occurrences of both.
+
 Hits of one file whose starts agree within ``MERGE_SECONDS`` are one occurrence; occurrences
 at other starts are repeats, listed in the same entry.
 
@@ -45,6 +53,7 @@ from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
 from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places
 from app.dup_verify import VERIFY_RATE
+from app.foreground import foreground
 from app.library import Library
 from app.onsets import detect_onsets
 from app.priority import scan_workers
@@ -60,6 +69,11 @@ ONSETS_PER_SECOND = 3.0
 HITS_PER_BLOCK = 30
 SCREEN_CANDIDATES = 240   # best files by contrast that the quick waveform screen reads
 FIT_CANDIDATES = 40       # best files of the screen that get the full waveform fit
+SOLO_SCREEN_CANDIDATES = 240   # the same, for files found in the track's foreground
+SOLO_FIT_CANDIDATES = 20
+SOLO_SCREEN_RATE = 5512   # Hz: a hat or a snare has little left at SCREEN_RATE
+SOLO_PAD_SECONDS = 0.5    # foreground hits come from onset blocks: their places are close
+SOLO_FIT_SECONDS = 2.0    # how much of a sound the foreground's screen fits
 SCREEN_PLACES = 3         # places (best hits first) where the screen tries a file
 SCREEN_PAD_SECONDS = 2.0  # how far from a hit's place the screen looks (a loop matches itself a bar away)
 FIT_SPEEDS = 2            # the screen's best speeds that the full fit tries
@@ -139,6 +153,7 @@ class Hit:
     score: float
     contrast: float
     ratio: float
+    solo: bool = False        # a block of the track's foreground (``app.foreground``)
 
 
 @dataclass
@@ -185,7 +200,7 @@ def distinct_places(anchors: np.ndarray, limit: int = MAX_PLACES) -> list[float]
     return places
 
 
-def track_blocks(audio: np.ndarray, hop_frames: int,
+def track_blocks(audio: np.ndarray, hop_frames: int | None,
                  onset_samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoder blocks of mono model-rate audio every ``hop_frames`` analysis frames, with the
     encoder's per-block level (``models.preprocess`` step 3) and no onset trimming, then one
@@ -201,7 +216,8 @@ def track_blocks(audio: np.ndarray, hop_frames: int,
     padded[:audio.size] = np.abs(audio)
     seg_peaks = padded.reshape(n_seg, hop).max(axis=1) if n_seg else np.zeros(0)
     oneshot_frames = max(1, int(round(ONESHOT_SECONDS * MODEL_SAMPLE_RATE / hop)))
-    spans = [(s, s + BLOCK_FRAMES) for s in range(0, max(0, n_frames - BLOCK_FRAMES) + 1, hop_frames)]
+    spans = [] if hop_frames is None else [
+        (s, s + BLOCK_FRAMES) for s in range(0, max(0, n_frames - BLOCK_FRAMES) + 1, hop_frames)]
     if onset_samples is not None:
         spans += [(int(o) // hop, int(o) // hop + oneshot_frames) for o in onset_samples
                   if int(o) // hop < n_frames]
@@ -249,39 +265,56 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     total = len(SPEED_RATIOS) + 2
     audio = read_mono(track, MODEL_SAMPLE_RATE, max_seconds=MAX_TRACK_SECONDS)
     lap("decode")
-    hits = collect_hits(library, audio, progress=progress, total=total, workers=workers)
+    solo = foreground(audio, MODEL_SAMPLE_RATE)
+    lap("foreground")
+    hits = collect_hits(library, audio, solo, progress=progress, total=total, workers=workers)
     trace.hit_files = {h.file_id for h in hits}
     lap("hits")
-    candidates = aggregate(hits, library.catalog.files_by_id(trace.hit_files))
+    rows = library.catalog.files_by_id(trace.hit_files)
+    lanes = [aggregate([h for h in hits if not h.solo], rows)[:SCREEN_CANDIDATES],
+             aggregate([h for h in hits if h.solo], rows)[:SOLO_SCREEN_CANDIDATES]]
     lap("aggregate")
-    screened = candidates[:SCREEN_CANDIDATES]
-    trace.screened = [c.file.id for c in screened]
-    at_fit_rate = soxr.resample(np.asarray(audio, np.float32), MODEL_SAMPLE_RATE, VERIFY_RATE)
-    track_fit = TrackView.of(at_fit_rate, VERIFY_RATE)
-    track_screen = TrackView.of(soxr.resample(at_fit_rate, VERIFY_RATE, SCREEN_RATE), SCREEN_RATE)
-    with _ordered_map(_sound, [c.file for c in screened], workers) as read:
-        sounds = {c.file.id: sound for c, sound in zip(screened, read)}
+    trace.screened = sorted({c.file.id for lane in lanes for c in lane})
+    files = {c.file.id: c.file for lane in lanes for c in lane}
+    with _ordered_map(_sound, list(files.values()), workers) as read:
+        sounds = dict(zip(files, read))
     lap("read sounds")
-    picked = screen(screened, sounds, track_screen, workers=workers)
+    views = [_views(audio, SCREEN_RATE), _views(solo, SOLO_SCREEN_RATE)]
+    picked = [screen(lanes[0], sounds, views[0][1], workers=workers)[:FIT_CANDIDATES],
+              screen(lanes[1], sounds, views[1][1], pad_s=SOLO_PAD_SECONDS,
+                     seconds=SOLO_FIT_SECONDS, workers=workers)[:SOLO_FIT_CANDIDATES]]
     if progress is not None:
         progress(total - 1, total)
-    trace.fitted = [c.file.id for c, _ in picked]
+    trace.fitted = sorted({c.file.id for lane in picked for c, _ in lane})
     lap("screen")
-    with _ordered_map(lambda cf: verify(cf[0], cf[1], sounds.get(cf[0].file.id), track_fit),
-                      picked, workers) as verified:
+    jobs = [(c, fits, view[0]) for lane, view in zip(picked, views) for c, fits in lane]
+    with _ordered_map(lambda job: verify(job[0], job[1], sounds.get(job[0].file.id), job[2]),
+                      jobs, workers) as verified:
         detections = list(verified)
     lap("verify")
     fitted = {d.file.id for d in detections}
-    detections += [_unverified(c) for c in candidates[:max(limit, FIT_CANDIDATES)]
+    detections += [_unverified(c) for c in lanes[0][:max(limit, FIT_CANDIDATES)]
                    if c.file.id not in fitted]
     detections = [d for d in detections if d.verified or d.score >= min_score]
     detections.sort(key=lambda d: -d.rank_score)
+    best: dict[int, Detection] = {}
+    for d in detections:                     # a file found in both lanes: one entry
+        kept = best.setdefault(d.file.id, d)
+        if kept is not d and d.verified:
+            kept.occurrences = _without_overlaps(kept.occurrences + d.occurrences)
     if progress is not None:
         progress(total, total)
-    return detections[:limit]
+    return list(best.values())[:limit]
 
 
-def collect_hits(library: Library, audio: np.ndarray, *,
+def _views(audio: np.ndarray, screen_rate: int) -> tuple[TrackView, TrackView]:
+    """Model-rate track audio as the full fit's view and a screen's view at ``screen_rate``."""
+    at_fit_rate = soxr.resample(np.asarray(audio, np.float32), MODEL_SAMPLE_RATE, VERIFY_RATE)
+    return (TrackView.of(at_fit_rate, VERIFY_RATE),
+            TrackView.of(soxr.resample(at_fit_rate, VERIFY_RATE, screen_rate), screen_rate))
+
+
+def collect_hits(library: Library, audio: np.ndarray, solo: np.ndarray, *,
                  progress: Callable[[int, int], None] | None = None, total: int | None = None,
                  workers: int | None = None) -> list[Hit]:
     """Stage 1: every track block's index hits, at every speed ratio (module docstring).
@@ -291,22 +324,29 @@ def collect_hits(library: Library, audio: np.ndarray, *,
     index, catalog, encoder = library.index, library.catalog, library.encoder
     hop_frames = max(1, int(round(HOP_SECONDS * MODEL_SAMPLE_RATE / frontend.HOP_LENGTH)))
     onsets = track_onsets(audio)
+    solo_onsets = track_onsets(solo)
 
-    def embedded(ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    def embedded(job: tuple[float, bool]) -> tuple[np.ndarray, np.ndarray]:
         # any thread: the encoder session runs concurrently, soxr and numpy release the GIL
-        stretched = audio if ratio == 1.0 else soxr.resample(
-            audio, MODEL_SAMPLE_RATE, MODEL_SAMPLE_RATE * ratio, quality="HQ")
-        blocks, starts = track_blocks(
-            stretched, hop_frames, onsets * ratio if ratio in ONESHOT_RATIOS else None)
+        ratio, alone = job
+        source = solo if alone else audio
+        stretched = source if ratio == 1.0 else soxr.resample(
+            source, MODEL_SAMPLE_RATE, MODEL_SAMPLE_RATE * ratio, quality="HQ")
+        if alone:
+            blocks, starts = track_blocks(stretched, None, solo_onsets * ratio)
+        else:
+            blocks, starts = track_blocks(
+                stretched, hop_frames, onsets * ratio if ratio in ONESHOT_RATIOS else None)
         vectors = [encoder.embed_blocks(blocks[b:b + BATCH]) for b in range(0, len(blocks), BATCH)]
         return starts, (np.concatenate(vectors) if vectors else np.zeros((0, index.dim), np.float32))
 
+    jobs = [(r, False) for r in SPEED_RATIOS] + [(r, True) for r in ONESHOT_RATIOS]
     hits: list[Hit] = []
-    with _ordered_map(embedded, SPEED_RATIOS, workers) as passes:
-        for n, (ratio, (starts, vectors)) in enumerate(zip(SPEED_RATIOS, passes)):
+    with _ordered_map(embedded, jobs, workers) as passes:
+        for n, ((ratio, alone), (starts, vectors)) in enumerate(zip(jobs, passes)):
             if progress is not None:
-                progress(n, total or len(SPEED_RATIOS))
-            hits += _pass_hits(index, catalog, ratio, starts, vectors)
+                progress(n * len(SPEED_RATIOS) // len(jobs), total or len(SPEED_RATIOS))
+            hits += _pass_hits(index, catalog, ratio, starts, vectors, alone)
     return hits
 
 
@@ -330,7 +370,8 @@ def _ordered_map(fn: Callable, items, workers: int | None):
         yield pool.map(fn, items)
 
 
-def _pass_hits(index, catalog, ratio: float, starts: np.ndarray, vectors: np.ndarray) -> list[Hit]:
+def _pass_hits(index, catalog, ratio: float, starts: np.ndarray, vectors: np.ndarray,
+               solo: bool) -> list[Hit]:
     """The index hits of one speed pass's blocks (``starts`` in samples of the pass)."""
     hits: list[Hit] = []
     for b in range(0, len(vectors), BATCH):
@@ -345,7 +386,7 @@ def _pass_hits(index, catalog, ratio: float, starts: np.ndarray, vectors: np.nda
             mean, spread = float(scores.mean()), max(float(scores.std()), 0.01)
             for h in row:
                 anchor = t - offsets.get(h.vector_id, 0) / (MODEL_SAMPLE_RATE * ratio)
-                hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio))
+                hits.append(Hit(h.file_id, anchor, h.score, (h.score - mean) / spread, ratio, solo))
     return hits
 
 
@@ -366,7 +407,8 @@ def aggregate(hits: list[Hit], rows: dict[int, FileRow]) -> list[Candidate]:
 
 
 def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
-           track_screen: TrackView, *, workers: int | None = None
+           track_screen: TrackView, *, pad_s: float = SCREEN_PAD_SECONDS,
+           seconds: float | None = None, workers: int | None = None
            ) -> list[tuple[Candidate, list[Fit]]]:
     """Stage 3: the FIT_CANDIDATES candidates whose sound stands out most from its blind
     places at SCREEN_RATE, each with its fits at every speed ratio, best first
@@ -375,11 +417,14 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
         source = sounds.get(c.file.id)
         if source is None or source.size < 64:
             return []
-        low = soxr.resample(source, VERIFY_RATE, SCREEN_RATE, quality="MQ")
+        rate = track_screen.rate
+        if seconds is not None:
+            source = source[:int(seconds * VERIFY_RATE)]
+        low = soxr.resample(source, VERIFY_RATE, rate, quality="MQ")
         fits = []
         for ratio in SPEED_RATIOS:
-            fit = fit_places(track_screen, at_speed(low, SCREEN_RATE, ratio, quality="MQ"),
-                             c.places[:SCREEN_PLACES], SCREEN_PAD_SECONDS, ratio)
+            fit = fit_places(track_screen, at_speed(low, rate, ratio, quality="MQ"),
+                             c.places[:SCREEN_PLACES], pad_s, ratio)
             if fit is not None:
                 fits.append(fit)
         fits.sort(key=lambda f: -f.contrast)

@@ -24,6 +24,7 @@ LIBRARY = ["loop_amen", "loop_breakbeat", "loop_compus", "loop_mehackit1", "loop
            "guit_em9", "perc_bell", "bass_hit_c", "drum_cymbal_open", "elec_blip"]
 SNARE = HYDROGEN / "The Black Pearl 1.0" / "PearlSnare-Hard.wav"
 BACKGROUND = ["loop_garzul", "loop_mika", "loop_safari"]   # not in the library
+SHOTS_UNDER_DB = 8.0   # how far the one-shots lie under the LMMS parts
 
 
 def _mono(path) -> np.ndarray:
@@ -203,3 +204,29 @@ def test_detection_runs_on_worker_threads_and_on_fewer_while_a_live_session_runs
             detect.detect(lib, track)
         if scan_workers(cores) == 1:        # one thread: the calling one
             assert set(names) == {threading.current_thread().name}
+
+
+def test_one_shots_played_once_under_a_repeating_mix_are_found_at_their_place(library, tmp_path, capsys):
+    """Three one-shots, pitched up, down and not at all, each 8 dB under the four LMMS parts
+    (over its first 0.5 s): each among the first 10 within 0.5 s of where it was played.
+    They are found in the track's foreground (``app.foreground``): the parts repeat, the
+    one-shots do not. Without the foreground the open cymbal is not found."""
+    require(LMMS / "beats", "lmms-common")
+    library_dir, root = library
+    track = _lmms_background(24.0)
+    placed = {"elec_bell": (4.2, 2 ** (1 / 12)), "drum_cymbal_open": (11.6, 2 ** (-2 / 12)),
+              SNARE.stem: (18.3, 1.0)}
+    for name, (start, speed) in placed.items():
+        part = _at_speed(_mono(SNARE if name == SNARE.stem else SONIC_PI / f"{name}.flac"), speed)
+        part = part[:int(1.5 * RATE)]
+        at = int(start * RATE)
+        track[at:at + part.size] += part * (0.1 * 10 ** (-SHOTS_UNDER_DB / 20) / _rms(part[:int(0.5 * RATE)]))
+    path = tmp_path / "shots.wav"
+    sf.write(path, track * (0.5 / np.max(np.abs(track))), RATE, subtype="PCM_16")
+    assert main(["detect", "--json", "--library-dir", str(library_dir), str(path)]) == 0
+    found = {d["path"]: d for d in json.loads(capsys.readouterr().out)["detections"][:10]}
+    for name, (start, _) in placed.items():
+        path = str(next(root.glob(f"{name}.*")))
+        assert path in found, (name, [os.path.basename(p) for p in found])
+        starts = [o["start_s"] for o in found[path]["occurrences"]]
+        assert min(abs(s - start) for s in starts) <= 0.5, (name, starts)
