@@ -410,9 +410,10 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
            track_screen: TrackView, *, pad_s: float = SCREEN_PAD_SECONDS,
            seconds: float | None = None, workers: int | None = None
            ) -> list[tuple[Candidate, list[Fit]]]:
-    """Stage 3: the FIT_CANDIDATES candidates whose sound stands out most from its blind
-    places at SCREEN_RATE, each with its fits at every speed ratio, best first
-    (candidates are fitted on ``workers`` threads)."""
+    """Stage 3: the candidates with their fits at every speed ratio at ``track_screen``'s
+    rate, within ``pad_s`` of their first SCREEN_PLACES places (the first ``seconds`` of each
+    sound; all of it when None), those whose sound stands out most from its blind places
+    first (candidates are fitted on ``workers`` threads)."""
     def fits_of(c: Candidate) -> list[Fit]:
         source = sounds.get(c.file.id)
         if source is None or source.size < 64:
@@ -433,7 +434,7 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
     with _ordered_map(fits_of, candidates, workers) as all_fits:
         scored = [(c, fits) for c, fits in zip(candidates, all_fits) if fits]
     scored.sort(key=lambda cf: -cf[1][0].contrast)
-    return scored[:FIT_CANDIDATES]
+    return scored
 
 
 def verify(candidate: Candidate, screen_fits: list[Fit], source: np.ndarray | None,
