@@ -21,12 +21,14 @@ Threads: the thread that owns the ``Library``.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -37,11 +39,15 @@ from app.catalog import FileRow
 from app.decode import DecodeError, probe, read_mono
 from app.dup_verify import VERIFY_RATE, Verdict, pcm_hash, prepare, verify
 from app.library import Library
+from app.lifeline import init_background_worker
+from app.priority import scan_workers
 from engine.errors import SampleScoutError
 
 CANDIDATE_COSINE = 0.75   # nearest files below this cosine are not verified
 CANDIDATES_PER_FILE = 10
 _DECODED_CACHE = 64
+PROCESS_MIN_FILES = 32    # fewer files are verified on the calling thread (a pool takes ~1 s to start)
+ROWS_IN_FLIGHT = 3        # files handed to each verifying process ahead of their turn
 
 
 class TrashError(SampleScoutError):
@@ -145,16 +151,66 @@ class _Decoded:
         return self.hashes[row.id]
 
 
-def update(library: Library, *, progress: Callable[[int, int, str], None] | None = None) -> UpdateReport:
-    """Check every new or changed indexed file against its nearest files; store the pairs."""
+def update(library: Library, *, progress: Callable[[int, int, str], None] | None = None,
+           workers: int | None = None) -> UpdateReport:
+    """Check every new or changed indexed file against its nearest files; store the pairs.
+    ``workers``: processes that verify pairs (the cores, fewer while a live session runs:
+    ``app.priority.scan_workers``; the result does not depend on it). Fewer than
+    ``PROCESS_MIN_FILES`` files to check, or one worker, are verified on this thread."""
     started = time.monotonic()
     report = UpdateReport()
+    todo = library.catalog.duplicate_unchecked()
+    library.forget_duplicate_pairs(row.id for row in todo)
+    workers = scan_workers(os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    if workers > 1 and len(todo) >= PROCESS_MIN_FILES:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=init_background_worker,
+                                 initargs=(os.getpid(),)) as pool:
+            _check(library, todo, pool, workers * ROWS_IN_FLIGHT, report, progress)
+    else:
+        _check(library, todo, None, 0, report, progress)
+    if progress is not None:
+        progress(len(todo), len(todo), "")
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+def verify_all(mine: np.ndarray, others: list[tuple[int, np.ndarray, bool]]) -> list[tuple]:
+    """The stored pairs of one checked file (prepared audio ``mine``) among its candidates
+    ``(file id, prepared audio, same PCM hash)``. Any process or thread."""
+    out = []
+    for other_id, theirs, same in others:
+        verdict = verify(mine, theirs, same_samples=same)
+        if verdict is not None:
+            out.append(_stored(other_id, verdict))
+    return out
+
+
+@dataclass
+class _Checking:
+    row: FileRow
+    pcm_hash: str
+    pairs: Future
+
+
+def _check(library: Library, todo: list[FileRow], pool: ProcessPoolExecutor | None,
+           in_flight: int, report: UpdateReport,
+           progress: Callable[[int, int, str], None] | None) -> None:
+    """``update``'s loop: decoding and the catalog on this thread; each file's candidate
+    pairs verified in ``pool`` (at most ``in_flight`` files at a time) or here when None.
+    Results are stored in the order of ``todo``."""
     catalog, index = library.catalog, library.index
-    todo = catalog.duplicate_unchecked()
     kits = KitManifests()
     decoded = _Decoded({})
-    library.forget_duplicate_pairs(row.id for row in todo)
     verified: set[tuple[int, int]] = set()
+    pending: deque[_Checking] = deque()
+
+    def store(done: _Checking) -> None:
+        pairs = done.pairs.result()
+        library.record_duplicate_check(done.row.id, done.row.content_hash or "", done.pcm_hash, pairs)
+        report.checked += 1
+        report.pairs += len(pairs)
+
     for n, row in enumerate(todo):
         if progress is not None:
             progress(n, len(todo), row.path)
@@ -162,13 +218,13 @@ def update(library: Library, *, progress: Callable[[int, int, str], None] | None
         hits = index.search(vectors, CANDIDATES_PER_FILE, exclude_file_ids=[row.id]) if len(vectors) else []
         others = catalog.files_by_id(h.file_id for h in hits if h.score >= CANDIDATE_COSINE)
         decoded.hashes.update(catalog.duplicate_pcm_hashes([row.id, *others]))
-        pairs = []
         try:
             mine = decoded.get(row)
         except (DecodeError, OSError) as exc:
             report.failed.append(f"{row.path}: {exc}")
             library.record_duplicate_check(row.id, row.content_hash or "", None, [])
             continue
+        jobs = []
         for other in others.values():
             key = (min(row.id, other.id), max(row.id, other.id))
             if key in verified:
@@ -182,17 +238,18 @@ def update(library: Library, *, progress: Callable[[int, int, str], None] | None
                 same = decoded.hash_of(row) == decoded.hash_of(other)
             except (DecodeError, OSError):
                 continue
-            report.candidates += 1
-            verdict = verify(mine, theirs, same_samples=same)
-            if verdict is not None:
-                pairs.append(_stored(other.id, verdict))
-        library.record_duplicate_check(row.id, row.content_hash or "", decoded.hash_of(row), pairs)
-        report.checked += 1
-        report.pairs += len(pairs)
-    if progress is not None:
-        progress(len(todo), len(todo), "")
-    report.elapsed_s = time.monotonic() - started
-    return report
+            jobs.append((other.id, theirs, same))
+        report.candidates += len(jobs)
+        checking = _Checking(row, decoded.hash_of(row), Future())
+        if pool is None or not jobs:
+            checking.pairs.set_result(verify_all(mine, jobs) if jobs else [])
+        else:
+            checking.pairs = pool.submit(verify_all, mine, jobs)
+        pending.append(checking)
+        while pending and (len(pending) > in_flight or pending[0].pairs.done()):
+            store(pending.popleft())
+    while pending:
+        store(pending.popleft())
 
 
 def _stored(other_id: int, verdict: Verdict) -> tuple:

@@ -72,3 +72,12 @@ def is_child_of(pid: int, parent_pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return len(fields) > 1 and int(fields[1]) == parent_pid
+
+
+def init_background_worker(parent_pid: int) -> None:
+    """Initializer of a worker process that only computes (duplicate checks): tie it to its
+    parent and lower its priority (``app.priority.as_background``)."""
+    from app.priority import as_background
+
+    die_with_parent(parent_pid)
+    as_background()

@@ -19,7 +19,8 @@ from app import duplicates
 from app.cli import main
 from app.library import Library
 from app.scanner import Scanner
-from tests.conftest import HYDROGEN, SONIC_PI, require
+from app.priority import BACKGROUND_NICE
+from tests.conftest import HYDROGEN, SONIC_PI, proc_stats, require, wait_for
 
 KIT = "The Black Pearl 1.0"
 LAYERS = ["PearlKick-Soft.wav", "PearlKick-Med.wav", "PearlKick-Hard.wav", "PearlKick-Hardest.wav",
@@ -247,3 +248,40 @@ def test_a_cut_piece_of_a_short_sound_is_still_a_copy():
     piece = mono[116:116 + int(mono.size * 0.45)]
     verdict = verify(prepare(mono, rate), prepare(piece, rate))
     assert verdict is not None and verdict.label == "near" and verdict.trimmed
+
+
+def test_a_large_check_runs_in_background_processes_with_the_same_groups_and_leaves_none(tmp_path):
+    """At least PROCESS_MIN_FILES files: pairs are verified in worker processes at background
+    priority, the stored groups are those of a check on one thread, and no worker outlives
+    the check."""
+    require(SONIC_PI, "sonic-pi-samples")
+    root = tmp_path / "samples"
+    root.mkdir()
+    _write_copies(root, "loop_amen")
+    for path in sorted(SONIC_PI.glob("[b-d]*.flac"))[:40]:
+        shutil.copyfile(path, root / path.name)
+    one, two = tmp_path / "one", tmp_path / "two"
+    with Library(one) as library:
+        Scanner(library, workers=1).scan([str(root)])
+    shutil.copytree(one, two)
+    with Library(one) as library:
+        alone = duplicates.update(library, workers=1)
+        groups_alone = [g.as_dict() for g in duplicates.groups(library)]
+    assert alone.checked >= duplicates.PROCESS_MIN_FILES
+
+    workers: dict[int, int] = {}
+
+    def note_workers(*_):
+        for pid, fields in proc_stats():
+            if int(fields[1]) == os.getpid() and int(fields[16]) >= BACKGROUND_NICE:
+                workers[pid] = int(fields[16])
+
+    with Library(two) as library:
+        pooled = duplicates.update(library, workers=2, progress=note_workers)
+        groups_pooled = [g.as_dict() for g in duplicates.groups(library)]
+    assert (pooled.checked, pooled.candidates, pooled.pairs) == (alone.checked, alone.candidates, alone.pairs)
+    assert groups_pooled == groups_alone and any("loop_amen" in f["path"] for g in groups_alone
+                                                 for f in g["files"])
+    assert 1 <= len(workers) <= 2, workers
+    live = lambda: [pid for pid, _ in proc_stats() if pid in workers]  # noqa: E731
+    assert wait_for(lambda: not live(), 10), live()
