@@ -76,8 +76,10 @@ def is_child_of(pid: int, parent_pid: int) -> bool:
 
 def init_background_worker(parent_pid: int) -> None:
     """Initializer of a worker process that only computes (duplicate checks): tie it to its
-    parent and lower its priority (``app.priority.as_background``)."""
+    parent, leave Ctrl-C to the parent (which stops handing out work and joins it) and lower
+    its priority (``app.priority.as_background``)."""
     from app.priority import as_background
 
     die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     as_background()
