@@ -63,13 +63,14 @@ def _neighbours(features: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """What of mono ``audio`` does not repeat elsewhere in it, as audio of the same length
-    and rate (module docstring). Audio too short to hold a repeat comes back as silence."""
-    audio = np.asarray(audio, dtype=np.float64)
+    """What of mono ``audio`` does not repeat elsewhere in it, as float32 audio of the same
+    length and rate (module docstring). Audio too short to hold a repeat comes back as
+    silence."""
+    audio = np.asarray(audio, dtype=np.float32)
     if audio.size < N_FFT:
-        return np.zeros(audio.size)
+        return np.zeros(audio.size, np.float32)
     n_frames = -(-audio.size // HOP_LENGTH) + 1
-    padded = np.zeros((n_frames + 1) * HOP_LENGTH + N_FFT)
+    padded = np.zeros((n_frames + 1) * HOP_LENGTH + N_FFT, np.float32)
     padded[N_FFT // 2:N_FFT // 2 + audio.size] = audio
     window = _window()
     bins = N_FFT // 2 + 1
@@ -84,9 +85,7 @@ def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         features[a:b] = np.add.reduceat(m, edges, axis=1)
     features /= np.linalg.norm(features, axis=1, keepdims=True) + _EPS
     neighbours = _neighbours(features, sample_rate)
-    out = np.zeros(padded.size)
-    norm = np.zeros(padded.size)
-    at = np.arange(N_FFT)
+    out = np.zeros(padded.size, np.float32)
     for a in range(0, n_frames, CHUNK_FRAMES):
         b = min(n_frames, a + CHUNK_FRAMES)
         spectra = _spectra(padded, a, b, window)
@@ -103,7 +102,11 @@ def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         keep = 1.0 - np.minimum(background, own) / (own + _EPS)
         frames = np.fft.irfft(spectra * keep, n=N_FFT, axis=1) * window
         for i, frame in zip(range(a, b), frames):
-            out[i * HOP_LENGTH + at] += frame
-            norm[i * HOP_LENGTH + at] += window * window
-    out /= np.maximum(norm, 1e-3)
-    return out[N_FFT // 2:N_FFT // 2 + audio.size]
+            out[i * HOP_LENGTH:i * HOP_LENGTH + N_FFT] += frame
+    # every kept sample lies under two frames, HOP_LENGTH apart: their squared windows add
+    # up to a pattern of period HOP_LENGTH
+    squared = window * window
+    norm = squared[:HOP_LENGTH] + squared[HOP_LENGTH:]
+    kept = out[N_FFT // 2:N_FFT // 2 + audio.size]
+    kept /= np.tile(norm, -(-kept.size // HOP_LENGTH) + 1)[N_FFT // 2 % HOP_LENGTH:][:kept.size]
+    return kept.copy()
