@@ -317,8 +317,9 @@ def _views(audio: np.ndarray, screen_rate: int) -> tuple[TrackView, TrackView]:
 def collect_hits(library: Library, audio: np.ndarray, solo: np.ndarray, *,
                  progress: Callable[[int, int], None] | None = None, total: int | None = None,
                  workers: int | None = None) -> list[Hit]:
-    """Stage 1: every track block's index hits, at every speed ratio (module docstring).
-    The speed passes' resampling, front-end and encoder run on ``workers`` threads (default:
+    """Stage 1: every track block's index hits, at every speed ratio (module docstring), and
+    the onset blocks of ``solo`` (the track's foreground) at the semitone ratios, as hits
+    marked ``solo``. The speed passes' resampling, front-end and encoder run on ``workers`` threads (default:
     the cores, fewer while a live session runs: ``app.priority.scan_workers``); the index
     and catalog lookups stay on the calling thread."""
     index, catalog, encoder = library.index, library.catalog, library.encoder
