@@ -64,8 +64,8 @@ def _neighbours(features: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """What of mono ``audio`` does not repeat elsewhere in it, as float32 audio of the same
-    length and rate (module docstring). Audio too short to hold a repeat comes back as
-    silence."""
+    length and rate (module docstring). Audio shorter than one frame comes back as silence;
+    a frame with no other frame MIN_GAP_SECONDS away (a track under a second) is kept whole."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.size < N_FFT:
         return np.zeros(audio.size, np.float32)

@@ -56,3 +56,8 @@ def test_a_sound_played_once_over_a_repeating_backing_is_what_the_foreground_kee
 def test_audio_too_short_to_repeat_gives_silence_of_its_length():
     assert np.array_equal(foreground(np.ones(100), RATE), np.zeros(100))
     assert foreground(np.zeros(0), RATE).shape == (0,)
+
+
+def test_a_sound_shorter_than_the_gap_to_a_repeat_is_kept_whole():
+    sound = np.random.default_rng(0).standard_normal(int(0.5 * RATE)).astype(np.float32)
+    assert np.allclose(foreground(sound, RATE), sound, atol=1e-5)
