@@ -86,6 +86,7 @@ def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     features /= np.linalg.norm(features, axis=1, keepdims=True) + _EPS
     neighbours = _neighbours(features, sample_rate)
     out = np.zeros(padded.size, np.float32)
+    halves = out.reshape(-1, HOP_LENGTH)     # frame i spans halves i and i + 1
     for a in range(0, n_frames, CHUNK_FRAMES):
         b = min(n_frames, a + CHUNK_FRAMES)
         spectra = _spectra(padded, a, b, window)
@@ -101,12 +102,11 @@ def foreground(audio: np.ndarray, sample_rate: int) -> np.ndarray:
             background = np.median(stack, axis=1)
         keep = 1.0 - np.minimum(background, own) / (own + _EPS)
         frames = np.fft.irfft(spectra * keep, n=N_FFT, axis=1) * window
-        for i, frame in zip(range(a, b), frames):
-            out[i * HOP_LENGTH:i * HOP_LENGTH + N_FFT] += frame
+        halves[a:b] += frames[:, :HOP_LENGTH]
+        halves[a + 1:b + 1] += frames[:, HOP_LENGTH:]
     # every kept sample lies under two frames, HOP_LENGTH apart: their squared windows add
-    # up to a pattern of period HOP_LENGTH
+    # up to a pattern of period HOP_LENGTH, and the kept part starts on a period
     squared = window * window
-    norm = squared[:HOP_LENGTH] + squared[HOP_LENGTH:]
-    kept = out[N_FFT // 2:N_FFT // 2 + audio.size]
-    kept /= np.tile(norm, -(-kept.size // HOP_LENGTH) + 1)[N_FFT // 2 % HOP_LENGTH:][:kept.size]
-    return kept.copy()
+    kept = halves[1:]
+    kept /= (squared[:HOP_LENGTH] + squared[HOP_LENGTH:]).astype(np.float32)
+    return kept.reshape(-1)[:audio.size].copy()
