@@ -39,6 +39,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 import soxr
 
 VERIFY_RATE = 11025
@@ -57,6 +58,15 @@ VARIANT_SECONDS = 3.0   # variants are compared on their first seconds (a ratio 
 # stretched copies, and the variants among Debian's 1,429 samples), while about 88 % of the
 # candidate pairs that are no variant screen lower and skip the refinement's 22 fits
 VARIANT_SCREEN = 0.75
+# the screen's resampler: soxr's medium quality takes a quarter of the high's time, and
+# the screen only has to keep a variant above VARIANT_SCREEN (the refinement resamples at HQ)
+SCREEN_QUALITY = "MQ"
+# the aligned waveforms of a pair whose correlation curve peaks below this (interpolated
+# between samples) are no copy: copies' curves peak at 0.45 or more (single-cycle waveforms
+# of Debian's LMMS at 0.45-0.78, codec and trimmed copies at 0.98 or more), while half the
+# candidate pairs that are no copy peak lower and skip the sub-sample search
+NEAR_SCREEN = 0.3
+FRACTION_SEARCH_SECONDS = 4.0   # how much of the overlap the sub-sample search compares
 SEMITONE_RATIOS = tuple(2.0 ** (s / 12.0) for s in (-2, -1, 1, 2))
 TEMPO_RATIOS = (0.9, 0.95, 1.0 / 0.95, 1.0 / 0.9)
 _SILENT = 1e-8
@@ -99,22 +109,37 @@ def prepare(mono: np.ndarray, sample_rate: int = VERIFY_RATE) -> np.ndarray:
     return x - x.mean() if x.size else x
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(1, int(n - 1).bit_length())
+class Fixed:
+    """One side of many correlations (a file checked against several speeds of another):
+    its energy prefix sums and its spectrum at each FFT size, computed once."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self.energy = np.concatenate([[0.0], np.cumsum(x * x)])
+        self._spectra: dict[int, np.ndarray] = {}
+
+    def spectrum(self, n: int) -> np.ndarray:
+        if n not in self._spectra:
+            self._spectra[n] = scipy.fft.rfft(self.x, n)
+        return self._spectra[n]
 
 
-def correlation_curve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def correlation_curve(a: np.ndarray | Fixed, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lags, correlation): the normalised correlation of ``b`` placed at each lag in ``a``
     (negative: ``a`` starts inside ``b``) over their overlap; -1 where the overlap holds less
     than COVER of the shorter sound's energy."""
+    fixed = a if isinstance(a, Fixed) else Fixed(a)
+    a = fixed.x
     if a.size == 0 or b.size == 0:
         return np.zeros(1, np.int64), np.full(1, -1.0)
-    n = _next_pow2(a.size + b.size)
-    xc = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    # any size of at least a.size + b.size - 1 gives the linear correlation; 5-smooth sizes
+    # transform 2-3 times faster than the next power of two above
+    n = scipy.fft.next_fast_len(a.size + b.size, real=True)
+    xc = scipy.fft.irfft(fixed.spectrum(n) * np.conj(scipy.fft.rfft(b, n)), n)
     # xc[lag] = sum a[i + lag] b[i]; lags -len(b)+1 .. len(a)-1
     lags = np.arange(-(b.size - 1), a.size)
     num = np.concatenate([xc[n - (b.size - 1):], xc[:a.size]])
-    ca = np.concatenate([[0.0], np.cumsum(a * a)])
+    ca = fixed.energy
     cb = np.concatenate([[0.0], np.cumsum(b * b)])
     a_lo = np.clip(lags, 0, a.size)
     a_hi = np.clip(lags + b.size, 0, a.size)
@@ -131,7 +156,7 @@ def correlation_curve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     return lags, corr
 
 
-def align(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
+def align(a: np.ndarray | Fixed, b: np.ndarray) -> tuple[float, int, float]:
     """(correlation, lag, cover): the best normalised correlation of ``b`` placed at ``lag``
     samples into ``a`` (negative: ``a`` starts inside ``b``), over their overlap, among the
     placements where the overlap holds at least COVER of the shorter sound's energy."""
@@ -157,8 +182,9 @@ def segment_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     keep = (ex > ex.max() * 1e-3) & (ey > ey.max() * 1e-3)
     if not keep.any():
         return 0.0
-    corr = np.einsum("ij,ij->i", xs, ys)[keep] / np.sqrt(np.maximum(ex[keep] * ey[keep], _SILENT))
-    return float(np.median(corr))
+    corr = np.sort(np.einsum("ij,ij->i", xs, ys)[keep] / np.sqrt(np.maximum(ex[keep] * ey[keep], _SILENT)))
+    mid = corr.size // 2
+    return float(corr[mid] if corr.size % 2 else (corr[mid - 1] + corr[mid]) / 2)
 
 
 def envelope_distance(a: np.ndarray, b: np.ndarray, lag: int) -> float:
@@ -204,17 +230,59 @@ def fractional_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     """``segment_correlation`` at the best of ``lag`` give or take 4 samples in quarter-sample
     steps: a copy cut at a sample of its own rate starts between two samples of
     VERIFY_RATE, half a sample turns bright sounds away from themselves, and the
-    cross-correlation peak of a bright sound can then sit a few samples off."""
+    cross-correlation peak of a bright sound can then sit a few samples off. The steps are
+    searched on the first ``FRACTION_SEARCH_SECONDS`` of the overlap (one copy has one
+    offset throughout), and the best is measured on the whole."""
     best = segment_correlation(a, b, lag)
     if best >= NEAR_CORRELATION or b.size < 2:
         return best
-    spectrum = np.fft.rfft(b)
-    freqs = np.fft.rfftfreq(b.size)
+    span = int(FRACTION_SEARCH_SECONDS * VERIFY_RATE) + 8
+    a_part, b_part = a[:max(0, lag) + span], b[:max(0, -lag) + span]
+    found, where = -2.0, (0.0, lag)
+    delay = _Delays(b_part)
     for frac in (0.0, -0.5, -0.25, 0.25, 0.5):
-        shifted = b if frac == 0.0 else np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * frac), b.size)
+        shifted = delay.by(frac)
         for near in range(lag - 4, lag + 5):
-            best = max(best, segment_correlation(a, shifted, near))
-    return best
+            score = segment_correlation(a_part, shifted, near)
+            if score > found:
+                found, where = score, (frac, near)
+    if b_part.size == b.size and a_part.size == a.size:
+        return found
+    frac, near = where
+    return max(best, segment_correlation(a, _Delays(b).by(frac), near))
+
+
+class _Delays:
+    """``x`` delayed by fractions of a sample (band-limited: its spectrum, zero-padded so
+    the delay does not wrap the end onto the start, times a phase ramp)."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self._n = scipy.fft.next_fast_len(x.size + 8, real=True)
+        self._spectrum: np.ndarray | None = None
+
+    def by(self, frac: float) -> np.ndarray:
+        if frac == 0.0:
+            return self.x
+        if self._spectrum is None:
+            self._spectrum = scipy.fft.rfft(self.x, self._n)
+        ramp = np.exp(-2j * np.pi * frac * np.arange(self._spectrum.size) / self._n)
+        return scipy.fft.irfft(self._spectrum * ramp, self._n)[:self.x.size]
+
+
+def subsample_peak(curve: np.ndarray, best: int, reach: int = 4, taps: int = 8) -> float:
+    """The highest value of ``curve`` (a correlation curve of band-limited sounds) within
+    ``reach`` samples of ``best`` in quarter-sample steps, interpolated with a Lanczos kernel
+    of ``taps`` lobes; +inf where the kernel would reach the curve's end or a placement
+    ``correlation_curve`` rules out (it cannot tell)."""
+    lo, hi = best - reach - taps, best + reach + taps + 1
+    if lo < 0 or hi > curve.size or np.any(curve[lo:hi] <= -1.0):
+        return float("inf")
+    where = best + np.arange(-4 * reach, 4 * reach + 1) / 4.0
+    index = np.floor(where).astype(np.int64)[:, None] + np.arange(-taps + 1, taps + 1)
+    distance = where[:, None] - index
+    kernel = np.sinc(distance) * np.sinc(distance / taps)
+    return float(np.max(np.sum(kernel * curve[index], axis=1)))
 
 
 def _energy_span(x: np.ndarray) -> float:
@@ -231,8 +299,13 @@ def verify(a: np.ndarray, b: np.ndarray, *, same_samples: bool = False) -> Verdi
     sound. ``same_samples``: their PCM hashes agree (exact)."""
     if same_samples:
         return Verdict("exact", 1.0)
-    _, lag, _ = align(a, b)
-    corr = fractional_correlation(a, b, lag)
+    lags, curve = correlation_curve(a, b)
+    best = int(np.argmax(curve))
+    lag = int(lags[best])
+    if subsample_peak(curve, best) >= NEAR_SCREEN:
+        corr = fractional_correlation(a, b, lag)
+    else:   # no sub-sample placement can make it a copy: its integer fit is the figure
+        corr = segment_correlation(a, b, lag)
     span_a, span_b = _energy_span(a), _energy_span(b)
     trimmed = min(span_a, span_b) < 0.9 * max(span_a, span_b)
     if corr >= NEAR_CORRELATION:
@@ -252,15 +325,18 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
         candidates.add(span_a / span_b)
     # screen each ratio on the first second, then refine the best one on VARIANT_SECONDS
     head = VERIFY_RATE
-    screened = [(_corr_at_ratio(a_head[:head], b_onset, r, head)[0], r) for r in sorted(candidates)]
+    screen_head = Fixed(a_head[:head])
+    screened = [(_corr_at_ratio(screen_head, b_onset, r, head, SCREEN_QUALITY)[0], r)
+                for r in sorted(candidates)]
     score, ratio = max(screened)
     if score < VARIANT_SCREEN:
         return None
-    corr, lag = _corr_at_ratio(a_head, b_onset, ratio, limit)
+    fixed_head = Fixed(a_head)
+    corr, lag = _corr_at_ratio(fixed_head, b_onset, ratio, limit)
     for step in (0.001, 0.0002):
         centre = ratio
         for r in centre * (1.0 + np.arange(-5, 6) * step):
-            c, l = _corr_at_ratio(a_head, b_onset, float(r), limit)
+            c, l = _corr_at_ratio(fixed_head, b_onset, float(r), limit)
             if c > corr:
                 corr, ratio, lag = c, float(r), l
     back = _slowed(b_onset, ratio, limit)
@@ -270,23 +346,24 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
     return None
 
 
-def _corr_at_ratio(a_head: np.ndarray, b: np.ndarray, ratio: float, limit: int) -> tuple[float, int]:
+def _corr_at_ratio(a_head: Fixed, b: np.ndarray, ratio: float, limit: int,
+                   quality: str = "HQ") -> tuple[float, int]:
     """Correlation of ``a_head`` with ``b`` slowed back by ``ratio`` (``b`` plays ``ratio``
     times faster than ``a``)."""
-    back = _slowed(b, ratio, limit)
+    back = _slowed(b, ratio, limit, quality)
     if back.size < 16:
         return 0.0, 0
     _, lag, _ = align(a_head, back)
-    return segment_correlation(a_head, back, lag), lag
+    return segment_correlation(a_head.x, back, lag), lag
 
 
-def _slowed(b: np.ndarray, ratio: float, limit: int) -> np.ndarray:
+def _slowed(b: np.ndarray, ratio: float, limit: int, quality: str = "HQ") -> np.ndarray:
     """The start of ``b`` (which plays ``ratio`` times faster than ``a``) at ``a``'s speed."""
     src = b[:int(limit / ratio) + VERIFY_RATE // 10]
     if src.size < 16:
         return np.zeros(0)
     # b at speed r: its sample k holds a's sample k*r; resample to rate*r to undo
-    back = soxr.resample(src.astype(np.float32), VERIFY_RATE, VERIFY_RATE * ratio, quality="HQ")
+    back = soxr.resample(src.astype(np.float32), VERIFY_RATE, VERIFY_RATE * ratio, quality=quality)
     return np.asarray(back[:limit + VERIFY_RATE // 20], dtype=np.float64)
 
 

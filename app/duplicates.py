@@ -45,7 +45,10 @@ from engine.errors import SampleScoutError
 
 CANDIDATE_COSINE = 0.75   # nearest files below this cosine are not verified
 CANDIDATES_PER_FILE = 10
-_DECODED_CACHE = 64
+# prepared audio kept for the candidates to come, in bytes: a file's candidates are often
+# checked again as other files' candidates, and decoding was a sixth of a check's time
+# with 64 files kept (each Debian file decoded three times on average)
+DECODED_BYTES = 192 << 20
 PROCESS_MIN_FILES = 32    # fewer files are verified on the calling thread (a pool takes ~1 s to start)
 ROWS_IN_FLIGHT = 3        # files handed to each verifying process ahead of their turn
 
@@ -126,10 +129,12 @@ def _declared_files(folder: str) -> frozenset[str]:
 # -- checking ---------------------------------------------------------------------
 
 class _Decoded:
-    """Prepared audio and PCM hashes of recently used files (bounded)."""
+    """Prepared audio (at most ``DECODED_BYTES``, least recently used first out) and PCM
+    hashes of the files seen."""
 
     def __init__(self, known_hashes: dict[int, str]):
         self._audio: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._bytes = 0
         self.hashes = dict(known_hashes)
 
     def get(self, row: FileRow) -> np.ndarray:
@@ -141,8 +146,9 @@ class _Decoded:
         self.hashes[row.id] = pcm_hash(native, info.sample_rate) + f":{info.channels}"
         audio = prepare(native, info.sample_rate)
         self._audio[row.id] = audio
-        if len(self._audio) > _DECODED_CACHE:
-            self._audio.popitem(last=False)
+        self._bytes += audio.nbytes
+        while self._bytes > DECODED_BYTES and len(self._audio) > 1:
+            self._bytes -= self._audio.popitem(last=False)[1].nbytes
         return audio
 
     def hash_of(self, row: FileRow) -> str:
