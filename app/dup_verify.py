@@ -17,11 +17,13 @@ waveform even where their spectra agree.
   of their overlap, in 10 ms steps. Two velocity layers of one drum correlate segment by
   segment in their ringing tails, but a harder hit's attack stands further above its tail.
 - ``verify``: ``near`` when it reaches ``NEAR_CORRELATION`` and their heads rise and fall
-  alike (``NEAR_ENVELOPE_DB``); otherwise
-  the candidate is resampled by the speed ratios of ±1–2 semitones and ±5–10 % tempo (and
-  by the ratio of the two lengths), each refined on a fine grid, and ``variant`` when one
-  of them reaches ``VARIANT_CORRELATION`` and the two rise and decay alike
-  (``envelope_distance``): a tone matches any tone of its pitch segment by segment.
+  alike (``NEAR_ENVELOPE_DB``); otherwise, when the fine structures of their spectra
+  match at one of the speed ratios of ±1–2 semitones and ±5–10 % tempo (or the ratio of
+  the two lengths: ``app.dup_spectrum``), the candidate is resampled by each of them,
+  screened, the best refined on a fine grid, and ``variant`` when it reaches
+  ``VARIANT_CORRELATION`` and the two rise and decay alike (``envelope_distance``): a
+  tone matches any tone of its pitch segment by segment (LMMS's single-cycle saw and
+  square waves did, before the fine-structure test).
 
 The thresholds were measured on Debian's Hydrogen kits and Sonic Pi samples
 (``bench/duplicates.py``): Ogg Vorbis and MP3 copies, resampled, faded, gain-changed and
@@ -42,6 +44,8 @@ import numpy as np
 import scipy.fft
 import soxr
 
+from app.dup_spectrum import fine_structure, speed_match
+
 VERIFY_RATE = 11025
 NEAR_CORRELATION = 0.97
 VARIANT_CORRELATION = 0.95
@@ -58,6 +62,9 @@ VARIANT_SECONDS = 3.0   # variants are compared on their first seconds (a ratio 
 # stretched copies, and the variants among Debian's 1,429 samples), while about 88 % of the
 # candidate pairs that are no variant screen lower and skip the refinement's 22 fits
 VARIANT_SCREEN = 0.75
+# the fine structures of a variant's and its source's first seconds correlate at least this
+# much at their speed ratio (app.dup_spectrum; found variants: 0.71 or more)
+VARIANT_SPECTRUM = 0.4
 # the screen's resampler: soxr's medium quality takes a quarter of the high's time, and
 # the screen only has to keep a variant above VARIANT_SCREEN (the refinement resamples at HQ)
 SCREEN_QUALITY = "MQ"
@@ -323,8 +330,13 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
     if span_a > 0 and span_b > 0 and 0.85 <= span_b / span_a <= 1.2:
         # b plays at speed r against a: it lasts span_a / r
         candidates.add(span_a / span_b)
-    # screen each ratio on the first second, then refine the best one on VARIANT_SECONDS
     head = VERIFY_RATE
+    # the fine structures of the first seconds first (cheap), then each ratio screened on
+    # the first second, then the best one refined on VARIANT_SECONDS
+    print_a, print_b = fine_structure(a_head[:head], VERIFY_RATE), fine_structure(b_onset[:head], VERIFY_RATE)
+    if print_a is not None and print_b is not None and \
+            speed_match(print_a, print_b, sorted(candidates)) < VARIANT_SPECTRUM:
+        return None
     screen_head = Fixed(a_head[:head])
     screened = [(_corr_at_ratio(screen_head, b_onset, r, head, SCREEN_QUALITY)[0], r)
                 for r in sorted(candidates)]

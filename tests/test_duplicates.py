@@ -20,7 +20,7 @@ from app.cli import main
 from app.library import Library
 from app.scanner import Scanner
 from app.priority import BACKGROUND_NICE
-from tests.conftest import HYDROGEN, SONIC_PI, proc_stats, require, wait_for
+from tests.conftest import HYDROGEN, LMMS, SONIC_PI, proc_stats, require, wait_for
 
 KIT = "The Black Pearl 1.0"
 LAYERS = ["PearlKick-Soft.wav", "PearlKick-Med.wav", "PearlKick-Hard.wav", "PearlKick-Hardest.wav",
@@ -285,3 +285,48 @@ def test_a_large_check_runs_in_background_processes_with_the_same_groups_and_lea
     assert 1 <= len(workers) <= 2, workers
     live = lambda: [pid for pid, _ in proc_stats() if pid in workers]  # noqa: E731
     assert wait_for(lambda: not live(), 10), live()
+
+
+def test_single_cycle_waves_of_one_pitch_are_not_variants():
+    """LMMS's triangle, saw and square waves correlate segment by segment at 0.96-0.98 once
+    resampled to one pitch, and hold steady; the fine structures of their spectra differ."""
+    from app.dup_verify import verify
+    waves = require(LMMS / "waveforms", "lmms-common")
+    for a, b in (("10tri.flac", "10sqr.flac"), ("saw2.flac", "10sqr.flac")):
+        assert verify(_prepared(waves / a), _prepared(waves / b)) is None, (a, b)
+
+
+def test_the_fine_structure_of_a_pitched_copy_matches_at_its_speed_only():
+    from app.dup_spectrum import fine_structure, speed_match
+    from app.dup_verify import VERIFY_RATE
+    require(SONIC_PI, "sonic-pi-samples")
+    data, rate = sf.read(SONIC_PI / "sn_dolf.flac", dtype="float32", always_2d=True)
+    mono = data.mean(axis=1)
+    up = 2 ** (2 / 12)
+    pitched = soxr.resample(mono, rate * up, rate)       # played two semitones up
+    head = VERIFY_RATE
+
+    def first_second(audio, audio_rate):
+        return fine_structure(soxr.resample(audio, audio_rate, VERIFY_RATE)[:head], VERIFY_RATE)
+
+    original, copy = first_second(mono, rate), first_second(pitched, rate)
+    assert speed_match(original, copy, [up]) >= 0.7
+    assert speed_match(original, copy, [1.0]) < 0.4
+    assert speed_match(original, copy, [1 / up]) < 0.4
+    other, other_rate = sf.read(SONIC_PI / "sn_dub.flac", dtype="float32", always_2d=True)
+    assert speed_match(original, first_second(other.mean(axis=1), other_rate), [0.9, 1 / 0.9, up, 1 / up]) < 0.4
+    assert fine_structure(np.ones(100), VERIFY_RATE) is None
+
+
+def test_a_correlation_peak_between_two_samples_is_found_between_them():
+    from app.dup_verify import correlation_curve, subsample_peak
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(4000)
+    spectrum = np.fft.rfft(noise)
+    half_late = np.fft.irfft(spectrum * np.exp(-1j * np.pi * np.fft.rfftfreq(noise.size)), noise.size)
+    _, curve = correlation_curve(noise, half_late)
+    best = int(np.argmax(curve))
+    assert curve[best] < 0.8                       # no whole-sample lag fits half a sample
+    assert subsample_peak(curve, best) > 0.9
+    _, unrelated = correlation_curve(noise, rng.standard_normal(4000))
+    assert subsample_peak(unrelated, int(np.argmax(unrelated))) < 0.3

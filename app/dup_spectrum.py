@@ -1,0 +1,73 @@
+"""Whether one sound may be another played faster or slower, from the fine structure of
+their spectra: the variant check's first, cheap test (``app.dup_verify``).
+
+Played at speed ``r`` (resampled), every frequency of a sound is multiplied by ``r``: on a
+log-frequency axis its whole spectrum shifts by ``log2(r)`` octaves, the fine structure
+included (partials, the ripples of a noise burst). ``fine_structure`` keeps that structure
+and drops the broad shape (a level per 1/96 octave, less its average over a quarter
+octave), so two snares of one kit, whose broad shapes agree, do not look alike while a
+pitched copy does. ``speed_match`` is the best correlation of two such structures over
+the speeds asked for.
+
+Measured on ``bench/duplicates.py``'s pitched and stretched copies (including copies of
+trimmed, faded and 8-bit copies): 0.71 or more; candidate pairs that are no variant: 97.5 %
+below ``app.dup_verify.VARIANT_SPECTRUM`` (0.4).
+
+Any thread: pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+BANDS_PER_OCTAVE = 96
+LOWEST_HZ = 150.0
+HIGHEST_HZ = 5000.0
+SMOOTH_BANDS = BANDS_PER_OCTAVE // 4   # either side: the broad shape taken out
+MIN_SAMPLES = 256                       # shorter sounds have no fine structure to compare
+_FFT_SIZE = 16384
+_JITTER = (-0.5, 0.0, 0.5)              # bands: a speed between the grid's steps
+
+
+def _band_of_bin(sample_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
+    edges = LOWEST_HZ * 2.0 ** (np.arange(int(BANDS_PER_OCTAVE * np.log2(HIGHEST_HZ / LOWEST_HZ)) + 2)
+                                / BANDS_PER_OCTAVE)
+    band = np.searchsorted(edges, np.fft.rfftfreq(_FFT_SIZE, 1.0 / sample_rate)) - 1
+    used = (band >= 0) & (band < edges.size - 1)
+    return band[used], used, edges.size - 1
+
+
+def fine_structure(x: np.ndarray, sample_rate: int) -> np.ndarray | None:
+    """(bands,) float64: the log level of each 1/96-octave band of ``x`` (Hann-windowed,
+    at most ``_FFT_SIZE`` samples) less its quarter-octave average; None when ``x`` is
+    shorter than ``MIN_SAMPLES``."""
+    x = np.asarray(x, dtype=np.float64)[:_FFT_SIZE]
+    if x.size < MIN_SAMPLES:
+        return None
+    power = np.abs(scipy.fft.rfft(x * np.hanning(x.size), _FFT_SIZE)) ** 2
+    band, used, bands = _band_of_bin(sample_rate)
+    level = np.bincount(band, power[used], minlength=bands)[:bands]
+    level = np.log(level + 1e-10 * (level.max() + 1e-30))
+    kernel = np.ones(2 * SMOOTH_BANDS + 1) / (2 * SMOOTH_BANDS + 1)
+    broad = np.convolve(np.pad(level, SMOOTH_BANDS, mode="edge"), kernel, mode="valid")
+    return level - broad
+
+
+def speed_match(a: np.ndarray, b: np.ndarray, ratios) -> float:
+    """The best correlation of ``a``'s fine structure with ``b``'s, where ``b`` plays at
+    one of ``ratios`` times ``a``'s speed (its bands shifted down by that many octaves,
+    give or take half a band)."""
+    where = np.arange(a.size, dtype=np.float64)
+    best = -1.0
+    for ratio in ratios:
+        for jitter in _JITTER:
+            at = where + BANDS_PER_OCTAVE * np.log2(ratio) + jitter
+            inside = (at >= 0) & (at <= b.size - 1)
+            if inside.sum() < BANDS_PER_OCTAVE // 2:
+                continue
+            x = a[inside] - a[inside].mean()
+            y = np.interp(at[inside], where[:b.size], b)
+            y -= y.mean()
+            best = max(best, float(x @ y / np.sqrt(max(float(x @ x) * float(y @ y), 1e-30))))
+    return best
