@@ -18,6 +18,8 @@ Any thread: pure functions of their arguments.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.fft
 
@@ -30,6 +32,7 @@ _FFT_SIZE = 16384
 _JITTER = (-0.5, 0.0, 0.5)              # bands: a speed between the grid's steps
 
 
+@lru_cache(maxsize=4)
 def _band_of_bin(sample_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
     edges = LOWEST_HZ * 2.0 ** (np.arange(int(BANDS_PER_OCTAVE * np.log2(HIGHEST_HZ / LOWEST_HZ)) + 2)
                                 / BANDS_PER_OCTAVE)
@@ -58,16 +61,18 @@ def speed_match(a: np.ndarray, b: np.ndarray, ratios) -> float:
     """The best correlation of ``a``'s fine structure with ``b``'s, where ``b`` plays at
     one of ``ratios`` times ``a``'s speed (its bands shifted down by that many octaves,
     give or take half a band)."""
-    where = np.arange(a.size, dtype=np.float64)
-    best = -1.0
-    for ratio in ratios:
-        for jitter in _JITTER:
-            at = where + BANDS_PER_OCTAVE * np.log2(ratio) + jitter
-            inside = (at >= 0) & (at <= b.size - 1)
-            if inside.sum() < BANDS_PER_OCTAVE // 2:
-                continue
-            x = a[inside] - a[inside].mean()
-            y = np.interp(at[inside], where[:b.size], b)
-            y -= y.mean()
-            best = max(best, float(x @ y / np.sqrt(max(float(x @ x) * float(y @ y), 1e-30))))
-    return best
+    shifts = (BANDS_PER_OCTAVE * np.log2(np.asarray(list(ratios), dtype=np.float64))[:, None]
+              + np.asarray(_JITTER)[None, :]).reshape(-1, 1)
+    at = np.arange(a.size, dtype=np.float64)[None, :] + shifts          # (shifts, bands)
+    inside = (at >= 0) & (at <= b.size - 1)
+    weight = inside.astype(np.float64)
+    count = weight.sum(axis=1)
+    y = np.interp(at, np.arange(b.size, dtype=np.float64), b) * weight
+    x = a[None, :] * weight
+    # Pearson correlation over each row's bands inside ``b``
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x -= weight * (x.sum(axis=1) / count)[:, None]
+        y -= weight * (y.sum(axis=1) / count)[:, None]
+        corr = (x * y).sum(axis=1) / np.sqrt(np.maximum((x * x).sum(axis=1) * (y * y).sum(axis=1), 1e-30))
+    corr[count < BANDS_PER_OCTAVE // 2] = -1.0
+    return float(corr.max()) if corr.size else -1.0
