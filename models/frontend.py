@@ -70,19 +70,26 @@ def _hann(n_fft: int = N_FFT) -> np.ndarray:
     return window
 
 
+# frames transformed together: their temporaries (about 3 MB) stay in the CPU's cache; a
+# 3-minute track's 7,750 frames took 298 ms at once and 102 ms 64 at a time, 2,600 frames
+# 89 and 39 ms (the same values; best of five on a loaded machine)
+ROWS_AT_ONCE = 64
+
+
 def frames_to_power_mel(frames: np.ndarray) -> np.ndarray:
     """Windowed power spectrum of each row of ``frames`` (n, N_FFT) -> power mel (n, N_MELS).
 
     Each output row depends only on its own input row, so offline and streaming
     analysis agree whatever the batching.
     """
-    if frames.shape[0] == 0:
-        return np.zeros((0, N_MELS), dtype=np.float64)
-    spectrum = np.fft.rfft(frames * _hann(), axis=-1)
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    bins, weights, starts, filters = _sparse_filterbank()
     mel = np.zeros((frames.shape[0], N_MELS), dtype=np.float64)
-    mel[:, filters] = np.add.reduceat(power[:, bins] * weights, starts, axis=1)
+    bins, weights, starts, filters = _sparse_filterbank()
+    window = _hann()
+    for first in range(0, frames.shape[0], ROWS_AT_ONCE):
+        rows = slice(first, first + ROWS_AT_ONCE)
+        spectrum = np.fft.rfft(frames[rows] * window, axis=-1)
+        power = spectrum.real ** 2 + spectrum.imag ** 2
+        mel[rows, filters] = np.add.reduceat(power[:, bins] * weights, starts, axis=1)
     return mel
 
 

@@ -105,3 +105,12 @@ def test_empty_and_bad_input():
         frontend.power_mel(np.zeros((100, 2)))
     with pytest.raises(ValueError, match="mono"):
         frontend.StreamingMel().push(np.zeros((100, 2)))
+
+
+def test_frames_give_the_same_rows_however_many_are_transformed_together():
+    rng = np.random.default_rng(7)
+    frames = rng.standard_normal((3 * frontend.ROWS_AT_ONCE + 5, frontend.N_FFT))
+    together = frontend.frames_to_power_mel(frames)
+    one_by_one = np.concatenate([frontend.frames_to_power_mel(frames[i:i + 1]) for i in range(len(frames))])
+    assert together.shape == (len(frames), frontend.N_MELS)
+    assert np.array_equal(together, one_by_one)
