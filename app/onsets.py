@@ -84,6 +84,9 @@ def sensitivity_to_delta(sensitivity: float) -> float:
     return 1.0 + 11.0 * (1.0 - s)
 
 
+ROWS_AT_ONCE = 256   # frames analysed together by ``push`` (their temporaries fit the cache)
+
+
 class OnsetDetector:
     """Streaming spectral-flux onset detector (see module docstring)."""
 
@@ -136,11 +139,15 @@ class OnsetDetector:
         if n_frames <= 0:
             return []
         first = self._next_frame * p.hop_length - self._buffer_start
-        idx = first + np.arange(n_frames)[:, None] * p.hop_length + np.arange(p.n_fft)[None, :]
-        frames = self._buffer[idx]
-        power = (np.abs(np.fft.rfft(frames * self._window, axis=1)) ** 2) @ self._bands * self._scale
-        log_power = 10.0 * np.log10(power + self._floor)
-        levels = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
+        frames = np.lib.stride_tricks.sliding_window_view(
+            self._buffer[first:first + (n_frames - 1) * p.hop_length + p.n_fft], p.n_fft)[::p.hop_length]
+        log_power = np.empty((n_frames, self._bands.shape[1]))
+        levels = np.empty(n_frames)
+        for at in range(0, n_frames, ROWS_AT_ONCE):   # a whole track at once left the CPU's cache
+            rows = frames[at:at + ROWS_AT_ONCE]
+            power = (np.abs(np.fft.rfft(rows * self._window, axis=1)) ** 2) @ self._bands * self._scale
+            log_power[at:at + ROWS_AT_ONCE] = 10.0 * np.log10(power + self._floor)
+            levels[at:at + ROWS_AT_ONCE] = 10.0 * np.log10(np.mean(rows * rows, axis=1) + 1e-20)
         onsets = self._decide(log_power, levels, frames)
         self._next_frame += n_frames
         drop = self._next_frame * p.hop_length - self._buffer_start
@@ -164,6 +171,7 @@ class OnsetDetector:
         rises = np.diff(np.concatenate([prev, log_power]), axis=0)
         flux = np.mean(np.maximum(rises, 0.0), axis=1)
         self._prev_log = log_power[-1:].copy()
+        thresholds = self._thresholds(flux)
         out: list[Onset] = []
         for i in range(flux.shape[0]):
             frame = self._next_frame + i
@@ -171,15 +179,28 @@ class OnsetDetector:
             if self._pending is not None:
                 out.extend(self._judge(self._pending, f, level))
             out.extend(self._follow_level(frame, level, frames[i]))
-            hist = self._history
-            if hist:
-                h = np.fromiter(hist, dtype=np.float64, count=len(hist))
-                thr = (self.params.delta_db + self.params.median_weight * float(np.median(h))
-                       + self.params.mean_weight * float(np.mean(h)))
-            else:
-                thr = self.params.delta_db
-            self._pending = (frame, f, level, thr)
-            hist.append(f)
+            self._pending = (frame, f, level, float(thresholds[i]))
+        self._history.extend(flux.tolist())
+        return out
+
+    def _thresholds(self, flux: np.ndarray) -> np.ndarray:
+        """Each new frame's threshold: delta plus weighted median and mean of the flux of
+        the ``history_frames`` frames before it (fewer at the start of a signal)."""
+        p = self.params
+        past = np.fromiter(self._history, dtype=np.float64, count=len(self._history))
+        series = np.concatenate([past, flux])
+        out = np.full(flux.size, p.delta_db)
+        full = p.history_frames
+        short = min(flux.size, max(0, full - past.size))   # frames whose history is not full yet
+        for i in range(short):
+            h = series[:past.size + i]
+            if h.size:
+                out[i] += p.median_weight * float(np.median(h)) + p.mean_weight * float(np.mean(h))
+        if short < flux.size:
+            # row j: the ``full`` values before frame short + j
+            first = past.size + short - full
+            h = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series[first:-1], full))
+            out[short:] += p.median_weight * np.median(h, axis=1) + p.mean_weight * h.mean(axis=1)
         return out
 
     def _judge(self, pending, next_flux: float, next_level: float) -> list[Onset]:
