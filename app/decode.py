@@ -125,15 +125,26 @@ def iter_mono(path, sample_rate: int, *, chunk_frames: int = 65536) -> Iterator[
     yield from _stream(os.fspath(path), plan, sample_rate, chunk_frames)
 
 
+def read_native_mono(path) -> tuple[np.ndarray, AudioInfo]:
+    """The whole file as float32 mono at its own rate, and what its header says (one
+    examination of the file where ``probe`` then ``read_mono`` make two). Any thread."""
+    plan = _examine(path)
+    return _read(_stream(os.fspath(path), plan, plan.info.sample_rate, 65536), None), plan.info
+
+
 def read_mono(path, sample_rate: int, *, max_seconds: float | None = None) -> np.ndarray:
     """Decode a whole file (or its first `max_seconds`) to one float32 mono array."""
     limit = None if max_seconds is None else max(0, int(round(max_seconds * sample_rate)))
-    parts: list[np.ndarray] = []
-    have = 0
     if limit == 0:
         _examine(path)
         return np.zeros(0, dtype=np.float32)
-    stream = iter_mono(path, sample_rate)
+    return _read(iter_mono(path, sample_rate), limit)
+
+
+def _read(stream: Iterator[np.ndarray], limit: int | None) -> np.ndarray:
+    """The chunks of ``stream`` joined (its first ``limit`` samples when given)."""
+    parts: list[np.ndarray] = []
+    have = 0
     try:
         for chunk in stream:
             parts.append(chunk)

@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from app.catalog import FileRow
-from app.decode import DecodeError, probe, read_mono
+from app.decode import DecodeError, read_native_mono
 from app.dup_verify import VERIFY_RATE, Verdict, pcm_hash, prepare, verify
 from app.library import Library
 from app.lifeline import init_background_worker
@@ -141,8 +141,7 @@ class _Decoded:
         if row.id in self._audio:
             self._audio.move_to_end(row.id)
             return self._audio[row.id]
-        info = probe(row.path)
-        native = read_mono(row.path, info.sample_rate)
+        native, info = read_native_mono(row.path)
         self.hashes[row.id] = pcm_hash(native, info.sample_rate) + f":{info.channels}"
         audio = prepare(native, info.sample_rate)
         self._audio[row.id] = audio
