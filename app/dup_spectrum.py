@@ -32,6 +32,11 @@ _FFT_SIZE = 16384
 _JITTER = (-0.5, 0.0, 0.5)              # bands: a speed between the grid's steps
 
 
+@lru_cache(maxsize=8)
+def _hann(size: int) -> np.ndarray:
+    return np.hanning(size)
+
+
 @lru_cache(maxsize=4)
 def _band_of_bin(sample_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
     edges = LOWEST_HZ * 2.0 ** (np.arange(int(BANDS_PER_OCTAVE * np.log2(HIGHEST_HZ / LOWEST_HZ)) + 2)
@@ -48,7 +53,7 @@ def fine_structure(x: np.ndarray, sample_rate: int) -> np.ndarray | None:
     x = np.asarray(x, dtype=np.float64)[:_FFT_SIZE]
     if x.size < MIN_SAMPLES:
         return None
-    power = np.abs(scipy.fft.rfft(x * np.hanning(x.size), _FFT_SIZE)) ** 2
+    power = np.abs(scipy.fft.rfft(x * _hann(x.size), _FFT_SIZE)) ** 2
     band, used, bands = _band_of_bin(sample_rate)
     level = np.bincount(band, power[used], minlength=bands)[:bands]
     level = np.log(level + 1e-10 * (level.max() + 1e-30))

@@ -301,11 +301,25 @@ def _energy_span(x: np.ndarray) -> float:
     return (loud[-1] - loud[0] + 1) / VERIFY_RATE
 
 
-def verify(a: np.ndarray, b: np.ndarray, *, same_samples: bool = False) -> Verdict | None:
-    """``a`` and ``b`` prepared (``prepare``): the verdict, or None when they are not one
-    sound. ``same_samples``: their PCM hashes agree (exact)."""
+class Checked:
+    """A prepared sound verified against several others, with what ``verify`` derives from
+    it alone (its energy span, its head's fine structure) computed once."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+        self.span = _energy_span(audio)
+        self.head = _from_onset(audio)[:int(VARIANT_SECONDS * VERIFY_RATE)]
+        self.fine_structure = fine_structure(self.head[:VERIFY_RATE], VERIFY_RATE)
+
+
+def verify(a: np.ndarray | Checked, b: np.ndarray, *, same_samples: bool = False) -> Verdict | None:
+    """``a`` and ``b`` prepared (``prepare``; ``a`` may come as ``Checked`` when it is
+    verified against several): the verdict, or None when they are not one sound.
+    ``same_samples``: their PCM hashes agree (exact)."""
     if same_samples:
         return Verdict("exact", 1.0)
+    checked = a if isinstance(a, Checked) else Checked(a)
+    a = checked.audio
     lags, curve = correlation_curve(a, b)
     best = int(np.argmax(curve))
     lag = int(lags[best])
@@ -313,18 +327,18 @@ def verify(a: np.ndarray, b: np.ndarray, *, same_samples: bool = False) -> Verdi
         corr = fractional_correlation(a, b, lag)
     else:   # no sub-sample placement can make it a copy: its integer fit is the figure
         corr = segment_correlation(a, b, lag)
-    span_a, span_b = _energy_span(a), _energy_span(b)
+    span_a, span_b = checked.span, _energy_span(b)
     trimmed = min(span_a, span_b) < 0.9 * max(span_a, span_b)
     if corr >= NEAR_CORRELATION:
         if head_envelope_distance(a, b, lag) > NEAR_ENVELOPE_DB:
             return None   # one drum hit harder or softer: its own sound
         return Verdict("near", corr, lag / VERIFY_RATE, 1.0, bool(trimmed))
-    return _variant(a, b, span_a, span_b)
+    return _variant(checked, b, span_b)
 
 
-def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verdict | None:
+def _variant(checked: Checked, b: np.ndarray, span_b: float) -> Verdict | None:
     limit = int(VARIANT_SECONDS * VERIFY_RATE)
-    a_head = _from_onset(a)[:limit]
+    a_head, span_a = checked.head, checked.span
     b_onset = _from_onset(b)
     candidates = set(SEMITONE_RATIOS) | set(TEMPO_RATIOS)
     if span_a > 0 and span_b > 0 and 0.85 <= span_b / span_a <= 1.2:
@@ -333,7 +347,7 @@ def _variant(a: np.ndarray, b: np.ndarray, span_a: float, span_b: float) -> Verd
     head = VERIFY_RATE
     # the fine structures of the first seconds first (cheap), then each ratio screened on
     # the first second, then the best one refined on VARIANT_SECONDS
-    print_a, print_b = fine_structure(a_head[:head], VERIFY_RATE), fine_structure(b_onset[:head], VERIFY_RATE)
+    print_a, print_b = checked.fine_structure, fine_structure(b_onset[:head], VERIFY_RATE)
     if print_a is not None and print_b is not None and \
             speed_match(print_a, print_b, sorted(candidates)) < VARIANT_SPECTRUM:
         return None

@@ -37,7 +37,7 @@ import numpy as np
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_native_mono
-from app.dup_verify import VERIFY_RATE, Verdict, pcm_hash, prepare, verify
+from app.dup_verify import VERIFY_RATE, Checked, Verdict, pcm_hash, prepare, verify
 from app.library import Library
 from app.lifeline import init_background_worker
 from app.priority import scan_workers
@@ -184,8 +184,9 @@ def verify_all(mine: np.ndarray, others: list[tuple[int, np.ndarray, bool]]) -> 
     """The stored pairs of one checked file (prepared audio ``mine``) among its candidates
     ``(file id, prepared audio, same PCM hash)``. Any process or thread."""
     out = []
+    checked = Checked(mine)
     for other_id, theirs, same in others:
-        verdict = verify(mine, theirs, same_samples=same)
+        verdict = verify(checked, theirs, same_samples=same)
         if verdict is not None:
             out.append(_stored(other_id, verdict))
     return out
