@@ -186,6 +186,8 @@ def gm_program_tag(program: int) -> str | None:
         return None                 # "synth effects" (rain, soundtrack, crystal, atmosphere,
                                     # brightness, goblins, echoes, sci-fi): as often pads and
                                     # bells as effects
+    if program == 117:
+        return "tom"                # melodic tom
     if 112 <= program < 119:
         return "percussion"
     if program in (44, 45, 46, 47):
@@ -221,6 +223,8 @@ def gm_drum_tag(key: int) -> str | None:
         return "closed hat"
     if key == 46:
         return "open hat"
+    if key in (71, 72):
+        return None                 # whistles: no class of ours
     if key in (49, 51, 52, 53, 55, 57, 59):
         return "cymbal"
     if 54 <= key <= 81:
