@@ -100,8 +100,12 @@ def render_slots(setup, slots: list[list[tuple[float, bytes]]],
     return [audio[k * n:(k + 1) * n] for k in range(len(slots))]
 
 
-def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[tuple[str, np.ndarray]]:
+def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4,
+                  pitch_range=None) -> list[tuple[str, np.ndarray]]:
     """Single notes of all 128 GM programs at random pitches, lengths and velocities.
+
+    ``pitch_range(program)`` gives the notes ``[low, high)`` a program is drawn from
+    (default 36-84 for every program).
 
     Every note comes with a sister: the same program a semitone or two away, or at the
     same pitch 30-60 velocity steps apart. Sisters are the near twins a library is full
@@ -111,8 +115,9 @@ def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4) -> list[
     clips = []
     for program in range(128):
         slots, names = [], []
+        low, high = pitch_range(program) if pitch_range else (36, 85)
         for _ in range(notes_per_program):
-            pitch = int(rng.integers(36, 85))
+            pitch = int(rng.integers(low, high))
             length = float(rng.uniform(0.15, 2.0))
             velocity = int(rng.integers(60, 128))
             if rng.random() < 0.5:

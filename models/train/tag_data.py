@@ -2,8 +2,8 @@
 
 Labels: Hydrogen kits' ``drumkit.xml`` instrument names, Sonic Pi's file name prefixes,
 LMMS's sample folders, and fluidsynth renders of FluidR3 GM (General MIDI drum keys,
-program families, rendered loops). Packages in ``sources.RESERVED_PACKAGES`` are never
-read. Runs in the training process only.
+program families at notes in each instrument's range, rendered loops). Packages in
+``sources.RESERVED_PACKAGES`` are never read. Runs in the training process only.
 """
 
 from __future__ import annotations
@@ -180,13 +180,34 @@ def gm_program_tag(program: int) -> str | None:
         return "bass"
     if 52 <= program < 55 or program == 85:
         return "vocal"              # choir, voice oohs, synth voice, voice lead
-    if program in (55, 119) or 96 <= program < 104 or 120 <= program < 128:
-        return "fx"
+    if program in (55, 119) or 120 <= program < 128:
+        return "fx"                 # orchestra hit, reverse cymbal, sound effects
+    if 96 <= program < 104:
+        return None                 # "synth effects" (rain, soundtrack, crystal, atmosphere,
+                                    # brightness, goblins, echoes, sci-fi): as often pads and
+                                    # bells as effects
+    if program == 117:
+        return "tom"                # melodic tom
     if 112 <= program < 119:
         return "percussion"
     if program in (44, 45, 46, 47):
         return None                 # tremolo / pizzicato strings, harp, timpani: ambiguous
     return "lead"                   # guitars, solo strings, brass, reeds, pipes, synth leads, ethnic
+
+
+def gm_pitch_range(program: int) -> tuple[int, int]:
+    """MIDI notes ``[low, high)`` a General MIDI program is rendered at: where the instrument
+    plays, so that a note's sound fits its label (a bass program at C6 is no bass sound, a
+    flute at C2 is a stretched sample no library holds)."""
+    if 32 <= program < 40 or program == 43:
+        return 28, 56               # basses: E1 to G3
+    if program in (42, 57, 58, 67, 70):
+        return 36, 69               # cello, trombone, tuba, baritone sax, bassoon
+    if 68 <= program < 80:
+        return 60, 92               # oboe, English horn, clarinet, flutes and pipes
+    if gm_program_tag(program) == "lead":
+        return 48, 85               # guitars, violin, viola, brass, saxes, synth leads, ethnic
+    return 36, 85
 
 
 def gm_drum_tag(key: int) -> str | None:
@@ -202,6 +223,8 @@ def gm_drum_tag(key: int) -> str | None:
         return "closed hat"
     if key == 46:
         return "open hat"
+    if key in (71, 72):
+        return None                 # whistles: no class of ours
     if key in (49, 51, 52, 53, 55, 57, 59):
         return "cymbal"
     if 54 <= key <= 81:
@@ -217,7 +240,7 @@ def fluid_clips(rng: np.random.Generator) -> list[LabelledClip]:
     package = _owner(mr.SOUNDFONT)
     _refuse_reserved(package)
     clips = []
-    for name, audio in mr.melodic_clips(rng, notes_per_program=3):
+    for name, audio in mr.melodic_clips(rng, notes_per_program=3, pitch_range=gm_pitch_range):
         tag = gm_program_tag(int(name[2:5]))
         if tag is not None:
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))

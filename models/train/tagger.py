@@ -30,7 +30,7 @@ from models.train import tag_data
 CACHE = pathlib.Path(__file__).resolve().parents[2] / "bench" / "cache" / "tagger_features.npz"
 HIDDEN = 64
 EPOCHS = 400
-DECAY = 1e-3
+DECAY = 3e-2
 DROPOUT = 0.1
 SEED = 20261204
 
