@@ -21,7 +21,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 
 BANDS_PER_OCTAVE = 96
 LOWEST_HZ = 150.0
@@ -50,6 +49,8 @@ def fine_structure(x: np.ndarray, sample_rate: int) -> np.ndarray | None:
     """(bands,) float64: the log level of each 1/96-octave band of ``x`` (Hann-windowed,
     at most ``_FFT_SIZE`` samples) less its quarter-octave average; None when ``x`` is
     shorter than ``MIN_SAMPLES``."""
+    import scipy.fft   # here, not at import: the window loads the duplicate modules, not scipy
+
     x = np.asarray(x, dtype=np.float64)[:_FFT_SIZE]
     if x.size < MIN_SAMPLES:
         return None

@@ -41,7 +41,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 import soxr
 
 from app.dup_spectrum import fine_structure, speed_match
@@ -128,6 +127,7 @@ class Fixed:
     def spectrum(self, n: int) -> np.ndarray:
         """The spectrum at FFT size ``n``, in single precision (see ``correlation_curve``)."""
         if n not in self._spectra:
+            import scipy.fft   # here, not at import: the window loads this module, not scipy
             self._spectra[n] = scipy.fft.rfft(self.x.astype(np.float32), n)
         return self._spectra[n]
 
@@ -136,6 +136,8 @@ def correlation_curve(a: np.ndarray | Fixed, b: np.ndarray) -> tuple[np.ndarray,
     """(lags, correlation): the normalised correlation of ``b`` placed at each lag in ``a``
     (negative: ``a`` starts inside ``b``) over their overlap; -1 where the overlap holds less
     than COVER of the shorter sound's energy."""
+    import scipy.fft   # here, not at import: the window loads this module, not scipy
+
     fixed = a if isinstance(a, Fixed) else Fixed(a)
     a = fixed.x
     if a.size == 0 or b.size == 0:
@@ -267,6 +269,8 @@ class _Delays:
     the delay does not wrap the end onto the start, times a phase ramp)."""
 
     def __init__(self, x: np.ndarray):
+        import scipy.fft   # here, not at import: the window loads this module, not scipy
+
         self.x = x
         self._n = scipy.fft.next_fast_len(x.size + 8, real=True)
         self._spectrum: np.ndarray | None = None
@@ -274,6 +278,8 @@ class _Delays:
     def by(self, frac: float) -> np.ndarray:
         if frac == 0.0:
             return self.x
+        import scipy.fft
+
         if self._spectrum is None:
             self._spectrum = scipy.fft.rfft(self.x, self._n)
         ramp = np.exp(-2j * np.pi * frac * np.arange(self._spectrum.size) / self._n)
