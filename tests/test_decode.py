@@ -393,3 +393,17 @@ def test_lmms_vorbis_in_wav_files_decode(relative, frames):
     assert (info.format, info.subtype, info.frames) == ("WAV", "VORBIS", frames)
     audio = read_mono(path, SR)
     assert len(audio) == frames and np.max(np.abs(audio)) > 0.5
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8, 10])
+def test_channels_mix_down_to_their_float32_mean(tmp_path, channels):
+    from app.decode import read_mono, read_native_mono
+    rng = np.random.default_rng(channels)
+    frames = (rng.standard_normal((70_000, channels)) * rng.uniform(0.01, 0.3, channels)).astype(np.float32)
+    path = tmp_path / f"{channels}ch.wav"
+    sf.write(path, frames, 32000, subtype="FLOAT")
+    stored = sf.read(str(path), dtype="float32", always_2d=True)[0]
+    expected = stored.mean(axis=1, dtype=np.float32)
+    assert np.array_equal(read_mono(path, 32000), expected)
+    native, info = read_native_mono(path)
+    assert np.array_equal(native, expected) and (info.sample_rate, info.channels) == (32000, channels)
