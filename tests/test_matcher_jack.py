@@ -71,12 +71,18 @@ def ring_offset(session, before, signal):
     return before + first_ring - first_signal
 
 
+# How much earlier than its place in the signal a hit may reach the capture ring: audio
+# cycles the engine misses under load never reach the ring, so every later hit arrives that
+# many frames early (a whole tail of one condition's hits had fallen before its slot).
+EARLY_S = 0.25
+
+
 def first_onset_updates(updates, offset, starts, sample_rate):
     """For each played file: the final answer of the first onset in the file's slot (its
     attack and refined answers come before it)."""
     out = []
     for s in starts:
-        lo, hi = offset + s - 2048, offset + s + int((SPACING_S - 0.3) * sample_rate)
+        lo, hi = offset + s - int(EARLY_S * sample_rate), offset + s + int((SPACING_S - 0.3) * sample_rate)
         hits = [u for u in updates if u.reason == "onset" and u.stage == "final"
                 and u.onset_frame is not None and lo <= u.onset_frame < hi]
         out.append(hits[0] if hits else None)
@@ -104,9 +110,10 @@ def room_and_mic(audio: np.ndarray, index: int) -> np.ndarray:
     return lowpass(wet, sample_rate=48000)
 
 
-# Now and then a run gets no update for a whole tail of one condition's hits (the last 8 or
-# 10 of 20), never reproduced alone (three runs in a row pass): a rerun tells that apart
-# from hits the matcher names wrongly, which fail every run.
+# Now and then a run got no update for a whole tail of one condition's hits (the last 8 to
+# 15 of 20), never reproduced alone: hits that reached the ring earlier than their slot
+# (EARLY_S). A rerun still tells load apart from hits the matcher names wrongly, which
+# fail every run.
 @pytest.mark.flaky(reruns=1)
 def test_played_samples_are_recognised_clean_and_through_a_room(jack_server, library, tmp_path):  # noqa: F811
     """Measured (`-s` prints the ranks), three runs on the shared 2-core machine: clean 19 or
@@ -134,7 +141,7 @@ def test_played_samples_are_recognised_clean_and_through_a_room(jack_server, lib
             print(name, ranks)
         lost = {name: sum(update is None for update in ranks_updates)
                 for name, ranks_updates in updates_by_condition.items()}
-        assert all(n <= LOST_ONSETS for n in lost.values()), (lost, rates)
+        assert all(n <= LOST_ONSETS for n in lost.values()), (lost, rates, session.status().xruns)
         clean = [r for r, u in zip(rates["clean"], updates_by_condition["clean"]) if u is not None]
         room = [r for r, u in zip(rates["room"], updates_by_condition["room"]) if u is not None]
         assert sum(r != 1 for r in clean) <= CLEAN_WRONG_FIRST, rates
