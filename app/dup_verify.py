@@ -278,7 +278,7 @@ class _Delays:
     def by(self, frac: float) -> np.ndarray:
         if frac == 0.0:
             return self.x
-        import scipy.fft
+        import scipy.fft   # loaded by __init__ already: a lookup
 
         if self._spectrum is None:
             self._spectrum = scipy.fft.rfft(self.x, self._n)
@@ -319,6 +319,10 @@ class Checked:
         self.span = _energy_span(audio)
         self.head = _from_onset(audio)[:int(VARIANT_SECONDS * VERIFY_RATE)]
         self.fine_structure = fine_structure(self.head[:VERIFY_RATE], VERIFY_RATE)
+        # the variant screen's and refinement's fixed sides: their spectra are kept per FFT
+        # size, so the candidates of one file share them
+        self.screen_head = Fixed(self.head[:VERIFY_RATE])
+        self.fit_head = Fixed(self.head)
 
 
 def verify(a: np.ndarray | Checked, b: np.ndarray, *, same_samples: bool = False) -> Verdict | None:
@@ -360,18 +364,16 @@ def _variant(checked: Checked, b: np.ndarray, span_b: float) -> Verdict | None:
     if print_a is not None and print_b is not None and \
             speed_match(print_a, print_b, sorted(candidates)) < VARIANT_SPECTRUM:
         return None
-    screen_head = Fixed(a_head[:head])
-    screened = [(_corr_at_ratio(screen_head, b_onset, r, head, SCREEN_QUALITY)[0], r)
+    screened = [(_corr_at_ratio(checked.screen_head, b_onset, r, head, SCREEN_QUALITY)[0], r)
                 for r in sorted(candidates)]
     score, ratio = max(screened)
     if score < VARIANT_SCREEN:
         return None
-    fixed_head = Fixed(a_head)
-    corr, lag = _corr_at_ratio(fixed_head, b_onset, ratio, limit)
+    corr, lag = _corr_at_ratio(checked.fit_head, b_onset, ratio, limit)
     for step in (0.001, 0.0002):
         centre = ratio
         for r in centre * (1.0 + np.arange(-5, 6) * step):
-            c, l = _corr_at_ratio(fixed_head, b_onset, float(r), limit)
+            c, l = _corr_at_ratio(checked.fit_head, b_onset, float(r), limit)
             if c > corr:
                 corr, ratio, lag = c, float(r), l
     back = _slowed(b_onset, ratio, limit)

@@ -35,17 +35,9 @@ sys.path.insert(0, str(ROOT))
 from app import detect  # noqa: E402
 from app.library import Library  # noqa: E402
 from bench.detect import LONG_TRACK_SECONDS, RATE, build_track, open_library, pools  # noqa: E402
+from bench.harness.memory import process_memory_kb  # noqa: E402
 
 TARGET_S = 20.0
-
-
-def vm_hwm_gb() -> float:
-    """This process's peak resident memory so far (VmHWM), in GB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e6
-    return float("nan")
 
 
 def timed_detect(library: Library, track: Path) -> dict:
@@ -55,7 +47,7 @@ def timed_detect(library: Library, track: Path) -> dict:
     seconds = time.monotonic() - began
     return {"files": len(library.index.file_ids()), "vectors": len(library.index),
             "seconds": round(seconds, 2), "stages": dict(trace.seconds),
-            "detections": len(found), "vm_hwm_gb_after": round(vm_hwm_gb(), 3)}
+            "detections": len(found), "vm_hwm_gb_after": round(process_memory_kb()["VmHWM"] / 1024**2, 3)}
 
 
 def main() -> int:
