@@ -36,6 +36,7 @@ from app.containers import (
     sniff,
 )
 from engine.errors import SampleScoutError
+from engine.mixdown import mono_mix
 
 SUPPORTED_EXTENSIONS = frozenset(
     {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga", ".mp3"}
@@ -185,7 +186,7 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
             if n == 0:
                 break
             decoded += n
-            mono = _mix_down(got)
+            mono = mono_mix(got)
             _check_samples(mono, decoded - n)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=False)
@@ -196,22 +197,6 @@ def _stream(path: str, plan: _Plan, sample_rate: int, chunk_frames: int) -> Iter
         tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         if len(tail):
             yield tail
-
-
-def _mix_down(frames: np.ndarray) -> np.ndarray:
-    """The mean of the channels of ``frames`` (n, channels) as a new float32 array. Up to
-    seven channels it adds whole columns (numpy's mean over such a short, strided axis took
-    twenty times longer; the sums are the same, in the same order); beyond, numpy sums
-    eight at a time, and its own mean is kept."""
-    channels = frames.shape[1]
-    if channels > 7:
-        return frames.mean(axis=1, dtype=np.float32)
-    mono = frames[:, 0].copy()
-    for c in range(1, channels):
-        mono += frames[:, c]
-    if channels > 1:
-        mono /= np.float32(channels)
-    return mono
 
 
 def _check_samples(mono: np.ndarray, first_frame: int) -> None:

@@ -75,6 +75,7 @@ from app.query import FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, SearchFilter, Search
 from app.rerank import FileReranker
 from app.rerank_worker import RerankWorker
 from app.suggestions import Suggestion, SuggestionMerger, SuggestionUpdate, ranked
+from engine.mixdown import mono_mix
 from engine.ring import RingOverrun, RingUnderrun
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from engine.errors import SampleScoutError
@@ -143,7 +144,7 @@ class InputConditioner:
     def _mono(self, block: np.ndarray) -> np.ndarray:
         if self.chain is not None:
             block = self.chain.process(block, self.sample_rate)
-        return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        return mono_mix(block) if block.shape[1] > 1 else block[:, 0]
 
     def stream(self, block: np.ndarray) -> np.ndarray:
         mono = self._mono(block)

@@ -45,6 +45,7 @@ from app.priority import live_session
 from app.query import SearchFilter
 from app.suggestions import Suggestion, SuggestionUpdate
 from engine.errors import SampleScoutError
+from engine.mixdown import mono_mix
 from engine.stream import AudioEngine
 
 CAPTURE_NOTE = 35   # just below the 16 pads (36-51) of the default map
@@ -220,7 +221,7 @@ class Session:
             start, block = ring.read_latest(frames)
         except Exception:  # noqa: BLE001 - overrun while copying: show silence this frame
             return 0, np.zeros(frames, np.float32)
-        return start + frames, block.mean(axis=1)
+        return start + frames, mono_mix(block)
 
     def recent_onsets(self) -> list[int]:
         """Device-frame positions of the most recent onsets, oldest first."""

@@ -49,8 +49,11 @@ class PointPicker:
 
     def __init__(self, points: np.ndarray):
         self.points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        from scipy.spatial import cKDTree    # scipy loads with the first map, not at start
-        self._tree = cKDTree(self.points) if len(self.points) else None
+        self._tree = None
+        if len(self.points):
+            # scipy loads with the first map that has points, not with the window (0.6 s)
+            from scipy.spatial import cKDTree
+            self._tree = cKDTree(self.points)
 
     def pick(self, x: float, y: float, radius: float) -> int | None:
         """Row of the nearest point within ``radius``, or None."""
