@@ -139,9 +139,9 @@ class FileRows:
         return out
 
     def read_bytes_into(self, buffer: memoryview, at: int) -> int:
-        """The rows' bytes from byte ``at`` of their region on into ``buffer``; the bytes
-        read (fewer at the file's end). For a check of the whole region
-        (``app.region_check``)."""
+        """The rows' bytes from byte ``at`` of their region on (and past them, what the file
+        holds next) into ``buffer``; the bytes read (fewer at the file's end). For reading
+        and checking whole regions (``app.region_check``)."""
         return self._read_into(buffer, self._offset + int(at))
 
     def _preadv(self, buffer: memoryview, offset: int) -> int:
@@ -226,6 +226,14 @@ class ExactRows:
         if not isinstance(ids, IdPositions):
             ids = IdPositions(np.asarray(ids, dtype=np.int64))
         return cls(dim, ids, FileRows(file, offset, len(ids.ids), dim), sketch)
+
+    def attach_sketch(self, sketch: RowSketch) -> None:
+        """Give the base rows their sketch once it is read (``app.index``: after the load);
+        searches use it from their next call. Any thread: the one change this class makes
+        without its owner's lock, a single reference set once."""
+        if len(sketch.codes) != len(self.base_positions.ids) or sketch.dim != self.dim:
+            raise ValueError("the sketch does not fit the base rows")
+        self._base_sketch = sketch
 
     @property
     def sketched(self) -> bool:

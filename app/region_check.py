@@ -62,12 +62,20 @@ class RegionCheck:
     """The CRC-32 of a region of ``length`` bytes, read through ``read_into(buffer, at)``
     (bytes from byte ``at`` of the region; ``FileRows.read_bytes_into``), compared with
     ``expected`` on a daemon thread that starts after ``delay_s``. ``on_damage(message)``
-    runs on that thread when they differ. Public methods: any thread."""
+    runs on that thread when they differ. With ``into`` (``length`` bytes) the region is
+    read into it, not into a reused buffer, and ``on_intact()`` runs on that thread once it
+    is there and checked: a load hands the region's reading to the thread this way.
+    Public methods: any thread."""
 
     def __init__(self, read_into: Callable[[memoryview, int], int], length: int, expected: int,
                  *, what: str, delay_s: float = 0.0,
-                 on_damage: Callable[[str], None] | None = None) -> None:
+                 on_damage: Callable[[str], None] | None = None,
+                 into: memoryview | None = None,
+                 on_intact: Callable[[], None] | None = None) -> None:
+        if into is not None and len(into) != length:
+            raise ValueError(f"a buffer of {len(into)} bytes for a region of {length}")
         self._read_into = read_into
+        self._into, self._on_intact = into, on_intact
         self._length, self._expected = int(length), int(expected)
         self._what = what
         self._delay_s = delay_s
@@ -94,6 +102,8 @@ class RegionCheck:
         try:
             self._stop.wait(self._delay_s)
             self._damage = self._check()
+            if self._damage is None and self._on_intact is not None:
+                self._on_intact()
         except OSError as exc:
             self._damage = f"{self._what} could not be read to check them: {exc}"
         finally:
@@ -104,7 +114,8 @@ class RegionCheck:
                 self._on_damage(self._damage)
 
     def _check(self) -> str | None:
-        buffer = memoryview(bytearray(min(self._length, _CHUNK_BYTES)))
+        buffer = (memoryview(bytearray(min(self._length, _CHUNK_BYTES))) if self._into is None
+                  else self._into[:_CHUNK_BYTES])
         at = 0
 
         def read_into(view: memoryview) -> int:
@@ -115,6 +126,8 @@ class RegionCheck:
         crc = 0
         try:
             while at < self._length:
+                if self._into is not None:
+                    buffer = self._into[at:at + _CHUNK_BYTES]
                 crc = read_checked(read_into, buffer[:min(self._length - at, len(buffer))], crc)
         except EOFError:
             return f"{self._what} are truncated ({at} of {self._length} bytes)"

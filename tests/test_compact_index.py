@@ -7,6 +7,7 @@ import io
 import json
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +248,7 @@ def test_a_loaded_index_ranks_candidates_by_its_sketch_and_reads_only_the_leadin
     path = tmp_path / "library.idx"
     compact.save(path)
     loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    assert loaded.exact_rows_damage(wait=True) is None and loaded.sketched   # read, checked
     read = []
     take = FileRows.take
     monkeypatch.setattr(FileRows, "take", lambda self, at: read.append(len(at)) or take(self, at))
@@ -286,15 +288,48 @@ def test_a_format_2_file_loads_with_a_sketch_made_from_its_rows(tmp_path, real_l
 
 
 @pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
-def test_a_corrupt_sketch_is_a_format_error(tmp_path, compact, where):
+def test_a_corrupt_sketch_is_found_after_load_never_used_and_never_saved_again(
+        tmp_path, real_like, compact, where):
+    """The sketch is read after the load, on a thread: a damaged one is never attached, so
+    searches score every candidate by its exact row, and the file is rebuilt."""
+    _, _, _, queries = real_like
     path = tmp_path / "library.idx"
     compact.save(path)
+    intact = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
     start, length = sketch_region(path)
     data = bytearray(path.read_bytes())
     data[start + int(length * where)] ^= 0x21
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexFormatError, match="checksum"):
+
+    damaged = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    assert "sketch fail their checksum" in damaged.exact_rows_damage(wait=True)
+    assert damaged.sketched is False
+    for query in queries[:10]:
+        assert [h.file_id for h in damaged.search(query, k=10)] == \
+            [h.file_id for h in intact.search(query, k=10)]
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        damaged.save(tmp_path / "copy.idx")
+    with pytest.raises(IndexFormatError, match="sketch fail their checksum"):
         VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+
+
+def test_a_search_before_the_sketch_is_read_scores_by_the_exact_rows(
+        tmp_path, monkeypatch, real_like, compact):
+    """Until its sketch is read (a thread of the load's) a loaded index answers from the
+    exact rows, with the same files; then the sketch ranks the candidates."""
+    _, _, _, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    held = threading.Event()
+    attach = ExactRows.attach_sketch
+    monkeypatch.setattr(ExactRows, "attach_sketch",
+                        lambda self, sketch: held.wait(30) and attach(self, sketch))
+    loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    assert loaded.sketched is False
+    before = [[h.file_id for h in loaded.search(query, k=10)] for query in queries[:10]]
+    held.set()
+    assert loaded.exact_rows_damage(wait=True) is None and loaded.sketched is True
+    assert before == [[h.file_id for h in compact.search(query, k=10)] for query in queries[:10]]
 
 
 def test_a_wrong_crc_for_the_exact_rows_is_a_format_error_at_load(tmp_path, compact):
