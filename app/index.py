@@ -39,7 +39,7 @@ many graph candidates: all of them by the rows' int8 sketch held in RAM, the few
 the exact float16 rows, which a loaded index reads from its file as a search needs them. A
 million vectors load in a fraction of the time and memory of a full-width graph.
 Format 1 files (always full width), format 2 files (no sketch: it is made while loading)
-and format 3 files still load; ``saved_format`` tells the caller to save them again.
+and format 3 files still load; ``needs_resave`` tells the caller to save them again.
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ class VectorIndex:
         self._ef_search = int(ef_search)
         self._lock = _ReadWriteLock()
         self.saved_format = FORMAT_VERSION   # the format of the file it was loaded from
+        self.needs_resave = False    # that file is of an older format or lacks the sketch's CRC
         self._hnsw = hnswlib.Index(space=SPACE, dim=self.graph_dim)
         self._vector_files = VectorFiles()   # vector_id -> file_id, live and deleted
 
@@ -750,6 +751,8 @@ class VectorIndex:
             index._setup(dim, model_id, header["ef_search"], header["M"],
                          header["ef_construction"], add_threads, projection)
             index.saved_format = header["format_version"]
+            index.needs_resave = (header["format_version"] < FORMAT_VERSION
+                                  or bool(header["sketch_bytes"]) and "sketch_crc32" not in header)
             exact_at = src.tell()
             # the exact rows' own CRC stands in for them now (and the sketch's for the
             # sketch); they are read and checked on threads of their own once the index is

@@ -315,10 +315,14 @@ class Library:
         repaired = self._repair(index, catalog_summary)
         if repaired == 0 and index.generation == self.catalog.generation:
             self.index_note = "loaded"
-            if index.compact and index.saved_format < INDEX_FORMAT_VERSION:
+            if index.compact and index.needs_resave:
                 # an older compact file: format 2 has no sketch (it was made while loading),
-                # format 3 keeps hnswlib's slow-loading graph stream; save it as current
-                self.index_note = f"loaded (format {index.saved_format}, saved again as {INDEX_FORMAT_VERSION})"
+                # format 3 keeps hnswlib's slow-loading graph stream, a format 4 file without
+                # the sketch's CRC reads its sketch at load; save it as current
+                self.index_note = (
+                    f"loaded (format {index.saved_format}, saved again as {INDEX_FORMAT_VERSION})"
+                    if index.saved_format < INDEX_FORMAT_VERSION
+                    else "loaded (saved again with its sketch's own checksum)")
                 self._index = index
                 self.save_index()
             return index

@@ -476,6 +476,19 @@ def test_a_library_rebuild_turns_compact_past_the_threshold(monkeypatch, isolate
         assert top.file_id == int(file_ids[1000])
     with Library(isolated_library_dir) as reopened:
         assert reopened.index.saved_format == 4 and reopened.index_note == "loaded"
+    # a format 4 file from before the sketch had its own checksum reads its sketch at load
+    data = reopened.index_path.read_bytes()
+    (hlen,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + hlen])
+    del header["sketch_crc32"]
+    text = json.dumps(header).encode()
+    reopened.index_path.write_bytes(data[:8] + struct.pack("<I", len(text)) + text + data[12 + hlen:])
+    with Library(isolated_library_dir) as upgraded:
+        assert upgraded.index.sketched and upgraded.index.needs_resave
+        assert upgraded.index_note == "loaded (saved again with its sketch's own checksum)"
+    with Library(isolated_library_dir) as reopened:
+        assert not reopened.index.needs_resave and reopened.index_note == "loaded"
+        assert reopened.index.exact_rows_damage(wait=True) is None and reopened.index.sketched
 
 
 def test_a_library_whose_exact_rows_are_found_damaged_rebuilds_them_from_the_catalog(
