@@ -149,23 +149,51 @@ def correlation_curve(a: np.ndarray | Fixed, b: np.ndarray) -> tuple[np.ndarray,
     # and COVER keeps the overlap's energy near the shorter sound's, so the rounding stays
     # about 1e-6 of each value. The energies are prefix sums in double (they are differenced).
     n = scipy.fft.next_fast_len(a.size + b.size, real=True)
-    xc = scipy.fft.irfft(fixed.spectrum(n) * np.conj(scipy.fft.rfft(b.astype(np.float32), n)), n)
+    product = scipy.fft.rfft(b.astype(np.float32), n)
+    np.conj(product, out=product)
+    np.multiply(fixed.spectrum(n), product, out=product)
+    xc = scipy.fft.irfft(product, n)
     # xc[lag] = sum a[i + lag] b[i]; lags -len(b)+1 .. len(a)-1
     lags = np.arange(-(b.size - 1), a.size)
-    num = np.concatenate([xc[n - (b.size - 1):], xc[:a.size]]).astype(np.float64)
     ca = fixed.energy
     cb = np.concatenate([[0.0], np.cumsum(b * b)])
-    # the overlap of a[lo_a:hi_a] with b[lo_b:hi_b] at each lag (every lag overlaps by one
-    # sample at least, so only one side of each bound can bind)
-    ea = ca[np.minimum(lags + b.size, a.size)] - ca[np.maximum(lags, 0)]
-    eb = cb[np.minimum(a.size - lags, b.size)] - cb[np.maximum(-lags, 0)]
     shorter_total = ca[-1] if a.size <= b.size else cb[-1]
-    shorter_overlap = ea if a.size <= b.size else eb
     if shorter_total <= _SILENT:
         return lags, np.full(lags.size, -1.0)
-    corr = num / np.sqrt(np.maximum(ea * eb, _SILENT))
-    corr[shorter_overlap / shorter_total < COVER] = -1.0
+    # Only lags that keep COVER of the shorter sound's energy are measured: the others are
+    # -1 whatever they hold. Cutting more of the shorter sound on either side only loses
+    # energy, so those lags are one run; found from the prefix sums (a hair wide) and then
+    # tested exactly as each lag always was.
+    lo, hi = _covered_lags(ca if a.size <= b.size else cb, a.size, b.size, a.size <= b.size)
+    corr = np.full(lags.size, -1.0)
+    if lo > hi:
+        return lags, corr
+    run = lags[lo - lags[0]:hi - lags[0] + 1]
+    num = np.concatenate([xc[n + run[0]:n + min(run[-1], -1) + 1] if run[0] < 0 else xc[:0],
+                          xc[max(run[0], 0):run[-1] + 1]]).astype(np.float64)
+    # the overlap of a[lo_a:hi_a] with b[lo_b:hi_b] at each lag (every lag overlaps by one
+    # sample at least, so only one side of each bound can bind)
+    ea = ca[np.minimum(run + b.size, a.size)] - ca[np.maximum(run, 0)]
+    eb = cb[np.minimum(a.size - run, b.size)] - cb[np.maximum(-run, 0)]
+    shorter_overlap = ea if a.size <= b.size else eb
+    part = num / np.sqrt(np.maximum(ea * eb, _SILENT))
+    part[shorter_overlap / shorter_total < COVER] = -1.0
+    corr[lo - lags[0]:hi - lags[0] + 1] = part
     return lags, corr
+
+
+def _covered_lags(energy: np.ndarray, a_size: int, b_size: int, a_shorter: bool) -> tuple[int, int]:
+    """(first, last) lag at which the overlap may hold COVER of the shorter sound's
+    energy, from its prefix sums ``energy``; a superset of those lags (the tolerance
+    outweighs any rounding), empty when first > last."""
+    total = energy[-1]
+    # the most that may be cut from the start, and the least the kept start must hold
+    cut_start = int(np.searchsorted(energy, (1.0 - COVER) * total * (1 + 1e-9) + 1e-300, "right")) - 1
+    keep_end = int(np.searchsorted(energy, COVER * total * (1 - 1e-9), "left"))
+    if a_shorter:     # lag >= 0 cuts a's start; lag < a_size - b_size cuts a's end
+        return max(-(b_size - 1), keep_end - b_size), min(a_size - 1, cut_start)
+    # lag <= 0 cuts b's start; lag > a_size - b_size cuts b's end
+    return max(-(b_size - 1), -cut_start), min(a_size - 1, a_size - keep_end)
 
 
 def align(a: np.ndarray | Fixed, b: np.ndarray) -> tuple[float, int, float]:
