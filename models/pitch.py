@@ -108,37 +108,54 @@ def yin(segment: np.ndarray, sample_rate: float, f0_min: float = F0_MIN,
         if window <= tau_min:
             return np.empty(0), np.empty(0)
     framed = frames(segment, window + tau_max, hop)
-    n_fft = 1 << int(np.ceil(np.log2(window + tau_max)))     # no wrap-around for lags <= tau_max
-    spectrum = np.fft.rfft(framed, n_fft, axis=1)
-    head = np.fft.rfft(framed[:, :window], n_fft, axis=1)
-    cross = np.fft.irfft(np.conj(head) * spectrum, n_fft, axis=1)[:, : tau_max + 1]
-    squares = np.cumsum(np.pad(framed ** 2, ((0, 0), (1, 0))), axis=1)
-    energy_head = squares[:, window][:, None]
+    import scipy.fft   # here: the window imports this module, and scipy loads slowly
+    # any size of at least a frame keeps lags <= tau_max from wrapping; 5-smooth sizes
+    # transform faster than the next power of two
+    n_fft = scipy.fft.next_fast_len(window + tau_max, real=True)
+    spectrum = scipy.fft.rfft(framed, n_fft, axis=1)
+    head = scipy.fft.rfft(framed[:, :window], n_fft, axis=1)
+    np.conj(head, out=head)
+    head *= spectrum
+    cross = scipy.fft.irfft(head, n_fft, axis=1)[:, : tau_max + 1]
+    # each frame's energies from one prefix sum of the segment (the frames overlap: one
+    # sum over each of them cost more than their transforms)
+    energy = np.concatenate([[0.0], np.cumsum(segment * segment)])
+    starts = np.arange(framed.shape[0])[:, None] * hop
+    energy_head = energy[starts + window] - energy[starts]
     lags = np.arange(tau_max + 1)
-    energy_shift = squares[:, lags + window] - squares[:, lags]
+    energy_shift = energy[starts + lags + window] - energy[starts + lags]
     diff = np.maximum(energy_head + energy_shift - 2.0 * cross, 0.0)
     cumulative = np.cumsum(diff[:, 1:], axis=1)
     cmnd = np.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] * lags[1:] / np.maximum(cumulative, 1e-12)
-    pitches = np.empty(framed.shape[0])
-    aperiodicity = np.empty(framed.shape[0])
+    rows = np.arange(framed.shape[0])
+    # each frame's period: the first lag under the threshold, walked down to the bottom of
+    # its dip; the deepest lag where none is under it
+    searched = cmnd[:, tau_min:tau_max]
+    below = searched < DIP_THRESHOLD
+    has_dip = below.any(axis=1)
+    tau = tau_min + below.argmax(axis=1)
+    if not has_dip.all():
+        tau[~has_dip] = tau_min + searched[~has_dip].argmin(axis=1)
+    walking = has_dip.copy()
+    while walking.any():       # a few lags a frame
+        at = rows[walking]
+        step = tau[at] + 1
+        falls = step < tau_max
+        falls[falls] = cmnd[at[falls], step[falls]] < cmnd[at[falls], tau[at[falls]]]
+        tau[at[falls]] += 1
+        walking[at[~falls]] = False
+    a = cmnd[rows, tau - 1]
+    b = cmnd[rows, tau]
+    c = cmnd[rows, np.minimum(tau + 1, tau_max)]
+    denominator = a - 2.0 * b + c
+    curved = denominator > 0
+    offset = np.zeros(len(rows))
+    offset[curved] = np.clip(0.5 * (a - c)[curved] / denominator[curved], -0.5, 0.5)
+    pitches = 69.0 + 12.0 * np.log2(sample_rate / (tau + offset) / 440.0)
     silent = energy_head[:, 0] <= 1e-12 * window
-    for row in range(framed.shape[0]):
-        d = cmnd[row]
-        below = np.flatnonzero(d[tau_min:tau_max] < DIP_THRESHOLD)
-        if below.size:
-            tau = tau_min + int(below[0])
-            while tau + 1 < tau_max and d[tau + 1] < d[tau]:
-                tau += 1
-        else:
-            tau = tau_min + int(np.argmin(d[tau_min:tau_max]))
-        a, b, c = d[tau - 1], d[tau], d[min(tau + 1, tau_max)]
-        denominator = a - 2.0 * b + c
-        offset = float(np.clip(0.5 * (a - c) / denominator, -0.5, 0.5)) if denominator > 0 else 0.0
-        pitches[row] = 69.0 + 12.0 * np.log2(sample_rate / (tau + offset) / 440.0)
-        aperiodicity[row] = 1.0 if silent[row] else b
+    aperiodicity = np.where(silent, 1.0, b)
     return pitches, aperiodicity
-
 
 
 def _low_partials_pitch(segment: np.ndarray, sample_rate: int, midi_float: float) -> float:
