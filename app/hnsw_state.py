@@ -268,6 +268,9 @@ def _check_arrays(numbers: dict, arrays: dict[str, np.ndarray]) -> None:
     levels = arrays["element_levels"]
     if n and (levels.min() < 0 or int(levels.max()) != numbers["max_level"]):
         raise GraphStateError("graph levels out of range")
+    # a search starts at the entry point on the top level and reads its link list there
+    if n and int(levels[numbers["enterpoint_node"]]) != numbers["max_level"]:
+        raise GraphStateError("graph entry point is not on the top level")
     per_level = numbers["size_links_per_element"]
     if int(levels.sum(dtype=np.int64)) * per_level != arrays["link_lists"].size:
         raise GraphStateError("graph link lists do not match the levels")
@@ -284,12 +287,24 @@ def _check_arrays(numbers: dict, arrays: dict[str, np.ndarray]) -> None:
         _check_links(np.ndarray((n, 1 + 2 * M), "<u4", level0, 0, (size, 4)), 2 * M, n, "level 0")
     upper = arrays["link_lists"]
     if upper.size:
-        _check_links(upper.view("<u4").reshape(-1, 1 + M), M, n, "upper levels")
+        _check_links(upper.view("<u4").reshape(-1, 1 + M), M, n, "upper levels",
+                     levels=levels, row_levels=_upper_row_levels(levels))
 
 
-def _check_links(words: np.ndarray, width: int, n: int, where: str) -> None:
+def _upper_row_levels(levels: np.ndarray) -> np.ndarray:
+    """The level of each upper link list row: the elements with a level above 0 in order,
+    each with one row per level, 1 first."""
+    counts = levels[levels > 0].astype(np.int64)
+    starts = np.cumsum(counts) - counts
+    rows = np.arange(int(counts.sum()), dtype=np.int64)
+    return (rows - np.repeat(starts, counts) + 1).astype(np.int32)
+
+
+def _check_links(words: np.ndarray, width: int, n: int, where: str, *,
+                 levels: np.ndarray | None = None, row_levels: np.ndarray | None = None) -> None:
     """``words`` (k, 1 + width) uint32: a uint16 count and two flag bytes, then ``width``
-    ids; the first ``count`` ids of each row must name vectors of the graph."""
+    ids; the first ``count`` ids of each row must name vectors of the graph and, with
+    ``row_levels``, vectors that reach the row's level (hnswlib reads their link list on it)."""
     step = 1 << 20
     slots = np.arange(width, dtype=np.uint32)[None, :]
     for at in range(0, len(words), step):
@@ -297,5 +312,11 @@ def _check_links(words: np.ndarray, width: int, n: int, where: str) -> None:
         counts = part[:, 0] & 0xFFFF
         if counts.size and counts.max() > width:
             raise GraphStateError(f"graph link count out of range ({where})")
-        if np.any((part[:, 1:] >= n) & (slots < counts[:, None])):
+        used = slots < counts[:, None]
+        if np.any((part[:, 1:] >= n) & used):
             raise GraphStateError(f"graph link out of range ({where})")
+        if row_levels is not None:
+            ids = part[:, 1:][used]
+            need = np.broadcast_to(row_levels[at:at + step, None], used.shape)[used]
+            if np.any(levels[ids] < need):
+                raise GraphStateError(f"graph link to a vector below its level ({where})")

@@ -22,6 +22,7 @@ def graph_of(tmp_path, n: int, *, deleted=()) -> tuple[hnswlib.Index, bytes]:
     rng = np.random.default_rng(n)
     graph = hnswlib.Index(space="cosine", dim=DIM)
     graph.init_index(max_elements=n + 50, M=M, ef_construction=EF_CONSTRUCTION)
+    graph.set_num_threads(1)        # the same graph on every run: damage lands where it did
     if n:
         graph.add_items(rng.normal(size=(n, DIM)).astype(np.float32), np.arange(n) * 5 + 2)
     for label in deleted:
@@ -93,6 +94,8 @@ def test_hostile_regions_are_refused_before_hnswlib_reads_them(tmp_path):
         "an upper link past the graph": _with(region, links_at + 4, struct.pack("<I", 2**31)),
         "a level changed": _with(region, levels_at + 4 * upper, struct.pack("<i", 3)),
         "a negative level": _with(region, levels_at + 4 * upper, struct.pack("<i", -1)),
+        "an upper link to a vector below its level": _with(
+            region, links_at + 4, struct.pack("<I", int(np.flatnonzero(levels == 0)[0]))),
         "two labels on one vector": _with(region, levels_at + 12 * n, struct.pack("<I", 1)),
         "a label that is not the stored one": _with(region, levels_at + 4 * n, struct.pack("<Q", 99_999)),
         "numbers longer than the region": struct.pack("<I", 1 << 30) + region[4:],
@@ -100,10 +103,11 @@ def test_hostile_regions_are_refused_before_hnswlib_reads_them(tmp_path):
         "truncated": region[:len(region) // 2],
     }
     for key, value in (("size_data_per_element", size + 4), ("max_elements", n + 1),
-                       ("M", M + 1), ("enterpoint_node", n), ("mult", 0.5), ("dim", 3)):
+                       ("M", M + 1), ("enterpoint_node", n), ("mult", 0.5), ("dim", 3),
+                       ("enterpoint_node", int(np.flatnonzero(levels < levels.max())[0]))):
         changed = dict(numbers, **{key: value})
         text = json.dumps(changed).encode()
-        hostile[f"numbers: {key}"] = struct.pack("<I", len(text)) + text + region[at:]
+        hostile[f"numbers: {key} {value}"] = struct.pack("<I", len(text)) + text + region[at:]
     for what, bad in hostile.items():
         with pytest.raises(GraphStateError):
             load(bad, n)
@@ -119,7 +123,7 @@ def test_random_damage_is_refused_or_gives_a_graph_never_a_crash(tmp_path):
     refused = 0
     labels = set((np.arange(n) * 5 + 2).tolist())
     query = rng.normal(size=(3, DIM)).astype(np.float32)
-    for position in rng.integers(0, len(region), 400):
+    for position in rng.integers(0, len(region), 3000):
         bad = bytearray(region)
         bad[position] ^= 1 << int(rng.integers(0, 8))
         try:
@@ -129,4 +133,6 @@ def test_random_damage_is_refused_or_gives_a_graph_never_a_crash(tmp_path):
             continue
         found = graph.knn_query(query, k=5)[0]
         assert set(found.ravel().tolist()) <= labels
+        graph.resize_index(n + 2)       # and it takes new vectors (links are repaired)
+        graph.add_items(np.ones((2, DIM), np.float32), [10**6, 10**6 + 1])
     assert refused > 0
