@@ -85,6 +85,16 @@ __all__ = ["InputConditioner", "LiveMatcher", "Suggestion", "SuggestionUpdate", 
 # Medium quality: 3.6 ms of resampler delay from 48 kHz instead of 16 ms for "HQ" (the
 # passband ends near 20 kHz instead of 21 kHz; only the top mel band or two see it).
 RESAMPLE_QUALITY = "MQ"
+# The stream resampler gives its last outputs only once it has seen the input after them
+# (MQ, in 64-frame blocks: 5-19 ms of output held back from 48 or 96 kHz, up to 27 ms from
+# 32 kHz and 40 ms from 22.05 kHz). A window due inside them is not kept waiting:
+# ``InputConditioner.tail`` makes them from the recent input, after this much exact output...
+TAIL_CONTEXT_SAMPLES = 480
+# ...from the device-rate input kept this long.
+RECENT_INPUT_SECONDS = 0.25
+# A tail's last samples are made as if the input stopped there (the resampler's filter
+# spreads a sample over 1-2 ms at MQ): a fade that the decay check must not take for the hit's.
+TAIL_SETTLING_SAMPLES = 128
 MAX_READ_SECONDS = 0.25        # frames read from the ring per step
 RECENT_ONSETS = 64
 # Suggestions an update carries at most (the pads page through them 16 at a time): captures
@@ -122,6 +132,28 @@ class _Window:
     checked: int = 0          # model sample up to which the decay was looked for
 
 
+class _KnownInput:
+    """The model-rate input known at one step of the worker: the history up to
+    ``model_end`` and after it the conditioner's held-back tail, made on first need (most
+    steps need none). Worker thread."""
+
+    def __init__(self, model_end: int, conditioner: "InputConditioner"):
+        self.model_end = model_end
+        self._conditioner = conditioner
+        self._held = conditioner.held_back()
+        self._tail: np.ndarray | None = None
+
+    @property
+    def reach(self) -> int:
+        """The end of the known input: what the tail will hold until it is made."""
+        return self.model_end + (self._held if self._tail is None else len(self._tail))
+
+    def tail(self) -> np.ndarray:
+        if self._tail is None:
+            self._tail = self._conditioner.tail()
+        return self._tail
+
+
 class InputConditioner:
     """Device-rate input blocks (frames, channels) -> model-rate mono: the input chain, the
     mix to mono, the resampler. ``stream`` keeps the resampler's state from block to block
@@ -140,6 +172,12 @@ class InputConditioner:
         self._resampler = (soxr.ResampleStream(self.sample_rate, MODEL_SAMPLE_RATE, 1, dtype="float32",
                                                quality=RESAMPLE_QUALITY)
                            if self.sample_rate != MODEL_SAMPLE_RATE else None)
+        self._taken = self._given = 0       # device-rate samples in, model-rate samples out
+        self._recent = np.zeros(int(RECENT_INPUT_SECONDS * self.sample_rate) + 1, np.float32)
+        # a tail starts at a model sample that falls on a device sample: multiples of these
+        common = math.gcd(self.sample_rate, MODEL_SAMPLE_RATE)
+        self._model_step = MODEL_SAMPLE_RATE // common
+        self._device_step = self.sample_rate // common
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
         if self.chain is not None:
@@ -149,8 +187,48 @@ class InputConditioner:
     def stream(self, block: np.ndarray) -> np.ndarray:
         mono = self._mono(block)
         if self._resampler is not None:
-            mono = self._resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
+            mono = np.ascontiguousarray(mono, dtype=np.float32)
+            self._remember(mono)
+            mono = self._resampler.resample_chunk(mono, last=False)
+            self._given += mono.size
         return np.asarray(mono, dtype=np.float32)
+
+    def held_back(self) -> int:
+        """Model-rate samples the input already holds that ``stream`` has not given yet
+        (0 without a resampler)."""
+        if self._resampler is None:
+            return 0
+        return max(0, self._taken * MODEL_SAMPLE_RATE // self.sample_rate - self._given)
+
+    def tail(self) -> np.ndarray:
+        """The ``held_back`` samples, made now from the recent input by a resampling of its
+        own (aligned with the stream's: it starts on a model sample that falls on a device
+        sample). Equal to what ``stream`` gives later but for the last few milliseconds,
+        which are made as if the input stopped there (a few percent off). Empty when there
+        are none or the recent input no longer reaches back far enough (a long read)."""
+        count = self.held_back()
+        if count == 0:
+            return np.zeros(0, np.float32)
+        first = max(0, self._given - TAIL_CONTEXT_SAMPLES) // self._model_step * self._model_step
+        start = first // self._model_step * self._device_step
+        size = self._recent.size
+        if self._taken - start > size:
+            return np.zeros(0, np.float32)
+        at = np.arange(start, self._taken) % size
+        made = soxr.resample(self._recent[at], self.sample_rate, MODEL_SAMPLE_RATE,
+                             quality=RESAMPLE_QUALITY)
+        return np.asarray(made[self._given - first:self._given - first + count], dtype=np.float32)
+
+    def _remember(self, mono: np.ndarray) -> None:
+        size = self._recent.size
+        if mono.size >= size:
+            self._recent[(self._taken + mono.size - size + np.arange(size)) % size] = mono[-size:]
+        else:
+            at = self._taken % size
+            first = min(mono.size, size - at)
+            self._recent[at:at + first] = mono[:first]
+            self._recent[:mono.size - first] = mono[first:]
+        self._taken += mono.size
 
     def whole(self, block: np.ndarray) -> np.ndarray:
         mono = self._mono(block)
@@ -231,7 +309,7 @@ class LiveMatcher:
         self._last_window: tuple[int, np.ndarray] | None = None
         self._stats = {"queries": 0, "windows_gated": 0, "empty_windows": 0, "onsets": 0,
                        "skipped_frames": 0, "jumps": 0, "errors": 0, "last_error": "",
-                       "captures": 0, "last_latency_ms": None}
+                       "captures": 0, "last_latency_ms": None, "windows_with_tail": 0}
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self._position = 0
         self._rerank_process = bool(rerank_process)
@@ -613,27 +691,43 @@ class LiveMatcher:
             kept.append(w)
         self._pending = kept
 
-    def _cut_decayed(self) -> None:
+    def _cut_decayed(self, known: "_KnownInput") -> None:
         """Cut the open final windows of hits that have decayed (worker thread, under the
-        state lock). Looked for as soon as a frame of the hit is complete."""
+        state lock). Looked for as soon as a frame of the hit is known (the resampler's
+        held-back tail included)."""
         frame = int(DECAY_FRAME_SECONDS * MODEL_SAMPLE_RATE)
         gate = self._active_profile.gate_db
         for w in [w for w in self._pending if w.reason == "onset" and w.stage == "final"]:
-            if w.end <= self._model_end or (self._model_end - w.start) // frame == (w.checked - w.start) // frame:
+            reach = known.reach
+            if w.end <= reach or (reach - w.start) // frame == (w.checked - w.start) // frame:
                 continue
-            w.checked = self._model_end
-            at = decay_end(self._history_span(w.start, self._model_end), gate)
+            reach = known.model_end + max(0, len(known.tail()) - TAIL_SETTLING_SAMPLES)
+            if reach <= w.checked:
+                continue
+            w.checked = reach
+            at = decay_end(self._span(w.start, reach, known), gate)
             if at is not None:
                 self._cut_pending(w.start + at, w.onset)
+
+    def _span(self, start: int, end: int, known: "_KnownInput") -> np.ndarray:
+        """Model-rate input from ``start`` to ``end``: the history, then the held-back tail
+        where ``end`` reaches into it. Worker thread."""
+        audio = self._history_span(start, min(end, known.model_end))
+        if end <= known.model_end:
+            return audio
+        return np.concatenate([audio, known.tail()[max(0, start - known.model_end):end - known.model_end]])
 
     def _analyse_due(self) -> bool:
         profile = self._active_profile
         due: list[_Window] = []
+        known = _KnownInput(self._model_end, self.conditioner)
         if self._pending:
             with self._state_lock:          # captures add windows from their own threads
-                self._cut_decayed()
-                due = [w for w in self._pending if w.end <= self._model_end]
-                self._pending = [w for w in self._pending if w.end > self._model_end]
+                self._cut_decayed(known)
+                due = [w for w in self._pending if w.end <= known.model_end or (
+                    w.end <= known.reach and w.end <= known.model_end + len(known.tail()))]
+                taken = {id(w) for w in due}
+                self._pending = [w for w in self._pending if id(w) not in taken]
         if profile.mode != "one-shot" and self._model_end >= self._next_rolling_end:
             hop = max(1, int(profile.hop_seconds * MODEL_SAMPLE_RATE))
             window = int(profile.window_seconds * MODEL_SAMPLE_RATE)
@@ -647,12 +741,15 @@ class LiveMatcher:
         for w in due:
             if w.stage != "final" and (w.onset, w.reason) in later:
                 continue
-            self._analyse(w, profile)
+            self._analyse(w, profile, known)
         return bool(due)
 
-    def _analyse(self, w: _Window, profile: MatchProfile) -> None:
+    def _analyse(self, w: _Window, profile: MatchProfile, known: "_KnownInput") -> None:
         begun = time.monotonic()
-        audio = self._history_span(w.start, w.end)   # the worker is the only writer: no lock
+        audio = self._span(w.start, w.end, known)   # the worker is the only writer: no lock
+        if w.end > known.model_end:
+            with self._lock:
+                self._stats["windows_with_tail"] += 1
         if w.reason == "capture-full":
             onset_frame = self._model_to_frame(w.onset) if w.onset is not None else None
             self._capture_query(audio, onset_frame, self._arrival_time(w.end), profile,
@@ -713,6 +810,11 @@ class LiveMatcher:
         for t_end, ring_end, model_after in self._reads:
             if model_after >= model_end:
                 return t_end - max(0, ring_end - frame) / self.sample_rate
+        # the resampler still holds it back (a window answered from the held-back tail):
+        # the last read, whose input reaches past it
+        if self._reads and self._reads[-1][1] >= frame:
+            t_end, ring_end, _ = self._reads[-1]
+            return t_end - (ring_end - frame) / self.sample_rate
         return time.monotonic()
 
     def _publish(self, suggestions: tuple[Suggestion, ...], onset_frame: int | None, level_db: float,

@@ -91,6 +91,32 @@ def test_one_hit_answers_attack_then_refined_then_final(library):
                                [s.score for s in final.suggestions[:3]], rtol=1e-5)
 
 
+def test_windows_due_inside_the_resamplers_held_back_tail_are_answered_from_it(library):
+    """Input at 48 kHz goes through a stream resampler that gives its last 5-20 ms only
+    after the input that follows them: windows due inside them are analysed from a tail
+    made of the recent input rather than waiting (``windows_with_tail``), and every hit is
+    still named first."""
+    library_dir, linked = library
+    files = played_files(linked, 12)[:4]
+    signal, starts = sequence(files, SR, 0.7, lead_s=0.3)
+    ring = CaptureRing.for_seconds(1, SR, 10, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    finals = {}
+    matcher.subscribe(lambda u: finals.setdefault(u.onset_frame, u)
+                      if u.reason == "onset" and u.stage == "final" else None)
+    matcher.start()
+    try:
+        feed(ring, signal)
+        assert wait_for(lambda: len(finals) >= len(files), 20), len(finals)
+        stats = matcher.stats()
+    finally:
+        matcher.stop()
+    assert stats["windows_with_tail"] >= 1, stats
+    for start, path in zip(starts, files):
+        near = [u for frame, u in finals.items() if abs(frame - start) < 0.03 * SR]
+        assert near and near[0].suggestions[0].path == str(path), [s.name for s in near[0].suggestions[:3]] if near else finals.keys()
+
+
 @pytest.mark.parametrize("after_s", [1.0, 2.5])
 def test_capture_finds_the_last_hit_seconds_later_not_the_loudest(library, after_s):
     library_dir, linked = library

@@ -295,3 +295,75 @@ def test_a_dropped_file_shows_the_index_order_first_then_the_reranked_list(libra
                                           max(FILE_RERANK_DEPTH, len(shown)), rerank=False)
     assert len(shown) > 1 and shown == [r.file.path for r in index_order][:len(shown)]
     assert final.suggestions[0].path == str(target)
+
+
+# ---- the resampler's held-back tail ------------------------------------------------------------
+
+@pytest.mark.parametrize("device_rate", [48000, 32000, 96000, 22050])
+def test_the_held_back_tail_is_what_the_stream_gives_later(device_rate):
+    """A stream resampler gives its last outputs only once it has seen the input after them
+    (5-40 ms of them); ``tail`` makes them now. They match what the stream gives later,
+    exactly but for the last 3 ms (made as if the input stopped there)."""
+    from app.matcher import InputConditioner
+    rng = np.random.default_rng(device_rate)
+    t = np.arange(2 * device_rate) / device_rate
+    signal = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    whole = InputConditioner(device_rate)
+    later = np.concatenate([whole.stream(signal[i:i + 64, None]) for i in range(0, signal.size, 64)])
+    live = InputConditioner(device_rate)
+    given, checked = 0, 0
+    for i in range(0, signal.size, 64):
+        given += live.stream(signal[i:i + 64, None]).size
+        if i % 4096 or i == 0:
+            continue
+        tail = live.tail()
+        held = live.held_back()
+        assert len(tail) == held > 0
+        # the input holds them: the device samples read reach past them
+        assert given + held <= (i + 64) * MODEL_SAMPLE_RATE // device_rate
+        truth = later[given:given + held]
+        exact = max(0, held - 160)          # the last 3.6 ms are made as if the input stopped
+        np.testing.assert_allclose(tail[:exact], truth[:exact], atol=1e-5)
+        assert np.linalg.norm(tail - truth) < 0.1 * np.linalg.norm(truth)
+        checked += 1
+    assert checked >= 10
+
+
+def test_input_at_the_model_rate_holds_nothing_back():
+    from app.matcher import InputConditioner
+    conditioner = InputConditioner(MODEL_SAMPLE_RATE)
+    out = conditioner.stream(np.ones((512, 2), np.float32))
+    assert out.size == 512 and conditioner.held_back() == 0 and conditioner.tail().size == 0
+
+
+@pytest.mark.parametrize("device_rate", [48000, 22050])
+def test_a_decay_found_in_the_held_back_tail_is_where_the_whole_input_puts_it(device_rate):
+    """The decay check reads the tail but for its last TAIL_SETTLING_SAMPLES (made as if
+    the input stopped): wherever it finds a hit's decay, the complete input finds it at the
+    same sample."""
+    from app.matcher import TAIL_SETTLING_SAMPLES, InputConditioner, decay_end
+    rng = np.random.default_rng(7)
+    hit = int(0.3 * device_rate)
+    t = np.arange(hit) / device_rate
+    signal = np.zeros(4 * hit, np.float32)
+    for k in range(4):       # noise hits decaying at four rates
+        envelope = np.exp(-t / (0.01 + 0.02 * k))
+        signal[k * hit:(k + 1) * hit] = 0.5 * envelope * rng.standard_normal(hit)
+    whole = InputConditioner(device_rate)
+    later = np.concatenate([whole.stream(signal[i:i + 64, None]) for i in range(0, signal.size, 64)])
+    live = InputConditioner(device_rate)
+    given, starts = [], [k * hit * MODEL_SAMPLE_RATE // device_rate for k in range(4)]
+    found = 0
+    for i in range(0, signal.size, 64):
+        given.append(live.stream(signal[i:i + 64, None]))
+        history = np.concatenate(given)
+        settled = live.tail()[:max(0, live.held_back() - TAIL_SETTLING_SAMPLES)]
+        known = np.concatenate([history, settled])
+        for start in starts:
+            if start >= history.size:
+                continue
+            at = decay_end(known[start:], -60.0)
+            if at is not None and start + at <= history.size + settled.size:
+                assert at == decay_end(later[start:start + at], -60.0), (start, at)
+                found += 1
+    assert found > 0
