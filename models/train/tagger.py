@@ -88,13 +88,29 @@ def extract(clips, encoder: Encoder, log=print) -> dict:
     }
 
 
+def recipe_id() -> str:
+    """What the cached features were made by besides the encoder: the sources of the
+    labelled clips, their rendering, the descriptors and the feature layout. A change to
+    any of them (a label moved, a clip left out) makes the cache stale."""
+    from models import descriptors, tagger as shipped_tagger
+    from models.train import midi_render
+    digest = hashlib.sha256()
+    for module in (tag_data, midi_render, descriptors, shipped_tagger):
+        digest.update(pathlib.Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def load_features(refresh: bool = False, log=print) -> dict:
     encoder = Encoder(threads=2)
+    recipe = recipe_id()
     if CACHE.exists() and not refresh:
         data = dict(np.load(CACHE, allow_pickle=False))
-        if str(data["encoder_id"]) == encoder.model_id:
+        if (str(data["encoder_id"]) == encoder.model_id
+                and str(data.get("recipe_id", "")) == recipe):
             return data
+        log("cached tag features are stale (another encoder or clip recipe): extracting again")
     data = extract(tag_data.all_clips(log=log), encoder, log=log)
+    data["recipe_id"] = np.array(recipe)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(CACHE, **data)
     return data
