@@ -132,6 +132,26 @@ class _Window:
     checked: int = 0          # model sample up to which the decay was looked for
 
 
+def write_circular(buffer: np.ndarray, position: int, samples: np.ndarray) -> None:
+    """Write ``samples`` into the circular ``buffer`` as the stream's samples from
+    ``position`` on (only the last ``buffer.size`` of them when there are more). Any thread
+    that owns the buffer."""
+    size = buffer.size
+    if samples.size > size:
+        position += samples.size - size
+        samples = samples[-size:]
+    at = position % size
+    first = min(samples.size, size - at)
+    buffer[at:at + first] = samples[:first]
+    buffer[:samples.size - first] = samples[first:]
+
+
+def read_circular(buffer: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The stream's samples ``start`` to ``end`` (within the last ``buffer.size``) from the
+    circular ``buffer``, as a new array."""
+    return buffer[np.arange(start, end) % buffer.size]
+
+
 class _KnownInput:
     """The model-rate input known at one step of the worker: the history up to
     ``model_end`` and after it the conditioner's held-back tail, made on first need (most
@@ -152,6 +172,16 @@ class _KnownInput:
         if self._tail is None:
             self._tail = self._conditioner.tail()
         return self._tail
+
+    def holds(self, end: int) -> bool:
+        """Whether the input up to ``end`` is known (the tail made only if it must be)."""
+        return end <= self.model_end or (end <= self.reach
+                                         and end <= self.model_end + len(self.tail()))
+
+    def settled_end(self) -> int:
+        """The end of the input that the decay check may read: the tail less its last
+        ``TAIL_SETTLING_SAMPLES``."""
+        return self.model_end + max(0, len(self.tail()) - TAIL_SETTLING_SAMPLES)
 
 
 class InputConditioner:
@@ -214,20 +244,13 @@ class InputConditioner:
         size = self._recent.size
         if self._taken - start > size:
             return np.zeros(0, np.float32)
-        at = np.arange(start, self._taken) % size
-        made = soxr.resample(self._recent[at], self.sample_rate, MODEL_SAMPLE_RATE,
+        made = soxr.resample(read_circular(self._recent, start, self._taken),
+                             self.sample_rate, MODEL_SAMPLE_RATE,
                              quality=RESAMPLE_QUALITY)
         return np.asarray(made[self._given - first:self._given - first + count], dtype=np.float32)
 
     def _remember(self, mono: np.ndarray) -> None:
-        size = self._recent.size
-        if mono.size >= size:
-            self._recent[(self._taken + mono.size - size + np.arange(size)) % size] = mono[-size:]
-        else:
-            at = self._taken % size
-            first = min(mono.size, size - at)
-            self._recent[at:at + first] = mono[:first]
-            self._recent[:mono.size - first] = mono[first:]
+        write_circular(self._recent, self._taken, mono)
         self._taken += mono.size
 
     def whole(self, block: np.ndarray) -> np.ndarray:
@@ -634,26 +657,15 @@ class LiveMatcher:
                 self._on_onset(onset)
 
     def _append_history(self, mono: np.ndarray) -> None:
-        size = self._history_len
-        if mono.size > size:
-            self._model_end += mono.size - size
-            mono = mono[-size:]
-        n = mono.size
-        start = self._model_end % size
-        first = min(n, size - start)
-        self._history[start:start + first] = mono[:first]
-        if first < n:
-            self._history[:n - first] = mono[first:]
-        self._model_end += n
+        write_circular(self._history, self._model_end, mono)
+        self._model_end += mono.size
 
     def _history_span(self, start: int, end: int) -> np.ndarray:
         oldest = max(self._seg_model, self._model_end - self._history_len)
         start, end = max(start, oldest), min(end, self._model_end)
         if end <= start:
             return np.zeros(0, dtype=np.float32)
-        size = self._history_len
-        idx = np.arange(start, end) % size
-        return self._history[idx]
+        return read_circular(self._history, start, end)
 
     def _on_onset(self, onset: Onset) -> None:
         m = self._seg_model + onset.sample
@@ -701,7 +713,7 @@ class LiveMatcher:
             reach = known.reach
             if w.end <= reach or (reach - w.start) // frame == (w.checked - w.start) // frame:
                 continue
-            reach = known.model_end + max(0, len(known.tail()) - TAIL_SETTLING_SAMPLES)
+            reach = known.settled_end()
             if reach <= w.checked:
                 continue
             w.checked = reach
@@ -724,10 +736,8 @@ class LiveMatcher:
         if self._pending:
             with self._state_lock:          # captures add windows from their own threads
                 self._cut_decayed(known)
-                due = [w for w in self._pending if w.end <= known.model_end or (
-                    w.end <= known.reach and w.end <= known.model_end + len(known.tail()))]
-                taken = {id(w) for w in due}
-                self._pending = [w for w in self._pending if id(w) not in taken]
+                due = [w for w in self._pending if known.holds(w.end)]
+                self._pending = [w for w in self._pending if not known.holds(w.end)]
         if profile.mode != "one-shot" and self._model_end >= self._next_rolling_end:
             hop = max(1, int(profile.hop_seconds * MODEL_SAMPLE_RATE))
             window = int(profile.window_seconds * MODEL_SAMPLE_RATE)
