@@ -27,7 +27,9 @@ Two lanes. The stages above run on the track as it is, and again on its *foregro
 repeating backing stands far clearer: onset blocks only, at the semitone ratios; the
 foreground's best ``SOLO_SCREEN_CANDIDATES`` files are screened at ``SOLO_SCREEN_RATE`` (a hat
 keeps little at ``SCREEN_RATE``) near their onsets, and its ``SOLO_FIT_CANDIDATES`` best get
-the full fit on the foreground. Both lanes' detections are ranked together; a file found in
+the full fit on the foreground. Bright sounds of this lane (hats, cymbals, shakers:
+``app.detect_fit.is_bright``) are screened and fitted on the foreground's high band at
+``BRIGHT_RATE`` instead (``BrightSounds``), where their detail is. Both lanes' detections are ranked together; a file found in
 both is one entry with the occurrences of both.
 
 Hits of one file whose starts agree within ``MERGE_SECONDS`` are one occurrence; occurrences
@@ -51,7 +53,7 @@ import soxr
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
-from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places
+from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places, high_band, is_bright
 from app.dup_verify import VERIFY_RATE
 from app.foreground import foreground
 from app.library import Library
@@ -74,6 +76,8 @@ SOLO_FIT_CANDIDATES = 20
 SOLO_SCREEN_RATE = 5512   # Hz: a hat or a snare has little left at SCREEN_RATE
 SOLO_PAD_SECONDS = 0.5    # foreground hits come from onset blocks: their places are close
 SOLO_FIT_SECONDS = 2.0    # how much of a sound the foreground's screen fits
+BRIGHT_RATE = 22050       # Hz: bright sounds are fitted here (11 kHz of bandwidth; VERIFY_RATE keeps 5.5)
+BRIGHT_FIT_SECONDS = 0.5  # how much of a bright sound is fitted (its attack holds the detail)
 SCREEN_PLACES = 3         # places (best hits first) where the screen tries a file
 SCREEN_PAD_SECONDS = 2.0  # how far from a hit's place the screen looks (a loop matches itself a bar away)
 FIT_SPEEDS = 2            # the screen's best speeds that the full fit tries
@@ -141,6 +145,19 @@ class DetectTrace:
     screened: list[int] = field(default_factory=list)
     fitted: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BrightSounds:
+    """The foreground lane's bright sounds and where they are fitted: the foreground's
+    ``high_band`` at BRIGHT_RATE (``view``) and, by file id, the first BRIGHT_FIT_SECONDS
+    of each bright file at BRIGHT_RATE (``sounds``)."""
+    view: TrackView
+    sounds: dict[int, np.ndarray]
+
+    def at_speed(self, file_id: int, ratio: float) -> np.ndarray:
+        """The high band of file ``file_id``'s sound played ``ratio`` times faster."""
+        return high_band(at_speed(self.sounds[file_id], BRIGHT_RATE, ratio), BRIGHT_RATE)
 
 
 @dataclass(frozen=True)
@@ -278,18 +295,30 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     files = {c.file.id: c.file for lane in lanes for c in lane}
     with _ordered_map(_sound, list(files.values()), workers) as read:
         sounds = dict(zip(files, read))
+    solo_files = [c.file for c in lanes[1]]
+    with _ordered_map(_bright_sound, solo_files, workers) as read:
+        high = high_band(soxr.resample(solo, MODEL_SAMPLE_RATE, BRIGHT_RATE), BRIGHT_RATE)
+        bright = BrightSounds(TrackView.of(high, BRIGHT_RATE),
+                              {f.id: s for f, s in zip(solo_files, read) if s is not None})
     lap("read sounds")
     views = [_views(audio, SCREEN_RATE), _views(solo, SOLO_SCREEN_RATE)]
     picked = [screen(lanes[0], sounds, views[0][1], workers=workers)[:FIT_CANDIDATES],
               screen(lanes[1], sounds, views[1][1], pad_s=SOLO_PAD_SECONDS,
-                     seconds=SOLO_FIT_SECONDS, workers=workers)[:SOLO_FIT_CANDIDATES]]
+                     seconds=SOLO_FIT_SECONDS, bright=bright, workers=workers)[:SOLO_FIT_CANDIDATES]]
     if progress is not None:
         progress(total - 1, total)
     trace.fitted = sorted({c.file.id for lane in picked for c, _ in lane})
     lap("screen")
-    jobs = [(c, fits, view[0]) for lane, view in zip(picked, views) for c, fits in lane]
-    with _ordered_map(lambda job: verify(job[0], job[1], sounds.get(job[0].file.id), job[2]),
-                      jobs, workers) as verified:
+
+    def fit_job(c: Candidate, fits: list[Fit], lane: int) -> tuple:
+        if lane == 1 and c.file.id in bright.sounds:
+            return c, fits, functools.partial(bright.at_speed, c.file.id), bright.view
+        source = sounds.get(c.file.id)
+        sound_at = None if source is None else functools.partial(at_speed, source, VERIFY_RATE)
+        return c, fits, sound_at, views[lane][0]
+
+    jobs = [fit_job(c, fits, n) for n, lane in enumerate(picked) for c, fits in lane]
+    with _ordered_map(lambda job: verify(*job), jobs, workers) as verified:
         detections = list(verified)
     lap("verify")
     fitted = {d.file.id for d in detections}
@@ -409,24 +438,28 @@ def aggregate(hits: list[Hit], rows: dict[int, FileRow]) -> list[Candidate]:
 
 def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
            track_screen: TrackView, *, pad_s: float = SCREEN_PAD_SECONDS,
-           seconds: float | None = None, workers: int | None = None
-           ) -> list[tuple[Candidate, list[Fit]]]:
+           seconds: float | None = None, bright: BrightSounds | None = None,
+           workers: int | None = None) -> list[tuple[Candidate, list[Fit]]]:
     """Stage 3: the candidates with their fits at every speed ratio at ``track_screen``'s
     rate, within ``pad_s`` of their first SCREEN_PLACES places (the first ``seconds`` of each
     sound; all of it when None), those whose sound stands out most from its blind places
-    first (candidates are fitted on ``workers`` threads)."""
+    first (candidates are fitted on ``workers`` threads). The files of ``bright`` are
+    fitted on its high-band view instead."""
     def fits_of(c: Candidate) -> list[Fit]:
-        source = sounds.get(c.file.id)
-        if source is None or source.size < 64:
-            return []
-        rate = track_screen.rate
-        if seconds is not None:
-            source = source[:int(seconds * VERIFY_RATE)]
-        low = soxr.resample(source, VERIFY_RATE, rate, quality="MQ")
+        if bright is not None and c.file.id in bright.sounds:
+            view, sound_at = bright.view, functools.partial(bright.at_speed, c.file.id)
+        else:
+            source = sounds.get(c.file.id)
+            if source is None or source.size < 64:
+                return []
+            view, rate = track_screen, track_screen.rate
+            if seconds is not None:
+                source = source[:int(seconds * VERIFY_RATE)]
+            low = soxr.resample(source, VERIFY_RATE, rate, quality="MQ")
+            sound_at = functools.partial(at_speed, low, rate, quality="MQ")
         fits = []
         for ratio in SPEED_RATIOS:
-            fit = fit_places(track_screen, at_speed(low, rate, ratio, quality="MQ"),
-                             c.places[:SCREEN_PLACES], pad_s, ratio)
+            fit = fit_places(view, sound_at(ratio), c.places[:SCREEN_PLACES], pad_s, ratio)
             if fit is not None:
                 fits.append(fit)
         fits.sort(key=lambda f: -f.contrast)
@@ -438,16 +471,18 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
     return scored
 
 
-def verify(candidate: Candidate, screen_fits: list[Fit], source: np.ndarray | None,
-           track_fit: TrackView) -> Detection:
+def verify(candidate: Candidate, screen_fits: list[Fit],
+           sound_at: Callable[[float], np.ndarray] | None, track_fit: TrackView) -> Detection:
     """Stage 4: the full fit of one screened candidate at its best screen speeds and place;
-    the detection's speed, occurrences and rank (module docstring)."""
+    the detection's speed, occurrences and rank (module docstring). ``sound_at(ratio)``:
+    the candidate's sound at ``track_fit``'s rate, played ``ratio`` times faster (None:
+    its file could not be read)."""
     detection = _unverified(candidate)
-    if source is None:
+    if sound_at is None:
         return detection
     best: tuple[Fit, np.ndarray] | None = None
     for s in screen_fits[:FIT_SPEEDS]:
-        sound = at_speed(source, VERIFY_RATE, s.ratio)
+        sound = sound_at(s.ratio)
         fit = fit_places(track_fit, sound, [s.start_s], FIT_PAD_SECONDS, s.ratio)
         if fit is not None and (best is None or fit.contrast > best[0].contrast):
             best = (fit, sound)
@@ -488,6 +523,16 @@ def _sound(row: FileRow) -> np.ndarray | None:
         return np.asarray(read_mono(row.path, VERIFY_RATE, max_seconds=MAX_SOUND_SECONDS), np.float64)
     except (DecodeError, OSError):
         return None
+
+
+def _bright_sound(row: FileRow) -> np.ndarray | None:
+    """The first BRIGHT_FIT_SECONDS of a library file at BRIGHT_RATE when it is bright
+    (``app.detect_fit.is_bright``); None when it is not or cannot be read."""
+    try:
+        sound = np.asarray(read_mono(row.path, BRIGHT_RATE, max_seconds=BRIGHT_FIT_SECONDS), np.float64)
+    except (DecodeError, OSError):
+        return None
+    return sound if is_bright(sound, BRIGHT_RATE) else None
 
 
 def _without_overlaps(occurrences: list[Occurrence]) -> list[Occurrence]:

@@ -11,6 +11,11 @@ blind fits' spread (a z; the spread has a floor so a flat track does not inflate
 Both the quick screen (``SCREEN_RATE``, every speed ratio) and the full fit
 (``VERIFY_RATE``) use ``fit_places``: the windows of one sound are correlated in one batch.
 
+A hat, a cymbal or a shaker keeps most of its energy above ``BRIGHT_CUTOFF_HZ``: at
+``VERIFY_RATE`` (5.5 kHz of bandwidth) what is left of it is weak against the bass and
+drums of a mix. ``high_band`` (the same high-pass applied to the track and the sound, so
+the sound still fits where it is) lets such a sound be fitted on what it is made of.
+
 Any thread: pure functions of their arguments.
 """
 
@@ -18,14 +23,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import functools
+
 import numpy as np
 import scipy.fft
+import scipy.signal
 import soxr
 
 SCREEN_RATE = 2205          # Hz: the screen's rate (a speed error of 1 % drifts 2 samples a second here)
 FIT_SECONDS = 8.0           # the first seconds of a sound that are fitted (a whole bar or two of a loop)
 BLIND_PLACES = 8
 MIN_SPREAD = 0.03           # floor of the blind fits' spread
+BRIGHT_CUTOFF_HZ = 4000.0   # where a bright sound's band begins
+BRIGHT_SHARE = 0.5          # of its energy above the cutoff makes a sound bright (hats: 0.6-0.95)
 _SILENT = 1e-10
 
 
@@ -45,6 +55,28 @@ def at_speed(sound: np.ndarray, rate: int, ratio: float, quality: str = "HQ") ->
     if ratio != 1.0:
         sound = soxr.resample(sound, rate, rate / ratio, quality=quality)
     return np.asarray(sound[:int(FIT_SECONDS * rate)], dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def _high_pass(rate: int) -> np.ndarray:
+    return scipy.signal.butter(4, BRIGHT_CUTOFF_HZ, "highpass", fs=rate, output="sos")
+
+
+def high_band(audio: np.ndarray, rate: int) -> np.ndarray:
+    """``audio`` at ``rate`` through a 4th-order high-pass at BRIGHT_CUTOFF_HZ (float64). A
+    causal linear filter: a sound's high band sits in the track's high band as the sound
+    sits in the track."""
+    return scipy.signal.sosfilt(_high_pass(int(rate)), np.asarray(audio, dtype=np.float64))
+
+
+def is_bright(sound: np.ndarray, rate: int) -> bool:
+    """Whether at least BRIGHT_SHARE of ``sound``'s energy lies above BRIGHT_CUTOFF_HZ."""
+    sound = np.asarray(sound, dtype=np.float64)
+    total = float(np.dot(sound, sound))
+    if total <= _SILENT:
+        return False
+    band = high_band(sound, rate)
+    return float(np.dot(band, band)) >= BRIGHT_SHARE * total
 
 
 @dataclass(frozen=True)
