@@ -27,9 +27,9 @@ Two lanes. The stages above run on the track as it is, and again on its *foregro
 repeating backing stands far clearer: onset blocks only, at the semitone ratios; the
 foreground's best ``SOLO_SCREEN_CANDIDATES`` files are screened at ``SOLO_SCREEN_RATE`` (a hat
 keeps little at ``SCREEN_RATE``) near their onsets, and its ``SOLO_FIT_CANDIDATES`` best get
-the full fit on the foreground. Bright sounds of this lane (hats, cymbals, shakers:
-``app.detect_fit.is_bright``) are screened and fitted on the foreground's high band at
-``BRIGHT_RATE`` instead (``BrightSounds``), where their detail is. Both lanes' detections are ranked together; a file found in
+the full fit on the foreground. Bright sounds of this lane (hats, cymbals, shakers, rims:
+``app.detect_fit.band_of``) are screened and fitted on a high band of the foreground
+instead (``BrightSounds``), where their detail is. Both lanes' detections are ranked together; a file found in
 both is one entry with the occurrences of both.
 
 Hits of one file whose starts agree within ``MERGE_SECONDS`` are one occurrence; occurrences
@@ -53,7 +53,7 @@ import soxr
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
-from app.detect_fit import SCREEN_RATE, Fit, TrackView, at_speed, fit_places, high_band, is_bright
+from app.detect_fit import HIGH_BANDS, SCREEN_RATE, Fit, HighBand, TrackView, at_speed, band_of, fit_places
 from app.dup_verify import VERIFY_RATE
 from app.foreground import foreground
 from app.library import Library
@@ -76,7 +76,6 @@ SOLO_FIT_CANDIDATES = 20
 SOLO_SCREEN_RATE = 5512   # Hz: a hat or a snare has little left at SCREEN_RATE
 SOLO_PAD_SECONDS = 0.5    # foreground hits come from onset blocks: their places are close
 SOLO_FIT_SECONDS = 2.0    # how much of a sound the foreground's screen fits
-BRIGHT_RATE = 22050       # Hz: bright sounds are fitted here (11 kHz of bandwidth; VERIFY_RATE keeps 5.5)
 BRIGHT_FIT_SECONDS = 0.5  # how much of a bright sound is fitted (its attack holds the detail)
 SCREEN_PLACES = 3         # places (best hits first) where the screen tries a file
 SCREEN_PAD_SECONDS = 2.0  # how far from a hit's place the screen looks (a loop matches itself a bar away)
@@ -149,15 +148,29 @@ class DetectTrace:
 
 @dataclass(frozen=True)
 class BrightSounds:
-    """The foreground lane's bright sounds and where they are fitted: the foreground's
-    ``high_band`` at BRIGHT_RATE (``view``) and, by file id, the first BRIGHT_FIT_SECONDS
-    of each bright file at BRIGHT_RATE (``sounds``)."""
-    view: TrackView
-    sounds: dict[int, np.ndarray]
+    """The foreground lane's bright sounds and where they are fitted: the foreground in each
+    of ``app.detect_fit.HIGH_BANDS`` (``views``) and, by file id, each bright file's band
+    and its first BRIGHT_FIT_SECONDS at the band's rate (``sounds``)."""
+    views: dict[HighBand, TrackView]
+    sounds: dict[int, tuple[HighBand, np.ndarray]]
+
+    @classmethod
+    def of(cls, foreground_audio: np.ndarray, sounds: dict[int, tuple[HighBand, np.ndarray]]) -> "BrightSounds":
+        """``foreground_audio`` at MODEL_SAMPLE_RATE, seen in every band."""
+        views = {}
+        for band in HIGH_BANDS:
+            audio = soxr.resample(foreground_audio, MODEL_SAMPLE_RATE, band.rate)
+            views[band] = TrackView.of(band.of(audio), band.rate)
+        return cls(views, sounds)
+
+    def view(self, file_id: int) -> TrackView:
+        """The foreground's view in file ``file_id``'s band."""
+        return self.views[self.sounds[file_id][0]]
 
     def at_speed(self, file_id: int, ratio: float) -> np.ndarray:
-        """The high band of file ``file_id``'s sound played ``ratio`` times faster."""
-        return high_band(at_speed(self.sounds[file_id], BRIGHT_RATE, ratio), BRIGHT_RATE)
+        """File ``file_id``'s sound in its band, played ``ratio`` times faster."""
+        band, sound = self.sounds[file_id]
+        return band.of(at_speed(sound, band.rate, ratio))
 
 
 @dataclass(frozen=True)
@@ -293,13 +306,11 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     lap("aggregate")
     trace.screened = sorted({c.file.id for lane in lanes for c in lane})
     files = {c.file.id: c.file for lane in lanes for c in lane}
-    with _ordered_map(_sound, list(files.values()), workers) as read:
-        sounds = dict(zip(files, read))
-    solo_files = [c.file for c in lanes[1]]
-    with _ordered_map(_bright_sound, solo_files, workers) as read:
-        high = high_band(soxr.resample(solo, MODEL_SAMPLE_RATE, BRIGHT_RATE), BRIGHT_RATE)
-        bright = BrightSounds(TrackView.of(high, BRIGHT_RATE),
-                              {f.id: s for f, s in zip(solo_files, read) if s is not None})
+    solo_ids = {c.file.id for c in lanes[1]}
+    with _ordered_map(lambda row: _sound(row, row.id in solo_ids), list(files.values()), workers) as results:
+        read = dict(zip(files, results))
+    sounds = {i: sound for i, (sound, _) in read.items()}
+    bright = BrightSounds.of(solo, {i: b for i, (_, b) in read.items() if b is not None})
     lap("read sounds")
     views = [_views(audio, SCREEN_RATE), _views(solo, SOLO_SCREEN_RATE)]
     picked = [screen(lanes[0], sounds, views[0][1], workers=workers)[:FIT_CANDIDATES],
@@ -312,7 +323,7 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
 
     def fit_job(c: Candidate, fits: list[Fit], lane: int) -> tuple:
         if lane == 1 and c.file.id in bright.sounds:
-            return c, fits, functools.partial(bright.at_speed, c.file.id), bright.view
+            return c, fits, functools.partial(bright.at_speed, c.file.id), bright.view(c.file.id)
         source = sounds.get(c.file.id)
         sound_at = None if source is None else functools.partial(at_speed, source, VERIFY_RATE)
         return c, fits, sound_at, views[lane][0]
@@ -444,10 +455,10 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
     rate, within ``pad_s`` of their first SCREEN_PLACES places (the first ``seconds`` of each
     sound; all of it when None), those whose sound stands out most from its blind places
     first (candidates are fitted on ``workers`` threads). The files of ``bright`` are
-    fitted on its high-band view instead."""
+    fitted on their band's view instead."""
     def fits_of(c: Candidate) -> list[Fit]:
         if bright is not None and c.file.id in bright.sounds:
-            view, sound_at = bright.view, functools.partial(bright.at_speed, c.file.id)
+            view, sound_at = bright.view(c.file.id), functools.partial(bright.at_speed, c.file.id)
         else:
             source = sounds.get(c.file.id)
             if source is None or source.size < 64:
@@ -517,22 +528,25 @@ def _unverified(candidate: Candidate) -> Detection:
     return Detection(candidate.file, best.ratio, occurrences, contrast=candidate.contrast)
 
 
-def _sound(row: FileRow) -> np.ndarray | None:
-    """The first MAX_SOUND_SECONDS of a library file at VERIFY_RATE; None when unreadable."""
+def _sound(row: FileRow, solo: bool = False
+           ) -> tuple[np.ndarray | None, tuple[HighBand, np.ndarray] | None]:
+    """The first MAX_SOUND_SECONDS of a library file at VERIFY_RATE (None when unreadable)
+    and, for a file of the foreground lane (``solo``) that is bright
+    (``app.detect_fit.band_of``), its band and its first BRIGHT_FIT_SECONDS at the band's
+    rate (else None). A foreground file is decoded once, at the brightest band's rate."""
+    rate = max(band.rate for band in HIGH_BANDS) if solo else VERIFY_RATE
     try:
-        return np.asarray(read_mono(row.path, VERIFY_RATE, max_seconds=MAX_SOUND_SECONDS), np.float64)
+        sound = np.asarray(read_mono(row.path, rate, max_seconds=MAX_SOUND_SECONDS), np.float64)
     except (DecodeError, OSError):
-        return None
-
-
-def _bright_sound(row: FileRow) -> np.ndarray | None:
-    """The first BRIGHT_FIT_SECONDS of a library file at BRIGHT_RATE when it is bright
-    (``app.detect_fit.is_bright``); None when it is not or cannot be read."""
-    try:
-        sound = np.asarray(read_mono(row.path, BRIGHT_RATE, max_seconds=BRIGHT_FIT_SECONDS), np.float64)
-    except (DecodeError, OSError):
-        return None
-    return sound if is_bright(sound, BRIGHT_RATE) else None
+        return None, None
+    if rate == VERIFY_RATE:
+        return sound, None
+    start = sound[:int(BRIGHT_FIT_SECONDS * rate)]
+    at_verify_rate = soxr.resample(sound, rate, VERIFY_RATE)
+    band = band_of(start, rate)
+    if band is None:
+        return at_verify_rate, None
+    return at_verify_rate, (band, start if band.rate == rate else soxr.resample(start, rate, band.rate))
 
 
 def _without_overlaps(occurrences: list[Occurrence]) -> list[Occurrence]:

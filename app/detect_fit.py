@@ -11,10 +11,12 @@ blind fits' spread (a z; the spread has a floor so a flat track does not inflate
 Both the quick screen (``SCREEN_RATE``, every speed ratio) and the full fit
 (``VERIFY_RATE``) use ``fit_places``: the windows of one sound are correlated in one batch.
 
-A hat, a cymbal or a shaker keeps most of its energy above ``BRIGHT_CUTOFF_HZ``: at
-``VERIFY_RATE`` (5.5 kHz of bandwidth) what is left of it is weak against the bass and
-drums of a mix. ``high_band`` (the same high-pass applied to the track and the sound, so
-the sound still fits where it is) lets such a sound be fitted on what it is made of.
+A hat, a cymbal or a shaker keeps most of its energy above 4 kHz: at ``VERIFY_RATE``
+(5.5 kHz of bandwidth) what is left of it is weak against the bass and drums of a mix, and
+a dull hat or a rim shot keeps most of its energy above 2 kHz, where the mix is weaker than
+in the full band. A ``HighBand`` (the same high-pass applied to the track and the sound, so
+the sound still fits where it is) lets such a sound be fitted on what it is made of;
+``band_of`` picks the highest of ``HIGH_BANDS`` that holds BRIGHT_SHARE of a sound.
 
 Any thread: pure functions of their arguments.
 """
@@ -34,8 +36,7 @@ SCREEN_RATE = 2205          # Hz: the screen's rate (a speed error of 1 % drifts
 FIT_SECONDS = 8.0           # the first seconds of a sound that are fitted (a whole bar or two of a loop)
 BLIND_PLACES = 8
 MIN_SPREAD = 0.03           # floor of the blind fits' spread
-BRIGHT_CUTOFF_HZ = 4000.0   # where a bright sound's band begins
-BRIGHT_SHARE = 0.5          # of its energy above the cutoff makes a sound bright (hats: 0.6-0.95)
+BRIGHT_SHARE = 0.5          # of a sound's energy in a high band makes it fitted there (hats: 0.6-0.95 above 4 kHz)
 _SILENT = 1e-10
 
 
@@ -57,26 +58,44 @@ def at_speed(sound: np.ndarray, rate: int, ratio: float, quality: str = "HQ") ->
     return np.asarray(sound[:int(FIT_SECONDS * rate)], dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=4)
-def _high_pass(rate: int) -> np.ndarray:
-    return scipy.signal.butter(4, BRIGHT_CUTOFF_HZ, "highpass", fs=rate, output="sos")
+@functools.lru_cache(maxsize=8)
+def _high_pass(cutoff_hz: float, rate: int) -> np.ndarray:
+    return scipy.signal.butter(4, cutoff_hz, "highpass", fs=rate, output="sos")
 
 
-def high_band(audio: np.ndarray, rate: int) -> np.ndarray:
-    """``audio`` at ``rate`` through a 4th-order high-pass at BRIGHT_CUTOFF_HZ (float64). A
-    causal linear filter: a sound's high band sits in the track's high band as the sound
-    sits in the track."""
-    return scipy.signal.sosfilt(_high_pass(int(rate)), np.asarray(audio, dtype=np.float64))
+@dataclass(frozen=True)
+class HighBand:
+    """What lies above ``cutoff_hz`` of audio at ``rate``: a 4th-order high-pass, causal and
+    linear, so a sound's band sits in the track's band as the sound sits in the track."""
+    cutoff_hz: float
+    rate: int
+
+    def of(self, audio: np.ndarray) -> np.ndarray:
+        """``audio`` (at ``rate``) through the high-pass, float64."""
+        return scipy.signal.sosfilt(_high_pass(self.cutoff_hz, self.rate), np.asarray(audio, dtype=np.float64))
+
+    def share(self, audio: np.ndarray) -> float:
+        """The part of ``audio``'s energy (at ``rate``) that lies in the band (0 when silent)."""
+        audio = np.asarray(audio, dtype=np.float64)
+        total = float(np.dot(audio, audio))
+        if total <= _SILENT:
+            return 0.0
+        band = self.of(audio)
+        return float(np.dot(band, band)) / total
 
 
-def is_bright(sound: np.ndarray, rate: int) -> bool:
-    """Whether at least BRIGHT_SHARE of ``sound``'s energy lies above BRIGHT_CUTOFF_HZ."""
-    sound = np.asarray(sound, dtype=np.float64)
-    total = float(np.dot(sound, sound))
-    if total <= _SILENT:
-        return False
-    band = high_band(sound, rate)
-    return float(np.dot(band, band)) >= BRIGHT_SHARE * total
+# brightest first: hats and cymbals (their detail up to 11 kHz), then dull hats and rims
+HIGH_BANDS = (HighBand(4000.0, 22050), HighBand(2000.0, 11025))
+
+
+def band_of(sound: np.ndarray, rate: int) -> HighBand | None:
+    """The first of HIGH_BANDS that holds BRIGHT_SHARE of ``sound`` (at ``rate``, at least
+    the band's rate), or None: the sound is fitted on its full band."""
+    for band in HIGH_BANDS:
+        at_rate = sound if rate == band.rate else soxr.resample(sound, rate, band.rate)
+        if band.share(at_rate) >= BRIGHT_SHARE:
+            return band
+    return None
 
 
 @dataclass(frozen=True)

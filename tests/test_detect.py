@@ -187,9 +187,9 @@ def test_detection_runs_on_worker_threads_and_on_fewer_while_a_live_session_runs
     names: list[str] = []
     read_sound = detect._sound
 
-    def recorded(row):
+    def recorded(row, solo=False):
         names.append(threading.current_thread().name)
-        return read_sound(row)
+        return read_sound(row, solo)
     monkeypatch.setattr(detect, "_sound", recorded)
     cores = os.cpu_count() or 1
     with Library(library_dir) as lib:
@@ -237,19 +237,22 @@ HATS_LIBRARY = ["hihat-closed-1", "hihat-closed-4", "hihat-closed-6", "hihat-ope
                 "hihat-semi-open-1", "hihat-semi-open-2", "crash16i__ride2", "tom-hi-1", "stick-rim-9"]
 
 
-def test_hats_and_cymbals_are_bright_and_snares_and_kicks_are_not():
-    """Which sounds the foreground lane fits on their high band (``is_bright``)."""
+def test_hats_and_cymbals_are_fitted_on_their_high_band_and_snares_and_kicks_on_the_full_band():
+    """Which band the foreground lane fits a sound on (``band_of``): hats and cymbals 4 kHz
+    up, a dull electronic hat 2 kHz up, drums with their body lower down on all of it."""
     require(COLOMBO, "hydrogen-drumkits")
-    from app.detect import BRIGHT_RATE
-    from app.detect_fit import is_bright
+    from app.detect_fit import HIGH_BANDS, band_of
 
-    def bright(path) -> bool:
-        return is_bright(soxr.resample(_mono(path), RATE, BRIGHT_RATE)[:BRIGHT_RATE // 2], BRIGHT_RATE)
+    def band(path):
+        found = band_of(_mono(path)[:RATE // 2], RATE)
+        return None if found is None else found.cutoff_hz
 
-    assert all(bright(COLOMBO / f"{n}.flac") for n in ("hihat-closed-1", "hihat-open-1", "hihat-semi-open-2"))
-    assert bright(SONIC_PI / "drum_cymbal_closed.flac")
-    assert not any(bright(p) for p in (SONIC_PI / "bd_haus.flac", SONIC_PI / "drum_snare_hard.flac",
-                                       SNARE, COLOMBO / "tom-hi-1.flac"))
+    top = HIGH_BANDS[0].cutoff_hz
+    assert all(band(COLOMBO / f"{n}.flac") == top for n in ("hihat-closed-1", "hihat-open-1", "hihat-semi-open-2"))
+    assert band(SONIC_PI / "drum_cymbal_closed.flac") == top
+    assert band(HYDROGEN / "HardElectro1" / "PowR_HH_2.flac") == HIGH_BANDS[1].cutoff_hz
+    assert all(band(p) is None for p in (SONIC_PI / "bd_haus.flac", SONIC_PI / "drum_snare_hard.flac",
+                                         SNARE, COLOMBO / "tom-hi-1.flac"))
 
 
 def test_hats_under_a_dense_mix_are_found_at_their_place_among_the_kits_other_hats(tmp_path, capsys):
