@@ -53,7 +53,8 @@ import soxr
 
 from app.catalog import FileRow
 from app.decode import DecodeError, read_mono
-from app.detect_fit import HIGH_BANDS, SCREEN_RATE, Fit, HighBand, TrackView, at_speed, band_of, fit_places
+from app.detect_fit import (HIGH_BANDS, SCREEN_RATE, Fit, HighBand, TrackView, at_speed, band_of, fit_places,
+                            repeat_lags)
 from app.dup_verify import VERIFY_RATE
 from app.foreground import foreground
 from app.library import Library
@@ -500,6 +501,12 @@ def verify(candidate: Candidate, screen_fits: list[Fit],
     if best is None:
         return detection
     fit, sound = best
+    lags = repeat_lags(sound, track_fit.rate)
+    if lags:    # a loop of repeating bars: its start may lie a bar or two from here
+        shifted = fit_places(track_fit, sound, [fit.start_s + k * lag for lag in lags for k in (-2, -1, 1, 2)],
+                             FIT_PAD_SECONDS, fit.ratio)
+        if shifted is not None and shifted.correlation > fit.correlation:
+            fit = shifted
     detection.fit, detection.fit_contrast = max(0.0, fit.correlation), fit.contrast
     if fit.contrast < MIN_CONTRAST:
         return detection

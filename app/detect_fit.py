@@ -36,6 +36,8 @@ SCREEN_RATE = 2205          # Hz: the screen's rate (a speed error of 1 % drifts
 FIT_SECONDS = 8.0           # the first seconds of a sound that are fitted (a whole bar or two of a loop)
 BLIND_PLACES = 8
 MIN_SPREAD = 0.03           # floor of the blind fits' spread
+SELF_SIMILAR = 0.5          # level-envelope correlation at which a sound repeats itself (a loop's bars)
+ENVELOPE_SECONDS = 0.01     # frame of that envelope
 BRIGHT_SHARE = 0.5          # of a sound's energy in a high band makes it fitted there (hats: 0.6-0.95 above 4 kHz)
 _SILENT = 1e-10
 
@@ -96,6 +98,35 @@ def band_of(sound: np.ndarray, rate: int) -> HighBand | None:
         if band.share(at_rate) >= BRIGHT_SHARE:
             return band
     return None
+
+
+def repeat_lags(sound: np.ndarray, rate: int, count: int = 3, shortest_s: float = 0.25) -> list[float]:
+    """Up to ``count`` lags in seconds (best first) at which ``sound`` repeats itself: local
+    maxima of the correlation of its level envelope with itself shifted, over their overlap,
+    of at least SELF_SIMILAR, from ``shortest_s`` to half its length. A loop of bars that
+    repeat fits a track almost as well a bar early or late as at its start; the fit is
+    then tried there too."""
+    frame = max(1, int(ENVELOPE_SECONDS * rate))
+    n = np.asarray(sound).size // frame
+    lo, hi = max(1, int(round(shortest_s / ENVELOPE_SECONDS))), n // 2
+    if hi <= lo + 1:
+        return []
+    env = np.sqrt(np.mean(np.square(np.asarray(sound[:n * frame], dtype=np.float64)).reshape(n, frame), axis=1))
+    size = scipy.fft.next_fast_len(2 * n, real=True)
+    spectrum = scipy.fft.rfft(env, size)
+    products = scipy.fft.irfft(spectrum * np.conj(spectrum), size)[:hi + 2]   # sum_i e[i] e[i + lag]
+    lags = np.arange(lo - 1, hi + 2)
+    sums = np.concatenate([[0.0], np.cumsum(env)])
+    squares = np.concatenate([[0.0], np.cumsum(env * env)])
+    m = n - lags
+    sa, sb = sums[n - lags], sums[n] - sums[lags]
+    qa, qb = squares[n - lags], squares[n] - squares[lags]
+    cov = products[lags] - sa * sb / m
+    var = np.maximum((qa - sa * sa / m) * (qb - sb * sb / m), 1e-30)
+    r = cov / np.sqrt(var)
+    peaks = [i for i in range(1, len(r) - 1) if r[i] > r[i - 1] and r[i] >= r[i + 1] and r[i] >= SELF_SIMILAR]
+    peaks.sort(key=lambda i: -r[i])
+    return [float(lags[i] * frame / rate) for i in peaks[:count]]
 
 
 @dataclass(frozen=True)

@@ -290,3 +290,29 @@ def test_hats_under_a_dense_mix_are_found_at_their_place_among_the_kits_other_ha
         assert entry["tempo_ratio"] == pytest.approx(speed, abs=0.03), name
         others = [n for n in names if n.startswith("hihat") and n not in placed]
         assert all(names.index(name) < names.index(o) for o in others), (name, names)
+
+
+def test_a_loop_of_repeating_bars_is_placed_at_its_start_not_a_bar_early():
+    """A loop of four equal two-second bars (Sonic Pi's loop_mika) fits a track a bar early
+    almost as well as at its start, and embedding hits often put it there. The full fit
+    tries the sound's own repeat lags (``repeat_lags``) either side of the screen's place
+    and keeps the best: the loop placed at 5 s is found at 5 s when the screen put it at 3."""
+    from app.catalog import FileRow
+    from app.detect import Candidate, Hit, verify
+    from app.detect_fit import Fit, TrackView, at_speed, repeat_lags
+    from app.dup_verify import VERIFY_RATE
+    loop = soxr.resample(_mono(SONIC_PI / "loop_mika.flac"), RATE, VERIFY_RATE).astype(np.float64)
+    assert any(abs(lag - 2.0) < 0.05 for lag in repeat_lags(loop, VERIFY_RATE))
+    assert repeat_lags(soxr.resample(_mono(SONIC_PI / "bd_haus.flac"), RATE, VERIFY_RATE), VERIFY_RATE) == []
+    rng = np.random.default_rng(3)
+    track = 0.05 * rng.standard_normal(20 * VERIFY_RATE)
+    at = 5 * VERIFY_RATE
+    track[at:at + loop.size] += loop
+    row = FileRow(1, str(SONIC_PI / "loop_mika.flac"), 0, 0, None, loop.size / VERIFY_RATE, VERIFY_RATE, 1,
+                  "loop", "indexed", None, None, None)
+    candidate = Candidate(row, [Hit(1, 3.0, 0.9, 5.0, 1.0)], [3.0])
+    early = Fit(0.5, 3.0, 10.0, 1.0)
+    detection = verify(candidate, [early], lambda ratio: at_speed(loop, VERIFY_RATE, ratio),
+                       TrackView.of(track, VERIFY_RATE))
+    assert detection.verified
+    assert min(abs(o.start_s - 5.0) for o in detection.occurrences) < 0.05, detection.occurrences
