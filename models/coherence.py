@@ -110,21 +110,7 @@ def peak_coherence(query_spectrum: np.ndarray, candidate_spectrum: np.ndarray) -
     c = np.asarray(candidate_spectrum)
     if q.shape != (N_FFT // 2 + 1,) or c.shape != q.shape:
         raise ValueError(f"expected two spectra of {N_FFT // 2 + 1} bins, got {q.shape} and {c.shape}")
-    q_mag, c_mag = np.abs(q), np.abs(c)
-    active = (q_mag > BIN_FLOOR * q_mag.max()) & (c_mag > BIN_FLOOR * c_mag.max())
-    if not active.any():
-        return 0.0
-    cross = q * np.conj(c)
-    magnitude = q_mag * c_mag
-    # |X|^(1-BETA) * X/|X| = X * |X|^-BETA, in one pass; active bins have |X| > 0
-    scale = np.where(active, np.maximum(magnitude, np.finfo(np.float32).tiny) ** -BETA, 0.0)
-    lags = np.fft.irfft(cross * scale, N_FFT)
-    weight = magnitude * scale
-    # irfft(weight)[0], the correlation if every bin's phase agreed, without a second transform
-    agreeing = (weight[0] + weight[-1] + 2.0 * weight[1:-1].sum(dtype=np.float64)) / N_FFT
-    if agreeing <= 0.0:
-        return 0.0
-    return float(min(1.0, np.abs(lags).max() / agreeing))
+    return float(peak_coherences(q, c[None, :])[0])
 
 
 def peak_coherences(query_spectrum: np.ndarray, candidate_spectra: np.ndarray) -> np.ndarray:
@@ -137,13 +123,28 @@ def peak_coherences(query_spectrum: np.ndarray, candidate_spectra: np.ndarray) -
         raise ValueError(f"expected a spectrum of {bins} bins and (m, {bins}) spectra, got {q.shape} and {c.shape}")
     if len(c) == 0:
         return np.zeros(0)
-    q_mag, c_mag = np.abs(q), np.abs(c)
-    active = (q_mag > BIN_FLOOR * q_mag.max()) & (c_mag > BIN_FLOOR * c_mag.max(axis=1, keepdims=True))
-    cross = q * np.conj(c)
-    magnitude = q_mag * c_mag
-    scale = np.where(active, np.maximum(magnitude, np.finfo(np.float32).tiny) ** -BETA, 0.0)
-    peaks = np.abs(np.fft.irfft(cross * scale, N_FFT, axis=1)).max(axis=1)
-    weight = magnitude * scale
+    # The arrays are (m, 32769): every step writes over one of them rather than making a
+    # new one (a re-ranking compares ten candidates while the network and the room fit run)
+    q_mag = np.abs(q)
+    magnitude = np.abs(c)
+    active = magnitude > BIN_FLOOR * magnitude.max(axis=1, keepdims=True)
+    active &= q_mag > BIN_FLOOR * q_mag.max()
+    magnitude *= q_mag                                   # |X| = |Q| |C|
+    # |X|^(1-BETA) * X/|X| = X * |X|^-BETA; |X|^-BETA as exp(-BETA ln |X|), which numpy
+    # vectorises in float32 where its power does not
+    scale = np.maximum(magnitude, np.finfo(magnitude.dtype).tiny)
+    np.log(scale, out=scale)
+    scale *= -BETA
+    np.exp(scale, out=scale)
+    scale *= active
+    cross = np.conj(c)
+    cross *= q
+    cross *= scale
+    lags = np.fft.irfft(cross, N_FFT, axis=1)
+    peaks = np.maximum(lags.max(axis=1), -lags.min(axis=1))
+    weight = magnitude
+    weight *= scale
+    # irfft(weight)[0], the correlation if every bin's phase agreed, without a second transform
     agreeing = (weight[:, 0] + weight[:, -1] + 2.0 * weight[:, 1:-1].sum(axis=1, dtype=np.float64)) / N_FFT
     usable = active.any(axis=1) & (agreeing > 0.0)
     return np.where(usable, np.minimum(1.0, peaks / np.where(usable, agreeing, 1.0)), 0.0)
