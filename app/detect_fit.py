@@ -74,7 +74,10 @@ class HighBand:
 
     def of(self, audio: np.ndarray) -> np.ndarray:
         """``audio`` (at ``rate``) through the high-pass, float64."""
-        return scipy.signal.sosfilt(_high_pass(self.cutoff_hz, self.rate), np.asarray(audio, dtype=np.float64))
+        audio = np.asarray(audio, dtype=np.float64)
+        if audio.size == 0:
+            return audio
+        return scipy.signal.sosfilt(_high_pass(self.cutoff_hz, self.rate), audio)
 
     def share(self, audio: np.ndarray) -> float:
         """The part of ``audio``'s energy (at ``rate``) that lies in the band (0 when silent)."""
