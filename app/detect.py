@@ -29,8 +29,8 @@ foreground's best ``SOLO_SCREEN_CANDIDATES`` files are screened at ``SOLO_SCREEN
 keeps little at ``SCREEN_RATE``) near their onsets, and its ``SOLO_FIT_CANDIDATES`` best get
 the full fit on the foreground. Bright sounds of this lane (hats, cymbals, shakers, rims:
 ``app.detect_fit.band_of``) are screened and fitted on a high band of the foreground
-instead (``BrightSounds``), where their detail is. Both lanes' detections are ranked together; a file found in
-both is one entry with the occurrences of both.
+instead (``BrightSounds``), where their detail is. Both lanes' detections are ranked
+together; a file found in both is one entry with the occurrences of both.
 
 Hits of one file whose starts agree within ``MERGE_SECONDS`` are one occurrence; occurrences
 at other starts are repeats, listed in the same entry.
