@@ -150,28 +150,27 @@ class DetectTrace:
 @dataclass(frozen=True)
 class BrightSounds:
     """The foreground lane's bright sounds and where they are fitted: the foreground in each
-    of ``app.detect_fit.HIGH_BANDS`` (``views``) and, by file id, each bright file's band
-    and its first BRIGHT_FIT_SECONDS at the band's rate (``sounds``)."""
+    band some of them use (``views``) and, by file id, each bright file's band and its first
+    BRIGHT_FIT_SECONDS at the band's rate (``sounds``)."""
     views: dict[HighBand, TrackView]
     sounds: dict[int, tuple[HighBand, np.ndarray]]
 
     @classmethod
     def of(cls, foreground_audio: np.ndarray, sounds: dict[int, tuple[HighBand, np.ndarray]]) -> "BrightSounds":
-        """``foreground_audio`` at MODEL_SAMPLE_RATE, seen in every band."""
+        """``foreground_audio`` at MODEL_SAMPLE_RATE, seen in the bands of ``sounds``."""
         views = {}
-        for band in HIGH_BANDS:
+        for band in {band for band, _ in sounds.values()}:
             audio = soxr.resample(foreground_audio, MODEL_SAMPLE_RATE, band.rate)
             views[band] = TrackView.of(band.of(audio), band.rate)
         return cls(views, sounds)
 
-    def view(self, file_id: int) -> TrackView:
-        """The foreground's view in file ``file_id``'s band."""
-        return self.views[self.sounds[file_id][0]]
-
-    def at_speed(self, file_id: int, ratio: float) -> np.ndarray:
-        """File ``file_id``'s sound in its band, played ``ratio`` times faster."""
+    def fitting(self, file_id: int) -> tuple[TrackView, Callable[[float], np.ndarray]] | None:
+        """Where file ``file_id`` is fitted and its sound there as a function of the speed
+        ratio (``verify``'s ``sound_at``); None when the file is not bright."""
+        if file_id not in self.sounds:
+            return None
         band, sound = self.sounds[file_id]
-        return band.of(at_speed(sound, band.rate, ratio))
+        return self.views[band], lambda ratio: band.of(at_speed(sound, band.rate, ratio))
 
 
 @dataclass(frozen=True)
@@ -323,8 +322,10 @@ def detect(library: Library, track: str | os.PathLike, *, min_score: float = MIN
     lap("screen")
 
     def fit_job(c: Candidate, fits: list[Fit], lane: int) -> tuple:
-        if lane == 1 and c.file.id in bright.sounds:
-            return c, fits, functools.partial(bright.at_speed, c.file.id), bright.view(c.file.id)
+        fitting = bright.fitting(c.file.id) if lane == 1 else None
+        if fitting is not None:
+            view, sound_at = fitting
+            return c, fits, sound_at, view
         source = sounds.get(c.file.id)
         sound_at = None if source is None else functools.partial(at_speed, source, VERIFY_RATE)
         return c, fits, sound_at, views[lane][0]
@@ -458,8 +459,9 @@ def screen(candidates: list[Candidate], sounds: dict[int, np.ndarray | None],
     first (candidates are fitted on ``workers`` threads). The files of ``bright`` are
     fitted on their band's view instead."""
     def fits_of(c: Candidate) -> list[Fit]:
-        if bright is not None and c.file.id in bright.sounds:
-            view, sound_at = bright.view(c.file.id), functools.partial(bright.at_speed, c.file.id)
+        fitting = bright.fitting(c.file.id) if bright is not None else None
+        if fitting is not None:
+            view, sound_at = fitting
         else:
             source = sounds.get(c.file.id)
             if source is None or source.size < 64:

@@ -736,8 +736,9 @@ class LiveMatcher:
         if self._pending:
             with self._state_lock:          # captures add windows from their own threads
                 self._cut_decayed(known)
-                due = [w for w in self._pending if known.holds(w.end)]
-                self._pending = [w for w in self._pending if not known.holds(w.end)]
+                ready = [known.holds(w.end) for w in self._pending]
+                due = [w for w, r in zip(self._pending, ready) if r]
+                self._pending = [w for w, r in zip(self._pending, ready) if not r]
         if profile.mode != "one-shot" and self._model_end >= self._next_rolling_end:
             hop = max(1, int(profile.hop_seconds * MODEL_SAMPLE_RATE))
             window = int(profile.window_seconds * MODEL_SAMPLE_RATE)
