@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many of the index's best files the re-ranker reads side by side "
                         "with the query (default 48, which finds sounds buried under other "
                         "music more often than 10, at about three times the time)")
+    p.add_argument("--closest-only", action="store_true",
+                   help="list every answer by closeness alone (by default the answers after "
+                        "the first are the closest sounds of the query's kind: snares for a "
+                        "snare)")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     _filter_options(p)
 
@@ -585,7 +589,8 @@ def cmd_search(args, library_dir, out: Console, err: Console) -> int:
                 continue
             try:
                 results = library.search_file(path, k=args.k, filter=narrow,
-                                              rerank_depth=args.depth)
+                                              rerank_depth=args.depth,
+                                              by_kind=not args.closest_only)
             except (DecodeError, LibraryError, OSError) as exc:
                 err.print(f"samplescout: error: {printable(path)}: {printable(exc)}", markup=False)
                 status = EXIT_ERROR

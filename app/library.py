@@ -45,6 +45,7 @@ from app.index import (
     VectorIndex, compact_for, ef_search_for,
 )
 from app.paths import CATALOG_FILENAME, INDEX_FILENAME, LOCK_FILENAME, library_dir
+from app.similar_kind import QueryKind
 from app.query import (FILE_RERANK_DEPTH, MAX_QUERY_SECONDS, Query, SearchFilter, SearchResult, describe,
                        embed_query, search)
 from app.rerank import CACHE_BLOCKS, FileReranker
@@ -137,6 +138,7 @@ class Library:
         self.index_note = ""  # how the index was obtained, for `doctor` and the status bar
         self.index_self_recall: float | None = None  # measured by the last rebuild_index
         self._reranker: FileReranker | None | bool = False   # False: not loaded yet
+        self._query_kind: QueryKind | None = None
         self._rerank_cache_blocks = int(rerank_cache_blocks)   # blocks its re-ranker keeps
         self._lock_fd: int | None = None  # the writer lock, while this Library holds it
         self.problems: list[str] = []  # found while opening the index, for the user
@@ -643,7 +645,7 @@ class Library:
                 catalog.set_read_only()
                 return catalog
         return Searcher(self.directory, self.index if index is None else index, self.encoder,
-                        self.reranker, open_catalog=open_catalog)
+                        self.reranker, open_catalog=open_catalog, query_kind=self.query_kind)
 
     @property
     def reranker(self) -> FileReranker | None:
@@ -653,16 +655,28 @@ class Library:
             self._reranker = FileReranker.for_encoder(self.encoder, cache_blocks=self._rerank_cache_blocks)
         return self._reranker
 
+    @property
+    def query_kind(self) -> QueryKind:
+        """The tag head for queries (``app.similar_kind``), loaded on its first query."""
+        if self._query_kind is None:
+            self._query_kind = QueryKind(self.encoder.model_id)
+        return self._query_kind
+
     def search_vectors(self, query: Query | np.ndarray, k: int = 10, *,
                        filter: SearchFilter | None = None,
                        rerank_depth: int | None = None,
                        unranked: Callable[[list[SearchResult]], None] | None = None,
+                       by_kind: bool = False,
                        ) -> list[SearchResult]:
         """Rank library files against ``query`` (or bare window vectors (m, dim), which skip
         the re-ranker: it needs the windows' audio); ``rerank_depth`` and ``unranked`` as
-        ``app.query.search``."""
+        ``app.query.search``; ``by_kind``: the answers after the first are the same kind of
+        sound as the query (``app.similar_kind``; needs the query's audio)."""
+        kind_of = None
+        if by_kind and isinstance(query, Query):
+            kind_of = self.query_kind.type_tags(query.vectors, query.audio, MODEL_SAMPLE_RATE)
         return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter,
-                      rerank_depth=rerank_depth, unranked=unranked)
+                      rerank_depth=rerank_depth, unranked=unranked, kind_of=kind_of)
 
     def embed_file(self, path: str | os.PathLike) -> Query:
         """Query windows of an audio file; raises DecodeError or LibraryError."""
@@ -676,7 +690,10 @@ class Library:
                     filter: SearchFilter | None = None,
                     rerank_depth: int | None = None,
                     unranked: Callable[[list[SearchResult]], None] | None = None,
+                    by_kind: bool = True,
                     ) -> list[SearchResult]:
+        """Search by example with an audio file: the closest file first, then (``by_kind``)
+        the most similar files of the same kind; see ``search_vectors``."""
         if self.catalog.vector_count(self.encoder.model_id) == 0:
             others = self.catalog.files_of_other_models(self.encoder.model_id)
             if others:
@@ -689,7 +706,7 @@ class Library:
                 "the library is empty: add samples with `samplescout index FOLDER` first")
         depth = FILE_RERANK_DEPTH if rerank_depth is None else rerank_depth
         return self.search_vectors(self.embed_file(path), k, filter=filter, rerank_depth=depth,
-                                   unranked=unranked)
+                                   unranked=unranked, by_kind=by_kind)
 
 
 class Searcher:
@@ -697,12 +714,14 @@ class Searcher:
     writes. Any thread (each thread reads the catalog through a connection of its own)."""
 
     def __init__(self, directory: Path, index: VectorIndex, encoder: Encoder,
-                 reranker: FileReranker | None, open_catalog: Callable[[], Catalog]):
+                 reranker: FileReranker | None, open_catalog: Callable[[], Catalog],
+                 query_kind: QueryKind | None = None):
         self.directory = Path(directory)
         self._open_catalog = open_catalog
         self.index = index
         self.encoder = encoder
         self.reranker = reranker
+        self.query_kind = query_kind or QueryKind(encoder.model_id)
         self._local = threading.local()
 
     @property
@@ -717,22 +736,27 @@ class Searcher:
                rerank: bool = True, rerank_depth: int | None = None,
                timings: dict | None = None,
                unranked: Callable[[list[SearchResult]], None] | None = None,
+               by_kind: bool = False,
                ) -> list[SearchResult]:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
         re-ranker (the index's order alone); ``rerank_depth``, ``timings`` and ``unranked``
-        as ``app.query.search``. Any thread."""
+        as ``app.query.search``; ``by_kind`` as ``Library.search_vectors``. Any thread."""
+        kind_of = (self.query_kind.type_tags(query.vectors, query.audio, MODEL_SAMPLE_RATE)
+                   if by_kind else None)
         return search(self.index, self.catalog, query, k, filter=filter,
                       reranker=self.reranker if rerank else None, rerank_depth=rerank_depth,
-                      timings=timings, unranked=unranked)
+                      timings=timings, unranked=unranked, kind_of=kind_of)
 
     def with_index(self, index: VectorIndex) -> "Searcher":
         """The same library searched through another index (after a rescan)."""
-        return Searcher(self.directory, index, self.encoder, self.reranker, self._open_catalog)
+        return Searcher(self.directory, index, self.encoder, self.reranker, self._open_catalog,
+                        self.query_kind)
 
     def with_reranker(self, reranker) -> "Searcher":
         """The same library re-ranked by ``reranker`` (a ``FileReranker`` or anything with
         its ``k`` and ``rerank``, such as ``app.rerank_worker.RerankWorker``)."""
-        return Searcher(self.directory, self.index, self.encoder, reranker, self._open_catalog)
+        return Searcher(self.directory, self.index, self.encoder, reranker, self._open_catalog,
+                        self.query_kind)
 
     def __len__(self) -> int:
         return len(self.index)

@@ -499,14 +499,15 @@ class LiveMatcher:
         started = time.perf_counter()
         audio = read_mono(path, MODEL_SAMPLE_RATE, max_seconds=MAX_QUERY_SECONDS)
         update = self.query_audio(audio, k=k, reason="file", started=started,
-                                  rerank_depth=FILE_RERANK_DEPTH)
+                                  rerank_depth=FILE_RERANK_DEPTH, by_kind=True)
         if update is None:
             raise MatcherError(f"{os.fspath(path)}: the query is silent, nothing to search for")
         return update
 
     def query_audio(self, audio_44k: np.ndarray, *, k: int | None = None, reason: str = "file",
                     started: float | None = None,
-                    rerank_depth: int | None = None) -> SuggestionUpdate | None:
+                    rerank_depth: int | None = None,
+                    by_kind: bool = False) -> SuggestionUpdate | None:
         """Query with model-rate mono audio (no hysteresis) and publish; None if silent.
         ``k`` files (default: as many as a capture keeps); ``rerank_depth`` as
         ``app.query.search`` (None: the re-ranker's own). The index's order is published
@@ -522,7 +523,7 @@ class LiveMatcher:
                           (time.perf_counter() - started) * 1000.0, record_latency=False,
                           stage="index")
         results = self._lookup(audio_44k, max(k or 0, profile.k), rerank_depth=rerank_depth,
-                               unranked=unranked)
+                               unranked=unranked, by_kind=by_kind)
         if results is None:
             return None
         return self._publish(ranked(results, shown), None, level_db, reason,
@@ -531,12 +532,14 @@ class LiveMatcher:
     def _lookup(self, audio_44k: np.ndarray, k: int, *, rerank: bool = True,
                 rerank_depth: int | None = None, timings: dict | None = None,
                 unranked: Callable[[list[SearchResult]], None] | None = None,
+                by_kind: bool = False,
                 ) -> list[SearchResult] | None:
         """The one query path: model-rate mono audio -> the k best files under the current
         filter; None when the audio holds nothing to search for. ``rerank=False``: the
         index's order alone (a hit's early stages, which must be fast). ``timings``: each
         stage's milliseconds are added to it ("embed", then ``app.query.search``'s);
-        ``unranked`` as ``app.query.search``. Any thread."""
+        ``unranked`` as ``app.query.search``; ``by_kind``: the answers after the first are the
+        same kind of sound (a search by example). Any thread."""
         started = time.perf_counter()
         query = embed_query(self.encoder, audio_44k)
         if timings is not None:
@@ -545,7 +548,7 @@ class LiveMatcher:
             return None
         return self.searcher.search(query, k, filter=self._filter, rerank=rerank,
                                     rerank_depth=rerank_depth, timings=timings,
-                                    unranked=unranked)
+                                    unranked=unranked, by_kind=by_kind)
 
     # ---- worker thread --------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ Live one-shot and rolling windows, captures, a file dropped on the window and
 gives the same answer whichever way it arrives. With a re-ranker (``app.rerank``),
 ``search`` re-orders the index's best few files by reading them side by side with the
 query. A ``SearchFilter`` narrows the files a search may return (kind, folder, tags, key,
-tempo range); tags, key and tempo come from the catalog's sound analysis.
+tempo range); tags, key and tempo come from the catalog's sound analysis. A search by
+example may ask for its answers after the first to be the same kind of sound as the query
+(``kind_of``, ``app.similar_kind``).
 
 Threads: ``embed_query`` may run on any thread (the encoder allows concurrent runs);
 ``search`` runs on the thread that owns ``catalog`` (``index.search`` itself is
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from app import similar_kind
 from app.catalog import Catalog, FileRow, SoundInfo, TagRow
 from app.index import VectorIndex
 from app.rerank import FileReranker
@@ -227,7 +230,8 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
            reranker: FileReranker | None = None,
            filter: SearchFilter | None = None,
            rerank_depth: int | None = None, timings: dict | None = None,
-           unranked: Callable[[list[SearchResult]], None] | None = None) -> list[SearchResult]:
+           unranked: Callable[[list[SearchResult]], None] | None = None,
+           kind_of: Mapping[str, float] | None = None) -> list[SearchResult]:
     """The k best library files for ``query`` (or bare window vectors (m, dim)) that
     ``filter`` accepts, with catalog rows; re-ranked when a ``reranker`` is given and the
     query has its blocks. ``rerank_depth``: how many of the index's best files the
@@ -239,12 +243,17 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
     ("rerank", and the re-ranker's own stages) are added to it. ``unranked``: called with
     the first k in the index's order just before the re-ranker runs (only when it runs), so
     that a caller can show them while it works; the re-ranked list replaces them.
+    ``kind_of``: the query's type tags (``app.similar_kind.QueryKind``); when given, the
+    answers after the first are the most similar files of the same kind
+    (``app.similar_kind``), chosen among ``POOL_FACTOR`` times as many as asked for.
     """
     started = time.perf_counter()
     vectors = query.vectors if isinstance(query, Clip) else query
     if len(vectors) == 0:
         return []
     wanted = k
+    if kind_of:
+        k = max(k, wanted * similar_kind.POOL_FACTOR)
     if reranker is not None:
         k = max(k, rerank_depth or reranker.k)
     narrows = filter is not None and filter.narrows
@@ -285,7 +294,22 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
         results = reranker.rerank(results, query.blocks, query.vectors, query.signals or None,
                                   depth=rerank_depth, timings=timings)
         _add_ms(timings, "rerank", searched, time.perf_counter())
+    if kind_of:
+        results = by_kind(results[:wanted * similar_kind.POOL_FACTOR], kind_of)
     return results[:wanted]
+
+
+def by_kind(results: list[SearchResult], kind_of: Mapping[str, float]) -> list[SearchResult]:
+    """``results`` (best first) in ``app.similar_kind``'s order for a query whose type tags
+    are ``kind_of``: the first stays, the rest by cosine and tag agreement. As after the
+    re-ranker, ``score`` is the cosine of the rank and ``cosine`` each file's own. Any thread."""
+    agreements = [similar_kind.tag_agreement(kind_of, {
+        t.tag: t.confidence for t in r.tags if facet_of(t.tag) == "type"}) for r in results]
+    cosines = [r.score if r.cosine is None else r.cosine for r in results]
+    order = similar_kind.kind_order(cosines, agreements)
+    rank_scores = sorted((r.score for r in results), reverse=True)
+    return [replace(results[i], rank=rank, score=rank_scores[rank - 1], cosine=cosines[i])
+            for rank, i in enumerate(order, start=1)]
 
 
 def _add_ms(timings: dict | None, stage: str, start: float, end: float) -> None:

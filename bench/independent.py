@@ -46,7 +46,16 @@ and level twins (same audio up to gain) count as the file. Damage is
 files longer than 4 s (only the neverball music and one freedesktop sound, so that
 row has few queries). Query choice and damage use seed
 streams of their own, so no query here repeats one of ``bench/retrieval.py``'s
-random draws. There are no labels, so there is no category precision.
+random draws.
+
+Same-tag precision of the neighbours: each rendered TimGM6mb note carries the tag of its GM
+program or drum key (``models.train.tag_data``'s ``gm_program_tag`` and ``gm_drum_tag``,
+the labels the tag head learned from FluidR3 renders), and every labelled note asks for its
+10 nearest labelled notes (itself and its level twins left out): P@10, micro and macro over
+tags, per model. The ``scout`` model is also scored as the app orders a search by example
+(``app.similar_kind``): the first neighbour by cosine, the rest of the index's best 30 by
+cosine plus agreement of the type tags that the shipped tag head gives each note (the tags
+a scan stores). Nothing here chose the weight of that agreement.
 
 Models: ``scout``, ``aisfx``, ``mfcc`` as in ``bench/retrieval.py`` (``--models``),
 plus ``student`` for ``--student PATH`` (an ONNX encoder file, run exactly like
@@ -85,6 +94,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import re  # noqa: E402
+
+from app import similar_kind  # noqa: E402
 from bench import damage, retrieval  # noqa: E402
 from bench.retrieval import (  # noqa: E402
     SAMPLE_RATE, EncoderModel, LibraryFile, Model, best_lag_correlation, build_model, choose,
@@ -356,6 +368,17 @@ def render_soundfont(log=None) -> tuple[Path, dict]:
     return folder, manifest
 
 
+def rendered_tag(name: str) -> str | None:
+    """The tag of a rendered note by its file name (``gmPPP-...``: GM program PPP;
+    ``kitKKK-keyNN-...``: drum key NN), None where no tag of ours fits."""
+    from models.train.tag_data import gm_drum_tag, gm_program_tag
+    if m := re.match(r"gm(\d{3})-", name):
+        return gm_program_tag(int(m.group(1)))
+    if m := re.match(r"kit\d{3}-key(\d+)-", name):
+        return gm_drum_tag(int(m.group(1)))
+    return None
+
+
 # ---------------------------------------------------------------- library
 
 
@@ -379,7 +402,8 @@ def collect_library(log=None) -> tuple[list[IndependentFile], dict]:
             continue
         seen[digest] = path
         stat = path.stat()
-        files.append(IndependentFile(path, stat.st_size, stat.st_mtime_ns, digest, None, None,
+        label = rendered_tag(path.name) if package == SOUNDFONT_PACKAGE else None
+        files.append(IndependentFile(path, stat.st_size, stat.st_mtime_ns, digest, None, label,
                                      package=package))
     counts = {
         "files_found": {name: len(found) for name, found in by_package.items()}
@@ -427,6 +451,60 @@ def build_student(path: Path) -> Model:
 
 
 # ---------------------------------------------------------------- run
+
+
+def stored_type_tags(files: list[IndependentFile], indices: list[int],
+                     lib: retrieval.Embedded) -> dict[int, dict[str, float]]:
+    """The type tags (tag -> confidence) the shipped tag head gives each of these files from
+    its scout vectors and the descriptors of its audio, as a scan stores them."""
+    from app.sound_analysis import ANALYSIS_SECONDS
+    from models.descriptors import decay_db, describe
+    from models.tagger import Tagger
+    tagger = Tagger()
+    out = {}
+    for i in indices:
+        audio = retrieval.read_audio(files[i].path)
+        descriptors = describe(audio[: int(ANALYSIS_SECONDS * SAMPLE_RATE)], SAMPLE_RATE,
+                               audio.size / SAMPLE_RATE, decay_db(audio))
+        prediction = tagger.predict(lib.vectors[lib.starts[i]:lib.starts[i + 1]], descriptors)
+        out[i] = dict(prediction.tags)
+    return out
+
+
+def same_tag_precision(lib: retrieval.Embedded, files: list[IndependentFile], usable: np.ndarray,
+                       twins: dict[int, list[int]],
+                       tags: dict[int, dict[str, float]] | None = None) -> dict:
+    """Leave-one-out P@10 of the same tag among the labelled usable files (micro, and macro
+    over tags with two files or more). With ``tags`` (each file's stored type tags), the
+    neighbours are ordered as ``app.similar_kind`` orders a search by example."""
+    idx = [i for i in range(len(files)) if usable[i] and files[i].coarse]
+    labels = np.array([files[i].coarse for i in idx])
+    k = min(retrieval.TOP_K, len(idx) - 1)
+    pool = k * similar_kind.POOL_FACTOR
+    precision = np.zeros(len(idx))
+    position = {i: p for p, i in enumerate(idx)}
+    sub = retrieval.Embedded(raw=[])
+    blocks = [lib.vectors[lib.starts[i]:lib.starts[i + 1]] for i in idx]
+    sub.vectors = np.concatenate(blocks)
+    sub.starts = np.cumsum([0] + [len(b) for b in blocks])
+    for p, i in enumerate(idx):
+        scores = retrieval.file_scores(blocks[p], sub, len(idx)).astype(np.float64)
+        scores[p] = -np.inf
+        for j in twins.get(i, ()):
+            if j in position:
+                scores[position[j]] = -np.inf
+        ranked = np.argsort(-scores, kind="stable")[:pool if tags is not None else k]
+        if tags is not None:
+            agreements = [similar_kind.tag_agreement(tags[i], tags[idx[r]]) for r in ranked]
+            ranked = ranked[similar_kind.kind_order(scores[ranked].tolist(), agreements)]
+        precision[p] = float(np.mean(labels[ranked[:k]] == labels[p]))
+    counts = Counter(labels.tolist())
+    per_tag = {t: {"n": counts[t], "p_at_10": round(float(precision[labels == t].mean()), 4)}
+               for t in sorted(counts)}
+    macro = [per_tag[t]["p_at_10"] for t in per_tag if counts[t] >= 2]
+    return {"n_queries": len(idx), "micro": round(float(precision.mean()), 4),
+            "macro": round(float(np.mean(macro)), 4), "macro_tags": len(macro),
+            "per_tag": per_tag}
 
 
 def run(args) -> dict:
@@ -482,6 +560,25 @@ def run(args) -> dict:
 
     results = {m.name: {"model_id": m.model_id, "config": m.config(), "reid": {}}
                for m in models}
+    t0 = time.perf_counter()
+    for m in models:
+        results[m.name]["same_tag"] = same_tag_precision(library[m.name], files, usable, twins)
+    if "scout" in library:
+        labelled = [i for i in range(n_files) if usable[i] and files[i].coarse]
+        tags = stored_type_tags(files, labelled, library["scout"])
+        results["scout"]["same_tag_kind_order"] = same_tag_precision(
+            library["scout"], files, usable, twins, tags)
+        results["scout"]["same_tag_kind_order"]["weight"] = similar_kind.KIND_WEIGHT
+        right = sum(files[i].coarse in list(tags[i])[:1] for i in labelled)
+        results["scout"]["tag_head_top1_on_labelled"] = round(right / len(labelled), 4)
+    timing["same_tag_s"] = round(time.perf_counter() - t0, 2)
+    print("  same-tag P@10 macro: " + "  ".join(
+        f"{name} {r['same_tag']['macro']}" for name, r in results.items())
+        + (f"  scout kind order {results['scout']['same_tag_kind_order']['macro']}"
+           if "same_tag_kind_order" in results.get("scout", {}) else ""),
+        file=sys.stderr, flush=True)
+    if getattr(args, "same_tag_only", False):
+        return {"results": results, "counts": counts, "timing": timing}
     audio_cache: dict[int, np.ndarray] = {}
     timing["damage_s"] = {}
     timing["query_embed_s"] = {m.name: {} for m in models}
@@ -570,8 +667,12 @@ def main(argv=None) -> int:
     parser.add_argument("--student", type=Path, default=None,
                         help="an ONNX encoder file, scored as an extra column 'student'")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--same-tag-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.same_tag_only:          # a quick look at the neighbours; writes nothing
+        run(args)
+        return 0
     retrieval.write_report(run(args), args.out, format_table)
     return 0
 

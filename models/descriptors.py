@@ -18,6 +18,16 @@ _HOP = 1024
 _WINDOW = np.hanning(_FRAME).astype(np.float32)
 
 
+def decay_db(audio: np.ndarray) -> float:
+    """Level of the last quarter relative to the whole, in dB (the scan's loop rule figure)."""
+    if audio.size == 0:
+        return 0.0
+    rms_all = math.sqrt(float(np.mean(np.square(audio, dtype=np.float64))))
+    tail = audio[int(audio.size * 0.75):]
+    rms_last = math.sqrt(float(np.mean(np.square(tail, dtype=np.float64)))) if tail.size else 0.0
+    return 20 * math.log10(max(rms_last, 1e-12) / max(rms_all, 1e-12))
+
+
 def describe(audio: np.ndarray, sample_rate: int, duration_s: float,
              decay_db: float) -> np.ndarray:
     """(len(DESCRIPTOR_NAMES),) float32 for the start of a sound. ``duration_s``: the whole

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from models.descriptors import DESCRIPTOR_NAMES, describe
+from models.descriptors import DESCRIPTOR_NAMES, decay_db, describe
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.tagger import TAGGER_PATH, features
 from models.train import tag_data
@@ -33,16 +33,6 @@ EPOCHS = 400
 DECAY = 3e-2
 DROPOUT = 0.1
 SEED = 20261204
-
-
-def decay_db(audio: np.ndarray) -> float:
-    """Level of the last quarter relative to the whole, in dB (the scan's loop rule figure)."""
-    if audio.size == 0:
-        return 0.0
-    rms_all = math.sqrt(float(np.mean(np.square(audio, dtype=np.float64))))
-    tail = audio[int(audio.size * 0.75):]
-    rms_last = math.sqrt(float(np.mean(np.square(tail, dtype=np.float64)))) if tail.size else 0.0
-    return 20 * math.log10(max(rms_last, 1e-12) / max(rms_all, 1e-12))
 
 
 def clip_audio(clip: tag_data.LabelledClip) -> np.ndarray:
