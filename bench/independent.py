@@ -52,10 +52,12 @@ Same-tag precision of the neighbours: each rendered TimGM6mb note carries the ta
 program or drum key (``models.train.tag_data``'s ``gm_program_tag`` and ``gm_drum_tag``,
 the labels the tag head learned from FluidR3 renders), and every labelled note asks for its
 10 nearest labelled notes (itself and its level twins left out): P@10, micro and macro over
-tags, per model. The ``scout`` model is also scored as the app orders a search by example
-(``app.similar_kind``): the first neighbour by cosine, the rest of the index's best 30 by
-cosine plus agreement of the type tags that the shipped tag head gives each note (the tags
-a scan stores). Nothing here chose the weight of that agreement.
+tags, per model; and the same share of what a tag's size lets a note reach,
+``min(10, n - 1)``, since drum keys are few once TimGM6mb's shared samples are dropped
+(``macro_of_reachable``). The ``scout`` model is also scored as the app orders a search by example
+(``app.similar_kind``) for "similar" on a library file: the file itself first, then the
+index's best 30 others by cosine plus agreement of the type tags that the shipped tag head
+gives each note (the tags a scan stores). Nothing here chose the weight of that agreement.
 
 Models: ``scout``, ``aisfx``, ``mfcc`` as in ``bench/retrieval.py`` (``--models``),
 plus ``student`` for ``--student PATH`` (an ONNX encoder file, run exactly like
@@ -495,16 +497,25 @@ def same_tag_precision(lib: retrieval.Embedded, files: list[IndependentFile], us
                 scores[position[j]] = -np.inf
         ranked = np.argsort(-scores, kind="stable")[:pool if tags is not None else k]
         if tags is not None:
-            agreements = [similar_kind.tag_agreement(tags[i], tags[idx[r]]) for r in ranked]
-            ranked = ranked[similar_kind.kind_order(scores[ranked].tolist(), agreements)]
+            # "similar" on a library file: the file itself answers first (cosine 1), the
+            # others follow in the kind order
+            agreements = [0.0] + [similar_kind.tag_agreement(tags[i], tags[idx[r]])
+                                  for r in ranked]
+            order = similar_kind.kind_order([1.0] + scores[ranked].tolist(), agreements)
+            ranked = ranked[[o - 1 for o in order[1:]]]
         precision[p] = float(np.mean(labels[ranked[:k]] == labels[p]))
     counts = Counter(labels.tolist())
-    per_tag = {t: {"n": counts[t], "p_at_10": round(float(precision[labels == t].mean()), 4)}
+    # a tag of n notes can fill at most n - 1 of a note's 10 neighbours
+    reachable = np.array([min(k, counts[t] - 1) / k if counts[t] > 1 else 1.0 for t in labels])
+    per_tag = {t: {"n": counts[t], "p_at_10": round(float(precision[labels == t].mean()), 4),
+                   "of_reachable": round(float((precision / reachable)[labels == t].mean()), 4)}
                for t in sorted(counts)}
-    macro = [per_tag[t]["p_at_10"] for t in per_tag if counts[t] >= 2]
+    macro = [t for t in per_tag if counts[t] >= 2]
     return {"n_queries": len(idx), "micro": round(float(precision.mean()), 4),
-            "macro": round(float(np.mean(macro)), 4), "macro_tags": len(macro),
-            "per_tag": per_tag}
+            "macro": round(float(np.mean([per_tag[t]["p_at_10"] for t in macro])), 4),
+            "macro_of_reachable": round(float(np.mean([per_tag[t]["of_reachable"]
+                                                       for t in macro])), 4),
+            "macro_tags": len(macro), "per_tag": per_tag}
 
 
 def run(args) -> dict:

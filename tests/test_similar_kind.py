@@ -1,5 +1,5 @@
-"""Search by example lists the same kind of sound after the first answer (``app.similar_kind``):
-the order itself, and on a real library of Sonic Pi drums and sounds, through
+"""Search by example lists the same kind of sound after a close first answer
+(``app.similar_kind``): the order itself, when it stays out, and on a real library of Sonic Pi drums and sounds, through
 ``Library.search_file`` (as ``samplescout search``), the CLI and the live matcher's search by
 file (the window's drop and "similar")."""
 
@@ -10,12 +10,14 @@ import os
 
 import pytest
 
+from app import similar_kind
+from app.catalog import FileRow, TagRow
 from app.cli import main
 from app.library import Library
 from app.match_profiles import get_profile
 from app.matcher import LiveMatcher
+from app.query import SearchResult, by_kind
 from app.scanner import Scanner
-from app import similar_kind
 from app.similar_kind import kind_order, tag_agreement
 from engine.ring import CaptureRing
 from tests.conftest import SONIC_PI, require
@@ -38,6 +40,25 @@ def test_the_first_answer_keeps_its_place_and_agreement_lifts_the_rest():
     assert kind_order([], []) == []
     with pytest.raises(ValueError):
         kind_order([0.9], [])
+
+
+def row(file_id: int, cosine: float, tag: str) -> SearchResult:
+    file = FileRow(file_id, f"/s/{file_id}.wav", 1, 1, None, 0.5, 44100, 1, "one-shot",
+                   "indexed", None, None, None)
+    return SearchResult(rank=file_id, file=file, score=cosine, offset_s=0.0, exists=True,
+                        tags=(TagRow(tag, "audio", 0.9),))
+
+
+def test_a_list_whose_first_answer_is_far_keeps_its_closeness_order():
+    """Under other music a query's tags describe the mixture and its own file may be any of
+    the first ten: the kind order stays out of it."""
+    close = [row(1, 0.97, "snare"), row(2, 0.80, "kick"), row(3, 0.79, "snare")]
+    ordered = by_kind(close, {"snare": 1.0})
+    assert [r.file.id for r in ordered] == [1, 3, 2]
+    assert [r.score for r in ordered] == [0.97, 0.80, 0.79]       # the score of each rank
+    assert [r.cosine for r in ordered] == [0.97, 0.79, 0.80]      # each file's own
+    far = [row(1, 0.80, "snare"), row(2, 0.78, "kick"), row(3, 0.77, "snare")]
+    assert [r.file.id for r in by_kind(far, {"snare": 1.0})] == [1, 2, 3]
 
 
 DRUMS = ["drum_snare_hard", "drum_snare_soft", "sn_dolf", "sn_dub", "sn_zome", "sn_generic",
