@@ -114,6 +114,8 @@ def test_a_dropped_file_lists_the_index_order_then_the_reranked_list(qtbot, wind
         lambda update: shown.append((update.stage, window.match_info.text(),
                                      [s.path for s in window.model.suggestions()])))
     show_matches_for(qtbot, window, paths["sn_dolf"])
+    # the window's own slot may run before this one for the final update
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=30000)
     assert [stage for stage, _, _ in shown] == ["index", "final"]
     (_, first_line, first_rows), (_, final_line, final_rows) = shown
     assert "like sn_dolf.flac (index order, re-ranking…)" in first_line

@@ -78,6 +78,101 @@ def extract(clips, encoder: Encoder, log=print) -> dict:
     }
 
 
+# Training views of each clip, for a head that tags a drum through a room, a distortion or
+# another pitch as it tags it dry: each clip once through each kind, with random settings.
+# (Own code and ranges; bench/tagging.py's damage is bench/damage.py's.)
+AUGMENT_KINDS = ("room", "drive", "pitch")
+AUGMENT_SEED = 20261207
+AUGMENT_CACHE = CACHE.with_name("tagger_features_augmented.npz")
+# Whether the shipped head learns from those views beside the dry clips (bench/tagging.py
+# --train-views dry|augmented compares the two on held-out packages).
+TRAIN_WITH_VIEWS = False
+
+
+def augmented(audio: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One training view of a clip (model-rate mono): ``room``, a decaying noise tail of
+    RT60 0.2-1.2 s after the direct sound at a direct-to-reverberant ratio of -6 to +12 dB;
+    ``drive``, tanh saturation with 3-20 dB of drive; ``pitch``, played 1-7 semitones up or
+    down as a sampler plays it (resampled). Peak kept."""
+    import soxr
+    from scipy import signal
+
+    audio = np.asarray(audio, dtype=np.float64)
+    peak = max(float(np.max(np.abs(audio))), 1e-9) if audio.size else 1.0
+    if kind == "room":
+        rt60 = float(rng.uniform(0.2, 1.2))
+        n = int(rt60 * MODEL_SAMPLE_RATE)
+        t = np.arange(n) / MODEL_SAMPLE_RATE
+        tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+        tail[: int(0.002 * MODEL_SAMPLE_RATE)] = 0.0               # reflections come later
+        drr_db = float(rng.uniform(-6.0, 12.0))
+        tail *= 10 ** (-drr_db / 20) / max(float(np.sqrt(np.sum(tail ** 2))), 1e-9)
+        tail[0] = 1.0
+        out = signal.fftconvolve(audio, tail)[: audio.size + n // 2]
+    elif kind == "drive":
+        drive = 10 ** (float(rng.uniform(3.0, 20.0)) / 20)
+        out = np.tanh(drive * audio / peak)
+    elif kind == "pitch":
+        semitones = float(rng.uniform(1.0, 7.0)) * (1 if rng.random() < 0.5 else -1)
+        out = soxr.resample(audio.astype(np.float32), MODEL_SAMPLE_RATE * 2 ** (semitones / 12),
+                            MODEL_SAMPLE_RATE).astype(np.float64)
+    else:
+        raise ValueError(f"unknown training view: {kind}")
+    top = float(np.max(np.abs(out))) if out.size else 0.0
+    return (out * (peak / top) if top > 0 else out).astype(np.float32)
+
+
+def extract_augmented(clips, encoder: Encoder, log=print) -> dict:
+    """Feature rows of each clip's ``AUGMENT_KINDS`` views (clips that do not decode or embed
+    are left out), with the clip's labels and which view each row is."""
+    rows, keep, kinds = [], [], []
+    started = time.monotonic()
+    for i, clip in enumerate(clips):
+        try:
+            audio = clip_audio(clip)
+        except Exception:  # noqa: BLE001 — a broken file is left out (extract says so)
+            continue
+        for k, kind in enumerate(AUGMENT_KINDS):
+            rng = np.random.default_rng([AUGMENT_SEED, i, k])
+            view = augmented(audio, kind, rng)
+            vectors = encoder.embed_clip(view, trim_leading_silence=True)
+            if len(vectors) == 0 or not np.all(np.isfinite(view)):
+                continue
+            descriptors = describe(view, MODEL_SAMPLE_RATE, view.size / MODEL_SAMPLE_RATE,
+                                   decay_db(view))
+            rows.append(features(vectors, descriptors))
+            keep.append(clip)
+            kinds.append(kind)
+        if i % 500 == 0:
+            log(f"  {i}/{len(clips)} clips' views, {time.monotonic() - started:.0f} s")
+    return {"x": np.stack(rows).astype(np.float32),
+            "tag": np.array([c.tag for c in keep]),
+            "loop": np.array([c.loop for c in keep]),
+            "package": np.array([c.package for c in keep]),
+            "view": np.array(kinds),
+            "encoder_id": np.array(encoder.model_id)}
+
+
+def load_augmented_features(refresh: bool = False, log=print) -> dict:
+    """``extract_augmented`` of the labelled clips, cached like ``load_features``."""
+    import inspect
+    encoder = Encoder(threads=2)
+    recipe = hashlib.sha256(json.dumps([recipe_id(), inspect.getsource(augmented),
+                                        list(AUGMENT_KINDS), AUGMENT_SEED]).encode()
+                            ).hexdigest()[:16]
+    if AUGMENT_CACHE.exists() and not refresh:
+        data = dict(np.load(AUGMENT_CACHE, allow_pickle=False))
+        if (str(data["encoder_id"]) == encoder.model_id
+                and str(data.get("recipe_id", "")) == recipe):
+            return data
+        log("cached augmented tag features are stale: extracting again")
+    data = extract_augmented(tag_data.all_clips(log=log), encoder, log=log)
+    data["recipe_id"] = np.array(recipe)
+    AUGMENT_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(AUGMENT_CACHE, **data)
+    return data
+
+
 def recipe_id() -> str:
     """What the cached features were made by besides the encoder: the sources of the
     labelled clips, their rendering, the descriptors and the feature layout. A change to
@@ -215,7 +310,12 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=TAGGER_PATH)
     args = parser.parse_args()
     data = load_features(args.refresh)
-    head = fit(data["x"], data["tag"], data["loop"])
+    x, tags, loops = data["x"], data["tag"], data["loop"]
+    if TRAIN_WITH_VIEWS:
+        views = load_augmented_features(args.refresh)
+        x, tags, loops = (np.concatenate([x, views["x"]]), np.concatenate([tags, views["tag"]]),
+                          np.concatenate([loops, views["loop"]]))
+    head = fit(x, tags, loops)
     model_id = export(head, args.out, str(data["encoder_id"]))
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB), {model_id}, "
           f"{len(data['x'])} clips, labels {head.labels}")
