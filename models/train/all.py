@@ -5,9 +5,11 @@ Steps: the training pool (16 damaged views per item, made by two processes); sta
 scratch); stage 2 (the same losses from stage 1's weights, half of each batch drawn as
 groups of near neighbours in the teacher's space, less weight on the teacher's soft
 targets: it teaches the fine differences between similar samples that damage blurs);
-export; the re-ranker on stage 2's frozen trunk (``rerank.py``), its export, and the
+export; the re-ranker on stage 2's frozen trunk (``rerank.py``), its export, the
 calibration of the weights of the room fit and the coherence in its score
-(``calibrate_scores.py``). Each step
+(``calibrate_scores.py``), and the tag head over the shipped encoder's vectors
+(``tagger.py``, ``models/tagger.onnx``; only when the encoder was written to its shipped
+place, which the head reads). Each step
 is skipped or resumed when its output exists in the work directory (``pool.npz``;
 ``checkpoint.pt`` / ``student.pt``; ``checkpoint_hn.pt`` / ``student_hn.pt``;
 ``reranker_seed11.pt``, ``reranker_seed12.pt``), so an interrupted run continues (a
@@ -58,21 +60,22 @@ def main(argv=None) -> int:
     parser.add_argument("--stage2-steps", type=int, default=STAGE2["steps"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--widths", default=None, help="student conv channels, e.g. 32,64,112,160,160")
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "models" / "scout_int8.onnx")
+    default_out = REPO / "models" / "scout_int8.onnx"
+    parser.add_argument("--out", type=pathlib.Path, default=default_out)
     parser.add_argument("--reranker-out", type=pathlib.Path, default=REPO / "models" / "scout_rerank_int8.onnx")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None:
         raise SystemExit("fluidsynth is missing: apt-get install fluidsynth fluid-soundfont-gm")
-    from models.train import calibrate_scores, export, export_reranker, prepare, rerank, train
+    from models.train import calibrate_scores, export, export_reranker, prepare, rerank, tagger, train
     started = time.time()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[1/7] training pool in {args.work_dir}", flush=True)
+    print(f"[1/8] training pool in {args.work_dir}", flush=True)
     prepare.main(["--work-dir", str(args.work_dir)])
-    print(f"[2/7] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
+    print(f"[2/8] training stage 1 ({args.steps} steps), {time.time() - started:.0f} s so far", flush=True)
     if not (args.work_dir / "student.pt").exists():
         train.main(["--work-dir", str(args.work_dir), "--steps", str(args.steps),
                     "--threads", str(args.threads)] + (["--widths", args.widths] if args.widths else []))
-    print(f"[3/7] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
+    print(f"[3/8] training stage 2 ({args.stage2_steps} steps), {time.time() - started:.0f} s so far",
           flush=True)
     if not (args.work_dir / f"student{STAGE2['name']}.pt").exists():
         train.main(["--work-dir", str(args.work_dir), "--init", str(args.work_dir / "student.pt"),
@@ -80,23 +83,27 @@ def main(argv=None) -> int:
                     "--lr", str(STAGE2["lr"]), "--hard-fraction", str(STAGE2["hard_fraction"]),
                     "--alpha", str(STAGE2["alpha"]), "--hard-space", STAGE2["hard_space"],
                     "--threads", str(args.threads)])
-    print(f"[4/7] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[4/8] export to {args.out}, {time.time() - started:.0f} s so far", flush=True)
     export.main(["--work-dir", str(args.work_dir), "--out", str(args.out),
                  "--student", f"student{STAGE2['name']}.pt"])
     heads = [f"reranker_seed{seed}.pt" for seed in RERANK_SEEDS]
-    print(f"[5/7] re-ranker: {len(heads)} heads, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[5/8] re-ranker: {len(heads)} heads, {time.time() - started:.0f} s so far", flush=True)
     for seed, head in zip(RERANK_SEEDS, heads):
         if not (args.work_dir / head).exists():
             rerank.main(["--work-dir", str(args.work_dir), "--student",
                          str(args.work_dir / f"student{STAGE2['name']}.pt"), "--threads", str(args.threads),
                          "--seed", str(seed), "--out", head] + RERANK)
-    print(f"[6/7] export the re-ranker to {args.reranker_out}, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[6/8] export the re-ranker to {args.reranker_out}, {time.time() - started:.0f} s so far", flush=True)
     export_reranker.main(["--work-dir", str(args.work_dir), "--reranker", ",".join(heads),
                           "--out", str(args.reranker_out)])
-    print(f"[7/7] calibrate the weights of the score's terms, {time.time() - started:.0f} s so far", flush=True)
+    print(f"[7/8] calibrate the weights of the score's terms, {time.time() - started:.0f} s so far", flush=True)
     calibrate_scores.main(["--work-dir", str(args.work_dir), "--reranker", str(args.reranker_out),
                            "--encoder", str(args.out),
                            "--report", str(args.work_dir / "score_calibration.json")])
+    print(f"[8/8] the tag head over the shipped encoder's vectors, {time.time() - started:.0f} s "
+          "so far", flush=True)
+    # its cached features are extracted again when the encoder they came from changed
+    tagger.main([] if args.out == default_out else ["--no-write"])
     print(f"done in {time.time() - started:.0f} s", flush=True)
     return 0
 

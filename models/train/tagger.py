@@ -4,7 +4,8 @@
 
 Features (``models.tagger.features``): the mean and first of a file's encoder vectors and
 the descriptors of ``models/descriptors.py``, computed here from the same model-rate audio
-the scan sees. The head: standardise -> one hidden layer (ReLU) -> softmax over the tags,
+the scan sees, of each labelled clip and of three training views of it (``augmented``:
+through a room, a saturating drive, another pitch; ``TRAIN_WITH_VIEWS``). The head: standardise -> one hidden layer (ReLU) -> softmax over the tags,
 and a sigmoid loop-or-one-shot output, trained with numpy (Adam, class-balanced, seeded)
 and written as a small ONNX graph with the ``onnx`` package. Labelled clips come from
 ``models/train/tag_data.py``; ``bench/tagging.py`` measures it on held-out packages.
@@ -86,7 +87,7 @@ AUGMENT_SEED = 20261207
 AUGMENT_CACHE = CACHE.with_name("tagger_features_augmented.npz")
 # Whether the shipped head learns from those views beside the dry clips (bench/tagging.py
 # --train-views dry|augmented compares the two on held-out packages).
-TRAIN_WITH_VIEWS = False
+TRAIN_WITH_VIEWS = True
 
 
 def augmented(audio: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -304,11 +305,15 @@ def export(head: Head, path: pathlib.Path, encoder_id: str) -> str:
     return model_id
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refresh", action="store_true", help="re-extract the features")
     parser.add_argument("--out", type=pathlib.Path, default=TAGGER_PATH)
-    args = parser.parse_args()
+    parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.no_write:
+        print("the encoder was written elsewhere: the tag head reads the shipped one, not trained")
+        return
     data = load_features(args.refresh)
     x, tags, loops = data["x"], data["tag"], data["loop"]
     if TRAIN_WITH_VIEWS:
@@ -318,7 +323,7 @@ def main() -> None:
     head = fit(x, tags, loops)
     model_id = export(head, args.out, str(data["encoder_id"]))
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB), {model_id}, "
-          f"{len(data['x'])} clips, labels {head.labels}")
+          f"{len(data['x'])} clips ({len(x)} rows with their views), labels {head.labels}")
 
 
 if __name__ == "__main__":
