@@ -672,9 +672,7 @@ class Library:
         the re-ranker: it needs the windows' audio); ``rerank_depth`` and ``unranked`` as
         ``app.query.search``; ``by_kind``: the answers after the first are the same kind of
         sound as the query (``app.similar_kind``; needs the query's audio)."""
-        kind_of = None
-        if by_kind and isinstance(query, Query):
-            kind_of = self.query_kind.type_tags(query.vectors, query.audio, MODEL_SAMPLE_RATE)
+        kind_of = self.query_kind.of(query) if by_kind else None
         return search(self.index, self.catalog, query, k, reranker=self.reranker, filter=filter,
                       rerank_depth=rerank_depth, unranked=unranked, kind_of=kind_of)
 
@@ -741,8 +739,7 @@ class Searcher:
         """The one search (``app.query.search``) on this library; ``rerank=False`` skips the
         re-ranker (the index's order alone); ``rerank_depth``, ``timings`` and ``unranked``
         as ``app.query.search``; ``by_kind`` as ``Library.search_vectors``. Any thread."""
-        kind_of = (self.query_kind.type_tags(query.vectors, query.audio, MODEL_SAMPLE_RATE)
-                   if by_kind else None)
+        kind_of = self.query_kind.of(query) if by_kind else None
         return search(self.index, self.catalog, query, k, filter=filter,
                       reranker=self.reranker if rerank else None, rerank_depth=rerank_depth,
                       timings=timings, unranked=unranked, kind_of=kind_of)

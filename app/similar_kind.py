@@ -70,31 +70,21 @@ class QueryKind:
         self._loaded = False
         self._lock = threading.Lock()
 
-    def type_tags(self, vectors: np.ndarray, audio: np.ndarray | None,
-                  sample_rate: int) -> dict[str, float]:
-        """The query's type tags (tag -> confidence), as a scan would store them for a file of
-        this audio; empty without a tag head for this encoder or without the audio."""
+    def of(self, query) -> dict[str, float]:
+        """The type tags (tag -> confidence) of a query (``app.query.Query``, at the model
+        rate), as a scan would store them for a file of its audio; empty without a tag head
+        for this encoder, or for bare window vectors (no audio)."""
+        from models.descriptors import describe_whole
+        from models.encoder import MODEL_SAMPLE_RATE
+        vectors, audio = getattr(query, "vectors", ()), getattr(query, "audio", None)
         if audio is None or len(vectors) == 0 or np.asarray(audio).size == 0:
             return {}
-        from app.sound_analysis import ANALYSIS_SECONDS
-        from models.descriptors import decay_db, describe
-        audio = np.asarray(audio, dtype=np.float32)
-        descriptors = describe(audio[: int(ANALYSIS_SECONDS * sample_rate)], sample_rate,
-                               audio.size / sample_rate, decay_db(audio))
+        descriptors = describe_whole(np.asarray(audio, dtype=np.float32), MODEL_SAMPLE_RATE)
         with self._lock:
-            tagger = self._load()
-            if tagger is None:
+            if not self._loaded:
+                from models.tagger import Tagger
+                self._tagger = Tagger.for_encoder(self._encoder_id, self._tagger_path)
+                self._loaded = True
+            if self._tagger is None:
                 return {}
-            return dict(tagger.predict(vectors, descriptors).tags)
-
-    def _load(self):
-        if not self._loaded:
-            self._loaded = True
-            from models.tagger import Tagger
-            try:
-                tagger = Tagger(self._tagger_path)
-            except Exception:  # noqa: BLE001 — no tag head: the list keeps the cosine order
-                tagger = None
-            if tagger is not None and tagger.encoder_id == self._encoder_id:
-                self._tagger = tagger
-        return self._tagger
+            return dict(self._tagger.predict(vectors, descriptors).tags)

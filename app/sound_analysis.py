@@ -59,12 +59,8 @@ class SoundAnalyser:
         from models.genre_mood import GenreMoodTagger
         from models.tagger import Tagger
 
-        try:
-            self.tagger: Tagger | None = Tagger(tagger_path)
-        except Exception:  # noqa: BLE001 — no tag head: the name rule and detectors still run
-            self.tagger = None
-        if self.tagger is not None and self.tagger.encoder_id != encoder_id:
-            self.tagger = None     # the head reads one encoder's vectors, not another's
+        # without a head for this encoder the name rule and the detectors still run
+        self.tagger: Tagger | None = Tagger.for_encoder(encoder_id, tagger_path)
         try:
             self.genre_mood: GenreMoodTagger | None = GenreMoodTagger(genre_mood_path)
         except Exception:  # noqa: BLE001 — no genre model: every other tag still comes

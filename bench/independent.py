@@ -459,18 +459,11 @@ def stored_type_tags(files: list[IndependentFile], indices: list[int],
                      lib: retrieval.Embedded) -> dict[int, dict[str, float]]:
     """The type tags (tag -> confidence) the shipped tag head gives each of these files from
     its scout vectors and the descriptors of its audio, as a scan stores them."""
-    from app.sound_analysis import ANALYSIS_SECONDS
-    from models.descriptors import decay_db, describe
+    from models.descriptors import describe_whole
     from models.tagger import Tagger
     tagger = Tagger()
-    out = {}
-    for i in indices:
-        audio = retrieval.read_audio(files[i].path)
-        descriptors = describe(audio[: int(ANALYSIS_SECONDS * SAMPLE_RATE)], SAMPLE_RATE,
-                               audio.size / SAMPLE_RATE, decay_db(audio))
-        prediction = tagger.predict(lib.vectors[lib.starts[i]:lib.starts[i + 1]], descriptors)
-        out[i] = dict(prediction.tags)
-    return out
+    return {i: dict(tagger.predict(lib.vectors[lib.starts[i]:lib.starts[i + 1]], describe_whole(
+        retrieval.read_audio(files[i].path), SAMPLE_RATE)).tags) for i in indices}
 
 
 def same_tag_precision(lib: retrieval.Embedded, files: list[IndependentFile], usable: np.ndarray,

@@ -78,11 +78,9 @@ def damaged(kind: str, audio: np.ndarray, rng: np.random.Generator) -> np.ndarra
 def damaged_drum_accuracy(heads: dict, data: dict) -> dict:
     """Top-1 of the drum classes through each of ``DAMAGES``, each clip tagged by the head
     trained without its package."""
-    from models.descriptors import decay_db, describe
-    from models.encoder import MODEL_SAMPLE_RATE, Encoder
-    from models.tagger import features
+    from models.encoder import Encoder
     from models.train.tag_data import all_clips
-    from models.train.tagger import clip_audio
+    from models.train.tagger import clip_audio, feature_row
     drum_classes = [c for c in DRUM_TAGS if c != "percussion"]
     rows = {(str(p), str(n), str(k)): i for i, (p, n, k) in
             enumerate(zip(data["package"], data["name"], data["path"]))}
@@ -97,13 +95,9 @@ def damaged_drum_accuracy(heads: dict, data: dict) -> dict:
         head = heads[clip.package]
         for kind in DAMAGES:
             rng = np.random.default_rng([20261207, n, DAMAGES.index(kind)])
-            x = damaged(kind, audio, rng)
-            vectors = encoder.embed_clip(x, trim_leading_silence=True)
-            if len(vectors) == 0:
-                ok = False
-            else:
-                row = features(vectors, describe(x, MODEL_SAMPLE_RATE, x.size / MODEL_SAMPLE_RATE,
-                                                 decay_db(x)))
+            row = feature_row(damaged(kind, audio, rng), encoder)
+            ok = False
+            if row is not None:
                 probs, loop_prob = head.forward(row[None])
                 ok = decide(head.labels, probs[0], loop_prob[0]) == clip.tag
             right[kind].append(ok)

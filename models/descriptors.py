@@ -28,6 +28,11 @@ def decay_db(audio: np.ndarray) -> float:
     return 20 * math.log10(max(rms_last, 1e-12) / max(rms_all, 1e-12))
 
 
+def describe_whole(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``describe`` of a sound held whole in memory: its length and decay from all of it."""
+    return describe(audio, sample_rate, audio.size / sample_rate, decay_db(audio))
+
+
 def describe(audio: np.ndarray, sample_rate: int, duration_s: float,
              decay_db: float) -> np.ndarray:
     """(len(DESCRIPTOR_NAMES),) float32 for the start of a sound. ``duration_s``: the whole

@@ -60,6 +60,16 @@ class Tagger:
             raise ValueError(f"{self.path}: its descriptors differ from models.descriptors")
         self._loop_columns = np.array([label in LOOP_TAGS for label in self.labels])
 
+    @classmethod
+    def for_encoder(cls, encoder_id: str, path: str | os.PathLike | None = None) -> "Tagger | None":
+        """The head when it loads and reads ``encoder_id``'s vectors; None otherwise (no head
+        file, a broken one, or a head trained on another encoder's vectors)."""
+        try:
+            tagger = cls(path)
+        except Exception:  # noqa: BLE001 — callers go on without tags
+            return None
+        return tagger if tagger.encoder_id == encoder_id else None
+
     def probabilities(self, feature_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, n_features) -> (tag_probs (n, labels), loop_prob (n,))."""
         tag_probs, loop_prob = self._session.run(

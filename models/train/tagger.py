@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from models.descriptors import DESCRIPTOR_NAMES, decay_db, describe
+from models.descriptors import DESCRIPTOR_NAMES, describe_whole
 from models.encoder import MODEL_SAMPLE_RATE, Encoder
 from models.tagger import TAGGER_PATH, features
 from models.train import tag_data
@@ -47,6 +47,17 @@ def clip_audio(clip: tag_data.LabelledClip) -> np.ndarray:
     return audio[: int(60 * MODEL_SAMPLE_RATE)]
 
 
+def feature_row(audio: np.ndarray, encoder: Encoder) -> np.ndarray | None:
+    """A clip's model input (``models.tagger.features``) from its model-rate mono audio, as
+    the scan computes it; None when the audio is not finite or holds nothing to embed."""
+    if not np.all(np.isfinite(audio)):
+        return None
+    vectors = encoder.embed_clip(audio, trim_leading_silence=True)
+    if len(vectors) == 0:
+        return None
+    return features(vectors, describe_whole(audio, MODEL_SAMPLE_RATE))
+
+
 def extract(clips, encoder: Encoder, log=print) -> dict:
     """Feature rows, labels, loop flags, packages and names of the clips that embed."""
     rows, keep = [], []
@@ -57,12 +68,10 @@ def extract(clips, encoder: Encoder, log=print) -> dict:
         except Exception as exc:  # noqa: BLE001 — a broken file is left out, and said so
             log(f"  skipped {clip.name}: {exc}")
             continue
-        vectors = encoder.embed_clip(audio, trim_leading_silence=True)
-        if len(vectors) == 0 or not np.all(np.isfinite(audio)):
+        row = feature_row(audio, encoder)
+        if row is None:
             continue
-        descriptors = describe(audio, MODEL_SAMPLE_RATE, audio.size / MODEL_SAMPLE_RATE,
-                               decay_db(audio))
-        rows.append(features(vectors, descriptors))
+        rows.append(row)
         keep.append(clip)
         if i % 500 == 0:
             log(f"  {i}/{len(clips)} clips, {time.monotonic() - started:.0f} s")
@@ -135,13 +144,10 @@ def extract_augmented(clips, encoder: Encoder, log=print) -> dict:
             continue
         for k, kind in enumerate(AUGMENT_KINDS):
             rng = np.random.default_rng([AUGMENT_SEED, i, k])
-            view = augmented(audio, kind, rng)
-            vectors = encoder.embed_clip(view, trim_leading_silence=True)
-            if len(vectors) == 0 or not np.all(np.isfinite(view)):
+            row = feature_row(augmented(audio, kind, rng), encoder)
+            if row is None:
                 continue
-            descriptors = describe(view, MODEL_SAMPLE_RATE, view.size / MODEL_SAMPLE_RATE,
-                                   decay_db(view))
-            rows.append(features(vectors, descriptors))
+            rows.append(row)
             keep.append(clip)
             kinds.append(kind)
         if i % 500 == 0:
@@ -157,20 +163,27 @@ def extract_augmented(clips, encoder: Encoder, log=print) -> dict:
 def load_augmented_features(refresh: bool = False, log=print) -> dict:
     """``extract_augmented`` of the labelled clips, cached like ``load_features``."""
     import inspect
-    encoder = Encoder(threads=2)
     recipe = hashlib.sha256(json.dumps([recipe_id(), inspect.getsource(augmented),
                                         list(AUGMENT_KINDS), AUGMENT_SEED]).encode()
                             ).hexdigest()[:16]
-    if AUGMENT_CACHE.exists() and not refresh:
-        data = dict(np.load(AUGMENT_CACHE, allow_pickle=False))
+    return _cached(AUGMENT_CACHE, recipe, extract_augmented, refresh, log)
+
+
+def _cached(path: pathlib.Path, recipe: str, make, refresh: bool, log) -> dict:
+    """``make(clips, encoder, log=)`` of the labelled clips, kept in ``path`` and made again
+    when the encoder or ``recipe`` changed (or on ``refresh``)."""
+    encoder = Encoder(threads=2)
+    if path.exists() and not refresh:
+        data = dict(np.load(path, allow_pickle=False))
         if (str(data["encoder_id"]) == encoder.model_id
                 and str(data.get("recipe_id", "")) == recipe):
             return data
-        log("cached augmented tag features are stale: extracting again")
-    data = extract_augmented(tag_data.all_clips(log=log), encoder, log=log)
+        log(f"cached tag features ({path.name}) are stale (another encoder or clip recipe): "
+            "extracting again")
+    data = make(tag_data.all_clips(log=log), encoder, log=log)
     data["recipe_id"] = np.array(recipe)
-    AUGMENT_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(AUGMENT_CACHE, **data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **data)
     return data
 
 
@@ -187,19 +200,8 @@ def recipe_id() -> str:
 
 
 def load_features(refresh: bool = False, log=print) -> dict:
-    encoder = Encoder(threads=2)
-    recipe = recipe_id()
-    if CACHE.exists() and not refresh:
-        data = dict(np.load(CACHE, allow_pickle=False))
-        if (str(data["encoder_id"]) == encoder.model_id
-                and str(data.get("recipe_id", "")) == recipe):
-            return data
-        log("cached tag features are stale (another encoder or clip recipe): extracting again")
-    data = extract(tag_data.all_clips(log=log), encoder, log=log)
-    data["recipe_id"] = np.array(recipe)
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(CACHE, **data)
-    return data
+    """``extract`` of the labelled clips, cached in ``CACHE``."""
+    return _cached(CACHE, recipe_id(), extract, refresh, log)
 
 
 class Head:
