@@ -302,17 +302,20 @@ def search(index: VectorIndex, catalog: Catalog, query: Query | np.ndarray, k: i
 def by_kind(results: list[SearchResult], kind_of: Mapping[str, float]) -> list[SearchResult]:
     """``results`` (best first) in ``app.similar_kind``'s order for a query whose type tags
     are ``kind_of``: the first stays, the rest by the score of their rank and tag agreement.
-    The list is then no longer ordered by score, so each row's ``score`` becomes its own
-    cosine; ``cosine`` stays as the re-ranker left it (None: not read). Unchanged when the
-    first answer is not close (``similar_kind.applies``). Any thread."""
-    own = [r.score if r.cosine is None else r.cosine for r in results]
-    if not results or not similar_kind.applies(own[0]):
+    As after the re-ranker, ``score`` is the score of the rank (lists, the window's
+    included, are shown in score order) and ``cosine`` stays as the re-ranker left it (each
+    file's own; None: not read). Unchanged when the first answer is not close
+    (``similar_kind.applies``). Any thread."""
+    if not results or not similar_kind.applies(
+            results[0].score if results[0].cosine is None else results[0].cosine):
         return results
     agreements = [similar_kind.tag_agreement(kind_of, {
         t.tag: t.confidence for t in r.tags if facet_of(t.tag) == "type"}) for r in results]
     # the score of each rank, so that the re-ranker's order stands where the tags agree
-    order = similar_kind.kind_order([r.score for r in results], agreements)
-    return [replace(results[i], rank=rank, score=own[i]) for rank, i in enumerate(order, start=1)]
+    scores = [r.score for r in results]
+    order = similar_kind.kind_order(scores, agreements)
+    return [replace(results[i], rank=rank, score=scores[rank - 1])
+            for rank, i in enumerate(order, start=1)]
 
 
 def _add_ms(timings: dict | None, stage: str, start: float, end: float) -> None:

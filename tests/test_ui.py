@@ -123,6 +123,24 @@ def test_a_dropped_file_lists_the_index_order_then_the_reranked_list(qtbot, wind
     assert len(first_rows) == len(final_rows) > 1 and final_rows[0] == paths["sn_dolf"]
 
 
+def test_a_dropped_file_lists_the_same_kind_after_itself(qtbot, window, sample_library):
+    """A search by example in the window lists, after the file itself, the same kind of
+    sound first (app.similar_kind), not the closeness order."""
+    from app.library import Library
+    library_dir, _, paths = sample_library
+    k = window.host.k
+    with Library(library_dir) as library:
+        for stem in LIBRARY_LAYOUT["Snares"] + LIBRARY_LAYOUT["Hats"] + LIBRARY_LAYOUT["Kicks"]:
+            kind = [r.file.path for r in library.search_file(paths[stem], k=k)]
+            closest = [r.file.path for r in library.search_file(paths[stem], k=k, by_kind=False)]
+            if kind != closest:
+                break
+    assert kind != closest, "the kind order changed no list of this library"
+    show_matches_for(qtbot, window, paths[stem])
+    shown = [s.path for s in window.model.suggestions()]
+    assert shown == kind[:len(shown)] and shown[0] == paths[stem]
+
+
 def test_dropping_a_file_shows_its_matches(qtbot, window, sample_library):
     _, _, paths = sample_library
     show_matches_for(qtbot, window, paths["sn_dolf"])
