@@ -516,9 +516,12 @@ class Scanner:
                     if now - last_save >= SAVE_INDEX_EVERY_S:
                         self.library.save_index()
                         last_save = now
-                    if self.progress:
-                        self.progress(ScanProgress(done, total, report.bytes_analysed,
-                                                   now - started, task.path))
+                if self.progress and finished:
+                    # Each finished file moves the bar, not only each commit: a fast scan
+                    # commits a few times a second and would jump in steps. A file sent back
+                    # for a second look may count twice, hence the bound.
+                    self.progress(ScanProgress(min(total, done + len(batch)), total,
+                                               report.bytes_analysed, now - started, task.path))
                 if self._cancel.is_set() and not in_flight:
                     break
         except BaseException:
