@@ -30,11 +30,11 @@ TRAIN_WORK ?= $(HOME)/.cache/sample-scout/train
 # Python may not write bytecode as it imports (PYTHONDONTWRITEBYTECODE), every start of the
 # window, and every worker process a scan or a test starts, would compile them again
 # (about 0.3 s each).
-run: system-run $(VENV)/.installed
+run: system-run $(VENV)/.installed $(VENV)/.room-fit-compiled
 	@$(PY) -m compileall -q app engine ui models
 	$(VENV)/bin/samplescout $(ARGS)
 
-test: system-test $(VENV)/.installed
+test: system-test $(VENV)/.installed $(VENV)/.room-fit-compiled
 	@$(PY) -m compileall -q app engine ui models
 	$(PY) -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -50,6 +50,12 @@ $(VENV)/.installed: pyproject.toml
 	  echo "error: could not create $(VENV). On Debian: apt-get install python3-venv"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# The re-ranker's room fit is compiled by numba (models/room_fit_kernel.py) into a cache
+# beside it: done here once, not in the first search of a window (about 2 s).
+$(VENV)/.room-fit-compiled: models/room_fit_kernel.py $(VENV)/.installed
+	@$(PY) -c 'from models import room_fit; room_fit.warm_up()'
 	@touch $@
 
 train-model:

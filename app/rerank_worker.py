@@ -190,6 +190,7 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
     from concurrent.futures import ThreadPoolExecutor
 
     from app.lifeline import die_with_parent
+    from models import room_fit
     from models.coherence import BlockSignals
     from models.encoder import Encoder
     from models.reranker import Reranker
@@ -205,6 +206,8 @@ def _serve(conn, parent_pid: int, reranker_path: str, encoder_path: str, k: int)
     local = FileReranker(reranker, Encoder(encoder_path, arena=True), k=k,
                          executor=ThreadPoolExecutor(TERM_THREADS, thread_name_prefix="rerank-terms"))
     reranker.splits            # noqa: B018 — cut the network now, not during the first hit
+    if reranker.room_fit_weight > 0:
+        room_fit.warm_up()     # compiled (or loaded) now, not during the first hit
     conn.send(("ready",))
     # files to read ahead, one at a time between messages: a re-ranking asked for meanwhile
     # goes first (it reads what it needs itself), and a newer hit's files replace an older's

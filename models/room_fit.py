@@ -28,7 +28,9 @@ The error is the squared difference of the fit and the query on the encoder's lo
 over those frames (so quiet detail counts as well as the loudest frame), relative to the
 query's own spread on that scale over the same frames.
 
-numpy only; any thread (no state).
+numpy prepares each pair (the lags, the candidate's design rows and their sums); the fits
+themselves, one per (pair, lag, band), and their misfit run compiled in
+``models.room_fit_kernel``. Any thread (no state); the compiled part releases the GIL.
 """
 
 from __future__ import annotations
@@ -52,8 +54,7 @@ SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits ev
 
 
 # log10(x) = ln(x) / ln(10): numpy's natural log and exp of float32 are vectorised, its log10
-# and power are not (log10 took 3.4 ms of the fit's 19, log 0.7 ms); the results differ in
-# float32's last bits only
+# and power are not; the results differ in float32's last bits only
 _LN_10_NORM = DTYPE(np.log(10.0) * frontend.LOG_NORM)
 
 
@@ -63,17 +64,6 @@ def _power(log_mel: np.ndarray) -> np.ndarray:
     np.exp(power, out=power)
     power -= DTYPE(1.0)
     power /= DTYPE(frontend.LOG_SCALE)
-    return power
-
-
-def _log_in_place(power: np.ndarray) -> np.ndarray:
-    """``frontend.log_compress`` in ``DTYPE``, written over ``power`` (a DTYPE array) and
-    returned, without the temporaries of the fit's largest arrays."""
-    np.maximum(power, 0, out=power)
-    power *= DTYPE(frontend.LOG_SCALE)
-    power += DTYPE(1.0)
-    np.log(power, out=power)
-    power /= _LN_10_NORM
     return power
 
 
@@ -116,27 +106,6 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     den = np.sqrt((q_energy[:, query_frame] * inside).sum(axis=2)
                   * (c_energy[:, None, :] * inside).sum(axis=2)) + 1e-12
     return order[np.argmax(num / den, axis=1)]
-
-
-def _nonnegative_least_squares(gram: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``argmin_w 0.5 w'Gw - b'w`` subject to ``w >= 0``, for a batch of ``G (n, J, J)`` and
-    columns of ``b (n, J, 1)``: cyclic coordinate descent, each step exact for its weight
-    (the problems are tiny and many, so each step runs on the whole batch at once, on
-    rows laid out feature-major so that every step reads contiguous memory). Each row of
-    G and b is divided by its diagonal once, so a step is ``w_j = max(0, b_j - G_j.w + w_j)``."""
-    n_features = gram.shape[1]
-    diagonal = np.ascontiguousarray(np.maximum(np.einsum("njj->jn", gram), 1e-12))   # (J, n)
-    rows = [np.ascontiguousarray(gram[:, j].T) / diagonal[j] for j in range(n_features)]  # G[:, j, :] / G_jj
-    goal = np.ascontiguousarray(target[:, :, 0].T) / diagonal                       # (J, n)
-    w = np.zeros_like(goal)
-    step = np.empty_like(goal[0])
-    for _ in range(NNLS_SWEEPS):
-        for j in range(n_features):
-            np.einsum("kn,kn->n", rows[j], w, out=step)
-            np.subtract(goal[j], step, out=step)
-            step += w[j]
-            np.maximum(step, 0.0, out=w[j])
-    return w.T[:, :, None]
 
 
 # frames a lag can leave out at either end of a block (the coarse lag and the fine step)
@@ -231,51 +200,22 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         total, head, tail = _frame_sums(design)
         ks = np.arange(k)[:, None]
         head_edge, tail_edge = head[ks, :, :, first], tail[ks, :, :, last]         # (k, S, F, P)
-    n_features = design.shape[2]
-    source = np.arange(frames)[None, None, :] + lags[:, :, None]                   # (k, S, T)
-    shared = ((source >= 0) & (source < frames)).astype(DTYPE)
-    rows = np.arange(k)[:, None, None]
-    take = (rows, np.clip(source, 0, frames - 1))
-    mask = shared[:, :, :, None]
-    observed = (query_blocks.astype(DTYPE)[take] * mask).transpose(0, 3, 2, 1)   # (k, F, T, S)
-    observed_power = np.ascontiguousarray((_power(query_blocks)[take] * mask).transpose(0, 3, 2, 1))
-
-    # one weighted least-squares problem per (row, band, lag): Gram over shared frames only
-    upper = _upper()
-    sums = total[:, None] - head_edge - tail_edge                                  # (k, S, F, P)
-    sums = sums.astype(DTYPE).transpose(0, 2, 3, 1)                                # (k, F, P, S)
-    gram = np.empty((k, bands, len(fine), n_features, n_features), dtype=DTYPE)
-    gram[..., upper[0], upper[1]] = sums.transpose(0, 1, 3, 2)
-    gram[..., upper[1], upper[0]] = sums.transpose(0, 1, 3, 2)
-    # A term whose energy lies wholly in the edge a lag leaves out (a click) has a sum over
-    # the shared frames that the subtraction above leaves as rounding, even below zero:
-    # it takes no part in the fit rather than a square root of noise
-    energy = np.einsum("kfsjj->kfsj", gram)                                        # (k, F, S, J)
-    live = energy > DEAD_TERM * total[:, :, None, upper[0] == upper[1]]
-    norms = np.where(live, np.sqrt(np.maximum(energy, 0)), DTYPE(1.0))
-    gram *= live[..., :, None] & live[..., None, :]
-    gram /= norms[..., :, None] * norms[..., None, :]
-    target = (design @ observed_power).transpose(0, 1, 3, 2) * live / norms         # (k, F, S, J)
-    n = k * bands * len(fine)
-    weights = _nonnegative_least_squares(gram.reshape(n, n_features, n_features),
-                                         target.reshape(n, n_features, 1))
-    weights = (weights.reshape(k, bands, len(fine), n_features) / norms).transpose(0, 1, 3, 2)
-    fitted = design.transpose(0, 1, 3, 2) @ weights                                 # (k, F, T, S)
-    # Query frames the candidate does not reach count as unexplained (the fit has nothing
-    # there), so a lag cannot win by leaving only a quiet tail to explain. The sum is taken
-    # relative to the query block's spread on the log scale.
     query_log = query_blocks.astype(np.float64)
     spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
-    reached = (observed.astype(np.float64) ** 2).sum(axis=(1, 2))
-    unreached = np.maximum((query_log ** 2).sum(axis=(1, 2))[:, None] - reached, 0.0)
-    misfit = _log_in_place(fitted)                                                # (k, F, T, S)
-    misfit -= observed
-    misfit *= misfit
-    # bands first (96 terms, float32), then the shared frames in float64
-    per_frame = misfit.sum(axis=1) * shared.transpose(0, 2, 1)                    # (k, T, S)
-    squared = per_frame.sum(axis=1, dtype=np.float64) + unreached
-    error = squared / (spread[:, None] + SPREAD_FLOOR * frames * bands)
-    return error.min(axis=1)
+    from . import room_fit_kernel     # numba: imported (and compiled or loaded) on first use
+    return room_fit_kernel.fit_errors(
+        query_blocks.astype(DTYPE), _power(query_blocks), design, total, head_edge, tail_edge,
+        lags, _upper(), dead_term=DEAD_TERM, sweeps=NNLS_SWEEPS, log_scale=frontend.LOG_SCALE,
+        ln_10_norm=float(_LN_10_NORM), denominators=spread + SPREAD_FLOOR * frames * bands)
+
+
+def warm_up() -> None:
+    """Compile the fit (or load it from numba's cache beside ``models.room_fit_kernel``) now,
+    on a tiny pair, so that the first re-ranking does not wait for it: about 2 s the first
+    time on a machine, 0.4 s after. Any thread."""
+    block = np.zeros((1, MIN_OVERLAP_FRAMES, 2), dtype=DTYPE)
+    block[0, 0] = 1.0
+    room_fit_error(block, block)
 
 
 def room_fit_term(errors: np.ndarray) -> np.ndarray:

@@ -129,3 +129,59 @@ def test_a_click_that_a_lag_leaves_out_gives_a_finite_error():
     assert np.all(np.isfinite(errors)) and np.all(errors >= 0), errors
     # and they still rank below the sound itself
     assert np.all(room_fit_error(candidates, candidates) < errors)
+
+
+def reference_error(query: np.ndarray, candidate: np.ndarray, lags) -> float:
+    """The room fit of one (T, F) pair written out plainly from the model in
+    models/room_fit.py, band by band and lag by lag, for the compiled fit to agree with."""
+    from models import frontend
+    from models.room_fit import DEAD_TERM, DECAY_FRAMES, NNLS_SWEEPS, SPREAD_FLOOR
+    q, c = query.astype(np.float64), candidate.astype(np.float64)
+    power = lambda log_mel: (10.0 ** (log_mel * frontend.LOG_NORM) - 1.0) / frontend.LOG_SCALE  # noqa: E731
+    compress = lambda p: np.log10(np.maximum(p, 0.0) * frontend.LOG_SCALE + 1.0) / frontend.LOG_NORM  # noqa: E731
+    frames, bands = c.shape
+    direct = power(c)
+    columns = [direct]
+    for tau in DECAY_FRAMES:                    # reflections: only later, decaying
+        a, decayed = np.exp(-1.0 / tau), np.zeros_like(direct)
+        for t in range(1, frames):
+            decayed[t] = a * decayed[t - 1] + (1.0 - a) * direct[t - 1]
+        columns.append(decayed)
+    columns.append(np.ones_like(direct))        # the floor
+    design = np.stack(columns, axis=2)          # (T, F, J)
+    spread = ((q - q.mean()) ** 2).sum() + SPREAD_FLOOR * frames * bands
+    best = np.inf
+    for lag in lags:
+        shared = [t for t in range(frames) if 0 <= t + lag < frames]
+        seen = q[[t + lag for t in shared]]
+        squared = (q ** 2).sum() - (seen ** 2).sum()
+        for f in range(bands):
+            x, y = design[shared, f], power(seen[:, f])
+            energy = (x ** 2).sum(axis=0)
+            live = energy > DEAD_TERM * (design[:, f] ** 2).sum(axis=0)
+            norms = np.where(live, np.sqrt(energy), 1.0)
+            xn = np.where(live, x / norms, 0.0)
+            gram, goal = xn.T @ xn, xn.T @ y
+            w = np.zeros(len(norms))
+            for _ in range(NNLS_SWEEPS):
+                for j in range(len(w)):
+                    if live[j]:
+                        w[j] = max(0.0, w[j] + (goal[j] - gram[j] @ w) / gram[j, j])
+            squared += ((compress(x @ (w / norms)) - seen[:, f]) ** 2).sum()
+        best = min(best, squared / spread)
+    return best
+
+
+def test_the_compiled_fit_agrees_with_the_model_written_out(strums):
+    from models.room_fit import FINE_LAG_FRAMES
+    clean = np.stack([strums["Amajor"]["DOWN_00"], strums["Eminor"]["UP_02"]])
+    delayed = np.zeros_like(clean)
+    delayed[0, 4:] = clean[0, :-4]              # the query trails its candidate
+    delayed[1, :-3] = clean[1, 3:]              # and leads it
+    queries = np.stack([delayed[0] * 0.9, delayed[1]]) + 0.02
+    candidates = np.stack([clean[0], strums["Eminor"]["02"]])
+    errors = room_fit_error(queries, candidates)
+    for i in range(2):
+        lag = int(coarse_lags(queries[i:i + 1], candidates[i:i + 1])[0])
+        lags = range(lag - FINE_LAG_FRAMES, lag + FINE_LAG_FRAMES + 1)
+        assert errors[i] == pytest.approx(reference_error(queries[i], candidates[i], lags), rel=1e-4)
