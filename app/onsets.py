@@ -12,7 +12,11 @@ For mono audio at any sample rate (the matcher runs it at the model rate):
 4. Frame ``n`` is an onset when its flux is a local maximum (``>=`` frame ``n-1``, ``>``
    frame ``n+1``), exceeds ``delta_db + median_weight*median + mean_weight*mean`` of the
    flux of the ``history_frames`` frames before it, is at least ``min_gap`` after the
-   previous onset, and the RMS level of frame ``n`` or ``n+1`` reaches ``gate_db``.
+   previous onset, and the RMS level of frame ``n`` or ``n+1`` reaches ``gate_db``. An
+   attack that falls between two frames' starts rises partly in each (the frames overlap
+   by half): a peak holding at least half the threshold is judged by the rise over the
+   pair it makes with the frame before or after it, less twice the flux just outside
+   that pair (so a steady swell, every frame rising alike, gains nothing).
 5. The reported onset sample is the start of the audio frame ``n`` added to frame ``n-1``
    (``(n-1)*hop_length + n_fft``) minus a quarter hop: within one hop of the true attack.
 6. Sounds out of silence. When the level rises from below the gate, the frame where it
@@ -113,8 +117,10 @@ class OnsetDetector:
         self._next_frame = 0
         self._prev_log: np.ndarray | None = None
         self._history: deque[float] = deque(maxlen=self.params.history_frames)
-        self._pending: tuple[int, float, float, float] | None = None  # frame, flux, level, thr
+        # frame, flux, level, threshold, two-frame rise (see _decide)
+        self._pending: tuple[int, float, float, float, float] | None = None
         self._prev_flux = -np.inf
+        self._before_prev_flux = -np.inf
         self._last_onset_frame = -(1 << 40)
         self._below_gate = True          # the previous frame was quieter than the gate
         self._open_frame: int | None = None   # where the current sound rose out of silence
@@ -160,26 +166,30 @@ class OnsetDetector:
         """End of signal: decide the last frame (no frame follows it), then reset."""
         out = []
         if self._pending is not None:
-            out = self._judge(self._pending, next_flux=-np.inf, next_level=-np.inf)
+            out = self._judge(self._pending, next_flux=-np.inf, next_level=-np.inf, next_rise2=-np.inf)
         self.reset()
         return out
 
     def _decide(self, log_power: np.ndarray, levels: np.ndarray, frames: np.ndarray) -> list[Onset]:
         prev = self._prev_log
         if prev is None:
-            prev = log_power[:1]   # the first frame has no rise
-        rises = np.diff(np.concatenate([prev, log_power]), axis=0)
-        flux = np.mean(np.maximum(rises, 0.0), axis=1)
-        self._prev_log = log_power[-1:].copy()
+            prev = np.repeat(log_power[:1], 2, axis=0)   # the first frame has no rise
+        rows = np.concatenate([prev, log_power])
+        flux = np.mean(np.maximum(rows[2:] - rows[1:-1], 0.0), axis=1)
+        # The rise over two frames: an attack that falls between two frames' starts is
+        # split between their fluxes (at 50 % overlap each frame holds part of it), and a
+        # kick whose whole rise clears the threshold could show two halves that do not
+        rise2 = np.mean(np.maximum(rows[2:] - rows[:-2], 0.0), axis=1)
+        self._prev_log = rows[-2:].copy()
         thresholds = self._thresholds(flux)
         out: list[Onset] = []
         for i in range(flux.shape[0]):
             frame = self._next_frame + i
             f, level = float(flux[i]), float(levels[i])
             if self._pending is not None:
-                out.extend(self._judge(self._pending, f, level))
+                out.extend(self._judge(self._pending, f, level, float(rise2[i])))
             out.extend(self._follow_level(frame, level, frames[i]))
-            self._pending = (frame, f, level, float(thresholds[i]))
+            self._pending = (frame, f, level, float(thresholds[i]), float(rise2[i]))
         self._history.extend(flux.tolist())
         return out
 
@@ -203,11 +213,21 @@ class OnsetDetector:
             out[short:] += p.median_weight * np.median(h, axis=1) + p.mean_weight * h.mean(axis=1)
         return out
 
-    def _judge(self, pending, next_flux: float, next_level: float) -> list[Onset]:
-        frame, f, level, thr = pending
-        prev_flux = self._prev_flux
-        self._prev_flux = f
-        if not (f > thr and f >= prev_flux and f > next_flux):
+    def _judge(self, pending, next_flux: float, next_level: float, next_rise2: float) -> list[Onset]:
+        frame, f, level, thr, rise2 = pending
+        prev_flux, before_prev = self._prev_flux, self._before_prev_flux
+        self._prev_flux, self._before_prev_flux = f, prev_flux
+        if not (f >= prev_flux and f > next_flux):
+            return []
+        # A peak of the flux whose attack may be split with the frame before it (or after
+        # it): the pair's two-frame rise, less what two frames rising like the one just
+        # outside the pair would give, so that a steady swell gains nothing from it. The
+        # larger half of an attack that clears the threshold holds half of it at least.
+        strength = f
+        if 2.0 * f > thr:
+            strength = max(f, rise2 - 2.0 * max(before_prev, next_flux, 0.0),
+                           next_rise2 - 2.0 * max(prev_flux, 0.0))
+        if not strength > thr:
             return []
         if frame - self._last_onset_frame < self._min_gap_frames:
             return []
@@ -220,7 +240,7 @@ class OnsetDetector:
                 and frame - self._open_frame <= self._backtrack_frames):
             sample = min(sample, self._open_sample)
         self._open_reported = True
-        return [Onset(sample=sample, strength=f - thr, level_db=onset_level)]
+        return [Onset(sample=sample, strength=strength - thr, level_db=onset_level)]
 
     def _follow_level(self, frame: int, level: float, audio: np.ndarray) -> list[Onset]:
         """Track sounds rising out of silence; report one that no flux onset marked."""
