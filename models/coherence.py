@@ -42,11 +42,18 @@ from collections.abc import Sequence
 import numpy as np
 import soxr
 
-from .preprocess import MODEL_SAMPLE_RATE, LogMelBlock, block_span
+from .frontend import HOP_LENGTH
+from .preprocess import BLOCK_FRAMES, MODEL_SAMPLE_RATE, LogMelBlock, block_span
 
 COHERENCE_RATE = 11025
-N_FFT = 1 << 16              # two blocks at 11.025 kHz fit without wrapping lags
-MAX_SIGNAL = N_FFT // 2      # samples of one signal that are used (2.97 s)
+# one block's span (``block_span``) at COHERENCE_RATE: the samples of one signal that are used
+MAX_SIGNAL = -(-(BLOCK_FRAMES + 1) * HOP_LENGTH * COHERENCE_RATE // MODEL_SAMPLE_RATE)   # 2.35 s
+# The correlation is circular: lags beyond N_FFT - MAX_SIGNAL (0.63 s) either way hold a
+# second, wrapped lag too. Two blocks of one recording still peak where they line up (the
+# wrapped part adds what two unrelated stretches give, about nothing), and two blocks the
+# index pairs mostly lie within half a block hop (0.58 s); a transform twice this size made
+# every re-ranking pay double for the farthest lags alone.
+N_FFT = 1 << 15
 BETA = 0.7                   # how much of the cross-spectrum's magnitude is whitened away
 BIN_FLOOR = 1e-4             # bins 80 dB below a spectrum's peak carry no phase worth reading
 COHERENCE_FLOOR = 1e-3       # keeps ln() finite for a silent block
