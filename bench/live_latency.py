@@ -17,6 +17,7 @@ Reported:
 
     .venv/bin/python bench/live_latency.py                 # ~2 min on a small library
     .venv/bin/python bench/live_latency.py --hits 12 --loops 2
+    .venv/bin/python bench/live_latency.py --dense-only --tempos 170 --loops 16 --out ...
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def main() -> int:
     ap.add_argument("--hits", type=int, default=16)
     ap.add_argument("--loops", type=int, default=2, help="passes of the 8-hit loop per tempo")
     ap.add_argument("--block-size", type=int, default=64)
+    ap.add_argument("--tempos", default="120,150,170", help="BPM of the dense loops, comma-separated")
+    ap.add_argument("--dense-only", action="store_true", help="leave out the spaced hits")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "live_latency.json"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="live-latency-"))
@@ -147,15 +150,17 @@ def main() -> int:
                              + listener.stderr.read()[-2000:])
         time.sleep(2.0)          # the matcher's warm-up query
         # -- spaced hits: onset -> first answer, end of window -> final ------------------
-        files = played_files(linked, args.hits)
-        signal, starts = sequence(files, SR, 1.6)
-        since = time.monotonic()
-        t0 = play(server, signal, tmp, "spaced")
-        hit_times = [t0 + s / SR for s in starts]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and per_hit(listener.lines, hit_times[-1:], since)[0][1] is None:
-            time.sleep(0.1)
-        pairs = per_hit(listener.lines, hit_times, since)
+        files = [] if args.dense_only else played_files(linked, args.hits)
+        pairs, hit_times = [], []
+        if files:
+            signal, starts = sequence(files, SR, 1.6)
+            since = time.monotonic()
+            t0 = play(server, signal, tmp, "spaced")
+            hit_times = [t0 + s / SR for s in starts]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and per_hit(listener.lines, hit_times[-1:], since)[0][1] is None:
+                time.sleep(0.1)
+            pairs = per_hit(listener.lines, hit_times, since)
         first_ms = [1000 * (f[0] - h) for (f, _), h in zip(pairs, hit_times) if f is not None]
         first_stage = [f[1]["stage"] for f, _ in pairs if f is not None]
         final_pub = [fin[1]["latency_ms"] for _, fin in pairs if fin is not None]
@@ -168,12 +173,12 @@ def main() -> int:
                   "onset_to_first_stdout_ms": {"p50": pct(first_ms, 50), "p95": pct(first_ms, 95)},
                   "window_end_to_final_published_ms": {"p50": pct(final_pub, 50), "p95": pct(final_pub, 95)},
                   "onset_to_final_stdout_ms": {"p50": pct(final_since_hit, 50), "p95": pct(final_since_hit, 95)},
-                  "final_top1": round(float(np.mean(final_top1)), 3),
+                  "final_top1": round(float(np.mean(final_top1)), 3) if final_top1 else None,
                   "final_reranked": sum("rerank" in t for t in traces),
                   "final_stages_ms": stage_table(traces)}
         # -- dense loops -------------------------------------------------------------------
         dense = {}
-        for bpm in (120, 150, 170):
+        for bpm in [int(t) for t in args.tempos.split(",")]:
             step = 60.0 / bpm / 2
             names = LOOP * args.loops
             lead, n = int(0.5 * SR), int(step * SR)
