@@ -359,3 +359,23 @@ def test_changing_the_model_re_embeds_instead_of_mixing_vectors(tmp_path, isolat
         assert library.search_file(paths[2], k=1)[0].file.path == str(paths[2])
     again, _ = scan(isolated_library_dir, root)
     assert again.unchanged == 4 and again.files_analysed == 0
+
+
+def test_progress_moves_with_each_finished_file_between_commits(tmp_path, isolated_library_dir,
+                                                                 monkeypatch):
+    """The bar follows the files as they finish, not the commits: with commits held back
+    (here: one at the end), a 12-file scan still reports its count rising file by file,
+    and its last report is the whole scan. A scan that committed twice a second jumped
+    from 4 to 30 of 30 and never showed the time left."""
+    import app.scanner
+    monkeypatch.setattr(app.scanner, "COMMIT_EVERY_S", 3600.0)
+    root = tmp_path / "samples"
+    write_hits(root, 12)
+    seen: list[tuple[int, int]] = []
+    with Library(isolated_library_dir) as library:
+        report = Scanner(library, workers=2, progress=lambda p: seen.append((p.done, p.total))).scan([root])
+        assert library.catalog.stats()["indexed"] == 12
+    counts = [done for done, _ in seen]
+    assert counts == sorted(counts) and all(total == 12 for _, total in seen), seen
+    assert len(set(counts)) >= 6, seen          # at least every other file, not one jump
+    assert counts[-1] == 12 and report.indexed == 12
