@@ -3,10 +3,10 @@ its log-scale misfit and the error, in one pass that makes no temporary arrays.
 
 ``models.room_fit`` prepares the inputs (the coarse lags, the candidates' design rows and
 their edge sums) and calls ``fit_errors``; the model and the error are described there.
-The log-scale misfit in float32 (as the query's log-mel), the rest in float64. What compiling saves over whole-array numpy
-is the temporaries (the fitted value of every cell at every lag written, logged and read
-back) and the overhead of many calls on arrays of a few thousand cells: ten pairs take
-about 3 ms here, 9-12 ms as array operations. The compiled code releases the GIL, so a
+The log-scale misfit in float32 (as the query's log-mel), the rest in float64. What
+compiling saves over whole-array numpy is the temporaries (the fitted value of every cell
+at every lag written, logged and read back) and the overhead of many calls on arrays of a
+few thousand cells: ten pairs take about 3 ms here, 9-12 ms as array operations. The compiled code releases the GIL, so a
 room fit running beside the re-ranker's network and coherence threads does not hold them
 up. Fast-math allows reordering sums (so vectorised reductions), not ignoring NaN.
 
@@ -37,8 +37,10 @@ def _fit_errors(query, query_power, design, total, head_edge, tail_edge, lags, u
     # one pair's problems, every (lag, band) side by side (last axis, lag-major): each
     # coordinate step runs over all of them at once, independent chains the CPU overlaps
     norms = np.empty((n_features, n))
-    rows = np.empty((n_features, n_features, n))     # G[j, m] / G[j, j]
-    goal = np.empty((n_features, n))                 # b[j] / G[j, j]
+    # the Gram matrix and target of the normalised design rows: a live row's diagonal is 1,
+    # so a coordinate step needs no division; a dead row is all zero, its weight stays 0
+    rows = np.empty((n_features, n_features, n))
+    goal = np.empty((n_features, n))
     weights = np.empty((n_features, n))
     step = np.empty(n)
     fitted = np.empty(frames)
@@ -59,7 +61,9 @@ def _fit_errors(query, query_power, design, total, head_edge, tail_edge, lags, u
             for f in range(bands):
                 for t in range(max(0, -lag), min(frames, frames - lag)):
                     reached += float(query[i, f, t + lag]) * float(query[i, f, t + lag])
-            squared[s] = max(everything - reached, 0.0)   # query frames the candidate does not reach
+            # query frames the candidate does not reach count as unexplained, so a lag
+            # cannot win by leaving only a quiet tail to explain
+            squared[s] = max(everything - reached, 0.0)
         # each band's design rows are read for every lag while they are in cache
         for f in range(bands):
             for s in range(n_lags):
@@ -78,12 +82,9 @@ def _fit_errors(query, query_power, design, total, head_edge, tail_edge, lags, u
                     live[j] = energy > dead_term * total[i, f, diagonal_product[j]]
                     norms[j, c] = math.sqrt(max(energy, 0.0)) if live[j] else 1.0
                 for a in range(n_features):
-                    diagonal = 1e-12      # a dead term's row is all zero: its weight stays 0
-                    if live[a]:
-                        diagonal = max(gram[a, a] / (norms[a, c] * norms[a, c]), 1e-12)
                     for b in range(n_features):
                         if live[a] and live[b]:
-                            rows[a, b, c] = gram[a, b] / (norms[a, c] * norms[b, c]) / diagonal
+                            rows[a, b, c] = gram[a, b] / (norms[a, c] * norms[b, c])
                         else:
                             rows[a, b, c] = 0.0
                     acc = 0.0
@@ -91,7 +92,7 @@ def _fit_errors(query, query_power, design, total, head_edge, tail_edge, lags, u
                         row, seen = design[i, f, a, first:stop], query_power[i, f, first + lag:stop + lag]
                         for t in range(stop - first):
                             acc += row[t] * seen[t]
-                    goal[a, c] = acc / norms[a, c] / diagonal
+                    goal[a, c] = acc / norms[a, c]
                     weights[a, c] = 0.0
         # non-negative least squares by cyclic coordinate descent, each step exact
         for _ in range(sweeps):
