@@ -261,6 +261,27 @@ def test_a_loaded_index_ranks_candidates_by_its_sketch_and_reads_only_the_leadin
     assert len(read) == 20 and max(read) <= index_module.EXACT_LEAD_PER_K * 10 + 8
 
 
+def test_a_compact_search_of_many_blocks_in_two_halves_answers_as_one_search(
+        tmp_path, monkeypatch, real_like, compact):
+    """Each half of the blocks gets its own graph candidates and sketch scores on its own
+    thread; merged, the answer is the one search's."""
+    _, _, _, queries = real_like
+    path = tmp_path / "library.idx"
+    compact.save(path)
+    loaded = VectorIndex.load(path, dim=compact.dim, model_id=MODEL)
+    assert loaded.exact_rows_damage(wait=True) is None and loaded.sketched
+    threads = set()
+    block_scores = ExactRows.block_scores
+    monkeypatch.setattr(ExactRows, "block_scores", lambda self, ids, q: threads.add(
+        threading.current_thread().name) or block_scores(self, ids, q))
+    for blocks in (queries[:2], queries[10:17]):
+        monkeypatch.setattr(index_module, "SPLIT_FROM_BLOCKS", 10_000)
+        one_search = loaded.search(blocks, k=10)
+        monkeypatch.setattr(index_module, "SPLIT_FROM_BLOCKS", 2)
+        assert loaded.search(blocks, k=10) == one_search
+    assert any(name.startswith("index-search") for name in threads)
+
+
 def test_a_sketch_scores_real_vectors_within_a_few_thousandths(real_like):
     _, _, vectors, queries = real_like
     codes, scales = RowSketch.quantise(vectors.astype(np.float16))

@@ -90,6 +90,29 @@ def test_several_query_windows_rank_files_by_their_best_window():
     assert hits[1].score == pytest.approx(float(windows[0] @ vectors[4]), abs=1e-5)
 
 
+def test_a_query_of_many_blocks_searched_in_two_halves_answers_as_one_search(
+        built, monkeypatch):
+    rng = np.random.default_rng(11)
+    blocks = random_unit(rng, 7)
+    searched_on = set()
+    knn_rows = VectorIndex._knn
+
+    def noting_thread(self, q, n_ask):
+        searched_on.add(threading.current_thread().name)
+        return knn_rows(self, q, n_ask)
+
+    monkeypatch.setattr(VectorIndex, "_knn", noting_thread)
+    monkeypatch.setattr(index_module, "SPLIT_FROM_BLOCKS", 10_000)
+    one_search = built.search(blocks, k=12)
+    assert searched_on == {threading.current_thread().name}
+
+    monkeypatch.setattr(index_module, "SPLIT_FROM_BLOCKS", 2)
+    two_halves = built.search(blocks, k=12)
+
+    assert two_halves == one_search
+    assert any(name.startswith("index-search") for name in searched_on)
+
+
 def test_k_distinct_files_even_when_one_file_owns_all_nearest_vectors():
     rng = np.random.default_rng(3)
     centres = random_unit(rng, 50)
