@@ -41,6 +41,7 @@ from app.library import Library  # noqa: E402
 from app.query import embed_query, search  # noqa: E402
 from app.rerank import FileReranker, candidate_keys  # noqa: E402
 from app.scanner import Scanner  # noqa: E402
+from models import room_fit  # noqa: E402
 from models.reranker import Reranker  # noqa: E402
 from bench import damage  # noqa: E402
 from models.encoder import MODEL_SAMPLE_RATE as SR  # noqa: E402
@@ -75,6 +76,7 @@ def main(argv=None) -> int:
             # as the live matcher's re-ranking process runs it (app/rerank_worker.py)
             shipped = reranker = FileReranker(Reranker(shipped.reranker.model_path, split=True),
                                               library.encoder, k=shipped.k)
+            room_fit.warm_up()          # that process's room fit is the compiled one
         files = sorted(SONIC_PI.glob("*.flac"))
         rng = np.random.default_rng(0)
         picks = [files[i] for i in rng.choice(len(files), size=min(args.queries, len(files)), replace=False)]

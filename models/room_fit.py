@@ -30,7 +30,9 @@ query's own spread on that scale over the same frames.
 
 numpy prepares each pair (the lags, the candidate's design rows and their sums); the fits
 themselves, one per (pair, lag, band), and their misfit run compiled in
-``models.room_fit_kernel``. Any thread (no state); the compiled part releases the GIL.
+``models.room_fit_kernel`` in a process that asked for it (``warm_up``), as whole-array
+numpy in ``models.room_fit_arrays`` otherwise. Any thread (no state besides that choice);
+the compiled part releases the GIL.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import frontend
+from . import frontend, room_fit_arrays
 
 DECAY_FRAMES = (1.0, 3.0, 8.0, 20.0)    # reflections' time constants, in 23 ms frames
 MAX_LAG_FRAMES = 25                     # half a block hop (models.preprocess.HOP_FRAMES)
@@ -202,17 +204,25 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         head_edge, tail_edge = head[ks, :, :, first], tail[ks, :, :, last]         # (k, S, F, P)
     query_log = query_blocks.astype(np.float64)
     spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
-    from . import room_fit_kernel     # numba: imported (and compiled or loaded) on first use
-    return room_fit_kernel.fit_errors(
+    return (_compiled or room_fit_arrays).fit_errors(
         query_blocks, _power(query_blocks), design, total, head_edge, tail_edge,
         lags, _upper(), dead_term=DEAD_TERM, sweeps=NNLS_SWEEPS, log_scale=frontend.LOG_SCALE,
         ln_10_norm=float(_LN_10_NORM), denominators=spread + SPREAD_FLOOR * frames * bands)
 
 
+# models.room_fit_kernel once this process has asked for the compiled fit (warm_up);
+# models.room_fit_arrays until then (see there for why both)
+_compiled = None
+
+
 def warm_up() -> None:
-    """Compile the fit (or load it from numba's cache beside ``models.room_fit_kernel``) now,
-    on a tiny pair, so that the first re-ranking does not wait for it: about 2 s the first
-    time on a machine, 0.4 s after. Any thread."""
+    """Use the compiled fit in this process from now on: compile it (or load it from
+    numba's cache beside ``models.room_fit_kernel``) now, on a tiny pair, so that the first
+    re-ranking does not wait for it: about 2 s the first time on a machine, 0.4 s after.
+    For a process that re-ranks many times (the re-ranking process). Any thread."""
+    global _compiled
+    from . import room_fit_kernel
+    _compiled = room_fit_kernel
     block = np.zeros((1, MIN_OVERLAP_FRAMES, 2), dtype=DTYPE)
     block[0, 0] = 1.0
     room_fit_error(block, block)

@@ -172,8 +172,24 @@ def reference_error(query: np.ndarray, candidate: np.ndarray, lags) -> float:
     return best
 
 
-def test_the_compiled_fit_agrees_with_the_model_written_out(strums):
+@pytest.fixture(params=["arrays", "compiled"])
+def fit_in(request, monkeypatch):
+    """The room fit as a one-off search runs it (numpy arrays), or compiled, as in the
+    re-ranking process after ``warm_up``."""
+    from models import room_fit, room_fit_arrays, room_fit_kernel
+    monkeypatch.setattr(room_fit, "_compiled",
+                        room_fit_kernel if request.param == "compiled" else None)
+    used = []
+    for module in (room_fit_arrays, room_fit_kernel):
+        fit = module.fit_errors
+        monkeypatch.setattr(module, "fit_errors",
+                            lambda *a, _fit=fit, _module=module, **kw: used.append(_module) or _fit(*a, **kw))
+    yield used, room_fit_kernel if request.param == "compiled" else room_fit_arrays
+
+
+def test_each_fit_agrees_with_the_model_written_out(strums, fit_in):
     from models.room_fit import FINE_LAG_FRAMES
+    used, expected = fit_in
     clean = np.stack([strums["Amajor"]["DOWN_00"], strums["Eminor"]["UP_02"]])
     delayed = np.zeros_like(clean)
     delayed[0, 4:] = clean[0, :-4]              # the query trails its candidate
@@ -185,3 +201,21 @@ def test_the_compiled_fit_agrees_with_the_model_written_out(strums):
         lag = int(coarse_lags(queries[i:i + 1], candidates[i:i + 1])[0])
         lags = range(lag - FINE_LAG_FRAMES, lag + FINE_LAG_FRAMES + 1)
         assert errors[i] == pytest.approx(reference_error(queries[i], candidates[i], lags), rel=1e-4)
+    assert used == [expected]
+
+
+def test_only_a_process_that_warmed_up_loads_numba():
+    """A one-off search must not pay numba's load (0.6 s, 100 MB): a fresh interpreter that
+    re-ranks leaves numba unloaded until it asks for the compiled fit."""
+    import subprocess
+    import sys
+    script = ("import sys, numpy as np\n"
+              "from models.room_fit import room_fit_error, warm_up\n"
+              "q = np.random.default_rng(0).random((2, 40, 8)).astype(np.float32)\n"
+              "room_fit_error(q, q[::-1])\n"
+              "print('numba' in sys.modules)\n"
+              "warm_up()\n"
+              "print('numba' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.split() == ["False", "True"]
