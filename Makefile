@@ -19,7 +19,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) zam-plugins hydrogen-drumkits hydrogen-drumkits
 
 # Reproducing the trained encoder (models/scout_int8.onnx): Debian audio packages for the
 # training data and a separate venv with torch (the app itself never imports torch).
-TRAIN_PACKAGES := fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont hedgewars-data openarena-data freedoom \
+TRAIN_PACKAGES := fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont csound-soundfont opl3-soundfont hedgewars-data openarena-data freedoom \
 	wesnoth-1.16-music frozen-bubble-data
 TRAIN_VENV := .venv-train
 TRAIN_WORK ?= $(HOME)/.cache/sample-scout/train

@@ -15,7 +15,8 @@ is skipped or resumed when its output exists in the work directory (``pool.npz``
 ``reranker_seed11.pt``, ``reranker_seed12.pt``), so an interrupted run continues (a
 re-ranker head restarts from the cached trunk maps).
 
-Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont hedgewars-data
+Prerequisites (root): ``apt-get install fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont
+csound-soundfont opl3-soundfont hedgewars-data
 openarena-data freedoom wesnoth-1.16-music frozen-bubble-data``; a venv with
 ``torch==2.13.0 onnx onnxruntime numpy scipy soundfile soxr pedalboard pyroomacoustics``.
 

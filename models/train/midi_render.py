@@ -1,4 +1,4 @@
-"""Render notes of SoundFonts (FluidR3 GM, the AVL drum kits) to audio with the fluidsynth program.
+"""Render notes of SoundFonts (General MIDI banks, the AVL drum kits) to audio with the fluidsynth program.
 
 A minimal Standard MIDI File writer (format 0) builds one file per program; fluidsynth
 renders it offline to a 44.1 kHz WAV, which is cut into one clip per note event.
@@ -22,6 +22,13 @@ SOUNDFONT = pathlib.Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 AVL_KITS = (pathlib.Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"),
             pathlib.Path("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2"))
 AVL_KEYS = tuple(range(36, 62))
+# Two more General MIDI banks, each its own package and its own sound: csound's small
+# sampled bank and an OPL3 FM-synthesis bank (the tagger's labelled data; bench/tagging.py
+# holds each package out in turn).
+CSOUND_GM = pathlib.Path("/usr/share/sounds/sf2/sf_GMbank.sf2")
+OPL3_GM = pathlib.Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
+PACKAGE_OF = {SOUNDFONT: "fluid-soundfont-gm", CSOUND_GM: "csound-soundfont",
+              OPL3_GM: "opl3-soundfont", **{kit: "avldrums.lv2-soundfont" for kit in AVL_KITS}}
 SAMPLE_RATE = 44100
 TICKS_PER_BEAT = 480
 TEMPO_US = 500_000        # 120 bpm: one beat = 0.5 s, so one tick = 1/960 s
@@ -61,7 +68,7 @@ def render(events: list[tuple[float, bytes]], total_seconds: float,
     if shutil.which("fluidsynth") is None:
         raise RuntimeError("fluidsynth is not installed (apt-get install fluidsynth)")
     if not soundfont.is_file():
-        package = "fluid-soundfont-gm" if soundfont == SOUNDFONT else "avldrums.lv2-soundfont"
+        package = PACKAGE_OF.get(soundfont, "the package that holds it")
         raise RuntimeError(f"{soundfont} missing (apt-get install {package})")
     with tempfile.TemporaryDirectory() as tmp:
         mid = pathlib.Path(tmp) / "notes.mid"
@@ -101,8 +108,9 @@ def render_slots(setup, slots: list[list[tuple[float, bytes]]],
 
 
 def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4,
-                  pitch_range=None) -> list[tuple[str, np.ndarray]]:
-    """Single notes of all 128 GM programs at random pitches, lengths and velocities.
+                  pitch_range=None, soundfont: pathlib.Path = SOUNDFONT) -> list[tuple[str, np.ndarray]]:
+    """Single notes of all 128 GM programs of ``soundfont`` at random pitches, lengths and
+    velocities.
 
     ``pitch_range(program)`` gives the notes ``[low, high)`` a program is drawn from
     (default 36-84 for every program).
@@ -131,7 +139,7 @@ def melodic_clips(rng: np.random.Generator, notes_per_program: int = 4,
                 if name not in names:
                     slots.append(note(0, p, v, 0.0, length))
                     names.append(name)
-        for name, audio in zip(names, render_slots(program_change(0, program), slots)):
+        for name, audio in zip(names, render_slots(program_change(0, program), slots, soundfont)):
             clips.append((name, audio))
     return clips
 
@@ -142,20 +150,22 @@ DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)   # standard, room, power, electronic
 VELOCITY_LAYERS = (40, 70, 100, 127)
 
 
-def drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """Every GM percussion key (35-81) of several drum kits at four velocities, one hit per clip.
+def drum_clips(rng: np.random.Generator, soundfont: pathlib.Path = SOUNDFONT,
+               kits: tuple[int, ...] = DRUM_KITS) -> list[tuple[str, np.ndarray]]:
+    """Every GM percussion key (35-81) of ``kits`` of ``soundfont`` at four velocities, one
+    hit per clip.
 
     Velocity layers of one drum are the commonest near twins in a sample library; the
     SoundFont's velocity layers and velocity-to-filter modulation make them differ in
     timbre, not only in level (level twins are grouped by ``sources.level_twin_groups``).
     """
     clips = []
-    for kit in DRUM_KITS:
+    for kit in kits:
         keys = list(range(35, 82))
         hits = [(key, int(np.clip(v + rng.integers(-5, 6), 1, 127))) for key in keys for v in VELOCITY_LAYERS]
         slots = [note(DRUM_CHANNEL, key, velocity, 0.0, 0.3) for key, velocity in hits]
         setup = program_change(DRUM_CHANNEL, kit)
-        for (key, velocity), audio in zip(hits, render_slots(setup, slots)):
+        for (key, velocity), audio in zip(hits, render_slots(setup, slots, soundfont)):
             clips.append((f"kit{kit:02d}-key{key}-v{velocity}", audio))
     return clips
 
@@ -181,8 +191,10 @@ def avl_drum_clips(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     return clips
 
 
-def drum_loops(rng: np.random.Generator, count: int = 80) -> list[tuple[str, np.ndarray]]:
-    """Random one- or two-bar drum patterns (kick, snare, hats, toms, cymbals) at 70-170 bpm."""
+def drum_loops(rng: np.random.Generator, count: int = 80, soundfont: pathlib.Path = SOUNDFONT,
+               kits: tuple[int, ...] = DRUM_KITS) -> list[tuple[str, np.ndarray]]:
+    """Random one- or two-bar drum patterns (kick, snare, hats, toms, cymbals) at 70-170 bpm
+    on ``kits`` of ``soundfont``."""
     clips = []
     per_file = 10
     for start in range(0, count, per_file):
@@ -190,7 +202,7 @@ def drum_loops(rng: np.random.Generator, count: int = 80) -> list[tuple[str, np.
         names = []
         slot_len = 8.0
         for k in range(per_file):
-            kit = int(rng.choice(DRUM_KITS))
+            kit = int(rng.choice(kits))
             bpm = float(rng.uniform(70, 170))
             step = 60.0 / bpm / 4
             steps = int(min(32, (slot_len - 0.5) // step))
@@ -209,7 +221,7 @@ def drum_loops(rng: np.random.Generator, count: int = 80) -> list[tuple[str, np.
                     events += note(DRUM_CHANNEL, int(rng.choice([41, 43, 45, 47, 48, 50, 49, 57, 55])),
                                    int(rng.integers(70, 120)), t, 0.1)
             names.append(f"loop{start + k:03d}-kit{kit}-bpm{bpm:.0f}")
-        audio = render(events, per_file * slot_len + 0.5)
+        audio = render(events, per_file * slot_len + 0.5, soundfont)
         n = int(slot_len * SAMPLE_RATE)
         for k, name in enumerate(names):
             clips.append((name, audio[k * n:(k + 1) * n]))

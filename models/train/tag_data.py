@@ -1,8 +1,10 @@
 """Labelled sounds for the tagger, from Debian packages, each clip naming its package.
 
 Labels: Hydrogen kits' ``drumkit.xml`` instrument names, Sonic Pi's file name prefixes,
-LMMS's sample folders, and fluidsynth renders of FluidR3 GM (General MIDI drum keys,
-program families at notes in each instrument's range, rendered loops). Packages in
+LMMS's sample folders, and fluidsynth renders of three General MIDI banks (FluidR3 GM,
+csound's sf_GMbank, the OPL3 FM bank: drum keys, program families at notes in each
+instrument's range, rendered loops) and of the AVL acoustic drum kits (each key's piece,
+named by its samples). Packages in
 ``sources.RESERVED_PACKAGES`` are never read. Runs in the training process only.
 """
 
@@ -236,29 +238,65 @@ def fluid_clips(rng: np.random.Generator) -> list[LabelledClip]:
     """FluidR3 GM renders: program notes, drum keys (kits but the orchestral one), drum loops,
     and bass and melodic phrases as loops."""
     from models.train import midi_render as mr
+    return gm_bank_clips(rng, mr.SOUNDFONT, mr.DRUM_KITS)
 
-    package = _owner(mr.SOUNDFONT)
+
+def gm_bank_clips(rng: np.random.Generator, soundfont, kits: tuple[int, ...]) -> list[LabelledClip]:
+    """Renders of a General MIDI bank: program notes, the drum keys of its ``kits`` (the
+    orchestral one left out), drum loops, and bass and melodic phrases as loops."""
+    from models.train import midi_render as mr
+
+    package = _owner(soundfont)
     _refuse_reserved(package)
     clips = []
-    for name, audio in mr.melodic_clips(rng, notes_per_program=3, pitch_range=gm_pitch_range):
+    for name, audio in mr.melodic_clips(rng, notes_per_program=3, pitch_range=gm_pitch_range,
+                                        soundfont=soundfont):
         tag = gm_program_tag(int(name[2:5]))
         if tag is not None:
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
-    for name, audio in mr.drum_clips(rng):
+    for name, audio in mr.drum_clips(rng, soundfont, kits):
         kit, key = int(name[3:5]), int(name.split("-key")[1].split("-")[0])
         tag = gm_drum_tag(key)
         if tag is not None and kit != 48 and (key % 2 == 0 or tag != "percussion"):
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
-    for name, audio in mr.drum_loops(rng, count=60):
+    for name, audio in mr.drum_loops(rng, count=60, soundfont=soundfont, kits=kits):
         clips.append(LabelledClip(package, name, "drum loop", True, audio=trim_tail(audio)))
-    clips += _phrase_loops(rng, package)
+    clips += _phrase_loops(rng, package, soundfont=soundfont)
     return clips
 
 
-def _phrase_loops(rng: np.random.Generator, package: str, count: int = 60) -> list[LabelledClip]:
-    """Two-bar phrases of bass or melodic programs at 80-160 bpm, rendered one per slot."""
+# The pieces of the AVL kits by key (both kits share one layout; the sample names say
+# what each is: 37 a side stick, 44 a pedal hat, 46 a half-open hat, 50/52/58 choked
+# cymbals, 60 a china, 61 maracas). 48 is a hi-hat swish, no class of ours.
+AVL_KEY_TAGS = {36: "kick", 37: "snare", 38: "snare", 39: "clap", 40: "snare", 41: "tom",
+                42: "closed hat", 43: "tom", 44: "closed hat", 45: "tom", 46: "open hat",
+                47: "tom", 49: "cymbal", 50: "cymbal", 51: "cymbal", 52: "cymbal",
+                53: "cymbal", 54: "percussion", 55: "cymbal", 56: "percussion",
+                57: "cymbal", 58: "cymbal", 59: "cymbal", 60: "cymbal", 61: "percussion"}
+
+
+def avl_clips(rng: np.random.Generator) -> list[LabelledClip]:
+    """The AVL acoustic kits (avldrums.lv2-soundfont): each piece at six of its velocity
+    layers (every other one of ``midi_render.avl_drum_clips``), tagged by ``AVL_KEY_TAGS``."""
     from models.train import midi_render as mr
 
+    package = _owner(mr.AVL_KITS[0])
+    _refuse_reserved(package)
+    clips = []
+    for n, (name, audio) in enumerate(mr.avl_drum_clips(rng)):
+        tag = AVL_KEY_TAGS.get(int(name.split("-key")[1].split("-")[0]))
+        if tag is not None and n % 2 == 0:
+            clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
+    return clips
+
+
+def _phrase_loops(rng: np.random.Generator, package: str, count: int = 60,
+                  soundfont=None) -> list[LabelledClip]:
+    """Two-bar phrases of bass or melodic programs at 80-160 bpm, rendered one per slot
+    (with ``soundfont``; FluidR3 when None)."""
+    from models.train import midi_render as mr
+
+    soundfont = soundfont or mr.SOUNDFONT
     clips = []
     slot = 8.0
     for start in range(0, count, 10):
@@ -281,16 +319,26 @@ def _phrase_loops(rng: np.random.Generator, package: str, count: int = 60) -> li
                 events += mr.note(channel, pitch, int(rng.integers(70, 120)), t, length)
                 t += step * int(rng.choice([1, 1, 2]))
             names.append((f"phrase{start + k:03d}-gm{program:03d}", "bass loop" if bass else "melodic loop"))
-        audio = mr.render(events, 10 * slot + 0.5)
+        audio = mr.render(events, 10 * slot + 0.5, soundfont)
         n = int(slot * mr.SAMPLE_RATE)
         for k, (name, tag) in enumerate(names):
             clips.append(LabelledClip(package, name, tag, True, audio=audio[k * n:(k + 1) * n]))
     return clips
 
 
+# the drum kits each bank holds (another kit number plays its standard kit)
+CSOUND_KITS = (0, 16, 24, 25, 40)
+OPL3_KITS = (0,)
+
+
 def all_clips(seed: int = 20261204, log=print) -> list[LabelledClip]:
     rng = np.random.default_rng(seed)
     clips = hydrogen_clips() + sonic_pi_clips() + lmms_clips() + fluid_clips(rng)
+    # later packages draw from streams of their own, so adding one leaves the others' clips
+    from models.train import midi_render as mr
+    clips += avl_clips(np.random.default_rng([seed, 1]))
+    clips += gm_bank_clips(np.random.default_rng([seed, 2]), mr.CSOUND_GM, CSOUND_KITS)
+    clips += gm_bank_clips(np.random.default_rng([seed, 3]), mr.OPL3_GM, OPL3_KITS)
     counts: dict[str, int] = {}
     for clip in clips:
         counts[clip.package] = counts.get(clip.package, 0) + 1
