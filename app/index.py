@@ -89,6 +89,10 @@ EXACT_LEAD_PER_K = 1
 # candidates a block alone would (a 10-block query: recall@10 0.90 where all of them give 0.93, p99 2.0
 # where they take 2.8 ms).
 MULTI_BLOCK_SHARE = 1.5
+# A query of this many blocks or more is searched in two halves at once, one on the caller's
+# thread and one on a helper thread (hnswlib releases the GIL; in bench/million.py's
+# 1.5-million-vector graph an 8-block query's graph search takes 1.3 ms instead of 2.0).
+SPLIT_FROM_BLOCKS = 2
 
 # Chosen with bench/query.py (see bench/results/query.json): at 100k vectors of dim 512 these
 # keep a single-block query well under 1 ms p99 with recall@10 >= 0.98.
@@ -114,10 +118,6 @@ def ef_search_for(count: int) -> int:
 # Vectors are inserted in chunks under the write lock so a live query waits for one chunk at
 # most, not for a whole scan batch.
 _ADD_CHUNK = 256
-# A query of this many blocks or more is searched in two halves at once, one on the caller's
-# thread and one on a helper thread (hnswlib releases the GIL; at 1.5 million vectors an
-# 8-block query's graph search takes 1.3 ms instead of 2.0: bench/million.py).
-SPLIT_FROM_BLOCKS = 2
 _COPY_CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 # The exact rows' check after load waits this long: the window's start-up comes first.

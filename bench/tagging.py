@@ -177,10 +177,11 @@ def main() -> None:
     drums = [i for i, t in enumerate(truth) if t in DRUM_TAGS and t != "percussion"]
     drum_accuracy = float(np.mean([truth[i] == predicted[i] for i in drums]))
     subsets = {}
+    drum_rows = set(drums)
     for label, members in PACKAGE_SETS.items():
         inside = [i for i, p in enumerate(held) if p in members]
         sub_truth, sub_pred = [truth[i] for i in inside], [predicted[i] for i in inside]
-        sub_drums = [i for i in inside if i in set(drums)]
+        sub_drums = [i for i in inside if i in drum_rows]
         subsets[label] = {
             "packages": sorted(set(held[i] for i in inside)), "clips": len(inside),
             "pooled_macro_f1": round(macro_f1(sub_truth, sub_pred, sorted(set(sub_truth))), 4),

@@ -43,11 +43,13 @@ import numpy as np
 import soxr
 
 from .frontend import HOP_LENGTH
-from .preprocess import BLOCK_FRAMES, MODEL_SAMPLE_RATE, LogMelBlock, block_span
+from .preprocess import MODEL_SAMPLE_RATE, LogMelBlock, block_span
 
 COHERENCE_RATE = 11025
-# one block's span (``block_span``) at COHERENCE_RATE: the samples of one signal that are used
-MAX_SIGNAL = -(-(BLOCK_FRAMES + 1) * HOP_LENGTH * COHERENCE_RATE // MODEL_SAMPLE_RATE)   # 2.35 s
+# one block's span (``block_span`` of a block clear of the clip's start) at COHERENCE_RATE:
+# the samples of one signal that are used (2.35 s)
+_SPAN = block_span(HOP_LENGTH)
+MAX_SIGNAL = -(-(_SPAN.stop - _SPAN.start) * COHERENCE_RATE // MODEL_SAMPLE_RATE)
 # The correlation is circular: lags beyond N_FFT - MAX_SIGNAL (0.63 s) either way hold a
 # second, wrapped lag too. Two blocks of one recording still peak where they line up (the
 # wrapped part adds what two unrelated stretches give, about nothing), and two blocks the

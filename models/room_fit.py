@@ -53,6 +53,9 @@ DTYPE = np.float32                      # the prepared arrays (float64 gives the
 RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
 DEAD_TERM = 1e-14                       # of a term's sum over all frames: below, rounding
 SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
+# models.room_fit_kernel once this process has asked for the compiled fit (warm_up);
+# models.room_fit_arrays until then (see there for why both)
+_compiled = None
 
 
 # log10(x) = ln(x) / ln(10): numpy's natural log and exp of float32 are vectorised, its log10
@@ -208,11 +211,6 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         query_blocks, _power(query_blocks), design, total, head_edge, tail_edge,
         lags, _upper(), dead_term=DEAD_TERM, sweeps=NNLS_SWEEPS, log_scale=frontend.LOG_SCALE,
         ln_10_norm=float(_LN_10_NORM), denominators=spread + SPREAD_FLOOR * frames * bands)
-
-
-# models.room_fit_kernel once this process has asked for the compiled fit (warm_up);
-# models.room_fit_arrays until then (see there for why both)
-_compiled = None
 
 
 def warm_up() -> None:

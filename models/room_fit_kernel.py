@@ -6,8 +6,9 @@ their edge sums) and calls ``fit_errors``; the model and the error are described
 The log-scale misfit in float32 (as the query's log-mel), the rest in float64. What
 compiling saves over whole-array numpy is the temporaries (the fitted value of every cell
 at every lag written, logged and read back) and the overhead of many calls on arrays of a
-few thousand cells: ten pairs take about 3 ms here, 9-12 ms as array operations. The compiled code releases the GIL, so a
-room fit running beside the re-ranker's network and coherence threads does not hold them
+few thousand cells: ten pairs take about 3 ms here, 9-12 ms as array operations
+(``models.room_fit_arrays``, what a process that never asked for this runs). The compiled
+code releases the GIL, so a room fit running beside the re-ranker's network and coherence threads does not hold them
 up. Fast-math allows reordering sums (so vectorised reductions), not ignoring NaN.
 
 Compiled on first use and cached beside this file (``cache=True``); ``warm_up`` does it

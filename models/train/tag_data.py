@@ -234,13 +234,6 @@ def gm_drum_tag(key: int) -> str | None:
     return None
 
 
-def fluid_clips(rng: np.random.Generator) -> list[LabelledClip]:
-    """FluidR3 GM renders: program notes, drum keys (kits but the orchestral one), drum loops,
-    and bass and melodic phrases as loops."""
-    from models.train import midi_render as mr
-    return gm_bank_clips(rng, mr.SOUNDFONT, mr.DRUM_KITS)
-
-
 def gm_bank_clips(rng: np.random.Generator, soundfont, kits: tuple[int, ...]) -> list[LabelledClip]:
     """Renders of a General MIDI bank: program notes, the drum keys of its ``kits`` (the
     orchestral one left out), drum loops, and bass and melodic phrases as loops."""
@@ -261,7 +254,7 @@ def gm_bank_clips(rng: np.random.Generator, soundfont, kits: tuple[int, ...]) ->
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
     for name, audio in mr.drum_loops(rng, count=60, soundfont=soundfont, kits=kits):
         clips.append(LabelledClip(package, name, "drum loop", True, audio=trim_tail(audio)))
-    clips += _phrase_loops(rng, package, soundfont=soundfont)
+    clips += _phrase_loops(rng, package, soundfont)
     return clips
 
 
@@ -290,13 +283,12 @@ def avl_clips(rng: np.random.Generator) -> list[LabelledClip]:
     return clips
 
 
-def _phrase_loops(rng: np.random.Generator, package: str, count: int = 60,
-                  soundfont=None) -> list[LabelledClip]:
-    """Two-bar phrases of bass or melodic programs at 80-160 bpm, rendered one per slot
-    (with ``soundfont``; FluidR3 when None)."""
+def _phrase_loops(rng: np.random.Generator, package: str, soundfont,
+                  count: int = 60) -> list[LabelledClip]:
+    """Two-bar phrases of bass or melodic programs at 80-160 bpm on ``soundfont``, rendered
+    one per slot."""
     from models.train import midi_render as mr
 
-    soundfont = soundfont or mr.SOUNDFONT
     clips = []
     slot = 8.0
     for start in range(0, count, 10):
@@ -333,9 +325,10 @@ OPL3_KITS = (0,)
 
 def all_clips(seed: int = 20261204, log=print) -> list[LabelledClip]:
     rng = np.random.default_rng(seed)
-    clips = hydrogen_clips() + sonic_pi_clips() + lmms_clips() + fluid_clips(rng)
-    # later packages draw from streams of their own, so adding one leaves the others' clips
     from models.train import midi_render as mr
+    clips = (hydrogen_clips() + sonic_pi_clips() + lmms_clips()
+             + gm_bank_clips(rng, mr.SOUNDFONT, mr.DRUM_KITS))
+    # later packages draw from streams of their own, so adding one leaves the others' clips
     clips += avl_clips(np.random.default_rng([seed, 1]))
     clips += gm_bank_clips(np.random.default_rng([seed, 2]), mr.CSOUND_GM, CSOUND_KITS)
     clips += gm_bank_clips(np.random.default_rng([seed, 3]), mr.OPL3_GM, OPL3_KITS)
