@@ -28,11 +28,12 @@ The error is the squared difference of the fit and the query on the encoder's lo
 over those frames (so quiet detail counts as well as the loudest frame), relative to the
 query's own spread on that scale over the same frames.
 
-numpy prepares each pair (the lags, the candidate's design rows and their sums); the fits
-themselves, one per (pair, lag, band), and their misfit run compiled in
-``models.room_fit_kernel`` in a process that asked for it (``warm_up``), as whole-array
-numpy in ``models.room_fit_arrays`` otherwise. Any thread (no state besides that choice);
-the compiled part releases the GIL.
+A process that asked for the compiled fit (``warm_up``: the re-ranking process) runs each
+pair's coarse lag, its fits (one per lag and band) and their misfit in
+``models.room_fit_kernel``, reading the candidate's ``CandidateTerms`` in place; any other
+process runs the same as whole-array numpy (``coarse_lags`` here, the fits in
+``models.room_fit_arrays``). Any thread (no state besides that choice); the compiled part
+releases the GIL.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ NNLS_SWEEPS = 20
 DTYPE = np.float32                      # the prepared arrays (float64 gives the same errors to 1e-4)
 RESIDUAL_FLOOR = 1e-12                  # keeps ln() finite for an identical pair
 DEAD_TERM = 1e-14                       # of a term's sum over all frames: below, rounding
+LAG_FLOOR = 1e-12                       # keeps the lag's correlation finite for silent blocks
 SPREAD_FLOOR = 1e-6                     # per cell: a silent query block fits every candidate alike
 # models.room_fit_kernel once this process has asked for the compiled fit (warm_up);
 # models.room_fit_arrays until then (see there for why both)
@@ -89,6 +91,13 @@ def _onset_strength(log_mel: np.ndarray) -> np.ndarray:
     return np.maximum(rise, 0.0)
 
 
+def _lag_order(frames: int) -> np.ndarray:
+    """The lags ``coarse_lags`` tries for blocks of ``frames``, nearest first, so that among
+    equal correlations the smallest lag wins (argmax takes the first)."""
+    max_lag = max(min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES), 0)
+    return np.array(sorted(range(-max_lag, max_lag + 1), key=abs), dtype=np.int64)
+
+
 def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.ndarray:
     """``(k,)`` lag in frames by which each query row trails its candidate row (negative:
     leads), from the onset-strength correlation over at least ``MIN_OVERLAP_FRAMES`` shared
@@ -96,10 +105,7 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     q = _onset_strength(query_blocks.astype(DTYPE))
     c = _onset_strength(candidate_blocks.astype(DTYPE))
     k, frames = q.shape[:2]
-    max_lag = max(min(MAX_LAG_FRAMES, frames - MIN_OVERLAP_FRAMES), 0)
-    # nearest lags first, so that among equal correlations the smallest lag wins (argmax
-    # takes the first)
-    order = np.array(sorted(range(-max_lag, max_lag + 1), key=abs))
+    order = _lag_order(frames)
     cand_frame = np.arange(frames)[None, :]
     query_frame = cand_frame + order[:, None]                                     # (L, T)
     inside = ((query_frame >= 0) & (query_frame < frames)).astype(DTYPE)
@@ -109,7 +115,7 @@ def coarse_lags(query_blocks: np.ndarray, candidate_blocks: np.ndarray) -> np.nd
     q_energy = np.einsum("ktf,ktf->kt", q, q)
     c_energy = np.einsum("ktf,ktf->kt", c, c)
     den = np.sqrt((q_energy[:, query_frame] * inside).sum(axis=2)
-                  * (c_energy[:, None, :] * inside).sum(axis=2)) + 1e-12
+                  * (c_energy[:, None, :] * inside).sum(axis=2)) + LAG_FLOOR
     return order[np.argmax(num / den, axis=1)]
 
 
@@ -187,6 +193,11 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         return np.zeros(0)
     if terms is not None and len(terms) != k:
         raise ValueError(f"expected {k} candidate terms, got {len(terms)}")
+    query_log = query_blocks.astype(np.float64)
+    spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
+    denominators = spread + SPREAD_FLOOR * frames * bands
+    if _compiled is not None:
+        return _compiled_errors(query_blocks, candidate_blocks, terms, denominators)
     # Query frame t + lag is modelled by candidate frame t; frames the two do not share
     # are left out of the fit and of the error.
     fine = np.arange(-FINE_LAG_FRAMES, FINE_LAG_FRAMES + 1)
@@ -205,12 +216,36 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         total, head, tail = _frame_sums(design)
         ks = np.arange(k)[:, None]
         head_edge, tail_edge = head[ks, :, :, first], tail[ks, :, :, last]         # (k, S, F, P)
-    query_log = query_blocks.astype(np.float64)
-    spread = ((query_log - query_log.mean(axis=(1, 2), keepdims=True)) ** 2).sum(axis=(1, 2))
-    return (_compiled or room_fit_arrays).fit_errors(
+    return room_fit_arrays.fit_errors(
         query_blocks, _power(query_blocks), design, total, head_edge, tail_edge,
         lags, _upper(), dead_term=DEAD_TERM, sweeps=NNLS_SWEEPS, log_scale=frontend.LOG_SCALE,
-        ln_10_norm=float(_LN_10_NORM), denominators=spread + SPREAD_FLOOR * frames * bands)
+        ln_10_norm=float(_LN_10_NORM), denominators=denominators)
+
+
+def _compiled_errors(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
+                     terms: Sequence[CandidateTerms] | None, denominators: np.ndarray) -> np.ndarray:
+    """``room_fit_error`` in the compiled kernel, pair by pair: each pair's lag and fit read
+    its candidate's own ``CandidateTerms``, nothing stacked. Any thread."""
+    kernel = _compiled
+    if terms is None:
+        terms = candidate_terms(candidate_blocks)
+    frames = query_blocks.shape[1]
+    queries = query_blocks.astype(DTYPE)
+    query_onsets = _onset_strength(queries)
+    candidate_onsets = _onset_strength(candidate_blocks.astype(DTYPE))
+    # band-major, so that every loop over frames reads contiguous memory
+    query_bands = np.ascontiguousarray(queries.transpose(0, 2, 1))
+    power_bands = np.ascontiguousarray(_power(queries).transpose(0, 2, 1))
+    order = _lag_order(frames)
+    upper_i, upper_j = (np.ascontiguousarray(u, dtype=np.int64) for u in _upper())
+    errors = np.empty(len(terms))
+    for i, t in enumerate(terms):
+        lag = kernel.coarse_lag(query_onsets[i], candidate_onsets[i], order, LAG_FLOOR)
+        lags = np.arange(lag - FINE_LAG_FRAMES, lag + FINE_LAG_FRAMES + 1, dtype=np.int64)
+        errors[i] = kernel.pair_error(query_bands[i], power_bands[i], t.design, t.total, t.head, t.tail,
+                                      lags, upper_i, upper_j, DEAD_TERM, NNLS_SWEEPS,
+                                      float(frontend.LOG_SCALE), float(_LN_10_NORM), float(denominators[i]))
+    return errors
 
 
 def warm_up() -> None:

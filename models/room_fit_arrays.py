@@ -8,7 +8,7 @@ compiled fit (``models.room_fit.warm_up``); a one-off search (the command line, 
 by example in the window while no session runs) uses this. Ten pairs take 9-12 ms here
 against about 5 ms compiled.
 
-``fit_errors`` has the kernel's arguments and meaning; ``models.room_fit`` prepares them.
+``fit_errors`` fits every pair at once; ``models.room_fit`` prepares its arguments.
 Any thread.
 """
 
@@ -22,7 +22,9 @@ def fit_errors(query: np.ndarray, query_power: np.ndarray, design: np.ndarray, t
                *, dead_term: float, sweeps: int, log_scale: float, ln_10_norm: float,
                denominators: np.ndarray) -> np.ndarray:
     """``(k,)`` errors of the best fit over each row's ``lags`` (``(k, S)``); the arguments
-    as ``models.room_fit_kernel.fit_errors``. Any thread."""
+    of ``models.room_fit_kernel.pair_error`` stacked row by row, with each lag's edge sums
+    taken: ``query`` and ``query_power`` ``(k, T, F)``, ``design`` ``(k, F, J, T)``,
+    ``total`` ``(k, F, P)``, ``head_edge`` and ``tail_edge`` ``(k, S, F, P)``. Any thread."""
     k, frames, bands = query.shape
     n_lags = lags.shape[1]
     n_features = design.shape[2]
