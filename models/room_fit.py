@@ -128,9 +128,13 @@ class CandidateTerms:
     """What the fit needs of one candidate block alone, made once per block: the design
     ``(F, J, T)`` (its power, the power through each decay, the floor) and the sums of the
     products of every pair of design rows ``(F, P)``, over all frames (``total``) and over
-    the first and last ``e`` frames (``head``, ``tail``: ``(F, P, EDGE_FRAMES + 1)``, ``e``
+    the first and last ``e`` frames (``head``, ``tail``: ``(EDGE_FRAMES + 1, F, P)``, ``e``
     = 0..EDGE_FRAMES). The frames two blocks share at a lag are all but a few at one end,
-    so each query's Gram matrices are ``total`` less one edge. About 1 MB a block."""
+    so each query's Gram matrices are ``total`` less one edge. About 1 MB a block.
+
+    An edge's sums lie together (edge-major): a search reads three edges of each of its
+    ten candidates, usually after the hit's seconds of idle have evicted them from the
+    caches, and reads each as one run of memory rather than one cache line per value."""
     design: np.ndarray
     total: np.ndarray
     head: np.ndarray
@@ -157,14 +161,16 @@ def _products(design: np.ndarray) -> np.ndarray:
 
 
 def _frame_sums(design: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(k, F, J, T)`` designs -> the products' sums ``total``, ``head``, ``tail`` (see
-    ``CandidateTerms``), in float64 so that a sum less an edge keeps its precision."""
+    """``(k, F, J, T)`` designs -> the products' sums ``total`` ``(k, F, P)``, ``head``,
+    ``tail`` ``(k, E + 1, F, P)`` (see ``CandidateTerms``), in float64 so that a sum less an
+    edge keeps its precision."""
     products = _products(design).astype(np.float64)
     edge = min(EDGE_FRAMES, products.shape[-1])
     zero = np.zeros(products.shape[:-1] + (1,))
     head = np.concatenate([zero, np.cumsum(products[..., :edge], axis=-1)], axis=-1)
     tail = np.concatenate([zero, np.cumsum(products[..., ::-1][..., :edge], axis=-1)], axis=-1)
-    return products.sum(axis=-1), head, tail
+    return (products.sum(axis=-1), np.ascontiguousarray(np.moveaxis(head, -1, 1)),
+            np.ascontiguousarray(np.moveaxis(tail, -1, 1)))
 
 
 def candidate_terms(candidate_blocks: np.ndarray) -> list[CandidateTerms]:
@@ -209,13 +215,13 @@ def room_fit_error(query_blocks: np.ndarray, candidate_blocks: np.ndarray,
         design = np.stack([t.design for t in terms])                               # (k, F, J, T)
         total = np.stack([t.total for t in terms])                                 # (k, F, P)
         # only the edges these lags leave out, not every edge of every candidate
-        head_edge = np.stack([t.head[..., f].transpose(2, 0, 1) for t, f in zip(terms, first)])
-        tail_edge = np.stack([t.tail[..., e].transpose(2, 0, 1) for t, e in zip(terms, last)])
+        head_edge = np.stack([t.head[f] for t, f in zip(terms, first)])           # (k, S, F, P)
+        tail_edge = np.stack([t.tail[e] for t, e in zip(terms, last)])
     else:
         design = _designs(candidate_blocks)
         total, head, tail = _frame_sums(design)
         ks = np.arange(k)[:, None]
-        head_edge, tail_edge = head[ks, :, :, first], tail[ks, :, :, last]         # (k, S, F, P)
+        head_edge, tail_edge = head[ks, first], tail[ks, last]                     # (k, S, F, P)
     return room_fit_arrays.fit_errors(
         query_blocks, _power(query_blocks), design, total, head_edge, tail_edge,
         lags, _upper(), dead_term=DEAD_TERM, sweeps=NNLS_SWEEPS, log_scale=frontend.LOG_SCALE,

@@ -73,7 +73,7 @@ def pair_error(query, query_power, design, total, head, tail, lags, upper_i, upp
     """The error of the best fit over ``lags`` (``(S,)``) of one pair: ``query`` and
     ``query_power`` ``(F, T)`` float32 (log-mel and power, band-major), the candidate's
     ``design`` ``(F, J, T)``, its design products' sums over all frames ``total`` ``(F, P)``
-    and over its first and last ``e`` frames ``head`` and ``tail`` ``(F, P, E + 1)``,
+    and over its first and last ``e`` frames ``head`` and ``tail`` ``(E + 1, F, P)``,
     ``upper_i``/``upper_j`` the products' (row, column) indices, ``denominator`` the error's
     scale."""
     bands, frames = query.shape
@@ -120,7 +120,7 @@ def pair_error(query, query_power, design, total, head, tail, lags, upper_i, upp
             last = max(0, lag)
             c = s * bands + f
             for p in range(n_products):
-                value = total[f, p] - head[f, p, first] - tail[f, p, last]
+                value = total[f, p] - head[first, f, p] - tail[last, f, p]
                 gram[upper_i[p], upper_j[p]] = value
                 gram[upper_j[p], upper_i[p]] = value
             # A term whose energy lies wholly in the edge this lag leaves out (a click)
