@@ -13,7 +13,8 @@ A hit answers progressively: from its attack (``ATTACK_SECONDS``), refined at
 ring, from the ring's frame clock sampled with the time at each read), so a display can show
 the time since the hit. A hit's later stages replace its earlier ones in the merged list. The
 early stages search without the re-ranker and hand their files to it (``prepare``) so that
-it reads them while the hit sounds; the final one re-ranks while the worker keeps up. With
+it reads them while the hit sounds; the final one re-ranks unless the worker is behind with
+more to answer (``RERANK_LATE_SECONDS`` late and a later hit or window waiting). With
 ``rerank_process`` (the app's session) the re-ranking runs in a process of its own
 (``app.rerank_worker``), so the process's other threads (the window's) never wait for the
 GIL behind it.
@@ -95,7 +96,7 @@ RECENT_INPUT_SECONDS = 0.25
 # A tail's last samples are made as if the input stopped there (the resampler's filter
 # spreads a sample over 1-2 ms at MQ): a fade that the decay check must not take for the hit's.
 TAIL_SETTLING_SAMPLES = 128
-MAX_READ_SECONDS = 0.25        # frames read from the ring per step
+MAX_READ_SECONDS = 0.25        # frames read from the ring at once (a step reads all it holds)
 RECENT_ONSETS = 64
 # Suggestions an update carries at most (the pads page through them 16 at a time): captures
 # ask the index for this many files; live updates carry what the merger holds, up to this.
@@ -115,6 +116,9 @@ DECAY_FRAME_SECONDS = 0.02
 # A capture looks back at least this far for the last hit above the gate.
 CAPTURE_LOOKBACK_SECONDS = 3.5
 STAGES = ("attack", "refined", "final")
+# A final answer this late skips the re-ranker when more waits behind it (a later hit, another
+# due window); late with nothing behind it (a stall of a loaded machine between spaced hits),
+# it re-ranks: the worker has time, and the answer is far better
 RERANK_LATE_SECONDS = 0.1
 
 
@@ -611,9 +615,11 @@ class LiveMatcher:
         if end - self._position > self.max_lag_frames:
             self._jump(end, self._position)
             return True
-        frames = min(end - self._position, int(MAX_READ_SECONDS * self.sample_rate))
+        # all that the ring holds is read before anything is answered: a worker behind (a
+        # stall) then knows every hit waiting, answers only their latest stages, and
+        # re-ranks only the last (``RERANK_LATE_SECONDS``)
         did = False
-        if frames > 0:
+        while (frames := min(end - self._position, int(MAX_READ_SECONDS * self.sample_rate))) > 0:
             block = np.empty((frames, self.ring.channels), dtype=np.float32)
             try:
                 self.ring.read_into(block, self._position)
@@ -621,7 +627,7 @@ class LiveMatcher:
                 self._jump(self.ring.end_frame, exc.start_frame)
                 return True
             except RingUnderrun:
-                return False
+                return did
             self._position += frames
             self._consume(block, t_end, end)
             did = True
@@ -752,13 +758,22 @@ class LiveMatcher:
         # behind (a slow query, a loaded machine): an earlier stage whose later one is due
         # too would only delay the better answer
         later = {(w.onset, w.reason) for w in due if w.stage == "final"}
-        for w in due:
-            if w.stage != "final" and (w.onset, w.reason) in later:
-                continue
-            self._analyse(w, profile, known)
+        due = [w for w in due if w.stage == "final" or (w.onset, w.reason) not in later]
+        for n, w in enumerate(due):
+            self._analyse(w, profile, known, backlog=n + 1 < len(due) or self._later_onset(w))
         return bool(due)
 
-    def _analyse(self, w: _Window, profile: MatchProfile, known: "_KnownInput") -> None:
+    def _later_onset(self, w: _Window) -> bool:
+        """Whether an onset after ``w``'s own has been heard (its hit waits to be answered).
+        Worker thread."""
+        if w.onset is None:
+            return False
+        with self._state_lock:
+            return bool(self._seg_onsets) and self._seg_onsets[-1][0] > w.onset
+
+    def _analyse(self, w: _Window, profile: MatchProfile, known: "_KnownInput", *, backlog: bool = False) -> None:
+        """Answer window ``w``; ``backlog``: more waits to be answered after it (a final
+        answer that is late then skips the re-ranker). Worker thread."""
         begun = time.monotonic()
         audio = self._span(w.start, w.end, known)   # the worker is the only writer: no lock
         if w.end > known.model_end:
@@ -775,12 +790,12 @@ class LiveMatcher:
                 self._stats["windows_gated"] += 1
             return
         self._last_window = (self._model_to_frame(max(w.start, self._seg_model)), audio)
-        # the re-ranker reads files (hundreds of ms on a loaded machine): a final answer
-        # re-ranks only while the worker keeps up, so dense playing never falls behind
+        # the re-ranker reads files (hundreds of ms on a loaded machine): a late final answer
+        # with more behind it skips it, so dense playing never falls behind
         late_s = (self.ring.end_frame - self._model_to_frame(w.end)) / self.sample_rate
         timings = {"wait": (begun - self._arrival_time(w.end)) * 1e3}
-        results = self._lookup(audio, profile.k, rerank=w.stage == "final" and late_s < RERANK_LATE_SECONDS,
-                               timings=timings)
+        rerank = w.stage == "final" and (late_s < RERANK_LATE_SECONDS or not backlog)
+        results = self._lookup(audio, profile.k, rerank=rerank, timings=timings)
         if results is None:
             with self._lock:
                 self._stats["empty_windows"] += 1

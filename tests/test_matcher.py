@@ -297,6 +297,37 @@ def test_a_dropped_file_shows_the_index_order_first_then_the_reranked_list(libra
     assert final.suggestions[0].path == str(target)
 
 
+def test_a_late_final_answer_re_ranks_unless_a_later_hit_waits(library):
+    """A worker that falls behind (a stall of a loaded machine; here two hits reach the ring
+    at once) answers the first hit's final window without the re-ranker, since the second
+    waits, and re-ranks the second's: late, but with nothing behind it."""
+    library_dir, linked = library
+    files = played_files(linked, 12)
+    signal, starts = sequence([files[2], files[5]], SR, 0.6)
+    ring = CaptureRing.for_seconds(1, SR, 10, len(signal))
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"), max_lag_seconds=10.0)
+    assert matcher.reranker is not None
+    finals = []
+    matcher.subscribe(lambda u: finals.append(u) if u.reason == "onset" and u.stage == "final" else None)
+    matcher.start()
+    try:
+        ring.write(signal[:, None])          # one write: the worker finds both hits waiting
+        assert wait_for(lambda: any(u.onset_frame >= starts[1] - 0.05 * SR for u in finals))
+    finally:
+        matcher.stop()
+
+    def of_hit(i):
+        return [u for u in finals if abs(u.onset_frame - starts[i]) < 0.05 * SR]
+
+    def reranked(update):
+        return any(stage.startswith("rerank") for stage, _ in update.trace)
+
+    first, second = of_hit(0), of_hit(1)
+    assert len(first) == 1 and len(second) == 1, [(u.onset_frame, u.stage) for u in finals]
+    assert not reranked(first[0]) and reranked(second[0]), (first[0].trace, second[0].trace)
+    assert second[0].suggestions[0].path == str(files[5])
+
+
 # ---- the resampler's held-back tail ------------------------------------------------------------
 
 @pytest.mark.parametrize("device_rate", [48000, 32000, 96000, 22050])
