@@ -312,11 +312,18 @@ def _check_links(words: np.ndarray, width: int, n: int, where: str, *,
         counts = part[:, 0] & 0xFFFF
         if counts.size and counts.max() > width:
             raise GraphStateError(f"graph link count out of range ({where})")
-        used = slots < counts[:, None]
-        if np.any((part[:, 1:] >= n) & used):
-            raise GraphStateError(f"graph link out of range ({where})")
+        ids = part[:, 1:]
+        # the slots past a row's count hold what they held before (ids of this graph, or
+        # zeros): when no slot at all names a vector past the graph, one pass settles it,
+        # and only otherwise are the used slots told apart
+        used = None
+        if ids.size and ids.max() >= n:
+            used = slots < counts[:, None]
+            if np.any((ids >= n) & used):
+                raise GraphStateError(f"graph link out of range ({where})")
         if row_levels is not None:
-            ids = part[:, 1:][used]
+            used = slots < counts[:, None] if used is None else used
+            ids = ids[used]
             need = np.broadcast_to(row_levels[at:at + step, None], used.shape)[used]
             if np.any(levels[ids] < need):
                 raise GraphStateError(f"graph link to a vector below its level ({where})")

@@ -114,6 +114,28 @@ def test_hostile_regions_are_refused_before_hnswlib_reads_them(tmp_path):
             pytest.fail(what)
 
 
+def test_only_the_links_a_row_counts_must_lie_in_the_graph(tmp_path):
+    """A slot past a row's link count is never followed (hnswlib leaves there whatever it
+    held), so a value past the graph there loads, and the same value in a counted slot is
+    refused: the check's one-pass shortcut must not decide either way on its own."""
+    n = 300
+    original, region = graph_of(tmp_path, n)
+    numbers, at = parts(region)
+    size = numbers["size_data_per_element"]
+    counts = [struct.unpack_from("<H", region, at + e * size)[0] for e in range(n)]
+    element = next(e for e, c in enumerate(counts) if c < 2 * M)
+    count = counts[element]
+    leftover = _with(region, _level0_link(region, n, element, count), struct.pack("<I", n + 5))
+    queries = np.random.default_rng(3).normal(size=(10, DIM)).astype(np.float32)
+    original.set_ef(50)
+    loaded = load(leftover, n)
+    loaded.set_ef(50)
+    assert np.array_equal(loaded.knn_query(queries, k=5)[0], original.knn_query(queries, k=5)[0])
+    counted = _with(region, _level0_link(region, n, element, count - 1), struct.pack("<I", n + 5))
+    with pytest.raises(GraphStateError):
+        load(counted, n)
+
+
 def test_random_damage_is_refused_or_gives_a_graph_never_a_crash(tmp_path):
     """Bytes flipped anywhere: either GraphStateError, or a graph whose searches return
     vectors of the graph (a flip in a vector's numbers leaves a valid graph)."""
