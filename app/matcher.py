@@ -120,6 +120,11 @@ STAGES = ("attack", "refined", "final")
 # due window); late with nothing behind it (a stall of a loaded machine between spaced hits),
 # it re-ranks: the worker has time, and the answer is far better
 RERANK_LATE_SECONDS = 0.1
+# With no window pending in one-shot mode (between hits), the worker reads the ring this
+# often instead of every poll_interval: an onset found up to this late still opens its
+# windows long before its attack window is due (ATTACK_SECONDS), and a listening worker
+# that would wake 500 times a second costs a tenth of a core on input that is silence
+IDLE_POLL_SECONDS = 0.01
 
 
 class MatcherError(SampleScoutError):
@@ -336,7 +341,8 @@ class LiveMatcher:
         self._last_window: tuple[int, np.ndarray] | None = None
         self._stats = {"queries": 0, "windows_gated": 0, "empty_windows": 0, "onsets": 0,
                        "skipped_frames": 0, "jumps": 0, "errors": 0, "last_error": "",
-                       "captures": 0, "last_latency_ms": None, "windows_with_tail": 0}
+                       "captures": 0, "last_latency_ms": None, "windows_with_tail": 0,
+                       "ring_reads": 0}
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self._position = 0
         self._rerank_process = bool(rerank_process)
@@ -605,10 +611,19 @@ class LiveMatcher:
                 worked = False
                 self._stop.wait(0.05)
             if not worked:
-                self._stop.wait(self.poll_interval)
+                self._stop.wait(self._poll_seconds())
+
+    def _poll_seconds(self) -> float:
+        """How long the worker waits before it reads the ring again: ``poll_interval`` while
+        a window is pending or in rolling mode, ``IDLE_POLL_SECONDS`` between hits. Worker
+        thread (a capture adding a window meanwhile waits at most the longer one)."""
+        if self._pending or self._active_profile.mode != "one-shot":
+            return self.poll_interval
+        return max(self.poll_interval, IDLE_POLL_SECONDS)
 
     def _step(self) -> bool:
-        """Read what the ring holds, analyse due windows. True if anything happened."""
+        """Read what the ring holds, analyse due windows. True if windows were analysed or
+        the stream jumped (the next step comes at once)."""
         if self._profile is not self._active_profile:
             self._switch_profile()
         t_end, end = time.monotonic(), self.ring.end_frame
@@ -627,11 +642,14 @@ class LiveMatcher:
                 self._jump(self.ring.end_frame, exc.start_frame)
                 return True
             except RingUnderrun:
-                return did
+                return False
             self._position += frames
             self._consume(block, t_end, end)
             did = True
-        return self._analyse_due() or did
+        if did:
+            with self._lock:
+                self._stats["ring_reads"] += 1
+        return self._analyse_due()
 
     def _jump(self, end: int, lost_from: int) -> None:
         target = max(end - int(0.1 * self.sample_rate), self._position)

@@ -328,6 +328,31 @@ def test_a_late_final_answer_re_ranks_unless_a_later_hit_waits(library):
     assert second[0].suggestions[0].path == str(files[5])
 
 
+def test_between_hits_the_worker_reads_the_ring_at_the_idle_rate(library):
+    """Listening to silence in one-shot mode, the worker wakes about every
+    IDLE_POLL_SECONDS rather than every poll_interval (500 times a second, a tenth of a core
+    for nothing); a hit after the silence still gets its attack answer."""
+    from app.matcher import IDLE_POLL_SECONDS
+    library_dir, linked = library
+    ring = CaptureRing.for_seconds(1, SR, 4, 1024)
+    matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
+    updates = []
+    matcher.subscribe(updates.append)
+    matcher.start()
+    try:
+        feed(ring, np.zeros(SR // 5, np.float32), speed=1.0, block=256)
+        assert wait_for(lambda: matcher.stats()["ring_reads"] > 0)      # warmed up, reading
+        before = matcher.stats()["ring_reads"]
+        feed(ring, np.zeros(SR, np.float32), speed=1.0, block=256)
+        idle_reads = matcher.stats()["ring_reads"] - before
+        signal, _ = sequence([played_files(linked, 12)[3]], SR, 0.8)
+        feed(ring, signal, speed=1.0, block=256)
+        assert wait_for(lambda: any(u.reason == "onset" and u.stage == "attack" for u in updates))
+    finally:
+        matcher.stop()
+    assert 20 <= idle_reads <= 1.5 / IDLE_POLL_SECONDS, idle_reads
+
+
 # ---- the resampler's held-back tail ------------------------------------------------------------
 
 @pytest.mark.parametrize("device_rate", [48000, 32000, 96000, 22050])
