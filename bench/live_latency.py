@@ -2,9 +2,13 @@
 user sees them on stdout: `samplescout listen --json` runs as its own process and every
 line it prints is stamped on arrival (time.monotonic(), shared by the processes).
 
-A JACK peer plays library one-shots; the hit times are the peer's monotonic time of its
-first sample plus each hit's offset. Each update carries the monotonic time at which its
-onset's device frame reached the capture ring (``onset_time``), which pairs it with a hit.
+A JACK peer plays library one-shots; a hit's time is when the peer handed its first sample
+to the server, from the peer's clock of the signal (a loaded dummy server runs slower than
+real time, so the first sample's time plus the hit's offset drifts behind by up to hundreds
+of ms over a 30 s signal; such hits used to count as unanswered). Each update carries the
+monotonic time at which its onset's device frame reached the capture ring
+(``onset_time``), which pairs it with a hit; ``onset_offsets_ms`` says how far apart they
+were.
 
 Reported:
 - onset -> first suggestion on stdout (the attack answer), p50/p95, hits 1.6 s apart;
@@ -93,14 +97,21 @@ def wait_port(server: JackServer, pattern: str, timeout: float = 60.0) -> bool:
     return False
 
 
-def play(server, signal: np.ndarray, tmp: Path, name: str) -> float:
-    """Play ``signal``; the monotonic time of its first sample."""
+def play(server, signal: np.ndarray, tmp: Path, name: str, samples: list[int]) -> list[float]:
+    """Play ``signal``; the monotonic time at which each of ``samples`` was handed to the
+    server, from the peer's clock of the signal (``jack_server.play_signal``). A hit's time
+    is not the start's plus its offset at the nominal rate: a loaded dummy server runs
+    slower than real time, and the hits of a 30 s signal drift hundreds of ms behind it."""
     path = tmp / f"{name}.npy"
     np.save(path, signal)
     peer = start_live_peer(server, "play", path, "PortAudio:in_")
     peer.go()
     result = peer.result(timeout=len(signal) / SR + 60)
-    return float(result["start_time"])
+    clock = np.asarray(result.get("clock") or [(0, result["start_time"])], dtype=float)
+    at, when = clock[:, 0], clock[:, 1]
+    # past the clock's last entry: its time plus the nominal rate
+    return [float(np.interp(s, at, when)) if s <= at[-1] else float(when[-1] + (s - at[-1]) / SR)
+            for s in samples]
 
 
 def per_hit(lines, hit_times: list[float], since: float):
@@ -111,6 +122,20 @@ def per_hit(lines, hit_times: list[float], since: float):
                 and d.get("onset_time") is not None and abs(d["onset_time"] - h) < PAIR_S]
         finals = [(t, d) for t, d in mine if d.get("stage") == "final"]
         out.append((mine[0] if mine else None, finals[0] if finals else None))
+    return out
+
+
+def onset_offsets_ms(lines, hit_times: list[float], since: float) -> list[float | None]:
+    """For each hit: the onset_time of the nearest onset update within half a second, less
+    the hit's scheduled time (ms; None when there is none). A hit unpaired by ``per_hit``
+    whose offset is past PAIR_S was answered, but later than its schedule: the peer's
+    playback or the server lost time, which shifts every later hit alike."""
+    onsets = sorted({d["onset_time"] for t, d in lines if t >= since and d.get("reason") == "onset"
+                     and d.get("onset_time") is not None})
+    out: list[float | None] = []
+    for h in hit_times:
+        near = [o - h for o in onsets if abs(o - h) < 0.5]
+        out.append(round(1000 * min(near, key=abs), 1) if near else None)
     return out
 
 
@@ -155,8 +180,7 @@ def main() -> int:
         if files:
             signal, starts = sequence(files, SR, 1.6)
             since = time.monotonic()
-            t0 = play(server, signal, tmp, "spaced")
-            hit_times = [t0 + s / SR for s in starts]
+            hit_times = play(server, signal, tmp, "spaced", starts)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and per_hit(listener.lines, hit_times[-1:], since)[0][1] is None:
                 time.sleep(0.1)
@@ -175,7 +199,8 @@ def main() -> int:
                   "onset_to_final_stdout_ms": {"p50": pct(final_since_hit, 50), "p95": pct(final_since_hit, 95)},
                   "final_top1": round(float(np.mean(final_top1)), 3) if final_top1 else None,
                   "final_reranked": sum("rerank" in t for t in traces),
-                  "final_stages_ms": stage_table(traces)}
+                  "final_stages_ms": stage_table(traces),
+                  "onset_offsets_ms": onset_offsets_ms(listener.lines, hit_times, since) if files else []}
         # -- dense loops -------------------------------------------------------------------
         dense = {}
         for bpm in [int(t) for t in args.tempos.split(",")]:
@@ -190,8 +215,7 @@ def main() -> int:
                 sig[s:s + len(a)] += a[:len(sig) - s]
                 offs.append(s)
             since = time.monotonic()
-            t0 = play(server, np.clip(sig, -1, 1), tmp, f"loop{bpm}")
-            times = [t0 + s / SR for s in offs]
+            times = play(server, np.clip(sig, -1, 1), tmp, f"loop{bpm}", offs)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and per_hit(listener.lines, times[-1:], since)[0][1] is None:
                 time.sleep(0.1)
@@ -222,6 +246,10 @@ def main() -> int:
         print(f"  {stage:42s} {row['p50']!s:>8s} {row['p95']!s:>8s}")
     print(f"spaced: {spaced['answered']}/{spaced['hits']} answered, final R@1 {spaced['final_top1']}, "
           f"first answers {spaced['first_answer_stage']}")
+    late = [o for o in spaced["onset_offsets_ms"] if o is not None and abs(o) >= 1000 * PAIR_S]
+    if late:
+        print(f"  {len(late)} hits' onsets reported {min(late):.0f} to {max(late):.0f} ms from their "
+              f"schedule (the playback lost time; they count as unanswered)")
     for bpm, d in dense.items():
         print(f"dense {bpm} BPM eighths ({d['step_s']} s): R@1 per hit {d['r_at_1']} "
               f"({d['with_final']}/{d['hits']} with a final answer)")

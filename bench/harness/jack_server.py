@@ -248,15 +248,21 @@ def _wait_for_ports(client, pattern, is_input, is_midi=False, timeout=10.0):
     raise RuntimeError(f"no JACK port matching {pattern!r}")
 
 
+CLOCK_CYCLES = 16     # a played signal's clock: one (sample, time) every this many cycles
+
+
 def play_signal(client_name: str, signal, target: str, wait_s: float = 10.0) -> dict:
     """Peer side: connect an output port to every input port matching `target`, print
     'ready', wait for the test's go line on stdin, play `signal` once.
-    Returns the JACK frame and monotonic time of its first sample and the ports used."""
+    Returns the JACK frame and monotonic time of its first sample, the ports used, and
+    `clock`: (sample of the signal, monotonic time) at the start of every CLOCK_CYCLES-th
+    cycle, so that a sample's time is known even when the server runs slower than real
+    time (a loaded dummy server does: its frames then fall behind the wall clock)."""
     import threading
     import jack
     client = jack.Client(client_name, no_start_server=True)
     out = client.outports.register("out")
-    state = {"pos": -1, "start_frame": None, "start_time": None}
+    state = {"pos": -1, "start_frame": None, "start_time": None, "clock": []}
     done = threading.Event()
 
     @client.set_process_callback
@@ -269,6 +275,8 @@ def play_signal(client_name: str, signal, target: str, wait_s: float = 10.0) -> 
             state["start_frame"] = client.last_frame_time
             state["start_time"] = time.monotonic()
         p = state["pos"]
+        if p % (CLOCK_CYCLES * n) == 0:
+            state["clock"].append((p, time.monotonic()))
         chunk = signal[p:p + n]
         buf[:len(chunk)] = chunk
         buf[len(chunk):] = 0
@@ -289,7 +297,7 @@ def play_signal(client_name: str, signal, target: str, wait_s: float = 10.0) -> 
     client.deactivate()
     client.close()
     return {"start_frame": state["start_frame"], "start_time": state["start_time"],
-            "ports": port_names}
+            "ports": port_names, "clock": state["clock"]}
 
 
 def _peer_play(target: str, seed: str, frames: str, gap: str):

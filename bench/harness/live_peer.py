@@ -2,7 +2,8 @@
 
 `python bench/harness/live_peer.py play SIGNAL.npy TARGET` plays a float32 mono signal (at the JACK
 rate) into every input port matching TARGET after the parent writes "go"; it reports the
-JACK frame of its first sample and the monotonic time at which it started, as one JSON line.
+JACK frame of its first sample, the monotonic time at which it started and the signal's
+clock (``jack_server.play_signal``), as one JSON line.
 `python bench/harness/live_peer.py note PORT NOTE DELAYS` sends a note-on/off over JACK MIDI
 (python-rtmidi) to the first port containing PORT, once per delay (seconds after "go"), and
 reports the monotonic time of each note-on.
@@ -30,7 +31,7 @@ def _play(path: str, target: str, wait_s: str = "10") -> None:
     signal = np.load(path).astype(np.float32)
     played = play_signal("peer_live_play", signal, target, wait_s=float(wait_s))
     print(json.dumps({"start_frame": played["start_frame"], "start_time": played["start_time"],
-                      "frames": len(signal)}), flush=True)
+                      "frames": len(signal), "clock": played["clock"]}), flush=True)
 
 
 def _note(port_pattern: str, note: str, delays: str) -> None:
