@@ -789,7 +789,8 @@ class LiveMatcher:
         with self._state_lock:
             return bool(self._seg_onsets) and self._seg_onsets[-1][0] > w.onset
 
-    def _analyse(self, w: _Window, profile: MatchProfile, known: "_KnownInput", *, backlog: bool = False) -> None:
+    def _analyse(self, w: _Window, profile: MatchProfile, known: "_KnownInput", *,
+                 backlog: bool = False) -> None:
         """Answer window ``w``; ``backlog``: more waits to be answered after it (a final
         answer that is late then skips the re-ranker). Worker thread."""
         begun = time.monotonic()
