@@ -133,8 +133,7 @@ class CandidateTerms:
     so each query's Gram matrices are ``total`` less one edge. About 1 MB a block.
 
     An edge's sums lie together (edge-major): a search reads three edges of each of its
-    ten candidates, usually after the hit's seconds of idle have evicted them from the
-    caches, and reads each as one run of memory rather than one cache line per value."""
+    ten candidates, each as one run of memory rather than one value per cache line."""
     design: np.ndarray
     total: np.ndarray
     head: np.ndarray
