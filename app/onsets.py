@@ -23,8 +23,10 @@ For mono audio at any sample rate (the matcher runs it at the model rate):
    crosses the gate opens a sound. A flux onset within ``backtrack_s`` of that frame (and the
    first since it) is reported at the opening frame, so the window of a hit whose flux
    peaks late (a swell, a swash, a backspin) starts where the sound starts. A sound with no
-   flux onset at all (a slow fade-in) is reported at its opening frame once its level stands
-   ``rise_db`` above the gate, ``backtrack_s`` or more after the opening (strength 0).
+   flux onset at all is reported at its opening frame (strength 0) once its level has stood
+   ``rise_db`` above the gate, ``backtrack_s`` or more after the opening, or when it falls
+   back under the gate before then: a slow fade-in, and a quiet hit (a soft kick at -25
+   dBFS, whose energy in a few low bands moves the mean flux less than the threshold).
 
 Decisions for frame ``n`` wait for frame ``n+1`` (one hop of look-ahead). The detector
 gives the same onsets whatever the sizes of the chunks pushed (tested).
@@ -126,6 +128,7 @@ class OnsetDetector:
         self._open_frame: int | None = None   # where the current sound rose out of silence
         self._open_sample = 0
         self._open_reported = False      # an onset was reported since _open_frame
+        self._open_peak = -np.inf        # the loudest frame level since _open_frame
         self.n_samples = 0
 
     @property
@@ -246,22 +249,30 @@ class OnsetDetector:
         """Track sounds rising out of silence; report one that no flux onset marked."""
         gate = self.params.gate_db
         if level < gate:
+            # a short sound that no flux onset marked, closing before backtrack_s
+            unmarked = (self._open_frame is not None and not self._open_reported
+                        and self._open_peak >= gate + self.params.rise_db)
             self._below_gate = True
             self._open_frame = None
-            return []
+            return self._report_opening(frame, self._open_peak) if unmarked else []
         if self._below_gate:
             self._below_gate = False
-            self._open_frame, self._open_reported = frame, False
+            self._open_frame, self._open_reported, self._open_peak = frame, False, level
             # The sound starts in the hop this frame added: at its first sample above the gate.
             p = self.params
             new = np.abs(audio[p.n_fft - p.hop_length:])
             loud = np.flatnonzero(new >= 10.0 ** (gate / 20.0))
             self._open_sample = frame * p.hop_length + p.n_fft - p.hop_length + (int(loud[0]) if loud.size else 0)
             return []
-        if (self._open_frame is None or self._open_reported or level < gate + self.params.rise_db
+        self._open_peak = max(self._open_peak, level)
+        if (self._open_frame is None or self._open_reported or self._open_peak < gate + self.params.rise_db
                 or frame - self._open_frame <= self._backtrack_frames):
             return []
         # No flux onset can still be backtracked here: the pending frame is past the window.
+        return self._report_opening(frame, level)
+
+    def _report_opening(self, frame: int, level: float) -> list[Onset]:
+        """The open sound's onset at its opening sample (no flux onset marked it)."""
         self._open_reported = True
         self._last_onset_frame = frame
         return [Onset(sample=self._open_sample, strength=0.0, level_db=level)]
