@@ -316,13 +316,13 @@ def _check_links(words: np.ndarray, width: int, n: int, where: str, *,
         # the slots past a row's count hold what they held before (ids of this graph, or
         # zeros): when no slot at all names a vector past the graph, one pass settles it,
         # and only otherwise are the used slots told apart
-        used = None
-        if ids.size and ids.max() >= n:
-            used = slots < counts[:, None]
-            if np.any((ids >= n) & used):
-                raise GraphStateError(f"graph link out of range ({where})")
+        beyond = bool(ids.size) and ids.max() >= n
+        if not beyond and row_levels is None:
+            continue
+        used = slots < counts[:, None]
+        if beyond and np.any((ids >= n) & used):
+            raise GraphStateError(f"graph link out of range ({where})")
         if row_levels is not None:
-            used = slots < counts[:, None] if used is None else used
             ids = ids[used]
             need = np.broadcast_to(row_levels[at:at + step, None], used.shape)[used]
             if np.any(levels[ids] < need):

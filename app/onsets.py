@@ -250,8 +250,7 @@ class OnsetDetector:
         gate = self.params.gate_db
         if level < gate:
             # a short sound that no flux onset marked, closing before backtrack_s
-            unmarked = (self._open_frame is not None and not self._open_reported
-                        and self._open_peak >= gate + self.params.rise_db)
+            unmarked = self._unmarked_loud_sound()
             self._below_gate = True
             self._open_frame = None
             return self._report_opening(frame, self._open_peak) if unmarked else []
@@ -265,11 +264,15 @@ class OnsetDetector:
             self._open_sample = frame * p.hop_length + p.n_fft - p.hop_length + (int(loud[0]) if loud.size else 0)
             return []
         self._open_peak = max(self._open_peak, level)
-        if (self._open_frame is None or self._open_reported or self._open_peak < gate + self.params.rise_db
-                or frame - self._open_frame <= self._backtrack_frames):
+        if not self._unmarked_loud_sound() or frame - self._open_frame <= self._backtrack_frames:
             return []
         # No flux onset can still be backtracked here: the pending frame is past the window.
         return self._report_opening(frame, level)
+
+    def _unmarked_loud_sound(self) -> bool:
+        """A sound is open, no onset marked it, and it has stood ``rise_db`` above the gate."""
+        return (self._open_frame is not None and not self._open_reported
+                and self._open_peak >= self.params.gate_db + self.params.rise_db)
 
     def _report_opening(self, frame: int, level: float) -> list[Onset]:
         """The open sound's onset at its opening sample (no flux onset marked it)."""

@@ -26,31 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.harness.jack_server import JackServer  # noqa: E402
+from bench.harness.memory import tree_pids  # noqa: E402
 from bench.harness.live_support import build_library  # noqa: E402
 from bench.live_latency import Listener, wait_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_of(pid: int) -> list[int]:
-    """``pid`` and its children (two levels: the listener's audio and re-ranking processes)."""
-    pids, frontier = [pid], [pid]
-    for _ in range(2):
-        found = []
-        for p in frontier:
-            try:
-                found += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-            except OSError:
-                pass
-        pids += found
-        frontier = found
-    return pids
-
-
 def thread_seconds(pid: int) -> dict[tuple[int, int, str], float]:
     """CPU seconds (user + system) of every thread of ``pid``'s tree, by (pid, tid, name)."""
     out = {}
-    for p in tree_of(pid):
+    for p in tree_pids(pid):
         try:
             tids = os.listdir(f"/proc/{p}/task")
         except OSError:

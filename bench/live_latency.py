@@ -107,19 +107,25 @@ def play(server, signal: np.ndarray, tmp: Path, name: str, samples: list[int]) -
     peer = start_live_peer(server, "play", path, "PortAudio:in_")
     peer.go()
     result = peer.result(timeout=len(signal) / SR + 60)
-    clock = np.asarray(result.get("clock") or [(0, result["start_time"])], dtype=float)
+    clock = np.asarray(result["clock"], dtype=float)
     at, when = clock[:, 0], clock[:, 1]
     # past the clock's last entry: its time plus the nominal rate
     return [float(np.interp(s, at, when)) if s <= at[-1] else float(when[-1] + (s - at[-1]) / SR)
             for s in samples]
 
 
+def onset_updates(lines, since: float) -> list[tuple[float, dict]]:
+    """The listener's onset updates (arrival time, line) since ``since``, in order."""
+    return [(t, d) for t, d in lines if t >= since and d.get("reason") == "onset"
+            and d.get("onset_time") is not None]
+
+
 def per_hit(lines, hit_times: list[float], since: float):
     """For each hit: (first update (t, line), final update (t, line)) paired by onset_time."""
     out = []
+    updates = onset_updates(lines, since)
     for h in hit_times:
-        mine = [(t, d) for t, d in lines if t >= since and d.get("reason") == "onset"
-                and d.get("onset_time") is not None and abs(d["onset_time"] - h) < PAIR_S]
+        mine = [(t, d) for t, d in updates if abs(d["onset_time"] - h) < PAIR_S]
         finals = [(t, d) for t, d in mine if d.get("stage") == "final"]
         out.append((mine[0] if mine else None, finals[0] if finals else None))
     return out
@@ -130,8 +136,7 @@ def onset_offsets_ms(lines, hit_times: list[float], since: float) -> list[float 
     the hit's scheduled time (ms; None when there is none). A hit unpaired by ``per_hit``
     whose offset is past PAIR_S was answered, but later than its schedule: the peer's
     playback or the server lost time, which shifts every later hit alike."""
-    onsets = sorted({d["onset_time"] for t, d in lines if t >= since and d.get("reason") == "onset"
-                     and d.get("onset_time") is not None})
+    onsets = sorted({d["onset_time"] for _, d in onset_updates(lines, since)})
     out: list[float | None] = []
     for h in hit_times:
         near = [o - h for o in onsets if abs(o - h) < 0.5]

@@ -4,6 +4,7 @@ The capture ring here is the engine's real CaptureRing, written by a thread of t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -117,6 +118,16 @@ def feed(ring, signal, speed=4.0, block=512):
             time.sleep(delay)
 
 
+@contextlib.contextmanager
+def running(matcher):
+    """The matcher's worker running for the block, stopped however the block ends."""
+    matcher.start()
+    try:
+        yield matcher
+    finally:
+        matcher.stop()
+
+
 def caught_up(matcher) -> bool:
     """The matcher has read everything the ring holds (its analysis may still be running)."""
     return matcher.stats()["behind_frames"] == 0
@@ -126,8 +137,7 @@ def test_silence_and_quiet_noise_give_no_queries(library):
     library_dir, _ = library
     ring = CaptureRing.for_seconds(1, SR, 10, 1024)
     matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
-    matcher.start()
-    try:
+    with running(matcher):
         rng = np.random.default_rng(0)
         quiet = (rng.standard_normal(3 * SR) * 10 ** (-70 / 20)).astype(np.float32)
         feed(ring, np.concatenate([np.zeros(SR, np.float32), quiet]))
@@ -136,8 +146,6 @@ def test_silence_and_quiet_noise_give_no_queries(library):
         feed(ring, quiet)
         assert wait_for(lambda: caught_up(matcher) and matcher.stats()["windows_gated"] >= 2)
         stats = matcher.stats()
-    finally:
-        matcher.stop()
     assert stats["queries"] == 0 and stats["onsets"] == 0
     assert stats["windows_gated"] >= 1          # rolling windows came, the gate held them
     assert matcher.latest() is None
@@ -151,8 +159,7 @@ def test_mode_switch_and_overrun_skip(library):
     matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
     updates = []
     matcher.subscribe(updates.append)
-    matcher.start()
-    try:
+    with running(matcher):
         feed(ring, signal)
         assert wait_for(lambda: len(updates) >= 1 and caught_up(matcher))
         assert {u.reason for u in updates} == {"onset"} and matcher.recent_onsets()
@@ -173,8 +180,6 @@ def test_mode_switch_and_overrun_skip(library):
         matcher._step = original
         assert wait_for(lambda: matcher.stats()["jumps"] > before["jumps"]), matcher.stats()
         stats = matcher.stats()
-    finally:
-        matcher.stop()
     assert stats["jumps"] == before["jumps"] + 1
     assert stats["skipped_frames"] - before["skipped_frames"] == written - int(0.1 * SR)
     assert stats["errors"] == 0, stats["last_error"]
@@ -207,8 +212,7 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
     matcher.subscribe(lambda u: full.append(u) if u.reason == "capture-full" else None)
     live = []
     matcher.subscribe(live.append)
-    matcher.start()
-    try:
+    with running(matcher):
         feed(ring, signal)
         assert wait_for(lambda: caught_up(matcher))
         # the worker has answered what is due of the last hit (its refined or final stage)
@@ -222,8 +226,6 @@ def test_capture_runs_on_the_callers_thread_and_finds_the_hit_just_played(librar
         sounding = len(matcher.last_window()[1]) > 0.29 * MODEL_SAMPLE_RATE
         feed(ring, np.zeros(SR, np.float32))      # the rest of the hit's window arrives
         assert wait_for(lambda: len(full) >= sounding and ("onset", "live-matcher") in seen)
-    finally:
-        matcher.stop()
     assert update is not None and update.reason == "capture"
     assert update.suggestions[0].path == str(last), [s.name for s in update.suggestions[:3]]
     assert ("capture", threading.current_thread().name) in seen
@@ -309,12 +311,9 @@ def test_a_late_final_answer_re_ranks_unless_a_later_hit_waits(library):
     assert matcher.reranker is not None
     finals = []
     matcher.subscribe(lambda u: finals.append(u) if u.reason == "onset" and u.stage == "final" else None)
-    matcher.start()
-    try:
+    with running(matcher):
         ring.write(signal[:, None])          # one write: the worker finds both hits waiting
         assert wait_for(lambda: any(u.onset_frame >= starts[1] - 0.05 * SR for u in finals))
-    finally:
-        matcher.stop()
 
     def of_hit(i):
         return [u for u in finals if abs(u.onset_frame - starts[i]) < 0.05 * SR]
@@ -338,8 +337,7 @@ def test_between_hits_the_worker_reads_the_ring_at_the_idle_rate(library):
     matcher = LiveMatcher(library_dir, ring, SR, profile=get_profile("drums"))
     updates = []
     matcher.subscribe(updates.append)
-    matcher.start()
-    try:
+    with running(matcher):
         feed(ring, np.zeros(SR // 5, np.float32), speed=1.0, block=256)
         assert wait_for(lambda: matcher.stats()["ring_reads"] > 0)      # warmed up, reading
         before = matcher.stats()["ring_reads"]
@@ -348,8 +346,6 @@ def test_between_hits_the_worker_reads_the_ring_at_the_idle_rate(library):
         signal, _ = sequence([played_files(linked, 12)[3]], SR, 0.8)
         feed(ring, signal, speed=1.0, block=256)
         assert wait_for(lambda: any(u.reason == "onset" and u.stage == "attack" for u in updates))
-    finally:
-        matcher.stop()
     assert 20 <= idle_reads <= 1.5 / IDLE_POLL_SECONDS, idle_reads
 
 

@@ -234,6 +234,11 @@ def gm_drum_tag(key: int) -> str | None:
     return None
 
 
+def _drum_key(name: str) -> int:
+    """The MIDI key of a ``midi_render`` drum clip's name (``...-key38-v100``)."""
+    return int(name.split("-key")[1].split("-")[0])
+
+
 def gm_bank_clips(rng: np.random.Generator, soundfont, kits: tuple[int, ...]) -> list[LabelledClip]:
     """Renders of a General MIDI bank: program notes, the drum keys of its ``kits`` (the
     orchestral one left out), drum loops, and bass and melodic phrases as loops."""
@@ -248,7 +253,7 @@ def gm_bank_clips(rng: np.random.Generator, soundfont, kits: tuple[int, ...]) ->
         if tag is not None:
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
     for name, audio in mr.drum_clips(rng, soundfont, kits):
-        kit, key = int(name[3:5]), int(name.split("-key")[1].split("-")[0])
+        kit, key = int(name[3:5]), _drum_key(name)
         tag = gm_drum_tag(key)
         if tag is not None and kit != 48 and (key % 2 == 0 or tag != "percussion"):
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
@@ -277,7 +282,7 @@ def avl_clips(rng: np.random.Generator) -> list[LabelledClip]:
     _refuse_reserved(package)
     clips = []
     for n, (name, audio) in enumerate(mr.avl_drum_clips(rng)):
-        tag = AVL_KEY_TAGS.get(int(name.split("-key")[1].split("-")[0]))
+        tag = AVL_KEY_TAGS.get(_drum_key(name))
         if tag is not None and n % 2 == 0:
             clips.append(LabelledClip(package, name, tag, False, audio=trim_tail(audio)))
     return clips
